@@ -1,0 +1,176 @@
+//! `mobileclip`: embed images and texts, zero-shot tag an image, tokenize, list models.
+//!
+//! Errors are one line on stderr and a non-zero exit code.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mobileclip_wasm::preprocess::{ImageView, PixelFormat, load_image_file};
+use mobileclip_wasm::tokenizer::ClipTokenizer;
+use mobileclip_wasm::zero_shot::DEFAULT_TEMPLATE;
+use mobileclip_wasm::{Error, MobileClip, ModelConfig, Result};
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "mobileclip",
+    version,
+    about = "MobileCLIP image/text embeddings on burn (CPU)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print L2-normalised embeddings of images and/or texts as JSON.
+    Embed {
+        /// Model name (see `mobileclip models`) or path to a config JSON.
+        #[arg(long)]
+        model: String,
+        /// Checkpoint file (.pt / .bin / .safetensors) as published.
+        #[arg(long)]
+        weights: PathBuf,
+        /// Image files to embed.
+        #[arg(long = "image")]
+        images: Vec<PathBuf>,
+        /// Texts to embed.
+        #[arg(long = "text")]
+        texts: Vec<String>,
+    },
+    /// Rank labels for an image (softmax over cosine similarity × logit scale).
+    ZeroShot {
+        /// Model name or config JSON path.
+        #[arg(long)]
+        model: String,
+        /// Checkpoint file.
+        #[arg(long)]
+        weights: PathBuf,
+        /// The image.
+        #[arg(long)]
+        image: PathBuf,
+        /// Comma-separated labels.
+        #[arg(long)]
+        labels: String,
+        /// Prompt template(s) with `{}` for the label; several are averaged.
+        #[arg(long = "template")]
+        templates: Vec<String>,
+        /// Print only the best K labels.
+        #[arg(long)]
+        top_k: Option<usize>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the 77 CLIP token ids of a text.
+    Tokenize {
+        /// The text.
+        #[arg(long)]
+        text: String,
+    },
+    /// List the shipped model configs and where their published weights are.
+    Models,
+}
+
+fn load_config(model: &str) -> Result<ModelConfig> {
+    let path = Path::new(model);
+    if model.ends_with(".json") || path.is_file() {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            path: model.to_string(),
+            source,
+        })?;
+        ModelConfig::from_json(&text)
+    } else {
+        ModelConfig::builtin(model)
+    }
+}
+
+fn load_model(model: &str, weights: &Path) -> Result<MobileClip> {
+    MobileClip::from_file(load_config(model)?, weights, burn::tensor::Device::flex())
+}
+
+fn embed_files(model: &MobileClip, paths: &[PathBuf]) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(paths.len());
+    for p in paths {
+        let (rgb, w, h) = load_image_file(p)?;
+        let view = ImageView::new(&rgb, w, h, PixelFormat::Rgb8)?;
+        out.extend(model.encode_images(&[view])?);
+    }
+    Ok(out)
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Embed {
+            model,
+            weights,
+            images,
+            texts,
+        } => {
+            if images.is_empty() && texts.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "give at least one --image or --text".into(),
+                ));
+            }
+            let m = load_model(&model, &weights)?;
+            let image_embeddings = embed_files(&m, &images)?;
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let text_embeddings = if refs.is_empty() {
+                Vec::new()
+            } else {
+                m.encode_texts(&refs)?
+            };
+            let out = json!({"model": m.config().name, "image_embeddings": image_embeddings, "text_embeddings": text_embeddings});
+            println!("{out}");
+        }
+        Command::ZeroShot {
+            model,
+            weights,
+            image,
+            labels,
+            templates,
+            top_k,
+            json,
+        } => {
+            let m = load_model(&model, &weights)?;
+            let labels: Vec<&str> = labels.split(',').collect();
+            let templates: Vec<&str> = if templates.is_empty() {
+                vec![DEFAULT_TEMPLATE]
+            } else {
+                templates.iter().map(String::as_str).collect()
+            };
+            let emb = embed_files(&m, &[image])?;
+            let ranked = m.zero_shot(&emb[0], &labels, &templates, top_k)?;
+            if json {
+                println!("{}", serde_json::to_string(&ranked).expect("serialisable"));
+            } else {
+                for s in ranked {
+                    println!("{:>7.4}  {}", s.score, s.label);
+                }
+            }
+        }
+        Command::Tokenize { text } => {
+            let ids = ClipTokenizer::new()?.encode(&text)?;
+            println!("{}", serde_json::to_string(&ids).expect("serialisable"));
+        }
+        Command::Models => {
+            for name in ModelConfig::builtin_names() {
+                let cfg = ModelConfig::builtin(name)?;
+                println!("{name}\t{}", cfg.weights.url.as_deref().unwrap_or("-"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

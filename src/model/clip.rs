@@ -1,0 +1,67 @@
+//! The CLIP pair of towers (`clip.py` `CLIP`, open_clip `CustomTextCLIP`) and its loading.
+
+use burn::prelude::*;
+
+use super::image::mci::FastVit;
+use super::text::TextEncoder;
+use crate::config::{Architecture, ImageArch};
+use crate::error::{Error, Result};
+use crate::weights::Weights;
+
+/// The image tower.
+#[derive(Module, Debug)]
+pub enum ImageEncoder {
+    /// MCi / FastViT.
+    FastVit(FastVit),
+}
+
+impl ImageEncoder {
+    /// Unnormalised features `[B, E]`.
+    pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
+        match self {
+            ImageEncoder::FastVit(m) => m.forward(pixels),
+        }
+    }
+}
+
+/// Both towers and the learned temperature.
+#[derive(Module, Debug)]
+pub struct Clip {
+    /// Image tower.
+    pub image: ImageEncoder,
+    /// Text tower.
+    pub text: TextEncoder,
+    /// `exp(logit_scale)` clamped to 100, as the reference returns it.
+    pub logit_scale: f32,
+}
+
+impl Clip {
+    /// Builds both towers from canonically named weights; every missing, mis-shaped or
+    /// unexpected tensor is reported in one error.
+    pub fn load(arch: &Architecture, mut w: Weights) -> Result<Self> {
+        let image = match &arch.image {
+            ImageArch::FastVit(a) => {
+                ImageEncoder::FastVit(FastVit::load(a, arch.embed_dim, &mut w))
+            }
+            ImageArch::Vit(_) => {
+                return Err(Error::UnknownModel(
+                    "ViT image towers are not supported yet".into(),
+                ));
+            }
+        };
+        let text = TextEncoder::load(&arch.text, arch.embed_dim, &mut w);
+        let raw = w.take("logit_scale", &[1]).data[0];
+        w.finish(&["visual.", "text.", "logit_scale"])?;
+        Ok(Self {
+            image,
+            text,
+            logit_scale: raw.exp().clamp(0.0, 100.0),
+        })
+    }
+}
+
+/// L2-normalises rows of `[B, E]`, as `F.normalize(x, dim=-1)` (eps 1e-12).
+pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
+    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+    x / norm
+}

@@ -1,0 +1,11 @@
+//! Image encoders and their building blocks, one file per block as in the reference.
+
+pub mod attention;
+pub mod convffn;
+pub mod mci;
+pub mod mobileone;
+pub mod patch_embed;
+pub mod repcpe;
+pub mod replknet;
+pub mod repmixer;
+pub mod squeeze_excite;

@@ -1,0 +1,46 @@
+//! The RepMixer block of MobileCLIP-S0's "mct" text encoder (`text/repmixer.py`): the image
+//! RepMixer block run over the sequence as a `[B, D, 1, L]` map with `[1, 11]` kernels.
+
+use burn::prelude::*;
+
+use crate::model::image::repmixer::{RepMixerBlock, RepMixerBlockConfig};
+use crate::weights::Weights;
+
+/// A RepMixer block over token sequences.
+#[derive(Module, Debug)]
+pub struct TextRepMixerBlock {
+    block: RepMixerBlock,
+}
+
+/// Config of [`TextRepMixerBlock`].
+#[derive(Config, Debug)]
+pub struct TextRepMixerBlockConfig {
+    /// Token width.
+    pub dim: usize,
+    /// Kernel length along the sequence.
+    #[config(default = 11)]
+    pub kernel: usize,
+    /// FFN expansion (the reference's default 4).
+    #[config(default = 4)]
+    pub mlp_ratio: usize,
+}
+
+impl TextRepMixerBlockConfig {
+    /// Loads `prefix.{token_mixer, mlp, layer_scale}`.
+    pub fn load(&self, w: &mut Weights, prefix: &str) -> TextRepMixerBlock {
+        let k = [1, self.kernel];
+        TextRepMixerBlock {
+            block: RepMixerBlockConfig::new(self.dim, self.dim * self.mlp_ratio, k, k)
+                .load(w, prefix),
+        }
+    }
+}
+
+impl TextRepMixerBlock {
+    /// `[B, L, D]` → `[B, L, D]`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [b, l, d] = x.dims();
+        let y = self.block.forward(x.swap_dims(1, 2).reshape([b, d, 1, l]));
+        y.reshape([b, d, l]).swap_dims(1, 2)
+    }
+}

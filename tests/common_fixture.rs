@@ -1,0 +1,132 @@
+// Shared by the parity tests: reading a fixture folder written by tools/gen_fixtures.py.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use mobileclip_wasm::{MobileClip, ModelConfig};
+
+/// Tolerance of the acceptance bar: max |Δ| on L2-normalised embeddings, fp32 CPU.
+pub const TOL: f32 = 1e-4;
+
+pub struct Io {
+    pub image: Vec<f32>,
+    pub n_images: usize,
+    pub tokens: Vec<Vec<u32>>,
+    pub tensors: std::collections::HashMap<String, Vec<f32>>,
+}
+
+pub fn fixtures_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models")
+}
+
+pub fn read_io(dir: &Path) -> Io {
+    let bytes = std::fs::read(dir.join("io.safetensors")).expect("io.safetensors");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("valid io.safetensors");
+    let mut tensors = std::collections::HashMap::new();
+    let mut tokens = Vec::new();
+    let mut n_images = 0;
+    for (name, view) in st.tensors() {
+        match view.dtype() {
+            safetensors::Dtype::F32 => {
+                let v: Vec<f32> = view
+                    .data()
+                    .chunks(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .collect();
+                if name == "image" {
+                    n_images = view.shape()[0];
+                }
+                tensors.insert(name.to_string(), v);
+            }
+            safetensors::Dtype::I32 | safetensors::Dtype::I64 => {
+                let size = if view.dtype() == safetensors::Dtype::I32 {
+                    4
+                } else {
+                    8
+                };
+                let ids: Vec<u32> = view
+                    .data()
+                    .chunks(size)
+                    .map(|b| {
+                        if size == 4 {
+                            i32::from_le_bytes(b.try_into().unwrap()) as u32
+                        } else {
+                            i64::from_le_bytes(b.try_into().unwrap()) as u32
+                        }
+                    })
+                    .collect();
+                let l = view.shape()[1];
+                tokens = ids.chunks(l).map(<[u32]>::to_vec).collect();
+            }
+            other => panic!("unexpected dtype {other:?} for {name}"),
+        }
+    }
+    let image = tensors.remove("image").expect("image input");
+    Io {
+        image,
+        n_images,
+        tokens,
+        tensors,
+    }
+}
+
+pub fn max_abs_diff(a: &[Vec<f32>], b: &[f32]) -> f32 {
+    let flat: Vec<f32> = a.iter().flatten().copied().collect();
+    assert_eq!(
+        flat.len(),
+        b.len(),
+        "embedding count/width differs from the reference"
+    );
+    flat.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Loads every checkpoint of the fixture and compares both towers with the reference outputs.
+/// Returns a report line per checkpoint: (file, image max |Δ|, text max |Δ|).
+pub fn check_fixture(dir: &Path) -> Vec<(String, f32, f32)> {
+    let config =
+        ModelConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let io = read_io(dir);
+    let mut report = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("model")
+                && (n.ends_with(".pt") || n.ends_with(".safetensors") || n.ends_with(".bin"))
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no checkpoints in {}", dir.display());
+    for path in files {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        let suffix = if name.contains("reparam") {
+            "_reparam"
+        } else {
+            ""
+        };
+        let model = MobileClip::from_file(config.clone(), &path, burn::tensor::Device::flex())
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let img = model.encode_pixels(&io.image, io.n_images).unwrap();
+        let txt = model.encode_tokens(&io.tokens).unwrap();
+        let di = max_abs_diff(&img, &io.tensors[&format!("image_embeddings{suffix}")]);
+        let dt = max_abs_diff(&txt, &io.tensors[&format!("text_embeddings{suffix}")]);
+        if let Some(scale) = io.tensors.get("logit_scale_exp") {
+            assert!(
+                (model.logit_scale() - scale[0]).abs() <= 1e-4 * scale[0],
+                "{name}: logit scale {} vs {}",
+                model.logit_scale(),
+                scale[0]
+            );
+        }
+        eprintln!(
+            "{}/{name}: image max|Δ| {di:.2e}, text max|Δ| {dt:.2e}",
+            dir.file_name().unwrap().to_string_lossy()
+        );
+        report.push((name, di, dt));
+    }
+    report
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit + integration tests (small parity fixtures,
+# tokenizer corpus, preprocessing), then full-size parity of shipped models against the PyTorch
+# reference (random weights written by tools/gen_fixtures.py into a temporary folder).
+#
+# Environment:
+#   MOBILECLIP_FULL_MODELS   comma-separated configs for the full-size parity run
+#                            (default below; "none" skips it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --release --all-targets -- -D warnings
+
+step "cargo test --release (unit, tokenizer, preprocessing, small-model parity)"
+cargo test --release
+
+models=${MOBILECLIP_FULL_MODELS:-MobileCLIP-S0,MobileCLIP-S2,MobileCLIP2-S0,MobileCLIP2-S3}
+if [ "$models" != "none" ]; then
+  step "full-size parity: $models"
+  py=$(tools/setup-venv.sh)
+  out=$(mktemp -d -t mobileclip-full.XXXXXX)
+  trap 'rm -rf "$out"' EXIT
+  "$py" tools/gen_fixtures.py --full --out "$out" --models "$models"
+  MOBILECLIP_FULL_FIXTURES="$out" cargo test --release --test parity -- --ignored --nocapture full_size_models
+fi
