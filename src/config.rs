@@ -184,6 +184,7 @@ pub enum NormKind {
     /// BatchNorm2d (mci0..mci2).
     BatchNorm,
     /// LayerNorm over channels (mci3, mci4).
+    #[serde(rename = "layer_norm_2d")]
     LayerNorm2d,
 }
 
@@ -313,6 +314,30 @@ impl FastVitArch {
     }
 }
 
+/// The patch stem of a ViT.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VitStem {
+    /// Convolutions (BatchNorm + GELU after all but the last): MobileCLIP-B, MobileCLIP2-B.
+    Conv {
+        /// Output channels per conv.
+        channels: Vec<usize>,
+        /// Kernel sizes.
+        kernels: Vec<usize>,
+        /// Strides.
+        strides: Vec<usize>,
+        /// Paddings.
+        paddings: Vec<usize>,
+    },
+    /// One patch convolution (CLIP-style ViT).
+    Patch {
+        /// Patch size (kernel = stride).
+        patch_size: usize,
+        /// Whether the conv has a bias.
+        bias: bool,
+    },
+}
+
 /// ViT hyper-parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VitArch {
@@ -322,12 +347,89 @@ pub struct VitArch {
     pub depth: usize,
     /// Attention heads.
     pub num_heads: usize,
-    /// Patch size.
-    pub patch_size: usize,
     /// MLP expansion.
     pub mlp_ratio: f64,
     /// Input resolution the positional embedding is built for.
     pub img_size: usize,
+    /// The patch stem.
+    pub stem: VitStem,
+    /// Whether the positional embedding covers the class token too (timm's `no_embed_class = false`).
+    pub pos_includes_cls: bool,
+    /// LayerNorm before the blocks (`norm_pre`).
+    pub pre_norm: bool,
+    /// LayerNorm epsilon.
+    pub ln_eps: f64,
+    /// Length of a positional table that is bilinearly resampled to the number of patches
+    /// (Apple's v1 ViT: 196); `None`: the table must match the patch count (timm).
+    pub pos_table_len: Option<usize>,
+}
+
+impl VitArch {
+    /// The registry entry of a named ViT (`vit_b16`, `vit_base_mci_224`, `vit_large_patch14_clip_224`).
+    pub fn named(name: &str) -> Option<Self> {
+        let conv_stem = |d: usize, paddings: Vec<usize>| VitStem::Conv {
+            channels: vec![(d / 4).max(32), (d / 4).max(32), d],
+            kernels: vec![4, 2, 2],
+            strides: vec![4, 2, 2],
+            paddings,
+        };
+        let base = |stem, ln_eps| Self {
+            embed_dim: 768,
+            depth: 12,
+            num_heads: 12,
+            mlp_ratio: 4.0,
+            img_size: 224,
+            stem,
+            pos_includes_cls: false,
+            pre_norm: false,
+            ln_eps,
+            pos_table_len: None,
+        };
+        Some(match name {
+            // Apple's ConvNormAct pads int((k - 1) / 2): 1 for the 4×4 conv.
+            "vit_b16" => Self { pos_table_len: Some((224 / 16) * (224 / 16)), ..base(conv_stem(768, vec![1, 0, 0]), 1e-5) },
+            "vit_base_mci_224" => base(conv_stem(768, vec![0, 0, 0]), 1e-6),
+            "vit_large_patch14_clip_224" => Self {
+                embed_dim: 1024,
+                depth: 24,
+                num_heads: 16,
+                stem: VitStem::Patch { patch_size: 14, bias: false },
+                pos_includes_cls: true,
+                pre_norm: true,
+                ..base(VitStem::Patch { patch_size: 14, bias: false }, 1e-5)
+            },
+            _ => return None,
+        })
+    }
+
+    /// Applies an `arch` override object (keys: `embed_dim`, `depth`, `num_heads`, `mlp_ratio`;
+    /// a convolutional stem's widths follow `embed_dim` as in the reference).
+    fn apply_overrides(&mut self, arch: &Value) -> Result<()> {
+        let Value::Object(map) = arch else {
+            return Err(Error::Config("`arch` must be an object".into()));
+        };
+        for (k, v) in map {
+            let n = v.as_f64().ok_or_else(|| Error::Config(format!("ViT arch `{k}` must be a number")))?;
+            match k.as_str() {
+                "embed_dim" => {
+                    self.embed_dim = n as usize;
+                    if let VitStem::Conv { channels, .. } = &mut self.stem {
+                        let d = self.embed_dim;
+                        *channels = vec![(d / 4).max(32), (d / 4).max(32), d];
+                    }
+                }
+                // Apple's v1 ViT config names them n_transformer_layers / n_attn_heads.
+                "depth" | "n_transformer_layers" => self.depth = n as usize,
+                "num_heads" | "n_attn_heads" => self.num_heads = n as usize,
+                "mlp_ratio" => self.mlp_ratio = n,
+                _ => return Err(Error::Config(format!("unknown ViT arch key `{k}`"))),
+            }
+        }
+        if self.num_heads == 0 || self.embed_dim % self.num_heads != 0 {
+            return Err(Error::Config(format!("ViT width {} is not divisible by {} heads", self.embed_dim, self.num_heads)));
+        }
+        Ok(())
+    }
 }
 
 impl ImageArch {
@@ -336,6 +438,16 @@ impl ImageArch {
             .get("model_name")
             .and_then(Value::as_str)
             .ok_or_else(|| Error::Config("image_cfg.model_name missing".into()))?;
+        if name == "vit_b16" {
+            let mut vit = VitArch::named(name).expect("registered");
+            if let Some(size) = cfg.get("image_size").and_then(Value::as_u64) {
+                vit.img_size = size as usize;
+            }
+            if let Some(o) = cfg.get("arch") {
+                vit.apply_overrides(o)?;
+            }
+            return Ok(ImageArch::Vit(vit));
+        }
         let mut arch = FastVitArch::named(name)
             .ok_or_else(|| Error::UnknownModel(format!("image model `{name}` is not supported")))?;
         if let Some(o) = cfg.get("arch") {
@@ -350,6 +462,17 @@ impl ImageArch {
             .get("timm_model_name")
             .and_then(Value::as_str)
             .ok_or_else(|| Error::Config("vision_cfg.timm_model_name missing".into()))?;
+        let pool = cfg.get("timm_pool").and_then(Value::as_str);
+        if let Some(mut vit) = VitArch::named(name).filter(|_| name != "vit_b16") {
+            if pool.is_some_and(|p| p != "token") {
+                return Err(Error::Config(format!("vision_cfg.timm_pool {pool:?} is not supported for ViTs (only `token`)")));
+            }
+            vit.img_size = cfg.get("image_size").and_then(Value::as_u64).map_or(vit.img_size, |v| v as usize);
+            if let Some(o) = cfg.get("arch") {
+                vit.apply_overrides(o)?;
+            }
+            return Ok(ImageArch::Vit(vit));
+        }
         let mut arch = FastVitArch::named(name)
             .filter(|_| name.starts_with("fastvit_"))
             .ok_or_else(|| {
@@ -506,9 +629,6 @@ mod tests {
         for name in ModelConfig::builtin_names() {
             let cfg = ModelConfig::builtin(name).unwrap();
             assert_eq!(cfg.name, name);
-            if name == "MobileCLIP-B" || name == "MobileCLIP2-B" || name == "MobileCLIP2-L-14" {
-                continue; // ViT image towers: resolved once the ViT path lands
-            }
             let arch = cfg.resolve().unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(arch.text.context_length, 77);
         }

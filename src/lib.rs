@@ -63,7 +63,7 @@ impl MobileClip {
         device: Device,
     ) -> Result<Self> {
         let arch = config.resolve()?;
-        weights::names::canonicalize(&mut ckpt, config.family);
+        weights::names::canonicalize(&mut ckpt, config.family, &arch);
         let model = Clip::load(&arch, Weights::new(ckpt, device.clone()))?;
         Ok(Self {
             config,

@@ -30,6 +30,11 @@ fn v1_mci_base() {
 }
 
 #[test]
+fn v1_vit_base_causal() {
+    run("v1-vit-base-causal");
+}
+
+#[test]
 fn v2_mci0() {
     run("v2-mci0");
 }

@@ -3,9 +3,10 @@
 use burn::prelude::*;
 
 use super::image::mci::FastVit;
+use super::image::vit::VisionTransformer;
 use super::text::TextEncoder;
 use crate::config::{Architecture, ImageArch};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::weights::Weights;
 
 /// The image tower.
@@ -13,6 +14,8 @@ use crate::weights::Weights;
 pub enum ImageEncoder {
     /// MCi / FastViT.
     FastVit(FastVit),
+    /// ViT.
+    Vit(VisionTransformer),
 }
 
 impl ImageEncoder {
@@ -20,6 +23,7 @@ impl ImageEncoder {
     pub fn forward(&self, pixels: Tensor<4>) -> Tensor<2> {
         match self {
             ImageEncoder::FastVit(m) => m.forward(pixels),
+            ImageEncoder::Vit(m) => m.forward(pixels),
         }
     }
 }
@@ -43,11 +47,7 @@ impl Clip {
             ImageArch::FastVit(a) => {
                 ImageEncoder::FastVit(FastVit::load(a, arch.embed_dim, &mut w))
             }
-            ImageArch::Vit(_) => {
-                return Err(Error::UnknownModel(
-                    "ViT image towers are not supported yet".into(),
-                ));
-            }
+            ImageArch::Vit(a) => ImageEncoder::Vit(VisionTransformer::load(a, arch.embed_dim, &mut w)),
         };
         let text = TextEncoder::load(&arch.text, arch.embed_dim, &mut w);
         let raw = w.take("logit_scale", &[1]).data[0];

@@ -93,8 +93,13 @@ pub fn load_linear(w: &mut Weights, prefix: &str, inp: usize, out: usize, bias: 
 
 /// Loads `prefix.weight` / `prefix.bias` of a LayerNorm.
 pub fn load_layer_norm(w: &mut Weights, prefix: &str, dim: usize) -> LayerNorm {
+    load_layer_norm_eps(w, prefix, dim, LN_EPS)
+}
+
+/// Loads a LayerNorm with a given epsilon (timm's ViTs use 1e-6).
+pub fn load_layer_norm_eps(w: &mut Weights, prefix: &str, dim: usize, eps: f64) -> LayerNorm {
     let mut ln = LayerNormConfig::new(dim)
-        .with_epsilon(LN_EPS)
+        .with_epsilon(eps)
         .init(w.device());
     ln.gamma = w
         .take(&format!("{prefix}.weight"), &[dim])

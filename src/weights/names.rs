@@ -2,45 +2,62 @@
 //! module has one loader.
 //!
 //! Canonical names:
-//! - image tower under `visual.`, named as timm's `FastVit` names its parameters (`stem.0.conv_kxk.0.conv.weight`,
+//! - image tower under `visual.`, named as timm's `FastVit` / `VisionTransformer` name their parameters (`stem.0.conv_kxk.0.conv.weight`,
 //!   `stages.3.pos_emb.pos_enc.weight`, `final_conv.se.fc1.weight`, `head.fc.weight`); Apple's v1
 //!   names are remapped the way timm's `checkpoint_filter_fn` remaps them;
 //! - text tower under `text.`, named as open_clip's `TextTransformer` (`token_embedding.weight`,
-//!   `transformer.resblocks.0.attn.in_proj_weight`, `ln_final.weight`, `text_projection`); the
+//!   `transformer.resblocks.0.attn.in_proj_weight`, `ln_final.weight`, `text_projection`; ViT
+//!   blocks take the same sub-names under `visual.blocks.N`); the
 //!   RepMixer blocks of v1's "mct" text encoder keep timm-style sub-names under
 //!   `transformer.resblocks.{i}`;
 //! - `logit_scale`.
 
 use super::Checkpoint;
-use crate::config::Family;
+use crate::config::{Architecture, FastVitArch, Family, ImageArch};
 
 /// Renames every tensor of `ckpt` to its canonical name; tensors outside the model (other keys
 /// saved beside it) keep their names and are ignored by loading.
-pub fn canonicalize(ckpt: &mut Checkpoint, family: Family) {
+pub fn canonicalize(ckpt: &mut Checkpoint, family: Family, arch: &Architecture) {
     match family {
         Family::Mobileclip => {
-            let stage_ends = v1_stage_ends(ckpt);
-            ckpt.rename(|n| Some(v1_name(n, &stage_ends)));
+            let network = match &arch.image {
+                ImageArch::FastVit(a) => v1_network_layout(a),
+                ImageArch::Vit(_) => Vec::new(),
+            };
+            ckpt.rename(|n| Some(v1_name(n, &network)));
         }
         Family::OpenClip => ckpt.rename(|n| Some(open_clip_name(n))),
     }
 }
 
-/// Indices of `network.N` entries that are PatchEmbed downsamplers (v1 FastViT).
-fn v1_stage_ends(ckpt: &Checkpoint) -> Vec<usize> {
-    let mut ends: Vec<usize> = ckpt
-        .names()
-        .filter_map(|n| n.strip_prefix("image_encoder.model.network."))
-        .filter_map(|rest| {
-            let (idx, tail) = rest.split_once('.')?;
-            tail.starts_with("proj.")
-                .then(|| idx.parse().ok())
-                .flatten()
-        })
-        .collect();
-    ends.sort_unstable();
-    ends.dedup();
-    ends
+/// What each entry `network.N` of Apple's v1 FastViT holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NetworkPart {
+    /// The PatchEmbed that starts stage `s`.
+    Downsample(usize),
+    /// The RepCPE of stage `s`.
+    PosEmb(usize),
+    /// The blocks of stage `s`.
+    Blocks(usize),
+}
+
+/// Apple's v1 `FastViT.network` is flat: `[pos_emb?, stage, patch_embed?]` per stage. Its
+/// layout follows from the architecture (timm's `checkpoint_filter_fn` guesses it from the
+/// PatchEmbed positions instead, which merges stages not separated by a downsampler).
+fn v1_network_layout(arch: &FastVitArch) -> Vec<NetworkPart> {
+    let mut parts = Vec::new();
+    let mut prev = arch.embed_dims[0];
+    for (s, &dim) in arch.embed_dims.iter().enumerate() {
+        if arch.downsamples[s] || prev != dim {
+            parts.push(NetworkPart::Downsample(s));
+        }
+        if arch.pos_embs[s] {
+            parts.push(NetworkPart::PosEmb(s));
+        }
+        parts.push(NetworkPart::Blocks(s));
+        prev = dim;
+    }
+    parts
 }
 
 /// Apple's sub-module names → timm's, for MobileOne/RepMixer/ConvFFN/SE/layer-scale parameters.
@@ -62,23 +79,69 @@ fn v1_block_names(k: &str) -> String {
     k
 }
 
-fn v1_name(name: &str, stage_ends: &[usize]) -> String {
+/// A pre-norm transformer block's sub-names (Apple's `TransformerEncoder`, timm's `Block`) →
+/// open_clip's `ResidualAttentionBlock` names, the canonical ones.
+fn block_names(tail: &str) -> Option<String> {
+    const MAP: &[(&str, &str)] = &[
+        ("pre_norm_mha.0.", "ln_1."),
+        ("pre_norm_mha.1.qkv_proj.weight", "attn.in_proj_weight"),
+        ("pre_norm_mha.1.qkv_proj.bias", "attn.in_proj_bias"),
+        ("pre_norm_mha.1.out_proj.", "attn.out_proj."),
+        ("pre_norm_ffn.0.", "ln_2."),
+        ("pre_norm_ffn.1.", "mlp.c_fc."),
+        ("pre_norm_ffn.4.", "mlp.c_proj."),
+        ("norm1.", "ln_1."),
+        ("attn.qkv.weight", "attn.in_proj_weight"),
+        ("attn.qkv.bias", "attn.in_proj_bias"),
+        ("attn.proj.", "attn.out_proj."),
+        ("norm2.", "ln_2."),
+        ("mlp.fc1.", "mlp.c_fc."),
+        ("mlp.fc2.", "mlp.c_proj."),
+    ];
+    MAP.iter().find(|(from, _)| tail.starts_with(from)).map(|(from, to)| format!("{to}{}", &tail[from.len()..]))
+}
+
+/// Apple's v1 ViT (`vit.py`) names → canonical (timm `VisionTransformer` layout).
+fn v1_vit_name(rest: &str) -> Option<String> {
+    let mapped = if let Some(t) = rest.strip_prefix("patch_emb.") {
+        let (idx, tail) = t.split_once('.')?;
+        let tail = tail.strip_prefix("block.")?.replace("norm.", "bn.");
+        format!("patch_embed.backbone.{idx}.{tail}")
+    } else if let Some(t) = rest.strip_prefix("transformer.") {
+        let (idx, tail) = t.split_once('.')?;
+        format!("blocks.{idx}.{}", block_names(tail)?)
+    } else if rest == "pos_embed.pos_embed.pos_embed" {
+        "pos_embed".into()
+    } else if let Some(t) = rest.strip_prefix("post_transformer_norm.") {
+        format!("norm.{t}")
+    } else if rest == "classifier.proj" {
+        "head.proj".into()
+    } else if rest == "cls_token" {
+        rest.into()
+    } else {
+        return None;
+    };
+    Some(format!("visual.{mapped}"))
+}
+
+fn v1_name(name: &str, network: &[NetworkPart]) -> String {
     if let Some(rest) = name.strip_prefix("image_encoder.model.") {
+        if let Some(vit) = v1_vit_name(rest) {
+            return vit;
+        }
         let rest = v1_block_names(rest)
             .replace("patch_embed", "stem")
             .replace("conv_exp", "final_conv");
         if let Some(net) = rest.strip_prefix("network.") {
             let (idx, tail) = net.split_once('.').unwrap_or((net, ""));
-            if let Ok(idx) = idx.parse::<usize>() {
-                let stage = stage_ends.partition_point(|&e| e <= idx);
-                return if let Some(t) = tail.strip_prefix("proj.") {
-                    format!("visual.stages.{stage}.downsample.proj.{t}")
-                } else if let Some(t) = tail.strip_prefix("pe.") {
-                    format!("visual.stages.{stage}.pos_emb.pos_enc.{t}")
-                } else if let Some(t) = tail.strip_prefix("reparam_conv.") {
-                    format!("visual.stages.{stage}.pos_emb.reparam_conv.{t}")
-                } else {
-                    format!("visual.stages.{stage}.blocks.{tail}")
+            if let Some(part) = idx.parse::<usize>().ok().and_then(|i| network.get(i)) {
+                return match *part {
+                    NetworkPart::Downsample(s) => format!("visual.stages.{s}.downsample.{tail}"),
+                    NetworkPart::PosEmb(s) => {
+                        let tail = tail.strip_prefix("pe.").map_or(tail.to_string(), |t| format!("pos_enc.{t}"));
+                        format!("visual.stages.{s}.pos_emb.{tail}")
+                    }
+                    NetworkPart::Blocks(s) => format!("visual.stages.{s}.blocks.{tail}"),
                 };
             }
         }
@@ -127,6 +190,13 @@ fn v1_name(name: &str, stage_ends: &[usize]) -> String {
 
 fn open_clip_name(name: &str) -> String {
     if let Some(rest) = name.strip_prefix("visual.trunk.") {
+        // timm ViT blocks (top-level `blocks.N`); FastViT's live under `stages.N.blocks`.
+        if let Some(t) = rest.strip_prefix("blocks.")
+            && let Some((idx, tail)) = t.split_once('.')
+            && let Some(mapped) = block_names(tail)
+        {
+            return format!("visual.blocks.{idx}.{mapped}");
+        }
         return format!("visual.{rest}");
     }
     // Non-custom-text CLIP keeps the text tower at the top level.
@@ -150,8 +220,8 @@ mod tests {
 
     #[test]
     fn v1_image_names_follow_timm() {
-        let ends = [1, 3, 5];
-        let n = |s: &str| v1_name(s, &ends);
+        let layout = v1_network_layout(&FastVitArch::named("mci0").unwrap());
+        let n = |s: &str| v1_name(s, &layout);
         assert_eq!(
             n("image_encoder.model.patch_embed.0.rbr_conv.0.conv.weight"),
             "visual.stem.0.conv_kxk.0.conv.weight"
@@ -215,6 +285,30 @@ mod tests {
             "text.positional_embedding"
         );
         assert_eq!(n("logit_scale"), "logit_scale");
+    }
+
+    #[test]
+    fn v1_layout_keeps_stages_without_downsampler_apart() {
+        let mut arch = FastVitArch::named("mci0").unwrap();
+        arch.layers = vec![1, 1, 1];
+        arch.embed_dims = vec![16, 32, 32];
+        arch.downsamples = vec![false, true, false];
+        arch.pos_embs = vec![false, true, false];
+        use NetworkPart::*;
+        assert_eq!(v1_network_layout(&arch), vec![Blocks(0), Downsample(1), PosEmb(1), Blocks(1), Blocks(2)]);
+    }
+
+    #[test]
+    fn vit_names() {
+        let n = |s: &str| v1_name(s, &[]);
+        assert_eq!(n("image_encoder.model.patch_emb.0.block.conv.weight"), "visual.patch_embed.backbone.0.conv.weight");
+        assert_eq!(n("image_encoder.model.patch_emb.1.block.norm.running_mean"), "visual.patch_embed.backbone.1.bn.running_mean");
+        assert_eq!(n("image_encoder.model.transformer.11.pre_norm_ffn.1.weight"), "visual.blocks.11.mlp.c_fc.weight");
+        assert_eq!(n("image_encoder.model.pos_embed.pos_embed.pos_embed"), "visual.pos_embed");
+        assert_eq!(n("image_encoder.model.classifier.proj"), "visual.head.proj");
+        assert_eq!(open_clip_name("visual.trunk.blocks.3.attn.qkv.bias"), "visual.blocks.3.attn.in_proj_bias");
+        assert_eq!(open_clip_name("visual.trunk.blocks.3.norm1.weight"), "visual.blocks.3.ln_1.weight");
+        assert_eq!(open_clip_name("visual.trunk.patch_embed.backbone.0.bn.weight"), "visual.patch_embed.backbone.0.bn.weight");
     }
 
     #[test]

@@ -9,3 +9,4 @@ pub mod repcpe;
 pub mod replknet;
 pub mod repmixer;
 pub mod squeeze_excite;
+pub mod vit;

@@ -1,11 +1,12 @@
 //! Pre-norm transformer layer of the text encoders (Apple's `TransformerEncoder`, open_clip's
-//! `ResidualAttentionBlock`): `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
+//! `ResidualAttentionBlock`; the same block in the ViT image towers, timm's `Block`):
+//! `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
 
 use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
 
 use crate::model::attention::multi_head_attention;
-use crate::model::layers::{gelu, load_layer_norm, load_linear};
+use crate::model::layers::{gelu, load_layer_norm_eps, load_linear};
 use crate::weights::Weights;
 
 /// One pre-norm transformer layer.
@@ -29,6 +30,9 @@ pub struct TransformerLayerConfig {
     pub heads: usize,
     /// MLP hidden width.
     pub ffn_dim: usize,
+    /// LayerNorm epsilon.
+    #[config(default = 1e-5)]
+    pub ln_eps: f64,
 }
 
 impl TransformerLayerConfig {
@@ -38,10 +42,10 @@ impl TransformerLayerConfig {
         let in_w = w.take(&format!("{prefix}.attn.in_proj_weight"), &[3 * d, d]);
         let in_b = w.take_vec(&format!("{prefix}.attn.in_proj_bias"), 3 * d);
         TransformerLayer {
-            ln_1: load_layer_norm(w, &format!("{prefix}.ln_1"), d),
+            ln_1: load_layer_norm_eps(w, &format!("{prefix}.ln_1"), d, self.ln_eps),
             in_proj: crate::model::layers::linear(&in_w, Some(&in_b), w.device()),
             out_proj: load_linear(w, &format!("{prefix}.attn.out_proj"), d, d, true),
-            ln_2: load_layer_norm(w, &format!("{prefix}.ln_2"), d),
+            ln_2: load_layer_norm_eps(w, &format!("{prefix}.ln_2"), d, self.ln_eps),
             c_fc: load_linear(w, &format!("{prefix}.mlp.c_fc"), d, self.ffn_dim, true),
             c_proj: load_linear(w, &format!("{prefix}.mlp.c_proj"), self.ffn_dim, d, true),
             heads: self.heads,

@@ -1,0 +1,149 @@
+//! ViT image encoders: Apple's v1 `vit_b16` (`vit.py`, a convolutional stem), timm's
+//! `vit_base_mci_224` (MobileCLIP2-B, the same stem without padding) and
+//! `vit_large_patch14_clip_224` (MobileCLIP2-L/14, a patch conv with pre-norm).
+//!
+//! stem → patch tokens + positional embedding, class token → pre-norm transformer → final
+//! norm → class token → projection.
+
+use burn::module::Param;
+use burn::nn::conv::Conv2d;
+use burn::nn::{LayerNorm, Linear, PaddingConfig2d};
+use burn::prelude::*;
+
+use crate::config::{VitArch, VitStem};
+use crate::model::layers::{gelu, linear, linear_in_out, load_layer_norm_eps};
+use crate::model::text::transformer::{TransformerLayer, TransformerLayerConfig};
+use crate::weights::fold::{BatchNorm, fuse_conv_bn};
+use crate::weights::{HostTensor, Weights};
+
+/// One convolution of the stem, BatchNorm folded, optionally followed by GELU.
+#[derive(Module, Debug)]
+pub struct StemConv {
+    conv: Conv2d,
+    act: bool,
+}
+
+/// A ViT image encoder with its projection.
+#[derive(Module, Debug)]
+pub struct VisionTransformer {
+    stem: Vec<StemConv>,
+    cls_token: Param<Tensor<3>>,
+    pos_embed: Param<Tensor<3>>,
+    pos_includes_cls: bool,
+    norm_pre: Option<LayerNorm>,
+    blocks: Vec<TransformerLayer>,
+    norm: LayerNorm,
+    head: Linear,
+}
+
+fn conv_with_padding(kernel: &HostTensor, bias: &[f32], stride: usize, padding: usize, device: &Device) -> Conv2d {
+    let mut conv = crate::model::layers::conv2d(kernel, Some(bias), stride, 1, device);
+    conv.padding = PaddingConfig2d::Explicit(padding, padding, padding, padding);
+    conv
+}
+
+/// Resamples a `[1, L, D]` table to `[1, n, D]` along `L`, as PyTorch's bilinear
+/// `F.interpolate(size=(n, D), align_corners=False)` does (Apple's `LearnablePositionalEmbedding`).
+fn resample_rows(t: &HostTensor, n: usize) -> HostTensor {
+    let (len, d) = (t.shape[1], t.shape[2]);
+    if len == n {
+        return t.clone();
+    }
+    let scale = len as f32 / n as f32;
+    let mut out = HostTensor::zeros(&[1, n, d]);
+    for i in 0..n {
+        let src = ((i as f32 + 0.5) * scale - 0.5).max(0.0);
+        let i0 = src as usize;
+        let i1 = if i0 + 1 < len { i0 + 1 } else { i0 };
+        let l1 = src - i0 as f32;
+        let l0 = 1.0 - l1;
+        for j in 0..d {
+            out.data[i * d + j] = l0 * t.data[i0 * d + j] + l1 * t.data[i1 * d + j];
+        }
+    }
+    out
+}
+
+impl VisionTransformer {
+    /// Loads the encoder from canonical `visual.*` tensors.
+    pub fn load(arch: &VitArch, embed_dim: usize, w: &mut Weights) -> Self {
+        let d = arch.embed_dim;
+        let device = w.device().clone();
+        let mut stem = Vec::new();
+        let mut side = arch.img_size;
+        match &arch.stem {
+            VitStem::Conv { channels, kernels, strides, paddings } => {
+                let mut cin = 3;
+                for (i, (((&c, &k), &s), &p)) in channels.iter().zip(kernels).zip(strides).zip(paddings).enumerate() {
+                    let prefix = format!("visual.patch_embed.backbone.{i}");
+                    let kernel = w.take(&format!("{prefix}.conv.weight"), &[c, cin, k, k]);
+                    let last = i + 1 == channels.len();
+                    let (kernel, bias) = if last {
+                        (kernel, w.take_vec(&format!("{prefix}.conv.bias"), c))
+                    } else {
+                        fuse_conv_bn(kernel, &BatchNorm::load(w, &format!("{prefix}.bn"), c))
+                    };
+                    stem.push(StemConv { conv: conv_with_padding(&kernel, &bias, s, p, &device), act: !last });
+                    side = (side + 2 * p - k) / s + 1;
+                    cin = c;
+                }
+            }
+            VitStem::Patch { patch_size, bias } => {
+                let p = *patch_size;
+                let kernel = w.take("visual.patch_embed.proj.weight", &[d, 3, p, p]);
+                let b = if *bias { w.take_vec("visual.patch_embed.proj.bias", d) } else { vec![0.0; d] };
+                stem.push(StemConv { conv: conv_with_padding(&kernel, &b, p, 0, &device), act: false });
+                side /= p;
+            }
+        }
+        let patches = side * side;
+        let n_pos = patches + usize::from(arch.pos_includes_cls);
+        let cls_token = w.take("visual.cls_token", &[1, 1, d]).to_param(&device);
+        let pos_embed = match arch.pos_table_len {
+            Some(len) => resample_rows(&w.take("visual.pos_embed", &[1, len, d]), patches),
+            None => w.take("visual.pos_embed", &[1, n_pos, d]),
+        }
+        .to_param(&device);
+        let norm_pre = arch.pre_norm.then(|| load_layer_norm_eps(w, "visual.norm_pre", d, arch.ln_eps));
+        let layer = TransformerLayerConfig::new(d, arch.num_heads, (d as f64 * arch.mlp_ratio) as usize).with_ln_eps(arch.ln_eps);
+        let blocks = (0..arch.depth).map(|i| layer.load(w, &format!("visual.blocks.{i}"))).collect();
+        let norm = load_layer_norm_eps(w, "visual.norm", d, arch.ln_eps);
+        let head = if w.contains("visual.head.proj") {
+            linear_in_out(&w.take("visual.head.proj", &[d, embed_dim]), None, &device, d, embed_dim)
+        } else {
+            let weight = w.take("visual.head.weight", &[embed_dim, d]);
+            let bias = w.take_vec("visual.head.bias", embed_dim);
+            linear(&weight, Some(&bias), &device)
+        };
+        Self { stem, cls_token, pos_embed, pos_includes_cls: arch.pos_includes_cls, norm_pre, blocks, norm, head }
+    }
+
+    /// Unnormalised image features `[B, embed_dim]` from pixels `[B, 3, H, W]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let mut x = x;
+        for s in &self.stem {
+            x = s.conv.forward(x);
+            if s.act {
+                x = gelu(x);
+            }
+        }
+        let [b, d, h, w] = x.dims();
+        let patches = x.reshape([b, d, h * w]).swap_dims(1, 2);
+        let cls = self.cls_token.val().expand([b, 1, d]);
+        let pos = self.pos_embed.val();
+        let mut x = if self.pos_includes_cls {
+            Tensor::cat(vec![cls, patches], 1) + pos
+        } else {
+            Tensor::cat(vec![cls, patches + pos], 1)
+        };
+        if let Some(n) = &self.norm_pre {
+            x = n.forward(x);
+        }
+        for block in &self.blocks {
+            x = block.forward(x, None);
+        }
+        let x = self.norm.forward(x);
+        let cls = x.narrow(1, 0, 1).reshape([b, d]);
+        self.head.forward(cls)
+    }
+}
