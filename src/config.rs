@@ -96,17 +96,12 @@ impl ModelConfig {
     pub fn builtin(name: &str) -> Result<Self> {
         let norm = |s: &str| s.to_ascii_lowercase().replace('_', "-");
         let want = norm(name);
-        BUILTIN_CONFIGS
-            .iter()
-            .find(|(n, _)| norm(n) == want)
-            .map(|(_, json)| Self::from_json(json))
-            .unwrap_or_else(|| {
+        BUILTIN_CONFIGS.iter().find(|(n, _)| norm(n) == want).map(|(_, json)| Self::from_json(json)).unwrap_or_else(
+            || {
                 let names: Vec<&str> = BUILTIN_CONFIGS.iter().map(|(n, _)| *n).collect();
-                Err(Error::UnknownModel(format!(
-                    "`{name}` is not a known model; known models: {}",
-                    names.join(", ")
-                )))
-            })
+                Err(Error::UnknownModel(format!("`{name}` is not a known model; known models: {}", names.join(", "))))
+            },
+        )
     }
 
     /// Names of the shipped configs.
@@ -118,15 +113,17 @@ impl ModelConfig {
     pub fn resolve(&self) -> Result<Architecture> {
         let image = match self.family {
             Family::Mobileclip => {
-                let cfg = self.image_cfg.as_ref().ok_or_else(|| {
-                    Error::Config("a `mobileclip` config needs `image_cfg`".into())
-                })?;
+                let cfg = self
+                    .image_cfg
+                    .as_ref()
+                    .ok_or_else(|| Error::Config("a `mobileclip` config needs `image_cfg`".into()))?;
                 ImageArch::from_v1(cfg)?
             }
             Family::OpenClip => {
-                let cfg = self.vision_cfg.as_ref().ok_or_else(|| {
-                    Error::Config("an `open_clip` config needs `vision_cfg`".into())
-                })?;
+                let cfg = self
+                    .vision_cfg
+                    .as_ref()
+                    .ok_or_else(|| Error::Config("an `open_clip` config needs `vision_cfg`".into()))?;
                 ImageArch::from_timm(cfg)?
             }
         };
@@ -135,15 +132,9 @@ impl ModelConfig {
             Family::OpenClip => TextArch::from_open_clip(&self.text_cfg)?,
         };
         if self.preprocess.image_size == 0 {
-            return Err(Error::Config(
-                "preprocess.image_size must be positive".into(),
-            ));
+            return Err(Error::Config("preprocess.image_size must be positive".into()));
         }
-        Ok(Architecture {
-            embed_dim: self.embed_dim,
-            image,
-            text,
-        })
+        Ok(Architecture { embed_dim: self.embed_dim, image, text })
     }
 }
 
@@ -266,18 +257,14 @@ impl FastVitArch {
         };
         let mut merged = serde_json::to_value(&*self).expect("FastVitArch serialises");
         for (k, v) in map {
-            let slot = merged
-                .get_mut(k.as_str())
-                .ok_or_else(|| Error::Config(format!("unknown FastViT arch key `{k}`")))?;
+            let slot =
+                merged.get_mut(k.as_str()).ok_or_else(|| Error::Config(format!("unknown FastViT arch key `{k}`")))?;
             *slot = v.clone();
         }
-        *self = serde_json::from_value(merged)
-            .map_err(|e| Error::Config(format!("FastViT arch: {e}")))?;
+        *self = serde_json::from_value(merged).map_err(|e| Error::Config(format!("FastViT arch: {e}")))?;
         if v1_semantics && map.contains_key("downsamples") {
             let after = self.downsamples.clone();
-            self.downsamples = std::iter::once(false)
-                .chain(after.into_iter().take(self.layers.len() - 1))
-                .collect();
+            self.downsamples = std::iter::once(false).chain(after.into_iter().take(self.layers.len() - 1)).collect();
         }
         Ok(())
     }
@@ -293,9 +280,7 @@ impl FastVitArch {
             self.token_mixers.len(),
         ];
         if n == 0 || lens.iter().any(|&l| l != n) {
-            return Err(Error::Config(format!(
-                "FastViT arch: every per-stage list needs {n} entries"
-            )));
+            return Err(Error::Config(format!("FastViT arch: every per-stage list needs {n} entries")));
         }
         for (i, (&d, m)) in self.embed_dims.iter().zip(&self.token_mixers).enumerate() {
             if *m == TokenMixer::Attention && d % self.head_dim != 0 {
@@ -387,7 +372,9 @@ impl VitArch {
         };
         Some(match name {
             // Apple's ConvNormAct pads int((k - 1) / 2): 1 for the 4×4 conv.
-            "vit_b16" => Self { pos_table_len: Some((224 / 16) * (224 / 16)), ..base(conv_stem(768, vec![1, 0, 0]), 1e-5) },
+            "vit_b16" => {
+                Self { pos_table_len: Some((224 / 16) * (224 / 16)), ..base(conv_stem(768, vec![1, 0, 0]), 1e-5) }
+            }
             "vit_base_mci_224" => base(conv_stem(768, vec![0, 0, 0]), 1e-6),
             "vit_large_patch14_clip_224" => Self {
                 embed_dim: 1024,
@@ -426,7 +413,10 @@ impl VitArch {
             }
         }
         if self.num_heads == 0 || self.embed_dim % self.num_heads != 0 {
-            return Err(Error::Config(format!("ViT width {} is not divisible by {} heads", self.embed_dim, self.num_heads)));
+            return Err(Error::Config(format!(
+                "ViT width {} is not divisible by {} heads",
+                self.embed_dim, self.num_heads
+            )));
         }
         Ok(())
     }
@@ -465,7 +455,9 @@ impl ImageArch {
         let pool = cfg.get("timm_pool").and_then(Value::as_str);
         if let Some(mut vit) = VitArch::named(name).filter(|_| name != "vit_b16") {
             if pool.is_some_and(|p| p != "token") {
-                return Err(Error::Config(format!("vision_cfg.timm_pool {pool:?} is not supported for ViTs (only `token`)")));
+                return Err(Error::Config(format!(
+                    "vision_cfg.timm_pool {pool:?} is not supported for ViTs (only `token`)"
+                )));
             }
             vit.img_size = cfg.get("image_size").and_then(Value::as_u64).map_or(vit.img_size, |v| v as usize);
             if let Some(o) = cfg.get("arch") {
@@ -475,15 +467,11 @@ impl ImageArch {
         }
         let mut arch = FastVitArch::named(name)
             .filter(|_| name.starts_with("fastvit_"))
-            .ok_or_else(|| {
-                Error::UnknownModel(format!("timm image model `{name}` is not supported"))
-            })?;
+            .ok_or_else(|| Error::UnknownModel(format!("timm image model `{name}` is not supported")))?;
         if let Some(pool) = cfg.get("timm_pool").and_then(Value::as_str)
             && pool != "avg"
         {
-            return Err(Error::Config(format!(
-                "vision_cfg.timm_pool `{pool}` is not supported (only `avg`)"
-            )));
+            return Err(Error::Config(format!("vision_cfg.timm_pool `{pool}` is not supported (only `avg`)")));
         }
         if let Some(o) = cfg.get("arch") {
             arch.apply_overrides(o, false)?;
@@ -535,17 +523,12 @@ fn get_usize(cfg: &Value, key: &str) -> Result<usize> {
 impl TextArch {
     fn from_v1(cfg: &Value) -> Result<Self> {
         let dim = get_usize(cfg, "dim")?;
-        let ffn = cfg
-            .get("ffn_multiplier_per_layer")
-            .and_then(Value::as_f64)
-            .unwrap_or(4.0);
+        let ffn = cfg.get("ffn_multiplier_per_layer").and_then(Value::as_f64).unwrap_or(4.0);
         let variant = match cfg.get("model_name").and_then(Value::as_str) {
             Some("base") => TextVariant::Base,
             Some("mct") => TextVariant::Mct,
             other => {
-                return Err(Error::UnknownModel(format!(
-                    "text model {other:?} is not supported (base, mct)"
-                )));
+                return Err(Error::UnknownModel(format!("text model {other:?} is not supported (base, mct)")));
             }
         };
         let arch = Self {
@@ -557,10 +540,7 @@ impl TextArch {
             ffn_dim: ((dim as f64 * ffn / 16.0).ceil() * 16.0) as usize,
             vocab_size: get_usize(cfg, "vocab_size")?,
             context_length: get_usize(cfg, "context_length")?,
-            causal: cfg
-                .get("causal_masking")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            causal: cfg.get("causal_masking").and_then(Value::as_bool).unwrap_or(false),
             repmixer_kernel: 11,
         };
         arch.validate()
@@ -569,28 +549,15 @@ impl TextArch {
     fn from_open_clip(cfg: &Value) -> Result<Self> {
         let dim = get_usize(cfg, "width")?;
         let mlp = cfg.get("mlp_ratio").and_then(Value::as_f64).unwrap_or(4.0);
-        for unsupported in [
-            "embed_cls",
-            "use_pad_mask",
-            "proj_bias",
-            "qk_norm",
-            "ls_init_value",
-        ] {
-            if cfg
-                .get(unsupported)
-                .is_some_and(|v| !v.is_null() && v != &Value::Bool(false))
-            {
-                return Err(Error::Config(format!(
-                    "text_cfg.{unsupported} is not supported"
-                )));
+        for unsupported in ["embed_cls", "use_pad_mask", "proj_bias", "qk_norm", "ls_init_value"] {
+            if cfg.get(unsupported).is_some_and(|v| !v.is_null() && v != &Value::Bool(false)) {
+                return Err(Error::Config(format!("text_cfg.{unsupported} is not supported")));
             }
         }
         if let Some(p) = cfg.get("pool_type").and_then(Value::as_str)
             && p != "argmax"
         {
-            return Err(Error::Config(format!(
-                "text_cfg.pool_type `{p}` is not supported (argmax)"
-            )));
+            return Err(Error::Config(format!("text_cfg.pool_type `{p}` is not supported (argmax)")));
         }
         let arch = Self {
             variant: TextVariant::Base,
@@ -600,10 +567,7 @@ impl TextArch {
             ffn_dim: (dim as f64 * mlp) as usize,
             vocab_size: get_usize(cfg, "vocab_size")?,
             context_length: get_usize(cfg, "context_length")?,
-            causal: !cfg
-                .get("no_causal_mask")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            causal: !cfg.get("no_causal_mask").and_then(Value::as_bool).unwrap_or(false),
             repmixer_kernel: 11,
         };
         arch.validate()
@@ -611,10 +575,7 @@ impl TextArch {
 
     fn validate(self) -> Result<Self> {
         if self.heads == 0 || self.dim % self.heads != 0 {
-            return Err(Error::Config(format!(
-                "text width {} is not divisible by {} heads",
-                self.dim, self.heads
-            )));
+            return Err(Error::Config(format!("text width {} is not divisible by {} heads", self.dim, self.heads)));
         }
         Ok(self)
     }
@@ -636,15 +597,10 @@ mod tests {
 
     #[test]
     fn s0_has_mct_text_and_mci0() {
-        let arch = ModelConfig::builtin("mobileclip_s0")
-            .unwrap()
-            .resolve()
-            .unwrap();
+        let arch = ModelConfig::builtin("mobileclip_s0").unwrap().resolve().unwrap();
         assert_eq!(arch.text.variant, TextVariant::Mct);
         assert_eq!(arch.text.ffn_dim, 2048);
-        let ImageArch::FastVit(f) = arch.image else {
-            panic!()
-        };
+        let ImageArch::FastVit(f) = arch.image else { panic!() };
         assert_eq!(f.layers, vec![2, 6, 10, 2]);
         assert_eq!(f.final_features(), 1024);
     }
@@ -659,11 +615,7 @@ mod tests {
     #[test]
     fn v1_downsamples_shift_to_timm_semantics() {
         let mut a = FastVitArch::named("mci0").unwrap();
-        a.apply_overrides(
-            &serde_json::json!({"downsamples": [true, false, true, true]}),
-            true,
-        )
-        .unwrap();
+        a.apply_overrides(&serde_json::json!({"downsamples": [true, false, true, true]}), true).unwrap();
         assert_eq!(a.downsamples, vec![false, true, false, true]);
     }
 }

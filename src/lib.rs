@@ -25,7 +25,7 @@ use burn::prelude::*;
 pub use config::ModelConfig;
 pub use error::{Error, Result};
 
-use config::Architecture;
+use config::{Architecture, Family};
 use model::clip::{Clip, l2_normalize};
 use preprocess::{ImageView, preprocess};
 use tokenizer::ClipTokenizer;
@@ -57,21 +57,25 @@ impl MobileClip {
     }
 
     /// Loads a model from a parsed checkpoint.
-    pub fn from_checkpoint(
-        config: ModelConfig,
-        mut ckpt: Checkpoint,
-        device: Device,
-    ) -> Result<Self> {
+    pub fn from_checkpoint(config: ModelConfig, mut ckpt: Checkpoint, device: Device) -> Result<Self> {
         let arch = config.resolve()?;
+        if let Some(found) = weights::names::detect_family(&ckpt)
+            && found != config.family
+        {
+            let layout = |f: Family| match f {
+                Family::Mobileclip => "Apple's MobileCLIP v1 layout (`image_encoder.*`, `text_encoder.*`)",
+                Family::OpenClip => "open_clip's layout (`visual.*`, `text.*`)",
+            };
+            return Err(Error::WeightsMismatch(format!(
+                "the checkpoint is in {}, but {} expects {}: is this the weights file of another model?",
+                layout(found),
+                config.name,
+                layout(config.family)
+            )));
+        }
         weights::names::canonicalize(&mut ckpt, config.family, &arch);
         let model = Clip::load(&arch, Weights::new(ckpt, device.clone()))?;
-        Ok(Self {
-            config,
-            arch,
-            model,
-            tokenizer: ClipTokenizer::new()?,
-            device,
-        })
+        Ok(Self { config, arch, model, tokenizer: ClipTokenizer::new()?, device })
     }
 
     /// The model's config.
@@ -101,11 +105,7 @@ impl MobileClip {
 
     /// Moves the model to another device.
     pub fn to_device(self, device: Device) -> Self {
-        Self {
-            model: self.model.to_device(&device),
-            device,
-            ..self
-        }
+        Self { model: self.model.to_device(&device), device, ..self }
     }
 
     /// Checks preprocessed pixels (`batch` images, CHW, `f32`) and makes the input tensor.
@@ -118,10 +118,7 @@ impl MobileClip {
                 pixels.len()
             )));
         }
-        Ok(Tensor::from_data(
-            TensorData::new(pixels.to_vec(), [batch, 3, s, s]),
-            &self.device,
-        ))
+        Ok(Tensor::from_data(TensorData::new(pixels.to_vec(), [batch, 3, s, s]), &self.device))
     }
 
     /// Checks token ids and makes the input tensor plus each sequence's end-of-text position.
@@ -134,25 +131,17 @@ impl MobileClip {
         let mut eot = Vec::with_capacity(tokens.len());
         for (i, seq) in tokens.iter().enumerate() {
             if seq.len() != l {
-                return Err(Error::Text(format!(
-                    "token sequence {i} has {} ids, expected {l}",
-                    seq.len()
-                )));
+                return Err(Error::Text(format!("token sequence {i} has {} ids, expected {l}", seq.len())));
             }
             if let Some(bad) = seq.iter().find(|&&t| t as usize >= vocab) {
-                return Err(Error::Text(format!(
-                    "token id {bad} in sequence {i} is outside the vocabulary ({vocab})"
-                )));
+                return Err(Error::Text(format!("token id {bad} in sequence {i} is outside the vocabulary ({vocab})")));
             }
             // The reference pools at `argmax` of the ids: the first maximal one.
             let max = *seq.iter().max().expect("non-empty");
             eot.push(seq.iter().position(|&t| t == max).expect("max exists"));
             flat.extend(seq.iter().map(|&t| t as i64));
         }
-        Ok((
-            Tensor::from_data(TensorData::new(flat, [tokens.len(), l]), &self.device),
-            eot,
-        ))
+        Ok((Tensor::from_data(TensorData::new(flat, [tokens.len(), l]), &self.device), eot))
     }
 
     /// L2-normalised image embeddings `[B, E]` of preprocessed pixels, as a tensor on the device.
@@ -200,10 +189,7 @@ impl MobileClip {
             return Err(Error::Text("no texts to encode".into()));
         }
         let l = self.arch.text.context_length;
-        texts
-            .iter()
-            .map(|t| self.tokenizer.encode_with_length(t, l))
-            .collect()
+        texts.iter().map(|t| self.tokenizer.encode_with_length(t, l)).collect()
     }
 
     /// L2-normalised embeddings of images, one vector per image.
@@ -222,10 +208,7 @@ impl MobileClip {
     pub fn label_embeddings(&self, labels: &[&str], templates: &[&str]) -> Result<Vec<Vec<f32>>> {
         let prompts = zero_shot::prompts(labels, templates)?;
         let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
-        Ok(zero_shot::ensemble(
-            &self.encode_texts(&refs)?,
-            templates.len(),
-        ))
+        Ok(zero_shot::ensemble(&self.encode_texts(&refs)?, templates.len()))
     }
 
     /// Ranks `labels` for an image embedding: softmax of cosine similarity × logit scale.
@@ -244,22 +227,14 @@ impl MobileClip {
             )));
         }
         let labels_emb = self.label_embeddings(labels, templates)?;
-        Ok(zero_shot::rank(
-            image_embedding,
-            &labels_emb,
-            labels,
-            self.logit_scale(),
-            top_k,
-        ))
+        Ok(zero_shot::rank(image_embedding, &labels_emb, labels, self.logit_scale(), top_k))
     }
 }
 
 /// Reads a `[B, E]` tensor back as rows (synchronously: native and CPU backends).
 pub fn rows(t: Tensor<2>) -> Result<Vec<Vec<f32>>> {
     let [_, e] = t.dims();
-    let data = t
-        .into_data()
-        .try_into_vec::<f32>()
-        .map_err(|e| Error::InvalidArgument(format!("reading results: {e:?}")))?;
+    let data =
+        t.into_data().try_into_vec::<f32>().map_err(|e| Error::InvalidArgument(format!("reading results: {e:?}")))?;
     Ok(data.chunks(e).map(<[f32]>::to_vec).collect())
 }

@@ -30,14 +30,9 @@ pub fn prompts(labels: &[&str], templates: &[&str]) -> Result<Vec<String>> {
         return Err(Error::InvalidArgument("the template list is empty".into()));
     }
     if let Some(t) = templates.iter().find(|t| !t.contains("{}")) {
-        return Err(Error::InvalidArgument(format!(
-            "template `{t}` has no `{{}}` placeholder for the label"
-        )));
+        return Err(Error::InvalidArgument(format!("template `{t}` has no `{{}}` placeholder for the label")));
     }
-    Ok(labels
-        .iter()
-        .flat_map(|l| templates.iter().map(move |t| t.replace("{}", l.trim())))
-        .collect())
+    Ok(labels.iter().flat_map(|l| templates.iter().map(move |t| t.replace("{}", l.trim()))).collect())
 }
 
 /// L2-normalises a vector in place.
@@ -78,21 +73,12 @@ pub fn rank(
     logit_scale: f32,
     top_k: Option<usize>,
 ) -> Vec<LabelScore> {
-    let logits: Vec<f32> = label_embeddings
-        .iter()
-        .map(|l| logit_scale * cosine(image, l))
-        .collect();
+    let logits: Vec<f32> = label_embeddings.iter().map(|l| logit_scale * cosine(image, l)).collect();
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
     let sum: f32 = exp.iter().sum();
-    let mut out: Vec<LabelScore> = labels
-        .iter()
-        .zip(exp)
-        .map(|(l, e)| LabelScore {
-            label: l.trim().to_string(),
-            score: e / sum,
-        })
-        .collect();
+    let mut out: Vec<LabelScore> =
+        labels.iter().zip(exp).map(|(l, e)| LabelScore { label: l.trim().to_string(), score: e / sum }).collect();
     out.sort_by(|a, b| b.score.total_cmp(&a.score));
     out.truncate(top_k.unwrap_or(out.len()).max(1));
     out
@@ -110,24 +96,9 @@ mod tests {
 
     #[test]
     fn bad_labels_and_templates_are_named() {
-        assert!(
-            prompts(&[], &["{}"])
-                .unwrap_err()
-                .to_string()
-                .contains("label list is empty")
-        );
-        assert!(
-            prompts(&["a", " "], &["{}"])
-                .unwrap_err()
-                .to_string()
-                .contains("label 1 is empty")
-        );
-        assert!(
-            prompts(&["a"], &["no slot"])
-                .unwrap_err()
-                .to_string()
-                .contains("placeholder")
-        );
+        assert!(prompts(&[], &["{}"]).unwrap_err().to_string().contains("label list is empty"));
+        assert!(prompts(&["a", " "], &["{}"]).unwrap_err().to_string().contains("label 1 is empty"));
+        assert!(prompts(&["a"], &["no slot"]).unwrap_err().to_string().contains("placeholder"));
     }
 
     #[test]

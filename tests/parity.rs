@@ -8,14 +8,8 @@ use common_fixture::*;
 fn run(name: &str) {
     let report = check_fixture(&fixtures_root().join(name));
     for (file, di, dt) in report {
-        assert!(
-            di <= TOL,
-            "{name}/{file}: image embeddings differ by {di:e} (> {TOL:e})"
-        );
-        assert!(
-            dt <= TOL,
-            "{name}/{file}: text embeddings differ by {dt:e} (> {TOL:e})"
-        );
+        assert!(di <= TOL, "{name}/{file}: image embeddings differ by {di:e} (> {TOL:e})");
+        assert!(dt <= TOL, "{name}/{file}: text embeddings differ by {dt:e} (> {TOL:e})");
     }
 }
 
@@ -60,11 +54,7 @@ fn full_size_models() {
     assert!(!dirs.is_empty(), "no full-size fixtures under {root}");
     for dir in dirs {
         for (file, di, dt) in check_fixture(&dir) {
-            assert!(
-                di <= TOL && dt <= TOL,
-                "{}/{file}: image {di:e}, text {dt:e} (> {TOL:e})",
-                dir.display()
-            );
+            assert!(di <= TOL && dt <= TOL, "{}/{file}: image {di:e}, text {dt:e} (> {TOL:e})", dir.display());
         }
     }
 }

@@ -13,11 +13,7 @@ use mobileclip_wasm::{Error, MobileClip, ModelConfig, Result};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(
-    name = "mobileclip",
-    version,
-    about = "MobileCLIP image/text embeddings on burn (CPU)"
-)]
+#[command(name = "mobileclip", version, about = "MobileCLIP image/text embeddings on burn (CPU)")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -77,10 +73,7 @@ enum Command {
 fn load_config(model: &str) -> Result<ModelConfig> {
     let path = Path::new(model);
     if model.ends_with(".json") || path.is_file() {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            path: model.to_string(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: model.to_string(), source })?;
         ModelConfig::from_json(&text)
     } else {
         ModelConfig::builtin(model)
@@ -103,37 +96,18 @@ fn embed_files(model: &MobileClip, paths: &[PathBuf]) -> Result<Vec<Vec<f32>>> {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Embed {
-            model,
-            weights,
-            images,
-            texts,
-        } => {
+        Command::Embed { model, weights, images, texts } => {
             if images.is_empty() && texts.is_empty() {
-                return Err(Error::InvalidArgument(
-                    "give at least one --image or --text".into(),
-                ));
+                return Err(Error::InvalidArgument("give at least one --image or --text".into()));
             }
             let m = load_model(&model, &weights)?;
             let image_embeddings = embed_files(&m, &images)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let text_embeddings = if refs.is_empty() {
-                Vec::new()
-            } else {
-                m.encode_texts(&refs)?
-            };
+            let text_embeddings = if refs.is_empty() { Vec::new() } else { m.encode_texts(&refs)? };
             let out = json!({"model": m.config().name, "image_embeddings": image_embeddings, "text_embeddings": text_embeddings});
             println!("{out}");
         }
-        Command::ZeroShot {
-            model,
-            weights,
-            image,
-            labels,
-            templates,
-            top_k,
-            json,
-        } => {
+        Command::ZeroShot { model, weights, image, labels, templates, top_k, json } => {
             let m = load_model(&model, &weights)?;
             let labels: Vec<&str> = labels.split(',').collect();
             let templates: Vec<&str> = if templates.is_empty() {

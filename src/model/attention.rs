@@ -24,14 +24,6 @@ pub fn multi_head_attention(qkv: Tensor<3>, heads: usize, mask: Option<Tensor<2>
 
 /// The additive causal mask `[n, n]`: 0 on and below the diagonal, −∞ above.
 pub fn causal_mask(n: usize, device: &Device) -> Tensor<2> {
-    let data: Vec<f32> = (0..n * n)
-        .map(|i| {
-            if i % n > i / n {
-                f32::NEG_INFINITY
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    let data: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { f32::NEG_INFINITY } else { 0.0 }).collect();
     Tensor::from_data(TensorData::new(data, [n, n]), device)
 }

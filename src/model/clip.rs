@@ -44,19 +44,13 @@ impl Clip {
     /// unexpected tensor is reported in one error.
     pub fn load(arch: &Architecture, mut w: Weights) -> Result<Self> {
         let image = match &arch.image {
-            ImageArch::FastVit(a) => {
-                ImageEncoder::FastVit(FastVit::load(a, arch.embed_dim, &mut w))
-            }
+            ImageArch::FastVit(a) => ImageEncoder::FastVit(FastVit::load(a, arch.embed_dim, &mut w)),
             ImageArch::Vit(a) => ImageEncoder::Vit(VisionTransformer::load(a, arch.embed_dim, &mut w)),
         };
         let text = TextEncoder::load(&arch.text, arch.embed_dim, &mut w);
         let raw = w.take("logit_scale", &[1]).data[0];
-        w.finish(&["visual.", "text.", "logit_scale"])?;
-        Ok(Self {
-            image,
-            text,
-            logit_scale: raw.exp().clamp(0.0, 100.0),
-        })
+        w.finish()?;
+        Ok(Self { image, text, logit_scale: raw.exp().clamp(0.0, 100.0) })
     }
 }
 

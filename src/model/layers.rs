@@ -11,25 +11,11 @@ pub const LN_EPS: f64 = 1e-5;
 
 /// A convolution with "same"-style symmetric padding `k / 2`, from a `[O, I/groups, kh, kw]`
 /// kernel and a bias.
-pub fn conv2d(
-    kernel: &HostTensor,
-    bias: Option<&[f32]>,
-    stride: usize,
-    groups: usize,
-    device: &Device,
-) -> Conv2d {
-    let [out, _, kh, kw] = kernel.shape[..] else {
-        panic!("conv2d expects a 4-d kernel")
-    };
+pub fn conv2d(kernel: &HostTensor, bias: Option<&[f32]>, stride: usize, groups: usize, device: &Device) -> Conv2d {
+    let [out, _, kh, kw] = kernel.shape[..] else { panic!("conv2d expects a 4-d kernel") };
     Conv2d {
         weight: kernel.to_param(device),
-        bias: bias.map(|b| {
-            HostTensor {
-                shape: vec![out],
-                data: b.to_vec(),
-            }
-            .to_param(device)
-        }),
+        bias: bias.map(|b| HostTensor { shape: vec![out], data: b.to_vec() }.to_param(device)),
         stride: [stride, stride],
         kernel_size: [kh, kw],
         dilation: [1, 1],
@@ -40,9 +26,7 @@ pub fn conv2d(
 
 /// A linear layer from PyTorch's `[out, in]` weight layout.
 pub fn linear(weight: &HostTensor, bias: Option<&[f32]>, device: &Device) -> Linear {
-    let [out, inp] = weight.shape[..] else {
-        panic!("linear expects a 2-d weight")
-    };
+    let [out, inp] = weight.shape[..] else { panic!("linear expects a 2-d weight") };
     linear_in_out(&transpose(weight), bias, device, inp, out)
 }
 
@@ -57,31 +41,20 @@ pub fn linear_in_out(
     assert_eq!(weight_in_out.shape, vec![inp, out]);
     Linear {
         weight: weight_in_out.to_param(device),
-        bias: bias.map(|b| {
-            HostTensor {
-                shape: vec![out],
-                data: b.to_vec(),
-            }
-            .to_param(device)
-        }),
+        bias: bias.map(|b| HostTensor { shape: vec![out], data: b.to_vec() }.to_param(device)),
     }
 }
 
 /// Transposes a 2-d host tensor.
 pub fn transpose(t: &HostTensor) -> HostTensor {
-    let [r, c] = t.shape[..] else {
-        panic!("transpose expects a 2-d tensor")
-    };
+    let [r, c] = t.shape[..] else { panic!("transpose expects a 2-d tensor") };
     let mut data = vec![0.0; r * c];
     for i in 0..r {
         for j in 0..c {
             data[j * r + i] = t.data[i * c + j];
         }
     }
-    HostTensor {
-        shape: vec![c, r],
-        data,
-    }
+    HostTensor { shape: vec![c, r], data }
 }
 
 /// Loads `prefix.weight` / `prefix.bias` of a PyTorch `Linear`.
@@ -98,16 +71,9 @@ pub fn load_layer_norm(w: &mut Weights, prefix: &str, dim: usize) -> LayerNorm {
 
 /// Loads a LayerNorm with a given epsilon (timm's ViTs use 1e-6).
 pub fn load_layer_norm_eps(w: &mut Weights, prefix: &str, dim: usize, eps: f64) -> LayerNorm {
-    let mut ln = LayerNormConfig::new(dim)
-        .with_epsilon(eps)
-        .init(w.device());
-    ln.gamma = w
-        .take(&format!("{prefix}.weight"), &[dim])
-        .to_param(w.device());
-    ln.beta = Some(
-        w.take(&format!("{prefix}.bias"), &[dim])
-            .to_param(w.device()),
-    );
+    let mut ln = LayerNormConfig::new(dim).with_epsilon(eps).init(w.device());
+    ln.gamma = w.take(&format!("{prefix}.weight"), &[dim]).to_param(w.device());
+    ln.beta = Some(w.take(&format!("{prefix}.bias"), &[dim]).to_param(w.device()));
     ln
 }
 

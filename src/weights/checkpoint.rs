@@ -38,10 +38,7 @@ pub struct Checkpoint {
 
 impl std::fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Checkpoint")
-            .field("format", &self.format)
-            .field("tensors", &self.entries.len())
-            .finish()
+        f.debug_struct("Checkpoint").field("format", &self.format).field("tensors", &self.entries.len()).finish()
     }
 }
 
@@ -66,10 +63,7 @@ impl Checkpoint {
     /// Reads a checkpoint file.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_file(path: &std::path::Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
         Self::from_bytes(bytes)
     }
 
@@ -101,18 +95,12 @@ impl Checkpoint {
     /// Renames every tensor with `f` (names mapped to `None` are dropped).
     pub fn rename(&mut self, mut f: impl FnMut(&str) -> Option<String>) {
         let entries = std::mem::take(&mut self.entries);
-        self.entries = entries
-            .into_iter()
-            .filter_map(|(k, v)| f(&k).map(|k| (k, v)))
-            .collect();
+        self.entries = entries.into_iter().filter_map(|(k, v)| f(&k).map(|k| (k, v))).collect();
     }
 
     /// Converts a tensor to row-major `f32`.
     pub fn read_f32(&self, name: &str) -> Result<Vec<f32>> {
-        let e = self
-            .entries
-            .get(name)
-            .ok_or_else(|| Error::WeightsMismatch(format!("missing tensor `{name}`")))?;
+        let e = self.entries.get(name).ok_or_else(|| Error::WeightsMismatch(format!("missing tensor `{name}`")))?;
         let size = e.dtype.size();
         if size == 0 || matches!(e.dtype, DType::I64 | DType::I32) {
             return Err(Error::WeightsMismatch(format!(
@@ -124,11 +112,9 @@ impl Checkpoint {
         let numel: usize = e.shape.iter().product();
         let mut out = Vec::with_capacity(numel);
         let read = |i: usize| -> Result<f32> {
-            let b = storage.get(i * size..(i + 1) * size).ok_or_else(|| {
-                Error::WeightsFormat(format!(
-                    "tensor `{name}` reaches past the end of its storage"
-                ))
-            })?;
+            let b = storage
+                .get(i * size..(i + 1) * size)
+                .ok_or_else(|| Error::WeightsFormat(format!("tensor `{name}` reaches past the end of its storage")))?;
             Ok(match e.dtype {
                 DType::F32 => f32::from_le_bytes(b.try_into().expect("4 bytes")),
                 DType::F64 => f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32,
@@ -164,9 +150,7 @@ impl Checkpoint {
 
     fn from_pytorch_zip(bytes: Vec<u8>) -> Result<Self> {
         let zerr = |e: zip::result::ZipError| {
-            Error::WeightsFormat(format!(
-                "PyTorch zip checkpoint: {e} (is the file truncated?)"
-            ))
+            Error::WeightsFormat(format!("PyTorch zip checkpoint: {e} (is the file truncated?)"))
         };
         let mut archive = zip::ZipArchive::new(Cursor::new(bytes.as_slice())).map_err(zerr)?;
         let mut pkl = None;
@@ -174,14 +158,13 @@ impl Checkpoint {
         for i in 0..archive.len() {
             let file = archive.by_index_raw(i).map_err(zerr)?;
             let name = file.name().map_err(zerr)?.into_owned();
-            let start = file.data_start().ok_or_else(|| {
-                Error::WeightsFormat(format!("zip entry `{name}` has no data offset"))
-            })? as usize;
+            let start = file
+                .data_start()
+                .ok_or_else(|| Error::WeightsFormat(format!("zip entry `{name}` has no data offset")))?
+                as usize;
             let len = file.compressed_size() as usize;
             if start.checked_add(len).is_none_or(|end| end > bytes.len()) {
-                return Err(Error::WeightsFormat(format!(
-                    "zip entry `{name}` is truncated"
-                )));
+                return Err(Error::WeightsFormat(format!("zip entry `{name}` is truncated")));
             }
             if file.compression() != zip::CompressionMethod::Stored {
                 return Err(Error::WeightsFormat(format!(
@@ -195,20 +178,13 @@ impl Checkpoint {
             }
         }
         drop(archive);
-        let pkl = pkl.ok_or_else(|| {
-            Error::WeightsFormat("zip archive has no data.pkl: not a torch.save checkpoint".into())
-        })?;
+        let pkl =
+            pkl.ok_or_else(|| Error::WeightsFormat("zip archive has no data.pkl: not a torch.save checkpoint".into()))?;
         let root = pickle::parse(&bytes[pkl])?;
         let dict = state_dict(root)?;
         let mut entries = BTreeMap::new();
         for (name, t) in dict {
-            let TensorRef {
-                storage,
-                dtype,
-                offset,
-                shape,
-                stride,
-            } = t;
+            let TensorRef { storage, dtype, offset, shape, stride } = t;
             let range = storages.get(&storage).cloned().ok_or_else(|| {
                 Error::WeightsFormat(format!(
                     "tensor `{name}` points at missing storage `{storage}` (truncated archive?)"
@@ -216,40 +192,19 @@ impl Checkpoint {
             })?;
             let numel: usize = shape.iter().product();
             if numel > 0 && dtype.size() > 0 {
-                let last = offset
-                    + shape
-                        .iter()
-                        .zip(&stride)
-                        .map(|(n, s)| (n - 1) * s)
-                        .sum::<usize>();
+                let last = offset + shape.iter().zip(&stride).map(|(n, s)| (n - 1) * s).sum::<usize>();
                 if (last + 1) * dtype.size() > range.len() {
-                    return Err(Error::WeightsFormat(format!(
-                        "tensor `{name}` reaches past the end of its storage"
-                    )));
+                    return Err(Error::WeightsFormat(format!("tensor `{name}` reaches past the end of its storage")));
                 }
             }
-            entries.insert(
-                name,
-                Entry {
-                    dtype,
-                    shape,
-                    storage: range,
-                    offset,
-                    stride,
-                },
-            );
+            entries.insert(name, Entry { dtype, shape, storage: range, offset, stride });
         }
-        Ok(Self {
-            bytes,
-            entries,
-            format: Format::PytorchZip,
-        })
+        Ok(Self { bytes, entries, format: Format::PytorchZip })
     }
 
     fn from_safetensors(bytes: Vec<u8>) -> Result<Self> {
-        let (header_len, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
-            Error::WeightsFormat(format!("safetensors: {e} (is the file truncated?)"))
-        })?;
+        let (header_len, meta) = safetensors::SafeTensors::read_metadata(&bytes)
+            .map_err(|e| Error::WeightsFormat(format!("safetensors: {e} (is the file truncated?)")))?;
         let base = 8 + header_len;
         let mut entries = BTreeMap::new();
         for (name, info) in meta.tensors() {
@@ -265,27 +220,12 @@ impl Checkpoint {
             let (start, end) = info.data_offsets;
             let storage = base + start..base + end;
             if storage.end > bytes.len() {
-                return Err(Error::WeightsFormat(format!(
-                    "safetensors: tensor `{name}` is truncated"
-                )));
+                return Err(Error::WeightsFormat(format!("safetensors: tensor `{name}` is truncated")));
             }
             let stride = contiguous_strides(&info.shape);
-            entries.insert(
-                name,
-                Entry {
-                    dtype,
-                    shape: info.shape.clone(),
-                    storage,
-                    offset: 0,
-                    stride,
-                },
-            );
+            entries.insert(name, Entry { dtype, shape: info.shape.clone(), storage, offset: 0, stride });
         }
-        Ok(Self {
-            bytes,
-            entries,
-            format: Format::Safetensors,
-        })
+        Ok(Self { bytes, entries, format: Format::Safetensors })
     }
 }
 
@@ -310,18 +250,15 @@ fn state_dict(root: Value) -> Result<Vec<(String, TensorRef)>> {
         items
             .iter()
             .filter_map(|(k, v)| match (k, v) {
-                (Value::Str(k), Value::Tensor(t)) => Some((
-                    k.strip_prefix("module.").unwrap_or(k).to_string(),
-                    t.clone(),
-                )),
+                (Value::Str(k), Value::Tensor(t)) => {
+                    Some((k.strip_prefix("module.").unwrap_or(k).to_string(), t.clone()))
+                }
                 _ => None,
             })
             .collect()
     }
     let Value::Dict(items) = root else {
-        return Err(Error::WeightsFormat(
-            "the checkpoint's root object is not a dict of tensors".into(),
-        ));
+        return Err(Error::WeightsFormat("the checkpoint's root object is not a dict of tensors".into()));
     };
     let direct = tensors_of(&items);
     if !direct.is_empty() {
@@ -339,7 +276,5 @@ fn state_dict(root: Value) -> Result<Vec<(String, TensorRef)>> {
             }
         }
     }
-    Err(Error::WeightsFormat(
-        "the checkpoint holds no tensors (expected a state dict)".into(),
-    ))
+    Err(Error::WeightsFormat("the checkpoint holds no tensors (expected a state dict)".into()))
 }

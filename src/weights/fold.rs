@@ -37,19 +37,8 @@ impl BatchNorm {
 
     /// The per-channel `(scale, shift)` with `bn(x) = scale * x + shift`.
     pub fn scale_shift(&self) -> (Vec<f32>, Vec<f32>) {
-        let scale: Vec<f32> = self
-            .weight
-            .iter()
-            .zip(&self.var)
-            .map(|(g, v)| g / (v + BN_EPS).sqrt())
-            .collect();
-        let shift = self
-            .bias
-            .iter()
-            .zip(&self.mean)
-            .zip(&scale)
-            .map(|((b, m), s)| b - m * s)
-            .collect();
+        let scale: Vec<f32> = self.weight.iter().zip(&self.var).map(|(g, v)| g / (v + BN_EPS).sqrt()).collect();
+        let shift = self.bias.iter().zip(&self.mean).zip(&scale).map(|((b, m), s)| b - m * s).collect();
         (scale, shift)
     }
 }
@@ -77,9 +66,7 @@ pub fn identity_kernel(channels: usize, in_per_group: usize, kh: usize, kw: usiz
 
 /// Zero-pads a `[O, I, h, w]` kernel to `[O, I, kh, kw]`, centred.
 pub fn pad_kernel(t: &HostTensor, kh: usize, kw: usize) -> HostTensor {
-    let [o, i, h, w] = t.shape[..] else {
-        panic!("pad_kernel expects a 4-d kernel")
-    };
+    let [o, i, h, w] = t.shape[..] else { panic!("pad_kernel expects a 4-d kernel") };
     assert!(
         h <= kh && w <= kw && (kh - h) % 2 == 0 && (kw - w) % 2 == 0,
         "cannot centre a {h}x{w} kernel in {kh}x{kw}"
@@ -116,16 +103,10 @@ mod tests {
 
     #[test]
     fn pad_kernel_centres() {
-        let t = HostTensor {
-            shape: vec![1, 1, 1, 1],
-            data: vec![2.0],
-        };
+        let t = HostTensor { shape: vec![1, 1, 1, 1], data: vec![2.0] };
         let p = pad_kernel(&t, 3, 3);
         assert_eq!(p.data, vec![0., 0., 0., 0., 2., 0., 0., 0., 0.]);
-        let t = HostTensor {
-            shape: vec![1, 1, 1, 3],
-            data: vec![1.0, 2.0, 3.0],
-        };
+        let t = HostTensor { shape: vec![1, 1, 1, 3], data: vec![1.0, 2.0, 3.0] };
         let p = pad_kernel(&t, 3, 5);
         assert_eq!(p.data[5..10], [0., 1., 2., 3., 0.]);
     }
@@ -144,10 +125,7 @@ mod tests {
 
     #[test]
     fn conv_bn_fold_matches_formula() {
-        let k = HostTensor {
-            shape: vec![2, 1, 1, 1],
-            data: vec![1.0, 2.0],
-        };
+        let k = HostTensor { shape: vec![2, 1, 1, 1], data: vec![1.0, 2.0] };
         let bn = BatchNorm {
             weight: vec![2.0, 1.0],
             bias: vec![0.5, -1.0],

@@ -31,19 +31,13 @@ pub struct HostTensor {
 impl HostTensor {
     /// A tensor of zeros.
     pub fn zeros(shape: &[usize]) -> Self {
-        Self {
-            shape: shape.to_vec(),
-            data: vec![0.0; shape.iter().product()],
-        }
+        Self { shape: shape.to_vec(), data: vec![0.0; shape.iter().product()] }
     }
 
     /// Uploads to `device` as a `D`-dimensional tensor.
     pub fn to_tensor<const D: usize>(&self, device: &Device) -> Tensor<D> {
         assert_eq!(self.shape.len(), D, "rank mismatch when uploading a weight");
-        Tensor::from_data(
-            TensorData::new(self.data.clone(), self.shape.clone()),
-            device,
-        )
+        Tensor::from_data(TensorData::new(self.data.clone(), self.shape.clone()), device)
     }
 
     /// Uploads to `device` as a parameter.
@@ -57,18 +51,15 @@ pub struct Weights {
     ckpt: Checkpoint,
     device: Device,
     used: BTreeSet<String>,
+    missing: Vec<String>,
+    misshaped: Vec<String>,
     problems: Vec<String>,
 }
 
 impl Weights {
     /// Wraps a checkpoint whose names are already canonical (see [`names::canonicalize`]).
     pub fn new(ckpt: Checkpoint, device: Device) -> Self {
-        Self {
-            ckpt,
-            device,
-            used: BTreeSet::new(),
-            problems: Vec::new(),
-        }
+        Self { ckpt, device, used: BTreeSet::new(), missing: Vec::new(), misshaped: Vec::new(), problems: Vec::new() }
     }
 
     /// The device modules are built on.
@@ -105,22 +96,17 @@ impl Weights {
     /// report every problem at once.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> HostTensor {
         let Some(found) = self.shape(name) else {
-            self.problems
-                .push(format!("missing `{name}` (expected shape {shape:?})"));
+            self.missing.push(format!("`{name}` {shape:?}"));
             return HostTensor::zeros(shape);
         };
         self.used.insert(name.to_string());
         let squeeze = |s: &[usize]| s.iter().copied().filter(|&d| d != 1).collect::<Vec<_>>();
         if found != shape && squeeze(&found) != squeeze(shape) {
-            self.problems
-                .push(format!("`{name}` has shape {found:?}, expected {shape:?}"));
+            self.misshaped.push(format!("`{name}` has shape {found:?}, expected {shape:?}"));
             return HostTensor::zeros(shape);
         }
         match self.ckpt.read_f32(name) {
-            Ok(data) => HostTensor {
-                shape: shape.to_vec(),
-                data,
-            },
+            Ok(data) => HostTensor { shape: shape.to_vec(), data },
             Err(e) => {
                 self.problems.push(e.to_string());
                 HostTensor::zeros(shape)
@@ -138,41 +124,36 @@ impl Weights {
         self.problems.push(msg);
     }
 
-    /// Ends loading: an error listing every missing, mis-shaped and unexpected tensor (under the
-    /// given prefixes), or `Ok` if the checkpoint fit the model exactly.
-    pub fn finish(self, prefixes: &[&str]) -> Result<()> {
-        let mut problems = self.problems;
-        let unexpected: Vec<&str> = self
+    /// Ends loading: an error listing the missing, mis-shaped and unexpected tensors (every
+    /// tensor of the checkpoint that no module took), or `Ok` if the checkpoint fit exactly.
+    pub fn finish(self) -> Result<()> {
+        let unexpected: Vec<String> = self
             .ckpt
             .names()
-            .filter(|n| !self.used.contains(*n) && prefixes.iter().any(|p| n.starts_with(p)))
+            .filter(|n| !self.used.contains(*n))
+            .map(|n| format!("`{n}`"))
             .collect();
-        if !unexpected.is_empty() {
-            let shown: Vec<String> = unexpected
-                .iter()
-                .take(20)
-                .map(|n| format!("`{n}`"))
-                .collect();
-            let more = if unexpected.len() > 20 {
-                format!(" and {} more", unexpected.len() - 20)
-            } else {
-                String::new()
-            };
-            problems.push(format!("unexpected tensors {}{more}", shown.join(", ")));
+        let expected = self.used.len() + self.missing.len();
+        let mut parts = self.problems;
+        for (what, list) in [("missing", &self.missing), ("mis-shaped", &self.misshaped), ("unexpected", &unexpected)] {
+            if !list.is_empty() {
+                parts.push(format!("{} {what} tensor(s): {}", list.len(), summarize(list, 8)));
+            }
         }
-        if problems.is_empty() {
+        if parts.is_empty() {
             return Ok(());
         }
-        let n = problems.len();
-        let shown: Vec<String> = problems.into_iter().take(25).collect();
-        let more = if n > 25 {
-            format!("; … {} more problems", n - 25)
+        let bad = self.missing.len() + self.misshaped.len();
+        let hint = if bad * 2 > expected.max(1) {
+            " (most tensors do not fit: are these the weights of another model?)"
         } else {
-            String::new()
+            ""
         };
-        Err(Error::WeightsMismatch(format!(
-            "{}{more}",
-            shown.join("; ")
-        )))
+        Err(Error::WeightsMismatch(format!("{}{hint}", parts.join("; "))))
     }
+}
+
+fn summarize(items: &[String], n: usize) -> String {
+    let shown = items.iter().take(n).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > n { format!("{shown}, … ({} more)", items.len() - n) } else { shown }
 }

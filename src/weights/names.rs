@@ -13,7 +13,7 @@
 //! - `logit_scale`.
 
 use super::Checkpoint;
-use crate::config::{Architecture, FastVitArch, Family, ImageArch};
+use crate::config::{Architecture, Family, FastVitArch, ImageArch};
 
 /// Renames every tensor of `ckpt` to its canonical name; tensors outside the model (other keys
 /// saved beside it) keep their names and are ignored by loading.
@@ -28,6 +28,20 @@ pub fn canonicalize(ckpt: &mut Checkpoint, family: Family, arch: &Architecture) 
         }
         Family::OpenClip => ckpt.rename(|n| Some(open_clip_name(n))),
     }
+}
+
+/// The layout family a checkpoint's names belong to, if recognisable.
+pub fn detect_family(ckpt: &Checkpoint) -> Option<Family> {
+    let mut names = ckpt.names();
+    names.find_map(|n| {
+        if n.starts_with("image_encoder.") || n.starts_with("text_encoder.") {
+            Some(Family::Mobileclip)
+        } else if n.starts_with("visual.") || n.starts_with("text.") || n.starts_with("token_embedding.") {
+            Some(Family::OpenClip)
+        } else {
+            None
+        }
+    })
 }
 
 /// What each entry `network.N` of Apple's v1 FastViT holds.
@@ -129,9 +143,7 @@ fn v1_name(name: &str, network: &[NetworkPart]) -> String {
         if let Some(vit) = v1_vit_name(rest) {
             return vit;
         }
-        let rest = v1_block_names(rest)
-            .replace("patch_embed", "stem")
-            .replace("conv_exp", "final_conv");
+        let rest = v1_block_names(rest).replace("patch_embed", "stem").replace("conv_exp", "final_conv");
         if let Some(net) = rest.strip_prefix("network.") {
             let (idx, tail) = net.split_once('.').unwrap_or((net, ""));
             if let Some(part) = idx.parse::<usize>().ok().and_then(|i| network.get(i)) {
@@ -158,23 +170,13 @@ fn v1_name(name: &str, network: &[NetworkPart]) -> String {
                 } else if let Some(t) = rest.strip_prefix("transformer.") {
                     let (idx, tail) = t.split_once('.').unwrap_or((t, ""));
                     let tail = match tail {
-                        t if t.starts_with("pre_norm_mha.0.") => {
-                            t.replace("pre_norm_mha.0.", "ln_1.")
-                        }
+                        t if t.starts_with("pre_norm_mha.0.") => t.replace("pre_norm_mha.0.", "ln_1."),
                         "pre_norm_mha.1.qkv_proj.weight" => "attn.in_proj_weight".into(),
                         "pre_norm_mha.1.qkv_proj.bias" => "attn.in_proj_bias".into(),
-                        t if t.starts_with("pre_norm_mha.1.out_proj.") => {
-                            t.replace("pre_norm_mha.1.", "attn.")
-                        }
-                        t if t.starts_with("pre_norm_ffn.0.") => {
-                            t.replace("pre_norm_ffn.0.", "ln_2.")
-                        }
-                        t if t.starts_with("pre_norm_ffn.1.") => {
-                            t.replace("pre_norm_ffn.1.", "mlp.c_fc.")
-                        }
-                        t if t.starts_with("pre_norm_ffn.4.") => {
-                            t.replace("pre_norm_ffn.4.", "mlp.c_proj.")
-                        }
+                        t if t.starts_with("pre_norm_mha.1.out_proj.") => t.replace("pre_norm_mha.1.", "attn."),
+                        t if t.starts_with("pre_norm_ffn.0.") => t.replace("pre_norm_ffn.0.", "ln_2."),
+                        t if t.starts_with("pre_norm_ffn.1.") => t.replace("pre_norm_ffn.1.", "mlp.c_fc."),
+                        t if t.starts_with("pre_norm_ffn.4.") => t.replace("pre_norm_ffn.4.", "mlp.c_proj."),
                         t => v1_block_names(t),
                     };
                     format!("transformer.resblocks.{idx}.{tail}")
@@ -200,13 +202,7 @@ fn open_clip_name(name: &str) -> String {
         return format!("visual.{rest}");
     }
     // Non-custom-text CLIP keeps the text tower at the top level.
-    for top in [
-        "token_embedding.",
-        "positional_embedding",
-        "transformer.",
-        "ln_final.",
-        "text_projection",
-    ] {
+    for top in ["token_embedding.", "positional_embedding", "transformer.", "ln_final.", "text_projection"] {
         if name.starts_with(top) {
             return format!("text.{name}");
         }
@@ -234,30 +230,15 @@ mod tests {
             n("image_encoder.model.network.1.proj.0.lkb_origin.bn.weight"),
             "visual.stages.1.downsample.proj.0.large_conv.bn.weight"
         );
-        assert_eq!(
-            n("image_encoder.model.network.6.pe.weight"),
-            "visual.stages.3.pos_emb.pos_enc.weight"
-        );
-        assert_eq!(
-            n("image_encoder.model.network.6.reparam_conv.bias"),
-            "visual.stages.3.pos_emb.reparam_conv.bias"
-        );
-        assert_eq!(
-            n("image_encoder.model.network.7.0.layer_scale_1"),
-            "visual.stages.3.blocks.0.layer_scale_1.gamma"
-        );
-        assert_eq!(
-            n("image_encoder.model.network.4.2.layer_scale"),
-            "visual.stages.2.blocks.2.layer_scale.gamma"
-        );
+        assert_eq!(n("image_encoder.model.network.6.pe.weight"), "visual.stages.3.pos_emb.pos_enc.weight");
+        assert_eq!(n("image_encoder.model.network.6.reparam_conv.bias"), "visual.stages.3.pos_emb.reparam_conv.bias");
+        assert_eq!(n("image_encoder.model.network.7.0.layer_scale_1"), "visual.stages.3.blocks.0.layer_scale_1.gamma");
+        assert_eq!(n("image_encoder.model.network.4.2.layer_scale"), "visual.stages.2.blocks.2.layer_scale.gamma");
         assert_eq!(
             n("image_encoder.model.network.4.2.token_mixer.layer_scale"),
             "visual.stages.2.blocks.2.token_mixer.layer_scale.gamma"
         );
-        assert_eq!(
-            n("image_encoder.model.conv_exp.se.reduce.weight"),
-            "visual.final_conv.se.fc1.weight"
-        );
+        assert_eq!(n("image_encoder.model.conv_exp.se.reduce.weight"), "visual.final_conv.se.fc1.weight");
         assert_eq!(n("image_encoder.model.head.proj"), "visual.head.proj");
     }
 
@@ -268,22 +249,13 @@ mod tests {
             n("text_encoder.transformer.1.pre_norm_mha.1.qkv_proj.weight"),
             "text.transformer.resblocks.1.attn.in_proj_weight"
         );
-        assert_eq!(
-            n("text_encoder.transformer.3.pre_norm_ffn.4.bias"),
-            "text.transformer.resblocks.3.mlp.c_proj.bias"
-        );
+        assert_eq!(n("text_encoder.transformer.3.pre_norm_ffn.4.bias"), "text.transformer.resblocks.3.mlp.c_proj.bias");
         assert_eq!(
             n("text_encoder.transformer.0.token_mixer.mixer.rbr_conv.0.bn.weight"),
             "text.transformer.resblocks.0.token_mixer.mixer.conv_kxk.0.bn.weight"
         );
-        assert_eq!(
-            n("text_encoder.transformer.0.convffn.fc1.weight"),
-            "text.transformer.resblocks.0.mlp.fc1.weight"
-        );
-        assert_eq!(
-            n("text_encoder.positional_embedding.pos_embed.pos_embed"),
-            "text.positional_embedding"
-        );
+        assert_eq!(n("text_encoder.transformer.0.convffn.fc1.weight"), "text.transformer.resblocks.0.mlp.fc1.weight");
+        assert_eq!(n("text_encoder.positional_embedding.pos_embed.pos_embed"), "text.positional_embedding");
         assert_eq!(n("logit_scale"), "logit_scale");
     }
 
@@ -302,13 +274,19 @@ mod tests {
     fn vit_names() {
         let n = |s: &str| v1_name(s, &[]);
         assert_eq!(n("image_encoder.model.patch_emb.0.block.conv.weight"), "visual.patch_embed.backbone.0.conv.weight");
-        assert_eq!(n("image_encoder.model.patch_emb.1.block.norm.running_mean"), "visual.patch_embed.backbone.1.bn.running_mean");
+        assert_eq!(
+            n("image_encoder.model.patch_emb.1.block.norm.running_mean"),
+            "visual.patch_embed.backbone.1.bn.running_mean"
+        );
         assert_eq!(n("image_encoder.model.transformer.11.pre_norm_ffn.1.weight"), "visual.blocks.11.mlp.c_fc.weight");
         assert_eq!(n("image_encoder.model.pos_embed.pos_embed.pos_embed"), "visual.pos_embed");
         assert_eq!(n("image_encoder.model.classifier.proj"), "visual.head.proj");
         assert_eq!(open_clip_name("visual.trunk.blocks.3.attn.qkv.bias"), "visual.blocks.3.attn.in_proj_bias");
         assert_eq!(open_clip_name("visual.trunk.blocks.3.norm1.weight"), "visual.blocks.3.ln_1.weight");
-        assert_eq!(open_clip_name("visual.trunk.patch_embed.backbone.0.bn.weight"), "visual.patch_embed.backbone.0.bn.weight");
+        assert_eq!(
+            open_clip_name("visual.trunk.patch_embed.backbone.0.bn.weight"),
+            "visual.patch_embed.backbone.0.bn.weight"
+        );
     }
 
     #[test]
@@ -317,13 +295,7 @@ mod tests {
             open_clip_name("visual.trunk.stages.0.blocks.0.mlp.fc1.weight"),
             "visual.stages.0.blocks.0.mlp.fc1.weight"
         );
-        assert_eq!(
-            open_clip_name("token_embedding.weight"),
-            "text.token_embedding.weight"
-        );
-        assert_eq!(
-            open_clip_name("text.ln_final.weight"),
-            "text.ln_final.weight"
-        );
+        assert_eq!(open_clip_name("token_embedding.weight"), "text.token_embedding.weight");
+        assert_eq!(open_clip_name("text.ln_final.weight"), "text.ln_final.weight");
     }
 }

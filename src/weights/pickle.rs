@@ -103,14 +103,7 @@ pub enum Value {
 
 /// Decodes a pickle stream.
 pub fn parse(data: &[u8]) -> Result<Value> {
-    Machine {
-        data,
-        pos: 0,
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-    }
-    .run()
+    Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() }.run()
 }
 
 struct Machine<'a> {
@@ -127,11 +120,7 @@ fn bad(msg: impl Into<String>) -> Error {
 
 impl Machine<'_> {
     fn bytes(&mut self, n: usize) -> Result<&[u8]> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.data.len())
-            .ok_or_else(|| bad("truncated data"))?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| bad("truncated data"))?;
         let s = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -142,23 +131,16 @@ impl Machine<'_> {
     }
 
     fn u16(&mut self) -> Result<u16> {
-        Ok(u16::from_le_bytes(
-            self.bytes(2)?.try_into().expect("2 bytes"),
-        ))
+        Ok(u16::from_le_bytes(self.bytes(2)?.try_into().expect("2 bytes")))
     }
 
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(
-            self.bytes(4)?.try_into().expect("4 bytes"),
-        ))
+        Ok(u32::from_le_bytes(self.bytes(4)?.try_into().expect("4 bytes")))
     }
 
     fn line(&mut self) -> Result<String> {
         let rest = &self.data[self.pos..];
-        let n = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or_else(|| bad("unterminated line"))?;
+        let n = rest.iter().position(|&b| b == b'\n').ok_or_else(|| bad("unterminated line"))?;
         let s = String::from_utf8_lossy(&rest[..n]).into_owned();
         self.pos += n + 1;
         Ok(s)
@@ -166,9 +148,7 @@ impl Machine<'_> {
 
     fn string(&mut self, n: usize) -> Result<Value> {
         let b = self.bytes(n)?;
-        Ok(Value::Str(
-            String::from_utf8(b.to_vec()).map_err(|_| bad("invalid utf-8 string"))?,
-        ))
+        Ok(Value::Str(String::from_utf8(b.to_vec()).map_err(|_| bad("invalid utf-8 string"))?))
     }
 
     fn pop(&mut self) -> Result<Value> {
@@ -224,11 +204,7 @@ impl Machine<'_> {
                     if n > 8 {
                         return Err(bad("integer too large"));
                     }
-                    let mut buf = if b.last().is_some_and(|&x| x & 0x80 != 0) {
-                        [0xff; 8]
-                    } else {
-                        [0; 8]
-                    };
+                    let mut buf = if b.last().is_some_and(|&x| x & 0x80 != 0) { [0xff; 8] } else { [0; 8] };
                     buf[..n].copy_from_slice(b);
                     self.stack.push(Value::Int(i64::from_le_bytes(buf)))
                 }
@@ -287,20 +263,12 @@ impl Machine<'_> {
                 }
                 b'h' => {
                     let k = self.u8()? as u32;
-                    let v = self
-                        .memo
-                        .get(&k)
-                        .cloned()
-                        .ok_or_else(|| bad("unknown memo key"))?;
+                    let v = self.memo.get(&k).cloned().ok_or_else(|| bad("unknown memo key"))?;
                     self.stack.push(v)
                 }
                 b'j' => {
                     let k = self.u32()?;
-                    let v = self
-                        .memo
-                        .get(&k)
-                        .cloned()
-                        .ok_or_else(|| bad("unknown memo key"))?;
+                    let v = self.memo.get(&k).cloned().ok_or_else(|| bad("unknown memo key"))?;
                     self.stack.push(v)
                 }
                 b't' => {
@@ -373,10 +341,7 @@ impl Machine<'_> {
                     self.pop()?;
                 }
                 _ => {
-                    return Err(bad(format!(
-                        "unsupported opcode 0x{op:02x} at byte {}",
-                        self.pos - 1
-                    )));
+                    return Err(bad(format!("unsupported opcode 0x{op:02x} at byte {}", self.pos - 1)));
                 }
             }
         }
@@ -413,9 +378,7 @@ fn as_usize_list(v: &Value) -> Result<Vec<usize>> {
             .iter()
             .map(|x| match x {
                 Value::Int(i) if *i >= 0 => Ok(*i as usize),
-                _ => Err(bad(
-                    "tensor size/stride entries must be non-negative integers",
-                )),
+                _ => Err(bad("tensor size/stride entries must be non-negative integers")),
             })
             .collect(),
         _ => Err(bad("tensor size/stride must be a tuple")),
@@ -431,12 +394,8 @@ fn reduce(callable: Value, args: Value) -> Result<Value> {
     };
     match (module.as_str(), name.as_str()) {
         ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor") => {
-            let (
-                Some(Value::Storage(key, dtype)),
-                Some(Value::Int(offset)),
-                Some(size),
-                Some(stride),
-            ) = (args.first(), args.get(1), args.get(2), args.get(3))
+            let (Some(Value::Storage(key, dtype)), Some(Value::Int(offset)), Some(size), Some(stride)) =
+                (args.first(), args.get(1), args.get(2), args.get(3))
             else {
                 return Err(bad("malformed _rebuild_tensor arguments"));
             };
@@ -448,8 +407,7 @@ fn reduce(callable: Value, args: Value) -> Result<Value> {
                 stride: as_usize_list(stride)?,
             }))
         }
-        ("torch._utils", "_rebuild_parameter")
-        | ("torch._utils", "_rebuild_parameter_with_state") => {
+        ("torch._utils", "_rebuild_parameter") | ("torch._utils", "_rebuild_parameter_with_state") => {
             Ok(args.into_iter().next().unwrap_or(Value::Object))
         }
         ("collections", "OrderedDict") => Ok(Value::Dict(Vec::new())),
@@ -481,19 +439,13 @@ mod tests {
             p.extend((s.len() as u32).to_le_bytes());
             p.extend(s.as_bytes());
         }
-        p.extend([
-            b'K', 6, b't', b'Q', b'K', 0, b'K', 2, b'K', 3, 0x86, b'K', 3, b'K', 1, 0x86, 0x89,
-        ]);
+        p.extend([b'K', 6, b't', b'Q', b'K', 0, b'K', 2, b'K', 3, 0x86, b'K', 3, b'K', 1, 0x86, 0x89]);
         p.extend(b"ccollections\nOrderedDict\n)R");
         p.extend([b't', b'R', b'u', b'.']);
         let v = parse(&p).unwrap();
-        let Value::Dict(items) = v else {
-            panic!("not a dict: {v:?}")
-        };
+        let Value::Dict(items) = v else { panic!("not a dict: {v:?}") };
         assert_eq!(items.len(), 1);
-        let Value::Tensor(t) = &items[0].1 else {
-            panic!("not a tensor")
-        };
+        let Value::Tensor(t) = &items[0].1 else { panic!("not a tensor") };
         assert_eq!(t.shape, vec![2, 3]);
         assert_eq!(t.stride, vec![3, 1]);
         assert_eq!(t.dtype, DType::F32);

@@ -49,15 +49,9 @@ impl AttentionBlockConfig {
             NormKind::BatchNorm => {
                 // qkv(s ⊙ x + t) = (W · diag(s)) x + W t
                 let (s, t) = BatchNorm::load(w, &format!("{prefix}.norm"), d).scale_shift();
-                let bias: Vec<f32> = qkv_w
-                    .data
-                    .chunks(d)
-                    .map(|row| row.iter().zip(&t).map(|(a, b)| a * b).sum())
-                    .collect();
-                qkv_w
-                    .data
-                    .chunks_mut(d)
-                    .for_each(|row| row.iter_mut().zip(&s).for_each(|(a, b)| *a *= b));
+                let bias: Vec<f32> =
+                    qkv_w.data.chunks(d).map(|row| row.iter().zip(&t).map(|(a, b)| a * b).sum()).collect();
+                qkv_w.data.chunks_mut(d).for_each(|row| row.iter_mut().zip(&s).for_each(|(a, b)| *a *= b));
                 qkv_b = Some(bias);
                 None
             }
@@ -68,11 +62,7 @@ impl AttentionBlockConfig {
         scale_rows(&mut proj_w.data, &ls1);
         scale_rows(&mut proj_b, &ls1);
         let ls2 = load_layer_scale(w, &format!("{prefix}.layer_scale_2"), d);
-        let mlp = ConvFfnConfig::new(d, self.hidden, [7, 7]).load(
-            w,
-            &format!("{prefix}.mlp"),
-            Some(&ls2),
-        );
+        let mlp = ConvFfnConfig::new(d, self.hidden, [7, 7]).load(w, &format!("{prefix}.mlp"), Some(&ls2));
         let device = w.device();
         AttentionBlock {
             norm,

@@ -54,7 +54,6 @@ impl ConvFfnConfig {
 impl ConvFfn {
     /// `[B, C, H, W]` → `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.fc2
-            .forward(gelu(self.fc1.forward(self.conv.forward(x))))
+        self.fc2.forward(gelu(self.fc1.forward(self.conv.forward(x))))
     }
 }

@@ -57,9 +57,7 @@ impl FastVit {
                 .with_groups(d0)
                 .with_use_scale_branch(scale)
                 .load(w, "visual.stem.1"),
-            MobileOneBlockConfig::new(d0, d0, [1, 1])
-                .with_use_scale_branch(scale)
-                .load(w, "visual.stem.2"),
+            MobileOneBlockConfig::new(d0, d0, [1, 1]).with_use_scale_branch(scale).load(w, "visual.stem.2"),
         ];
         let mut stages = Vec::with_capacity(arch.layers.len());
         let mut prev = d0;
@@ -71,30 +69,23 @@ impl FastVit {
                     .with_use_se(arch.se_downsamples[i])
                     .load(w, &format!("{p}.downsample"))
             });
-            let pos_emb =
-                arch.pos_embs[i].then(|| RepCpeConfig::new(dim).load(w, &format!("{p}.pos_emb")));
+            let pos_emb = arch.pos_embs[i].then(|| RepCpeConfig::new(dim).load(w, &format!("{p}.pos_emb")));
             let hidden = (dim as f64 * arch.mlp_ratios[i]) as usize;
             let k = arch.repmixer_kernel_size;
             let blocks = (0..arch.layers[i])
                 .map(|j| {
                     let bp = format!("{p}.blocks.{j}");
                     match arch.token_mixers[i] {
-                        TokenMixer::Repmixer => FastVitBlock::RepMixer(
-                            RepMixerBlockConfig::new(dim, hidden, [k, k], [7, 7]).load(w, &bp),
-                        ),
+                        TokenMixer::Repmixer => {
+                            FastVitBlock::RepMixer(RepMixerBlockConfig::new(dim, hidden, [k, k], [7, 7]).load(w, &bp))
+                        }
                         TokenMixer::Attention => FastVitBlock::Attention(
-                            AttentionBlockConfig::new(dim, hidden, arch.norm)
-                                .with_head_dim(arch.head_dim)
-                                .load(w, &bp),
+                            AttentionBlockConfig::new(dim, hidden, arch.norm).with_head_dim(arch.head_dim).load(w, &bp),
                         ),
                     }
                 })
                 .collect();
-            stages.push(FastVitStage {
-                downsample,
-                pos_emb,
-                blocks,
-            });
+            stages.push(FastVitStage { downsample, pos_emb, blocks });
             prev = dim;
         }
         let last = *arch.embed_dims.last().expect("validated arch");
@@ -112,12 +103,7 @@ impl FastVit {
             let bias = w.take_vec("visual.head.fc.bias", embed_dim);
             linear(&weight, Some(&bias), w.device())
         };
-        Self {
-            stem,
-            stages,
-            final_conv,
-            head,
-        }
+        Self { stem, stages, final_conv, head }
     }
 
     /// Unnormalised image features `[B, embed_dim]` from pixels `[B, 3, H, W]`.

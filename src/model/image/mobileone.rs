@@ -70,10 +70,7 @@ impl MobileOneBlockConfig {
         }
         if kh > 1 && self.use_scale_branch {
             let k = w.take(&format!("{prefix}.conv_scale.conv.weight"), &[o, ig, 1, 1]);
-            let (k, b) = fuse_conv_bn(
-                k,
-                &BatchNorm::load(w, &format!("{prefix}.conv_scale.bn"), o),
-            );
+            let (k, b) = fuse_conv_bn(k, &BatchNorm::load(w, &format!("{prefix}.conv_scale.bn"), o));
             add_assign(&mut kernel.data, &pad_kernel(&k, kh, kw).data);
             add_assign(&mut bias, &b);
         }
@@ -89,14 +86,8 @@ impl MobileOneBlockConfig {
     /// Loads the block under `prefix`.
     pub fn load(&self, w: &mut Weights, prefix: &str) -> MobileOneBlock {
         let (k, b) = self.fused_kernel(w, prefix);
-        let se = self
-            .use_se
-            .then(|| SqueezeExciteConfig::new(self.out_chs).load(w, &format!("{prefix}.se")));
-        MobileOneBlock {
-            conv: conv2d(&k, Some(&b), self.stride, self.groups, w.device()),
-            se,
-            act: self.use_act,
-        }
+        let se = self.use_se.then(|| SqueezeExciteConfig::new(self.out_chs).load(w, &format!("{prefix}.se")));
+        MobileOneBlock { conv: conv2d(&k, Some(&b), self.stride, self.groups, w.device()), se, act: self.use_act }
     }
 }
 

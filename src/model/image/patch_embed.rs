@@ -35,17 +35,12 @@ pub struct PatchEmbedConfig {
 impl PatchEmbedConfig {
     /// Loads `prefix.proj.0` and `prefix.proj.1`.
     pub fn load(&self, w: &mut Weights, prefix: &str) -> PatchEmbed {
-        let large = ReparamLargeKernelConvConfig::new(
-            self.in_chs,
-            self.embed_dim,
-            self.patch_size,
-            self.stride,
-            self.in_chs,
-        )
-        .with_use_se(self.use_se)
-        .load(w, &format!("{prefix}.proj.0"));
-        let pointwise = MobileOneBlockConfig::new(self.embed_dim, self.embed_dim, [1, 1])
-            .load(w, &format!("{prefix}.proj.1"));
+        let large =
+            ReparamLargeKernelConvConfig::new(self.in_chs, self.embed_dim, self.patch_size, self.stride, self.in_chs)
+                .with_use_se(self.use_se)
+                .load(w, &format!("{prefix}.proj.0"));
+        let pointwise =
+            MobileOneBlockConfig::new(self.embed_dim, self.embed_dim, [1, 1]).load(w, &format!("{prefix}.proj.1"));
         PatchEmbed { large, pointwise }
     }
 }

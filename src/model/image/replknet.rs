@@ -52,23 +52,16 @@ impl ReparamLargeKernelConvConfig {
             )
         } else {
             let large = w.take(&format!("{prefix}.large_conv.conv.weight"), &[o, ig, k, k]);
-            let (mut kernel, mut bias) = fuse_conv_bn(
-                large,
-                &BatchNorm::load(w, &format!("{prefix}.large_conv.bn"), o),
-            );
+            let (mut kernel, mut bias) =
+                fuse_conv_bn(large, &BatchNorm::load(w, &format!("{prefix}.large_conv.bn"), o));
             let s = self.small_kernel;
             let small = w.take(&format!("{prefix}.small_conv.conv.weight"), &[o, ig, s, s]);
-            let (small, b) = fuse_conv_bn(
-                small,
-                &BatchNorm::load(w, &format!("{prefix}.small_conv.bn"), o),
-            );
+            let (small, b) = fuse_conv_bn(small, &BatchNorm::load(w, &format!("{prefix}.small_conv.bn"), o));
             add_assign(&mut kernel.data, &pad_kernel(&small, k, k).data);
             add_assign(&mut bias, &b);
             (kernel, bias)
         };
-        let se = self
-            .use_se
-            .then(|| SqueezeExciteConfig::new(o).load(w, &format!("{prefix}.se")));
+        let se = self.use_se.then(|| SqueezeExciteConfig::new(o).load(w, &format!("{prefix}.se")));
         ReparamLargeKernelConv {
             conv: conv2d(&kernel, Some(&bias), self.stride, self.groups, w.device()),
             se,

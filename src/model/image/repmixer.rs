@@ -38,37 +38,21 @@ impl RepMixerConfig {
                 w.take_vec(&format!("{prefix}.reparam_conv.bias"), d),
             )
         } else {
-            let block = MobileOneBlockConfig::new(d, d, self.kernel_size)
-                .with_groups(d)
-                .with_use_act(false);
+            let block = MobileOneBlockConfig::new(d, d, self.kernel_size).with_groups(d).with_use_act(false);
             let (km, bm) = block.clone().fused_kernel(w, &format!("{prefix}.mixer"));
-            let (kn, bn) = block
-                .with_use_scale_branch(false)
-                .with_num_conv_branches(0)
-                .fused_kernel(w, &format!("{prefix}.norm"));
+            let (kn, bn) =
+                block.with_use_scale_branch(false).with_num_conv_branches(0).fused_kernel(w, &format!("{prefix}.norm"));
             let scale = load_layer_scale(w, &format!("{prefix}.layer_scale"), d);
             // w = id + ls * (Wm - Wn), b = ls * (bm - bn)
             let mut kernel = identity_kernel(d, 1, kh, kw);
             let per = kh * kw;
-            let delta: Vec<f32> = km
-                .data
-                .iter()
-                .zip(&kn.data)
-                .enumerate()
-                .map(|(i, (m, n))| scale[i / per] * (m - n))
-                .collect();
+            let delta: Vec<f32> =
+                km.data.iter().zip(&kn.data).enumerate().map(|(i, (m, n))| scale[i / per] * (m - n)).collect();
             add_assign(&mut kernel.data, &delta);
-            let bias = bm
-                .iter()
-                .zip(&bn)
-                .zip(&scale)
-                .map(|((m, n), s)| s * (m - n))
-                .collect();
+            let bias = bm.iter().zip(&bn).zip(&scale).map(|((m, n), s)| s * (m - n)).collect();
             (kernel, bias)
         };
-        RepMixer {
-            conv: conv2d(&kernel, Some(&bias), 1, d, w.device()),
-        }
+        RepMixer { conv: conv2d(&kernel, Some(&bias), 1, d, w.device()) }
     }
 }
 
@@ -103,8 +87,7 @@ pub struct RepMixerBlockConfig {
 impl RepMixerBlockConfig {
     /// Loads `prefix.{token_mixer, mlp, layer_scale}`.
     pub fn load(&self, w: &mut Weights, prefix: &str) -> RepMixerBlock {
-        let token_mixer = RepMixerConfig::new(self.dim, self.kernel_size)
-            .load(w, &format!("{prefix}.token_mixer"));
+        let token_mixer = RepMixerConfig::new(self.dim, self.kernel_size).load(w, &format!("{prefix}.token_mixer"));
         let scale = load_layer_scale(w, &format!("{prefix}.layer_scale"), self.dim);
         let mlp = ConvFfnConfig::new(self.dim, self.hidden, self.ffn_kernel_size).load(
             w,

@@ -27,19 +27,13 @@ impl SqueezeExciteConfig {
     /// Loads `prefix.fc1` / `prefix.fc2`.
     pub fn load(&self, w: &mut Weights, prefix: &str) -> SqueezeExcite {
         let c = self.channels;
-        let rd = w
-            .shape(&format!("{prefix}.fc1.weight"))
-            .map_or(c / 16, |s| s[0])
-            .max(1);
+        let rd = w.shape(&format!("{prefix}.fc1.weight")).map_or(c / 16, |s| s[0]).max(1);
         let k1 = w.take(&format!("{prefix}.fc1.weight"), &[rd, c, 1, 1]);
         let b1 = w.take_vec(&format!("{prefix}.fc1.bias"), rd);
         let k2 = w.take(&format!("{prefix}.fc2.weight"), &[c, rd, 1, 1]);
         let b2 = w.take_vec(&format!("{prefix}.fc2.bias"), c);
         let device = w.device();
-        SqueezeExcite {
-            fc1: conv2d(&k1, Some(&b1), 1, 1, device),
-            fc2: conv2d(&k2, Some(&b2), 1, 1, device),
-        }
+        SqueezeExcite { fc1: conv2d(&k1, Some(&b1), 1, 1, device), fc2: conv2d(&k2, Some(&b2), 1, 1, device) }
     }
 }
 

@@ -105,7 +105,8 @@ impl VisionTransformer {
         }
         .to_param(&device);
         let norm_pre = arch.pre_norm.then(|| load_layer_norm_eps(w, "visual.norm_pre", d, arch.ln_eps));
-        let layer = TransformerLayerConfig::new(d, arch.num_heads, (d as f64 * arch.mlp_ratio) as usize).with_ln_eps(arch.ln_eps);
+        let layer = TransformerLayerConfig::new(d, arch.num_heads, (d as f64 * arch.mlp_ratio) as usize)
+            .with_ln_eps(arch.ln_eps);
         let blocks = (0..arch.depth).map(|i| layer.load(w, &format!("visual.blocks.{i}"))).collect();
         let norm = load_layer_norm_eps(w, "visual.norm", d, arch.ln_eps);
         let head = if w.contains("visual.head.proj") {

@@ -29,10 +29,7 @@ impl TextRepMixerBlockConfig {
     /// Loads `prefix.{token_mixer, mlp, layer_scale}`.
     pub fn load(&self, w: &mut Weights, prefix: &str) -> TextRepMixerBlock {
         let k = [1, self.kernel];
-        TextRepMixerBlock {
-            block: RepMixerBlockConfig::new(self.dim, self.dim * self.mlp_ratio, k, k)
-                .load(w, prefix),
-        }
+        TextRepMixerBlock { block: RepMixerBlockConfig::new(self.dim, self.dim * self.mlp_ratio, k, k).load(w, prefix) }
     }
 }
 

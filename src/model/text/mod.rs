@@ -40,14 +40,9 @@ impl TextEncoder {
     pub fn load(arch: &TextArch, embed_dim: usize, w: &mut Weights) -> Self {
         let d = arch.dim;
         let device = w.device().clone();
-        let token_embedding = Embedding {
-            weight: w
-                .take("text.token_embedding.weight", &[arch.vocab_size, d])
-                .to_param(&device),
-        };
-        let positional_embedding = w
-            .take("text.positional_embedding", &[arch.context_length, d])
-            .to_param(&device);
+        let token_embedding =
+            Embedding { weight: w.take("text.token_embedding.weight", &[arch.vocab_size, d]).to_param(&device) };
+        let positional_embedding = w.take("text.positional_embedding", &[arch.context_length, d]).to_param(&device);
         let layer = TransformerLayerConfig::new(d, arch.heads, arch.ffn_dim);
         let rep = TextRepMixerBlockConfig::new(d).with_kernel(arch.repmixer_kernel);
         let total = match arch.variant {
@@ -65,17 +60,8 @@ impl TextEncoder {
             })
             .collect();
         let ln_final = load_layer_norm(w, "text.ln_final", d);
-        let projection = w
-            .take("text.text_projection", &[d, embed_dim])
-            .to_param(&device);
-        Self {
-            token_embedding,
-            positional_embedding,
-            layers,
-            ln_final,
-            projection,
-            causal: arch.causal,
-        }
+        let projection = w.take("text.text_projection", &[d, embed_dim]).to_param(&device);
+        Self { token_embedding, positional_embedding, layers, ln_final, projection, causal: arch.causal }
     }
 
     /// Unnormalised text features `[B, embed_dim]` from token ids `[B, L]`; `eot` holds, per
@@ -83,11 +69,7 @@ impl TextEncoder {
     pub fn forward(&self, tokens: Tensor<2, Int>, eot: &[usize]) -> Tensor<2> {
         let [b, l] = tokens.dims();
         let device = tokens.device();
-        let pos = self
-            .positional_embedding
-            .val()
-            .narrow(0, 0, l)
-            .unsqueeze_dim::<3>(0);
+        let pos = self.positional_embedding.val().narrow(0, 0, l).unsqueeze_dim::<3>(0);
         let mut x = self.token_embedding.forward(tokens) + pos;
         let mask = self.causal.then(|| causal_mask(l, &device));
         for layer in &self.layers {
@@ -99,15 +81,8 @@ impl TextEncoder {
         let x = self.ln_final.forward(x);
         let d = x.dims()[2];
         let flat = x.reshape([b * l, d]);
-        let idx: Vec<i64> = eot
-            .iter()
-            .enumerate()
-            .map(|(i, &p)| (i * l + p) as i64)
-            .collect();
-        let pooled = flat.select(
-            0,
-            Tensor::<1, Int>::from_data(TensorData::new(idx, [b]), &device),
-        );
+        let idx: Vec<i64> = eot.iter().enumerate().map(|(i, &p)| (i * l + p) as i64).collect();
+        let pooled = flat.select(0, Tensor::<1, Int>::from_data(TensorData::new(idx, [b]), &device));
         pooled.matmul(self.projection.val())
     }
 }

@@ -56,15 +56,9 @@ impl TransformerLayerConfig {
 impl TransformerLayer {
     /// `[B, L, D]` → `[B, L, D]`, with an optional additive `[L, L]` mask.
     pub fn forward(&self, x: Tensor<3>, mask: Option<Tensor<2>>) -> Tensor<3> {
-        let y = multi_head_attention(
-            self.in_proj.forward(self.ln_1.forward(x.clone())),
-            self.heads,
-            mask,
-        );
+        let y = multi_head_attention(self.in_proj.forward(self.ln_1.forward(x.clone())), self.heads, mask);
         let x = x + self.out_proj.forward(y);
-        let y = self
-            .c_proj
-            .forward(gelu(self.c_fc.forward(self.ln_2.forward(x.clone()))));
+        let y = self.c_proj.forward(gelu(self.c_fc.forward(self.ln_2.forward(x.clone()))));
         x + y
     }
 }

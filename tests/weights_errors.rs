@@ -1,0 +1,159 @@
+//! Bad weights give clear errors naming what is wrong, never a panic, and loading keeps working
+//! afterwards.
+
+mod common_fixture;
+use common_fixture::fixtures_root;
+
+use burn::tensor::Device;
+use mobileclip_wasm::{Error, MobileClip, ModelConfig};
+
+fn config(name: &str) -> ModelConfig {
+    ModelConfig::from_json(&std::fs::read_to_string(fixtures_root().join(name).join("config.json")).unwrap()).unwrap()
+}
+
+fn bytes(name: &str, file: &str) -> Vec<u8> {
+    std::fs::read(fixtures_root().join(name).join(file)).unwrap()
+}
+
+fn load(cfg: &str, b: Vec<u8>) -> Result<MobileClip, Error> {
+    MobileClip::from_bytes(config(cfg), b, Device::flex())
+}
+
+/// Rewrites a safetensors checkpoint through `edit` (name, shape, f32 values) → kept tensors;
+/// non-f32 tensors (BatchNorm counters) are kept as they are.
+fn rewrite(b: &[u8], edit: impl Fn(&str, Vec<usize>, Vec<f32>) -> Option<(String, Vec<usize>, Vec<f32>)>) -> Vec<u8> {
+    let st = safetensors::SafeTensors::deserialize(b).unwrap();
+    let mut kept: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != safetensors::Dtype::F32 {
+            kept.push((name.to_string(), view.dtype(), view.shape().to_vec(), view.data().to_vec()));
+            continue;
+        }
+        let vals = view.data().chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        if let Some((n, shape, v)) = edit(&name, view.shape().to_vec(), vals) {
+            kept.push((n, safetensors::Dtype::F32, shape, v.iter().flat_map(|x| x.to_le_bytes()).collect()));
+        }
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = kept
+        .iter()
+        .map(|(n, t, s, d)| (n.clone(), safetensors::tensor::TensorView::new(*t, s.clone(), d).unwrap()))
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+#[test]
+fn empty_file() {
+    let e = load("v2-mci0", Vec::new()).unwrap_err();
+    assert_eq!(e.code(), "INVALID_WEIGHTS");
+    assert!(e.to_string().contains("empty"), "{e}");
+}
+
+#[test]
+fn not_a_checkpoint() {
+    let e = load("v2-mci0", b"<html>404 not found</html>".to_vec()).unwrap_err();
+    assert_eq!(e.code(), "INVALID_WEIGHTS");
+    assert!(e.to_string().contains("expected a PyTorch zip checkpoint"), "{e}");
+}
+
+#[test]
+fn truncated_pytorch_zip() {
+    for cut in [10, 1000] {
+        let mut b = bytes("v1-mci-mct", "model.pt");
+        b.truncate(b.len() - cut);
+        let e = load("v1-mci-mct", b).unwrap_err();
+        assert_eq!(e.code(), "INVALID_WEIGHTS", "{e}");
+        assert!(e.to_string().contains("truncated"), "{e}");
+    }
+    let mut b = bytes("v1-mci-mct", "model.pt");
+    b.truncate(b.len() / 2);
+    assert_eq!(load("v1-mci-mct", b).unwrap_err().code(), "INVALID_WEIGHTS");
+}
+
+#[test]
+fn truncated_safetensors() {
+    let mut b = bytes("v2-mci0", "model.safetensors");
+    b.truncate(b.len() - 100);
+    let e = load("v2-mci0", b).unwrap_err();
+    assert_eq!(e.code(), "INVALID_WEIGHTS");
+    assert!(e.to_string().contains("truncated"), "{e}");
+}
+
+#[test]
+fn weights_of_another_model_are_listed() {
+    // v2-mci0 weights with the v2-mci3 config: stage count, norms and widths all differ.
+    let e = load("v2-mci3", bytes("v2-mci0", "model.safetensors")).unwrap_err();
+    assert_eq!(e.code(), "WEIGHTS_MISMATCH");
+    let msg = e.to_string();
+    assert!(msg.contains("missing tensor(s): `visual.stages.4"), "{msg}");
+    assert!(msg.contains("mis-shaped tensor(s): `visual.stages.0.blocks.0.mlp.fc1.weight` has shape [24, 8, 1, 1], expected [16, 8, 1, 1]"), "{msg}");
+    assert!(msg.contains("weights of another model"), "{msg}");
+    // v1 weights under a v2 config: the layouts differ.
+    let e = load("v2-mci0", bytes("v1-mci-mct", "model.pt")).unwrap_err();
+    assert_eq!(e.code(), "WEIGHTS_MISMATCH");
+    assert!(e.to_string().contains("the checkpoint is in Apple's MobileCLIP v1 layout"), "{e}");
+    assert!(e.to_string().contains("another model"), "{e}");
+}
+
+#[test]
+fn missing_and_misshaped_tensors_are_named() {
+    let good = bytes("v2-mci0", "model.safetensors");
+    let gone = "visual.trunk.final_conv.se.fc2.bias";
+    let b = rewrite(&good, |n, s, v| (n != gone).then(|| (n.to_string(), s, v)));
+    let e = load("v2-mci0", b).unwrap_err();
+    assert_eq!(e.code(), "WEIGHTS_MISMATCH");
+    assert!(
+        e.to_string()
+            .starts_with("weights do not match the model: 1 missing tensor(s): `visual.final_conv.se.fc2.bias` ["),
+        "{e}"
+    );
+    assert!(!e.to_string().contains("another model"), "{e}");
+
+    let b = rewrite(&good, |n, s, v| {
+        if n == "text.ln_final.weight" {
+            Some((n.to_string(), vec![s[0] - 1], v[1..].to_vec()))
+        } else {
+            Some((n.to_string(), s, v))
+        }
+    });
+    let e = load("v2-mci0", b).unwrap_err();
+    assert!(e.to_string().contains("`text.ln_final.weight` has shape"), "{e}");
+
+    let b = rewrite(&good, |n, s, v| {
+        let renamed = if n == "text.ln_final.bias" { "text.ln_final.bias_typo".to_string() } else { n.to_string() };
+        Some((renamed, s, v))
+    });
+    let e = load("v2-mci0", b).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("1 missing tensor(s): `text.ln_final.bias`"), "{msg}");
+    assert!(msg.contains("1 unexpected tensor(s): `text.ln_final.bias_typo`"), "{msg}");
+
+    // The rewrite itself is faithful: unchanged tensors load.
+    assert!(load("v2-mci0", rewrite(&good, |n, s, v| Some((n.to_string(), s, v)))).is_ok());
+}
+
+#[test]
+fn loading_works_after_errors() {
+    assert!(load("v2-mci0", vec![1, 2, 3]).is_err());
+    assert!(load("v2-mci3", bytes("v2-mci0", "model.safetensors")).is_err());
+    let m = load("v2-mci0", bytes("v2-mci0", "model.safetensors")).unwrap();
+    assert_eq!(m.embed_dim(), config("v2-mci0").embed_dim);
+}
+
+#[test]
+fn bad_inputs_to_a_loaded_model() {
+    let m = load("v2-mci0", bytes("v2-mci0", "model.safetensors")).unwrap();
+    let e = m.encode_pixels(&[0.0; 10], 1).unwrap_err();
+    assert_eq!(e.code(), "INVALID_IMAGE");
+    assert!(e.to_string().contains("3x"), "{e}");
+    let e = m.encode_tokens(&[]).unwrap_err();
+    assert_eq!(e.code(), "INVALID_TEXT");
+    let e = m.encode_tokens(&[vec![0; 5]]).unwrap_err();
+    assert!(e.to_string().contains("expected 77"), "{e}");
+    let mut ids = vec![0u32; 77];
+    ids[3] = 1_000_000;
+    let e = m.encode_tokens(&[ids]).unwrap_err();
+    assert!(e.to_string().contains("outside the vocabulary"), "{e}");
+    // and the model still works
+    let s = m.config().preprocess.image_size;
+    assert_eq!(m.encode_pixels(&vec![0.5; 3 * s * s], 1).unwrap().len(), 1);
+}
