@@ -313,6 +313,8 @@ pub enum VitStem {
         strides: Vec<usize>,
         /// Paddings.
         paddings: Vec<usize>,
+        /// Lower bound of the first two widths (`max(min_width, D / 4)`: Apple's 32; timm's 0).
+        min_width: usize,
     },
     /// One patch convolution (CLIP-style ViT).
     Patch {
@@ -352,8 +354,9 @@ pub struct VitArch {
 impl VitArch {
     /// The registry entry of a named ViT (`vit_b16`, `vit_base_mci_224`, `vit_large_patch14_clip_224`).
     pub fn named(name: &str) -> Option<Self> {
-        let conv_stem = |d: usize, paddings: Vec<usize>| VitStem::Conv {
-            channels: vec![(d / 4).max(32), (d / 4).max(32), d],
+        let conv_stem = |d: usize, paddings: Vec<usize>, min_width: usize| VitStem::Conv {
+            channels: vec![(d / 4).max(min_width), (d / 4).max(min_width), d],
+            min_width,
             kernels: vec![4, 2, 2],
             strides: vec![4, 2, 2],
             paddings,
@@ -373,9 +376,9 @@ impl VitArch {
         Some(match name {
             // Apple's ConvNormAct pads int((k - 1) / 2): 1 for the 4×4 conv.
             "vit_b16" => {
-                Self { pos_table_len: Some((224 / 16) * (224 / 16)), ..base(conv_stem(768, vec![1, 0, 0]), 1e-5) }
+                Self { pos_table_len: Some((224 / 16) * (224 / 16)), ..base(conv_stem(768, vec![1, 0, 0], 32), 1e-5) }
             }
-            "vit_base_mci_224" => base(conv_stem(768, vec![0, 0, 0]), 1e-6),
+            "vit_base_mci_224" => base(conv_stem(768, vec![0, 0, 0], 0), 1e-6),
             "vit_large_patch14_clip_224" => Self {
                 embed_dim: 1024,
                 depth: 24,
@@ -389,7 +392,7 @@ impl VitArch {
         })
     }
 
-    /// Applies an `arch` override object (keys: `embed_dim`, `depth`, `num_heads`, `mlp_ratio`;
+    /// Applies an `arch` override object (keys: `embed_dim`, `depth`, `num_heads`, `mlp_ratio`, `img_size`;
     /// a convolutional stem's widths follow `embed_dim` as in the reference).
     fn apply_overrides(&mut self, arch: &Value) -> Result<()> {
         let Value::Object(map) = arch else {
@@ -400,15 +403,16 @@ impl VitArch {
             match k.as_str() {
                 "embed_dim" => {
                     self.embed_dim = n as usize;
-                    if let VitStem::Conv { channels, .. } = &mut self.stem {
-                        let d = self.embed_dim;
-                        *channels = vec![(d / 4).max(32), (d / 4).max(32), d];
+                    if let VitStem::Conv { channels, min_width, .. } = &mut self.stem {
+                        let (d, m) = (self.embed_dim, *min_width);
+                        *channels = vec![(d / 4).max(m), (d / 4).max(m), d];
                     }
                 }
                 // Apple's v1 ViT config names them n_transformer_layers / n_attn_heads.
                 "depth" | "n_transformer_layers" => self.depth = n as usize,
                 "num_heads" | "n_attn_heads" => self.num_heads = n as usize,
                 "mlp_ratio" => self.mlp_ratio = n,
+                "img_size" => self.img_size = n as usize,
                 _ => return Err(Error::Config(format!("unknown ViT arch key `{k}`"))),
             }
         }

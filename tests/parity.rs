@@ -58,3 +58,8 @@ fn full_size_models() {
         }
     }
 }
+
+#[test]
+fn v2_vit_b() {
+    run("v2-vit-b");
+}

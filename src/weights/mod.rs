@@ -127,12 +127,8 @@ impl Weights {
     /// Ends loading: an error listing the missing, mis-shaped and unexpected tensors (every
     /// tensor of the checkpoint that no module took), or `Ok` if the checkpoint fit exactly.
     pub fn finish(self) -> Result<()> {
-        let unexpected: Vec<String> = self
-            .ckpt
-            .names()
-            .filter(|n| !self.used.contains(*n))
-            .map(|n| format!("`{n}`"))
-            .collect();
+        let unexpected: Vec<String> =
+            self.ckpt.names().filter(|n| !self.used.contains(*n)).map(|n| format!("`{n}`")).collect();
         let expected = self.used.len() + self.missing.len();
         let mut parts = self.problems;
         for (what, list) in [("missing", &self.missing), ("mis-shaped", &self.misshaped), ("unexpected", &unexpected)] {
