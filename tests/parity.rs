@@ -2,8 +2,8 @@
 //! both the train-time and the re-parameterised checkpoints. Tolerance: max |Δ| ≤ 1e-4 on
 //! L2-normalised embeddings (fp32, CPU).
 
-mod common_fixture;
-use common_fixture::*;
+mod common;
+use common::*;
 
 fn run(name: &str) {
     let report = check_fixture(&fixtures_root().join(name));

@@ -1,8 +1,8 @@
 //! Bad weights give clear errors naming what is wrong, never a panic, and loading keeps working
 //! afterwards.
 
-mod common_fixture;
-use common_fixture::fixtures_root;
+mod common;
+use common::fixtures_root;
 
 use burn::tensor::Device;
 use mobileclip_wasm::{Error, MobileClip, ModelConfig};
