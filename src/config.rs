@@ -283,7 +283,7 @@ impl FastVitArch {
             return Err(Error::Config(format!("FastViT arch: every per-stage list needs {n} entries")));
         }
         for (i, (&d, m)) in self.embed_dims.iter().zip(&self.token_mixers).enumerate() {
-            if *m == TokenMixer::Attention && d % self.head_dim != 0 {
+            if *m == TokenMixer::Attention && !d.is_multiple_of(self.head_dim) {
                 return Err(Error::Config(format!(
                     "FastViT arch: stage {i} width {d} is not a multiple of head_dim {}",
                     self.head_dim
@@ -416,7 +416,7 @@ impl VitArch {
                 _ => return Err(Error::Config(format!("unknown ViT arch key `{k}`"))),
             }
         }
-        if self.num_heads == 0 || self.embed_dim % self.num_heads != 0 {
+        if self.num_heads == 0 || !self.embed_dim.is_multiple_of(self.num_heads) {
             return Err(Error::Config(format!(
                 "ViT width {} is not divisible by {} heads",
                 self.embed_dim, self.num_heads
@@ -578,7 +578,7 @@ impl TextArch {
     }
 
     fn validate(self) -> Result<Self> {
-        if self.heads == 0 || self.dim % self.heads != 0 {
+        if self.heads == 0 || !self.dim.is_multiple_of(self.heads) {
             return Err(Error::Config(format!("text width {} is not divisible by {} heads", self.dim, self.heads)));
         }
         Ok(self)

@@ -10,6 +10,8 @@ use crate::error::Result;
 use crate::weights::Weights;
 
 /// The image tower.
+// Built once per model and never moved in a hot path: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum ImageEncoder {
     /// MCi / FastViT.

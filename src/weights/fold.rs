@@ -68,7 +68,7 @@ pub fn identity_kernel(channels: usize, in_per_group: usize, kh: usize, kw: usiz
 pub fn pad_kernel(t: &HostTensor, kh: usize, kw: usize) -> HostTensor {
     let [o, i, h, w] = t.shape[..] else { panic!("pad_kernel expects a 4-d kernel") };
     assert!(
-        h <= kh && w <= kw && (kh - h) % 2 == 0 && (kw - w) % 2 == 0,
+        h <= kh && w <= kw && (kh - h).is_multiple_of(2) && (kw - w).is_multiple_of(2),
         "cannot centre a {h}x{w} kernel in {kh}x{kw}"
     );
     let (dy, dx) = ((kh - h) / 2, (kw - w) / 2);

@@ -349,7 +349,7 @@ impl Machine<'_> {
 }
 
 fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(bad("odd number of dict items"));
     }
     let mut out = Vec::with_capacity(items.len() / 2);
@@ -428,11 +428,9 @@ mod tests {
         p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n");
         p.push(b'(');
         p.push(b'(');
-        for s in ["storage"] {
-            p.push(b'X');
-            p.extend((s.len() as u32).to_le_bytes());
-            p.extend(s.as_bytes());
-        }
+        p.push(b'X');
+        p.extend(7u32.to_le_bytes());
+        p.extend(b"storage");
         p.extend(b"ctorch\nFloatStorage\n");
         for s in ["0", "cpu"] {
             p.push(b'X');

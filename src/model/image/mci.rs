@@ -17,6 +17,8 @@ use crate::model::layers::{linear, linear_in_out};
 use crate::weights::Weights;
 
 /// A FastViT block.
+// Built once per model and never moved in a hot path: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum FastVitBlock {
     /// RepMixer block.

@@ -16,6 +16,8 @@ use mct::{TextRepMixerBlock, TextRepMixerBlockConfig};
 use transformer::{TransformerLayer, TransformerLayerConfig};
 
 /// A layer of the text encoder.
+// Built once per model and never moved in a hot path: variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum TextLayer {
     /// Pre-norm transformer layer.
