@@ -27,5 +27,9 @@ if [ "$models" != "none" ]; then
   out=$(mktemp -d -t mobileclip-full.XXXXXX)
   trap 'rm -rf "$out"' EXIT
   "$py" tools/gen_fixtures.py --full --out "$out" --models "$models"
-  MOBILECLIP_FULL_FIXTURES="$out" cargo test --release --test parity -- --ignored --nocapture full_size_models
+  export MOBILECLIP_FULL_FIXTURES="$out"
+  cargo test --release --test parity -- --ignored --nocapture full_size_models
+  if [ -d "$out/MobileCLIP-S0" ]; then
+    cargo test --release --test cli -- --ignored zero_shot_full_size
+  fi
 fi

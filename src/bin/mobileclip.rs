@@ -10,7 +10,7 @@ use mobileclip_wasm::preprocess::{ImageView, PixelFormat, load_image_file};
 use mobileclip_wasm::tokenizer::ClipTokenizer;
 use mobileclip_wasm::zero_shot::DEFAULT_TEMPLATE;
 use mobileclip_wasm::{Error, MobileClip, ModelConfig, Result};
-use serde_json::json;
+use serde::Serialize;
 
 #[derive(Parser)]
 #[command(name = "mobileclip", version, about = "MobileCLIP image/text embeddings on burn (CPU)")]
@@ -70,6 +70,14 @@ enum Command {
     Models,
 }
 
+/// What `embed` prints, in this key order.
+#[derive(Serialize)]
+struct EmbedOutput<'a> {
+    model: &'a str,
+    image_embeddings: Vec<Vec<f32>>,
+    text_embeddings: Vec<Vec<f32>>,
+}
+
 fn load_config(model: &str) -> Result<ModelConfig> {
     let path = Path::new(model);
     if model.ends_with(".json") || path.is_file() {
@@ -104,8 +112,8 @@ fn run(cli: Cli) -> Result<()> {
             let image_embeddings = embed_files(&m, &images)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let text_embeddings = if refs.is_empty() { Vec::new() } else { m.encode_texts(&refs)? };
-            let out = json!({"model": m.config().name, "image_embeddings": image_embeddings, "text_embeddings": text_embeddings});
-            println!("{out}");
+            let out = EmbedOutput { model: &m.config().name, image_embeddings, text_embeddings };
+            println!("{}", serde_json::to_string(&out).expect("serialisable"));
         }
         Command::ZeroShot { model, weights, image, labels, templates, top_k, json } => {
             let m = load_model(&model, &weights)?;
