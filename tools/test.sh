@@ -5,7 +5,7 @@
 #
 # Environment:
 #   MOBILECLIP_FULL_MODELS   comma-separated configs for the full-size parity run
-#                            (default below; "none" skips it)
+#                            ("all", the default: every config in configs/; "none" skips it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,13 +20,15 @@ cargo clippy --release --all-targets -- -D warnings
 step "cargo test --release (unit, tokenizer, preprocessing, small-model parity)"
 cargo test --release
 
-models=${MOBILECLIP_FULL_MODELS:-MobileCLIP-S0,MobileCLIP-S2,MobileCLIP2-S0,MobileCLIP2-S3}
+models=${MOBILECLIP_FULL_MODELS:-all}
 if [ "$models" != "none" ]; then
   step "full-size parity: $models"
   py=$(tools/setup-venv.sh)
   out=$(mktemp -d -t mobileclip-full.XXXXXX)
   trap 'rm -rf "$out"' EXIT
-  "$py" tools/gen_fixtures.py --full --out "$out" --models "$models"
+  select=()
+  [ "$models" = "all" ] || select=(--models "$models")
+  "$py" tools/gen_fixtures.py --full --no-reload-check --out "$out" "${select[@]}"
   export MOBILECLIP_FULL_FIXTURES="$out"
   cargo test --release --test parity -- --ignored --nocapture full_size_models
   if [ -d "$out/MobileCLIP-S0" ]; then
