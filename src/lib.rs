@@ -7,10 +7,12 @@
 //! use mobileclip_wasm::{MobileClip, ModelConfig};
 //! let config = ModelConfig::builtin("MobileCLIP-S0")?;
 //! let model = MobileClip::from_file(config, "mobileclip_s0.pt".as_ref(), burn::tensor::Device::flex())?;
-//! let tokens = vec![vec![49406, 320, 1125, 539, 320, 2368, 49407]];
-//! let text = model.encode_tokens(&tokens)?;
+//! let text = model.encode_texts(&["a photo of a cat", "a photo of a dog"])?;
+//! assert_eq!(text[0].len(), model.embed_dim());
 //! # Ok::<(), mobileclip_wasm::Error>(())
 //! ```
+
+#![warn(missing_docs)]
 
 pub mod config;
 pub mod error;

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Benchmarks: writes BENCHMARKS.md. Generates random-weight full-size checkpoints with the PyTorch
+# reference (cached in target/bench-fixtures) and times the native CPU path.
+#   MOBILECLIP_BENCH_MODELS  comma-separated configs (default: MobileCLIP-S0,MobileCLIP2-S0,MobileCLIP-B)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+models=${MOBILECLIP_BENCH_MODELS:-MobileCLIP-S0,MobileCLIP2-S0,MobileCLIP-B}
+out=target/bench-fixtures
+py=$(tools/setup-venv.sh)
+rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+for m in ${models//,/ }; do
+  if [ -d "$out/$m" ]; then mv "$out/$m" "$out.tmp/"; else "$py" tools/gen_fixtures.py --full --no-reload-check --out "$out.tmp" --models "$m"; fi
+done
+rm -rf "$out" && mv "$out.tmp" "$out"
+MOBILECLIP_BENCH_FIXTURES="$PWD/$out" cargo bench --bench native
