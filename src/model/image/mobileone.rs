@@ -4,20 +4,16 @@
 //! conv + BatchNorm (identity: BatchNorm only). Inference: one convolution. Loading folds the
 //! branches as the reference's `reparameterize()` does, or reads `reparam_conv` directly.
 
-use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
-use super::squeeze_excite::{SqueezeExcite, SqueezeExciteConfig};
-use crate::model::layers::{conv2d, gelu};
+use super::reparam_conv::ReparamConv;
 use crate::weights::fold::{BatchNorm, add_assign, fuse_conv_bn, identity_kernel, pad_kernel};
 use crate::weights::{HostTensor, Weights};
 
 /// A re-parameterised MobileOne block: conv → (SE) → (GELU).
 #[derive(Module, Debug)]
 pub struct MobileOneBlock {
-    conv: Conv2d,
-    se: Option<SqueezeExcite>,
-    act: bool,
+    block: ReparamConv,
 }
 
 /// Config of [`MobileOneBlock`], with the reference's arguments.
@@ -85,19 +81,16 @@ impl MobileOneBlockConfig {
 
     /// Loads the block under `prefix`.
     pub fn load(&self, w: &mut Weights, prefix: &str) -> MobileOneBlock {
-        let (k, b) = self.fused_kernel(w, prefix);
-        let se = self.use_se.then(|| SqueezeExciteConfig::new(self.out_chs).load(w, &format!("{prefix}.se")));
-        MobileOneBlock { conv: conv2d(&k, Some(&b), self.stride, self.groups, w.device()), se, act: self.use_act }
+        let fused = self.fused_kernel(w, prefix);
+        MobileOneBlock {
+            block: ReparamConv::new(w, prefix, fused, self.stride, self.groups, self.use_se, self.use_act),
+        }
     }
 }
 
 impl MobileOneBlock {
     /// `[B, C_in, H, W]` → `[B, C_out, H / stride, W / stride]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.conv.forward(x);
-        if let Some(se) = &self.se {
-            x = se.forward(x);
-        }
-        if self.act { gelu(x) } else { x }
+        self.block.forward(x)
     }
 }

@@ -5,6 +5,7 @@ pub mod convffn;
 pub mod mci;
 pub mod mobileone;
 pub mod patch_embed;
+pub mod reparam_conv;
 pub mod repcpe;
 pub mod replknet;
 pub mod repmixer;

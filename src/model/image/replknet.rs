@@ -1,20 +1,16 @@
 //! ReparamLargeKernelConv (`replknet.py`, timm `fastvit.ReparamLargeKernelConv`): a large
 //! kernel conv + BN with a parallel small kernel conv + BN, folded into one large kernel.
 
-use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
-use super::squeeze_excite::{SqueezeExcite, SqueezeExciteConfig};
-use crate::model::layers::{conv2d, gelu};
+use super::reparam_conv::ReparamConv;
 use crate::weights::Weights;
 use crate::weights::fold::{BatchNorm, add_assign, fuse_conv_bn, pad_kernel};
 
 /// A re-parameterised large-kernel conv: conv → (SE) → GELU.
 #[derive(Module, Debug)]
 pub struct ReparamLargeKernelConv {
-    conv: Conv2d,
-    se: Option<SqueezeExcite>,
-    act: bool,
+    block: ReparamConv,
 }
 
 /// Config of [`ReparamLargeKernelConv`].
@@ -61,22 +57,14 @@ impl ReparamLargeKernelConvConfig {
             add_assign(&mut bias, &b);
             (kernel, bias)
         };
-        let se = self.use_se.then(|| SqueezeExciteConfig::new(o).load(w, &format!("{prefix}.se")));
-        ReparamLargeKernelConv {
-            conv: conv2d(&kernel, Some(&bias), self.stride, self.groups, w.device()),
-            se,
-            act: self.use_act,
-        }
+        let block = ReparamConv::new(w, prefix, (kernel, bias), self.stride, self.groups, self.use_se, self.use_act);
+        ReparamLargeKernelConv { block }
     }
 }
 
 impl ReparamLargeKernelConv {
     /// Applies conv, SE and activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.conv.forward(x);
-        if let Some(se) = &self.se {
-            x = se.forward(x);
-        }
-        if self.act { gelu(x) } else { x }
+        self.block.forward(x)
     }
 }
