@@ -19,6 +19,8 @@ pub mod error;
 pub mod model;
 pub mod preprocess;
 pub mod tokenizer;
+#[cfg(all(feature = "web", target_arch = "wasm32"))]
+pub mod web;
 pub mod weights;
 pub mod zero_shot;
 

@@ -139,12 +139,9 @@ impl Weights {
         if parts.is_empty() {
             return Ok(());
         }
-        let bad = self.missing.len() + self.misshaped.len();
-        let hint = if bad * 2 > expected.max(1) {
-            " (most tensors do not fit: are these the weights of another model?)"
-        } else {
-            ""
-        };
+        // More than a quarter of the tensors off: not a damaged file but another model's.
+        let bad = self.missing.len() + self.misshaped.len() + unexpected.len();
+        let hint = if bad * 4 > expected.max(1) { " (these look like the weights of another model)" } else { "" };
         Err(Error::WeightsMismatch(format!("{}{hint}", parts.join("; "))))
     }
 }

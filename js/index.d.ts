@@ -1,0 +1,73 @@
+/** Error thrown (as a rejected promise) by every call; `code` is stable. */
+export class MobileClipError extends Error {
+  readonly name: 'MobileClipError';
+  /** e.g. UNKNOWN_MODEL, INVALID_WEIGHTS, WEIGHTS_MISMATCH, WEIGHTS_DOWNLOAD, INVALID_IMAGE,
+   * TAINTED_IMAGE, INVALID_TEXT, INVALID_ARGUMENT, NO_WEBGPU, ABORTED, DISPOSED, INTERNAL */
+  readonly code: string;
+}
+
+/** Pixels the model accepts directly: ImageData or any `{data, width, height}` RGBA buffer. */
+export interface RgbaImage {
+  data: Uint8ClampedArray | Uint8Array;
+  width: number;
+  height: number;
+}
+
+export type ImageSource =
+  | ImageData
+  | RgbaImage
+  | HTMLCanvasElement
+  | OffscreenCanvas
+  | ImageBitmap
+  | HTMLImageElement
+  | HTMLVideoElement;
+
+export type WeightsSource = string | URL | Response | Blob | ArrayBuffer | ArrayBufferView;
+
+export interface LoadOptions {
+  /** A shipped model name (default "MobileCLIP-S0", see `modelNames()`) or a config object. */
+  model?: string | object;
+  /** The published checkpoint (PyTorch .pt/.bin or .safetensors), as a URL or bytes. */
+  weights: WeightsSource;
+  /** Default "auto". */
+  backend?: 'auto' | 'cpu' | 'webgpu';
+  /** Download progress in bytes (`total` is 0 when the server sends no length). */
+  onProgress?: (progress: { loaded: number; total: number }) => void;
+  signal?: AbortSignal;
+}
+
+export interface LabelScore {
+  label: string;
+  /** Softmax probability over the labels. */
+  score: number;
+}
+
+export interface ZeroShotOptions {
+  /** Prompt templates with `{}` for the label; several are averaged per label. */
+  templates?: string[];
+  topK?: number;
+}
+
+/** A loaded MobileCLIP model. */
+export class MobileClip {
+  static load(options: LoadOptions): Promise<MobileClip>;
+  /** The backend in use and why, e.g. "cpu: requested". */
+  readonly backend: string;
+  readonly name: string;
+  readonly embedDim: number;
+  readonly imageSize: number;
+  readonly logitScale: number;
+  encodeImage(image: ImageSource): Promise<Float32Array>;
+  encodeImages(images: ImageSource[]): Promise<Float32Array[]>;
+  encodeText(text: string): Promise<Float32Array>;
+  encodeText(texts: string[]): Promise<Float32Array[]>;
+  /** Labels ranked for an image (or an image embedding), best first. */
+  zeroShot(image: ImageSource | Float32Array, labels: string[], options?: ZeroShotOptions): Promise<LabelScore[]>;
+  similarity(a: Float32Array, b: Float32Array): number;
+  dispose(): void;
+}
+
+/** Cosine similarity of two embeddings. */
+export function similarity(a: Float32Array, b: Float32Array): number;
+/** Names of the shipped model configs. */
+export function modelNames(): Promise<string[]>;

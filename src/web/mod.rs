@@ -1,0 +1,197 @@
+//! The wasm-bindgen adapter: the only code that knows JavaScript types. It exposes a low-level
+//! `WasmModel` class; the public promise-based API (`MobileClip` in `js/index.js`) wraps it,
+//! turning image sources into RGBA pixels and weights sources into bytes.
+//!
+//! Errors reach JavaScript as `Error` objects named `MobileClipError` with a stable `code`
+//! (see [`crate::Error::code`]) and a message naming what was wrong.
+
+use js_sys::{Array, Float32Array, Reflect};
+use wasm_bindgen::prelude::*;
+
+use crate::preprocess::{ImageView, PixelFormat};
+use crate::{Error, MobileClip, ModelConfig};
+
+/// Installs the panic hook so that a bug (never user input) shows a readable message.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+/// Converts a crate error into a JavaScript `Error` with a `code` property.
+pub fn js_error(e: &Error) -> JsValue {
+    error_with_code(e.code(), &e.to_string())
+}
+
+fn error_with_code(code: &str, message: &str) -> JsValue {
+    let err = js_sys::Error::new(message);
+    err.set_name("MobileClipError");
+    let _ = Reflect::set(&err, &"code".into(), &code.into());
+    err.into()
+}
+
+fn disposed() -> JsValue {
+    error_with_code("DISPOSED", "the model was disposed; load it again")
+}
+
+/// A loaded model on the CPU backend (burn flex, wasm SIMD128).
+#[wasm_bindgen]
+pub struct WasmModel {
+    inner: Option<MobileClip>,
+    backend: String,
+}
+
+fn config_from(model: &str) -> Result<ModelConfig, Error> {
+    if model.trim_start().starts_with('{') { ModelConfig::from_json(model) } else { ModelConfig::builtin(model) }
+}
+
+#[wasm_bindgen]
+impl WasmModel {
+    /// Loads a model: `model` is a shipped model name or a config as JSON text, `weights` the
+    /// bytes of a published checkpoint (PyTorch zip or safetensors).
+    pub fn load(model: &str, weights: Vec<u8>) -> Result<WasmModel, JsValue> {
+        let config = config_from(model).map_err(|e| js_error(&e))?;
+        let inner = MobileClip::from_bytes(config, weights, burn::tensor::Device::flex()).map_err(|e| js_error(&e))?;
+        Ok(WasmModel { inner: Some(inner), backend: "cpu".into() })
+    }
+
+    /// The names of the shipped model configs.
+    #[wasm_bindgen(js_name = modelNames)]
+    pub fn model_names() -> Vec<String> {
+        ModelConfig::builtin_names().map(String::from).collect()
+    }
+
+    /// The config of a shipped model, as JSON text (`UNKNOWN_MODEL` error otherwise).
+    #[wasm_bindgen(js_name = modelConfig)]
+    pub fn model_config(name: &str) -> Result<String, JsValue> {
+        let cfg = ModelConfig::builtin(name).map_err(|e| js_error(&e))?;
+        Ok(serde_json::to_string(&cfg).expect("configs serialise"))
+    }
+
+    fn model(&self) -> Result<&MobileClip, JsValue> {
+        self.inner.as_ref().ok_or_else(disposed)
+    }
+
+    /// The backend in use and why.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.clone()
+    }
+
+    /// Sets the backend description (the JavaScript side knows why a backend was chosen).
+    #[wasm_bindgen(setter)]
+    pub fn set_backend(&mut self, backend: String) {
+        self.backend = backend;
+    }
+
+    /// The model's name.
+    #[wasm_bindgen(getter)]
+    pub fn name(&self) -> Result<String, JsValue> {
+        Ok(self.model()?.config().name.clone())
+    }
+
+    /// Embedding dimension.
+    #[wasm_bindgen(getter, js_name = embedDim)]
+    pub fn embed_dim(&self) -> Result<usize, JsValue> {
+        Ok(self.model()?.embed_dim())
+    }
+
+    /// Input resolution.
+    #[wasm_bindgen(getter, js_name = imageSize)]
+    pub fn image_size(&self) -> Result<usize, JsValue> {
+        Ok(self.model()?.config().preprocess.image_size)
+    }
+
+    /// `exp(logit_scale)`, clamped to 100.
+    #[wasm_bindgen(getter, js_name = logitScale)]
+    pub fn logit_scale(&self) -> Result<f32, JsValue> {
+        Ok(self.model()?.logit_scale())
+    }
+
+    /// Embeds RGBA images (straight alpha, as `ImageData`), all `width` × `height` pixels
+    /// given as one array per image: one L2-normalised `Float32Array` per image.
+    #[wasm_bindgen(js_name = encodeRgba)]
+    pub fn encode_rgba(
+        &self,
+        images: Vec<js_sys::Uint8Array>,
+        widths: Vec<usize>,
+        heights: Vec<usize>,
+    ) -> Result<Array, JsValue> {
+        let model = self.model()?;
+        if images.len() != widths.len() || images.len() != heights.len() {
+            return Err(error_with_code("INVALID_ARGUMENT", "images, widths and heights differ in length"));
+        }
+        let buffers: Vec<Vec<u8>> = images.iter().map(js_sys::Uint8Array::to_vec).collect();
+        let views = buffers
+            .iter()
+            .zip(widths.iter().zip(&heights))
+            .map(|(b, (&w, &h))| ImageView::new(b, w, h, PixelFormat::Rgba8))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| js_error(&e))?;
+        let out = model.encode_images(&views).map_err(|e| js_error(&e))?;
+        Ok(out.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect())
+    }
+
+    /// Embeds preprocessed pixels (`count` images, CHW `f32`, as the reference's transforms
+    /// produce): one L2-normalised `Float32Array` per image.
+    #[wasm_bindgen(js_name = encodePixels)]
+    pub fn encode_pixels(&self, pixels: Vec<f32>, count: usize) -> Result<Array, JsValue> {
+        let out = self.model()?.encode_pixels(&pixels, count).map_err(|e| js_error(&e))?;
+        Ok(out.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect())
+    }
+
+    /// Embeds token-id sequences (`count` rows of `context_length` ids, flattened).
+    #[wasm_bindgen(js_name = encodeTokens)]
+    pub fn encode_tokens(&self, ids: Vec<u32>, count: usize) -> Result<Array, JsValue> {
+        if count == 0 || !ids.len().is_multiple_of(count) {
+            return Err(error_with_code(
+                "INVALID_TEXT",
+                &format!("{} ids do not split into {count} sequences", ids.len()),
+            ));
+        }
+        let rows: Vec<Vec<u32>> = ids.chunks(ids.len() / count).map(<[u32]>::to_vec).collect();
+        let out = self.model()?.encode_tokens(&rows).map_err(|e| js_error(&e))?;
+        Ok(out.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect())
+    }
+
+    /// Embeds texts: one L2-normalised `Float32Array` per text.
+    #[wasm_bindgen(js_name = encodeTexts)]
+    pub fn encode_texts(&self, texts: Vec<String>) -> Result<Array, JsValue> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let out = self.model()?.encode_texts(&refs).map_err(|e| js_error(&e))?;
+        Ok(out.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect())
+    }
+
+    /// Label embeddings for zero-shot (prompt templates averaged per label).
+    #[wasm_bindgen(js_name = labelEmbeddings)]
+    pub fn label_embeddings(&self, labels: Vec<String>, templates: Vec<String>) -> Result<Array, JsValue> {
+        let l: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let t: Vec<&str> = templates.iter().map(String::as_str).collect();
+        let out = self.model()?.label_embeddings(&l, &t).map_err(|e| js_error(&e))?;
+        Ok(out.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect())
+    }
+
+    /// Ranks labels for an image embedding: `[{label, score}]`, best first.
+    #[wasm_bindgen(js_name = zeroShot)]
+    pub fn zero_shot(
+        &self,
+        image: Vec<f32>,
+        labels: Vec<String>,
+        templates: Vec<String>,
+        top_k: Option<usize>,
+    ) -> Result<JsValue, JsValue> {
+        let l: Vec<&str> = labels.iter().map(String::as_str).collect();
+        let t: Vec<&str> = templates.iter().map(String::as_str).collect();
+        let ranked = self.model()?.zero_shot(&image, &l, &t, top_k).map_err(|e| js_error(&e))?;
+        serde_wasm_bindgen::to_value(&ranked).map_err(|e| error_with_code("INTERNAL", &e.to_string()))
+    }
+
+    /// The 77 CLIP token ids of a text.
+    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, JsValue> {
+        self.model()?.tokenizer().encode(text).map_err(|e| js_error(&e))
+    }
+
+    /// Frees the weights; later calls fail with code `DISPOSED`.
+    pub fn dispose(&mut self) {
+        self.inner = None;
+    }
+}

@@ -1,0 +1,134 @@
+// The npm package's JavaScript API in Node (CPU backend): parity with the PyTorch reference on
+// the committed fixtures, bad inputs rejected with codes, the instance usable after errors.
+// Run: tools/build-wasm.sh && node --test tests/js/
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const { MobileClip, MobileClipError, similarity, modelNames } = await import(`${root}pkg/index.js`);
+const fixtures = `${root}tests/fixtures/models`;
+
+/** Reads a safetensors file into {name: {shape, data}} (f32 and i32 only). */
+async function safetensors(path) {
+  const buf = await readFile(path);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString());
+  const out = {};
+  for (const [name, info] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const [a, b] = info.data_offsets;
+    const bytes = buf.subarray(8 + n + a, 8 + n + b);
+    const copy = new Uint8Array(bytes).buffer;
+    const data = info.dtype === 'F32' ? new Float32Array(copy) : info.dtype === 'I32' ? new Int32Array(copy) : null;
+    out[name] = { shape: info.shape, data };
+  }
+  return out;
+}
+
+async function fixture(name, file) {
+  const dir = `${fixtures}/${name}`;
+  const config = JSON.parse(await readFile(`${dir}/config.json`, 'utf8'));
+  const weights = new Uint8Array(await readFile(`${dir}/${file}`));
+  return { config, weights, io: await safetensors(`${dir}/io.safetensors`) };
+}
+
+function maxDiff(rows, flat) {
+  let m = 0;
+  const all = rows.flatMap((r) => Array.from(r));
+  assert.equal(all.length, flat.length);
+  all.forEach((v, i) => { m = Math.max(m, Math.abs(v - flat[i])); });
+  return m;
+}
+
+const TOL = 1e-4;
+
+for (const [name, file] of [['v1-mci-mct', 'model.pt'], ['v2-mci3', 'model.safetensors'], ['v2-vit-b', 'model_reparam.safetensors']]) {
+  test(`parity with the reference: ${name}/${file}`, async () => {
+    const { config, weights, io } = await fixture(name, file);
+    const clip = await MobileClip.load({ model: config, weights, backend: 'cpu' });
+    const suffix = file.includes('reparam') ? '_reparam' : '';
+    const n = io.image.shape[0];
+    const img = clip.raw.encodePixels(io.image.data, n);
+    const di = maxDiff(img, io[`image_embeddings${suffix}`].data);
+    const tok = io.tokens;
+    const txt = clip.raw.encodeTokens(Uint32Array.from(tok.data), tok.shape[0]);
+    const dt = maxDiff(txt, io[`text_embeddings${suffix}`].data);
+    console.log(`${name}/${file}: image max|d| ${di.toExponential(2)}, text max|d| ${dt.toExponential(2)}`);
+    assert.ok(di <= TOL && dt <= TOL, `image ${di}, text ${dt}`);
+    assert.ok(Math.abs(clip.logitScale - io.logit_scale_exp.data[0]) <= 1e-4 * io.logit_scale_exp.data[0]);
+    clip.dispose();
+  });
+}
+
+test('image sources: ImageData-like pixels, batches equal single calls', async () => {
+  const { config, weights } = await fixture('v2-mci0', 'model.safetensors');
+  const clip = await MobileClip.load({ model: config, weights });
+  assert.match(clip.backend, /^cpu/);
+  const make = (w, h, seed) => ({ width: w, height: h, data: Uint8ClampedArray.from({ length: w * h * 4 }, (_, i) => (i * seed) % 251) });
+  const a = make(97, 61, 7), b = make(40, 120, 13);
+  const [ea, eb] = await clip.encodeImages([a, b]);
+  assert.ok(ea instanceof Float32Array && ea.length === clip.embedDim);
+  assert.deepEqual(await clip.encodeImage(a), ea);
+  assert.deepEqual(await clip.encodeImage(b), eb);
+  assert.ok(Math.abs(similarity(ea, ea) - 1) < 1e-5);
+  // alpha is dropped, as PIL's convert('RGB') does
+  const opaque = { ...a, data: a.data.map((v, i) => (i % 4 === 3 ? 255 : v)) };
+  assert.deepEqual(await clip.encodeImage(opaque), ea);
+});
+
+test('concurrent calls give the sequential results', async () => {
+  const { config, weights } = await fixture('v2-mci0', 'model.safetensors');
+  const clip = await MobileClip.load({ model: config, weights });
+  const imgs = Array.from({ length: 6 }, (_, k) => ({ width: 33, height: 29, data: Uint8ClampedArray.from({ length: 33 * 29 * 4 }, (_, i) => (i * (k + 3)) % 256) }));
+  const sequential = [];
+  for (const im of imgs) sequential.push(await clip.encodeImage(im));
+  const concurrent = await Promise.all(imgs.map((im) => clip.encodeImage(im)));
+  assert.deepEqual(concurrent, sequential);
+});
+
+test('bad inputs reject with codes, and the model keeps working', async () => {
+  const { config, weights } = await fixture('v2-mci0', 'model.safetensors');
+  const code = async (p, c, msg) => {
+    await assert.rejects(p, (e) => {
+      assert.ok(e instanceof MobileClipError, `not a MobileClipError: ${e}`);
+      assert.equal(e.code, c, e.message);
+      if (msg) assert.match(e.message, msg);
+      return true;
+    });
+  };
+  await code(MobileClip.load({ model: 'MobileCLIP-XXL', weights }), 'UNKNOWN_MODEL', /MobileCLIP-XXL/);
+  await code(MobileClip.load({ model: config, weights: weights.slice(0, weights.length - 50) }), 'INVALID_WEIGHTS', /truncated/);
+  await code(MobileClip.load({ model: config, weights: new Uint8Array([1, 2, 3]) }), 'INVALID_WEIGHTS');
+  await code(MobileClip.load({ model: config }), 'INVALID_ARGUMENT', /weights/);
+  await code(MobileClip.load({ model: config, weights: 42 }), 'INVALID_ARGUMENT', /number/);
+  await code(MobileClip.load({ model: config, weights, backend: 'gpu' }), 'INVALID_ARGUMENT');
+  const other = await fixture('v2-mci3', 'model.safetensors');
+  await code(MobileClip.load({ model: config, weights: other.weights }), 'WEIGHTS_MISMATCH', /another model/);
+
+  const clip = await MobileClip.load({ model: config, weights });
+  const good = { width: 8, height: 8, data: new Uint8ClampedArray(256).fill(90) };
+  const before = await clip.encodeImage(good);
+  await code(clip.encodeImage({ width: 0, height: 0, data: new Uint8ClampedArray(0) }), 'INVALID_IMAGE', /empty/);
+  await code(clip.encodeImage({ width: 8, height: 8, data: new Uint8ClampedArray(10) }), 'INVALID_IMAGE', /buffer/);
+  await code(clip.encodeImage('cat.png'), 'INVALID_IMAGE', /unsupported image source/);
+  await code(clip.encodeImage(null), 'INVALID_IMAGE');
+  await code(clip.encodeImages([]), 'INVALID_IMAGE');
+  await code(clip.encodeText(42), 'INVALID_TEXT', /not a string/);
+  await code(clip.encodeText([]), 'INVALID_TEXT');
+  await code(clip.zeroShot(before, []), 'INVALID_ARGUMENT', /label list is empty/);
+  await code(clip.zeroShot(before, ['a', ''], {}), 'INVALID_ARGUMENT', /label 1 is empty/);
+  await code(clip.zeroShot(before, ['a'], { templates: ['no slot'] }), 'INVALID_ARGUMENT', /placeholder/);
+  // the fixture's vocabulary is small: real token ids are out of range, which is an error too
+  await code(clip.encodeText('a cat'), 'INVALID_TEXT', /outside the vocabulary/);
+  assert.throws(() => similarity(before, new Float32Array(3)), MobileClipError);
+  assert.deepEqual(await clip.encodeImage(good), before, 'the model works after errors');
+  clip.dispose();
+  await code(clip.encodeImage(good), 'DISPOSED');
+});
+
+test('shipped model names', async () => {
+  const names = await modelNames();
+  assert.ok(names.includes('MobileCLIP-S0') && names.includes('MobileCLIP2-L-14'), names.join());
+});
