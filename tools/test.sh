@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit + integration tests (small parity fixtures,
-# tokenizer corpus, preprocessing), then full-size parity of shipped models against the PyTorch
-# reference (random weights written by tools/gen_fixtures.py into a temporary folder).
+# tokenizer corpus, preprocessing), the wasm package in Node and in headless Chromium, then
+# full-size parity of shipped models against the PyTorch reference (random weights written by
+# tools/gen_fixtures.py into a temporary folder). .ci/run installs what this needs.
 #
 # Environment:
 #   MOBILECLIP_FULL_MODELS   comma-separated configs for the full-size parity run
@@ -14,11 +15,17 @@ step() { printf '\n==> %s\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (all targets, warnings are errors)"
+step "cargo clippy (all targets, warnings are errors; native and the wasm adapter)"
 cargo clippy --release --all-targets -- -D warnings
+cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features web -- -D warnings
 
 step "cargo test --release (unit, tokenizer, preprocessing, small-model parity)"
 cargo test --release
+
+step "wasm package (pkg/): build, Node tests, headless Chromium tests"
+tools/build-wasm.sh
+node --test tests/js/
+node tests/browser/run.mjs
 
 models=${MOBILECLIP_FULL_MODELS:-all}
 if [ "$models" != "none" ]; then

@@ -1,0 +1,172 @@
+// In-page tests of the npm package (pkg/) in real Chromium. Results go to window.__results.
+import { MobileClip, MobileClipError } from '/pkg/index.js';
+
+const params = new URLSearchParams(location.search);
+const crossOrigin = params.get('cross'); // another origin serving the same files, without CORS
+const results = [];
+const TOL = 1e-4;
+
+function record(name, ok, detail = '') {
+  results.push({ name, ok, detail });
+  const row = document.createElement('tr');
+  for (const [text, cls] of [[ok ? 'pass' : 'FAIL', ok ? 'ok' : 'fail'], [name], [detail]]) {
+    const cell = row.insertCell();
+    cell.textContent = text; // details quote markup such as "<img>": never parse them
+    if (cls) cell.className = cls;
+  }
+  document.getElementById('results').append(row);
+}
+
+async function check(name, f) {
+  try {
+    const detail = await f();
+    record(name, true, detail ?? '');
+  } catch (e) {
+    record(name, false, `${e?.code ?? ''} ${e?.message ?? e}`);
+  }
+}
+
+function assert(cond, msg) { if (!cond) throw new Error(msg); }
+
+async function rejectsWith(p, code) {
+  try { await p; } catch (e) {
+    assert(e instanceof MobileClipError, `not a MobileClipError: ${e}`);
+    assert(e.code === code, `code ${e.code}, expected ${code}: ${e.message}`);
+    return e.message;
+  }
+  throw new Error(`did not reject (expected ${code})`);
+}
+
+async function safetensors(url) {
+  const buf = await (await fetch(url)).arrayBuffer();
+  const view = new DataView(buf);
+  const n = Number(view.getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 8, n)));
+  const out = {};
+  for (const [name, info] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const [a, b] = info.data_offsets;
+    const bytes = buf.slice(8 + n + a, 8 + n + b);
+    out[name] = { shape: info.shape, data: info.dtype === 'F32' ? new Float32Array(bytes) : new Int32Array(bytes) };
+  }
+  return out;
+}
+
+function maxDiff(rows, flat) {
+  let m = 0, i = 0;
+  for (const r of rows) for (const v of r) m = Math.max(m, Math.abs(v - flat[i++]));
+  assert(i === flat.length, 'embedding count differs');
+  return m;
+}
+
+function loadImg(src, cors) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    if (cors) img.crossOrigin = 'anonymous';
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error(`could not load ${src}`));
+    img.src = src;
+  });
+}
+
+const fx = (name, file) => `/tests/fixtures/models/${name}/${file}`;
+const config = async (name) => (await fetch(fx(name, 'config.json'))).json();
+
+let clip;
+await check('load from a URL with progress (v2-mci0)', async () => {
+  const progress = [];
+  clip = await MobileClip.load({ model: await config('v2-mci0'), weights: fx('v2-mci0', 'model.safetensors'), onProgress: (p) => progress.push(p) });
+  const last = progress.at(-1);
+  assert(progress.length > 0 && last.loaded === last.total && last.total > 0, `progress ${JSON.stringify(last)}`);
+  assert(clip.backend.startsWith('cpu'), clip.backend);
+  return `backend "${clip.backend}", ${progress.length} progress events`;
+});
+
+for (const [name, file] of [['v2-mci0', 'model.safetensors'], ['v1-mci-mct', 'model.pt'], ['v1-vit-base-causal', 'model_reparam.pt']]) {
+  await check(`parity with the reference: ${name}/${file}`, async () => {
+    const m = await MobileClip.load({ model: await config(name), weights: await (await fetch(fx(name, file))).blob() });
+    const io = await safetensors(fx(name, 'io.safetensors'));
+    const sfx = file.includes('reparam') ? '_reparam' : '';
+    const di = maxDiff(m.raw.encodePixels(io.image.data, io.image.shape[0]), io[`image_embeddings${sfx}`].data);
+    const dt = maxDiff(m.raw.encodeTokens(Uint32Array.from(io.tokens.data), io.tokens.shape[0]), io[`text_embeddings${sfx}`].data);
+    m.dispose();
+    assert(di <= TOL && dt <= TOL, `image ${di}, text ${dt}`);
+    return `image max|Δ| ${di.toExponential(2)}, text max|Δ| ${dt.toExponential(2)}`;
+  });
+}
+
+await check('every image source type gives the same embedding', async () => {
+  const img = await loadImg('/tests/fixtures/preprocess/chelsea_301x217.png');
+  const canvas = document.getElementById('c');
+  canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(img, 0, 0);
+  const data = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  const off = new OffscreenCanvas(canvas.width, canvas.height);
+  off.getContext('2d').drawImage(img, 0, 0);
+  const bitmap = await createImageBitmap(img);
+  const ref = await clip.encodeImage(data);
+  const same = (a) => a.length === ref.length && a.every((v, i) => v === ref[i]);
+  for (const [kind, src] of [['canvas', canvas], ['OffscreenCanvas', off], ['ImageBitmap', bitmap], ['<img>', img]]) {
+    assert(same(await clip.encodeImage(src)), `${kind} differs from ImageData`);
+  }
+  const batch = await clip.encodeImages([img, data]);
+  assert(same(batch[0]) && same(batch[1]), 'batch differs');
+  return `ImageData, canvas, OffscreenCanvas, ImageBitmap, <img>: identical (dim ${ref.length})`;
+});
+
+await check('bad image sources reject with codes', async () => {
+  const msgs = [];
+  msgs.push(await rejectsWith(clip.encodeImage(new Image()), 'INVALID_IMAGE'));
+  const empty = document.createElement('canvas'); empty.width = 0;
+  msgs.push(await rejectsWith(clip.encodeImage(empty), 'INVALID_IMAGE'));
+  msgs.push(await rejectsWith(clip.encodeImage(document.body), 'INVALID_IMAGE'));
+  if (crossOrigin) {
+    const foreign = await loadImg(`${crossOrigin}/tests/fixtures/preprocess/chelsea_301x217.png`);
+    const c = document.createElement('canvas'); c.width = 10; c.height = 10;
+    c.getContext('2d').drawImage(foreign, 0, 0);
+    msgs.push(await rejectsWith(clip.encodeImage(c), 'TAINTED_IMAGE'));
+    msgs.push(await rejectsWith(clip.encodeImage(foreign), 'TAINTED_IMAGE'));
+  }
+  const ok = await clip.encodeImage(new ImageData(4, 4));
+  assert(ok.length === clip.embedDim, 'model broken after errors');
+  return msgs.join(' | ');
+});
+
+await check('bad weights and aborted loads reject with codes', async () => {
+  const cfg = await config('v2-mci0');
+  await rejectsWith(MobileClip.load({ model: cfg, weights: fx('v2-mci0', 'missing.safetensors') }), 'WEIGHTS_DOWNLOAD');
+  const bytes = new Uint8Array(await (await fetch(fx('v2-mci0', 'model.safetensors'))).arrayBuffer());
+  await rejectsWith(MobileClip.load({ model: cfg, weights: bytes.slice(0, 1000) }), 'INVALID_WEIGHTS');
+  await rejectsWith(MobileClip.load({ model: 'NoSuchModel', weights: bytes }), 'UNKNOWN_MODEL');
+  await rejectsWith(MobileClip.load({ model: cfg, weights: bytes, backend: 'webgpu' }), 'NO_WEBGPU');
+  const ac = new AbortController();
+  ac.abort();
+  await rejectsWith(MobileClip.load({ model: cfg, weights: fx('v2-mci0', 'model.safetensors'), signal: ac.signal }), 'ABORTED');
+});
+
+await check('works in a Web Worker, same numbers as the main thread', async () => {
+  const px = { width: 31, height: 23, data: Uint8ClampedArray.from({ length: 31 * 23 * 4 }, (_, i) => (i * 7) % 256) };
+  const main = await clip.encodeImage(px);
+  const worker = new Worker('./worker.mjs', { type: 'module' });
+  const fromWorker = await new Promise((resolve, reject) => {
+    worker.onmessage = (e) => (e.data.error ? reject(new Error(e.data.error)) : resolve(e.data.embedding));
+    worker.onerror = (e) => reject(new Error(e.message));
+    worker.postMessage({ config: fx('v2-mci0', 'config.json'), weights: fx('v2-mci0', 'model.safetensors'), image: px });
+  });
+  worker.terminate();
+  assert(fromWorker.length === main.length && fromWorker.every((v, i) => v === main[i]), 'worker result differs');
+  return 'identical';
+});
+
+await check('concurrent calls equal sequential ones', async () => {
+  const imgs = Array.from({ length: 8 }, (_, k) => new ImageData(Uint8ClampedArray.from({ length: 16 * 16 * 4 }, (_, i) => (i * (k + 2)) % 256), 16, 16));
+  const seq = [];
+  for (const im of imgs) seq.push(await clip.encodeImage(im));
+  const conc = await Promise.all(imgs.map((im) => clip.encodeImage(im)));
+  assert(conc.every((e, k) => e.every((v, i) => v === seq[k][i])), 'differs');
+});
+
+const failed = results.filter((r) => !r.ok).length;
+document.getElementById('status').textContent = `${results.length - failed} passed, ${failed} failed`;
+window.__results = results;
