@@ -13,3 +13,5 @@ for m in ${models//,/ }; do
 done
 rm -rf "$out" && mv "$out.tmp" "$out"
 MOBILECLIP_BENCH_FIXTURES="$PWD/$out" cargo bench --bench native
+tools/build-wasm.sh
+node benches/browser.mjs
