@@ -1,5 +1,6 @@
 // In-page tests of the npm package (pkg/) in real Chromium. Results go to window.__results.
 import { MobileClip, MobileClipError } from '/pkg/index.js';
+import { parseSafetensors } from '/tests/js/safetensors.mjs';
 
 const params = new URLSearchParams(location.search);
 const crossOrigin = params.get('cross'); // another origin serving the same files, without CORS
@@ -38,18 +39,7 @@ async function rejectsWith(p, code) {
 }
 
 async function safetensors(url) {
-  const buf = await (await fetch(url)).arrayBuffer();
-  const view = new DataView(buf);
-  const n = Number(view.getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 8, n)));
-  const out = {};
-  for (const [name, info] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const [a, b] = info.data_offsets;
-    const bytes = buf.slice(8 + n + a, 8 + n + b);
-    out[name] = { shape: info.shape, data: info.dtype === 'F32' ? new Float32Array(bytes) : new Int32Array(bytes) };
-  }
-  return out;
+  return parseSafetensors(await (await fetch(url)).arrayBuffer());
 }
 
 function maxDiff(rows, flat) {

@@ -5,26 +5,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { parseSafetensors } from './safetensors.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const { MobileClip, MobileClipError, similarity, modelNames } = await import(`${root}pkg/index.js`);
 const fixtures = `${root}tests/fixtures/models`;
 
-/** Reads a safetensors file into {name: {shape, data}} (f32 and i32 only). */
 async function safetensors(path) {
   const buf = await readFile(path);
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString());
-  const out = {};
-  for (const [name, info] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const [a, b] = info.data_offsets;
-    const bytes = buf.subarray(8 + n + a, 8 + n + b);
-    const copy = new Uint8Array(bytes).buffer;
-    const data = info.dtype === 'F32' ? new Float32Array(copy) : info.dtype === 'I32' ? new Int32Array(copy) : null;
-    out[name] = { shape: info.shape, data };
-  }
-  return out;
+  return parseSafetensors(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
 }
 
 async function fixture(name, file) {
