@@ -71,3 +71,5 @@ export class MobileClip {
 export function similarity(a: Float32Array, b: Float32Array): number;
 /** Names of the shipped model configs. */
 export function modelNames(): Promise<string[]>;
+/** Bytes of linear memory the CPU wasm module holds (it only grows; 0 before the first load). */
+export function wasmMemoryBytes(): number;

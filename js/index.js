@@ -22,18 +22,24 @@ function asError(e) {
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 let cpuReady = null;
+let cpuExports = null;
 
 function initWasm() {
   cpuReady ??= (async () => {
     const url = new URL('./cpu/mobileclip_wasm_bg.wasm', import.meta.url);
     if (isNode && url.protocol === 'file:') {
       const { readFile } = await import('node:fs/promises');
-      await initCpu({ module_or_path: await readFile(url) });
+      cpuExports = await initCpu({ module_or_path: await readFile(url) });
     } else {
-      await initCpu({ module_or_path: url });
+      cpuExports = await initCpu({ module_or_path: url });
     }
   })();
   return cpuReady;
+}
+
+/** Bytes of linear memory the CPU wasm module holds (it only grows; 0 before the first load). */
+export function wasmMemoryBytes() {
+  return cpuExports?.memory?.buffer.byteLength ?? 0;
 }
 
 async function readStream(response, onProgress, signal) {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { parseSafetensors } from './safetensors.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const { MobileClip, MobileClipError, similarity, modelNames } = await import(`${root}pkg/index.js`);
+const { MobileClip, MobileClipError, similarity, modelNames, wasmMemoryBytes } = await import(`${root}pkg/index.js`);
 const fixtures = `${root}tests/fixtures/models`;
 
 async function safetensors(path) {
@@ -120,4 +120,25 @@ test('bad inputs reject with codes, and the model keeps working', async () => {
 test('shipped model names', async () => {
   const names = await modelNames();
   assert.ok(names.includes('MobileCLIP-S0') && names.includes('MobileCLIP2-L-14'), names.join());
+});
+
+test('stress: 1,000 encodes keep wasm memory bounded; 50 concurrent calls', async () => {
+  const { config, weights } = await fixture('v2-mci0', 'model.safetensors');
+  const clip = await MobileClip.load({ model: config, weights });
+  const img = { width: 64, height: 48, data: Uint8ClampedArray.from({ length: 64 * 48 * 4 }, (_, i) => (i * 11) % 256) };
+  const first = await clip.encodeImage(img);
+  for (let i = 0; i < 10; i++) await clip.encodeImage(img);
+  const warm = wasmMemoryBytes();
+  assert.ok(warm > 0);
+  for (let i = 0; i < 1000; i++) {
+    const e = await clip.encodeImage(img);
+    if (i % 250 === 0) assert.deepEqual(e, first);
+  }
+  const grown = wasmMemoryBytes() - warm;
+  // Bound: no growth beyond 8 MiB over the warmed-up heap after 1,000 encodes (a leak of even
+  // one embedding per call would be 1000 × the tensors of a forward pass).
+  console.log(`wasm memory after warm-up ${(warm / 2 ** 20).toFixed(1)} MiB, growth over 1,000 encodes ${(grown / 2 ** 20).toFixed(2)} MiB`);
+  assert.ok(grown <= 8 * 2 ** 20, `wasm memory grew by ${grown} bytes`);
+  const many = await Promise.all(Array.from({ length: 50 }, (_, k) => (k % 2 ? clip.encodeImage(img) : clip.encodeText(['x'.repeat(k)]).catch((e) => e.code))));
+  many.forEach((r, k) => (k % 2 ? assert.deepEqual(r, first) : assert.equal(r, 'INVALID_TEXT')));
 });
