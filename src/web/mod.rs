@@ -40,6 +40,26 @@ pub struct WasmModel {
     backend: String,
 }
 
+/// The CPU backend compiled in: flex by default; ndarray with the `ndarray` feature (built only
+/// to compare the two in the browser benchmark).
+fn cpu_device() -> burn::tensor::Device {
+    #[cfg(feature = "ndarray")]
+    {
+        #[allow(deprecated)]
+        burn::tensor::Device::ndarray()
+    }
+    #[cfg(not(feature = "ndarray"))]
+    {
+        burn::tensor::Device::flex()
+    }
+}
+
+/// Name of the CPU backend compiled in.
+#[wasm_bindgen(js_name = cpuBackendName)]
+pub fn cpu_backend_name() -> String {
+    if cfg!(feature = "ndarray") { "ndarray" } else { "flex" }.into()
+}
+
 fn config_from(model: &str) -> Result<ModelConfig, Error> {
     if model.trim_start().starts_with('{') { ModelConfig::from_json(model) } else { ModelConfig::builtin(model) }
 }
@@ -50,7 +70,7 @@ impl WasmModel {
     /// bytes of a published checkpoint (PyTorch zip or safetensors).
     pub fn load(model: &str, weights: Vec<u8>) -> Result<WasmModel, JsValue> {
         let config = config_from(model).map_err(|e| js_error(&e))?;
-        let inner = MobileClip::from_bytes(config, weights, burn::tensor::Device::flex()).map_err(|e| js_error(&e))?;
+        let inner = MobileClip::from_bytes(config, weights, cpu_device()).map_err(|e| js_error(&e))?;
         Ok(WasmModel { inner: Some(inner), backend: "cpu".into() })
     }
 
