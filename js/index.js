@@ -28,7 +28,7 @@ function initWasm() {
   cpuReady ??= (async () => {
     const url = new URL('./cpu/mobileclip_wasm_bg.wasm', import.meta.url);
     if (isNode && url.protocol === 'file:') {
-      const { readFile } = await import('node:fs/promises');
+      const { readFile } = await import(/* webpackIgnore: true */ 'node:fs/promises');
       cpuExports = await initCpu({ module_or_path: await readFile(url) });
     } else {
       cpuExports = await initCpu({ module_or_path: url });

@@ -1,0 +1,33 @@
+// A user's app: imports the installed package by its name, loads a model, embeds.
+import { MobileClip } from 'mobileclip-wasm';
+
+async function main() {
+  const io = parse(await (await fetch('./fixtures/v2-mci0/io.safetensors')).arrayBuffer());
+  const model = await (await fetch('./fixtures/v2-mci0/config.json')).json();
+  const clip = await MobileClip.load({ model, weights: './fixtures/v2-mci0/model.safetensors' });
+  const rows = clip.raw.encodePixels(io.image.data, io.image.shape[0]);
+  let diff = 0, i = 0;
+  for (const r of rows) for (const v of r) diff = Math.max(diff, Math.abs(v - io.image_embeddings.data[i++]));
+  const e = await clip.encodeImage(new ImageData(new Uint8ClampedArray(32 * 24 * 4).fill(120), 32, 24));
+  const ok = diff <= 1e-4 && e.length === clip.embedDim;
+  return { ok, detail: `backend "${clip.backend}", image max|Δ| ${diff.toExponential(2)}, dim ${e.length}` };
+}
+
+function parse(buf) {
+  const n = Number(new DataView(buf).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 8, n)));
+  const out = {};
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const bytes = buf.slice(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]);
+    out[name] = { shape: t.shape, data: t.dtype === 'F32' ? new Float32Array(bytes) : new Int32Array(bytes) };
+  }
+  return out;
+}
+
+main()
+  .catch((e) => ({ ok: false, detail: `${e.code ?? ''} ${e.message}` }))
+  .then((r) => {
+    document.body.textContent = `${r.ok ? 'OK' : 'FAILED'}: ${r.detail}`;
+    window.__result = r;
+  });

@@ -1,0 +1,57 @@
+// As a user would: `npm pack` the package, install the tarball into a fresh app, then open it in
+// headless Chromium twice: a plain <script type="module"> page (import map) and a webpack 5 bundle.
+// Needs pkg/ (tools/build-wasm.sh), webpack in node_modules (npm ci), /usr/bin/chromium.
+import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve } from '../browser/server.mjs';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const here = fileURLToPath(new URL('./', import.meta.url));
+const tmp = await mkdtemp(join(tmpdir(), 'mobileclip-pack-'));
+const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'] }).toString();
+let failed = 0;
+try {
+  run('npm', ['pack', join(root, 'pkg'), '--pack-destination', tmp, '--silent'], root);
+  const tarball = (await readdir(tmp)).find((f) => f.endsWith('.tgz'));
+  const app = join(tmp, 'app');
+  await mkdir(app);
+  await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'sample-app', private: true, type: 'module' }));
+  run('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock', join(tmp, tarball)], app);
+  for (const f of ['app.js', 'index.html', 'bundled.html']) await copyFile(join(here, f), join(app, f));
+  await symlink(join(root, 'tests/fixtures/models'), join(app, 'fixtures'));
+  run(join(root, 'node_modules/.bin/webpack'), ['--config', join(here, 'webpack.config.cjs'), '--env', `app=${app}`], root);
+
+  const server = await serve(app);
+  const profile = join(tmp, 'profile');
+  const browser = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    for (const [name, page] of [['npm pack → plain <script type="module"> page', 'index.html'], ['npm pack → webpack 5 bundle', 'bundled.html']]) {
+      const tab = await browser.newPage();
+      const errors = [];
+      tab.on('pageerror', (e) => errors.push(e.message));
+      await tab.goto(`${server.url}/${page}`);
+      const r = await tab.waitForFunction(() => window.__result, null, { timeout: 120_000 }).then((h) => h.jsonValue()).catch((e) => ({ ok: false, detail: e.message }));
+      const ok = r.ok && errors.length === 0;
+      failed += ok ? 0 : 1;
+      console.log(`${ok ? 'ok    ' : 'FAILED'} ${name} — ${r.detail}${errors.length ? ` (page errors: ${errors.join('; ')})` : ''}`);
+    }
+  } finally {
+    await browser.close();
+    server.server.close();
+  }
+} catch (e) {
+  failed += 1;
+  console.log(`FAILED packaging: ${e.message}`);
+} finally {
+  await rm(tmp, { recursive: true, force: true });
+}
+console.log(`package: ${2 - Math.min(failed, 2)} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
