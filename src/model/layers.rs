@@ -11,11 +11,11 @@ pub const LN_EPS: f64 = 1e-5;
 
 /// A convolution with "same"-style symmetric padding `k / 2`, from a `[O, I/groups, kh, kw]`
 /// kernel and a bias.
-pub fn conv2d(kernel: &HostTensor, bias: Option<&[f32]>, stride: usize, groups: usize, device: &Device) -> Conv2d {
+pub fn conv2d(kernel: HostTensor, bias: Option<Vec<f32>>, stride: usize, groups: usize, device: &Device) -> Conv2d {
     let [out, _, kh, kw] = kernel.shape[..] else { panic!("conv2d expects a 4-d kernel") };
     Conv2d {
-        weight: kernel.to_param(device),
-        bias: bias.map(|b| HostTensor { shape: vec![out], data: b.to_vec() }.to_param(device)),
+        weight: kernel.into_param(device),
+        bias: bias.map(|b| HostTensor { shape: vec![out], data: b }.into_param(device)),
         stride: [stride, stride],
         kernel_size: [kh, kw],
         dilation: [1, 1],
@@ -25,23 +25,23 @@ pub fn conv2d(kernel: &HostTensor, bias: Option<&[f32]>, stride: usize, groups: 
 }
 
 /// A linear layer from PyTorch's `[out, in]` weight layout.
-pub fn linear(weight: &HostTensor, bias: Option<&[f32]>, device: &Device) -> Linear {
+pub fn linear(weight: &HostTensor, bias: Option<Vec<f32>>, device: &Device) -> Linear {
     let [out, inp] = weight.shape[..] else { panic!("linear expects a 2-d weight") };
-    linear_in_out(&transpose(weight), bias, device, inp, out)
+    linear_in_out(transpose(weight), bias, device, inp, out)
 }
 
 /// A linear layer from an `[in, out]` matrix (projection-style parameters).
 pub fn linear_in_out(
-    weight_in_out: &HostTensor,
-    bias: Option<&[f32]>,
+    weight_in_out: HostTensor,
+    bias: Option<Vec<f32>>,
     device: &Device,
     inp: usize,
     out: usize,
 ) -> Linear {
     assert_eq!(weight_in_out.shape, vec![inp, out]);
     Linear {
-        weight: weight_in_out.to_param(device),
-        bias: bias.map(|b| HostTensor { shape: vec![out], data: b.to_vec() }.to_param(device)),
+        weight: weight_in_out.into_param(device),
+        bias: bias.map(|b| HostTensor { shape: vec![out], data: b }.into_param(device)),
     }
 }
 
@@ -61,7 +61,7 @@ pub fn transpose(t: &HostTensor) -> HostTensor {
 pub fn load_linear(w: &mut Weights, prefix: &str, inp: usize, out: usize, bias: bool) -> Linear {
     let weight = w.take(&format!("{prefix}.weight"), &[out, inp]);
     let b = bias.then(|| w.take_vec(&format!("{prefix}.bias"), out));
-    linear(&weight, b.as_deref(), w.device())
+    linear(&weight, b, w.device())
 }
 
 /// Loads `prefix.weight` / `prefix.bias` of a LayerNorm.
@@ -72,8 +72,8 @@ pub fn load_layer_norm(w: &mut Weights, prefix: &str, dim: usize) -> LayerNorm {
 /// Loads a LayerNorm with a given epsilon (timm's ViTs use 1e-6).
 pub fn load_layer_norm_eps(w: &mut Weights, prefix: &str, dim: usize, eps: f64) -> LayerNorm {
     let mut ln = LayerNormConfig::new(dim).with_epsilon(eps).init(w.device());
-    ln.gamma = w.take(&format!("{prefix}.weight"), &[dim]).to_param(w.device());
-    ln.beta = Some(w.take(&format!("{prefix}.bias"), &[dim]).to_param(w.device()));
+    ln.gamma = w.take(&format!("{prefix}.weight"), &[dim]).into_param(w.device());
+    ln.beta = Some(w.take(&format!("{prefix}.bias"), &[dim]).into_param(w.device()));
     ln
 }
 

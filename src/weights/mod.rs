@@ -34,15 +34,15 @@ impl HostTensor {
         Self { shape: shape.to_vec(), data: vec![0.0; shape.iter().product()] }
     }
 
-    /// Uploads to `device` as a `D`-dimensional tensor.
-    pub fn to_tensor<const D: usize>(&self, device: &Device) -> Tensor<D> {
+    /// Uploads to `device` as a `D`-dimensional tensor (moving the values, no copy on the host).
+    pub fn into_tensor<const D: usize>(self, device: &Device) -> Tensor<D> {
         assert_eq!(self.shape.len(), D, "rank mismatch when uploading a weight");
-        Tensor::from_data(TensorData::new(self.data.clone(), self.shape.clone()), device)
+        Tensor::from_data(TensorData::new(self.data, self.shape), device)
     }
 
     /// Uploads to `device` as a parameter.
-    pub fn to_param<const D: usize>(&self, device: &Device) -> Param<Tensor<D>> {
-        Param::from_tensor(self.to_tensor(device))
+    pub fn into_param<const D: usize>(self, device: &Device) -> Param<Tensor<D>> {
+        Param::from_tensor(self.into_tensor(device))
     }
 }
 
@@ -70,12 +70,6 @@ impl Weights {
     /// Whether a tensor of that name exists.
     pub fn contains(&self, name: &str) -> bool {
         self.ckpt.shape(name).is_some()
-    }
-
-    /// Whether any tensor lives under `prefix.`.
-    pub fn has_prefix(&self, prefix: &str) -> bool {
-        let p = format!("{prefix}.");
-        self.ckpt.names().any(|n| n.starts_with(&p))
     }
 
     /// Shape of a tensor, if present.
@@ -117,11 +111,6 @@ impl Weights {
     /// Takes a 1-d tensor as a plain vector.
     pub fn take_vec(&mut self, name: &str, len: usize) -> Vec<f32> {
         self.take(name, &[len]).data
-    }
-
-    /// Records a problem found while interpreting tensors.
-    pub fn problem(&mut self, msg: String) {
-        self.problems.push(msg);
     }
 
     /// Ends loading: an error listing the missing, mis-shaped and unexpected tensors (every

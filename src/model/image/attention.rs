@@ -66,8 +66,8 @@ impl AttentionBlockConfig {
         let device = w.device();
         AttentionBlock {
             norm,
-            qkv: linear(&qkv_w, qkv_b.as_deref(), device),
-            proj: linear(&proj_w, Some(&proj_b), device),
+            qkv: linear(&qkv_w, qkv_b, device),
+            proj: linear(&proj_w, Some(proj_b), device),
             mlp,
             heads: d / self.head_dim,
         }

@@ -44,9 +44,9 @@ impl ConvFfnConfig {
         }
         let device = w.device();
         ConvFfn {
-            conv: conv2d(&k, Some(&b), 1, c, device),
-            fc1: conv2d(&k1, Some(&b1), 1, 1, device),
-            fc2: conv2d(&k2, Some(&b2), 1, 1, device),
+            conv: conv2d(k, Some(b), 1, c, device),
+            fc1: conv2d(k1, Some(b1), 1, 1, device),
+            fc2: conv2d(k2, Some(b2), 1, 1, device),
         }
     }
 }

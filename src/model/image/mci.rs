@@ -99,11 +99,11 @@ impl FastVit {
         let head = if w.contains("visual.head.proj") {
             // v1 GlobalPool2D: `x @ proj`, proj `[in, out]`, no bias.
             let proj = w.take("visual.head.proj", &[features, embed_dim]);
-            linear_in_out(&proj, None, w.device(), features, embed_dim)
+            linear_in_out(proj, None, w.device(), features, embed_dim)
         } else {
             let weight = w.take("visual.head.fc.weight", &[embed_dim, features]);
             let bias = w.take_vec("visual.head.fc.bias", embed_dim);
-            linear(&weight, Some(&bias), w.device())
+            linear(&weight, Some(bias), w.device())
         };
         Self { stem, stages, final_conv, head }
     }

@@ -30,7 +30,7 @@ impl ReparamConv {
     ) -> Self {
         let out = kernel.shape[0];
         let se = use_se.then(|| SqueezeExciteConfig::new(out).load(w, &format!("{prefix}.se")));
-        Self { conv: conv2d(&kernel, Some(&bias), stride, groups, w.device()), se, act: use_act }
+        Self { conv: conv2d(kernel, Some(bias), stride, groups, w.device()), se, act: use_act }
     }
 
     /// Applies conv, SE and activation.

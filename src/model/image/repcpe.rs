@@ -38,7 +38,7 @@ impl RepCpeConfig {
             add_assign(&mut k.data, &w.take(&format!("{prefix}.pos_enc.weight"), &[d, 1, kh, kw]).data);
             (k, w.take_vec(&format!("{prefix}.pos_enc.bias"), d))
         };
-        RepCpe { conv: conv2d(&kernel, Some(&bias), 1, d, w.device()) }
+        RepCpe { conv: conv2d(kernel, Some(bias), 1, d, w.device()) }
     }
 }
 

@@ -52,7 +52,7 @@ impl RepMixerConfig {
             let bias = bm.iter().zip(&bn).zip(&scale).map(|((m, n), s)| s * (m - n)).collect();
             (kernel, bias)
         };
-        RepMixer { conv: conv2d(&kernel, Some(&bias), 1, d, w.device()) }
+        RepMixer { conv: conv2d(kernel, Some(bias), 1, d, w.device()) }
     }
 }
 

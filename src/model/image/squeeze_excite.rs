@@ -33,7 +33,7 @@ impl SqueezeExciteConfig {
         let k2 = w.take(&format!("{prefix}.fc2.weight"), &[c, rd, 1, 1]);
         let b2 = w.take_vec(&format!("{prefix}.fc2.bias"), c);
         let device = w.device();
-        SqueezeExcite { fc1: conv2d(&k1, Some(&b1), 1, 1, device), fc2: conv2d(&k2, Some(&b2), 1, 1, device) }
+        SqueezeExcite { fc1: conv2d(k1, Some(b1), 1, 1, device), fc2: conv2d(k2, Some(b2), 1, 1, device) }
     }
 }
 

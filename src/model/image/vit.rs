@@ -36,7 +36,7 @@ pub struct VisionTransformer {
     head: Linear,
 }
 
-fn conv_with_padding(kernel: &HostTensor, bias: &[f32], stride: usize, padding: usize, device: &Device) -> Conv2d {
+fn conv_with_padding(kernel: HostTensor, bias: Vec<f32>, stride: usize, padding: usize, device: &Device) -> Conv2d {
     let mut conv = crate::model::layers::conv2d(kernel, Some(bias), stride, 1, device);
     conv.padding = PaddingConfig2d::Explicit(padding, padding, padding, padding);
     conv
@@ -83,7 +83,7 @@ impl VisionTransformer {
                     } else {
                         fuse_conv_bn(kernel, &BatchNorm::load(w, &format!("{prefix}.bn"), c))
                     };
-                    stem.push(StemConv { conv: conv_with_padding(&kernel, &bias, s, p, &device), act: !last });
+                    stem.push(StemConv { conv: conv_with_padding(kernel, bias, s, p, &device), act: !last });
                     side = (side + 2 * p - k) / s + 1;
                     cin = c;
                 }
@@ -92,29 +92,29 @@ impl VisionTransformer {
                 let p = *patch_size;
                 let kernel = w.take("visual.patch_embed.proj.weight", &[d, 3, p, p]);
                 let b = if *bias { w.take_vec("visual.patch_embed.proj.bias", d) } else { vec![0.0; d] };
-                stem.push(StemConv { conv: conv_with_padding(&kernel, &b, p, 0, &device), act: false });
+                stem.push(StemConv { conv: conv_with_padding(kernel, b, p, 0, &device), act: false });
                 side /= p;
             }
         }
         let patches = side * side;
         let n_pos = patches + usize::from(arch.pos_includes_cls);
-        let cls_token = w.take("visual.cls_token", &[1, 1, d]).to_param(&device);
+        let cls_token = w.take("visual.cls_token", &[1, 1, d]).into_param(&device);
         let pos_embed = match arch.pos_table_len {
             Some(len) => resample_rows(&w.take("visual.pos_embed", &[1, len, d]), patches),
             None => w.take("visual.pos_embed", &[1, n_pos, d]),
         }
-        .to_param(&device);
+        .into_param(&device);
         let norm_pre = arch.pre_norm.then(|| load_layer_norm_eps(w, "visual.norm_pre", d, arch.ln_eps));
         let layer = TransformerLayerConfig::new(d, arch.num_heads, (d as f64 * arch.mlp_ratio) as usize)
             .with_ln_eps(arch.ln_eps);
         let blocks = (0..arch.depth).map(|i| layer.load(w, &format!("visual.blocks.{i}"))).collect();
         let norm = load_layer_norm_eps(w, "visual.norm", d, arch.ln_eps);
         let head = if w.contains("visual.head.proj") {
-            linear_in_out(&w.take("visual.head.proj", &[d, embed_dim]), None, &device, d, embed_dim)
+            linear_in_out(w.take("visual.head.proj", &[d, embed_dim]), None, &device, d, embed_dim)
         } else {
             let weight = w.take("visual.head.weight", &[embed_dim, d]);
             let bias = w.take_vec("visual.head.bias", embed_dim);
-            linear(&weight, Some(&bias), &device)
+            linear(&weight, Some(bias), &device)
         };
         Self { stem, cls_token, pos_embed, pos_includes_cls: arch.pos_includes_cls, norm_pre, blocks, norm, head }
     }

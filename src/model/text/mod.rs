@@ -43,8 +43,8 @@ impl TextEncoder {
         let d = arch.dim;
         let device = w.device().clone();
         let token_embedding =
-            Embedding { weight: w.take("text.token_embedding.weight", &[arch.vocab_size, d]).to_param(&device) };
-        let positional_embedding = w.take("text.positional_embedding", &[arch.context_length, d]).to_param(&device);
+            Embedding { weight: w.take("text.token_embedding.weight", &[arch.vocab_size, d]).into_param(&device) };
+        let positional_embedding = w.take("text.positional_embedding", &[arch.context_length, d]).into_param(&device);
         let layer = TransformerLayerConfig::new(d, arch.heads, arch.ffn_dim);
         let rep = TextRepMixerBlockConfig::new(d).with_kernel(arch.repmixer_kernel);
         let total = match arch.variant {
@@ -62,7 +62,7 @@ impl TextEncoder {
             })
             .collect();
         let ln_final = load_layer_norm(w, "text.ln_final", d);
-        let projection = w.take("text.text_projection", &[d, embed_dim]).to_param(&device);
+        let projection = w.take("text.text_projection", &[d, embed_dim]).into_param(&device);
         Self { token_embedding, positional_embedding, layers, ln_final, projection, causal: arch.causal }
     }
 

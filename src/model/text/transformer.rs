@@ -43,7 +43,7 @@ impl TransformerLayerConfig {
         let in_b = w.take_vec(&format!("{prefix}.attn.in_proj_bias"), 3 * d);
         TransformerLayer {
             ln_1: load_layer_norm_eps(w, &format!("{prefix}.ln_1"), d, self.ln_eps),
-            in_proj: crate::model::layers::linear(&in_w, Some(&in_b), w.device()),
+            in_proj: crate::model::layers::linear(&in_w, Some(in_b), w.device()),
             out_proj: load_linear(w, &format!("{prefix}.attn.out_proj"), d, d, true),
             ln_2: load_layer_norm_eps(w, &format!("{prefix}.ln_2"), d, self.ln_eps),
             c_fc: load_linear(w, &format!("{prefix}.mlp.c_fc"), d, self.ffn_dim, true),
