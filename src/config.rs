@@ -92,6 +92,11 @@ impl ModelConfig {
         serde_json::from_str(json).map_err(|e| Error::Config(e.to_string()))
     }
 
+    /// A config given either as JSON text (starting with `{`) or as a shipped model's name.
+    pub fn from_name_or_json(model: &str) -> Result<Self> {
+        if model.trim_start().starts_with('{') { Self::from_json(model) } else { Self::builtin(model) }
+    }
+
     /// One of the shipped configs by name (case-insensitive; `mobileclip_s0` style accepted).
     pub fn builtin(name: &str) -> Result<Self> {
         let norm = |s: &str| s.to_ascii_lowercase().replace('_', "-");
@@ -607,6 +612,14 @@ mod tests {
         let ImageArch::FastVit(f) = arch.image else { panic!() };
         assert_eq!(f.layers, vec![2, 6, 10, 2]);
         assert_eq!(f.final_features(), 1024);
+    }
+
+    #[test]
+    fn config_by_name_or_json() {
+        let by_name = ModelConfig::from_name_or_json("MobileCLIP2-S0").unwrap();
+        let json = serde_json::to_string(&by_name).unwrap();
+        assert_eq!(ModelConfig::from_name_or_json(&format!("  {json}")).unwrap(), by_name);
+        assert_eq!(ModelConfig::from_name_or_json("{ not json").unwrap_err().code(), "INVALID_CONFIG");
     }
 
     #[test]

@@ -84,7 +84,7 @@ fn load_config(model: &str) -> Result<ModelConfig> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: model.to_string(), source })?;
         ModelConfig::from_json(&text)
     } else {
-        ModelConfig::builtin(model)
+        ModelConfig::from_name_or_json(model)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The wasm-bindgen adapter: the only code that knows JavaScript types. It exposes a low-level
 //! `WasmModel` class; the public promise-based API (`MobileClip` in `js/index.js`) wraps it,
-//! turning image sources into RGBA pixels and weights sources into bytes.
+//! turning image sources into RGBA pixels and weights sources into bytes, and frees it on
+//! `dispose()`.
 //!
 //! Errors reach JavaScript as `Error` objects named `MobileClipError` with a stable `code`
 //! (see [`crate::Error::code`]) and a message naming what was wrong.
@@ -29,15 +30,14 @@ fn error_with_code(code: &str, message: &str) -> JsValue {
     err.into()
 }
 
-fn disposed() -> JsValue {
-    error_with_code("DISPOSED", "the model was disposed; load it again")
+/// One `Float32Array` per embedding.
+fn js_rows(rows: crate::Result<Vec<Vec<f32>>>) -> Result<Array, JsValue> {
+    let rows = rows.map_err(|e| js_error(&e))?;
+    Ok(rows.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect())
 }
 
-/// A loaded model on the CPU backend (burn flex, wasm SIMD128).
-#[wasm_bindgen]
-pub struct WasmModel {
-    inner: Option<MobileClip>,
-    backend: String,
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }
 
 /// The CPU backend compiled in: flex by default; ndarray with the `ndarray` feature (built only
@@ -54,14 +54,11 @@ fn cpu_device() -> burn::tensor::Device {
     }
 }
 
-/// Name of the CPU backend compiled in.
-#[wasm_bindgen(js_name = cpuBackendName)]
-pub fn cpu_backend_name() -> String {
-    if cfg!(feature = "ndarray") { "ndarray" } else { "flex" }.into()
-}
-
-fn config_from(model: &str) -> Result<ModelConfig, Error> {
-    if model.trim_start().starts_with('{') { ModelConfig::from_json(model) } else { ModelConfig::builtin(model) }
+/// A loaded model on the CPU backend (burn flex, wasm SIMD128).
+#[wasm_bindgen]
+pub struct WasmModel {
+    inner: MobileClip,
+    backend: String,
 }
 
 #[wasm_bindgen]
@@ -69,26 +66,15 @@ impl WasmModel {
     /// Loads a model: `model` is a shipped model name or a config as JSON text, `weights` the
     /// bytes of a published checkpoint (PyTorch zip or safetensors).
     pub fn load(model: &str, weights: Vec<u8>) -> Result<WasmModel, JsValue> {
-        let config = config_from(model).map_err(|e| js_error(&e))?;
+        let config = ModelConfig::from_name_or_json(model).map_err(|e| js_error(&e))?;
         let inner = MobileClip::from_bytes(config, weights, cpu_device()).map_err(|e| js_error(&e))?;
-        Ok(WasmModel { inner: Some(inner), backend: "cpu".into() })
+        Ok(WasmModel { inner, backend: "cpu".into() })
     }
 
     /// The names of the shipped model configs.
     #[wasm_bindgen(js_name = modelNames)]
     pub fn model_names() -> Vec<String> {
         ModelConfig::builtin_names().map(String::from).collect()
-    }
-
-    /// The config of a shipped model, as JSON text (`UNKNOWN_MODEL` error otherwise).
-    #[wasm_bindgen(js_name = modelConfig)]
-    pub fn model_config(name: &str) -> Result<String, JsValue> {
-        let cfg = ModelConfig::builtin(name).map_err(|e| js_error(&e))?;
-        Ok(serde_json::to_string(&cfg).expect("configs serialise"))
-    }
-
-    fn model(&self) -> Result<&MobileClip, JsValue> {
-        self.inner.as_ref().ok_or_else(disposed)
     }
 
     /// The backend in use and why.
@@ -105,30 +91,30 @@ impl WasmModel {
 
     /// The model's name.
     #[wasm_bindgen(getter)]
-    pub fn name(&self) -> Result<String, JsValue> {
-        Ok(self.model()?.config().name.clone())
+    pub fn name(&self) -> String {
+        self.inner.config().name.clone()
     }
 
     /// Embedding dimension.
     #[wasm_bindgen(getter, js_name = embedDim)]
-    pub fn embed_dim(&self) -> Result<usize, JsValue> {
-        Ok(self.model()?.embed_dim())
+    pub fn embed_dim(&self) -> usize {
+        self.inner.embed_dim()
     }
 
     /// Input resolution.
     #[wasm_bindgen(getter, js_name = imageSize)]
-    pub fn image_size(&self) -> Result<usize, JsValue> {
-        Ok(self.model()?.config().preprocess.image_size)
+    pub fn image_size(&self) -> usize {
+        self.inner.config().preprocess.image_size
     }
 
     /// `exp(logit_scale)`, clamped to 100.
     #[wasm_bindgen(getter, js_name = logitScale)]
-    pub fn logit_scale(&self) -> Result<f32, JsValue> {
-        Ok(self.model()?.logit_scale())
+    pub fn logit_scale(&self) -> f32 {
+        self.inner.logit_scale()
     }
 
-    /// Embeds RGBA images (straight alpha, as `ImageData`), all `width` × `height` pixels
-    /// given as one array per image: one L2-normalised `Float32Array` per image.
+    /// Embeds RGBA images (straight alpha, as `ImageData`), one pixel array per image with its
+    /// width and height: one L2-normalised `Float32Array` per image.
     #[wasm_bindgen(js_name = encodeRgba)]
     pub fn encode_rgba(
         &self,
@@ -136,7 +122,6 @@ impl WasmModel {
         widths: Vec<usize>,
         heights: Vec<usize>,
     ) -> Result<Array, JsValue> {
-        let model = self.model()?;
         if images.len() != widths.len() || images.len() != heights.len() {
             return Err(error_with_code("INVALID_ARGUMENT", "images, widths and heights differ in length"));
         }
@@ -147,16 +132,14 @@ impl WasmModel {
             .map(|(b, (&w, &h))| ImageView::new(b, w, h, PixelFormat::Rgba8))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| js_error(&e))?;
-        let out = model.encode_images(&views).map_err(|e| js_error(&e))?;
-        Ok(out.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect())
+        js_rows(self.inner.encode_images(&views))
     }
 
     /// Embeds preprocessed pixels (`count` images, CHW `f32`, as the reference's transforms
     /// produce): one L2-normalised `Float32Array` per image.
     #[wasm_bindgen(js_name = encodePixels)]
     pub fn encode_pixels(&self, pixels: Vec<f32>, count: usize) -> Result<Array, JsValue> {
-        let out = self.model()?.encode_pixels(&pixels, count).map_err(|e| js_error(&e))?;
-        Ok(out.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect())
+        js_rows(self.inner.encode_pixels(&pixels, count))
     }
 
     /// Embeds token-id sequences (`count` rows of `context_length` ids, flattened).
@@ -169,25 +152,19 @@ impl WasmModel {
             ));
         }
         let rows: Vec<Vec<u32>> = ids.chunks(ids.len() / count).map(<[u32]>::to_vec).collect();
-        let out = self.model()?.encode_tokens(&rows).map_err(|e| js_error(&e))?;
-        Ok(out.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect())
+        js_rows(self.inner.encode_tokens(&rows))
     }
 
     /// Embeds texts: one L2-normalised `Float32Array` per text.
     #[wasm_bindgen(js_name = encodeTexts)]
     pub fn encode_texts(&self, texts: Vec<String>) -> Result<Array, JsValue> {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let out = self.model()?.encode_texts(&refs).map_err(|e| js_error(&e))?;
-        Ok(out.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect())
+        js_rows(self.inner.encode_texts(&strs(&texts)))
     }
 
     /// Label embeddings for zero-shot (prompt templates averaged per label).
     #[wasm_bindgen(js_name = labelEmbeddings)]
     pub fn label_embeddings(&self, labels: Vec<String>, templates: Vec<String>) -> Result<Array, JsValue> {
-        let l: Vec<&str> = labels.iter().map(String::as_str).collect();
-        let t: Vec<&str> = templates.iter().map(String::as_str).collect();
-        let out = self.model()?.label_embeddings(&l, &t).map_err(|e| js_error(&e))?;
-        Ok(out.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect())
+        js_rows(self.inner.label_embeddings(&strs(&labels), &strs(&templates)))
     }
 
     /// Ranks labels for an image embedding: `[{label, score}]`, best first.
@@ -199,19 +176,13 @@ impl WasmModel {
         templates: Vec<String>,
         top_k: Option<usize>,
     ) -> Result<JsValue, JsValue> {
-        let l: Vec<&str> = labels.iter().map(String::as_str).collect();
-        let t: Vec<&str> = templates.iter().map(String::as_str).collect();
-        let ranked = self.model()?.zero_shot(&image, &l, &t, top_k).map_err(|e| js_error(&e))?;
+        let ranked =
+            self.inner.zero_shot(&image, &strs(&labels), &strs(&templates), top_k).map_err(|e| js_error(&e))?;
         serde_wasm_bindgen::to_value(&ranked).map_err(|e| error_with_code("INTERNAL", &e.to_string()))
     }
 
     /// The 77 CLIP token ids of a text.
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, JsValue> {
-        self.model()?.tokenizer().encode(text).map_err(|e| js_error(&e))
-    }
-
-    /// Frees the weights; later calls fail with code `DISPOSED`.
-    pub fn dispose(&mut self) {
-        self.inner = None;
+        self.inner.tokenizer().encode(text).map_err(|e| js_error(&e))
     }
 }
