@@ -1,5 +1,6 @@
 // A user's app: imports the installed package by its name, loads a model, embeds.
 import { MobileClip } from 'mobileclip-wasm';
+import { parseSafetensors as parse } from './safetensors.mjs';
 
 async function main() {
   const io = parse(await (await fetch('./fixtures/v2-mci0/io.safetensors')).arrayBuffer());
@@ -11,18 +12,6 @@ async function main() {
   const e = await clip.encodeImage(new ImageData(new Uint8ClampedArray(32 * 24 * 4).fill(120), 32, 24));
   const ok = diff <= 1e-4 && e.length === clip.embedDim;
   return { ok, detail: `backend "${clip.backend}", image max|Δ| ${diff.toExponential(2)}, dim ${e.length}` };
-}
-
-function parse(buf) {
-  const n = Number(new DataView(buf).getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 8, n)));
-  const out = {};
-  for (const [name, t] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const bytes = buf.slice(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]);
-    out[name] = { shape: t.shape, data: t.dtype === 'F32' ? new Float32Array(bytes) : new Int32Array(bytes) };
-  }
-  return out;
 }
 
 main()

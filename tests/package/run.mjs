@@ -22,6 +22,7 @@ try {
   await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'sample-app', private: true, type: 'module' }));
   run('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock', join(tmp, tarball)], app);
   for (const f of ['app.js', 'index.html', 'bundled.html']) await copyFile(join(here, f), join(app, f));
+  await copyFile(join(root, 'tests/js/safetensors.mjs'), join(app, 'safetensors.mjs'));
   await symlink(join(root, 'tests/fixtures/models'), join(app, 'fixtures'));
   run(join(root, 'node_modules/.bin/webpack'), ['--config', join(here, 'webpack.config.cjs'), '--env', `app=${app}`], root);
 
