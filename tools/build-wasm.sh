@@ -13,7 +13,7 @@ target=${CARGO_TARGET_DIR:-target}
 cargo build --target wasm32-unknown-unknown --release --no-default-features --features "$features"
 rm -rf "$out" && mkdir -p "$out/cpu"
 wasm-bindgen --target web --out-dir "$out/cpu" "$target/wasm32-unknown-unknown/release/mobileclip_wasm.wasm"
-cp js/index.js js/index.d.ts "$out/"
+cp js/index.js js/index.d.ts js/worker.js js/worker.d.ts js/worker-entry.js "$out/"
 cp pkg.json "$out/package.json"
 cp README.md "$out/" 2>/dev/null || true
 ls -l "$out/cpu/"*.wasm

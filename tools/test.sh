@@ -22,11 +22,12 @@ cargo clippy --target wasm32-unknown-unknown --release --no-default-features --f
 step "cargo test --release (unit, tokenizer, preprocessing, small-model parity)"
 cargo test --release
 
-step "wasm package (pkg/): build, Node tests, headless Chromium tests, npm pack into plain and webpack 5 apps"
+step "wasm package (pkg/): build, Node tests, headless Chromium tests, npm pack into plain and webpack 5 apps, the worker helper"
 tools/build-wasm.sh
 node --test tests/js/
 node tests/browser/run.mjs
 node tests/package/run.mjs
+node tests/worker/run.mjs
 
 models=${MOBILECLIP_FULL_MODELS:-all}
 if [ "$models" != "none" ]; then

@@ -1,0 +1,281 @@
+// In-page tests of `mobileclip-wasm/worker` (pkg/worker.js) against the main-thread API in real
+// Chromium. Results go to window.__results (tests/worker/run.mjs prints them).
+import { MobileClip, MobileClipError } from '/pkg/index.js';
+import { MobileClipWorker } from '/pkg/worker.js';
+
+const params = new URLSearchParams(location.search);
+const crossOrigin = params.get('cross'); // another origin serving the same files, without CORS
+const results = [];
+
+function record(name, ok, detail = '') {
+  results.push({ name, ok, detail });
+  const row = document.getElementById('results').insertRow();
+  for (const [text, cls] of [[ok ? 'pass' : 'FAIL', ok ? 'ok' : 'fail'], [name], [detail]]) {
+    const cell = row.insertCell();
+    cell.textContent = text;
+    if (cls) cell.className = cls;
+  }
+}
+
+async function check(name, f) {
+  try {
+    record(name, true, (await f()) ?? '');
+  } catch (e) {
+    record(name, false, `${e?.code ?? ''} ${e?.message ?? e}`);
+  }
+}
+
+function assert(cond, msg) { if (!cond) throw new Error(msg); }
+
+async function rejectsWith(p, code) {
+  try { await p; } catch (e) {
+    assert(e instanceof MobileClipError, `not a MobileClipError: ${e}`);
+    assert(e.code === code, `code ${e.code}, expected ${code}: ${e.message}`);
+    return e.message;
+  }
+  throw new Error(`did not reject (expected ${code})`);
+}
+
+const same = (a, b) => a instanceof Float32Array && b instanceof Float32Array && a.length === b.length && a.every((v, i) => v === b[i]);
+
+function loadImg(src) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error(`could not load ${src}`));
+    img.src = src;
+  });
+}
+
+const fx = (name, file) => `/tests/fixtures/models/${name}/${file}`;
+const config = async (name) => (await fetch(fx(name, 'config.json'))).json();
+const bytesOf = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
+
+/**
+ * The small fixture with CLIP's whole vocabulary (its own has 256 tokens, too few for real
+ * text): the token embedding grown to 49,408 deterministic rows, the other tensors as they are.
+ */
+async function withFullVocab(bytes, config) {
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
+  const name = 'text.token_embedding.weight';
+  const parts = [];
+  let at = 0;
+  const entries = Object.entries(header).filter(([k]) => k !== '__metadata__').sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0]);
+  for (const [k, info] of entries) {
+    let data = bytes.subarray(8 + n + info.data_offsets[0], 8 + n + info.data_offsets[1]);
+    if (k === name) {
+      info.shape = [49408, info.shape[1]];
+      const rows = Float32Array.from({ length: 49408 * info.shape[1] }, (_, i) => Math.sin(i * 12.9898) * 0.05);
+      data = new Uint8Array(rows.buffer);
+    }
+    info.data_offsets = [at, at + data.length];
+    at += data.length;
+    parts.push(data);
+  }
+  let head = new TextEncoder().encode(JSON.stringify(header));
+  head = Uint8Array.from({ length: Math.ceil(head.length / 8) * 8 }, (_, i) => head[i] ?? 0x20);
+  const len = new Uint8Array(8);
+  new DataView(len.buffer).setBigUint64(0, BigInt(head.length), true);
+  const out = new Uint8Array(await new Blob([len, head, ...parts]).arrayBuffer());
+  return [out, { ...config, text_cfg: { ...config.text_cfg, vocab_size: 49408 } }];
+}
+
+const cfg = await config('v2-mci0');
+const weightsUrl = fx('v2-mci0', 'model.safetensors');
+const main = await MobileClip.load({ model: cfg, weights: weightsUrl });
+let clip;
+
+await check('load from a URL (fetched in the worker), progress forwarded, same getters', async () => {
+  const progress = [];
+  clip = await MobileClipWorker.load({ model: cfg, weights: weightsUrl, onProgress: (p) => progress.push(p) });
+  const last = progress.at(-1);
+  assert(progress.length > 0 && last.loaded === last.total && last.total > 0, `progress ${JSON.stringify(last)}`);
+  for (const k of ['backend', 'name', 'embedDim', 'imageSize', 'logitScale']) assert(clip[k] === main[k], `${k}: ${clip[k]} vs ${main[k]}`);
+  return `backend "${clip.backend}", ${progress.length} progress events, last ${last.loaded}/${last.total}`;
+});
+
+await check('every image source gives bit-identical embeddings to the main thread', async () => {
+  const kinds = [];
+  for (const file of ['chelsea_301x217.png', 'astronaut_rgba_123x187.png']) {
+    const img = await loadImg(`/tests/fixtures/preprocess/${file}`);
+    const canvas = Object.assign(document.createElement('canvas'), { width: img.naturalWidth, height: img.naturalHeight });
+    canvas.getContext('2d').drawImage(img, 0, 0);
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+    const off = new OffscreenCanvas(canvas.width, canvas.height);
+    off.getContext('2d').drawImage(img, 0, 0);
+    const bitmap = await createImageBitmap(img);
+    for (const [kind, src] of [['ImageData', data], ['<img>', img], ['<canvas>', canvas], ['OffscreenCanvas', off], ['ImageBitmap', bitmap]]) {
+      const [a, b] = [await main.encodeImage(src), await clip.encodeImage(src)];
+      assert(same(a, b), `${file} ${kind}: worker differs from main thread`);
+      kinds.push(kind);
+    }
+    assert(data.data.length === canvas.width * canvas.height * 4, 'the caller\'s ImageData was detached');
+    assert(bitmap.width === img.naturalWidth, 'the caller\'s ImageBitmap was closed');
+    const [m, w] = [await main.encodeImages([img, data]), await clip.encodeImages([img, data])];
+    assert(same(m[0], w[0]) && same(m[1], w[1]), `${file} batch differs`);
+  }
+  const rgba = { width: 7, height: 5, data: Uint8Array.from({ length: 140 }, (_, i) => (i * 37) % 256) };
+  assert(same(await main.encodeImage(rgba), await clip.encodeImage(rgba)), '{data,width,height} differs');
+  return `${[...new Set(kinds)].join(', ')}, {data,width,height}, batches; opaque and RGBA photos`;
+});
+
+await check('texts and zero-shot equal the main thread (the small model with the full vocabulary)', async () => {
+  const [bytes, fullCfg] = await withFullVocab(await bytesOf(weightsUrl), cfg);
+  const main = await MobileClip.load({ model: fullCfg, weights: bytes });
+  const clip = await MobileClipWorker.load({ model: fullCfg, weights: bytes.slice() });
+  const texts = ['a cat', 'a photo of a dog', 'ünïcödé 猫', ''];
+  const [m, w] = [await main.encodeText(texts), await clip.encodeText(texts)];
+  assert(Array.isArray(w) && w.length === 4 && w.every((e, i) => same(e, m[i])), 'text embeddings differ');
+  assert(same(await main.encodeText('a cat'), await clip.encodeText('a cat')), 'single text differs');
+  const img = await loadImg('/tests/fixtures/preprocess/chelsea_301x217.png');
+  const emb = await main.encodeImage(img);
+  const opts = { templates: ['a photo of a {}.', 'a drawing of a {}.'], topK: 2 };
+  const zm = await main.zeroShot(emb, ['cat', 'dog', 'car'], opts);
+  for (const input of [emb, img]) {
+    const zw = await clip.zeroShot(input, ['cat', 'dog', 'car'], opts);
+    assert(JSON.stringify(zw) === JSON.stringify(zm), `zero-shot differs: ${JSON.stringify(zw)} vs ${JSON.stringify(zm)}`);
+  }
+  assert(clip.similarity(m[0], m[1]) === main.similarity(m[0], m[1]), 'similarity differs');
+  main.dispose();
+  clip.dispose();
+  return JSON.stringify(zm);
+});
+
+await check('weights as Blob, ArrayBuffer (transferred), Uint8Array view (copied), Response', async () => {
+  const probe = new ImageData(Uint8ClampedArray.from({ length: 9 * 9 * 4 }, (_, i) => (i * 31) % 256), 9, 9);
+  const ref = await clip.encodeImage(probe);
+  const whole = await bytesOf(weightsUrl);
+  const padded = new Uint8Array(whole.length + 16);
+  padded.set(whole, 8);
+  const view = padded.subarray(8, 8 + whole.length);
+  const buf = (await bytesOf(weightsUrl)).buffer;
+  const progress = [];
+  const sources = [
+    ['Blob', new Blob([whole])],
+    ['ArrayBuffer', buf],
+    ['Uint8Array view', view],
+    ['Response', await fetch(weightsUrl), (p) => progress.push(p)],
+  ];
+  for (const [kind, weights, onProgress] of sources) {
+    const m = await MobileClipWorker.load({ model: cfg, weights, onProgress });
+    assert(same(await m.encodeImage(probe), ref), `${kind}: different model`);
+    m.dispose();
+  }
+  assert(buf.byteLength === 0, `the ArrayBuffer was not transferred (${buf.byteLength} bytes left)`);
+  assert(view.byteLength === whole.length && padded.byteLength === whole.length + 16, 'a partial view must be copied, not detached');
+  assert(progress.at(-1)?.loaded === whole.length, `Response progress ${JSON.stringify(progress.at(-1))}`);
+});
+
+await check('errors come back as MobileClipError with the same codes', async () => {
+  const msgs = [];
+  const bytes = await bytesOf(weightsUrl);
+  msgs.push(await rejectsWith(MobileClipWorker.load({ model: cfg, weights: fx('v2-mci0', 'missing.safetensors') }), 'WEIGHTS_DOWNLOAD'));
+  msgs.push(await rejectsWith(MobileClipWorker.load({ model: cfg, weights: bytes.slice(0, 1000) }), 'INVALID_WEIGHTS'));
+  msgs.push(await rejectsWith(MobileClipWorker.load({ model: await config('v1-mci-mct'), weights: bytes.slice() }), 'WEIGHTS_MISMATCH'));
+  msgs.push(await rejectsWith(MobileClipWorker.load({ model: 'NoSuchModel', weights: bytes.slice() }), 'UNKNOWN_MODEL'));
+  msgs.push(await rejectsWith(MobileClipWorker.load({ model: cfg, weights: bytes.slice(), backend: 'webgpu' }), 'NO_WEBGPU'));
+  msgs.push(await rejectsWith(MobileClipWorker.load({ model: cfg, weights: 42 }), 'INVALID_ARGUMENT'));
+  msgs.push(await rejectsWith(MobileClipWorker.load({ model: cfg }), 'INVALID_ARGUMENT'));
+  const empty = document.createElement('canvas'); empty.width = 0;
+  msgs.push(await rejectsWith(clip.encodeImage(new Image()), 'INVALID_IMAGE'));
+  msgs.push(await rejectsWith(clip.encodeImage(empty), 'INVALID_IMAGE'));
+  msgs.push(await rejectsWith(clip.encodeImage(document.body), 'INVALID_IMAGE'));
+  msgs.push(await rejectsWith(clip.encodeImages([]), 'INVALID_IMAGE'));
+  msgs.push(await rejectsWith(clip.encodeImage({ data: [1, 2, 3, 4], width: 1, height: 1 }), 'INVALID_IMAGE'));
+  msgs.push(await rejectsWith(clip.encodeText(['ok', 3]), 'INVALID_TEXT'));
+  msgs.push(await rejectsWith(clip.zeroShot(new Float32Array(clip.embedDim), []), 'INVALID_ARGUMENT'));
+  msgs.push(await rejectsWith(clip.zeroShot(new Float32Array(3), ['cat']), 'INVALID_ARGUMENT'));
+  if (crossOrigin) {
+    const foreign = await loadImg(`${crossOrigin}/tests/fixtures/preprocess/chelsea_301x217.png`);
+    const c = document.createElement('canvas'); c.width = 10; c.height = 10;
+    c.getContext('2d').drawImage(foreign, 0, 0);
+    msgs.push(await rejectsWith(clip.encodeImage(foreign), 'TAINTED_IMAGE'));
+    msgs.push(await rejectsWith(clip.encodeImage(c), 'TAINTED_IMAGE'));
+  }
+  assert((await clip.encodeImage(new ImageData(4, 4))).length === clip.embedDim, 'model broken after errors');
+  return msgs.map((m) => m.slice(0, 60)).join(' | ');
+});
+
+await check('abort: before, during the in-worker download, and mid-preparation', async () => {
+  const pre = new AbortController();
+  pre.abort();
+  await rejectsWith(MobileClipWorker.load({ model: cfg, weights: weightsUrl, signal: pre.signal }), 'ABORTED');
+  const during = new AbortController();
+  let events = 0;
+  await rejectsWith(MobileClipWorker.load({ model: cfg, weights: weightsUrl, signal: during.signal, onProgress: () => { events++; during.abort(); } }), 'ABORTED');
+  assert(events >= 1, 'no progress before the abort');
+  const soon = new AbortController();
+  const p = MobileClipWorker.load({ model: cfg, weights: await bytesOf(weightsUrl), signal: soon.signal });
+  setTimeout(() => soon.abort(), 0);
+  await rejectsWith(p, 'ABORTED');
+  return `${events} progress event(s) before the mid-download abort`;
+});
+
+await check('dispose terminates the worker: pending and later calls reject with DISPOSED', async () => {
+  const m = await MobileClipWorker.load({ model: cfg, weights: weightsUrl });
+  const inWorker = m.encodeImages(Array.from({ length: 16 }, () => new ImageData(1600, 1200)));
+  await new Promise((r) => setTimeout(r, 50)); // posted and running in the worker
+  const converting = m.encodeImage(new ImageData(640, 480)); // still being prepared on this side
+  m.dispose();
+  await Promise.all([rejectsWith(inWorker, 'DISPOSED'), rejectsWith(converting, 'DISPOSED')]);
+  await rejectsWith(m.encodeText('a cat'), 'DISPOSED');
+  assert(m.backend === 'disposed' && m.embedDim === undefined, `backend ${m.backend}`);
+  m.dispose(); // twice is fine
+});
+
+await check('concurrent calls equal sequential ones', async () => {
+  const imgs = Array.from({ length: 8 }, (_, k) => new ImageData(Uint8ClampedArray.from({ length: 16 * 16 * 4 }, (_, i) => (i * (k + 2)) % 256), 16, 16));
+  const seq = [];
+  for (const im of imgs) seq.push(await main.encodeImage(im));
+  const conc = await Promise.all(imgs.map((im) => clip.encodeImage(im)));
+  assert(imgs.every((_, k) => same(conc[k], seq[k])), 'differs');
+});
+
+// Timer ticks while a long encode runs: blocked for the whole call on the main thread, not with the worker.
+async function longestGap(work) {
+  let last = performance.now(), gap = 0, ticks = 0;
+  const timer = setInterval(() => { const t = performance.now(); gap = Math.max(gap, t - last); last = t; ticks++; }, 5);
+  let frames = 0;
+  let raf = requestAnimationFrame(function frame() { frames++; raf = requestAnimationFrame(frame); });
+  const t0 = performance.now();
+  await work();
+  const ms = performance.now() - t0;
+  clearInterval(timer);
+  cancelAnimationFrame(raf);
+  return { ms, gap: Math.max(gap, performance.now() - last), ticks, frames };
+}
+
+await check('the main thread stays responsive while the worker encodes', async () => {
+  const [bytes, fullCfg] = await withFullVocab(await bytesOf(weightsUrl), cfg);
+  const main = await MobileClip.load({ model: fullCfg, weights: bytes });
+  const clip = await MobileClipWorker.load({ model: fullCfg, weights: bytes.slice() });
+  const fmt = (r) => `${r.ms.toFixed(0)} ms, longest gap ${r.gap.toFixed(0)} ms, ${r.ticks} timer ticks, ${r.frames} frames`;
+  const out = [];
+  // Texts and images, each workload grown until it blocks the main thread for ≥ 400 ms there.
+  for (const [kind, make, run] of [
+    ['texts', (n) => Array.from({ length: n }, (_, i) => `a photo of thing number ${i}`), (m, x) => m.encodeText(x)],
+    ['640×480 images', (n) => Array.from({ length: n }, (_, k) => new ImageData(Uint8ClampedArray.from({ length: 640 * 480 * 4 }, (_, i) => (i * (k + 3)) % 251), 640, 480)), (m, x) => m.encodeImages(x)],
+  ]) {
+    let n = 16, onMain, input;
+    for (;;) {
+      input = make(n);
+      onMain = await longestGap(() => run(main, input));
+      if (onMain.ms >= 400) break;
+      n *= 2;
+    }
+    const inWorker = await longestGap(() => run(clip, input));
+    assert(onMain.gap >= 0.8 * onMain.ms, `the probe did not see the main-thread block: ${fmt(onMain)}`);
+    assert(inWorker.gap < Math.min(100, onMain.ms / 4) && inWorker.ticks >= inWorker.ms / 20 && inWorker.frames >= inWorker.ms / 50, `${kind}: blocked: ${fmt(inWorker)}`);
+    out.push(`${n} ${kind} — main thread: ${fmt(onMain)}; worker: ${fmt(inWorker)}`);
+  }
+  main.dispose();
+  clip.dispose();
+  return out.join(' | ');
+});
+
+clip.dispose();
+main.dispose();
+const failed = results.filter((r) => !r.ok).length;
+document.getElementById('status').textContent = `${results.length - failed} passed, ${failed} failed`;
+window.__results = results;

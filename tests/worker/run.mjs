@@ -1,0 +1,40 @@
+// Runs the in-page tests of `mobileclip-wasm/worker` (tests/worker/page.mjs) in Debian's headless
+// Chromium: bit-identical results with the main-thread API, error codes, weights sources, abort,
+// dispose, and timer/frame ticks during a long encode. Prints one line per test.
+// Needs: pkg/ (tools/build-wasm.sh), chromium at /usr/bin/chromium (or $CHROMIUM).
+import { chromium } from 'playwright-core';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serve } from '../browser/server.mjs';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const main = await serve(root);
+const other = await serve(root); // a second origin, without CORS headers
+const profile = await mkdtemp(join(tmpdir(), 'mobileclip-chromium-'));
+const browser = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+let failed = 1;
+try {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && !/Failed to load resource/.test(m.text()) && errors.push(`console: ${m.text()}`));
+  await page.goto(`${main.url}/tests/worker/index.html?cross=${encodeURIComponent(other.url)}`);
+  await page.waitForFunction(() => window.__results, null, { timeout: 300_000 });
+  const results = await page.evaluate(() => window.__results);
+  for (const r of results) console.log(`${r.ok ? 'ok    ' : 'FAILED'} ${r.name}${r.detail ? ` — ${r.detail}` : ''}`);
+  for (const e of errors) console.log(`page error: ${e}`);
+  failed = results.filter((r) => !r.ok).length + errors.length;
+  console.log(`worker: ${results.length - failed} passed, ${failed} failed`);
+} finally {
+  await browser.close();
+  main.server.close();
+  other.server.close();
+  await rm(profile, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);
