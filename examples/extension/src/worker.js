@@ -1,0 +1,90 @@
+// The model worker: loads the weights the user chose (IndexedDB) with the npm package's public
+// API, fetches and decodes the clicked image, and ranks the labels. Label embeddings are computed
+// once per (weights, labels, templates) and kept in IndexedDB: the options page has them computed
+// ('prepare') when the weights or labels change, so a click only pays for the image.
+import { MobileClip } from './mobileclip/index.js';
+import { BACKEND } from './settings.js';
+import { getItem, getWeights, setItem } from './store.js';
+import { labelEmbeddings, rank } from './zero-shot.js';
+
+let current = null; // { savedAt, clip }
+let queue = Promise.resolve();
+
+// Requests run one at a time: { id, type: 'tag' | 'prepare', labels, templates, topK, srcUrl }.
+self.onmessage = ({ data }) => {
+  queue = queue.then(() => handle(data));
+};
+
+async function handle(req) {
+  const progress = (text) => postMessage({ id: req.id, type: 'progress', text });
+  const t0 = performance.now();
+  const timings = {};
+  const lap = (name, since) => { timings[name] = performance.now() - since; return performance.now(); };
+  try {
+    const rec = await getWeights();
+    if (!rec) throw fail('NO_WEIGHTS', 'No model weights yet: choose them once in the extension\'s options.');
+    const [clip, bitmap] = await Promise.all([
+      model(rec, progress).then((c) => { lap('model', t0); return c; }),
+      req.type === 'tag' ? fetchImage(req.srcUrl).then((b) => { lap('image fetch+decode', t0); return b; }) : null,
+    ]);
+    let t = performance.now();
+    const labelEmb = await cachedLabelEmbeddings(clip, rec, req.labels, req.templates, progress);
+    t = lap('labels', t);
+    if (req.type === 'prepare') {
+      timings.total = performance.now() - t0;
+      postMessage({ id: req.id, type: 'result', ok: true, model: clip.name, count: labelEmb.length, ms: timings.total, timings });
+      return;
+    }
+    progress('Looking at the image…');
+    const image = await clip.encodeImage(bitmap);
+    bitmap.close();
+    lap('image encode', t);
+    const tags = rank(image, labelEmb, req.labels, clip.logitScale, req.topK);
+    timings.total = performance.now() - t0;
+    postMessage({ id: req.id, type: 'result', ok: true, tags, model: clip.name, ms: timings.total, timings });
+  } catch (e) {
+    postMessage({ id: req.id, type: 'result', ok: false, code: e?.code ?? 'INTERNAL', message: e?.message ?? String(e) });
+  }
+}
+
+function fail(code, message) {
+  return Object.assign(new Error(message), { code });
+}
+
+/** The loaded model, (re)loaded when the stored weights changed. */
+async function model(rec, progress) {
+  if (current?.savedAt === rec.savedAt) return current.clip;
+  current?.clip.dispose();
+  current = null;
+  progress(`Loading ${rec.modelName}…`);
+  const clip = await MobileClip.load({ model: rec.model, weights: rec.blob, backend: BACKEND });
+  current = { savedAt: rec.savedAt, clip };
+  return clip;
+}
+
+/** The clicked image as an ImageBitmap, fetched by the extension (no cookies, no referrer). */
+async function fetchImage(url) {
+  if (url.startsWith('blob:')) throw fail('INVALID_IMAGE', 'This image is a blob: URL of the page, which an extension cannot read.');
+  let res;
+  try {
+    res = await fetch(url, { credentials: 'omit', referrerPolicy: 'no-referrer' });
+  } catch (e) {
+    throw fail('IMAGE_DOWNLOAD', `Could not download the image: ${e.message}`);
+  }
+  if (!res.ok) throw fail('IMAGE_DOWNLOAD', `Could not download the image: HTTP ${res.status}`);
+  const blob = await res.blob();
+  try {
+    return await createImageBitmap(blob);
+  } catch {
+    throw fail('INVALID_IMAGE', `Could not decode the image (${blob.type || 'unknown type'}; SVG cannot be decoded in a worker).`);
+  }
+}
+
+async function cachedLabelEmbeddings(clip, rec, labels, templates, progress) {
+  const key = JSON.stringify([rec.savedAt, labels, templates]);
+  const cached = await getItem('labelEmbeddings').catch(() => undefined);
+  if (cached?.key === key) return cached.embeddings;
+  const embeddings = await labelEmbeddings(clip, labels, templates, (done, total) => progress(`Encoding the labels (once): ${done}/${total}…`));
+  await setItem('labelEmbeddings', { key, embeddings }).catch(() => {});
+  return embeddings;
+}
