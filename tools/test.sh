@@ -27,6 +27,7 @@ tools/build-wasm.sh
 node --test tests/js/
 node tests/browser/run.mjs
 node tests/package/run.mjs
+node tests/extension/run.mjs
 node tests/worker/run.mjs
 
 models=${MOBILECLIP_FULL_MODELS:-all}
