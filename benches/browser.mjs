@@ -1,6 +1,7 @@
-// Browser benchmark: the npm package's CPU module in headless Chromium. Sizes of the wasm module
-// (raw and gzip -9), cold load to first embedding (wasm init + weights over loopback + parse/fold
-// + first image), image and text latency. Writes the "## Browser" section of BENCHMARKS.md.
+// Browser benchmark: the npm package in headless Chromium. Sizes of the wasm modules (raw and
+// gzip -9), cold load to first embedding (wasm init + weights over loopback + parse/fold + first
+// image), image and text latency: the CPU module (flex, and the ndarray variant for comparison)
+// and the WebGPU module (on this machine's only adapter, SwiftShader: a correctness path, slow). Writes the "## Browser" section of BENCHMARKS.md.
 // Run through tools/bench.sh (needs pkg/ and target/bench-fixtures).
 import { chromium } from 'playwright-core';
 import { readFile, writeFile, mkdtemp, rm, readdir } from 'node:fs/promises';
@@ -19,49 +20,55 @@ const glue = await readFile(join(root, 'pkg/cpu/mobileclip_wasm.js'));
 const mb = (n) => (n / 1e6).toFixed(2);
 const ndWasm = join(root, 'target/pkg-ndarray/cpu/mobileclip_wasm_bg.wasm');
 const nd = existsSync(ndWasm) ? await readFile(ndWasm) : null;
-const sizes = `| CPU module, flex (\`pkg/cpu/mobileclip_wasm_bg.wasm\`) | ${mb(wasm.length)} MB | ${mb(gzipSync(wasm, { level: 9 }).length)} MB |\n`
-  + (nd ? `| CPU module, ndarray variant (not shipped) | ${mb(nd.length)} MB | ${mb(gzipSync(nd, { level: 9 }).length)} MB |\n` : '')
-  + `| JS glue + API (\`cpu/mobileclip_wasm.js\`, \`index.js\`) | ${mb(glue.length + (await readFile(join(root, 'pkg/index.js'))).length)} MB | ${mb(gzipSync(Buffer.concat([glue, await readFile(join(root, 'pkg/index.js'))]), { level: 9 }).length)} MB |\n`;
+const gpuWasm = await readFile(join(root, 'pkg/gpu/mobileclip_wasm_bg.wasm'));
+const row = (name, bytes) => `| ${name} | ${mb(bytes.length)} MB | ${mb(gzipSync(bytes, { level: 9 }).length)} MB |\n`;
+const sizes = row('CPU module, flex (`pkg/cpu/mobileclip_wasm_bg.wasm`), always loaded', wasm)
+  + row('WebGPU module (`pkg/gpu/mobileclip_wasm_bg.wasm`), loaded only with a WebGPU adapter', gpuWasm)
+  + (nd ? row('CPU module, ndarray variant (not shipped)', nd) : '')
+  + row('JS glue + API (`cpu/mobileclip_wasm.js`, `index.js`)', Buffer.concat([glue, await readFile(join(root, 'pkg/index.js'))]));
 
 const fixtures = join(root, 'target/bench-fixtures');
 const models = (await readdir(fixtures)).filter((d) => existsSync(join(fixtures, d, 'config.json'))).sort();
 const server = await serve(root);
-const profile = await mkdtemp(join(tmpdir(), 'mobileclip-bench-'));
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const FLAGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 let rows = '';
-// flex (the shipped module) for every model; ndarray (built by tools/bench.sh) on the first,
-// to decide the default CPU backend.
-const variants = [['flex', '/pkg', models]];
-if (existsSync(join(root, 'target/pkg-ndarray/index.js'))) variants.push(['ndarray', '/target/pkg-ndarray', models.filter((m) => m !== 'MobileCLIP-B')]);
-try {
-  for (const [backend, pkg, list] of variants) {
+// flex (the shipped CPU module) for every model; ndarray (built by tools/bench.sh) to decide the
+// default CPU backend; WebGPU on S0 only (SwiftShader takes seconds per image).
+const variants = [['cpu (flex)', '/pkg', models, [], 'cpu', iters]];
+if (existsSync(join(root, 'target/pkg-ndarray/index.js'))) variants.push(['cpu (ndarray)', '/target/pkg-ndarray', models.filter((m) => m !== 'MobileCLIP-B'), [], 'cpu', iters]);
+variants.push(['webgpu (SwiftShader)', '/pkg', models.filter((m) => m === 'MobileCLIP-S0'), ['--enable-unsafe-webgpu'], 'webgpu', 1]);
+for (const [label, pkg, list, flags, backend, n] of variants) {
+  const profile = await mkdtemp(join(tmpdir(), 'mobileclip-bench-'));
+  const browser = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: [...FLAGS, ...flags],
+  });
+  try {
     for (const m of list) {
       const file = existsSync(join(fixtures, m, 'model.pt')) ? 'model.pt' : 'model.safetensors';
       const page = await browser.newPage(); // a fresh page: cold wasm instantiation each time
-      await page.goto(`${server.url}/benches/browser.html?pkg=${pkg}&dir=/target/bench-fixtures/${m}&file=${file}&iters=${iters}`);
+      await page.goto(`${server.url}/benches/browser.html?pkg=${pkg}&dir=/target/bench-fixtures/${m}&file=${file}&iters=${n}&backend=${backend}`);
       await page.waitForFunction(() => window.__bench, null, { timeout: 600_000 });
       const r = await page.evaluate(() => window.__bench);
       await page.close();
-      if (r.error) throw new Error(`${backend} ${m}: ${r.error}`);
-      console.log(backend, m, r);
-      rows += `| ${m} | ${backend} | ${r.load_ms.toFixed(0)} | ${r.first_embedding_ms.toFixed(0)} | ${r.image_ms.toFixed(0)} | ${r.text_ms.toFixed(0)} |\n`;
+      if (r.error) throw new Error(`${label} ${m}: ${r.error}`);
+      console.log(label, m, r);
+      rows += `| ${m} | ${label} | ${r.load_ms.toFixed(0)} | ${r.first_embedding_ms.toFixed(0)} | ${r.image_ms.toFixed(0)} | ${r.text_ms.toFixed(0)} |\n`;
     }
+  } finally {
+    await browser.close();
+    await rm(profile, { recursive: true, force: true });
   }
-} finally {
-  await browser.close();
-  server.server.close();
-  await rm(profile, { recursive: true, force: true });
 }
+server.server.close();
 const version = execFileSync(process.env.CHROMIUM ?? '/usr/bin/chromium', ['--version']).toString().trim().replace(/^Chromium\s*/, '');
-const section = `## Browser (headless Chromium, CPU module)\n\nMeasured by \`tools/bench.sh\` in Debian's headless Chromium ${version} on this machine (see the native section), `
-  + `wasm SIMD128, one thread; weights served over loopback; ${iters} iterations, median after one warm-up. `
+const section = `## Browser (headless Chromium)\n\nMeasured by \`tools/bench.sh\` in Debian's headless Chromium ${version} on this machine (see the native section), `
+  + `wasm SIMD128, one thread; weights served over loopback; ${iters} iterations (WebGPU: 1), median after one warm-up. `
+  + `The only WebGPU adapter headless Chromium offers here is SwiftShader (a CPU emulation of a GPU), so the WebGPU row shows the path works, not its speed on real GPUs. `
   + `Cold = from \`MobileClip.load\` (wasm instantiation, download, parse, fold) to the first image embedding of a 640×480 image.\n\n`
   + `| file | raw | gzip -9 |\n|---|---|---|\n${sizes}\n`
-  + `| model | CPU backend | load (ms) | cold load to first embedding (ms) | image (ms) | text (ms) |\n|---|---|---|---|---|---|\n${rows}`;
+  + `| model | backend | load (ms) | cold load to first embedding (ms) | image (ms) | text (ms) |\n|---|---|---|---|---|---|\n${rows}`;
 
 const path = join(root, 'BENCHMARKS.md');
 const old = existsSync(path) ? await readFile(path, 'utf8') : '# Benchmarks\n';

@@ -2,7 +2,8 @@
 export class MobileClipError extends Error {
   readonly name: 'MobileClipError';
   /** e.g. UNKNOWN_MODEL, INVALID_WEIGHTS, WEIGHTS_MISMATCH, WEIGHTS_DOWNLOAD, INVALID_IMAGE,
-   * TAINTED_IMAGE, INVALID_TEXT, INVALID_ARGUMENT, NO_WEBGPU, ABORTED, DISPOSED, INTERNAL */
+   * TAINTED_IMAGE, INVALID_TEXT, INVALID_ARGUMENT, NO_WEBGPU, ABORTED, DISPOSED, INTERNAL
+   * (DEVICE_LOST is handled inside: the model moves to the CPU and the call is re-run) */
   readonly code: string;
 }
 
@@ -29,7 +30,10 @@ export interface LoadOptions {
   model?: string | object;
   /** The published checkpoint (PyTorch .pt/.bin or .safetensors), as a URL or bytes. */
   weights: WeightsSource;
-  /** Default "auto". */
+  /**
+   * Default "auto": WebGPU on a hardware adapter (the WebGPU module is downloaded only then),
+   * else the CPU. "webgpu" insists (rejects with NO_WEBGPU); "cpu" never touches the GPU.
+   */
   backend?: 'auto' | 'cpu' | 'webgpu';
   /** Download progress in bytes (`total` is 0 when the server sends no length). */
   onProgress?: (progress: { loaded: number; total: number }) => void;
@@ -51,7 +55,10 @@ export interface ZeroShotOptions {
 /** A loaded MobileCLIP model. */
 export class MobileClip {
   static load(options: LoadOptions): Promise<MobileClip>;
-  /** The backend in use and why, e.g. "cpu: requested". */
+  /**
+   * The backend in use and why: "webgpu: <adapter>", or "cpu: <reason>" (e.g. "cpu: the browser
+   * offers no WebGPU adapter", "cpu: …device was lost…; moved from WebGPU").
+   */
   readonly backend: string;
   readonly name: string;
   readonly embedDim: number;
@@ -71,5 +78,5 @@ export class MobileClip {
 export function similarity(a: Float32Array, b: Float32Array): number;
 /** Names of the shipped model configs. */
 export function modelNames(): Promise<string[]>;
-/** Bytes of linear memory the CPU wasm module holds (it only grows; 0 before the first load). */
+/** Bytes of linear memory the wasm modules hold (they only grow; 0 before the first load). */
 export function wasmMemoryBytes(): number;

@@ -2,7 +2,7 @@
 // The public, promise-based API. Image sources become RGBA pixels here; everything else
 // (checkpoint parsing, preprocessing, tokenization, the model) runs in the wasm module.
 
-import initCpu, { WasmModel } from './cpu/mobileclip_wasm.js';
+import initCpu, { WasmModel as CpuModel } from './cpu/mobileclip_wasm.js';
 
 /** Error thrown by every method: `code` is stable, `message` says what was wrong. */
 export class MobileClipError extends Error {
@@ -21,25 +21,79 @@ function asError(e) {
 }
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+
+/** Instantiates a wasm-bindgen module from its `.wasm` file next to this script. */
+async function instantiate(init, url) {
+  if (isNode && url.protocol === 'file:') {
+    const { readFile } = await import(/* webpackIgnore: true */ 'node:fs/promises');
+    return init({ module_or_path: await readFile(url) });
+  }
+  return init({ module_or_path: url });
+}
+
 let cpuReady = null;
 let cpuExports = null;
 
+/** The CPU module (burn flex, wasm SIMD128): small, always available. */
 function initWasm() {
-  cpuReady ??= (async () => {
-    const url = new URL('./cpu/mobileclip_wasm_bg.wasm', import.meta.url);
-    if (isNode && url.protocol === 'file:') {
-      const { readFile } = await import(/* webpackIgnore: true */ 'node:fs/promises');
-      cpuExports = await initCpu({ module_or_path: await readFile(url) });
-    } else {
-      cpuExports = await initCpu({ module_or_path: url });
-    }
-  })();
+  cpuReady ??= instantiate(initCpu, new URL('./cpu/mobileclip_wasm_bg.wasm', import.meta.url)).then((e) => { cpuExports = e; });
   return cpuReady;
 }
 
-/** Bytes of linear memory the CPU wasm module holds (it only grows; 0 before the first load). */
+// The WebGPU module is fetched only when the browser offers a hardware adapter (or when asked for
+// explicitly): it is several times larger than the CPU one.
+let gpuReady = null;
+let gpuExports = null;
+let gpuLost = null; // why the page's WebGPU device is gone, once it is
+const gpuModels = new Set(); // loaded WebGPU models, told when the device is lost
+
+function deviceLost(message) {
+  gpuLost = message;
+  for (const m of gpuModels) m._deviceLost(message);
+}
+
+/** Resolves to `{ module, adapter }` or rejects with NO_WEBGPU naming why not. */
+function initGpu() {
+  gpuReady ??= (async () => {
+    const gpu = typeof navigator !== 'undefined' ? navigator.gpu : undefined;
+    if (!gpu) throw new MobileClipError('NO_WEBGPU', isNode ? 'WebGPU is not available in Node' : 'this browser has no WebGPU (navigator.gpu is missing)');
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter) throw new MobileClipError('NO_WEBGPU', 'the browser offers no WebGPU adapter');
+    const info = adapter.info ?? {};
+    const module = await import('./gpu/mobileclip_wasm.js');
+    gpuExports = await instantiate(module.default, new URL('./gpu/mobileclip_wasm_bg.wasm', import.meta.url));
+    const described = await module.initWebGpu(deviceLost);
+    const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || described;
+    return { module, adapter: name, fallback: !!(info.isFallbackAdapter ?? adapter.isFallbackAdapter) };
+  })();
+  return gpuReady;
+}
+
+/** Bytes of linear memory the wasm modules hold (they only grow; 0 before the first load). */
 export function wasmMemoryBytes() {
-  return cpuExports?.memory?.buffer.byteLength ?? 0;
+  return (cpuExports?.memory?.buffer.byteLength ?? 0) + (gpuExports?.memory?.buffer.byteLength ?? 0);
+}
+
+/**
+ * Picks the backend: `{ gpu: module | null, why }`. 'auto' takes WebGPU on a hardware adapter and
+ * the CPU otherwise (a software fallback adapter such as SwiftShader is far slower than the CPU
+ * path); 'webgpu' insists, rejecting with NO_WEBGPU.
+ */
+async function chooseBackend(backend) {
+  if (backend === 'cpu') return { gpu: null, why: 'cpu: requested' };
+  if (gpuLost) {
+    if (backend === 'webgpu') throw new MobileClipError('NO_WEBGPU', gpuLost);
+    return { gpu: null, why: `cpu: ${gpuLost}` };
+  }
+  try {
+    const { module, adapter, fallback } = await initGpu();
+    if (fallback && backend === 'auto') return { gpu: null, why: `cpu: the only WebGPU adapter (${adapter}) is a software fallback, slower than the CPU path` };
+    return { gpu: module, why: `webgpu: ${adapter}` };
+  } catch (e) {
+    const err = asError(e);
+    if (backend === 'webgpu') throw err.code === 'NO_WEBGPU' ? err : new MobileClipError('NO_WEBGPU', `WebGPU could not be started: ${err.message}`);
+    return { gpu: null, why: `cpu: ${err.message}` };
+  }
 }
 
 async function readStream(response, onProgress, signal) {
@@ -138,15 +192,34 @@ export function similarity(a, b) {
 /** The shipped model names. */
 export async function modelNames() {
   await initWasm();
-  return WasmModel.modelNames();
+  return CpuModel.modelNames();
+}
+
+/** Whether an error means the GPU module can no longer be used (device lost, or it trapped). */
+function isDeviceFailure(e) {
+  return e?.code === 'DEVICE_LOST' || (typeof WebAssembly !== 'undefined' && e instanceof WebAssembly.RuntimeError);
 }
 
 /** A loaded MobileCLIP model. Create it with `MobileClip.load(...)`. */
 export class MobileClip {
   #raw;
   #queue = Promise.resolve();
+  #config;
+  #weights = null; // on WebGPU: the checkpoint (a Blob), to move to the CPU if the device is lost
+  #lost = null; // on WebGPU: { promise, reject } settled when the device is lost
 
-  constructor(raw) { this.#raw = raw; }
+  constructor(raw, config, weights) {
+    this.#raw = raw;
+    this.#config = config;
+    if (weights) {
+      this.#weights = weights;
+      let reject;
+      const promise = new Promise((_, r) => { reject = r; });
+      promise.catch(() => {});
+      this.#lost = { promise, reject };
+      gpuModels.add(this);
+    }
+  }
 
   /**
    * @param {object} options
@@ -159,36 +232,72 @@ export class MobileClip {
   static async load({ model = 'MobileCLIP-S0', weights, backend = 'auto', onProgress, signal } = {}) {
     try {
       if (!['auto', 'cpu', 'webgpu'].includes(backend)) throw new MobileClipError('INVALID_ARGUMENT', `backend must be 'auto', 'cpu' or 'webgpu', got ${JSON.stringify(backend)}`);
-      if (backend === 'webgpu') throw new MobileClipError('NO_WEBGPU', 'this build of mobileclip-wasm has no WebGPU backend yet; use backend "cpu" or "auto"');
       if (weights === undefined) throw new MobileClipError('INVALID_ARGUMENT', 'options.weights is required (a URL or the checkpoint bytes)');
       const config = typeof model === 'string' ? model : JSON.stringify(model);
-      const [, bytes] = await Promise.all([initWasm(), weightsBytes(weights, onProgress, signal)]);
+      const [, chosen, bytes] = await Promise.all([initWasm(), chooseBackend(backend), weightsBytes(weights, onProgress, signal)]);
       if (signal?.aborted) throw new MobileClipError('ABORTED', 'loading was aborted');
-      const raw = WasmModel.load(config, bytes);
-      raw.backend = backend === 'cpu' ? 'cpu: requested' : 'cpu: WebGPU backend not built into this package';
-      return new MobileClip(raw);
+      if (chosen.gpu) {
+        // Kept as a Blob (the browser may page it out) to reload on the CPU if the device is lost.
+        const kept = new Blob([bytes]);
+        const raw = chosen.gpu.WasmModel.load(config, bytes, 'webgpu');
+        raw.backend = chosen.why;
+        return new MobileClip(raw, config, kept);
+      }
+      const raw = CpuModel.load(config, bytes, 'cpu');
+      raw.backend = chosen.why;
+      return new MobileClip(raw, config, null);
     } catch (e) {
       throw asError(e);
     }
   }
 
-  /** Runs calls one after the other, so concurrent calls behave as sequential ones. */
+  /** Called by the WebGPU module's device-lost handler. @internal */
+  _deviceLost(message) {
+    this.#lost?.reject(new MobileClipError('DEVICE_LOST', message));
+  }
+
+  /** Reloads the model on the CPU from the kept checkpoint, after the GPU device was lost. */
+  async #moveToCpu(why) {
+    await initWasm();
+    const raw = CpuModel.load(this.#config, new Uint8Array(await this.#weights.arrayBuffer()), 'cpu');
+    raw.backend = `cpu: ${why}; moved from WebGPU`;
+    try { this.#raw.free(); } catch { /* the GPU module may be unusable */ }
+    this.#raw = raw;
+    this.#weights = null;
+    this.#lost = null;
+    gpuModels.delete(this);
+  }
+
+  /**
+   * Runs calls one after the other, so concurrent calls behave as sequential ones. On WebGPU, a
+   * call that the lost device cannot finish is run again on the CPU.
+   */
   #run(f) {
-    const next = this.#queue.then(() => {
+    const next = this.#queue.then(async () => {
       if (!this.#raw) throw new MobileClipError('DISPOSED', 'the model was disposed; load it again');
+      if (this.#lost) {
+        try {
+          return await Promise.race([f(this.#raw), this.#lost.promise]);
+        } catch (e) {
+          if (!isDeviceFailure(e)) throw e;
+          // The device-lost event may come just after the failed read: wait briefly for its reason.
+          if (!gpuLost) await Promise.race([this.#lost.promise.catch(() => {}), new Promise((r) => setTimeout(r, 500))]);
+          await this.#moveToCpu(gpuLost ?? `the WebGPU device failed (${e.message})`);
+        }
+      }
       return f(this.#raw);
     });
     this.#queue = next.catch(() => {});
     return next.catch((e) => { throw asError(e); });
   }
 
-  /** The backend in use and why, e.g. "cpu: WebGPU backend not built into this package". */
+  /** The backend in use and why, e.g. "webgpu: <adapter>" or "cpu: no WebGPU adapter". */
   get backend() { return this.#raw?.backend ?? 'disposed'; }
   get name() { return this.#raw?.name; }
   get embedDim() { return this.#raw?.embedDim; }
   get imageSize() { return this.#raw?.imageSize; }
   get logitScale() { return this.#raw?.logitScale; }
-  /** The low-level wasm handle (pixels/token-level calls). */
+  /** The low-level wasm handle (pixels/token-level calls; they return promises). */
   get raw() { return this.#raw; }
 
   /** L2-normalised embedding of one image source. */
@@ -198,21 +307,24 @@ export class MobileClip {
 
   /** L2-normalised embeddings of several image sources. */
   encodeImages(srcs) {
-    return this.#run((raw) => {
-      if (!Array.isArray(srcs) || srcs.length === 0) throw new MobileClipError('INVALID_IMAGE', 'encodeImages needs a non-empty array of images');
-      const px = srcs.map(toRgba);
-      return raw.encodeRgba(px.map((p) => p.data), px.map((p) => p.width), px.map((p) => p.height));
-    });
+    if (!Array.isArray(srcs) || srcs.length === 0) return Promise.reject(new MobileClipError('INVALID_IMAGE', 'encodeImages needs a non-empty array of images'));
+    let px;
+    try {
+      px = srcs.map(toRgba); // read the pixels now: the caller may change the canvas afterwards
+    } catch (e) {
+      return Promise.reject(asError(e));
+    }
+    return this.#run((raw) => raw.encodeRgba(px.map((p) => p.data), px.map((p) => p.width), px.map((p) => p.height)));
   }
 
   /** L2-normalised embedding(s): a Float32Array for a string, an array of them for an array. */
   encodeText(text) {
-    return this.#run((raw) => {
-      const list = Array.isArray(text) ? text : [text];
-      const i = list.findIndex((t) => typeof t !== 'string');
-      if (i >= 0) throw new MobileClipError('INVALID_TEXT', `text ${i} is a ${describe(list[i])}, not a string`);
-      if (list.length === 0) throw new MobileClipError('INVALID_TEXT', 'encodeText needs at least one text');
-      const out = raw.encodeTexts(list);
+    const list = Array.isArray(text) ? text : [text];
+    const i = list.findIndex((t) => typeof t !== 'string');
+    if (i >= 0) return Promise.reject(new MobileClipError('INVALID_TEXT', `text ${i} is a ${describe(list[i])}, not a string`));
+    if (list.length === 0) return Promise.reject(new MobileClipError('INVALID_TEXT', 'encodeText needs at least one text'));
+    return this.#run(async (raw) => {
+      const out = await raw.encodeTexts(list);
       return Array.isArray(text) ? out : out[0];
     });
   }
@@ -235,7 +347,9 @@ export class MobileClip {
 
   /** Frees the model; later calls reject with code DISPOSED. */
   dispose() {
-    this.#raw?.free();
+    try { this.#raw?.free(); } catch { /* a lost GPU module */ }
     this.#raw = null;
+    this.#weights = null;
+    gpuModels.delete(this);
   }
 }

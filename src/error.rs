@@ -30,6 +30,9 @@ pub enum Error {
     /// Any other invalid argument.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The compute device failed (for example a GPU device lost mid-session).
+    #[error("device error: {0}")]
+    Device(String),
     /// Reading a file failed.
     #[error("i/o error on {path}: {source}")]
     Io {
@@ -52,6 +55,7 @@ impl Error {
             Error::Image(_) => "INVALID_IMAGE",
             Error::Text(_) => "INVALID_TEXT",
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Error::Device(_) => "DEVICE_LOST",
             Error::Io { .. } => "IO_ERROR",
         }
     }

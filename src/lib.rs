@@ -196,15 +196,27 @@ impl MobileClip {
         texts.iter().map(|t| self.tokenizer.encode_with_length(t, l)).collect()
     }
 
+    /// L2-normalised embeddings `[B, E]` of images, as a tensor on the device (read it with
+    /// [`rows`] or, on WebGPU, [`rows_async`]).
+    pub fn embed_images(&self, images: &[ImageView]) -> Result<Tensor<2>> {
+        let pixels = self.preprocess_images(images)?;
+        Ok(self.image_embeddings(self.pixels_tensor(&pixels, images.len())?))
+    }
+
+    /// L2-normalised embeddings `[B, E]` of texts, as a tensor on the device.
+    pub fn embed_texts(&self, texts: &[&str]) -> Result<Tensor<2>> {
+        let (t, eot) = self.tokens_tensor(&self.tokenize(texts)?)?;
+        Ok(self.text_embeddings(t, &eot))
+    }
+
     /// L2-normalised embeddings of images, one vector per image.
     pub fn encode_images(&self, images: &[ImageView]) -> Result<Vec<Vec<f32>>> {
-        let pixels = self.preprocess_images(images)?;
-        self.encode_pixels(&pixels, images.len())
+        rows(self.embed_images(images)?)
     }
 
     /// L2-normalised embeddings of texts, one vector per text.
     pub fn encode_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
-        self.encode_tokens(&self.tokenize(texts)?)
+        rows(self.embed_texts(texts)?)
     }
 
     /// Label embeddings for zero-shot classification: each label's prompts (`templates` with
@@ -215,6 +227,18 @@ impl MobileClip {
         Ok(zero_shot::ensemble(&self.encode_texts(&refs)?, templates.len()))
     }
 
+    /// Checks that an image embedding has this model's dimension.
+    pub fn check_image_embedding(&self, image_embedding: &[f32]) -> Result<()> {
+        if image_embedding.len() != self.embed_dim() {
+            return Err(Error::InvalidArgument(format!(
+                "image embedding has {} values, the model's have {}",
+                image_embedding.len(),
+                self.embed_dim()
+            )));
+        }
+        Ok(())
+    }
+
     /// Ranks `labels` for an image embedding: softmax of cosine similarity × logit scale.
     pub fn zero_shot(
         &self,
@@ -223,13 +247,7 @@ impl MobileClip {
         templates: &[&str],
         top_k: Option<usize>,
     ) -> Result<Vec<LabelScore>> {
-        if image_embedding.len() != self.embed_dim() {
-            return Err(Error::InvalidArgument(format!(
-                "image embedding has {} values, the model's have {}",
-                image_embedding.len(),
-                self.embed_dim()
-            )));
-        }
+        self.check_image_embedding(image_embedding)?;
         let labels_emb = self.label_embeddings(labels, templates)?;
         Ok(zero_shot::rank(image_embedding, &labels_emb, labels, self.logit_scale(), top_k))
     }
@@ -238,7 +256,20 @@ impl MobileClip {
 /// Reads a `[B, E]` tensor back as rows (synchronously: native and CPU backends).
 pub fn rows(t: Tensor<2>) -> Result<Vec<Vec<f32>>> {
     let [_, e] = t.dims();
-    let data =
-        t.into_data().try_into_vec::<f32>().map_err(|e| Error::InvalidArgument(format!("reading results: {e:?}")))?;
+    split_rows(t.try_into_data(), e)
+}
+
+/// Reads a `[B, E]` tensor back as rows, asynchronously: the only way to read a WebGPU tensor
+/// in a browser (a synchronous read cannot wait for the GPU there).
+pub async fn rows_async(t: Tensor<2>) -> Result<Vec<Vec<f32>>> {
+    let [_, e] = t.dims();
+    split_rows(t.into_data_async().await, e)
+}
+
+fn split_rows<E: std::fmt::Display>(data: std::result::Result<TensorData, E>, e: usize) -> Result<Vec<Vec<f32>>> {
+    let data = data
+        .map_err(|err| Error::Device(format!("reading the results from the device failed: {err}")))?
+        .try_into_vec::<f32>()
+        .map_err(|err| Error::Device(format!("reading the results: {err:?}")))?;
     Ok(data.chunks(e).map(<[f32]>::to_vec).collect())
 }

@@ -15,5 +15,5 @@ rm -rf "$out" && mv "$out.tmp" "$out"
 MOBILECLIP_BENCH_FIXTURES="$PWD/$out" cargo bench --bench native
 tools/build-wasm.sh
 # The ndarray variant of the CPU module, for the flex-vs-ndarray comparison (own target dir).
-CARGO_TARGET_DIR=target/ndarray MOBILECLIP_WASM_FEATURES=web,ndarray MOBILECLIP_PKG_OUT=target/pkg-ndarray tools/build-wasm.sh
+CARGO_TARGET_DIR=target/ndarray MOBILECLIP_GPU=0 MOBILECLIP_WASM_FEATURES=web,ndarray MOBILECLIP_PKG_OUT=target/pkg-ndarray tools/build-wasm.sh
 node benches/browser.mjs

@@ -5,12 +5,22 @@
 //!
 //! Errors reach JavaScript as `Error` objects named `MobileClipError` with a stable `code`
 //! (see [`crate::Error::code`]) and a message naming what was wrong.
+//!
+//! The same adapter is built twice: the CPU module (burn flex, SIMD128) and, with the `webgpu`
+//! feature, the WebGPU module. Encoding methods return promises in both, because a WebGPU
+//! result can only be read back asynchronously in a browser.
 
-use js_sys::{Array, Float32Array, Reflect};
+use js_sys::{Array, Float32Array, Promise, Reflect};
 use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use burn::tensor::{Device, Tensor};
 
 use crate::preprocess::{ImageView, PixelFormat};
-use crate::{Error, MobileClip, ModelConfig};
+use crate::{Error, MobileClip, ModelConfig, rows_async, zero_shot};
+
+#[cfg(feature = "webgpu")]
+mod gpu;
 
 /// Installs the panic hook so that a bug (never user input) shows a readable message.
 #[wasm_bindgen(start)]
@@ -31,9 +41,15 @@ fn error_with_code(code: &str, message: &str) -> JsValue {
 }
 
 /// One `Float32Array` per embedding.
-fn js_rows(rows: crate::Result<Vec<Vec<f32>>>) -> Result<Array, JsValue> {
-    let rows = rows.map_err(|e| js_error(&e))?;
-    Ok(rows.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect())
+fn js_rows(rows: &[Vec<f32>]) -> JsValue {
+    rows.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect::<Array>().into()
+}
+
+/// A promise of the rows of an embeddings tensor (computed now, read back when the device is
+/// done).
+fn rows_promise(t: crate::Result<Tensor<2>>) -> Result<Promise, JsValue> {
+    let t = t.map_err(|e| js_error(&e))?;
+    Ok(future_to_promise(async move { rows_async(t).await.map(|r| js_rows(&r)).map_err(|e| js_error(&e)) }))
 }
 
 fn strs(v: &[String]) -> Vec<&str> {
@@ -42,19 +58,35 @@ fn strs(v: &[String]) -> Vec<&str> {
 
 /// The CPU backend compiled in: flex by default; ndarray with the `ndarray` feature (built only
 /// to compare the two in the browser benchmark).
-fn cpu_device() -> burn::tensor::Device {
+fn cpu_device() -> Device {
     #[cfg(feature = "ndarray")]
     {
         #[allow(deprecated)]
-        burn::tensor::Device::ndarray()
+        Device::ndarray()
     }
     #[cfg(not(feature = "ndarray"))]
     {
-        burn::tensor::Device::flex()
+        Device::flex()
     }
 }
 
-/// A loaded model on the CPU backend (burn flex, wasm SIMD128).
+/// The device for a backend name: `"cpu"`, or `"webgpu"` once [`gpu::init_webgpu`] succeeded.
+fn device_for(backend: &str) -> Result<Device, JsValue> {
+    match backend {
+        "cpu" => Ok(cpu_device()),
+        #[cfg(feature = "webgpu")]
+        "webgpu" => gpu::device(),
+        #[cfg(not(feature = "webgpu"))]
+        "webgpu" => {
+            Err(error_with_code("NO_WEBGPU", "this module is the CPU build; WebGPU is in the package's gpu module"))
+        }
+        other => {
+            Err(error_with_code("INVALID_ARGUMENT", &format!("backend must be \"cpu\" or \"webgpu\", got {other:?}")))
+        }
+    }
+}
+
+/// A loaded model on the CPU (burn flex, wasm SIMD128) or on WebGPU.
 #[wasm_bindgen]
 pub struct WasmModel {
     inner: MobileClip,
@@ -64,11 +96,13 @@ pub struct WasmModel {
 #[wasm_bindgen]
 impl WasmModel {
     /// Loads a model: `model` is a shipped model name or a config as JSON text, `weights` the
-    /// bytes of a published checkpoint (PyTorch zip or safetensors).
-    pub fn load(model: &str, weights: Vec<u8>) -> Result<WasmModel, JsValue> {
+    /// bytes of a published checkpoint (PyTorch zip or safetensors), `backend` `"cpu"` or
+    /// `"webgpu"` (after `initWebGpu` resolved).
+    pub fn load(model: &str, weights: Vec<u8>, backend: &str) -> Result<WasmModel, JsValue> {
+        let device = device_for(backend)?;
         let config = ModelConfig::from_name_or_json(model).map_err(|e| js_error(&e))?;
-        let inner = MobileClip::from_bytes(config, weights, cpu_device()).map_err(|e| js_error(&e))?;
-        Ok(WasmModel { inner, backend: "cpu".into() })
+        let inner = MobileClip::from_bytes(config, weights, device).map_err(|e| js_error(&e))?;
+        Ok(WasmModel { inner, backend: backend.into() })
     }
 
     /// The names of the shipped model configs.
@@ -114,14 +148,14 @@ impl WasmModel {
     }
 
     /// Embeds RGBA images (straight alpha, as `ImageData`), one pixel array per image with its
-    /// width and height: one L2-normalised `Float32Array` per image.
+    /// width and height: a promise of one L2-normalised `Float32Array` per image.
     #[wasm_bindgen(js_name = encodeRgba)]
     pub fn encode_rgba(
         &self,
         images: Vec<js_sys::Uint8Array>,
         widths: Vec<usize>,
         heights: Vec<usize>,
-    ) -> Result<Array, JsValue> {
+    ) -> Result<Promise, JsValue> {
         if images.len() != widths.len() || images.len() != heights.len() {
             return Err(error_with_code("INVALID_ARGUMENT", "images, widths and heights differ in length"));
         }
@@ -132,19 +166,19 @@ impl WasmModel {
             .map(|(b, (&w, &h))| ImageView::new(b, w, h, PixelFormat::Rgba8))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| js_error(&e))?;
-        js_rows(self.inner.encode_images(&views))
+        rows_promise(self.inner.embed_images(&views))
     }
 
     /// Embeds preprocessed pixels (`count` images, CHW `f32`, as the reference's transforms
-    /// produce): one L2-normalised `Float32Array` per image.
+    /// produce): a promise of one L2-normalised `Float32Array` per image.
     #[wasm_bindgen(js_name = encodePixels)]
-    pub fn encode_pixels(&self, pixels: Vec<f32>, count: usize) -> Result<Array, JsValue> {
-        js_rows(self.inner.encode_pixels(&pixels, count))
+    pub fn encode_pixels(&self, pixels: Vec<f32>, count: usize) -> Result<Promise, JsValue> {
+        rows_promise(self.inner.pixels_tensor(&pixels, count).map(|x| self.inner.image_embeddings(x)))
     }
 
     /// Embeds token-id sequences (`count` rows of `context_length` ids, flattened).
     #[wasm_bindgen(js_name = encodeTokens)]
-    pub fn encode_tokens(&self, ids: Vec<u32>, count: usize) -> Result<Array, JsValue> {
+    pub fn encode_tokens(&self, ids: Vec<u32>, count: usize) -> Result<Promise, JsValue> {
         if count == 0 || !ids.len().is_multiple_of(count) {
             return Err(error_with_code(
                 "INVALID_TEXT",
@@ -152,22 +186,17 @@ impl WasmModel {
             ));
         }
         let rows: Vec<Vec<u32>> = ids.chunks(ids.len() / count).map(<[u32]>::to_vec).collect();
-        js_rows(self.inner.encode_tokens(&rows))
+        rows_promise(self.inner.tokens_tensor(&rows).map(|(t, eot)| self.inner.text_embeddings(t, &eot)))
     }
 
-    /// Embeds texts: one L2-normalised `Float32Array` per text.
+    /// Embeds texts: a promise of one L2-normalised `Float32Array` per text.
     #[wasm_bindgen(js_name = encodeTexts)]
-    pub fn encode_texts(&self, texts: Vec<String>) -> Result<Array, JsValue> {
-        js_rows(self.inner.encode_texts(&strs(&texts)))
+    pub fn encode_texts(&self, texts: Vec<String>) -> Result<Promise, JsValue> {
+        rows_promise(self.inner.embed_texts(&strs(&texts)))
     }
 
-    /// Label embeddings for zero-shot (prompt templates averaged per label).
-    #[wasm_bindgen(js_name = labelEmbeddings)]
-    pub fn label_embeddings(&self, labels: Vec<String>, templates: Vec<String>) -> Result<Array, JsValue> {
-        js_rows(self.inner.label_embeddings(&strs(&labels), &strs(&templates)))
-    }
-
-    /// Ranks labels for an image embedding: `[{label, score}]`, best first.
+    /// Ranks labels for an image embedding: a promise of `[{label, score}]`, best first
+    /// (prompt templates averaged per label, as in CLIP).
     #[wasm_bindgen(js_name = zeroShot)]
     pub fn zero_shot(
         &self,
@@ -175,10 +204,17 @@ impl WasmModel {
         labels: Vec<String>,
         templates: Vec<String>,
         top_k: Option<usize>,
-    ) -> Result<JsValue, JsValue> {
-        let ranked =
-            self.inner.zero_shot(&image, &strs(&labels), &strs(&templates), top_k).map_err(|e| js_error(&e))?;
-        serde_wasm_bindgen::to_value(&ranked).map_err(|e| error_with_code("INTERNAL", &e.to_string()))
+    ) -> Result<Promise, JsValue> {
+        self.inner.check_image_embedding(&image).map_err(|e| js_error(&e))?;
+        let prompts = zero_shot::prompts(&strs(&labels), &strs(&templates)).map_err(|e| js_error(&e))?;
+        let texts = self.inner.embed_texts(&strs(&prompts)).map_err(|e| js_error(&e))?;
+        let scale = self.inner.logit_scale();
+        Ok(future_to_promise(async move {
+            let rows = rows_async(texts).await.map_err(|e| js_error(&e))?;
+            let ranked =
+                zero_shot::rank(&image, &zero_shot::ensemble(&rows, templates.len()), &strs(&labels), scale, top_k);
+            serde_wasm_bindgen::to_value(&ranked).map_err(|e| error_with_code("INTERNAL", &e.to_string()))
+        }))
     }
 
     /// The 77 CLIP token ids of a text.

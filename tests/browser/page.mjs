@@ -1,66 +1,6 @@
-// In-page tests of the npm package (pkg/) in real Chromium. Results go to window.__results.
-import { MobileClip, MobileClipError } from '/pkg/index.js';
-import { parseSafetensors } from '/tests/js/safetensors.mjs';
-
-const params = new URLSearchParams(location.search);
-const crossOrigin = params.get('cross'); // another origin serving the same files, without CORS
-const results = [];
-const TOL = 1e-4;
-
-function record(name, ok, detail = '') {
-  results.push({ name, ok, detail });
-  const row = document.createElement('tr');
-  for (const [text, cls] of [[ok ? 'pass' : 'FAIL', ok ? 'ok' : 'fail'], [name], [detail]]) {
-    const cell = row.insertCell();
-    cell.textContent = text; // details quote markup such as "<img>": never parse them
-    if (cls) cell.className = cls;
-  }
-  document.getElementById('results').append(row);
-}
-
-async function check(name, f) {
-  try {
-    const detail = await f();
-    record(name, true, detail ?? '');
-  } catch (e) {
-    record(name, false, `${e?.code ?? ''} ${e?.message ?? e}`);
-  }
-}
-
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
-
-async function rejectsWith(p, code) {
-  try { await p; } catch (e) {
-    assert(e instanceof MobileClipError, `not a MobileClipError: ${e}`);
-    assert(e.code === code, `code ${e.code}, expected ${code}: ${e.message}`);
-    return e.message;
-  }
-  throw new Error(`did not reject (expected ${code})`);
-}
-
-async function safetensors(url) {
-  return parseSafetensors(await (await fetch(url)).arrayBuffer());
-}
-
-function maxDiff(rows, flat) {
-  let m = 0, i = 0;
-  for (const r of rows) for (const v of r) m = Math.max(m, Math.abs(v - flat[i++]));
-  assert(i === flat.length, 'embedding count differs');
-  return m;
-}
-
-function loadImg(src, cors) {
-  return new Promise((resolve, reject) => {
-    const img = new Image();
-    if (cors) img.crossOrigin = 'anonymous';
-    img.onload = () => resolve(img);
-    img.onerror = () => reject(new Error(`could not load ${src}`));
-    img.src = src;
-  });
-}
-
-const fx = (name, file) => `/tests/fixtures/models/${name}/${file}`;
-const config = async (name) => (await fetch(fx(name, 'config.json'))).json();
+// In-page tests of the npm package (pkg/) in real Chromium, CPU path (a browser without WebGPU).
+import { MobileClip } from '/pkg/index.js';
+import { assert, check, config, crossOrigin, finish, fx, loadImg, maxDiff, rejectsWith, safetensors, TOL } from './harness.mjs';
 
 let clip;
 await check('load from a URL with progress (v2-mci0)', async () => {
@@ -68,7 +8,7 @@ await check('load from a URL with progress (v2-mci0)', async () => {
   clip = await MobileClip.load({ model: await config('v2-mci0'), weights: fx('v2-mci0', 'model.safetensors'), onProgress: (p) => progress.push(p) });
   const last = progress.at(-1);
   assert(progress.length > 0 && last.loaded === last.total && last.total > 0, `progress ${JSON.stringify(last)}`);
-  assert(clip.backend.startsWith('cpu'), clip.backend);
+  assert(/^cpu: .*WebGPU/.test(clip.backend), `backend "${clip.backend}" does not say why not WebGPU`);
   return `backend "${clip.backend}", ${progress.length} progress events`;
 });
 
@@ -77,8 +17,8 @@ for (const [name, file] of [['v2-mci0', 'model.safetensors'], ['v1-mci-mct', 'mo
     const m = await MobileClip.load({ model: await config(name), weights: await (await fetch(fx(name, file))).blob() });
     const io = await safetensors(fx(name, 'io.safetensors'));
     const sfx = file.includes('reparam') ? '_reparam' : '';
-    const di = maxDiff(m.raw.encodePixels(io.image.data, io.image.shape[0]), io[`image_embeddings${sfx}`].data);
-    const dt = maxDiff(m.raw.encodeTokens(Uint32Array.from(io.tokens.data), io.tokens.shape[0]), io[`text_embeddings${sfx}`].data);
+    const di = maxDiff(await m.raw.encodePixels(io.image.data, io.image.shape[0]), io[`image_embeddings${sfx}`].data);
+    const dt = maxDiff(await m.raw.encodeTokens(Uint32Array.from(io.tokens.data), io.tokens.shape[0]), io[`text_embeddings${sfx}`].data);
     m.dispose();
     assert(di <= TOL && dt <= TOL, `image ${di}, text ${dt}`);
     return `image max|Δ| ${di.toExponential(2)}, text max|Δ| ${dt.toExponential(2)}`;
@@ -157,6 +97,4 @@ await check('concurrent calls equal sequential ones', async () => {
   assert(conc.every((e, k) => e.every((v, i) => v === seq[k][i])), 'differs');
 });
 
-const failed = results.filter((r) => !r.ok).length;
-document.getElementById('status').textContent = `${results.length - failed} passed, ${failed} failed`;
-window.__results = results;
+finish();

@@ -16,41 +16,7 @@ import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve } from '../browser/server.mjs';
-
-const CLIP_VOCAB = 49408;
-
-/** A safetensors file with `text.token_embedding.weight` grown to CLIP_VOCAB rows: row i is
- * base[i % n] + base[⌊i / n⌋ % n] / 2, so that every token keeps a distinct embedding. */
-function widenVocabulary(buf) {
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
-  const data = buf.subarray(8 + n);
-  const names = Object.keys(header).filter((k) => k !== '__metadata__').sort((a, b) => header[a].data_offsets[0] - header[b].data_offsets[0]);
-  const parts = [];
-  let at = 0;
-  for (const name of names) {
-    const info = header[name];
-    let bytes = data.subarray(...info.data_offsets);
-    if (name === 'text.token_embedding.weight') {
-      const [rows, width] = info.shape;
-      const base = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
-      const wide = new Float32Array(CLIP_VOCAB * width);
-      for (let i = 0; i < CLIP_VOCAB; i++) {
-        for (let k = 0; k < width; k++) wide[i * width + k] = base[(i % rows) * width + k] + base[(Math.floor(i / rows) % rows) * width + k] / 2;
-      }
-      info.shape = [CLIP_VOCAB, width];
-      bytes = Buffer.from(wide.buffer);
-    }
-    info.data_offsets = [at, at + bytes.length];
-    at += bytes.length;
-    parts.push(bytes);
-  }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  return Buffer.concat([len, Buffer.from(json), ...parts]);
-}
+import { CLIP_VOCAB, widenVocabulary } from '../js/safetensors.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const tmp = await mkdtemp(join(tmpdir(), 'mobileclip-extension-'));

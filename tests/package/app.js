@@ -6,7 +6,7 @@ async function main() {
   const io = parse(await (await fetch('./fixtures/v2-mci0/io.safetensors')).arrayBuffer());
   const model = await (await fetch('./fixtures/v2-mci0/config.json')).json();
   const clip = await MobileClip.load({ model, weights: './fixtures/v2-mci0/model.safetensors' });
-  const rows = clip.raw.encodePixels(io.image.data, io.image.shape[0]);
+  const rows = await clip.raw.encodePixels(io.image.data, io.image.shape[0]);
   let diff = 0, i = 0;
   for (const r of rows) for (const v of r) diff = Math.max(diff, Math.abs(v - io.image_embeddings.data[i++]));
   const e = await clip.encodeImage(new ImageData(new Uint8ClampedArray(32 * 24 * 4).fill(120), 32, 24));

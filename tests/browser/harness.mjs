@@ -1,0 +1,71 @@
+// Shared helpers of the in-page test suites: each records rows in the page's table and the
+// results in window.__results for tests/browser/run.mjs.
+import { MobileClipError } from '/pkg/index.js';
+import { parseSafetensors } from '/tests/js/safetensors.mjs';
+
+export const params = new URLSearchParams(location.search);
+export const crossOrigin = params.get('cross'); // another origin serving the same files, without CORS
+const results = [];
+export const TOL = 1e-4;
+
+export function record(name, ok, detail = '') {
+  results.push({ name, ok, detail });
+  const row = document.createElement('tr');
+  for (const [text, cls] of [[ok ? 'pass' : 'FAIL', ok ? 'ok' : 'fail'], [name], [detail]]) {
+    const cell = row.insertCell();
+    cell.textContent = text; // details quote markup such as "<img>": never parse them
+    if (cls) cell.className = cls;
+  }
+  document.getElementById('results').append(row);
+}
+
+export async function check(name, f) {
+  try {
+    const detail = await f();
+    record(name, true, detail ?? '');
+  } catch (e) {
+    record(name, false, `${e?.code ?? ''} ${e?.message ?? e}`);
+  }
+}
+
+export function assert(cond, msg) { if (!cond) throw new Error(msg); }
+
+export async function rejectsWith(p, code) {
+  try { await p; } catch (e) {
+    assert(e instanceof MobileClipError, `not a MobileClipError: ${e}`);
+    assert(e.code === code, `code ${e.code}, expected ${code}: ${e.message}`);
+    return e.message;
+  }
+  throw new Error(`did not reject (expected ${code})`);
+}
+
+export async function safetensors(url) {
+  return parseSafetensors(await (await fetch(url)).arrayBuffer());
+}
+
+export function maxDiff(rows, flat) {
+  let m = 0, i = 0;
+  for (const r of rows) for (const v of r) m = Math.max(m, Math.abs(v - flat[i++]));
+  assert(i === flat.length, 'embedding count differs');
+  return m;
+}
+
+export function loadImg(src, cors) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    if (cors) img.crossOrigin = 'anonymous';
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error(`could not load ${src}`));
+    img.src = src;
+  });
+}
+
+export const fx = (name, file) => `/tests/fixtures/models/${name}/${file}`;
+export const config = async (name) => (await fetch(fx(name, 'config.json'))).json();
+
+/** Publishes the results (the runner waits for window.__results). */
+export function finish() {
+  const failed = results.filter((r) => !r.ok).length;
+  document.getElementById('status').textContent = `${results.length - failed} passed, ${failed} failed`;
+  window.__results = results;
+}

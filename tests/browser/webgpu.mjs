@@ -1,0 +1,100 @@
+// In-page tests of the WebGPU path, run in a Chromium started with WebGPU enabled (headless
+// Chromium's adapter is SwiftShader: correct but slow, so only small fixtures here).
+import { MobileClip } from '/pkg/index.js';
+import { CLIP_VOCAB, widenVocabulary } from '/tests/js/safetensors.mjs';
+import { assert, check, config, finish, fx, loadImg, maxDiff, rejectsWith, safetensors } from './harness.mjs';
+
+const GPU_TOL = 1e-3;
+
+// Keep the devices the package creates, to lose one on purpose later (as a driver reset would).
+const devices = [];
+const requestDevice = GPUAdapter.prototype.requestDevice;
+GPUAdapter.prototype.requestDevice = async function (...args) {
+  const device = await requestDevice.apply(this, args);
+  devices.push(device);
+  return device;
+};
+
+const adapter = await navigator.gpu?.requestAdapter();
+const bytes = async (name, file) => new Uint8Array(await (await fetch(fx(name, file))).arrayBuffer());
+
+await check('the browser offers a WebGPU adapter', async () => {
+  assert(adapter, 'navigator.gpu.requestAdapter() gave no adapter');
+  const { vendor, architecture, description, isFallbackAdapter } = adapter.info;
+  return `vendor "${vendor}", architecture "${architecture}", description "${description}", fallback ${isFallbackAdapter}`;
+});
+
+await check("backend 'auto' skips a software adapter and says why", async () => {
+  const m = await MobileClip.load({ model: await config('v2-mci0'), weights: await bytes('v2-mci0', 'model.safetensors') });
+  const backend = m.backend;
+  m.dispose();
+  if (adapter.info.isFallbackAdapter) assert(/^cpu: .*software fallback/.test(backend), backend);
+  else assert(backend.startsWith('webgpu: '), backend);
+  return backend;
+});
+
+for (const [name, file] of [['v2-mci0', 'model.safetensors'], ['v1-mci-mct', 'model.pt'], ['v1-vit-base-causal', 'model_reparam.pt']]) {
+  await check(`WebGPU parity with the reference: ${name}/${file}`, async () => {
+    const m = await MobileClip.load({ model: await config(name), weights: await bytes(name, file), backend: 'webgpu' });
+    assert(m.backend.startsWith('webgpu: '), m.backend);
+    const io = await safetensors(fx(name, 'io.safetensors'));
+    const sfx = file.includes('reparam') ? '_reparam' : '';
+    const di = maxDiff(await m.raw.encodePixels(io.image.data, io.image.shape[0]), io[`image_embeddings${sfx}`].data);
+    const dt = maxDiff(await m.raw.encodeTokens(Uint32Array.from(io.tokens.data), io.tokens.shape[0]), io[`text_embeddings${sfx}`].data);
+    m.dispose();
+    assert(di <= GPU_TOL && dt <= GPU_TOL, `image ${di}, text ${dt}`);
+    return `image max|Δ| ${di.toExponential(2)}, text max|Δ| ${dt.toExponential(2)}`;
+  });
+}
+
+// v2-mci0 with CLIP's full vocabulary, so that labels go through the real tokenizer.
+const weights = widenVocabulary(await bytes('v2-mci0', 'model.safetensors'));
+const small = await config('v2-mci0');
+const model = { ...small, name: 'v2-mci0-clip-vocab', text_cfg: { ...small.text_cfg, vocab_size: CLIP_VOCAB } };
+const cpu = await MobileClip.load({ model, weights, backend: 'cpu' });
+const gpu = await MobileClip.load({ model, weights, backend: 'webgpu' });
+const photo = await loadImg('/tests/fixtures/preprocess/chelsea_301x217.png');
+const labels = ['cat', 'dog', 'car', 'a diagram'];
+
+await check('WebGPU: <img>, text and zero-shot match the CPU backend', async () => {
+  const di = maxDiff([await gpu.encodeImage(photo)], await cpu.encodeImage(photo));
+  const dt = maxDiff(await gpu.encodeText(labels), (await cpu.encodeText(labels)).flatMap((r) => [...r]));
+  const [zg, zc] = [await gpu.zeroShot(photo, labels), await cpu.zeroShot(photo, labels)];
+  assert(di <= GPU_TOL && dt <= GPU_TOL, `image ${di}, text ${dt}`);
+  assert(zg.map((r) => r.label).join() === zc.map((r) => r.label).join(), `ranking ${JSON.stringify(zg)} vs ${JSON.stringify(zc)}`);
+  const ds = Math.max(...zg.map((r, i) => Math.abs(r.score - zc[i].score)));
+  assert(ds <= GPU_TOL, `scores differ by ${ds}`);
+  return `image ${di.toExponential(2)}, text ${dt.toExponential(2)}, scores ${ds.toExponential(2)}`;
+});
+
+await check('WebGPU: bad input rejects with codes, the model keeps working', async () => {
+  const msgs = [];
+  msgs.push(await rejectsWith(gpu.encodeImage(new ImageData(1, 1).data), 'INVALID_IMAGE'));
+  msgs.push(await rejectsWith(gpu.encodeText([42]), 'INVALID_TEXT'));
+  msgs.push(await rejectsWith(gpu.zeroShot(new Float32Array(3), labels), 'INVALID_ARGUMENT'));
+  const again = await gpu.encodeImage(photo);
+  assert(maxDiff([again], await cpu.encodeImage(photo)) <= GPU_TOL, 'broken after errors');
+  return msgs.join(' | ');
+});
+
+await check('device lost during a call: the call resolves on the CPU, later calls too', async () => {
+  assert(devices.length > 0, 'no device was captured');
+  const expected = await cpu.encodeImage(photo);
+  const pending = gpu.encodeImage(photo);
+  await new Promise((r) => setTimeout(r, 0));
+  for (const d of devices) d.destroy();
+  const got = await pending;
+  assert(maxDiff([got], expected) <= GPU_TOL, 'pending call gave a wrong embedding');
+  assert(/^cpu: .*lost.*moved from WebGPU/.test(gpu.backend), `backend "${gpu.backend}"`);
+  const text = await gpu.encodeText('a cat');
+  assert(maxDiff([text], await cpu.encodeText('a cat')) <= 1e-6, 'later call differs from the CPU');
+  await rejectsWith(MobileClip.load({ model, weights, backend: 'webgpu' }), 'NO_WEBGPU');
+  const auto = await MobileClip.load({ model, weights });
+  assert(/^cpu: .*lost/.test(auto.backend), `new model's backend "${auto.backend}"`);
+  auto.dispose();
+  return gpu.backend;
+});
+
+cpu.dispose();
+gpu.dispose();
+finish();
