@@ -17,7 +17,8 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors; native and the wasm adapter)"
 cargo clippy --release --all-targets -- -D warnings
-cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features web -- -D warnings
+# the wasm adapter with the WebGPU module's features (a superset of the CPU module's)
+cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features webgpu -- -D warnings
 
 step "cargo test --release (unit, tokenizer, preprocessing, small-model parity)"
 cargo test --release
