@@ -45,4 +45,7 @@ if [ "$models" != "none" ]; then
   if [ -d "$out/MobileCLIP-S0" ]; then
     cargo test --release --test cli -- --ignored zero_shot_full_size
   fi
+  if [ -d "$out/MobileCLIP-S0" ] || [ -d "$out/MobileCLIP2-S0" ]; then
+    node tests/browser/run.mjs full # the same checkpoints in headless Chromium (CPU module)
+  fi
 fi

@@ -2,9 +2,13 @@
 // line per test and "N passed, N failed", saves a screenshot of each suite's page:
 //   page.mjs    the CPU path, in a Chromium without WebGPU (as most browsers still are)
 //   webgpu.mjs  the WebGPU path, in a Chromium with WebGPU enabled (SwiftShader adapter here)
+//   full.mjs    full-size parity (CPU) on the shipped models found in $MOBILECLIP_FULL_FIXTURES
+//               (a folder written by tools/gen_fixtures.py --full; MobileCLIP-S0 and
+//               MobileCLIP2-S0 are used when present); only when asked for: `run.mjs full`
 // Needs: tools/build-wasm.sh (pkg/), chromium at /usr/bin/chromium (or $CHROMIUM).
 import { chromium } from 'playwright-core';
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +19,7 @@ const shots = join(root, 'target', 'browser-screenshots');
 await mkdir(shots, { recursive: true });
 const FLAGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-async function runSuite(suite, extraFlags) {
+async function runSuite(suite, extraFlags, query = '') {
   const main = await serve(root);
   const other = await serve(root); // a second origin, without CORS headers
   const profile = await mkdtemp(join(tmpdir(), 'mobileclip-chromium-'));
@@ -29,7 +33,7 @@ async function runSuite(suite, extraFlags) {
     const page = await browser.newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${main.url}/tests/browser/index.html?suite=${suite}&cross=${encodeURIComponent(other.url)}`);
+    await page.goto(`${main.url}/tests/browser/index.html?suite=${suite}&cross=${encodeURIComponent(other.url)}${query}`);
     await page.waitForFunction(() => window.__results, null, { timeout: 600_000 });
     const results = await page.evaluate(() => window.__results);
     await page.screenshot({ path: join(shots, `${suite}.png`), fullPage: true });
@@ -47,8 +51,19 @@ async function runSuite(suite, extraFlags) {
   }
 }
 
-const only = process.argv[2]; // optional: "page" or "webgpu"
+const only = process.argv[2]; // optional: "page", "webgpu" or "full"
 let failed = 0;
 if (!only || only === 'page') failed += await runSuite('page', []);
 if (!only || only === 'webgpu') failed += await runSuite('webgpu', ['--enable-unsafe-webgpu']);
+if (only === 'full') {
+  const dir = process.env.MOBILECLIP_FULL_FIXTURES;
+  const models = ['MobileCLIP-S0', 'MobileCLIP2-S0'].filter((m) => dir && existsSync(join(dir, m, 'io.safetensors')));
+  if (models.length === 0) throw new Error('MOBILECLIP_FULL_FIXTURES holds neither MobileCLIP-S0 nor MobileCLIP2-S0');
+  const fixtures = await serve(dir, { 'access-control-allow-origin': '*' });
+  try {
+    failed += await runSuite('full', [], `&fixtures=${encodeURIComponent(fixtures.url)}&models=${models.join(',')}`);
+  } finally {
+    fixtures.server.close();
+  }
+}
 process.exit(failed ? 1 : 0);
