@@ -1,0 +1,494 @@
+// The demo page: load a model into a worker, tag photos with editable labels, search them by text.
+import { MobileClipError, modelNames } from 'mobileclip-wasm';
+import { MobileClipWorker } from 'mobileclip-wasm/worker';
+import { setupCamera } from './camera.js';
+import { makeItem, renderCard, reorder } from './gallery.js';
+import { explain, showError } from './messages.js';
+import { LABEL_PRESETS, labelPreset, templatePreset } from './presets.js';
+import { forgetPrompts, loadPrompts, savePrompts } from './store.js';
+import { PRIORITY, Scheduler, cosine, labelEmbeddings, parseLines, prompts, rank } from './tagging.js';
+import { anyCached, cached, fetchWeights, forgetWeights, guessModel, isCheckpoint, megabytes, storageUsed } from './weights.js';
+
+/* global __DEMO_MODELS__ */
+const MODELS = __DEMO_MODELS__; // [{ name, url, unsupported? }] from configs/*.json (www/models.mjs)
+const SAMPLES = [
+  new URL('./samples/chelsea.jpg', import.meta.url),
+  new URL('./samples/coffee.jpg', import.meta.url),
+  new URL('./samples/rocket.jpg', import.meta.url),
+  new URL('./samples/astronaut.jpg', import.meta.url),
+];
+const STALE = Symbol('stale'); // queued work of a model that was replaced
+const CHUNK = 8; // prompts per worker call: big enough to be efficient, small enough to interleave
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+const state = {
+  clip: null, // MobileClipWorker
+  modelKey: '', // the model and its weights: the key of stored prompt embeddings
+  preparing: false, // the preparation bar follows the label prompts until the first set is ready
+  session: 0, // bumped on every load; work of older sessions is dropped
+  loading: null, // AbortController of the load in progress
+  prompts: new Map(), // prompt → text embedding, for the current model
+  labels: [],
+  templates: [],
+  labelEmbs: null, // per-label embeddings of the current labels × templates
+  labelsGen: 0,
+  topK: 3,
+  items: [],
+  searchEmb: null,
+  batch: { total: 0, done: 0 },
+  stats: { images: 0, prompts: 0 },
+  msPerPrompt: null,
+};
+const scheduler = new Scheduler();
+
+// ---------------------------------------------------------------- model
+
+function weightsUrl() {
+  const name = $('model').value;
+  const override = params.get('weights');
+  if (override && name === (params.get('model') ?? 'MobileCLIP-S0')) return new URL(override, location.href).href;
+  return MODELS.find((m) => m.name === name)?.url ?? null;
+}
+
+/** "huggingface.co/apple/MobileCLIP-S0/…/mobileclip_s0.pt" */
+function shortUrl(url) {
+  const { host, pathname } = new URL(url);
+  const parts = pathname.split('/').filter(Boolean);
+  return parts.length > 3 ? `${host}/${parts.slice(0, 2).join('/')}/…/${parts.at(-1)}` : `${host}${pathname}`;
+}
+
+async function showModelChoice() {
+  const name = $('model').value;
+  const info = MODELS.find((m) => m.name === name);
+  $('model-note').textContent = info?.unsupported ? `Not available: ${info.unsupported}.` : '';
+  const url = weightsUrl();
+  $('weights-url').textContent = url ? shortUrl(url) : 'no published URL: use a file';
+  $('weights-url').href = url ?? '#';
+  $('weights-url').title = url ?? '';
+  const hit = url && await cached(url);
+  $('cache-note').textContent = hit ? '(downloaded before: loads offline)' : '';
+  return hit;
+}
+
+function setBar(bar, text, value, max, label) {
+  bar.max = Math.max(max, 1);
+  if (value === null) bar.removeAttribute('value'); // indeterminate
+  else bar.value = Math.min(value, bar.max);
+  text.textContent = label;
+}
+
+function describeBackend(backend) {
+  const [kind, ...why] = backend.split(':');
+  const name = { cpu: 'CPU (WebAssembly SIMD)', webgpu: 'WebGPU', gpu: 'WebGPU' }[kind.trim()] ?? kind;
+  return { name, why: why.join(':').trim() };
+}
+
+function showReady(clip, { ms, origin }) {
+  const { name, why } = describeBackend(clip.backend);
+  const dl = document.createElement('dl');
+  for (const [k, v] of [['Model', `${clip.name} (${clip.embedDim}-d embeddings, ${clip.imageSize}px input)`], ['Backend', name], ['Why', why || '—'], ['Weights', origin], ['Loaded in', `${(ms / 1000).toFixed(1)} s`]]) {
+    const dt = document.createElement('dt');
+    dt.textContent = k;
+    const dd = document.createElement('dd');
+    dd.textContent = v;
+    dd.dataset.key = k.toLowerCase().replace(/ .*/, '');
+    dl.append(dt, dd);
+  }
+  const p = document.createElement('p');
+  p.className = 'ready';
+  p.textContent = '✓ Ready';
+  $('model-status').replaceChildren(p, dl);
+}
+
+async function showStorage() {
+  const used = await storageUsed();
+  const any = await anyCached();
+  $('storage-text').textContent = any && used ? `Downloaded weights use ${megabytes(used)} of this browser’s storage.` : '';
+  $('forget').hidden = !any;
+}
+
+async function load() {
+  const name = $('model').value;
+  const info = MODELS.find((m) => m.name === name);
+  if (info?.unsupported) return;
+  const fromFile = document.querySelector('input[name=source]:checked').value === 'file';
+  const file = fromFile ? $('weights-file').files[0] : null;
+  if (fromFile && !file) { $('weights-file').focus(); $('weights-file').click(); return; }
+  const url = fromFile ? null : weightsUrl();
+  if (!fromFile && !url) return;
+
+  state.loading?.abort();
+  state.clip?.dispose();
+  state.clip = null;
+  const session = ++state.session;
+  state.preparing = false;
+  scheduler.clear(STALE);
+  state.prompts.clear();
+  state.labelEmbs = null;
+  state.searchEmb = null;
+  for (const it of state.items) Object.assign(it, { embedding: null, tags: null, match: null, timings: null, state: it.state === 'error' && it.error?.code === 'INVALID_IMAGE' ? 'error' : 'queued' });
+  state.batch = { total: 0, done: 0 };
+  showBatch();
+  renderAll();
+  const ac = new AbortController();
+  state.loading = ac;
+  $('model-error').hidden = true;
+  $('load').disabled = true;
+  $('cancel').hidden = false;
+  $('load-progress').hidden = false;
+  $('model-status').replaceChildren(Object.assign(document.createElement('p'), { textContent: `Loading ${name}…` }));
+  setBar($('download-bar'), $('download-text'), 0, 1, '');
+  setBar($('prepare-bar'), $('prepare-text'), 0, 1, 'waiting for the weights');
+  const t0 = performance.now();
+  let ticker = null;
+  try {
+    let weights, origin;
+    if (file) {
+      weights = file;
+      origin = `file ${file.name} (${megabytes(file.size)})`;
+      setBar($('download-bar'), $('download-text'), 1, 1, `${megabytes(file.size)} from this device`);
+    } else {
+      const r = await fetchWeights(url, {
+        signal: ac.signal,
+        onProgress: ({ loaded, total }) => setBar($('download-bar'), $('download-text'), total ? loaded : null, total, total
+          ? `${Math.floor((100 * loaded) / total)}% · ${megabytes(loaded)} of ${megabytes(total)}` : megabytes(loaded)),
+      });
+      weights = r.blob;
+      origin = r.fromCache ? `from this browser’s cache (${megabytes(r.blob.size)})` : `downloaded (${megabytes(r.blob.size)})`;
+      if (r.fromCache) setBar($('download-bar'), $('download-text'), 1, 1, `100% · ${megabytes(r.blob.size)} from the cache`);
+      if (r.cacheError) showError($('model-error'), Object.assign(r.cacheError, { code: 'STORAGE' }));
+    }
+    if (session !== state.session) return;
+    const t1 = performance.now();
+    const tick = () => setBar($('prepare-bar'), $('prepare-text'), null, 1, `building the model… ${((performance.now() - t1) / 1000).toFixed(1)} s`);
+    tick();
+    ticker = setInterval(tick, 100); // also shows that the page stays responsive meanwhile
+    const clip = await MobileClipWorker.load({ model: name, weights, backend: $('backend').value, signal: ac.signal });
+    clearInterval(ticker);
+    if (session !== state.session) { clip.dispose(); return; }
+    state.clip = clip;
+    state.modelKey = `${name} ${file ? `file:${file.name}:${file.size}:${file.lastModified}` : url}`;
+    showReady(clip, { ms: performance.now() - t0, origin });
+    showStorage();
+    showModelChoice();
+    queueImages(state.items.filter((it) => it.state === 'queued'));
+    state.preparing = true;
+    updateLabels(); // not awaited: loading is over, the prompts have their own progress
+  } catch (e) {
+    if (session !== state.session || e === STALE) return;
+    showError($('model-error'), e, { model: name });
+    $('load-progress').hidden = true;
+    $('model-status').replaceChildren(Object.assign(document.createElement('p'), { textContent: 'No model loaded.' }));
+  } finally {
+    clearInterval(ticker);
+    if (session === state.session) {
+      state.loading = null;
+      $('load').disabled = false;
+      $('cancel').hidden = true;
+    }
+  }
+}
+
+// ---------------------------------------------------------------- labels
+
+async function updateLabels() {
+  const gen = ++state.labelsGen;
+  const session = state.session;
+  state.labels = parseLines($('labels').value);
+  state.templates = parseLines($('templates').value);
+  state.topK = Math.max(1, Math.min(20, Number($('topk').value) || 3));
+  state.labelEmbs = null;
+  $('labels-error').hidden = true;
+  const bad = state.templates.find((t) => !t.includes('{}'));
+  const problem = state.labels.length === 0 ? 'the label list is empty'
+    : state.templates.length === 0 ? 'the template list is empty'
+      : bad ? `template “${bad}” has no {} for the label` : null;
+  if (problem) {
+    showError($('labels-error'), new MobileClipError('INVALID_ARGUMENT', problem));
+    if (state.preparing) setBar($('prepare-bar'), $('prepare-text'), 1, 2, 'model built · the labels need fixing');
+    renderAll();
+    return;
+  }
+  let need = [...new Set(prompts(state.labels, state.templates))].filter((p) => !state.prompts.has(p));
+  let remembered = 0;
+  if (state.clip && need.length) {
+    const found = await loadPrompts(state.modelKey, need);
+    if (gen !== state.labelsGen || session !== state.session) return;
+    for (const [p, e] of found) state.prompts.set(p, e);
+    remembered = found.size;
+    need = need.filter((p) => !found.has(p));
+  }
+  const total = need.length;
+  const status = (done) => {
+    const left = state.msPerPrompt ? ` · about ${formatDuration((total - done) * state.msPerPrompt)} left` : '';
+    setBar($('labels-bar'), $('labels-text'), done, total, `${done} of ${total}${left}`);
+    if (state.preparing) setBar($('prepare-bar'), $('prepare-text'), 1 + done, 1 + total, `model built · label prompts ${done} of ${total}`);
+  };
+  const counts = `${state.labels.length} labels × ${state.templates.length} template${state.templates.length > 1 ? 's' : ''}`;
+  const kept = remembered ? ` (${remembered} prompts remembered from an earlier visit)` : '';
+  $('labels-status').textContent = `${counts} = ${state.labels.length * state.templates.length} prompts`
+    + (total && state.clip ? `, ${total} to encode${kept}.` : `${kept}.`) + (state.clip ? '' : ' They are encoded once a model is loaded.');
+  if (!state.clip) { renderAll(); return; }
+  $('labels-progress').hidden = total === 0;
+  status(0);
+  renderAll();
+  // Few prompts: encode them before the photos, so that each photo is tagged as soon as it is
+  // embedded. Many (ImageNet): photos first, then the prompts.
+  const priority = total <= 64 ? PRIORITY.search + 0.5 : PRIORITY.prompts;
+  try {
+    for (let i = 0; i < need.length; i += CHUNK) {
+      const chunk = need.slice(i, i + CHUNK);
+      const clip = state.clip;
+      const rows = await scheduler.run(priority, async () => {
+        if (gen !== state.labelsGen || session !== state.session) throw STALE;
+        const t = performance.now();
+        const out = await clip.encodeText(chunk);
+        state.msPerPrompt = (performance.now() - t) / chunk.length;
+        return out;
+      });
+      chunk.forEach((p, k) => state.prompts.set(p, rows[k]));
+      savePrompts(state.modelKey, chunk.map((p, k) => [p, rows[k]]));
+      state.stats.prompts += chunk.length;
+      if (gen !== state.labelsGen) return; // superseded: the newer call shows its own progress
+      status(Math.min(i + CHUNK, total));
+      showStats();
+    }
+  } catch (e) {
+    if (e === STALE || e?.code === 'DISPOSED' || session !== state.session) return;
+    showError($('labels-error'), e);
+    return;
+  }
+  if (gen !== state.labelsGen || session !== state.session) return;
+  state.labelEmbs = labelEmbeddings(state.labels, state.templates, (p) => state.prompts.get(p));
+  if (state.preparing) setBar($('prepare-bar'), $('prepare-text'), 1, 1, '100% · ready');
+  state.preparing = false;
+  $('labels-progress').hidden = true;
+  $('labels-status').textContent = `${counts}: ready${kept}.`;
+  retag();
+}
+
+function formatDuration(ms) {
+  if (ms < 60_000) return `${Math.ceil(ms / 1000)} s`;
+  return `${Math.round(ms / 60_000)} min`;
+}
+
+function retag() {
+  for (const it of state.items) {
+    if (it.embedding && state.labelEmbs) it.tags = rank(it.embedding, state.labelEmbs, state.labels, state.clip.logitScale, state.topK);
+  }
+  renderAll();
+}
+
+let labelTimer = null;
+function labelsEdited() {
+  $('preset').value = 'custom';
+  clearTimeout(labelTimer);
+  labelTimer = setTimeout(updateLabels, 600);
+}
+
+// ---------------------------------------------------------------- photos
+
+function addFiles(files) {
+  const weights = files.filter(isCheckpoint);
+  if (weights.length) useWeightsFile(weights[0]);
+  const added = files.filter((f) => !isCheckpoint(f)).map(makeItem);
+  if (!added.length) return;
+  state.items.push(...added);
+  for (const it of added) renderCard($('gallery'), it, { onRemove: removeItem });
+  if (state.clip) queueImages(added);
+  showStats();
+}
+
+function useWeightsFile(file) {
+  const dt = new DataTransfer();
+  dt.items.add(file);
+  $('weights-file').files = dt.files;
+  weightsFileChosen();
+}
+
+async function weightsFileChosen() {
+  const file = $('weights-file').files[0];
+  if (!file) return;
+  document.querySelector('input[name=source][value=file]').checked = true;
+  const guess = guessModel(file.name, [...$('model').options].map((o) => o.value));
+  if (guess) $('model').value = guess;
+  await showModelChoice();
+  load();
+}
+
+function removeItem(item) {
+  state.items = state.items.filter((it) => it !== item);
+  URL.revokeObjectURL(item.url);
+  $('gallery').querySelector(`[data-id="${item.id}"]`)?.remove();
+  showStats();
+}
+
+function queueImages(items) {
+  if (state.batch.done >= state.batch.total) state.batch = { total: 0, done: 0 };
+  state.batch.total += items.length;
+  showBatch();
+  const session = state.session;
+  for (const it of items) {
+    it.state = 'queued';
+    scheduler.run(PRIORITY.image, async () => {
+      if (session !== state.session) throw STALE;
+      if (!state.items.includes(it)) return;
+      it.state = 'working';
+      renderCard($('gallery'), it, { onRemove: removeItem });
+      const t0 = performance.now();
+      let bitmap;
+      try {
+        bitmap = await createImageBitmap(it.file);
+      } catch (e) {
+        throw new MobileClipError('INVALID_IMAGE', `${it.name} could not be decoded: ${e.message}`);
+      }
+      const t1 = performance.now();
+      try {
+        it.embedding = await state.clip.encodeImage(bitmap);
+      } finally {
+        bitmap.close();
+      }
+      it.timings = { decodeMs: t1 - t0, encodeMs: performance.now() - t1 };
+      state.stats.images++;
+      it.state = 'done';
+      if (state.labelEmbs) it.tags = rank(it.embedding, state.labelEmbs, state.labels, state.clip.logitScale, state.topK);
+      if (state.searchEmb) { it.match = cosine(state.searchEmb, it.embedding); sortBySearch(); }
+    }).catch((e) => {
+      if (e === STALE || session !== state.session) return;
+      it.state = 'error';
+      it.error = e;
+    }).finally(() => {
+      if (session !== state.session) return;
+      state.batch.done++;
+      showBatch();
+      renderCard($('gallery'), it, { onRemove: removeItem });
+      showStats();
+    });
+  }
+}
+
+function showBatch() {
+  const { total, done } = state.batch;
+  $('batch').hidden = total === 0;
+  setBar($('batch-bar'), $('batch-text'), done, total, `${done} of ${total} photos tagged`);
+}
+
+function renderAll() {
+  for (const it of state.items) renderCard($('gallery'), it, { onRemove: removeItem });
+  showStats();
+}
+
+function showStats() {
+  const n = state.items.length;
+  $('stats').textContent = n === 0 ? '' : `${n} photo${n > 1 ? 's' : ''} · ${state.stats.images} image embeddings computed · ${state.prompts.size} prompt embeddings cached (${state.stats.prompts} computed)`;
+}
+
+// ---------------------------------------------------------------- search
+
+function sortBySearch() {
+  const order = [...state.items].sort((a, b) => (b.match ?? -Infinity) - (a.match ?? -Infinity));
+  reorder($('gallery'), order);
+}
+
+async function search(query) {
+  if (!query) return clearSearch();
+  if (!state.clip) { $('search-status').textContent = 'Load a model first.'; return; }
+  const session = state.session;
+  $('search-status').textContent = `Searching for “${query}”…`;
+  try {
+    const emb = state.prompts.get(query) ?? await scheduler.run(PRIORITY.search, () => state.clip.encodeText(query));
+    if (session !== state.session) return;
+    state.searchEmb = emb;
+    for (const it of state.items) it.match = it.embedding ? cosine(emb, it.embedding) : null;
+    sortBySearch();
+    renderAll();
+    $('clear-search').hidden = false;
+    $('search-status').textContent = `Photos sorted by how well they match “${query}”, best first.`;
+  } catch (e) {
+    if (e === STALE || session !== state.session) return;
+    $('search-status').textContent = explain(e).title;
+  }
+}
+
+function clearSearch() {
+  state.searchEmb = null;
+  for (const it of state.items) it.match = null;
+  reorder($('gallery'), state.items);
+  renderAll();
+  $('search').value = '';
+  $('clear-search').hidden = true;
+  $('search-status').textContent = '';
+}
+
+// ---------------------------------------------------------------- wiring
+
+async function applyPreset(key) {
+  if (key === 'custom') return;
+  const p = await labelPreset(key);
+  $('labels').value = p.labels.join('\n');
+  if (p.templates) $('templates').value = p.templates.join('\n');
+  updateLabels();
+}
+
+async function init() {
+  const names = await modelNames();
+  for (const name of names) {
+    const info = MODELS.find((m) => m.name === name);
+    const opt = new Option(info?.unsupported ? `${name} (not in browsers yet)` : name, name);
+    opt.disabled = !!info?.unsupported;
+    $('model').append(opt);
+  }
+  const wanted = params.get('model') ?? 'MobileCLIP-S0';
+  $('model').value = names.includes(wanted) ? wanted : 'MobileCLIP-S0';
+  for (const [key, p] of Object.entries(LABEL_PRESETS)) $('preset').append(new Option(p.title, key));
+  $('preset').append(new Option('Custom', 'custom'));
+  $('preset').value = 'everyday';
+  $('labels').value = LABEL_PRESETS.everyday.labels.join('\n');
+  $('templates').value = (await templatePreset('single')).join('\n');
+
+  $('model-form').addEventListener('submit', (e) => { e.preventDefault(); load(); });
+  $('cancel').addEventListener('click', () => state.loading?.abort());
+  $('model').addEventListener('change', async () => {
+    if (await showModelChoice() && document.querySelector('input[name=source]:checked').value === 'url') load();
+  });
+  $('weights-file').addEventListener('change', weightsFileChosen);
+  $('forget').addEventListener('click', async () => { await Promise.all([forgetWeights(), forgetPrompts()]); showStorage(); showModelChoice(); });
+  $('preset').addEventListener('change', () => applyPreset($('preset').value));
+  $('labels').addEventListener('input', labelsEdited);
+  $('templates').addEventListener('input', () => { clearTimeout(labelTimer); labelTimer = setTimeout(updateLabels, 600); });
+  $('topk').addEventListener('change', () => { state.topK = Math.max(1, Math.min(20, Number($('topk').value) || 3)); retag(); });
+  for (const b of document.querySelectorAll('[data-templates]')) {
+    b.addEventListener('click', async () => { $('templates').value = (await templatePreset(b.dataset.templates)).join('\n'); updateLabels(); });
+  }
+  $('image-files').addEventListener('change', () => { addFiles([...$('image-files').files]); $('image-files').value = ''; });
+  $('samples').addEventListener('click', async () => {
+    const files = await Promise.all(SAMPLES.map(async (u) => new File([await (await fetch(u)).blob()], u.pathname.split('/').pop().replace(/\.[0-9a-f]{8}\./, '.'), { type: 'image/jpeg' })));
+    addFiles(files);
+  });
+  $('search-form').addEventListener('submit', (e) => { e.preventDefault(); search($('search').value.trim()); });
+  $('clear-search').addEventListener('click', clearSearch);
+
+  // Drop anywhere on the page; paste anywhere except into a text field.
+  const zone = $('dropzone');
+  document.addEventListener('dragover', (e) => { e.preventDefault(); zone.classList.add('over'); });
+  document.addEventListener('dragleave', (e) => { if (!e.relatedTarget) zone.classList.remove('over'); });
+  document.addEventListener('drop', (e) => {
+    e.preventDefault();
+    zone.classList.remove('over');
+    addFiles([...(e.dataTransfer?.files ?? [])]);
+  });
+  document.addEventListener('paste', (e) => {
+    const files = [...(e.clipboardData?.files ?? [])];
+    if (files.length) { e.preventDefault(); addFiles(files); }
+  });
+  setupCamera({ button: $('camera'), dialog: $('camera-dialog'), video: $('camera-video'), snap: $('snap'), close: $('camera-close'), error: $('camera-error') },
+    (file) => addFiles([file]));
+
+  updateLabels();
+  showStorage();
+  if (await showModelChoice()) load(); // downloaded before: load it straight away, offline
+}
+
+init().catch((e) => showError($('model-error'), e));
