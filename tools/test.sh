@@ -23,13 +23,17 @@ cargo clippy --target wasm32-unknown-unknown --release --no-default-features --f
 step "cargo test --release (unit, tokenizer, preprocessing, small-model parity)"
 cargo test --release
 
-step "wasm package (pkg/): build, Node tests, headless Chromium tests, npm pack into plain and webpack 5 apps, the worker helper"
+step "wasm package (pkg/): build, Node tests, headless Chromium tests, npm pack into plain and webpack 5 apps, the worker helper, the demo page"
 tools/build-wasm.sh
 node --test tests/js/
 node tests/browser/run.mjs
 node tests/package/run.mjs
 node tests/extension/run.mjs
 node tests/worker/run.mjs
+# the demo page end to end, on a random-weight full-size MobileCLIP-S0 (written once, kept in target/)
+s0=target/bench-fixtures/MobileCLIP-S0/model.pt
+[ -f "$s0" ] || "$(tools/setup-venv.sh)" tools/gen_fixtures.py --full --no-reload-check --out target/bench-fixtures --models MobileCLIP-S0
+node tests/demo/run.mjs "$s0"
 
 models=${MOBILECLIP_FULL_MODELS:-all}
 if [ "$models" != "none" ]; then

@@ -1,0 +1,390 @@
+// End-to-end test of the demo page (www/) in Debian's headless Chromium, as a user would use it:
+// the production build (webpack) served from a sub-path of 127.0.0.1 with a random-weight
+// full-size MobileCLIP-S0 checkpoint on the same origin. Loads the model (progress to 100%), tags
+// the sample photos (same scores as the package's main-thread zeroShot), searches, edits labels,
+// adds photos by paste, drop, file picker and camera, survives bad weights files, loads from the
+// Cache API on the next visit, works on a phone-sized viewport, and sends no request to any other
+// origin (the CSP blocks one it is asked to make). Screenshots go to target/demo-screenshots/.
+//   node tests/demo/run.mjs [checkpoint.pt]   default: target/bench-fixtures/MobileCLIP-S0/model.pt
+//   (tools/test.sh writes it with tools/gen_fixtures.py when missing)
+// Needs: pkg/ (tools/build-wasm.sh), node_modules (webpack, playwright-core), /usr/bin/chromium.
+import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { serveStatic } from '../../tools/serve.mjs';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const checkpoint = resolve(process.argv[2] ?? join(root, 'target/bench-fixtures/MobileCLIP-S0/model.pt'));
+if (!existsSync(checkpoint)) {
+  console.log(`FAILED no checkpoint at ${checkpoint}: write one with\n  $(tools/setup-venv.sh) tools/gen_fixtures.py --full --no-reload-check --out target/bench-fixtures --models MobileCLIP-S0`);
+  process.exit(1);
+}
+const shots = join(root, 'target', 'demo-screenshots');
+await mkdir(shots, { recursive: true });
+const tmp = await mkdtemp(join(tmpdir(), 'mobileclip-demo-'));
+const SUB = '/apps/mobileclip/'; // the page is served from a sub-path
+
+// The static build, as `npm run build` makes it, into a temporary folder.
+const dist = join(tmp, 'dist');
+const t0 = Date.now();
+execFileSync(join(root, 'node_modules/.bin/webpack'), ['--config', join(root, 'webpack.config.js'), '--env', `out=${dist}`], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+console.log(`built the demo in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+const fixtures = join(tmp, 'fixtures');
+await mkdir(fixtures);
+await symlink(checkpoint, join(fixtures, 'model.pt'));
+await writeFile(join(tmp, 'not-a-checkpoint.pt'), Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 131) % 256)));
+await copyFile(join(root, 'tests/fixtures/models/v1-mci-mct/model.pt'), join(tmp, 'tiny-model.pt'));
+await copyFile(join(root, 'www/samples/chelsea.jpg'), join(fixtures, 'chelsea.jpg'));
+
+const main = await serveStatic({ [SUB]: dist, '/fixtures/': fixtures, '/pkg/': join(root, 'pkg') });
+const other = await serveStatic({ '/': tmp }); // another origin: nothing may reach it
+const pageUrl = `${main.url}${SUB}?model=MobileCLIP-S0&weights=/fixtures/model.pt`;
+const profile = join(tmp, 'profile');
+const browser = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
+  viewport: { width: 1280, height: 900 },
+});
+await browser.grantPermissions(['camera'], { origin: main.url });
+
+const seen = []; // every request the browser makes, pages and workers
+browser.on('request', (r) => seen.push(r.url()));
+const errors = [];
+const watch = (page) => {
+  page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !page.expectErrors) errors.push(`console: ${m.text()}`);
+    if (process.env.DEBUG_DEMO) console.log(`  page ${m.type()}: ${m.text()}`);
+  });
+  page.on('worker', (w) => w.on('console', (m) => m.type() === 'error' && errors.push(`worker console: ${m.text()}`)));
+};
+
+const results = [];
+async function step(name, f) {
+  const t = Date.now();
+  try {
+    const detail = await f();
+    results.push(true);
+    console.log(`ok     ${name} (${((Date.now() - t) / 1000).toFixed(1)} s)${detail ? ` — ${detail}` : ''}`);
+  } catch (e) {
+    results.push(false);
+    console.log(`FAILED ${name} — ${e.message.split('\n')[0]}`);
+  }
+}
+function assert(cond, msg) { if (!cond) throw new Error(msg); }
+const shot = (page, name, fullPage = true) => page.screenshot({ path: join(shots, name), fullPage });
+
+// Frame gaps on the page: requestAnimationFrame keeps firing while the worker computes.
+const startFrames = (page) => page.evaluate(() => {
+  window.__frames = { gap: 0, n: 0, last: performance.now() };
+  const f = () => { const t = performance.now(); window.__frames.gap = Math.max(window.__frames.gap, t - window.__frames.last); window.__frames.last = t; window.__frames.n++; window.__frames.raf = requestAnimationFrame(f); };
+  window.__frames.raf = requestAnimationFrame(f);
+});
+const stopFrames = (page) => page.evaluate(() => { cancelAnimationFrame(window.__frames.raf); return window.__frames; });
+
+const cardNames = (page) => page.$$eval('#gallery .card .name', (els) => els.map((e) => e.textContent));
+const allTagged = (page, n) => page.waitForFunction((n) => {
+  const cards = [...document.querySelectorAll('#gallery .card')];
+  return cards.length === n && cards.every((c) => c.dataset.state === 'error' || c.querySelector('.tags'));
+}, n, { timeout: 180_000 });
+const stats = (page) => page.$eval('#stats', (e) => e.textContent);
+const statCount = (text, what) => Number(new RegExp(`(\\d+) ${what}`).exec(text)?.[1]);
+
+const page = await browser.newPage();
+watch(page);
+let failed = 0;
+try {
+  await step('page from a sub-path of the static build: CSP, models, privacy note', async () => {
+    const res = await page.goto(pageUrl);
+    assert(res.ok(), `HTTP ${res.status()}`);
+    await page.waitForFunction(() => document.querySelectorAll('#model option').length > 0);
+    const csp = await page.$eval('meta[http-equiv=Content-Security-Policy]', (m) => m.content);
+    assert(/connect-src 'self' https:\/\/\*\.hf\.co https:\/\/\*\.huggingface\.co https:\/\/huggingface\.co;/.test(csp), `CSP: ${csp}`);
+    assert(/default-src 'self'/.test(csp) && /script-src 'self' 'wasm-unsafe-eval';/.test(csp), `CSP: ${csp}`);
+    const options = await page.$$eval('#model option', (os) => os.map((o) => ({ v: o.value, t: o.textContent, d: o.disabled })));
+    assert(options.length === 10, `${options.length} models`);
+    assert(options.find((o) => o.v === 'MobileCLIP2-L-14')?.d, 'L-14 should be disabled');
+    assert(await page.$eval('#model', (s) => s.value) === 'MobileCLIP-S0', 'default model');
+    assert((await page.textContent('#privacy')).includes('Your photos never leave this device'), 'privacy note');
+    await shot(page, '01-start.png');
+    return `${options.length} models (L-14 disabled: "${options.find((o) => o.v === 'MobileCLIP2-L-14').t}")`;
+  });
+
+  let loadMs = 0;
+  await step('load the model: download and preparation progress reach 100%', async () => {
+    await page.evaluate(() => {
+      window.__bars = { 'download-bar': [], 'prepare-bar': [] };
+      for (const id of Object.keys(window.__bars)) {
+        const bar = document.getElementById(id);
+        new MutationObserver(() => window.__bars[id].push([bar.hasAttribute('value') ? bar.value : null, bar.max])).observe(bar, { attributes: true });
+      }
+    });
+    await startFrames(page);
+    const t = Date.now();
+    await page.click('#load');
+    await page.waitForFunction(() => /building the model/.test(document.getElementById('prepare-text').textContent));
+    await shot(page, '02-loading.png', false);
+    await page.waitForSelector('#model-status .ready', { timeout: 120_000 });
+    loadMs = Date.now() - t;
+    const frames = await stopFrames(page);
+    await page.waitForFunction(() => document.getElementById('prepare-text').textContent.includes('100%'), null, { timeout: 60_000 });
+    const bars = await page.evaluate(() => window.__bars);
+    const dl = bars['download-bar'].filter(([v]) => v !== null);
+    const size = statSync(checkpoint).size;
+    assert(dl.at(-1)[0] === size && dl.at(-1)[1] === size, `download ended at ${JSON.stringify(dl.at(-1))}, file ${size}`);
+    assert(dl.every(([v], i) => i === 0 || v >= dl[i - 1][0]), 'download progress went backwards');
+    const between = new Set(dl.filter(([v, m]) => v > 0 && v < m).map(([v]) => v)).size;
+    assert(between >= 3, `only ${between} intermediate download values`);
+    const prep = await page.$eval('#prepare-bar', (b) => [b.value, b.max]);
+    assert(prep[0] === prep[1], `preparation ${prep}`);
+    const backend = await page.$eval('#model-status dd[data-key=backend]', (e) => e.textContent);
+    const why = await page.$eval('#model-status dd[data-key=why]', (e) => e.textContent);
+    assert(/CPU|WebGPU/.test(backend) && why.length > 3, `backend ${backend} / ${why}`);
+    assert(frames.gap < 500, `the page froze for ${frames.gap.toFixed(0)} ms while loading`);
+    return `${(size / 1e6).toFixed(0)} MB, ${between} intermediate download values, ready in ${(loadMs / 1000).toFixed(1)} s; backend "${backend}" because "${why}"; longest frame gap ${frames.gap.toFixed(0)} ms`;
+  });
+
+  await step('tag the sample photos: a card each, top-3 score bars, timings, batch progress; the page stays responsive', async () => {
+    await startFrames(page);
+    const t = Date.now();
+    await page.click('#samples');
+    await allTagged(page, 4);
+    const ms = Date.now() - t;
+    const frames = await stopFrames(page);
+    const cards = await page.$$eval('#gallery .card', (cs) => cs.map((c) => ({
+      name: c.querySelector('.name').textContent,
+      tags: [...c.querySelectorAll('.tags li')].map((li) => [li.querySelector('.label').textContent, li.querySelector('.score').textContent, li.querySelector('.bar span').style.width]),
+      timing: c.querySelector('.timing')?.textContent ?? '',
+    })));
+    assert(cards.map((c) => c.name).join() === 'chelsea.jpg,coffee.jpg,rocket.jpg,astronaut.jpg', cards.map((c) => c.name).join());
+    for (const c of cards) {
+      assert(c.tags.length === 3 && c.tags.every(([l, s, w]) => l && /%$/.test(s) && /%$/.test(w)), `${c.name}: ${JSON.stringify(c.tags)}`);
+      assert(/embedded in \d+ ms/.test(c.timing), `${c.name}: timing "${c.timing}"`);
+    }
+    assert(await page.$eval('#batch-bar', (b) => b.value === 4 && b.max === 4), 'batch progress');
+    assert(await page.textContent('#batch-text') === '4 of 4 photos tagged', await page.textContent('#batch-text'));
+    assert(frames.gap < 250 && frames.n > ms / 100, `main thread blocked: longest frame gap ${frames.gap.toFixed(0)} ms, ${frames.n} frames in ${ms} ms`);
+    await shot(page, '03-tagged.png');
+    return `${(ms / 1000).toFixed(1)} s for 20 label prompts + 4 photos; ${cards.map((c) => c.timing.replace(/.*embedded in /, '')).join(', ')}; ${frames.n} frames, longest gap ${frames.gap.toFixed(0)} ms`;
+  });
+
+  await step('tags equal the package\'s zeroShot on the main thread', async () => {
+    // The package's own main-thread API is the reference for what the page shows.
+    await page.evaluate(async () => {
+      const { MobileClip } = await import(`${location.origin}/pkg/index.js`);
+      window.__ref = await MobileClip.load({ model: 'MobileCLIP-S0', weights: '/fixtures/model.pt', backend: 'cpu' });
+      window.__refImages = [];
+      for (const img of document.querySelectorAll('#gallery .card img')) window.__refImages.push([img.alt, await window.__ref.encodeImage(await createImageBitmap(img))]);
+    });
+    const out = await page.evaluate(async () => {
+      const labels = document.getElementById('labels').value.split('\n').map((l) => l.trim()).filter(Boolean);
+      const templates = document.getElementById('templates').value.split('\n').map((l) => l.trim()).filter(Boolean);
+      const rows = [];
+      for (const [name, emb] of window.__refImages.slice(0, 1)) { // one is enough: ~0.3 s per prompt on the main thread
+        const ref = await window.__ref.zeroShot(emb, labels, { templates });
+        const card = [...document.querySelectorAll('#gallery .card')].find((c) => c.querySelector('.name').textContent === name);
+        const shown = [...card.querySelectorAll('.tags li')].map((li) => [li.querySelector('.label').textContent, parseFloat(li.querySelector('.score').textContent)]);
+        rows.push({ name, ref: ref.map((r) => [r.label, r.score * 100]), shown });
+      }
+      return rows;
+    });
+    for (const { name, ref, shown } of out) {
+      assert(shown.length === 3, `${name}: ${shown.length} tags`);
+      const score = Object.fromEntries(ref);
+      shown.forEach(([label, s], i) => {
+        // the same label at each rank, or one whose score ties with zeroShot's at that rank
+        assert(label === ref[i][0] || Math.abs(score[label] - ref[i][1]) < 1e-3, `${name} #${i + 1}: ${label} (${score[label]}) vs zeroShot ${ref[i]}`);
+        assert(Math.abs(score[label] - s) <= 0.051, `${name} ${label}: shown ${s}% vs zeroShot ${score[label]}%`);
+      });
+    }
+    return out.map((r) => `${r.name}: ${r.shown.map(([l, s]) => `${l} ${s}%`).join(', ')}`).join(' | ');
+  });
+
+  await step('a text search reorders the gallery by similarity, Clear restores it', async () => {
+    const before = await cardNames(page);
+    const { query, expected, sims } = await page.evaluate(async (before) => {
+      for (const q of ['a photo of a rocket launch', 'a cat', 'a cup of coffee', 'an astronaut in a space suit', 'a dog', 'the night sky', 'a red car']) {
+        const t = await window.__ref.encodeText(q);
+        const ranked = window.__refImages.map(([n, e]) => [n, window.__ref.similarity(t, e)]).sort((a, b) => b[1] - a[1]);
+        if (ranked.map((r) => r[0]).join() !== before.join()) return { query: q, expected: ranked.map((r) => r[0]), sims: Object.fromEntries(ranked) };
+      }
+      return {};
+    }, before);
+    assert(query, 'every query ranked the photos in their original order');
+    await page.fill('#search', query);
+    await page.press('#search', 'Enter');
+    await page.waitForFunction(() => /sorted/.test(document.getElementById('search-status').textContent));
+    const after = await cardNames(page);
+    assert(after.join() === expected.join(), `order ${after} vs expected ${expected}`);
+    const shown = await page.$$eval('#gallery .card', (cs) => cs.map((c) => [c.querySelector('.name').textContent, parseFloat(c.querySelector('.match').textContent.replace('match ', ''))]));
+    for (const [n, m] of shown) assert(Math.abs(m - sims[n]) < 6e-4, `${n}: match ${m} vs ${sims[n]}`);
+    await shot(page, '04-search.png');
+    await page.click('#clear-search');
+    assert((await cardNames(page)).join() === before.join(), 'Clear did not restore the order');
+    return `“${query}”: ${before.join(', ')} → ${after.join(', ')}`;
+  });
+
+  await step('editing labels re-ranks from cached embeddings (no image re-encoded, only new prompts)', async () => {
+    const s0 = await stats(page);
+    await page.fill('#labels', 'cat\nrocket\ncoffee\nastronaut');
+    await page.fill('#topk', '4');
+    await page.dispatchEvent('#topk', 'change');
+    await page.waitForFunction(() => [...document.querySelectorAll('#gallery .card .tags')].every((t) => t.children.length === 4
+      && [...t.querySelectorAll('.label')].map((l) => l.textContent).sort().join() === 'astronaut,cat,coffee,rocket'), null, { timeout: 60_000 });
+    const s1 = await stats(page);
+    assert(statCount(s1, 'image embeddings computed') === statCount(s0, 'image embeddings computed'), `images re-encoded: ${s0} → ${s1}`);
+    assert(statCount(s1, 'computed\\)') === statCount(s0, 'computed\\)') + 1, `prompts: ${s0} → ${s1} (only "a photo of a coffee." is new)`);
+    assert(await page.$eval('#preset', (s) => s.value) === 'custom', 'preset should read Custom');
+    return s1;
+  });
+
+  await step('ImageNet preset: 1,000 classes, CLIP\'s templates, a time estimate; switching away cancels it', async () => {
+    await page.selectOption('#preset', 'imagenet');
+    await page.waitForFunction(() => /^998 labels × 1 template = 998 prompts, 997 to encode/.test(document.getElementById('labels-status').textContent)
+      && /of 997 · about \d+ (s|min) left/.test(document.getElementById('labels-text').textContent), null, { timeout: 60_000 });
+    const lines = (await page.inputValue('#labels')).split('\n').length;
+    assert(lines === 1000, `${lines} ImageNet classes`);
+    const estimate = await page.textContent('#labels-text');
+    await page.click('[data-templates=clip7]');
+    // 998 distinct labels: open_clip's list names two classes twice (missile, sunglasses)
+    await page.waitForFunction(() => /998 labels × 7 templates = 6986 prompts/.test(document.getElementById('labels-status').textContent));
+    const templates = (await page.inputValue('#templates')).split('\n');
+    assert(templates.length === 7 && templates.includes('itap of a {}.'), templates.join('|'));
+    await page.click('[data-templates=single]');
+    await page.selectOption('#preset', 'everyday');
+    await page.waitForFunction(() => /20 labels × 1 template: ready/.test(document.getElementById('labels-status').textContent), null, { timeout: 60_000 });
+    await page.waitForFunction(() => [...document.querySelectorAll('#gallery .card .tags')].every((t) => t.children.length === 4), null, { timeout: 60_000 });
+    return `estimate “${estimate}”`;
+  });
+
+  await step('photos by paste, drop, file picker and camera; an unsupported file gets a plain error', async () => {
+    await page.evaluate(async () => {
+      const sample = await (await fetch('/fixtures/chelsea.jpg')).blob();
+      const paste = new DataTransfer();
+      paste.items.add(new File([sample], 'pasted.jpg', { type: 'image/jpeg' }));
+      document.body.dispatchEvent(new ClipboardEvent('paste', { clipboardData: paste, bubbles: true }));
+      const drop = new DataTransfer();
+      drop.items.add(new File([sample], 'dropped.jpg', { type: 'image/jpeg' }));
+      drop.items.add(new File(['not a photo'], 'notes.txt', { type: 'text/plain' }));
+      document.getElementById('dropzone').dispatchEvent(new DragEvent('drop', { dataTransfer: drop, bubbles: true, cancelable: true }));
+    });
+    await page.setInputFiles('#image-files', join(root, 'tests/fixtures/preprocess/astronaut_rgba_123x187.png'));
+    await page.click('#camera');
+    await page.waitForSelector('#snap:not([disabled])', { timeout: 30_000 });
+    await page.waitForFunction(() => document.getElementById('camera-video').videoWidth > 0);
+    await shot(page, '05-camera.png', false);
+    await page.click('#snap');
+    await page.click('#camera-close');
+    await allTagged(page, 9);
+    const names = await cardNames(page);
+    for (const n of ['pasted.jpg', 'dropped.jpg', 'notes.txt', 'astronaut_rgba_123x187.png', 'camera-1.jpg']) assert(names.includes(n), `no card for ${n}: ${names}`);
+    const bad = await page.$eval('#gallery .card[data-state=error]', (c) => [c.querySelector('.name').textContent, c.querySelector('.card-error').textContent, c.querySelector('.card-error').dataset.code]);
+    assert(bad[0] === 'notes.txt' && bad[2] === 'INVALID_IMAGE' && /not an image/.test(bad[1]), JSON.stringify(bad));
+    assert(await page.$$eval('#gallery .card[data-state=done] .tags', (t) => t.length) === 8, 'not every photo is tagged');
+    return `${names.length} cards; notes.txt: "${bad[1]}"`;
+  });
+
+  await step('bad weights files and a missing WebGPU: plain errors by code, then the page recovers', async () => {
+    const before = statCount(await stats(page), 'image embeddings computed');
+    page.expectErrors = true;
+    await page.setInputFiles('#weights-file', join(tmp, 'not-a-checkpoint.pt'));
+    await page.waitForSelector('#model-error:not([hidden])[data-code=INVALID_WEIGHTS]', { timeout: 60_000 });
+    const msg1 = await page.textContent('#model-error strong');
+    assert(/not a model checkpoint/.test(msg1), msg1);
+    assert((await page.textContent('#model-status')).includes('No model loaded'), 'status after a bad file');
+    await shot(page, '06-bad-weights.png');
+    await page.setInputFiles('#weights-file', join(tmp, 'tiny-model.pt'));
+    await page.waitForSelector('#model-error:not([hidden])[data-code=WEIGHTS_MISMATCH]', { timeout: 60_000 });
+    const msg2 = await page.textContent('#model-error strong');
+    assert(/different model than MobileCLIP-S0/.test(msg2), msg2);
+    await page.check('input[name=source][value=url]');
+    await page.selectOption('#backend', 'webgpu'); // this headless Chromium has no WebGPU adapter
+    await page.click('#load');
+    await page.waitForSelector('#model-error:not([hidden])[data-code=NO_WEBGPU]', { timeout: 60_000 });
+    const msg3 = await page.textContent('#model-error strong');
+    assert(/WebGPU is not available/.test(msg3), msg3);
+    page.expectErrors = false;
+    await page.selectOption('#backend', 'auto');
+    await page.click('#load');
+    await page.waitForSelector('#model-status .ready', { timeout: 120_000 });
+    assert(await page.$eval('#model-error', (e) => e.hidden), 'the error stayed up');
+    await allTagged(page, 9);
+    await page.waitForFunction(() => document.querySelectorAll('#gallery .card[data-state=done] .tags').length === 8, null, { timeout: 120_000 });
+    const after = statCount(await stats(page), 'image embeddings computed');
+    assert(after === before + 8, `expected 8 photos re-embedded with the new model: ${before} → ${after}`);
+    const origin = await page.$eval('#model-status dd[data-key=weights]', (e) => e.textContent);
+    assert(/cache/.test(origin), `weights ${origin}`);
+    return `"${msg1}" / "${msg2}" / "${msg3}"; then loaded ${origin}`;
+  });
+
+  await step('cached for the next visit: a reload loads from the Cache API, no download', async () => {
+    const downloads = () => main.requests.filter((r) => r.url === '/fixtures/model.pt').length;
+    const before = downloads(); // the page's first load and the test's reference model
+    await page.reload();
+    await page.waitForSelector('#model-status .ready', { timeout: 120_000 });
+    const origin = await page.$eval('#model-status dd[data-key=weights]', (e) => e.textContent);
+    assert(/cache/.test(origin) && downloads() === before, `weights ${origin}, ${downloads() - before} more downloads`);
+    assert((await page.textContent('#download-text')).startsWith('100%'), await page.textContent('#download-text'));
+    await page.waitForFunction(() => /ready \(20 prompts remembered/.test(document.getElementById('labels-status').textContent), null, { timeout: 30_000 });
+    return `${origin}; ${await page.textContent('#labels-status')}`;
+  });
+
+  await step('phone-sized viewport: no sideways scrolling, photos tagged', async () => {
+    const phone = await browser.newPage();
+    watch(phone);
+    await phone.setViewportSize({ width: 390, height: 844 });
+    await phone.goto(pageUrl);
+    await phone.waitForSelector('#model-status .ready', { timeout: 120_000 });
+    await phone.click('#samples');
+    await allTagged(phone, 4);
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert(overflow <= 0, `${overflow}px of sideways scrolling`);
+    await phone.evaluate(() => window.scrollTo(0, 0));
+    await shot(phone, '07-phone.png', false);
+    await phone.evaluate(() => document.getElementById('photos').scrollIntoView());
+    await shot(phone, '08-phone-photos.png', false);
+    await shot(phone, '09-phone-full.png');
+    await phone.close();
+  });
+
+  await step('no request left for any other origin; the CSP blocks one the page is asked to make', async () => {
+    const origin = new URL(main.url).origin;
+    const foreign = seen.filter((u) => !u.startsWith('blob:') && !u.startsWith('data:') && new URL(u).origin !== origin);
+    assert(foreign.length === 0, `requests to other origins: ${foreign.slice(0, 5)}`);
+    assert(main.requests.every((r) => r.method === 'GET'), `non-GET requests: ${main.requests.filter((r) => r.method !== 'GET').map((r) => r.method)}`);
+    page.expectErrors = true;
+    const blocked = await page.evaluate(async (target) => {
+      const violations = [];
+      document.addEventListener('securitypolicyviolation', (e) => violations.push(e.effectiveDirective));
+      const r = await fetch(`${target}/probe`, { method: 'POST', body: 'pixels' }).then(() => 'sent', (e) => e.name);
+      new Image().src = `${target}/probe.png`;
+      navigator.sendBeacon?.(`${target}/beacon`, 'pixels');
+      await new Promise((ok) => setTimeout(ok, 500));
+      return { r, violations };
+    }, other.url);
+    page.expectErrors = false;
+    assert(blocked.r === 'TypeError' && blocked.violations.includes('connect-src') && blocked.violations.includes('img-src'), JSON.stringify(blocked));
+    assert(other.requests.length === 0, `the other origin got ${other.requests.length} requests`);
+    const wasm = (list) => list.filter((u) => /\/apps\/mobileclip\/assets\/.*\.wasm$/.test(u)).length;
+    // the log sees the workers' requests too: each wasm fetch (page and worker) the server answered
+    assert(wasm(seen) === wasm(main.requests.map((r) => r.url)) && wasm(seen) >= 4, `wasm requests: seen ${wasm(seen)}, served ${wasm(main.requests.map((r) => r.url))}`);
+    const kinds = new Set(main.requests.map((r) => r.url.replace(/\?.*/, '').replace(/[^/]+\.(js|wasm|jpg)$/, '*.$1')));
+    return `${seen.length} requests, all to ${origin} (or blob:); served: ${[...kinds].join(' ')}; blocked: ${blocked.violations.join(', ')}`;
+  });
+} finally {
+  for (const e of errors) console.log(e);
+  failed = results.filter((ok) => !ok).length + errors.length;
+  await browser.close();
+  main.server.close();
+  other.server.close();
+  await rm(tmp, { recursive: true, force: true });
+}
+console.log(`demo: ${results.length - failed} passed, ${failed} failed; screenshots in ${shots}`);
+process.exit(failed ? 1 : 0);
