@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what building the npm package and the demo needs, when missing: the wasm32 Rust
+# target, wasm-bindgen-cli of the version in Cargo.lock (about 8 minutes to build cold) and the
+# npm devDependencies (webpack, playwright-core). Needs Rust (rustup) and Node.js >= 20.9.
+# Sourced by .ci/run and tools/demo.sh; `tools/setup.sh` runs it on its own.
+
+setup_wasm() {
+  rustup target add wasm32-unknown-unknown >/dev/null
+  local wb
+  wb=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+  if [ "$(wasm-bindgen --version 2>/dev/null | cut -d' ' -f2)" != "$wb" ]; then
+    echo "installing wasm-bindgen-cli $wb (a one-time build of a few minutes)" >&2
+    cargo install wasm-bindgen-cli --version "$wb"
+  fi
+}
+
+setup_npm() {
+  if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 9) ? 0 : 1)' 2>/dev/null; then
+    echo "Node.js >= 20.9 is needed (found: $(node --version 2>/dev/null || echo none)); see https://nodejs.org" >&2
+    return 1
+  fi
+  # npm ci when node_modules is missing or older than the lock file
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund
+  fi
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  set -euo pipefail
+  cd "$(dirname "$0")/.."
+  setup_wasm
+  setup_npm
+fi
