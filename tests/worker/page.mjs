@@ -2,6 +2,7 @@
 // Chromium. Results go to window.__results (tests/worker/run.mjs prints them).
 import { MobileClip, MobileClipError } from '/pkg/index.js';
 import { MobileClipWorker } from '/pkg/worker.js';
+import { CLIP_VOCAB, widenVocabulary } from '/tests/js/safetensors.mjs';
 
 const params = new URLSearchParams(location.search);
 const crossOrigin = params.get('cross'); // another origin serving the same files, without CORS
@@ -51,34 +52,9 @@ const fx = (name, file) => `/tests/fixtures/models/${name}/${file}`;
 const config = async (name) => (await fetch(fx(name, 'config.json'))).json();
 const bytesOf = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
 
-/**
- * The small fixture with CLIP's whole vocabulary (its own has 256 tokens, too few for real
- * text): the token embedding grown to 49,408 deterministic rows, the other tensors as they are.
- */
+/** The small fixture with CLIP's whole vocabulary (its own 256 tokens are too few for real text). */
 async function withFullVocab(bytes, config) {
-  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
-  const name = 'text.token_embedding.weight';
-  const parts = [];
-  let at = 0;
-  const entries = Object.entries(header).filter(([k]) => k !== '__metadata__').sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0]);
-  for (const [k, info] of entries) {
-    let data = bytes.subarray(8 + n + info.data_offsets[0], 8 + n + info.data_offsets[1]);
-    if (k === name) {
-      info.shape = [49408, info.shape[1]];
-      const rows = Float32Array.from({ length: 49408 * info.shape[1] }, (_, i) => Math.sin(i * 12.9898) * 0.05);
-      data = new Uint8Array(rows.buffer);
-    }
-    info.data_offsets = [at, at + data.length];
-    at += data.length;
-    parts.push(data);
-  }
-  let head = new TextEncoder().encode(JSON.stringify(header));
-  head = Uint8Array.from({ length: Math.ceil(head.length / 8) * 8 }, (_, i) => head[i] ?? 0x20);
-  const len = new Uint8Array(8);
-  new DataView(len.buffer).setBigUint64(0, BigInt(head.length), true);
-  const out = new Uint8Array(await new Blob([len, head, ...parts]).arrayBuffer());
-  return [out, { ...config, text_cfg: { ...config.text_cfg, vocab_size: 49408 } }];
+  return [widenVocabulary(bytes), { ...config, text_cfg: { ...config.text_cfg, vocab_size: CLIP_VOCAB } }];
 }
 
 const cfg = await config('v2-mci0');
