@@ -31,7 +31,13 @@ const SUB = '/apps/mobileclip/'; // the page is served from a sub-path
 // The static build, as `npm run build` makes it, into a temporary folder.
 const dist = join(tmp, 'dist');
 const t0 = Date.now();
-execFileSync(join(root, 'node_modules/.bin/webpack'), ['--config', join(root, 'webpack.config.js'), '--env', `out=${dist}`], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+try {
+  execFileSync(join(root, 'node_modules/.bin/webpack'), ['--config', join(root, 'webpack.config.js'), '--env', `out=${dist}`], { cwd: root, stdio: 'pipe' });
+} catch (e) {
+  console.log(`FAILED building the demo (npm run build):\n${e.stdout}${e.stderr}`);
+  await rm(tmp, { recursive: true, force: true });
+  process.exit(1);
+}
 console.log(`built the demo in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
 const fixtures = join(tmp, 'fixtures');
@@ -89,6 +95,31 @@ const startFrames = (page) => page.evaluate(() => {
 });
 const stopFrames = (page) => page.evaluate(() => { cancelAnimationFrame(window.__frames.raf); return window.__frames; });
 
+// Accessibility checks: every control has a name; visible text has WCAG AA contrast (4.5:1, 3:1 when large).
+const unnamedControls = (page) => page.evaluate(() => [...document.querySelectorAll('input, select, textarea, button')].filter((el) => {
+  const name = el.labels?.length ? [...el.labels].map((l) => l.textContent).join(' ') : el.getAttribute('aria-label') || (el.tagName === 'BUTTON' ? el.textContent : '');
+  return !name.trim();
+}).map((el) => el.id || el.outerHTML.slice(0, 80)));
+const lowContrast = (page) => page.evaluate(() => {
+  const rgba = (c) => { const v = c.match(/[\d.]+/g).map(Number); return v.length === 3 ? [...v, 1] : v; };
+  const lum = (c) => { const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; }; return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]); };
+  const background = (el) => {
+    for (let e = el; e; e = e.parentElement) { const c = rgba(getComputedStyle(e).backgroundColor); if (c[3] >= 0.5) return c; }
+    return rgba(getComputedStyle(document.documentElement).backgroundColor);
+  };
+  const bad = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim()) || !el.getClientRects().length || el.closest('[hidden], dialog:not([open])') || el.matches(':disabled')) continue;
+    const st = getComputedStyle(el);
+    if (st.visibility === 'hidden' || Number(st.opacity) === 0) continue;
+    const [a, b] = [lum(rgba(st.color)), lum(background(el))];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(st.fontSize), large = size >= 24 || (size >= 18.66 && Number(st.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) bad.push(`${el.tagName.toLowerCase()}.${el.className} “${el.textContent.trim().slice(0, 30)}” ${ratio.toFixed(2)}`);
+  }
+  return bad;
+});
+
 const cardNames = (page) => page.$$eval('#gallery .card .name', (els) => els.map((e) => e.textContent));
 const allTagged = (page, n) => page.waitForFunction((n) => {
   const cards = [...document.querySelectorAll('#gallery .card')];
@@ -113,6 +144,8 @@ try {
     assert(options.find((o) => o.v === 'MobileCLIP2-L-14')?.d, 'L-14 should be disabled');
     assert(await page.$eval('#model', (s) => s.value) === 'MobileCLIP-S0', 'default model');
     assert((await page.textContent('#privacy')).includes('Your photos never leave this device'), 'privacy note');
+    const unnamed = await unnamedControls(page);
+    assert(unnamed.length === 0, `controls without a name: ${unnamed}`);
     await shot(page, '01-start.png');
     return `${options.length} models (L-14 disabled: "${options.find((o) => o.v === 'MobileCLIP2-L-14').t}")`;
   });
@@ -172,6 +205,13 @@ try {
     assert(await page.textContent('#batch-text') === '4 of 4 photos tagged', await page.textContent('#batch-text'));
     assert(frames.gap < 250 && frames.n > ms / 100, `main thread blocked: longest frame gap ${frames.gap.toFixed(0)} ms, ${frames.n} frames in ${ms} ms`);
     await shot(page, '03-tagged.png');
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: scheme });
+      const low = await lowContrast(page);
+      assert(low.length === 0, `${scheme} colours, low contrast: ${low.slice(0, 4).join('; ')}`);
+    }
+    await shot(page, '03-tagged-dark.png');
+    await page.emulateMedia({ colorScheme: 'light' });
     return `${(ms / 1000).toFixed(1)} s for 20 label prompts + 4 photos; ${cards.map((c) => c.timing.replace(/.*embedded in /, '')).join(', ')}; ${frames.n} frames, longest gap ${frames.gap.toFixed(0)} ms`;
   });
 
@@ -342,10 +382,13 @@ try {
     await phone.setViewportSize({ width: 390, height: 844 });
     await phone.goto(pageUrl);
     await phone.waitForSelector('#model-status .ready', { timeout: 120_000 });
-    await phone.click('#samples');
+    await phone.focus('#samples');
+    await phone.keyboard.press('Enter'); // keyboard, not a click
     await allTagged(phone, 4);
     const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert(overflow <= 0, `${overflow}px of sideways scrolling`);
+    const low = await lowContrast(phone);
+    assert(low.length === 0, `low contrast: ${low.slice(0, 4).join('; ')}`);
     await phone.evaluate(() => window.scrollTo(0, 0));
     await shot(phone, '07-phone.png', false);
     await phone.evaluate(() => document.getElementById('photos').scrollIntoView());
