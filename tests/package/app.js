@@ -1,5 +1,7 @@
-// A user's app: imports the installed package by its name, loads a model, embeds.
+// A user's app: imports the installed package by its name, loads a model, embeds; the same in a
+// worker through the `mobileclip-wasm/worker` export.
 import { MobileClip } from 'mobileclip-wasm';
+import { MobileClipWorker } from 'mobileclip-wasm/worker';
 import { parseSafetensors as parse } from './safetensors.mjs';
 
 async function main() {
@@ -10,8 +12,12 @@ async function main() {
   let diff = 0, i = 0;
   for (const r of rows) for (const v of r) diff = Math.max(diff, Math.abs(v - io.image_embeddings.data[i++]));
   const e = await clip.encodeImage(new ImageData(new Uint8ClampedArray(32 * 24 * 4).fill(120), 32, 24));
-  const ok = diff <= 1e-4 && e.length === clip.embedDim;
-  return { ok, detail: `backend "${clip.backend}", image max|Δ| ${diff.toExponential(2)}, dim ${e.length}` };
+  const inWorker = await MobileClipWorker.load({ model, weights: './fixtures/v2-mci0/model.safetensors' });
+  const w = await inWorker.encodeImage(new ImageData(new Uint8ClampedArray(32 * 24 * 4).fill(120), 32, 24));
+  inWorker.dispose();
+  const sameInWorker = w.length === e.length && w.every((v, k) => v === e[k]);
+  const ok = diff <= 1e-4 && e.length === clip.embedDim && sameInWorker;
+  return { ok, detail: `backend "${clip.backend}", image max|Δ| ${diff.toExponential(2)}, dim ${e.length}, worker ${sameInWorker ? 'identical' : 'DIFFERS'}` };
 }
 
 main()
