@@ -62,7 +62,9 @@ function shortUrl(url) {
 async function showModelChoice() {
   const name = $('model').value;
   const info = MODELS.find((m) => m.name === name);
-  $('model-note').textContent = info?.unsupported ? `Not available: ${info.unsupported}.` : '';
+  const off = MODELS.filter((m) => m.unsupported);
+  $('model-note').textContent = info?.unsupported ? `Not available: ${info.unsupported}.`
+    : off.map((m) => `${m.name} is listed but not available: ${m.unsupported}.`).join(' ');
   const url = weightsUrl();
   $('weights-url').textContent = url ? shortUrl(url) : 'no published URL: use a file';
   $('weights-url').href = url ?? '#';
@@ -382,6 +384,7 @@ function renderAll() {
 
 function showStats() {
   const n = state.items.length;
+  $('empty').hidden = n > 0;
   $('stats').textContent = n === 0 ? '' : `${n} photo${n > 1 ? 's' : ''} · ${state.stats.images} image embeddings computed · ${state.prompts.size} prompt embeddings cached (${state.stats.prompts} computed)`;
 }
 
