@@ -3,7 +3,7 @@
 // image), image and text latency: the CPU module (flex, and the ndarray variant for comparison)
 // and the WebGPU module (on this machine's only adapter, SwiftShader: a correctness path, slow). Writes the "## Browser" section of BENCHMARKS.md.
 // Run through tools/bench.sh (needs pkg/ and target/bench-fixtures).
-import { chromium } from 'playwright-core';
+import { executablePath, launch } from '../tests/browser/chromium.mjs';
 import { readFile, writeFile, mkdtemp, rm, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
@@ -30,7 +30,6 @@ const sizes = row('CPU module, flex (`pkg/cpu/mobileclip_wasm_bg.wasm`), always 
 const fixtures = join(root, 'target/bench-fixtures');
 const models = (await readdir(fixtures)).filter((d) => existsSync(join(fixtures, d, 'config.json'))).sort();
 const server = await serve(root);
-const FLAGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 let rows = '';
 // flex (the shipped CPU module) for every model; ndarray (built by tools/bench.sh) to decide the
 // default CPU backend; WebGPU on S0 only (SwiftShader takes seconds per image).
@@ -39,10 +38,8 @@ if (existsSync(join(root, 'target/pkg-ndarray/index.js'))) variants.push(['cpu (
 variants.push(['webgpu (SwiftShader)', '/pkg', models.filter((m) => m === 'MobileCLIP-S0'), ['--enable-unsafe-webgpu'], 'webgpu', 1]);
 for (const [label, pkg, list, flags, backend, n] of variants) {
   const profile = await mkdtemp(join(tmpdir(), 'mobileclip-bench-'));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    headless: true,
-    args: [...FLAGS, ...flags],
+  const browser = await launch(profile, {
+    args: flags,
   });
   try {
     for (const m of list) {
@@ -62,7 +59,7 @@ for (const [label, pkg, list, flags, backend, n] of variants) {
   }
 }
 server.server.close();
-const version = execFileSync(process.env.CHROMIUM ?? '/usr/bin/chromium', ['--version']).toString().trim().replace(/^Chromium\s*/, '');
+const version = execFileSync(executablePath, ['--version']).toString().trim().replace(/^Chromium\s*/, '');
 const section = `## Browser (headless Chromium)\n\nMeasured by \`tools/bench.sh\` in Debian's headless Chromium ${version} on this machine (see the native section), `
   + `wasm SIMD128, one thread; weights served over loopback; ${iters} iterations (WebGPU: 1), median after one warm-up. `
   + `The only WebGPU adapter headless Chromium offers here is SwiftShader (a CPU emulation of a GPU), so the WebGPU row shows the path works, not its speed on real GPUs. `

@@ -52,12 +52,12 @@ export interface ZeroShotOptions {
   topK?: number;
 }
 
-/** A loaded MobileCLIP model. */
-export class MobileClip {
-  static load(options: LoadOptions): Promise<MobileClip>;
+/** What a loaded model offers: `MobileClip`, and `MobileClipWorker` (`mobileclip-wasm/worker`). */
+export interface ClipModel {
   /**
    * The backend in use and why: "webgpu: <adapter>", or "cpu: <reason>" (e.g. "cpu: the browser
-   * offers no WebGPU adapter", "cpu: …device was lost…; moved from WebGPU").
+   * offers no WebGPU adapter", "cpu: …device was lost…; moved from WebGPU"); "disposed" after
+   * `dispose()`.
    */
   readonly backend: string;
   readonly name: string;
@@ -71,7 +71,14 @@ export class MobileClip {
   /** Labels ranked for an image (or an image embedding), best first. */
   zeroShot(image: ImageSource | Float32Array, labels: string[], options?: ZeroShotOptions): Promise<LabelScore[]>;
   similarity(a: Float32Array, b: Float32Array): number;
+  /** Frees the model; pending (worker) and later calls reject with code DISPOSED. */
   dispose(): void;
+}
+
+/** A loaded MobileCLIP model, running on the calling thread. */
+export interface MobileClip extends ClipModel {}
+export class MobileClip {
+  static load(options: LoadOptions): Promise<MobileClip>;
 }
 
 /** Cosine similarity of two embeddings. */

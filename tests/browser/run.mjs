@@ -6,7 +6,7 @@
 //               (a folder written by tools/gen_fixtures.py --full; MobileCLIP-S0 and
 //               MobileCLIP2-S0 are used when present); only when asked for: `run.mjs full`
 // Needs: tools/build-wasm.sh (pkg/), chromium at /usr/bin/chromium (or $CHROMIUM).
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,16 +17,13 @@ import { serve } from './server.mjs';
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const shots = join(root, 'target', 'browser-screenshots');
 await mkdir(shots, { recursive: true });
-const FLAGS = ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 async function runSuite(suite, extraFlags, query = '') {
   const main = await serve(root);
   const other = await serve(root); // a second origin, without CORS headers
   const profile = await mkdtemp(join(tmpdir(), 'mobileclip-chromium-'));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    headless: true,
-    args: [...FLAGS, ...extraFlags],
+  const browser = await launch(profile, {
+    args: extraFlags,
     viewport: { width: 1000, height: 700 },
   });
   try {

@@ -8,7 +8,7 @@
 //   node tests/demo/run.mjs [checkpoint.pt]   default: target/bench-fixtures/MobileCLIP-S0/model.pt
 //   (tools/test.sh writes it with tools/gen_fixtures.py when missing)
 // Needs: pkg/ (tools/build-wasm.sh), node_modules (webpack, playwright-core), /usr/bin/chromium.
-import { chromium } from 'playwright-core';
+import { launch } from '../browser/chromium.mjs';
 import { execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
@@ -51,11 +51,8 @@ const main = await serveStatic({ [SUB]: dist, '/fixtures/': fixtures, '/pkg/': j
 const other = await serveStatic({ '/': tmp }); // another origin: nothing may reach it
 const pageUrl = `${main.url}${SUB}?model=MobileCLIP-S0&weights=/fixtures/model.pt`;
 const profile = join(tmp, 'profile');
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
+const browser = await launch(profile, {
+  args: ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'],
   viewport: { width: 1280, height: 900 },
 });
 await browser.grantPermissions(['camera'], { origin: main.url });

@@ -8,7 +8,7 @@
 // a logging proxy that passes on only what is for the loopback test servers; anything else but
 // Chromium's own background requests fails the test. Screenshots: target/extension-screenshots/.
 // Needs: pkg/ (tools/build-wasm.sh), chromium at /usr/bin/chromium (or $CHROMIUM).
-import { chromium } from 'playwright-core';
+import { launch } from '../browser/chromium.mjs';
 import { execFileSync } from 'node:child_process';
 import { createServer, request as httpRequest } from 'node:http';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
@@ -96,12 +96,9 @@ async function check(name, f) {
 function assert(cond, msg) { if (!cond) throw new Error(msg); }
 
 const t0 = performance.now();
-const context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
+const context = await launch(join(tmp, 'profile'), {
   viewport: { width: 900, height: 760 },
   args: [
-    '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
     `--disable-extensions-except=${ext}`, `--load-extension=${ext}`,
     `--proxy-server=http://127.0.0.1:${proxy.address().port}`, '--proxy-bypass-list=<-loopback>',
   ],

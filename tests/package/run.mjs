@@ -1,7 +1,7 @@
 // As a user would: `npm pack` the package, install the tarball into a fresh app, then open it in
 // headless Chromium twice: a plain <script type="module"> page (import map) and a webpack 5 bundle.
 // Needs pkg/ (tools/build-wasm.sh), webpack in node_modules (npm ci), /usr/bin/chromium.
-import { chromium } from 'playwright-core';
+import { launch } from '../browser/chromium.mjs';
 import { execFileSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,11 +28,7 @@ try {
 
   const server = await serve(app);
   const profile = join(tmp, 'profile');
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch(profile);
   try {
     for (const [name, page] of [['npm pack → plain <script type="module"> page', 'index.html'], ['npm pack → webpack 5 bundle', 'bundled.html']]) {
       const tab = await browser.newPage();

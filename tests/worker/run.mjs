@@ -2,7 +2,7 @@
 // Chromium: bit-identical results with the main-thread API, error codes, weights sources, abort,
 // dispose, and timer/frame ticks during a long encode. Prints one line per test.
 // Needs: pkg/ (tools/build-wasm.sh), chromium at /usr/bin/chromium (or $CHROMIUM).
-import { chromium } from 'playwright-core';
+import { launch } from '../browser/chromium.mjs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,11 +13,7 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const main = await serve(root);
 const other = await serve(root); // a second origin, without CORS headers
 const profile = await mkdtemp(join(tmpdir(), 'mobileclip-chromium-'));
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launch(profile);
 let failed = 1;
 try {
   const page = await browser.newPage();
