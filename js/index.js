@@ -3,15 +3,9 @@
 // (checkpoint parsing, preprocessing, tokenization, the model) runs in the wasm module.
 
 import initCpu, { WasmModel as CpuModel } from './cpu/mobileclip_wasm.js';
+import { describe, imageSource, MobileClipError, readResponse } from './common.js';
 
-/** Error thrown by every method: `code` is stable, `message` says what was wrong. */
-export class MobileClipError extends Error {
-  constructor(code, message) {
-    super(message);
-    this.name = 'MobileClipError';
-    this.code = code;
-  }
-}
+export { MobileClipError };
 
 function asError(e) {
   if (e instanceof MobileClipError) return e;
@@ -96,27 +90,6 @@ async function chooseBackend(backend) {
   }
 }
 
-async function readStream(response, onProgress, signal) {
-  if (!response.ok) throw new MobileClipError('WEIGHTS_DOWNLOAD', `downloading the weights failed: HTTP ${response.status} ${response.statusText}`);
-  const total = Number(response.headers.get('content-length')) || 0;
-  if (!response.body) return new Uint8Array(await response.arrayBuffer());
-  const reader = response.body.getReader();
-  const chunks = [];
-  let loaded = 0;
-  for (;;) {
-    if (signal?.aborted) throw new MobileClipError('ABORTED', 'loading was aborted');
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.length;
-    onProgress?.({ loaded, total });
-  }
-  const out = new Uint8Array(loaded);
-  let at = 0;
-  for (const c of chunks) { out.set(c, at); at += c.length; }
-  return out;
-}
-
 /** Weights as bytes from a URL, Response, Blob, ArrayBuffer or Uint8Array. */
 async function weightsBytes(weights, onProgress, signal) {
   if (weights instanceof Uint8Array) return weights;
@@ -127,17 +100,11 @@ async function weightsBytes(weights, onProgress, signal) {
     onProgress?.({ loaded: b.length, total: b.length });
     return b;
   }
-  if (typeof Response !== 'undefined' && weights instanceof Response) return readStream(weights, onProgress, signal);
+  if (typeof Response !== 'undefined' && weights instanceof Response) return readResponse(weights, onProgress, signal);
   if (typeof weights === 'string' || weights instanceof URL) {
-    return readStream(await fetch(weights, { signal }), onProgress, signal);
+    return readResponse(await fetch(weights, { signal }), onProgress, signal);
   }
   throw new MobileClipError('INVALID_ARGUMENT', `weights must be a URL, Response, Blob, ArrayBuffer or Uint8Array, got ${describe(weights)}`);
-}
-
-function describe(v) {
-  if (v === null) return 'null';
-  if (typeof v !== 'object') return typeof v;
-  return v.constructor?.name ?? 'object';
 }
 
 function check2d(ctx) {
@@ -147,38 +114,24 @@ function check2d(ctx) {
 
 /** Pixels of an image source: `{ data: Uint8Array (RGBA), width, height }`. */
 function toRgba(src) {
-  const bad = (msg) => new MobileClipError('INVALID_IMAGE', msg);
-  const read = (ctx, w, h) => {
-    try {
-      const d = ctx.getImageData(0, 0, w, h);
-      return { data: new Uint8Array(d.data.buffer, d.data.byteOffset, d.data.byteLength), width: w, height: h };
-    } catch (e) {
-      if (e && e.name === 'SecurityError') throw new MobileClipError('TAINTED_IMAGE', 'the image is cross-origin without CORS (a tainted canvas cannot be read)');
-      throw e;
-    }
-  };
-  if (src && typeof src === 'object' && 'data' in src && 'width' in src && 'height' in src && !('getContext' in src)) {
-    const { data, width, height } = src; // ImageData or an ImageData-like object
-    if (!(data instanceof Uint8ClampedArray || data instanceof Uint8Array)) throw bad(`image data must be a Uint8ClampedArray or Uint8Array, got ${describe(data)}`);
-    if (!width || !height) throw bad(`the image is empty (${width}x${height})`);
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height };
+  const img = imageSource(src);
+  const { width: w, height: h } = img;
+  if (img.kind === 'pixels') return { data: new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.byteLength), width: w, height: h };
+  let ctx;
+  if (img.kind === 'canvas') { // HTMLCanvasElement, OffscreenCanvas
+    ctx = check2d(src.getContext('2d', { willReadFrequently: true }));
+  } else {
+    const canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(w, h) : Object.assign(document.createElement('canvas'), { width: w, height: h });
+    ctx = check2d(canvas.getContext('2d', { willReadFrequently: true }));
+    ctx.drawImage(src, 0, 0, w, h);
   }
-  if (src && typeof src.getContext === 'function') { // HTMLCanvasElement, OffscreenCanvas
-    if (!src.width || !src.height) throw bad(`the canvas is empty (${src.width}x${src.height})`);
-    return read(check2d(src.getContext('2d', { willReadFrequently: true })), src.width, src.height);
+  try {
+    const d = ctx.getImageData(0, 0, w, h);
+    return { data: new Uint8Array(d.data.buffer, d.data.byteOffset, d.data.byteLength), width: w, height: h };
+  } catch (e) {
+    if (e && e.name === 'SecurityError') throw new MobileClipError('TAINTED_IMAGE', 'the image is cross-origin without CORS (a tainted canvas cannot be read)');
+    throw e;
   }
-  const w = src?.naturalWidth ?? src?.videoWidth ?? src?.displayWidth ?? src?.width;
-  const h = src?.naturalHeight ?? src?.videoHeight ?? src?.displayHeight ?? src?.height;
-  const drawable = (typeof ImageBitmap !== 'undefined' && src instanceof ImageBitmap)
-    || (typeof HTMLImageElement !== 'undefined' && src instanceof HTMLImageElement)
-    || (typeof HTMLVideoElement !== 'undefined' && src instanceof HTMLVideoElement)
-    || (typeof VideoFrame !== 'undefined' && src instanceof VideoFrame);
-  if (!drawable) throw bad(`unsupported image source: ${describe(src)} (use ImageData, a canvas, OffscreenCanvas, ImageBitmap, <img> or <video>)`);
-  if (!w || !h) throw bad(`the image has no pixels (${w ?? 0}x${h ?? 0}); is it loaded?`);
-  const canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(w, h) : Object.assign(document.createElement('canvas'), { width: w, height: h });
-  const ctx = check2d(canvas.getContext('2d', { willReadFrequently: true }));
-  ctx.drawImage(src, 0, 0, w, h);
-  return read(ctx, w, h);
 }
 
 /** Cosine similarity of two embeddings. */

@@ -3,45 +3,30 @@
 // Images become transferable pixels here (an ImageBitmap, or a copy of the RGBA buffer) and are
 // moved, not copied, to the worker; embeddings come back the same way.
 
-import { MobileClipError, similarity } from './index.js';
+import { describe, imageSource, isA, MobileClipError, readResponse } from './common.js';
+import { similarity } from './index.js';
 
 export { MobileClipError };
 
 const ABORTED = () => new MobileClipError('ABORTED', 'loading was aborted');
 const DISPOSED = () => new MobileClipError('DISPOSED', 'the model was disposed; load it again');
 
-function describe(v) {
-  if (v === null) return 'null';
-  if (typeof v !== 'object') return typeof v;
-  return v.constructor?.name ?? 'object';
-}
-
 /** Yields to the event loop (timers, input, rendering) between chunks of work on this thread. */
 const pause = () => new Promise((r) => setTimeout(r, 0));
 
-const isA = (v, name) => typeof globalThis[name] !== 'undefined' && v instanceof globalThis[name];
-
 /** An image source as a message part: `[value, transferList]`. Never detaches the caller's data. */
 async function imagePart(src) {
-  const bad = (msg) => new MobileClipError('INVALID_IMAGE', msg);
-  if (src && typeof src === 'object' && 'data' in src && 'width' in src && 'height' in src && !('getContext' in src)) {
-    const { data, width, height } = src; // ImageData or an ImageData-like object: copy its pixels
-    if (!(data instanceof Uint8ClampedArray || data instanceof Uint8Array)) throw bad(`image data must be a Uint8ClampedArray or Uint8Array, got ${describe(data)}`);
-    if (!width || !height) throw bad(`the image is empty (${width}x${height})`);
+  const img = imageSource(src);
+  if (img.kind === 'pixels') { // ImageData or an ImageData-like object: copy its pixels
+    const { data, width, height } = img;
     const copy = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
     return [{ data: copy, width, height }, [copy.buffer]];
   }
-  const canvas = src && typeof src.getContext === 'function';
-  const drawable = canvas || ['ImageBitmap', 'HTMLImageElement', 'HTMLVideoElement', 'VideoFrame'].some((t) => isA(src, t));
-  if (!drawable) throw bad(`unsupported image source: ${describe(src)} (use ImageData, a canvas, OffscreenCanvas, ImageBitmap, <img> or <video>)`);
-  const w = canvas ? src.width : src.naturalWidth ?? src.videoWidth ?? src.displayWidth ?? src.width;
-  const h = canvas ? src.height : src.naturalHeight ?? src.videoHeight ?? src.displayHeight ?? src.height;
-  if (!w || !h) throw bad(canvas ? `the canvas is empty (${w}x${h})` : `the image has no pixels (${w ?? 0}x${h ?? 0}); is it loaded?`);
   let bitmap;
   try {
     bitmap = await createImageBitmap(src);
   } catch (e) {
-    throw bad(`could not read the image: ${e?.message ?? e}`);
+    throw new MobileClipError('INVALID_IMAGE', `could not read the image: ${e?.message ?? e}`);
   }
   return [bitmap, [bitmap]];
 }
@@ -60,22 +45,7 @@ async function weightsPart(weights, onProgress, signal) {
     return [copy, [copy.buffer]];
   }
   if (isA(weights, 'Response')) { // read here (its body cannot move to the worker everywhere)
-    if (!weights.ok) throw new MobileClipError('WEIGHTS_DOWNLOAD', `downloading the weights failed: HTTP ${weights.status} ${weights.statusText}`);
-    const total = Number(weights.headers.get('content-length')) || 0;
-    const chunks = [];
-    let loaded = 0;
-    const reader = weights.body.getReader();
-    for (;;) {
-      if (signal?.aborted) throw ABORTED();
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      loaded += value.length;
-      onProgress?.({ loaded, total });
-    }
-    const bytes = new Uint8Array(loaded);
-    let at = 0;
-    for (const c of chunks) { bytes.set(c, at); at += c.length; }
+    const bytes = await readResponse(weights, onProgress, signal);
     return [bytes, [bytes.buffer]];
   }
   if (weights === undefined) return [undefined, []]; // the worker's MobileClip.load says what is missing
