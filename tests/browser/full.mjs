@@ -2,7 +2,7 @@
 // PyTorch reference (tools/gen_fixtures.py --full), loaded by name from the published checkpoint
 // format, served by the runner from $MOBILECLIP_FULL_FIXTURES (?fixtures=<that server's URL>).
 import { MobileClip } from '/pkg/index.js';
-import { assert, check, finish, maxDiff, params, safetensors, TOL } from './harness.mjs';
+import { assertParity, check, finish, params, safetensors, TOL } from './harness.mjs';
 
 const base = params.get('fixtures');
 for (const name of params.get('models').split(',')) {
@@ -13,11 +13,11 @@ for (const name of params.get('models').split(',')) {
     const m = await MobileClip.load({ model: name, weights: `${base}/${name}/${file}`, backend: 'cpu' });
     const load = performance.now() - t0;
     const io = await safetensors(`${base}/${name}/io.safetensors`);
-    const di = maxDiff(await m.raw.encodePixels(io.image.data, io.image.shape[0]), io.image_embeddings.data);
-    const dt = maxDiff(await m.raw.encodeTokens(Uint32Array.from(io.tokens.data), io.tokens.shape[0]), io.text_embeddings.data);
-    m.dispose();
-    assert(di <= TOL && dt <= TOL, `image ${di}, text ${dt}`);
-    return `${file}: image max|Δ| ${di.toExponential(2)}, text max|Δ| ${dt.toExponential(2)} (${io.image.shape[0]} images, ${io.tokens.shape[0]} texts; load ${(load / 1000).toFixed(1)} s)`;
+    try {
+      return `${file}: ${await assertParity(m, io, TOL)} (${io.image.shape[0]} images, ${io.tokens.shape[0]} texts; load ${(load / 1000).toFixed(1)} s)`;
+    } finally {
+      m.dispose();
+    }
   });
 }
 finish();

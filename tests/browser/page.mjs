@@ -1,6 +1,6 @@
 // In-page tests of the npm package (pkg/) in real Chromium, CPU path (a browser without WebGPU).
 import { MobileClip } from '/pkg/index.js';
-import { assert, check, config, crossOrigin, finish, fx, loadImg, maxDiff, rejectsWith, safetensors, TOL } from './harness.mjs';
+import { assert, assertParity, check, config, crossOrigin, finish, fx, loadImg, rejectsWith, safetensors, TOL } from './harness.mjs';
 
 let clip;
 await check('load from a URL with progress (v2-mci0)', async () => {
@@ -15,13 +15,11 @@ await check('load from a URL with progress (v2-mci0)', async () => {
 for (const [name, file] of [['v2-mci0', 'model.safetensors'], ['v1-mci-mct', 'model.pt'], ['v1-vit-base-causal', 'model_reparam.pt']]) {
   await check(`parity with the reference: ${name}/${file}`, async () => {
     const m = await MobileClip.load({ model: await config(name), weights: await (await fetch(fx(name, file))).blob() });
-    const io = await safetensors(fx(name, 'io.safetensors'));
-    const sfx = file.includes('reparam') ? '_reparam' : '';
-    const di = maxDiff(await m.raw.encodePixels(io.image.data, io.image.shape[0]), io[`image_embeddings${sfx}`].data);
-    const dt = maxDiff(await m.raw.encodeTokens(Uint32Array.from(io.tokens.data), io.tokens.shape[0]), io[`text_embeddings${sfx}`].data);
-    m.dispose();
-    assert(di <= TOL && dt <= TOL, `image ${di}, text ${dt}`);
-    return `image max|Δ| ${di.toExponential(2)}, text max|Δ| ${dt.toExponential(2)}`;
+    try {
+      return await assertParity(m, await safetensors(fx(name, 'io.safetensors')), TOL, file.includes('reparam') ? '_reparam' : '');
+    } finally {
+      m.dispose();
+    }
   });
 }
 

@@ -2,7 +2,7 @@
 // Chromium's adapter is SwiftShader: correct but slow, so only small fixtures here).
 import { MobileClip } from '/pkg/index.js';
 import { CLIP_VOCAB, widenVocabulary } from '/tests/js/safetensors.mjs';
-import { assert, check, config, finish, fx, loadImg, maxDiff, rejectsWith, safetensors } from './harness.mjs';
+import { assert, assertParity, check, config, finish, fx, loadImg, maxDiff, rejectsWith, safetensors } from './harness.mjs';
 
 const GPU_TOL = 1e-3;
 
@@ -37,13 +37,11 @@ for (const [name, file] of [['v2-mci0', 'model.safetensors'], ['v1-mci-mct', 'mo
   await check(`WebGPU parity with the reference: ${name}/${file}`, async () => {
     const m = await MobileClip.load({ model: await config(name), weights: await bytes(name, file), backend: 'webgpu' });
     assert(m.backend.startsWith('webgpu: '), m.backend);
-    const io = await safetensors(fx(name, 'io.safetensors'));
-    const sfx = file.includes('reparam') ? '_reparam' : '';
-    const di = maxDiff(await m.raw.encodePixels(io.image.data, io.image.shape[0]), io[`image_embeddings${sfx}`].data);
-    const dt = maxDiff(await m.raw.encodeTokens(Uint32Array.from(io.tokens.data), io.tokens.shape[0]), io[`text_embeddings${sfx}`].data);
-    m.dispose();
-    assert(di <= GPU_TOL && dt <= GPU_TOL, `image ${di}, text ${dt}`);
-    return `image max|Δ| ${di.toExponential(2)}, text max|Δ| ${dt.toExponential(2)}`;
+    try {
+      return await assertParity(m, await safetensors(fx(name, 'io.safetensors')), GPU_TOL, file.includes('reparam') ? '_reparam' : '');
+    } finally {
+      m.dispose();
+    }
   });
 }
 
