@@ -190,8 +190,9 @@ export class MobileClip {
       const [, chosen, bytes] = await Promise.all([initWasm(), chooseBackend(backend), weightsBytes(weights, onProgress, signal)]);
       if (signal?.aborted) throw new MobileClipError('ABORTED', 'loading was aborted');
       if (chosen.gpu) {
-        // Kept as a Blob (the browser may page it out) to reload on the CPU if the device is lost.
-        const kept = new Blob([bytes]);
+        // Kept as a Blob (the browser may page it out) to reload on the CPU if the device is lost;
+        // a Blob given by the caller is kept as it is.
+        const kept = typeof Blob !== 'undefined' && weights instanceof Blob ? weights : new Blob([bytes]);
         const raw = chosen.gpu.WasmModel.load(config, bytes, 'webgpu');
         raw.backend = chosen.why;
         return new MobileClip(raw, config, kept);

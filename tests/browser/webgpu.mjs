@@ -50,7 +50,8 @@ const weights = widenVocabulary(await bytes('v2-mci0', 'model.safetensors'));
 const small = await config('v2-mci0');
 const model = { ...small, name: 'v2-mci0-clip-vocab', text_cfg: { ...small.text_cfg, vocab_size: CLIP_VOCAB } };
 const cpu = await MobileClip.load({ model, weights, backend: 'cpu' });
-const gpu = await MobileClip.load({ model, weights, backend: 'webgpu' });
+// As a Blob: the model keeps the caller's Blob (no copy) to reload from if the device is lost.
+const gpu = await MobileClip.load({ model, weights: new Blob([weights]), backend: 'webgpu' });
 const photo = await loadImg('/tests/fixtures/preprocess/chelsea_301x217.png');
 const labels = ['cat', 'dog', 'car', 'a diagram'];
 
