@@ -25,7 +25,7 @@ const row = (name, bytes) => `| ${name} | ${mb(bytes.length)} MB | ${mb(gzipSync
 const sizes = row('CPU module, flex (`pkg/cpu/mobileclip_wasm_bg.wasm`), always loaded', wasm)
   + row('WebGPU module (`pkg/gpu/mobileclip_wasm_bg.wasm`), loaded only with a WebGPU adapter', gpuWasm)
   + (nd ? row('CPU module, ndarray variant (not shipped)', nd) : '')
-  + row('JS glue + API (`cpu/mobileclip_wasm.js`, `index.js`)', Buffer.concat([glue, await readFile(join(root, 'pkg/index.js'))]));
+  + row('JS glue + API (`cpu/mobileclip_wasm.js`, `index.js`, `common.js`)', Buffer.concat([glue, await readFile(join(root, 'pkg/index.js')), await readFile(join(root, 'pkg/common.js'))]));
 
 const fixtures = join(root, 'target/bench-fixtures');
 const models = (await readdir(fixtures)).filter((d) => existsSync(join(fixtures, d, 'config.json'))).sort();
