@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod cpu;
 pub mod error;
 pub mod model;
 pub mod preprocess;

@@ -8,6 +8,7 @@
 #                             builds the ndarray variant the benchmark compares against)
 #   MOBILECLIP_GPU            0 skips the WebGPU module (default 1)
 #   MOBILECLIP_PKG_OUT        output folder (default pkg)
+#   MOBILECLIP_KEEP_NAMES     1 keeps the name section (function names in browser CPU profiles)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${MOBILECLIP_PKG_OUT:-pkg}
@@ -18,7 +19,9 @@ module() {
   cargo build --target wasm32-unknown-unknown --release --no-default-features --features "$1"
   mkdir -p "$out/$2"
   # The name section (function names, ~20 % of the GPU module) only helps profiling: dropped.
-  wasm-bindgen --target web --remove-name-section --out-dir "$out/$2" "$target/wasm32-unknown-unknown/release/mobileclip_wasm.wasm"
+  local names=(--remove-name-section)
+  [ "${MOBILECLIP_KEEP_NAMES:-0}" = 1 ] && names=()
+  wasm-bindgen --target web "${names[@]}" --out-dir "$out/$2" "$target/wasm32-unknown-unknown/release/mobileclip_wasm.wasm"
 }
 
 rm -rf "$out" && mkdir -p "$out"

@@ -7,6 +7,9 @@ use burn::tensor::activation::softmax;
 /// Multi-head attention over `qkv` `[B, N, 3·C]` laid out as `[3, heads, head_dim]` along the
 /// last axis (PyTorch's `in_proj`/`qkv` order). `mask` is additive, `[N, N]`.
 pub fn multi_head_attention(qkv: Tensor<3>, heads: usize, mask: Option<Tensor<2>>) -> Tensor<3> {
+    if crate::cpu::on_flex(&qkv) {
+        return crate::cpu::attention(qkv, heads, mask);
+    }
     let [b, n, c3] = qkv.dims();
     let c = c3 / 3;
     let hd = c / heads;

@@ -5,6 +5,7 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
 use super::squeeze_excite::{SqueezeExcite, SqueezeExciteConfig};
+use crate::cpu;
 use crate::model::layers::{conv2d, gelu};
 use crate::weights::{HostTensor, Weights};
 
@@ -35,10 +36,13 @@ impl ReparamConv {
 
     /// Applies conv, SE and activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.conv.forward(x);
-        if let Some(se) = &self.se {
-            x = se.forward(x);
+        match &self.se {
+            // The activation fused into the convolution.
+            None => cpu::conv2d(&self.conv, x, self.act),
+            Some(se) => {
+                let x = se.forward(cpu::conv2d(&self.conv, x, false));
+                if self.act { gelu(x) } else { x }
+            }
         }
-        if self.act { gelu(x) } else { x }
     }
 }

@@ -9,6 +9,7 @@ use burn::prelude::*;
 
 use super::convffn::{ConvFfn, ConvFfnConfig};
 use super::mobileone::MobileOneBlockConfig;
+use crate::cpu;
 use crate::model::layers::{conv2d, load_layer_scale};
 use crate::weights::Weights;
 use crate::weights::fold::{add_assign, identity_kernel};
@@ -59,7 +60,7 @@ impl RepMixerConfig {
 impl RepMixer {
     /// Mixes tokens spatially (the residual is inside the folded kernel).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(x)
+        cpu::conv2d(&self.conv, x, false)
     }
 }
 
@@ -102,6 +103,6 @@ impl RepMixerBlock {
     /// `[B, C, H, W]` → `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.token_mixer.forward(x);
-        x.clone() + self.mlp.forward(x)
+        self.mlp.forward_add(x.clone(), x)
     }
 }

@@ -5,6 +5,7 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 
+use crate::cpu;
 use crate::model::layers::conv2d;
 use crate::weights::Weights;
 
@@ -41,7 +42,7 @@ impl SqueezeExcite {
     /// Gates `x` `[B, C, H, W]` channel-wise.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let s = x.clone().mean_dims(&[2, 3]);
-        let s = sigmoid(self.fc2.forward(relu(self.fc1.forward(s))));
+        let s = sigmoid(cpu::conv2d(&self.fc2, relu(cpu::conv2d(&self.fc1, s, false)), false));
         x * s
     }
 }

@@ -11,7 +11,7 @@ use burn::nn::{LayerNorm, Linear, PaddingConfig2d};
 use burn::prelude::*;
 
 use crate::config::{VitArch, VitStem};
-use crate::model::layers::{gelu, linear, linear_in_out, load_layer_norm_eps};
+use crate::model::layers::{linear, linear_in_out, load_layer_norm_eps};
 use crate::model::text::transformer::{TransformerLayer, TransformerLayerConfig};
 use crate::weights::fold::{BatchNorm, fuse_conv_bn};
 use crate::weights::{HostTensor, Weights};
@@ -123,10 +123,7 @@ impl VisionTransformer {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let mut x = x;
         for s in &self.stem {
-            x = s.conv.forward(x);
-            if s.act {
-                x = gelu(x);
-            }
+            x = crate::cpu::conv2d(&s.conv, x, s.act);
         }
         let [b, d, h, w] = x.dims();
         let patches = x.reshape([b, d, h * w]).swap_dims(1, 2);

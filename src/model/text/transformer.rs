@@ -5,8 +5,9 @@
 use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
 
+use crate::cpu;
 use crate::model::attention::multi_head_attention;
-use crate::model::layers::{gelu, load_layer_norm_eps, load_linear};
+use crate::model::layers::{load_layer_norm_eps, load_linear};
 use crate::weights::Weights;
 
 /// One pre-norm transformer layer.
@@ -56,9 +57,9 @@ impl TransformerLayerConfig {
 impl TransformerLayer {
     /// `[B, L, D]` → `[B, L, D]`, with an optional additive `[L, L]` mask.
     pub fn forward(&self, x: Tensor<3>, mask: Option<Tensor<2>>) -> Tensor<3> {
-        let y = multi_head_attention(self.in_proj.forward(self.ln_1.forward(x.clone())), self.heads, mask);
-        let x = x + self.out_proj.forward(y);
-        let y = self.c_proj.forward(gelu(self.c_fc.forward(self.ln_2.forward(x.clone()))));
-        x + y
+        let y = multi_head_attention(cpu::linear(&self.in_proj, self.ln_1.forward(x.clone()), false), self.heads, mask);
+        let x = cpu::linear_add(&self.out_proj, y, x);
+        let y = cpu::linear(&self.c_fc, self.ln_2.forward(x.clone()), true);
+        cpu::linear_add(&self.c_proj, y, x)
     }
 }
