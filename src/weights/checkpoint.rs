@@ -222,8 +222,18 @@ impl Checkpoint {
                 MAX_SAFETENSORS_HEADER >> 20
             )));
         }
-        let (header_len, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-            .map_err(|e| Error::WeightsFormat(format!("safetensors: {e} (is the file truncated?)")))?;
+        let (header_len, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
+            use safetensors::SafeTensorError as E;
+            let hint = match &e {
+                E::InvalidHeaderLength | E::MetadataIncompleteBuffer => " (is the file truncated?)".to_string(),
+                E::TensorInvalidInfo => (bytes.get(8..8 + declared as usize))
+                    .and_then(inconsistent_tensor)
+                    .map(|name| format!(": `{name}`'s byte range does not fit its shape and dtype"))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            Error::WeightsFormat(format!("safetensors: {e}{hint}"))
+        })?;
         let base = 8 + header_len;
         let mut entries = BTreeMap::new();
         for (name, info) in meta.tensors() {
@@ -279,11 +289,22 @@ fn check_extent(
     }
 }
 
+/// A safetensors file starts with the header's length (u64) and the header's JSON object.
 fn looks_like_safetensors(bytes: &[u8]) -> bool {
-    bytes.len() >= 10 && {
-        let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-        n > 1 && n < (1 << 30) && bytes[8] == b'{'
-    }
+    bytes.len() >= 10 && bytes[8] == b'{' && u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) > 1
+}
+
+/// The first tensor of a safetensors header whose byte range is not shape × dtype (the
+/// `safetensors` crate's error does not say which).
+fn inconsistent_tensor(header: &[u8]) -> Option<String> {
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
+    header.into_iter().find_map(|(name, info)| {
+        let dtype: safetensors::Dtype = serde_json::from_value(info.get("dtype")?.clone()).ok()?;
+        let shape: Vec<usize> = serde_json::from_value(info.get("shape")?.clone()).ok()?;
+        let [start, end]: [usize; 2] = serde_json::from_value(info.get("data_offsets")?.clone()).ok()?;
+        let bits = shape.iter().try_fold(dtype.bitsize(), |n, &d| n.checked_mul(d));
+        (bits != end.checked_sub(start).and_then(|len| len.checked_mul(8))).then_some(name)
+    })
 }
 
 fn contiguous_strides(shape: &[usize]) -> Vec<usize> {

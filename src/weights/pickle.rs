@@ -113,7 +113,7 @@ pub const MAX_DEPTH: usize = 100;
 pub const MAX_BYTES: usize = 128 << 20;
 
 /// What one value costs besides its payload (strings and bytes are charged by length).
-const NODE: usize = std::mem::size_of::<Value>();
+const NODE: usize = std::mem::size_of::<Item>();
 
 /// Decodes a pickle stream within [`MAX_DEPTH`] and [`MAX_BYTES`].
 pub fn parse(data: &[u8]) -> Result<Value> {
