@@ -64,7 +64,11 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if new_size > layout.size() { grew(new_size - layout.size()) } else { shrank(layout.size() - new_size) }
+        if new_size > layout.size() {
+            grew(new_size - layout.size())
+        } else {
+            shrank(layout.size() - new_size)
+        }
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -118,22 +122,8 @@ impl Rng {
     }
 }
 
-const INTERESTING: [u64; 14] = [
-    0,
-    1,
-    2,
-    0x7f,
-    0x80,
-    0xff,
-    0x7fff,
-    0xffff,
-    0x7fff_ffff,
-    0xffff_ffff,
-    1 << 32,
-    1 << 62,
-    i64::MAX as u64,
-    u64::MAX,
-];
+const INTERESTING: [u64; 14] =
+    [0, 1, 2, 0x7f, 0x80, 0xff, 0x7fff, 0xffff, 0x7fff_ffff, 0xffff_ffff, 1 << 32, 1 << 62, i64::MAX as u64, u64::MAX];
 
 // ---------------------------------------------------------------------------------------------
 // Mutators.

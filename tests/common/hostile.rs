@@ -70,7 +70,7 @@ fn tuple_op(items: &[i64]) -> Vec<u8> {
 /// A torch.save zip of `{"w": tensor}` whose view of a 24-byte float storage has the given
 /// offset, shape and strides.
 pub fn tensor_zip(offset: i64, shape: &[i64], stride: &[i64]) -> Vec<u8> {
-    let mut p = vec![b'}', b'(' ];
+    let mut p = vec![b'}', b'('];
     p.extend(str_op("w"));
     p.extend(b"ctorch._utils\n_rebuild_tensor_v2\n(");
     p.push(b'(');
@@ -122,11 +122,17 @@ pub fn cases(pt: &[u8]) -> Vec<Case> {
     let budget = "needs more than 128 MiB";
     let mut cases = vec![
         // One empty list, memoised, then 60 times: two copies of the memo into a tuple, memoised.
-        ("memo bomb", pickle([b']', b'q', 0].into_iter().chain(repeat(&[b'h', 0, b'h', 0, 0x86, b'q', 0], 60))), budget),
+        (
+            "memo bomb",
+            pickle([b']', b'q', 0].into_iter().chain(repeat(&[b'h', 0, b'h', 0, 0x86, b'q', 0], 60))),
+            budget,
+        ),
         // A list of 1000 items, then a million copies of it from the memo.
         (
             "memo copies",
-            pickle([b']', b'('].into_iter().chain(repeat(b"N", 1000)).chain([b'e', b'q', 0]).chain(repeat(&[b'h', 0], M))),
+            pickle(
+                [b']', b'('].into_iter().chain(repeat(b"N", 1000)).chain([b'e', b'q', 0]).chain(repeat(&[b'h', 0], M)),
+            ),
             budget,
         ),
         ("opcode bomb", pickle(repeat(b"N", 3 * M)), budget),
@@ -134,8 +140,16 @@ pub fn cases(pt: &[u8]) -> Vec<Case> {
         ("list nested a million levels deep", pickle(repeat(b"]", M).chain(repeat(b"a", M - 1))), deep),
         ("tuple nested a million levels deep", pickle([b'N'].into_iter().chain(repeat(&[0x85], M))), deep),
         ("lists nested through marks", pickle(repeat(b"(", M).chain(repeat(b"l", M))), deep),
-        ("dicts nested 100000 levels deep", pickle([b'}'].into_iter().chain(repeat(b"N}", M / 10)).chain(repeat(b"s", M / 10))), deep),
-        ("huge memo index", pickle([b'N', b'r', 0xff, 0xff, 0xff, 0xff, b'j', 0xfe, 0xff, 0xff, 0xff]), "unknown memo key 4294967294"),
+        (
+            "dicts nested 100000 levels deep",
+            pickle([b'}'].into_iter().chain(repeat(b"N}", M / 10)).chain(repeat(b"s", M / 10))),
+            deep,
+        ),
+        (
+            "huge memo index",
+            pickle([b'N', b'r', 0xff, 0xff, 0xff, 0xff, b'j', 0xfe, 0xff, 0xff, 0xff]),
+            "unknown memo key 4294967294",
+        ),
         ("string longer than the file", pickle([b'X', 0xff, 0xff, 0xff, 0xff, b'a']), "truncated data"),
         ("bytes longer than the file", pickle([b'B', 0xff, 0xff, 0xff, 0x7f, b'a']), "truncated data"),
         ("255-byte integer", pickle([0x8a, 0xff].into_iter().chain(repeat(&[1], 255))), "integer too large"),
@@ -169,27 +183,58 @@ pub fn cases(pt: &[u8]) -> Vec<Case> {
     for (name, bytes, error) in [
         ("header length u64::MAX", huge_len, "larger than the 16 MiB allowed"),
         ("header length 17 MiB", header_17mib, "larger than the 16 MiB allowed"),
-        ("header longer than the file", {
-            let mut b = st(r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, 4);
-            b[..8].copy_from_slice(&1000u64.to_le_bytes());
-            b
-        }, "invalid header length"),
+        (
+            "header longer than the file",
+            {
+                let mut b = st(r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, 4);
+                b[..8].copy_from_slice(&1000u64.to_le_bytes());
+                b
+            },
+            "invalid header length",
+        ),
         (
             "overlapping offsets",
-            st(r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}}"#, 24),
+            st(
+                r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}}"#,
+                24,
+            ),
             "invalid offset",
         ),
-        ("offsets past the end", st(r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4000000000000]}}"#, 4), "safetensors:"),
-        ("dtype that does not fit the bytes", st(r#"{"a":{"dtype":"F16","shape":[2,2],"data_offsets":[0,16]}}"#, 16), "`a`'s byte range"),
+        (
+            "offsets past the end",
+            st(r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4000000000000]}}"#, 4),
+            "safetensors:",
+        ),
+        (
+            "dtype that does not fit the bytes",
+            st(r#"{"a":{"dtype":"F16","shape":[2,2],"data_offsets":[0,16]}}"#, 16),
+            "`a`'s byte range",
+        ),
         (
             "shape whose product overflows",
             st(r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,4]}}"#, 4),
             "overflow",
         ),
-        ("unknown dtype", st(r#"{"a":{"dtype":"Q4_K","shape":[1],"data_offsets":[0,4]}}"#, 4), "invalid JSON in header"),
-        ("negative dimension", st(r#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, 4), "invalid JSON in header"),
+        (
+            "unknown dtype",
+            st(r#"{"a":{"dtype":"Q4_K","shape":[1],"data_offsets":[0,4]}}"#, 4),
+            "invalid JSON in header",
+        ),
+        (
+            "negative dimension",
+            st(r#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, 4),
+            "invalid JSON in header",
+        ),
         ("JSON nested 100000 levels deep", st(&format!("{{\"a\":{deep_json}}}"), 0), "invalid JSON in header"),
-        ("header not UTF-8", { let mut b = st("{\"\u{e9}\":1}", 0); b[10] = 0xff; b }, "invalid UTF-8"),
+        (
+            "header not UTF-8",
+            {
+                let mut b = st("{\"\u{e9}\":1}", 0);
+                b[10] = 0xff;
+                b
+            },
+            "invalid UTF-8",
+        ),
     ] {
         cases.push(Case { name, bytes, error });
     }
