@@ -2,7 +2,20 @@
 # Installs what building the npm package and the demo needs, when missing: the wasm32 Rust
 # target, wasm-bindgen-cli of the version in Cargo.lock (about 8 minutes to build cold) and the
 # npm devDependencies (webpack, playwright-core). Needs Rust (rustup) and Node.js >= 20.9.
-# Sourced by .ci/run and tools/demo.sh; `tools/setup.sh` runs it on its own.
+# The native build (CLI, tests) also needs cmake and nasm: the CLI's JPEG decoder, libjpeg-turbo,
+# is built from source (setup_native; Debian/Ubuntu packages).
+# Sourced by .ci/run and tools/demo.sh; `tools/setup.sh` runs all three on its own.
+
+setup_native() {
+  local missing=()
+  command -v cmake >/dev/null || missing+=(cmake)
+  command -v nasm >/dev/null || missing+=(nasm)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing ${missing[*]} (to build libjpeg-turbo for the CLI's JPEG decoding)" >&2
+  local sudo=
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
 
 setup_wasm() {
   rustup target add wasm32-unknown-unknown >/dev/null
@@ -28,6 +41,7 @@ setup_npm() {
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
   cd "$(dirname "$0")/.."
+  setup_native
   setup_wasm
   setup_npm
 fi
