@@ -177,7 +177,7 @@ pub fn cases(pt: &[u8]) -> Vec<Case> {
     let st = |h: &str, n| safetensors(h, n);
     let mut huge_len = u64::MAX.to_le_bytes().to_vec();
     huge_len.extend(b"{}");
-    let mut header_17mib = ((17u64 << 20) as u64).to_le_bytes().to_vec();
+    let mut header_17mib = (17u64 << 20).to_le_bytes().to_vec();
     header_17mib.extend(b"{\"a\":1}");
     let deep_json = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
     for (name, bytes, error) in [
