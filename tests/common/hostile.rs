@@ -176,66 +176,33 @@ pub fn cases(pt: &[u8]) -> Vec<Case> {
     }
 
     let st = |h: &str, n| safetensors(h, n);
+    // a header of one tensor `a`
+    let one = |dtype: &str, shape: &str, offsets: &str, n| {
+        st(&format!(r#"{{"a":{{"dtype":"{dtype}","shape":{shape},"data_offsets":{offsets}}}}}"#), n)
+    };
     let mut huge_len = u64::MAX.to_le_bytes().to_vec();
     huge_len.extend(b"{}");
     let mut header_17mib = (17u64 << 20).to_le_bytes().to_vec();
     header_17mib.extend(b"{\"a\":1}");
-    let deep_json = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let mut longer_than_file = one("F32", "[1]", "[0,4]", 4);
+    longer_than_file[..8].copy_from_slice(&1000u64.to_le_bytes());
+    let overlapping = r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}}"#;
+    let deep_json = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    let mut not_utf8 = st("{\"\u{e9}\":1}", 0);
+    not_utf8[10] = 0xff;
+    let json = "invalid JSON in header";
     for (name, bytes, error) in [
         ("header length u64::MAX", huge_len, "larger than the 16 MiB allowed"),
         ("header length 17 MiB", header_17mib, "larger than the 16 MiB allowed"),
-        (
-            "header longer than the file",
-            {
-                let mut b = st(r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#, 4);
-                b[..8].copy_from_slice(&1000u64.to_le_bytes());
-                b
-            },
-            "invalid header length",
-        ),
-        (
-            "overlapping offsets",
-            st(
-                r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}}"#,
-                24,
-            ),
-            "invalid offset",
-        ),
-        (
-            "offsets past the end",
-            st(r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4000000000000]}}"#, 4),
-            "safetensors:",
-        ),
-        (
-            "dtype that does not fit the bytes",
-            st(r#"{"a":{"dtype":"F16","shape":[2,2],"data_offsets":[0,16]}}"#, 16),
-            "`a`'s byte range",
-        ),
-        (
-            "shape whose product overflows",
-            st(r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,4]}}"#, 4),
-            "overflow",
-        ),
-        (
-            "unknown dtype",
-            st(r#"{"a":{"dtype":"Q4_K","shape":[1],"data_offsets":[0,4]}}"#, 4),
-            "invalid JSON in header",
-        ),
-        (
-            "negative dimension",
-            st(r#"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}"#, 4),
-            "invalid JSON in header",
-        ),
-        ("JSON nested 100000 levels deep", st(&format!("{{\"a\":{deep_json}}}"), 0), "invalid JSON in header"),
-        (
-            "header not UTF-8",
-            {
-                let mut b = st("{\"\u{e9}\":1}", 0);
-                b[10] = 0xff;
-                b
-            },
-            "invalid UTF-8",
-        ),
+        ("header longer than the file", longer_than_file, "invalid header length"),
+        ("overlapping offsets", st(overlapping, 24), "invalid offset"),
+        ("offsets past the end", one("F32", "[1]", "[0,4000000000000]", 4), "safetensors:"),
+        ("dtype that does not fit the bytes", one("F16", "[2,2]", "[0,16]", 16), "`a`'s byte range"),
+        ("shape whose product overflows", one("F32", "[4294967296,4294967296,4294967296]", "[0,4]", 4), "overflow"),
+        ("unknown dtype", one("Q4_K", "[1]", "[0,4]", 4), json),
+        ("negative dimension", one("F32", "[-1]", "[0,4]", 4), json),
+        ("JSON nested 100000 levels deep", st(&deep_json, 0), json),
+        ("header not UTF-8", not_utf8, "invalid UTF-8"),
     ] {
         cases.push(Case { name, bytes, error });
     }
