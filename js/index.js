@@ -3,7 +3,7 @@
 // (checkpoint parsing, preprocessing, tokenization, the model) runs in the wasm module.
 
 import initCpu, { WasmModel as CpuModel } from './cpu/mobileclip_wasm.js';
-import { describe, imageSource, MobileClipError, readResponse } from './common.js';
+import { describe, MobileClipError, readResponse, toRgba } from './common.js';
 
 export { MobileClipError };
 
@@ -105,33 +105,6 @@ async function weightsBytes(weights, onProgress, signal) {
     return readResponse(await fetch(weights, { signal }), onProgress, signal);
   }
   throw new MobileClipError('INVALID_ARGUMENT', `weights must be a URL, Response, Blob, ArrayBuffer or Uint8Array, got ${describe(weights)}`);
-}
-
-function check2d(ctx) {
-  if (!ctx) throw new MobileClipError('INVALID_IMAGE', 'could not get a 2d context to read the image');
-  return ctx;
-}
-
-/** Pixels of an image source: `{ data: Uint8Array (RGBA), width, height }`. */
-function toRgba(src) {
-  const img = imageSource(src);
-  const { width: w, height: h } = img;
-  if (img.kind === 'pixels') return { data: new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.byteLength), width: w, height: h };
-  let ctx;
-  if (img.kind === 'canvas') { // HTMLCanvasElement, OffscreenCanvas
-    ctx = check2d(src.getContext('2d', { willReadFrequently: true }));
-  } else {
-    const canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(w, h) : Object.assign(document.createElement('canvas'), { width: w, height: h });
-    ctx = check2d(canvas.getContext('2d', { willReadFrequently: true }));
-    ctx.drawImage(src, 0, 0, w, h);
-  }
-  try {
-    const d = ctx.getImageData(0, 0, w, h);
-    return { data: new Uint8Array(d.data.buffer, d.data.byteOffset, d.data.byteLength), width: w, height: h };
-  } catch (e) {
-    if (e && e.name === 'SecurityError') throw new MobileClipError('TAINTED_IMAGE', 'the image is cross-origin without CORS (a tainted canvas cannot be read)');
-    throw e;
-  }
 }
 
 /** Cosine similarity of two embeddings. */

@@ -3,7 +3,7 @@
 // Images become transferable pixels here (an ImageBitmap, or a copy of the RGBA buffer) and are
 // moved, not copied, to the worker; embeddings come back the same way.
 
-import { describe, imageSource, isA, MobileClipError, readResponse } from './common.js';
+import { describe, imageSource, isA, MobileClipError, readResponse, toRgba } from './common.js';
 import { similarity } from './index.js';
 
 export { MobileClipError };
@@ -14,13 +14,22 @@ const DISPOSED = () => new MobileClipError('DISPOSED', 'the model was disposed; 
 /** Yields to the event loop (timers, input, rendering) between chunks of work on this thread. */
 const pause = () => new Promise((r) => setTimeout(r, 0));
 
-/** An image source as a message part: `[value, transferList]`. Never detaches the caller's data. */
+/**
+ * An image source as a message part: `[value, transferList]`. Never detaches the caller's data.
+ * A canvas is read here with getImageData, as the main-thread API reads it: redrawn from an
+ * ImageBitmap on the worker's canvas, its semi-transparent pixels came out 1/255 off in WebKitGTK
+ * (which rounds premultiplied alpha differently on a willReadFrequently canvas).
+ */
 async function imagePart(src) {
   const img = imageSource(src);
   if (img.kind === 'pixels') { // ImageData or an ImageData-like object: copy its pixels
     const { data, width, height } = img;
     const copy = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
     return [{ data: copy, width, height }, [copy.buffer]];
+  }
+  if (img.kind === 'canvas') { // getImageData gives a fresh buffer: moved, not copied again
+    const { data, width, height } = toRgba(src);
+    return [{ data, width, height }, [data.buffer]];
   }
   let bitmap;
   try {
