@@ -87,6 +87,9 @@ export function toRgba(src) {
   if (img.kind === 'canvas') { // HTMLCanvasElement, OffscreenCanvas
     ctx = check2d(src.getContext('2d', { willReadFrequently: true }));
   } else {
+    if (typeof OffscreenCanvas === 'undefined' && typeof document === 'undefined') {
+      throw new MobileClipError('INVALID_IMAGE', `cannot read the pixels of this ${describe(src)} here: this worker has no OffscreenCanvas (Safari before 16.4); pass ImageData or {data, width, height}, or use mobileclip-wasm/worker, which reads them on the page`);
+    }
     const canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(w, h) : Object.assign(document.createElement('canvas'), { width: w, height: h });
     ctx = check2d(canvas.getContext('2d', { willReadFrequently: true }));
     ctx.drawImage(src, 0, 0, w, h);

@@ -18,16 +18,18 @@ const pause = () => new Promise((r) => setTimeout(r, 0));
  * An image source as a message part: `[value, transferList]`. Never detaches the caller's data.
  * A canvas is read here with getImageData, as the main-thread API reads it: redrawn from an
  * ImageBitmap on the worker's canvas, its semi-transparent pixels came out 1/255 off in WebKitGTK
- * (which rounds premultiplied alpha differently on a willReadFrequently canvas).
+ * (which rounds premultiplied alpha differently on a willReadFrequently canvas). Other drawables
+ * go as an ImageBitmap when the worker can draw one (`workerDraws`: it has a 2d OffscreenCanvas;
+ * Safari before 16.4 has none) and are read here otherwise.
  */
-async function imagePart(src) {
+async function imagePart(src, workerDraws) {
   const img = imageSource(src);
   if (img.kind === 'pixels') { // ImageData or an ImageData-like object: copy its pixels
     const { data, width, height } = img;
     const copy = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
     return [{ data: copy, width, height }, [copy.buffer]];
   }
-  if (img.kind === 'canvas') { // getImageData gives a fresh buffer: moved, not copied again
+  if (img.kind === 'canvas' || !workerDraws) { // getImageData gives a fresh buffer: moved, not copied again
     const { data, width, height } = toRgba(src);
     return [{ data, width, height }, [data.buffer]];
   }
@@ -170,7 +172,7 @@ export class MobileClipWorker {
       let copied = 0;
       try {
         for (const src of srcs) {
-          const [image, t] = await imagePart(src);
+          const [image, t] = await imagePart(src, this.#info.workerDraws);
           images.push(image);
           transfer.push(...t);
           copied += image.data?.byteLength ?? 0;
@@ -195,7 +197,7 @@ export class MobileClipWorker {
    */
   zeroShot(image, labels, { templates, topK } = {}) {
     return this.#call('zeroShot', async () => {
-      const [img, transfer] = image instanceof Float32Array ? [image, []] : await imagePart(image);
+      const [img, transfer] = image instanceof Float32Array ? [image, []] : await imagePart(image, this.#info.workerDraws);
       return [{ image: img, labels, options: { templates, topK } }, transfer];
     }, 'INVALID_ARGUMENT');
   }
