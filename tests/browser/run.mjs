@@ -1,64 +1,69 @@
-// Runs the in-page test suites in Debian's headless Chromium through playwright-core, prints one
-// line per test and "N passed, N failed", saves a screenshot of each suite's page:
-//   page.mjs    the CPU path, in a Chromium without WebGPU (as most browsers still are)
-//   webgpu.mjs  the WebGPU path, in a Chromium with WebGPU enabled (SwiftShader adapter here)
+// Runs the in-page test suites in the three browser engines (engines.mjs), prints one line per
+// test naming the engine and "<suite>/<engine>: N passed, N failed", saves a screenshot of each
+// suite's page per engine in target/browser-screenshots/<suite>-<engine>.png:
+//   page.mjs    the CPU path: parity, image sources, errors, a Web Worker — Chromium and Firefox
+//               without WebGPU (as most browsers still are), WebKit with its WebGPU flag on (its
+//               navigator.gpu stays empty: the package must still say why it is on the CPU)
+//   webgpu.mjs  the WebGPU path on a software adapter: Chromium's SwiftShader, Firefox's wgpu on
+//               Mesa's lavapipe (WebKitGTK offers no adapter)
+//   degrade.mjs where an engine lacks something the package uses: WebKit without OffscreenCanvas
+//               in workers (as Safari before 16.4)
 //   full.mjs    full-size parity (CPU) on the shipped models found in $MOBILECLIP_FULL_FIXTURES
 //               (a folder written by tools/gen_fixtures.py --full; MobileCLIP-S0 and
-//               MobileCLIP2-S0 are used when present); only when asked for: `run.mjs full`
-// Needs: tools/build-wasm.sh (pkg/), chromium at /usr/bin/chromium (or $CHROMIUM).
-import { launch } from './chromium.mjs';
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+//               MobileCLIP2-S0 are used when present); Chromium only (the numbers do not depend
+//               on the engine, the small fixtures check the others); only when asked: `run.mjs full`
+//   node tests/browser/run.mjs [page|webgpu|degrade|full]     MOBILECLIP_ENGINES=chromium,firefox,webkit
+// Needs: tools/build-wasm.sh (pkg/), the browsers (tools/setup.sh browsers).
 import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inEngine, report, runPage, selectedEngines } from './engines.mjs';
 import { serve } from './server.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const shots = join(root, 'target', 'browser-screenshots');
 await mkdir(shots, { recursive: true });
 
-async function runSuite(suite, extraFlags, query = '') {
-  const main = await serve(root);
+// Each suite: the engines it runs in, the browser options per engine, a query for the page.
+const SUITES = {
+  page: { engines: ['chromium', 'firefox', 'webkit'], options: (engine) => ({ webgpu: engine === 'webkit' }) },
+  webgpu: { engines: ['chromium', 'firefox'], options: () => ({ webgpu: true }) },
+  degrade: { engines: ['webkit'], options: () => ({ workerCanvas: false }), query: '&workerCanvas=0' },
+  full: { engines: ['chromium'], options: () => ({}) },
+};
+
+async function runSuite(suite, query = '') {
+  const main = await serve(root, {}, { probe: true });
   const other = await serve(root); // a second origin, without CORS headers
-  const profile = await mkdtemp(join(tmpdir(), 'mobileclip-chromium-'));
-  const browser = await launch(profile, {
-    args: extraFlags,
-    viewport: { width: 1000, height: 700 },
-  });
+  let failed = 0;
   try {
-    const page = await browser.newPage();
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${main.url}/tests/browser/index.html?suite=${suite}&cross=${encodeURIComponent(other.url)}${query}`);
-    await page.waitForFunction(() => window.__results, null, { timeout: 600_000 });
-    const results = await page.evaluate(() => window.__results);
-    await page.screenshot({ path: join(shots, `${suite}.png`), fullPage: true });
-    console.log(`\n${suite} (${extraFlags.join(' ') || 'no extra flags'}):`);
-    for (const r of results) console.log(`${r.ok ? 'ok    ' : 'FAILED'} ${r.name}${r.detail ? ` — ${r.detail}` : ''}`);
-    for (const e of errors) console.log(`page error: ${e}`);
-    const failed = results.filter((r) => !r.ok).length + errors.length;
-    console.log(`${suite}: ${results.length + errors.length - failed} passed, ${failed} failed`);
-    return failed;
+    for (const engine of selectedEngines(SUITES[suite].engines)) {
+      const t0 = Date.now();
+      failed += await inEngine(engine, SUITES[suite].options(engine), `${suite}/${engine}`, async (browser) => {
+        const url = `${main.url}/tests/browser/index.html?suite=${suite}&cross=${encodeURIComponent(other.url)}${SUITES[suite].query ?? ''}${query}`;
+        const { value, errors } = await runPage(browser, url, { shot: join(shots, `${suite}-${engine}.png`) });
+        console.log(`\n${suite} in ${browser.version} (${((Date.now() - t0) / 1000).toFixed(0)} s):`);
+        return report(`${suite}/${engine}`, engine, value, errors);
+      });
+    }
   } finally {
-    await browser.close();
     main.server.close();
     other.server.close();
-    await rm(profile, { recursive: true, force: true });
   }
+  return failed;
 }
 
-const only = process.argv[2]; // optional: "page", "webgpu" or "full"
+const only = process.argv[2]; // optional: "page", "webgpu", "degrade" or "full"
 let failed = 0;
-if (!only || only === 'page') failed += await runSuite('page', []);
-if (!only || only === 'webgpu') failed += await runSuite('webgpu', ['--enable-unsafe-webgpu']);
+for (const suite of ['page', 'webgpu', 'degrade']) if (!only || only === suite) failed += await runSuite(suite);
 if (only === 'full') {
   const dir = process.env.MOBILECLIP_FULL_FIXTURES;
   const models = ['MobileCLIP-S0', 'MobileCLIP2-S0'].filter((m) => dir && existsSync(join(dir, m, 'io.safetensors')));
   if (models.length === 0) throw new Error('MOBILECLIP_FULL_FIXTURES holds neither MobileCLIP-S0 nor MobileCLIP2-S0');
   const fixtures = await serve(dir, { 'access-control-allow-origin': '*' });
   try {
-    failed += await runSuite('full', [], `&fixtures=${encodeURIComponent(fixtures.url)}&models=${models.join(',')}`);
+    failed += await runSuite('full', `&fixtures=${encodeURIComponent(fixtures.url)}&models=${models.join(',')}`);
   } finally {
     fixtures.server.close();
   }
