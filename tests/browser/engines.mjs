@@ -144,8 +144,7 @@ class Firefox {
         ...(webgpu ? { 'dom.webgpu.enabled': true, 'gfx.webgpu.ignore-blocklist': true } : {}),
       },
     });
-    const version = (await browser.version()).replace(/^firefox\//, 'Firefox ');
-    return new Firefox(browser, `${version} (${execFileSync(executablePath, ['--version']).toString().trim()})`);
+    return new Firefox(browser, execFileSync(executablePath, ['--version']).toString().trim());
   }
   constructor(browser, version) {
     this.engine = 'firefox';
