@@ -347,11 +347,14 @@ export async function runPage(browser, url, { done = () => window.__results, sho
 }
 
 /**
- * Prints a page's `results` ([{name, ok, detail}]) and `errors`, each line naming the engine,
+ * Prints a page's `results` ([{name, ok, detail, ms?}]) and `errors`, each line naming the engine,
  * then "<label>: N passed, N failed". Returns the number of failures (an error counts as one).
  */
 export function report(label, engine, results = [], errors = []) {
-  for (const r of results) console.log(`${r.ok ? 'ok    ' : 'FAILED'} [${engine}] ${r.name}${r.detail ? ` — ${r.detail}` : ''}`);
+  for (const r of results) {
+    const time = r.ms === undefined ? '' : ` (${(r.ms / 1000).toFixed(1)} s)`;
+    console.log(`${r.ok ? 'ok    ' : 'FAILED'} [${engine}] ${r.name}${time}${r.detail ? ` — ${r.detail}` : ''}`);
+  }
   for (const e of errors) console.log(`FAILED [${engine}] page error: ${e}`);
   const failed = results.filter((r) => !r.ok).length + errors.length;
   console.log(`${label}: ${results.length + errors.length - failed} passed, ${failed} failed`);
