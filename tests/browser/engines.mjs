@@ -263,6 +263,7 @@ class WebKit {
     this.session = null;
     this.current = null; // the window handle commands go to
     this.fresh = true; // the session's first window, not yet given out by newPage
+    this.chrome = null; // the window's size minus the viewport's
   }
 
   /** One WebDriver request; retries while the driver is still starting. */
@@ -289,8 +290,14 @@ class WebKit {
     this.current = handle;
   }
 
+  /** Makes the page's viewport `width` × `height` (the window rect includes MiniBrowser's chrome). */
   async setSize({ width, height }) {
-    await this.command('POST', '/window/rect', { width, height });
+    if (!this.chrome) {
+      const rect = await this.command('GET', '/window/rect');
+      const [w, h] = await this.command('POST', '/execute/sync', { script: 'return [innerWidth, innerHeight]', args: [] });
+      this.chrome = { width: rect.width - w, height: rect.height - h };
+    }
+    await this.command('POST', '/window/rect', { width: width + this.chrome.width, height: height + this.chrome.height });
   }
 
   async newPage() {
