@@ -7,7 +7,8 @@
 //   webgpu.mjs  the WebGPU path on a software adapter: Chromium's SwiftShader, Firefox's wgpu on
 //               Mesa's lavapipe (WebKitGTK offers no adapter)
 //   degrade.mjs where an engine lacks something the package uses: WebKit without OffscreenCanvas
-//               in workers (as Safari before 16.4)
+//               in workers (as Safari before 16.4; tests/worker/run.mjs runs the worker helper's
+//               suite there too)
 //   full.mjs    full-size parity (CPU) on the shipped models found in $MOBILECLIP_FULL_FIXTURES
 //               (a folder written by tools/gen_fixtures.py --full; MobileCLIP-S0 and
 //               MobileCLIP2-S0 are used when present); Chromium only (the numbers do not depend

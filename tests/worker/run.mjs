@@ -1,7 +1,8 @@
 // Runs the in-page tests of `mobileclip-wasm/worker` (tests/worker/page.mjs) in the three browser
-// engines (tests/browser/engines.mjs): bit-identical results with the main-thread API, error
-// codes, weights sources, abort, dispose, and timer/frame ticks during a long encode. Prints one
-// line per test naming the engine; screenshots in target/browser-screenshots/worker-<engine>.png.
+// engines (tests/browser/engines.mjs), and in WebKit once more with OffscreenCanvas in workers
+// turned off: bit-identical results with the main-thread API, error codes, weights sources,
+// abort, dispose, and timer/frame ticks during a long encode. Prints one line per test naming the
+// engine; screenshots in target/browser-screenshots/worker-<engine>.png.
 //   node tests/worker/run.mjs      MOBILECLIP_ENGINES=chromium,firefox,webkit (default: all three)
 // Needs: pkg/ (tools/build-wasm.sh), the browsers (tools/setup.sh browsers).
 import { mkdir } from 'node:fs/promises';
@@ -17,13 +18,17 @@ const main = await serve(root, {}, { probe: true });
 const other = await serve(root); // a second origin, without CORS headers
 let failed = 0;
 try {
-  for (const engine of selectedEngines()) {
+  // Every engine, and WebKit once more without OffscreenCanvas in workers (as Safari before 16.4):
+  // the helper must then read images on the page, with the same results.
+  const runs = selectedEngines().map((engine) => [engine, engine, {}]);
+  if (runs.some(([engine]) => engine === 'webkit')) runs.push(['webkit', 'webkit-no-worker-canvas', { workerCanvas: false }]);
+  for (const [engine, name, options] of runs) {
     const t0 = Date.now();
-    failed += await inEngine(engine, {}, `worker/${engine}`, async (browser) => {
+    failed += await inEngine(engine, options, `worker/${name}`, async (browser) => {
       const url = `${main.url}/tests/worker/index.html?cross=${encodeURIComponent(other.url)}`;
-      const { value, errors } = await runPage(browser, url, { shot: join(shots, `worker-${engine}.png`), timeout: 300_000 });
-      console.log(`\nworker in ${browser.version} (${((Date.now() - t0) / 1000).toFixed(0)} s):`);
-      return report(`worker/${engine}`, engine, value, errors);
+      const { value, errors } = await runPage(browser, url, { shot: join(shots, `worker-${name}.png`), timeout: 300_000 });
+      console.log(`\nworker in ${browser.version}${options.workerCanvas === false ? ', no OffscreenCanvas in workers' : ''} (${((Date.now() - t0) / 1000).toFixed(0)} s):`);
+      return report(`worker/${name}`, name, value, errors);
     });
   }
 } finally {
