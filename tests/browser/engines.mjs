@@ -17,7 +17,7 @@
 //             adapter is then Mesa's lavapipe (software Vulkan, package mesa-vulkan-drivers).
 //   webkit    WebKitGTK's MiniBrowser (`webkit2gtk-driver`) under WebKitWebDriver, classic
 //             WebDriver over HTTP, in an Xvfb of its own (MiniBrowser has no headless mode).
-//             `webgpu` turns on its WebGPU feature flag (navigator.gpu stays empty in 2.50);
+//             `webgpu` turns on its WebGPU feature flag (navigator.gpu is then null in 2.50);
 //             `workerCanvas: false` turns off OffscreenCanvas in workers (Safari < 16.4 has none).
 //
 // Page errors come from a probe the test server puts into every HTML page it serves (server.mjs:
