@@ -9,6 +9,8 @@
 //   await page.evaluate((x) => ..., arg);             a function that JSON crosses (no closures)
 //   await page.errors();                              uncaught errors, unhandled rejections, console.error
 //   await page.screenshot(path);                      the whole page as a PNG
+//   page.native                                       playwright's / puppeteer's page (null in WebKit),
+//                                                     for what only one engine offers
 //   await page.close(); await browser.close();
 //
 //   chromium  Debian's `chromium`, new headless, driven by playwright-core (chromium.mjs).
@@ -49,13 +51,14 @@ export function selectedEngines(supported = ENGINES) {
 /**
  * Launches `engine` ('chromium', 'firefox' or 'webkit'). Options: `webgpu` (enable it),
  * `viewport`, `workerCanvas: false` (WebKit only: no OffscreenCanvas in workers, as in Safari
- * before 16.4).
+ * before 16.4), `chromiumArgs` (more Chromium flags; the other engines have no equivalent and
+ * ignore them).
  */
-export async function launch(engine, { webgpu = false, viewport = { width: 1000, height: 700 }, workerCanvas = true } = {}) {
+export async function launch(engine, { webgpu = false, viewport = { width: 1000, height: 700 }, workerCanvas = true, chromiumArgs = [] } = {}) {
   const make = { chromium: Chromium.launch, firefox: Firefox.launch, webkit: WebKit.launch }[engine];
   if (!make) throw new Error(`unknown engine "${engine}" (known: ${ENGINES.join(', ')})`);
   if (!workerCanvas && engine !== 'webkit') throw new Error(`workerCanvas: false is a WebKit feature flag, not available in ${engine}`);
-  return make({ webgpu, viewport, workerCanvas });
+  return make({ webgpu, viewport, workerCanvas, chromiumArgs });
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -88,7 +91,7 @@ function need(path, what) {
 // ---- Chromium: playwright-core -------------------------------------------------------------
 
 class ChromiumPage extends Page {
-  constructor(page) { super(); this.page = page; }
+  constructor(page) { super(); this.page = page; this.native = page; }
   async goto(url) { await this.page.goto(url); }
   evaluate(fn, arg) { return this.page.evaluate(fn, arg); }
   async screenshot(path) { await this.page.screenshot({ path, fullPage: true }); }
@@ -96,10 +99,10 @@ class ChromiumPage extends Page {
 }
 
 class Chromium {
-  static async launch({ webgpu, viewport }) {
+  static async launch({ webgpu, viewport, chromiumArgs }) {
     need(chromiumPath, 'chromium');
     const profile = await mkdtemp(join(tmpdir(), 'mobileclip-chromium-'));
-    const context = await launchChromium(profile, { args: webgpu ? ['--enable-unsafe-webgpu'] : [], viewport });
+    const context = await launchChromium(profile, { args: [...(webgpu ? ['--enable-unsafe-webgpu'] : []), ...chromiumArgs], viewport });
     const version = execFileSync(chromiumPath, ['--version'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
     return new Chromium(context, profile, version);
   }
@@ -119,7 +122,7 @@ class Chromium {
 // ---- Firefox: puppeteer-core over WebDriver BiDi ---------------------------------------------
 
 class FirefoxPage extends Page {
-  constructor(page) { super(); this.page = page; }
+  constructor(page) { super(); this.page = page; this.native = page; }
   async goto(url) { await this.page.goto(url, { timeout: 120_000 }); }
   evaluate(fn, arg) { return this.page.evaluate(fn, arg); }
   async screenshot(path) { await this.page.screenshot({ path, fullPage: true }); }
@@ -189,7 +192,7 @@ function miniBrowser() {
 }
 
 class WebKitPage extends Page {
-  constructor(browser, handle) { super(); this.browser = browser; this.handle = handle; }
+  constructor(browser, handle) { super(); this.browser = browser; this.handle = handle; this.native = null; }
   async goto(url) {
     await this.browser.focus(this.handle);
     await this.browser.command('POST', '/url', { url });
@@ -326,16 +329,18 @@ class WebKit {
 // ---- Running a test page -------------------------------------------------------------------
 
 /**
- * Opens `url` in a new page of `browser`, waits until the page function `done` returns its
- * results (or the page stalls: an uncaught error and nothing finished a minute later), saves a
- * screenshot to `shot`, closes the page. Returns `{ value, errors }`: `value` is what `done`
- * returned (undefined if it never did), `errors` the page's uncaught errors and time-outs.
+ * Opens `url` in a new page of `browser` (after `await setup(page)` when given), waits until the
+ * page function `done` returns its results (or the page stalls: an uncaught error and nothing
+ * finished a minute later), saves a screenshot to `shot`, closes the page. Returns
+ * `{ value, errors }`: `value` is what `done` returned (undefined if it never did), `errors` the
+ * page's uncaught errors and time-outs.
  */
-export async function runPage(browser, url, { done = () => window.__results, shot, timeout = 600_000 } = {}) {
+export async function runPage(browser, url, { done = () => window.__results, shot, timeout = 600_000, setup } = {}) {
   const page = await browser.newPage();
   const errors = [];
   let value;
   try {
+    await setup?.(page);
     await page.goto(url);
     const r = await page.waitFor((fn) => {
       const v = (0, eval)(`(${fn})`)();

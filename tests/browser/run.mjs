@@ -26,7 +26,8 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const shots = join(root, 'target', 'browser-screenshots');
 await mkdir(shots, { recursive: true });
 
-// Each suite: the engines it runs in, the browser options per engine, a query for the page.
+// Each suite: the engines it runs in, the browser options per engine (engines.mjs launch), a
+// query for the page, and `headers` for the page's server (e.g. COOP/COEP for isolation).
 const SUITES = {
   page: { engines: ['chromium', 'firefox', 'webkit'], options: (engine) => ({ webgpu: engine === 'webkit' }) },
   webgpu: { engines: ['chromium', 'firefox'], options: () => ({ webgpu: true }) },
@@ -35,7 +36,7 @@ const SUITES = {
 };
 
 async function runSuite(suite, query = '') {
-  const main = await serve(root, {}, { probe: true });
+  const main = await serve(root, SUITES[suite].headers ?? {}, { probe: true });
   const other = await serve(root); // a second origin, without CORS headers
   let failed = 0;
   try {
