@@ -2,7 +2,7 @@
 // each test page is written once and run in all of them:
 //
 //   const browser = await launch('firefox', { webgpu: true, viewport: { width: 1000, height: 700 } });
-//   browser.engine, browser.version                  'firefox', 'Firefox 153.8.0esr'
+//   browser.engine, browser.version                  'firefox', 'Mozilla Firefox 153.8.0esr'
 //   const page = await browser.newPage();
 //   await page.goto(url);                             waits for the load event
 //   await page.waitFor(() => window.__results, 600_000);   polls until truthy, returns the value
