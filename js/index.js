@@ -28,9 +28,23 @@ async function instantiate(init, url) {
 let cpuReady = null;
 let cpuExports = null;
 
-/** The CPU module (burn flex, wasm SIMD128): small, always available. */
+// The smallest module that uses a SIMD128 instruction: `(func (result v128) i32.const 0 i8x16.splat)`.
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 8, 1, 6, 0, 65, 0, 253, 15, 11]);
+
+/** Why this JavaScript engine cannot run the wasm modules, or null when it can. */
+function wasmUnsupported() {
+  if (typeof WebAssembly === 'undefined') return 'this browser runs no WebAssembly (turned off, as in Safari\'s Lockdown Mode, or not supported)';
+  if (!WebAssembly.validate(SIMD_PROBE)) return 'this browser has no WebAssembly SIMD (wasm-simd128), which the model needs: Chrome/Edge 91+, Firefox 89+, Safari 16.4+';
+  return null;
+}
+
+/** The CPU module (burn flex, wasm SIMD128): small, always available where wasm SIMD is. */
 function initWasm() {
-  cpuReady ??= instantiate(initCpu, new URL('./cpu/mobileclip_wasm_bg.wasm', import.meta.url)).then((e) => { cpuExports = e; });
+  cpuReady ??= (async () => {
+    const why = wasmUnsupported();
+    if (why) throw new MobileClipError('UNSUPPORTED_BROWSER', why);
+    cpuExports = await instantiate(initCpu, new URL('./cpu/mobileclip_wasm_bg.wasm', import.meta.url));
+  })();
   return cpuReady;
 }
 
