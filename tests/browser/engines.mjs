@@ -20,7 +20,9 @@
 //   webkit    WebKitGTK's MiniBrowser (`webkit2gtk-driver`) under WebKitWebDriver, classic
 //             WebDriver over HTTP, in an Xvfb of its own (MiniBrowser has no headless mode).
 //             `webgpu` turns on its WebGPU feature flag (navigator.gpu is then null in 2.50);
-//             `workerCanvas: false` turns off OffscreenCanvas in workers (Safari < 16.4 has none).
+//             `workerCanvas: false` turns off OffscreenCanvas in workers (Safari < 16.4 has none),
+//             `wasm: 'no-simd' | 'off'` WebAssembly's SIMD or all of it (JavaScriptCore's
+//             JSC_useWasmSIMD / JSC_useWasm, which reach its web process through the environment).
 //
 // Page errors come from a probe the test server puts into every HTML page it serves (server.mjs:
 // window.__pageErrors), the same way in the three engines (classic WebDriver has no events).
@@ -50,15 +52,17 @@ export function selectedEngines(supported = ENGINES) {
 
 /**
  * Launches `engine` ('chromium', 'firefox' or 'webkit'). Options: `webgpu` (enable it),
- * `viewport`, `workerCanvas: false` (WebKit only: no OffscreenCanvas in workers, as in Safari
- * before 16.4), `chromiumArgs` (more Chromium flags; the other engines have no equivalent and
- * ignore them).
+ * `viewport`, `chromiumArgs` (more Chromium flags; the other engines have no equivalent and
+ * ignore them), and, WebKit only, to make it lack what older or locked-down Safaris lack:
+ * `workerCanvas: false` (no OffscreenCanvas in workers: Safari before 16.4), `wasm: 'no-simd'`
+ * (WebAssembly without SIMD: Safari before 16.4) or `wasm: 'off'` (none: Lockdown Mode).
  */
-export async function launch(engine, { webgpu = false, viewport = { width: 1000, height: 700 }, workerCanvas = true, chromiumArgs = [] } = {}) {
+export async function launch(engine, { webgpu = false, viewport = { width: 1000, height: 700 }, chromiumArgs = [], workerCanvas = true, wasm = 'simd' } = {}) {
   const make = { chromium: Chromium.launch, firefox: Firefox.launch, webkit: WebKit.launch }[engine];
   if (!make) throw new Error(`unknown engine "${engine}" (known: ${ENGINES.join(', ')})`);
-  if (!workerCanvas && engine !== 'webkit') throw new Error(`workerCanvas: false is a WebKit feature flag, not available in ${engine}`);
-  return make({ webgpu, viewport, workerCanvas, chromiumArgs });
+  if ((!workerCanvas || wasm !== 'simd') && engine !== 'webkit') throw new Error(`workerCanvas and wasm are WebKit settings, not available in ${engine}`);
+  if (!['simd', 'no-simd', 'off'].includes(wasm)) throw new Error(`wasm: 'simd', 'no-simd' or 'off', not ${wasm}`);
+  return make({ webgpu, viewport, chromiumArgs, workerCanvas, wasm });
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -231,12 +235,13 @@ class WebKitPage extends Page {
 }
 
 class WebKit {
-  static async launch({ webgpu, viewport, workerCanvas }) {
+  static async launch({ webgpu, viewport, workerCanvas, wasm }) {
     const driverPath = need(process.env.WEBKIT_WEBDRIVER ?? '/usr/bin/WebKitWebDriver', 'WebKitWebDriver (package webkit2gtk-driver)');
     const binary = miniBrowser();
     const x = await startXvfb();
     const port = await freePort();
-    const driver = spawn(driverPath, [`--port=${port}`], { env: { ...process.env, DISPLAY: x.display }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const jsc = { 'no-simd': { JSC_useWasmSIMD: '0' }, off: { JSC_useWasm: '0' } }[wasm] ?? {};
+    const driver = spawn(driverPath, [`--port=${port}`], { env: { ...process.env, DISPLAY: x.display, ...jsc }, stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     driver.stderr.on('data', (d) => { log = (log + d).slice(-4000); });
     const browser = new WebKit(`http://127.0.0.1:${port}`, driver, x.process, viewport);

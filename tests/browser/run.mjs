@@ -3,12 +3,12 @@
 // suite's page per engine in target/browser-screenshots/<suite>-<engine>.png:
 //   page.mjs    the CPU path: parity, image sources, errors, a Web Worker — Chromium and Firefox
 //               without WebGPU (as most browsers still are), WebKit with its WebGPU flag on (its
-//               navigator.gpu stays empty: the package must still say why it is on the CPU)
+//               navigator.gpu is null then: the package must still say why it is on the CPU)
 //   webgpu.mjs  the WebGPU path on a software adapter: Chromium's SwiftShader, Firefox's wgpu on
 //               Mesa's lavapipe (WebKitGTK offers no adapter)
 //   degrade.mjs where an engine lacks something the package uses: WebKit without OffscreenCanvas
 //               in workers (as Safari before 16.4; tests/worker/run.mjs runs the worker helper's
-//               suite there too)
+//               suite there too), without WebAssembly SIMD, without WebAssembly
 //   full.mjs    full-size parity (CPU) on the shipped models found in $MOBILECLIP_FULL_FIXTURES
 //               (a folder written by tools/gen_fixtures.py --full; MobileCLIP-S0 and
 //               MobileCLIP2-S0 are used when present); Chromium only (the numbers do not depend
@@ -26,13 +26,26 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
 const shots = join(root, 'target', 'browser-screenshots');
 await mkdir(shots, { recursive: true });
 
-// Each suite: the engines it runs in, the browser options per engine (engines.mjs launch), a
-// query for the page, and `headers` for the page's server (e.g. COOP/COEP for isolation).
+// Each suite's runs: the engine, a name for the output and the screenshot, the browser options
+// (engines.mjs launch) and a query for the page; `headers` for the page's server (e.g. COOP/COEP
+// for cross-origin isolation).
 const SUITES = {
-  page: { engines: ['chromium', 'firefox', 'webkit'], options: (engine) => ({ webgpu: engine === 'webkit' }) },
-  webgpu: { engines: ['chromium', 'firefox'], options: () => ({ webgpu: true }) },
-  degrade: { engines: ['webkit'], options: () => ({ workerCanvas: false }), query: '&workerCanvas=0' },
-  full: { engines: ['chromium'], options: () => ({}) },
+  page: {
+    runs: [
+      ['chromium', 'chromium', {}],
+      ['firefox', 'firefox', {}],
+      ['webkit', 'webkit', { webgpu: true }], // its WebGPU flag on: navigator.gpu is null then
+    ],
+  },
+  webgpu: { runs: [['chromium', 'chromium', { webgpu: true }], ['firefox', 'firefox', { webgpu: true }]] },
+  degrade: {
+    runs: [
+      ['webkit', 'webkit-no-worker-canvas', { workerCanvas: false }, '&lacks=worker-canvas'],
+      ['webkit', 'webkit-no-simd', { wasm: 'no-simd' }, '&lacks=simd'],
+      ['webkit', 'webkit-no-wasm', { wasm: 'off' }, '&lacks=wasm'],
+    ],
+  },
+  full: { runs: [['chromium', 'chromium', {}]] },
 };
 
 async function runSuite(suite, query = '') {
@@ -40,13 +53,14 @@ async function runSuite(suite, query = '') {
   const other = await serve(root); // a second origin, without CORS headers
   let failed = 0;
   try {
-    for (const engine of selectedEngines(SUITES[suite].engines)) {
+    const engines = selectedEngines();
+    for (const [engine, name, options, runQuery = ''] of SUITES[suite].runs.filter(([e]) => engines.includes(e))) {
       const t0 = Date.now();
-      failed += await inEngine(engine, SUITES[suite].options(engine), `${suite}/${engine}`, async (browser) => {
-        const url = `${main.url}/tests/browser/index.html?suite=${suite}&cross=${encodeURIComponent(other.url)}${SUITES[suite].query ?? ''}${query}`;
-        const { value, errors } = await runPage(browser, url, { shot: join(shots, `${suite}-${engine}.png`) });
-        console.log(`\n${suite} in ${browser.version} (${((Date.now() - t0) / 1000).toFixed(0)} s):`);
-        return report(`${suite}/${engine}`, engine, value, errors);
+      failed += await inEngine(engine, options, `${suite}/${name}`, async (browser) => {
+        const url = `${main.url}/tests/browser/index.html?suite=${suite}&cross=${encodeURIComponent(other.url)}${runQuery}${query}`;
+        const { value, errors } = await runPage(browser, url, { shot: join(shots, `${suite}-${name}.png`) });
+        console.log(`\n${suite} in ${browser.version}${name === engine ? '' : ` (${name})`} (${((Date.now() - t0) / 1000).toFixed(0)} s):`);
+        return report(`${suite}/${name}`, name, value, errors);
       });
     }
   } finally {
