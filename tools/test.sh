@@ -54,6 +54,7 @@ if [ "$models" != "none" ]; then
     cargo test --release --test cli -- --ignored zero_shot_full_size
   fi
   if [ -d "$out/MobileCLIP-S0" ] || [ -d "$out/MobileCLIP2-S0" ]; then
-    node tests/browser/run.mjs full # the same checkpoints in headless Chromium (CPU module; the small fixtures cover the other engines)
+    # the same checkpoints in headless Chromium (CPU module; the small fixtures cover the other engines)
+    MOBILECLIP_ENGINES=chromium node tests/browser/run.mjs full
   fi
 fi
