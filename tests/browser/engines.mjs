@@ -241,10 +241,13 @@ class WebKit {
     const x = await startXvfb();
     const port = await freePort();
     const jsc = { 'no-simd': { JSC_useWasmSIMD: '0' }, off: { JSC_useWasm: '0' } }[wasm] ?? {};
-    const driver = spawn(driverPath, [`--port=${port}`], { env: { ...process.env, DISPLAY: x.display, ...jsc }, stdio: ['ignore', 'ignore', 'pipe'] });
+    // its own process group (MiniBrowser and WebKit's processes join it): ended as one, also
+    // when this script exits without closing the browser
+    const driver = spawn(driverPath, [`--port=${port}`], { env: { ...process.env, DISPLAY: x.display, ...jsc }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     let log = '';
     driver.stderr.on('data', (d) => { log = (log + d).slice(-4000); });
     const browser = new WebKit(`http://127.0.0.1:${port}`, driver, x.process, viewport);
+    process.once('exit', browser.kill);
     try {
       const features = [...(webgpu ? ['+WebGPU'] : []), ...(workerCanvas ? [] : ['-OffscreenCanvasInWorkers'])];
       const args = ['--automation', ...(features.length ? [`--features=${features.join(',')}`] : [])];
@@ -322,13 +325,17 @@ class WebKit {
   async close() {
     if (this.session) await this.command('DELETE', '').catch(() => {});
     this.session = null;
-    for (const p of [this.driver, this.xvfb]) {
-      if (p.exitCode !== null || p.signalCode !== null) continue;
-      const gone = new Promise((r) => p.once('exit', r));
-      p.kill();
-      await Promise.race([gone, sleep(5000)]);
-    }
+    const gone = [this.driver, this.xvfb].filter((p) => p.exitCode === null && p.signalCode === null).map((p) => new Promise((r) => p.once('exit', r)));
+    this.kill();
+    process.off('exit', this.kill);
+    await Promise.race([Promise.all(gone), sleep(5000)]);
   }
+
+  /** Ends the driver's process group (MiniBrowser included) and Xvfb, synchronously. */
+  kill = () => {
+    try { process.kill(-this.driver.pid, 'SIGTERM'); } catch { /* already gone */ }
+    try { this.xvfb.kill(); } catch { /* already gone */ }
+  };
 }
 
 // ---- Running a test page -------------------------------------------------------------------
