@@ -86,6 +86,10 @@ fn errors_are_one_line() {
         "/nonexistent.png",
     );
     assert_error(&cli(&["embed", "--model", &cfg, "--weights", &cfg, "--image", "x.png"]), "invalid weights file");
+    assert_error(
+        &cli(&["embed", "--model", &weights, "--weights", &weights, "--text", "x"]),
+        "model.safetensors is not a config JSON file",
+    );
     let other = fixture("v1-mci-mct", "model.pt");
     assert_error(
         &cli(&["embed", "--model", &cfg, "--weights", &other, "--text", "x"]),

@@ -83,7 +83,9 @@ struct EmbedOutput<'a> {
 fn load_config(model: &str) -> Result<ModelConfig> {
     let path = Path::new(model);
     if model.ends_with(".json") || path.is_file() {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: model.to_string(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: model.to_string(), source })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::Config(format!("{model} is not a config JSON file (not UTF-8 text)")))?;
         ModelConfig::from_json(&text)
     } else {
         ModelConfig::from_name_or_json(model)
