@@ -153,6 +153,11 @@ impl Checkpoint {
             Error::WeightsFormat(format!("PyTorch zip checkpoint: {e} (is the file truncated?)"))
         };
         let mut archive = zip::ZipArchive::new(Cursor::new(bytes.as_slice())).map_err(zerr)?;
+        // Entries sharing bytes would have them checked (and read) again and again: thousands of
+        // directory records pointing at one large entry would take hours.
+        if archive.has_overlapping_entries().map_err(zerr)? {
+            return Err(Error::WeightsFormat("PyTorch zip checkpoint: its entries overlap (a zip bomb?)".into()));
+        }
         let mut pkl = None;
         let mut storages = BTreeMap::new();
         for i in 0..archive.len() {

@@ -28,6 +28,46 @@ pub fn zip(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
     out.finish().unwrap().into_inner()
 }
 
+/// A zip whose central directory lists `n` entries that all point at one stored entry of
+/// `size` bytes (a zip bomb for a reader that checks or reads every entry).
+pub fn overlapping_zip(n: u16, size: usize) -> Vec<u8> {
+    let data = vec![7u8; size];
+    let crc = crc32fast::hash(&data);
+    let fields = |name: &str| {
+        let mut v = vec![20, 0, 0, 0, 0, 0, 0, 0, 0, 0]; // version needed, flags, stored, time, date
+        v.extend(crc.to_le_bytes());
+        v.extend((size as u32).to_le_bytes());
+        v.extend((size as u32).to_le_bytes());
+        v.extend((name.len() as u16).to_le_bytes());
+        v.extend([0, 0]); // extra length
+        v
+    };
+    let name = "archive/data/0";
+    let mut out = 0x0403_4b50u32.to_le_bytes().to_vec();
+    out.extend(fields(name));
+    out.extend(name.as_bytes());
+    out.extend(&data);
+    let cd_start = out.len() as u32;
+    for i in 0..n {
+        let name = format!("archive/data/{i}");
+        out.extend(0x0201_4b50u32.to_le_bytes());
+        out.extend([20, 0]); // version made by
+        out.extend(fields(&name));
+        out.extend([0; 10]); // comment length, disk, internal and external attributes
+        out.extend(0u32.to_le_bytes()); // every one at the same local header
+        out.extend(name.as_bytes());
+    }
+    let cd_len = out.len() as u32 - cd_start;
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    out.extend([0, 0, 0, 0]);
+    out.extend(n.to_le_bytes());
+    out.extend(n.to_le_bytes());
+    out.extend(cd_len.to_le_bytes());
+    out.extend(cd_start.to_le_bytes());
+    out.extend([0, 0]);
+    out
+}
+
 /// `pt` with its `data.pkl` replaced by `pickle`.
 pub fn with_pickle(pt: &[u8], pickle: Vec<u8>) -> Vec<u8> {
     let mut entries = unzip(pt);
@@ -161,6 +201,12 @@ pub fn cases(pt: &[u8]) -> Vec<Case> {
     .into_iter()
     .map(|(name, p, error)| Case { name, bytes: with_pickle(pt, p), error })
     .collect::<Vec<_>>();
+
+    cases.push(Case {
+        name: "20000 zip entries on one 1 MB stretch",
+        bytes: overlapping_zip(20_000, 1 << 20),
+        error: "its entries overlap",
+    });
 
     let big = 1i64 << 62;
     for (name, offset, shape, stride, error) in [
