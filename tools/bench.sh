@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 models=${MOBILECLIP_BENCH_MODELS:-MobileCLIP-S0,MobileCLIP2-S0,MobileCLIP-B}
+source tools/setup.sh
+setup_native # cmake + nasm for the native build (libjpeg-turbo)
 out=target/bench-fixtures
 py=$(tools/setup-venv.sh)
 rm -rf "$out.tmp" && mkdir -p "$out.tmp"
