@@ -6,6 +6,7 @@
 
 use super::gemm::{Epilogue, Mat, gemm};
 use super::math::{exp1, exp4};
+use super::par;
 use super::simd::F32x4;
 
 /// `[B, N, C]` attention output from `qkv` `[B, N, 3C]`; `mask` is additive, `[N, N]`.
@@ -16,12 +17,18 @@ pub fn attention(qkv: &[f32], b: usize, n: usize, c: usize, heads: usize, mask: 
         assert_eq!(m.len(), n * n);
     }
     let hd = c / heads;
-    let mut out = vec![0.0f32; b * n * c];
-    let mut scores = vec![0.0f32; n * n];
     let scale = (hd as f32).powf(-0.5);
-    for bi in 0..b {
-        let x = &qkv[bi * n * 3 * c..(bi + 1) * n * 3 * c];
-        for h in 0..heads {
+    // Each (sequence, head) into its own [n, hd] block, in parallel; then into [B, N, C].
+    let mut blocks = vec![0.0f32; b * heads * n * hd];
+    let count = b * heads;
+    let ranges = par::ranges(count, par::parts(count * n * n * hd * 2), 1);
+    let cuts: Vec<usize> = ranges[1..].iter().map(|r| r.start * n * hd).collect();
+    let pieces = par::split_at(&mut blocks, &cuts);
+    par::run(ranges.into_iter().zip(pieces).collect(), |(r, dst)| {
+        let mut scores = vec![0.0f32; n * n];
+        for (i, out) in r.zip(dst.chunks_exact_mut(n * hd)) {
+            let (bi, h) = (i / heads, i % heads);
+            let x = &qkv[bi * n * 3 * c..(bi + 1) * n * 3 * c];
             let q = Mat::rows(&x[h * hd..], 3 * c);
             let kt = Mat::transposed(&x[c + h * hd..], 3 * c);
             gemm([n, n, hd], q, kt, &mut scores, n, &Epilogue { scale, ..Epilogue::default() });
@@ -32,7 +39,14 @@ pub fn attention(qkv: &[f32], b: usize, n: usize, c: usize, heads: usize, mask: 
                 softmax_in_place(row);
             }
             let v = Mat::rows(&x[2 * c + h * hd..], 3 * c);
-            gemm([n, hd, n], Mat::rows(&scores, n), v, &mut out[bi * n * c + h * hd..], c, &Epilogue::default());
+            gemm([n, hd, n], Mat::rows(&scores, n), v, out, hd, &Epilogue::default());
+        }
+    });
+    let mut out = vec![0.0f32; b * n * c];
+    for (i, block) in blocks.chunks_exact(n * hd).enumerate() {
+        let (bi, h) = (i / heads, i % heads);
+        for (t, row) in block.chunks_exact(hd).enumerate() {
+            out[(bi * n + t) * c + h * hd..][..hd].copy_from_slice(row);
         }
     }
     out

@@ -6,6 +6,7 @@
 //! split into `stride` column phases, so that strided taps are contiguous loads).
 
 use super::math::gelu4;
+use super::par;
 use super::simd::F32x4;
 
 /// Geometry of a 2-d convolution (symmetric padding).
@@ -65,74 +66,114 @@ pub fn conv2d_direct(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvGe
     let hp = g.h + 2 * g.pad_h;
     let pw = ow.next_multiple_of(CHUNK) + (g.kw - 1) / s + 1;
     let plane = s * hp * pw;
-    let mut planes = vec![0.0f32; cpg * plane];
-    let mut out = vec![0.0f32; g.batch * g.cout * oh * ow];
-    let mut row_tmp = [0.0f32; CHUNK];
     // Offset of each tap (dy, dx) from the top-left of its output's window, in a plane.
     let taps: Vec<usize> =
         (0..g.kh).flat_map(|dy| (0..g.kw).map(move |dx| ((dx % s) * hp + dy) * pw + dx / s)).collect();
-    let max_tap = taps.iter().copied().max().unwrap_or(0);
-    for b in 0..g.batch {
-        for grp in 0..g.groups {
-            for ci in 0..cpg {
-                let src = &x[((b * g.cin) + grp * cpg + ci) * g.h * g.w..][..g.h * g.w];
-                let dst = &mut planes[ci * plane..(ci + 1) * plane];
-                for r in 0..g.h {
-                    let pr = r + g.pad_h;
-                    let row = &src[r * g.w..(r + 1) * g.w];
-                    for q in 0..s {
-                        // Padded columns q, q + s, ... of this row; the first real one is
-                        // column `first` of the input.
-                        let first = (q + s - g.pad_w % s) % s;
-                        let start = ((q * hp + pr) * pw) + (first + g.pad_w) / s;
-                        let values = row.iter().skip(first).step_by(s);
-                        dst[start..].iter_mut().zip(values).for_each(|(d, &v)| *d = v);
-                    }
-                }
-            }
-            for oc in grp * opg..(grp + 1) * opg {
-                let wk = &weight[oc * cpg * g.kh * g.kw..(oc + 1) * cpg * g.kh * g.kw];
-                let b0 = bias.map_or(0.0, |v| v[oc]);
-                let dst = &mut out[(b * g.cout + oc) * oh * ow..][..oh * ow];
-                for r in 0..oh {
-                    let drow = &mut dst[r * ow..(r + 1) * ow];
-                    let mut c0 = 0;
-                    while c0 < ow {
-                        let n = (ow - c0).min(CHUNK);
-                        // The last load of this chunk: the row's start + max tap offset + 15.
-                        let first = s * r * pw + c0;
-                        assert!(first + max_tap + CHUNK <= plane);
-                        // SAFETY: every load is at `first + taps[t] + 4v` (v < 4) in one plane
-                        // of `planes`, below `first + max_tap + 16 ≤ plane` (asserted).
-                        let acc = unsafe {
-                            let src = planes.as_ptr().add(first);
-                            if n <= 8 {
-                                // Narrow maps (8×8 in the last stage): two vectors.
-                                let [a, b] = chunk::<2>(src, plane, cpg, &taps, wk, b0, gelu);
-                                [a, b, a, b]
-                            } else {
-                                chunk::<4>(src, plane, cpg, &taps, wk, b0, gelu)
-                            }
-                        };
-                        if n == CHUNK {
-                            for (v, a) in acc.iter().enumerate() {
-                                // SAFETY: c0 + 16 ≤ ow.
-                                unsafe { a.store(drow.as_mut_ptr().add(c0 + 4 * v)) };
-                            }
-                        } else {
-                            for (v, a) in acc.iter().enumerate() {
-                                // SAFETY: row_tmp holds 16 values.
-                                unsafe { a.store(row_tmp.as_mut_ptr().add(4 * v)) };
-                            }
-                            drow[c0..c0 + n].copy_from_slice(&row_tmp[..n]);
-                        }
-                        c0 += n;
-                    }
-                }
+    let geometry = Planes { g: *g, hp, pw, plane, taps };
+
+    // Every input plane, padded and split into phases.
+    let count = g.batch * g.cin;
+    let mut planes = vec![0.0f32; count * plane];
+    let ranges = par::ranges(count, par::parts(count * plane), 1);
+    let cuts: Vec<usize> = ranges[1..].iter().map(|r| r.start * plane).collect();
+    let pieces = par::split_at(&mut planes, &cuts);
+    par::run(ranges.into_iter().zip(pieces).collect(), |(r, dst)| {
+        for (i, d) in r.zip(dst.chunks_exact_mut(plane)) {
+            geometry.pad(&x[i * g.h * g.w..(i + 1) * g.h * g.w], d);
+        }
+    });
+
+    // Every output plane.
+    let mut out = vec![0.0f32; g.batch * g.cout * oh * ow];
+    let count = g.batch * g.cout;
+    let work = count * oh * ow * cpg * g.kh * g.kw;
+    let ranges = par::ranges(count, par::parts(work), 1);
+    let cuts: Vec<usize> = ranges[1..].iter().map(|r| r.start * oh * ow).collect();
+    let pieces = par::split_at(&mut out, &cuts);
+    par::run(ranges.into_iter().zip(pieces).collect(), |(r, dst)| {
+        for (i, d) in r.zip(dst.chunks_exact_mut(oh * ow)) {
+            let (b, oc) = (i / g.cout, i % g.cout);
+            let first_in = b * g.cin + oc / opg * cpg;
+            let src = &planes[first_in * plane..(first_in + cpg) * plane];
+            let wk = &weight[oc * cpg * g.kh * g.kw..(oc + 1) * cpg * g.kh * g.kw];
+            geometry.output(src, wk, bias.map_or(0.0, |v| v[oc]), gelu, d);
+        }
+    });
+    out
+}
+
+/// The padded, phase-split layout of input planes.
+struct Planes {
+    g: ConvGeometry,
+    /// Padded height.
+    hp: usize,
+    /// Columns of a phase row.
+    pw: usize,
+    /// Values per plane (all phases).
+    plane: usize,
+    /// Offset of each tap from its output's window origin.
+    taps: Vec<usize>,
+}
+
+impl Planes {
+    /// Copies one `[h, w]` input plane into its padded, phase-split form (`dst` is zeroed).
+    fn pad(&self, src: &[f32], dst: &mut [f32]) {
+        let (g, s) = (&self.g, self.g.stride);
+        for r in 0..g.h {
+            let pr = r + g.pad_h;
+            let row = &src[r * g.w..(r + 1) * g.w];
+            for q in 0..s {
+                // Padded columns q, q + s, ... of this row; the first real one is input column
+                // `first`.
+                let first = (q + s - g.pad_w % s) % s;
+                let start = (q * self.hp + pr) * self.pw + (first + g.pad_w) / s;
+                let values = row.iter().skip(first).step_by(s);
+                dst[start..].iter_mut().zip(values).for_each(|(d, &v)| *d = v);
             }
         }
     }
-    out
+
+    /// One output plane from the `cpg` padded input planes of its group (`src`) and its kernel.
+    fn output(&self, src: &[f32], wk: &[f32], bias: f32, gelu: bool, dst: &mut [f32]) {
+        let (oh, ow, s) = (self.g.out_h(), self.g.out_w(), self.g.stride);
+        let cpg = src.len() / self.plane;
+        let max_tap = self.taps.iter().copied().max().unwrap_or(0);
+        let mut row_tmp = [0.0f32; CHUNK];
+        for r in 0..oh {
+            let drow = &mut dst[r * ow..(r + 1) * ow];
+            let mut c0 = 0;
+            while c0 < ow {
+                let n = (ow - c0).min(CHUNK);
+                let first = s * r * self.pw + c0;
+                assert!(first + max_tap + CHUNK <= self.plane);
+                // SAFETY: every load is at `first + taps[t] + 4v` (v < 4) in one of the `cpg`
+                // planes of `src`, below `first + max_tap + 16 ≤ plane` (asserted).
+                let acc = unsafe {
+                    let p = src.as_ptr().add(first);
+                    if n <= 8 {
+                        // Narrow maps (8×8 in the last stage): two vectors.
+                        let [a, b] = chunk::<2>(p, self.plane, cpg, &self.taps, wk, bias, gelu);
+                        [a, b, a, b]
+                    } else {
+                        chunk::<4>(p, self.plane, cpg, &self.taps, wk, bias, gelu)
+                    }
+                };
+                if n == CHUNK {
+                    for (v, a) in acc.iter().enumerate() {
+                        // SAFETY: c0 + 16 ≤ ow.
+                        unsafe { a.store(drow.as_mut_ptr().add(c0 + 4 * v)) };
+                    }
+                } else {
+                    for (v, a) in acc.iter().enumerate() {
+                        // SAFETY: row_tmp holds 16 values.
+                        unsafe { a.store(row_tmp.as_mut_ptr().add(4 * v)) };
+                    }
+                    drow[c0..c0 + n].copy_from_slice(&row_tmp[..n]);
+                }
+                c0 += n;
+            }
+        }
+    }
 }
 
 /// `4·V` outputs: the bias, then for every input plane (`plane` apart from `src`) and kernel tap
@@ -211,12 +252,13 @@ mod tests {
     fn matches_a_naive_convolution() {
         let shapes = [
             // (batch, cin, h, w, cout, kh, kw, stride, pad_h, pad_w, groups)
-            (2, 8, 9, 13, 8, 3, 3, 1, 1, 1, 8),   // depthwise 3×3
-            (1, 4, 8, 8, 4, 7, 7, 1, 3, 3, 4),    // depthwise 7×7 on 8×8 (last stage)
-            (1, 6, 11, 17, 12, 7, 7, 2, 3, 3, 6), // multiplier 2, stride 2
-            (1, 3, 10, 21, 5, 3, 3, 2, 1, 1, 1),  // dense stem
-            (2, 5, 1, 77, 5, 1, 11, 1, 0, 5, 5),  // text 1×11
-            (1, 4, 12, 12, 8, 3, 3, 1, 1, 1, 4),  // final conv: multiplier 2
+            (2, 8, 9, 13, 8, 3, 3, 1, 1, 1, 8),     // depthwise 3×3
+            (1, 4, 8, 8, 4, 7, 7, 1, 3, 3, 4),      // depthwise 7×7 on 8×8 (last stage)
+            (1, 6, 11, 17, 12, 7, 7, 2, 3, 3, 6),   // multiplier 2, stride 2
+            (1, 3, 10, 21, 5, 3, 3, 2, 1, 1, 1),    // dense stem
+            (2, 5, 1, 77, 5, 1, 11, 1, 0, 5, 5),    // text 1×11
+            (1, 4, 12, 12, 8, 3, 3, 1, 1, 1, 4),    // final conv: multiplier 2
+            (2, 16, 32, 32, 16, 7, 7, 1, 3, 3, 16), // split over threads with `rayon`
         ];
         for (i, &(batch, cin, h, w, cout, kh, kw, stride, pad_h, pad_w, groups)) in shapes.iter().enumerate() {
             let g = ConvGeometry { batch, cin, h, w, cout, kh, kw, stride, pad_h, pad_w, groups };

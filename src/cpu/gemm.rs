@@ -7,6 +7,7 @@
 //! the product and the epilogue is a second pass.
 
 use super::math::gelu4;
+use super::par;
 use super::simd::F32x4;
 
 /// A strided view of a matrix: element `(i, j)` is `data[i * rs + j * cs]`.
@@ -69,14 +70,15 @@ impl Default for Epilogue<'_> {
     }
 }
 
-/// `C[m × n] (row-major, rows ldc apart) = epilogue(A[m × k] · B[k × n])`; `[m, n, k]`.
+/// `C[m × n] (row-major, rows ldc apart) = epilogue(A[m × k] · B[k × n])`; `[m, n, k]`. Large
+/// products are split by rows over the thread pool (see [`super::par`]).
 pub fn gemm([m, n, k]: [usize; 3], a: Mat, b: Mat, c: &mut [f32], ldc: usize, ep: &Epilogue) {
     if m == 0 || n == 0 {
         return;
     }
     a.check(m, k);
     b.check(k, n);
-    assert!((m - 1) * ldc + n <= c.len(), "output out of bounds");
+    assert!(n <= ldc && (m - 1) * ldc + n <= c.len(), "output out of bounds");
     match ep.bias {
         Bias::Row(v) => assert!(v.len() >= m),
         Bias::Col(v) => assert!(v.len() >= n),
@@ -85,6 +87,28 @@ pub fn gemm([m, n, k]: [usize; 3], a: Mat, b: Mat, c: &mut [f32], ldc: usize, ep
     if let Some((r, ld)) = ep.residual {
         assert!((m - 1) * ld + n <= r.len(), "residual out of bounds");
     }
+    let rows = par::ranges(m, par::parts(m * n * k.max(1)), 4);
+    if rows.len() <= 1 {
+        return serial([m, n, k], a, b, c, ldc, ep);
+    }
+    let cuts: Vec<usize> = rows[1..].iter().map(|r| r.start * ldc).collect();
+    let pieces = par::split_at(c, &cuts);
+    par::run(rows.into_iter().zip(pieces).collect(), |(r, piece)| {
+        let a = Mat { data: &a.data[r.start * a.rs..], ..a };
+        let ep = Epilogue {
+            bias: match ep.bias {
+                Bias::Row(v) => Bias::Row(&v[r.start..]),
+                other => other,
+            },
+            residual: ep.residual.map(|(v, ld)| (&v[r.start * ld..], ld)),
+            ..*ep
+        };
+        serial([r.len(), n, k], a, b, piece, ldc, &ep);
+    });
+}
+
+/// [`gemm`] on the calling thread (arguments checked).
+fn serial([m, n, k]: [usize; 3], a: Mat, b: Mat, c: &mut [f32], ldc: usize, ep: &Epilogue) {
     #[cfg(target_arch = "wasm32")]
     own::gemm([m, n, k], a, b, c, ldc, ep);
     #[cfg(not(target_arch = "wasm32"))]
@@ -442,7 +466,10 @@ mod tests {
     /// transposed operands and every epilogue.
     #[test]
     fn matches_a_naive_product() {
-        for &(m, n, k) in &[(1, 1, 1), (5, 13, 7), (4, 8, 300), (77, 77, 64), (9, 40, 700), (3, 257, 33)] {
+        // (130, 70, 200) is split over the threads with the `rayon` feature.
+        for &(m, n, k) in
+            &[(1, 1, 1), (5, 13, 7), (4, 8, 300), (77, 77, 64), (9, 40, 700), (3, 257, 33), (130, 70, 200)]
+        {
             let a_rm = values(m * k, 1);
             let b_rm = values(k * n, 2);
             let b_t = values(n * k, 3);

@@ -14,6 +14,7 @@ pub mod attention;
 pub mod conv;
 pub mod gemm;
 pub mod math;
+pub mod par;
 pub mod simd;
 
 use burn::backend::flex::FlexTensor;
