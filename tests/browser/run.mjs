@@ -16,14 +16,11 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { serve } from './server.mjs';
+import { ISOLATION, serve } from './server.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const shots = join(root, 'target', 'browser-screenshots');
 await mkdir(shots, { recursive: true });
-
-/** Headers that make a page cross-origin isolated (its scripts and workers come from its origin). */
-export const ISOLATION = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
 
 /**
  * CPU time (ns, from /proc/<pid>/task/<tid>/schedstat) of every worker thread of the Chromium
