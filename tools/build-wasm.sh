@@ -34,12 +34,18 @@ module() {
 }
 
 # The threaded module: atomics and bulk memory (shared memory, the atomic wait/notify the pool's
-# locks use) on top of .cargo/config.toml's simd128, in std too; a 4 GiB maximum for the shared
-# memory (it cannot grow past the maximum it declares, and the large models need over 1 GiB).
+# locks use) on top of .cargo/config.toml's simd128, in std too (RUSTFLAGS reach every crate).
+# Atomics no longer imply a shared memory (rust-lang/rust#147225): the final link asks for one (imported,
+# as wasm-bindgen's thread support expects) and exports the thread-local-storage hooks each
+# worker's instantiation calls; `cargo rustc` passes those to the final crate only. The memory
+# declares a 4 GiB maximum: a shared memory cannot grow past it, and the large models need more
+# than rustc's 1 GiB default.
 threaded_module() {
   RUSTFLAGS="-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals -C link-arg=--max-memory=4294967296" \
-    cargo "+$MOBILECLIP_NIGHTLY" build -Z build-std=panic_abort,std --target wasm32-unknown-unknown --release \
-    --no-default-features --features threads
+    cargo "+$MOBILECLIP_NIGHTLY" rustc -Z build-std=panic_abort,std --target wasm32-unknown-unknown --release \
+    --no-default-features --features threads --lib -- \
+    -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--export=__wasm_init_tls \
+    -C link-arg=--export=__tls_size -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
   bindgen cpu-mt
 }
 
