@@ -8,7 +8,8 @@
 // visiting every row once, so that the ratios compare figures taken minutes apart at most; a
 // figure is the median of the rounds, its range the rounds' min–max.
 import { launch, executablePath } from '../tests/browser/chromium.mjs';
-import { ISOLATION, serve } from '../tests/browser/server.mjs';
+import { serve } from '../tests/browser/server.mjs';
+import { ISOLATION_HEADERS } from '../tools/serve.mjs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -27,7 +28,7 @@ const threadCounts = [...new Set([1, maxThreads])];
 const TOL = 1e-4;
 const py = process.env.MOBILECLIP_BENCH_PYTHON;
 
-const server = await serve(root, ISOLATION);
+const server = await serve(root, ISOLATION_HEADERS);
 const profile = await mkdtemp(join(tmpdir(), 'mobileclip-compare-'));
 const browser = await launch(profile, { args: ['--enable-unsafe-webgpu'] });
 

@@ -104,6 +104,8 @@ def main(argv=None):
     from safetensors.torch import load_file
 
     torch.set_grad_enabled(False)
+    # nn.MultiheadAttention's inference fast path (open_clip's text encoder) exports to neither format
+    torch.backends.mha.set_fastpath_enabled(False)
     builder = Builder(args.reference.resolve())
 
     for folder in args.dirs:

@@ -16,7 +16,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ISOLATION, serve } from './server.mjs';
+import { serve } from './server.mjs';
+import { ISOLATION_HEADERS } from '../../tools/serve.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const shots = join(root, 'target', 'browser-screenshots');
@@ -100,8 +101,8 @@ if (only === 'threads') {
   const q = `&s0=${encodeURIComponent(fixtures.url)}&threads=2`;
   try {
     const pages = {
-      isolated: await runSuite('threads', [], q, { headers: ISOLATION, name: 'threads-isolated' }),
-      'isolated, no global SharedArrayBuffer': await runSuite('threads', [], `${q}&nosab=1`, { headers: ISOLATION, name: 'threads-isolated-nosab' }),
+      isolated: await runSuite('threads', [], q, { headers: ISOLATION_HEADERS, name: 'threads-isolated' }),
+      'isolated, no global SharedArrayBuffer': await runSuite('threads', [], `${q}&nosab=1`, { headers: ISOLATION_HEADERS, name: 'threads-isolated-nosab' }),
       'not isolated': await runSuite('threads', [], q, { name: 'threads-plain' }),
     };
     const ref = pages.isolated.embeddings?.single;

@@ -9,9 +9,6 @@ const TYPES = {
   '.pt': 'application/octet-stream', '.ts': 'text/plain',
 };
 
-/** Headers that make a page cross-origin isolated (its scripts and workers come from its origin). */
-export const ISOLATION = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
-
 /** Serves `root` on 127.0.0.1 (random port); `headers` are added to every response. */
 export function serve(root, headers = {}) {
   const requests = [];

@@ -1,5 +1,6 @@
 // As a user would: `npm pack` the package, install the tarball into a fresh app, then open it in
-// headless Chromium twice: a plain <script type="module"> page (import map) and a webpack 5 bundle.
+// headless Chromium: a plain <script type="module"> page (import map) and a webpack 5 bundle, each
+// served cross-origin isolated (two threads) and not (one).
 // Needs pkg/ (tools/build-wasm.sh), webpack in node_modules (npm ci), /usr/bin/chromium.
 import { launch } from '../browser/chromium.mjs';
 import { execFileSync } from 'node:child_process';
@@ -8,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve } from '../browser/server.mjs';
+import { ISOLATION_HEADERS } from '../../tools/serve.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const here = fileURLToPath(new URL('./', import.meta.url));
@@ -26,23 +28,23 @@ try {
   await symlink(join(root, 'tests/fixtures/models'), join(app, 'fixtures'));
   run(join(root, 'node_modules/.bin/webpack'), ['--config', join(here, 'webpack.config.cjs'), '--env', `app=${app}`], root);
 
-  const server = await serve(app);
+  const servers = { 'cross-origin isolated': await serve(app, ISOLATION_HEADERS), 'not isolated': await serve(app) };
   const profile = join(tmp, 'profile');
   const browser = await launch(profile);
   try {
-    for (const [name, page] of [['npm pack → plain <script type="module"> page', 'index.html'], ['npm pack → webpack 5 bundle', 'bundled.html']]) {
+    for (const [name, page, how] of ['cross-origin isolated', 'not isolated'].flatMap((how) => [['npm pack → plain <script type="module"> page', 'index.html', how], ['npm pack → webpack 5 bundle', 'bundled.html', how]])) {
       const tab = await browser.newPage();
       const errors = [];
       tab.on('pageerror', (e) => errors.push(e.message));
-      await tab.goto(`${server.url}/${page}`);
+      await tab.goto(`${servers[how].url}/${page}`);
       const r = await tab.waitForFunction(() => window.__result, null, { timeout: 120_000 }).then((h) => h.jsonValue()).catch((e) => ({ ok: false, detail: e.message }));
       const ok = r.ok && errors.length === 0;
       failed += ok ? 0 : 1;
-      console.log(`${ok ? 'ok    ' : 'FAILED'} ${name} — ${r.detail}${errors.length ? ` (page errors: ${errors.join('; ')})` : ''}`);
+      console.log(`${ok ? 'ok    ' : 'FAILED'} ${name}, ${how} — ${r.detail}${errors.length ? ` (page errors: ${errors.join('; ')})` : ''}`);
     }
   } finally {
     await browser.close();
-    server.server.close();
+    for (const s of Object.values(servers)) s.server.close();
   }
 } catch (e) {
   failed += 1;
@@ -50,5 +52,5 @@ try {
 } finally {
   await rm(tmp, { recursive: true, force: true });
 }
-console.log(`package: ${2 - Math.min(failed, 2)} passed, ${failed} failed`);
+console.log(`package: ${4 - Math.min(failed, 4)} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -68,6 +68,10 @@ await check('load from a URL (fetched in the worker), progress forwarded, same g
   const last = progress.at(-1);
   assert(progress.length > 0 && last.loaded === last.total && last.total > 0, `progress ${JSON.stringify(last)}`);
   for (const k of ['backend', 'name', 'embedDim', 'imageSize', 'logitScale']) assert(clip[k] === main[k], `${k}: ${clip[k]} vs ${main[k]}`);
+  // the worker starts its own pool on an isolated page (run.mjs serves the suite both ways)
+  const cores = Math.min(navigator.hardwareConcurrency, 8);
+  const threads = !crossOriginIsolated ? '; 1 thread (the page is not cross-origin isolated' : cores > 1 ? `; ${cores} threads` : '; 1 thread';
+  assert(clip.backend.includes(threads), `backend "${clip.backend}" does not say "${threads}"`);
   return `backend "${clip.backend}", ${progress.length} progress events, last ${last.loaded}/${last.total}`;
 });
 
