@@ -36,7 +36,7 @@ const browser = await launch(profile, { args: ['--enable-unsafe-webgpu'] });
 async function measure(dir, runtime, threads, backend = 'cpu') {
   const page = await browser.newPage();
   try {
-    const url = `${server.url}/benches/compare.html?runtime=${runtime}&threads=${threads}&backend=${backend}&iters=${iters}&dir=/${relative(root, dir)}&file=${existsSync(join(dir, 'model.pt')) ? 'model.pt' : 'model.safetensors'}`;
+    const url = `${server.url}/benches/compare.html?runtime=${runtime}&threads=${threads}&backend=${backend}&iters=${iters}${quick ? '&quick' : ''}&dir=/${relative(root, dir)}&file=${existsSync(join(dir, 'model.pt')) ? 'model.pt' : 'model.safetensors'}`;
     await page.goto(url);
     await page.waitForFunction(() => window.__bench, null, { timeout: 900_000 });
     return await page.evaluate(() => window.__bench);

@@ -20,7 +20,7 @@ below 2^24; CLIP's vocabulary has 49408).
 Runs in the bench's venv (tools/setup-bench-venv.sh): the reference venv's torch + onnx +
 litert-torch. Files are rewritten only when their checkpoint is newer.
 
-Usage: python benches/export.py DIR... [--reference PATH] [--no-tflite]   (--reference: see REFERENCE)
+Usage: python benches/export.py DIR... [--reference PATH] [--no-tflite] [--quick]   (--reference: see REFERENCE)
 """
 from __future__ import annotations
 
@@ -97,6 +97,7 @@ def main(argv=None):
     ap.add_argument("dirs", nargs="+", type=Path)
     ap.add_argument("--reference", type=Path, default=REFERENCE)
     ap.add_argument("--no-tflite", action="store_true", help="ONNX only")
+    ap.add_argument("--quick", action="store_true", help="batch 1 only (no image_b8: tools/bench.sh --quick)")
     args = ap.parse_args(argv)
 
     import torch
@@ -128,24 +129,23 @@ def main(argv=None):
             "image_b8": (img, torch.zeros(8, 3, size, size)),
             "text": (txt, torch.zeros(1, 77, dtype=torch.long)),
         }
-        if stale(folder / "text.onnx"):
-            t = time.time()
-            for stem, (module, x) in graphs.items():
-                torch.onnx.export(module, (x,), str(folder / f"{stem}.onnx"), opset_version=17, dynamo=False,
-                                  input_names=["tokens" if stem == "text" else "pixels"], output_names=["embeddings"])
-            log(f"{cfg['name']}: ONNX written in {time.time() - t:.0f} s")
-        if args.no_tflite or not stale(folder / "text.tflite"):
-            continue
-        import litert_torch
-        t = time.time()
+        if args.quick:
+            del graphs["image_b8"]
         for stem, (module, x) in graphs.items():
-            if stem == "text":
-                with float_argmax():
-                    litert_torch.convert(module, (x.to(torch.int32),)).export(str(folder / "text.tflite"))
-            else:
-                litert_torch.convert(module, (x,)).export(str(folder / f"{stem}.tflite"))
-        log(f"{cfg['name']}: LiteRT written in {time.time() - t:.0f} s")
-
+            t = time.time()
+            if stale(out := folder / f"{stem}.onnx"):
+                torch.onnx.export(module, (x,), str(out), opset_version=17, dynamo=False,
+                                  input_names=["tokens" if stem == "text" else "pixels"], output_names=["embeddings"])
+                log(f"{cfg['name']}: {out.name} written in {time.time() - t:.0f} s")
+            t = time.time()
+            if not args.no_tflite and stale(out := folder / f"{stem}.tflite"):
+                import litert_torch
+                if stem == "text":
+                    with float_argmax():
+                        litert_torch.convert(module, (x.to(torch.int32),)).export(str(out))
+                else:
+                    litert_torch.convert(module, (x,)).export(str(out))
+                log(f"{cfg['name']}: {out.name} written in {time.time() - t:.0f} s")
 
 if __name__ == "__main__":
     main()

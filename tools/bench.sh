@@ -5,7 +5,7 @@
 # threads against onnxruntime-web and LiteRT.js on the same models (ONNX and .tflite exported from
 # the reference, benches/export.py), and PyTorch eager natively (benches/compare.mjs).
 #   tools/bench.sh           the full benchmark (about an hour on 2 cores)
-#   tools/bench.sh --quick   MobileCLIP-S0 side by side only, one round of 2 iterations, written to
+#   tools/bench.sh --quick   MobileCLIP-S0 side by side only, batch 1 only, one round of 2 iterations, written to
 #                            target/bench-quick.md, not BENCHMARKS.md: CI runs it so that the harness
 #                            cannot rot; its figures are printed, never asserted
 #   MOBILECLIP_BENCH_MODELS   comma-separated configs of the native and browser sections (default:
@@ -41,7 +41,7 @@ fi
 bpy=$(tools/setup-bench-venv.sh)
 dirs=()
 for m in ${models//,/ }; do case $m in *-S0) dirs+=("$out/$m") ;; esac; done
-"$bpy" benches/export.py "${dirs[@]}"
 flags=()
 if [ $quick = 1 ]; then flags+=(--quick); fi
+"$bpy" benches/export.py "${flags[@]}" "${dirs[@]}"
 MOBILECLIP_BENCH_PYTHON=$bpy node benches/compare.mjs "${flags[@]}" "${dirs[@]}"

@@ -102,7 +102,8 @@ await check('every image source gives bit-identical embeddings to the main threa
 
 await check('texts and zero-shot equal the main thread (the small model with the full vocabulary)', async () => {
   const [bytes, fullCfg] = await withFullVocab(await bytesOf(weightsUrl), cfg);
-  const main = await MobileClip.load({ model: fullCfg, weights: bytes });
+  // the probe's reference blocks the main thread: one thread (the threaded module never blocks it)
+  const main = await MobileClip.load({ model: fullCfg, weights: bytes, threads: 1 });
   const clip = await MobileClipWorker.load({ model: fullCfg, weights: bytes.slice() });
   const texts = ['a cat', 'a photo of a dog', 'ünïcödé 猫', ''];
   const [m, w] = [await main.encodeText(texts), await clip.encodeText(texts)];
@@ -228,7 +229,8 @@ async function longestGap(work) {
 
 await check('the main thread stays responsive while the worker encodes', async () => {
   const [bytes, fullCfg] = await withFullVocab(await bytesOf(weightsUrl), cfg);
-  const main = await MobileClip.load({ model: fullCfg, weights: bytes });
+  // the probe's reference blocks the main thread: one thread (the threaded module never blocks it)
+  const main = await MobileClip.load({ model: fullCfg, weights: bytes, threads: 1 });
   const clip = await MobileClipWorker.load({ model: fullCfg, weights: bytes.slice() });
   const fmt = (r) => `${r.ms.toFixed(0)} ms, longest gap ${r.gap.toFixed(0)} ms, ${r.ticks} timer ticks, ${r.frames} frames`;
   const out = [];
