@@ -17,6 +17,8 @@ quick=0
 if [ "${1:-}" = --quick ]; then quick=1; fi
 if [ $quick = 1 ]; then default=MobileCLIP-S0; else default=MobileCLIP-S0,MobileCLIP2-S0,MobileCLIP-B; fi
 models=${MOBILECLIP_BENCH_MODELS:-$default}
+source tools/setup.sh
+if [ $quick = 0 ]; then setup_native; fi # cmake + nasm for the native build (libjpeg-turbo)
 out=target/bench-fixtures
 py=$(tools/setup-venv.sh)
 mkdir -p "$out"
