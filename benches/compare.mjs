@@ -36,7 +36,7 @@ const browser = await launch(profile, { args: ['--enable-unsafe-webgpu'] });
 async function measure(dir, runtime, threads, backend = 'cpu') {
   const page = await browser.newPage();
   try {
-    const url = `${server.url}/benches/compare.html?runtime=${runtime}&threads=${threads}&backend=${backend}&iters=${iters}${quick ? '&quick' : ''}&dir=/${relative(root, dir)}&file=${existsSync(join(dir, 'model.pt')) ? 'model.pt' : 'model.safetensors'}`;
+    const url = `${server.url}/benches/compare.html?runtime=${runtime}&threads=${threads}&backend=${backend}&iters=${iters}&dir=/${relative(root, dir)}&file=${existsSync(join(dir, 'model.pt')) ? 'model.pt' : 'model.safetensors'}`;
     await page.goto(url);
     await page.waitForFunction(() => window.__bench, null, { timeout: 900_000 });
     return await page.evaluate(() => window.__bench);
@@ -134,7 +134,7 @@ const section = `## Side by side${quick ? ' (quick run: figures not comparable w
   + `Measured by \`tools/bench.sh${quick ? ' --quick' : ''}\` in one run: Debian's headless Chromium ${version} on ${cpu} (${availableParallelism()} cores), `
   + `cross-origin-isolated pages, one fresh page per row; ${rounds} round(s) visiting every row, ${iters} iterations per figure (median after one warm-up); `
   + 'a figure is the median of the rounds (their range in brackets). "vs onnxruntime-web": its time over this row\'s, same model, thread count and round (above 1× is faster). '
-  + 'Same random-weight full-size models for all: our module loads the train-time checkpoint; onnxruntime-web runs ONNX (opset 17) and LiteRT.js .tflite (litert-torch 0.10; int32 token ids, end-of-text found by an argmax over the ids as float32), both exported from the reference\'s re-parameterised model by `benches/export.py`; LiteRT\'s models have a static batch (a batch-8 image model is exported for the gallery column). '
+  + `Same random-weight ${quick ? 'small committed fixtures (tests/fixtures/models)' : 'full-size models'} for all: ` + 'our module loads the train-time checkpoint; onnxruntime-web runs ONNX (opset 17) and LiteRT.js .tflite (litert-torch 0.10; int32 token ids, end-of-text found by an argmax over the ids as float32), both exported from the reference\'s re-parameterised model by `benches/export.py`; LiteRT\'s models have a static batch (a batch-8 image model is exported for the gallery column). '
   + `Parity: max |Δ| of the L2-normalised embeddings of the fixture's reference inputs (3 images, 4 texts) against the reference; above ${TOL} the row is marked invalid. `
   + `LiteRT.js runs relaxed SIMD; mobileclip-wasm and onnxruntime-web plain SIMD128. PyTorch runs natively (not in the browser), for scale. ${gpuNote}\n\n${table}`;
 

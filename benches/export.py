@@ -20,7 +20,7 @@ below 2^24; CLIP's vocabulary has 49408).
 Runs in the bench's venv (tools/setup-bench-venv.sh): the reference venv's torch + onnx +
 litert-torch. Files are rewritten only when their checkpoint is newer.
 
-Usage: python benches/export.py DIR... [--reference PATH] [--no-tflite] [--quick]   (--reference: see REFERENCE)
+Usage: python benches/export.py DIR... [--reference PATH] [--no-tflite]   (--reference: see REFERENCE)
 """
 from __future__ import annotations
 
@@ -97,7 +97,6 @@ def main(argv=None):
     ap.add_argument("dirs", nargs="+", type=Path)
     ap.add_argument("--reference", type=Path, default=REFERENCE)
     ap.add_argument("--no-tflite", action="store_true", help="ONNX only")
-    ap.add_argument("--quick", action="store_true", help="batch 1 only (no image_b8: tools/bench.sh --quick)")
     args = ap.parse_args(argv)
 
     import torch
@@ -129,8 +128,6 @@ def main(argv=None):
             "image_b8": (img, torch.zeros(8, 3, size, size)),
             "text": (txt, torch.zeros(1, 77, dtype=torch.long)),
         }
-        if args.quick:
-            del graphs["image_b8"]
         for stem, (module, x) in graphs.items():
             t = time.time()
             if stale(out := folder / f"{stem}.onnx"):

@@ -5,9 +5,11 @@
 # threads against onnxruntime-web and LiteRT.js on the same models (ONNX and .tflite exported from
 # the reference, benches/export.py), and PyTorch eager natively (benches/compare.mjs).
 #   tools/bench.sh           the full benchmark (about an hour on 2 cores)
-#   tools/bench.sh --quick   MobileCLIP-S0 side by side only, batch 1 only, one round of 2 iterations, written to
-#                            target/bench-quick.md, not BENCHMARKS.md: CI runs it so that the harness
-#                            cannot rot; its figures are printed, never asserted
+#   tools/bench.sh --quick   the side-by-side harness end to end on two small committed fixtures
+#                            (v1-mci-mct, v2-mci0: export, conversion, every runtime, parity), one
+#                            round of 2 iterations, written to target/bench-quick.md, not
+#                            BENCHMARKS.md: CI runs it so that the harness cannot rot; its figures
+#                            are printed, never asserted (a few minutes, most of it the bench venv)
 #   MOBILECLIP_BENCH_MODELS   comma-separated configs of the native and browser sections (default:
 #                             MobileCLIP-S0,MobileCLIP2-S0,MobileCLIP-B); side by side: the S0s of them
 #   MOBILECLIP_BENCH_SKIP_PKG=1  reuse pkg/ as it is (CI has just built it)
@@ -15,16 +17,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
 if [ "${1:-}" = --quick ]; then quick=1; fi
-if [ $quick = 1 ]; then default=MobileCLIP-S0; else default=MobileCLIP-S0,MobileCLIP2-S0,MobileCLIP-B; fi
-models=${MOBILECLIP_BENCH_MODELS:-$default}
-source tools/setup.sh
-if [ $quick = 0 ]; then setup_native; fi # cmake + nasm for the native build (libjpeg-turbo)
+models=${MOBILECLIP_BENCH_MODELS:-MobileCLIP-S0,MobileCLIP2-S0,MobileCLIP-B}
 out=target/bench-fixtures
-py=$(tools/setup-venv.sh)
-mkdir -p "$out"
-for m in ${models//,/ }; do
-  [ -f "$out/$m/io.safetensors" ] || "$py" tools/gen_fixtures.py --full --no-reload-check --out "$out" --models "$m"
-done
+dirs=() # side by side
+if [ $quick = 1 ]; then
+  rm -rf target/bench-quick && mkdir -p target/bench-quick # the exports are written next to them
+  for m in v1-mci-mct v2-mci0; do cp -r "tests/fixtures/models/$m" target/bench-quick/ && dirs+=("target/bench-quick/$m"); done
+else
+  source tools/setup.sh
+  setup_native # cmake + nasm for the native build (libjpeg-turbo)
+  py=$(tools/setup-venv.sh)
+  mkdir -p "$out"
+  for m in ${models//,/ }; do
+    [ -f "$out/$m/io.safetensors" ] || "$py" tools/gen_fixtures.py --full --no-reload-check --out "$out" --models "$m"
+    case $m in *-S0) dirs+=("$out/$m") ;; esac
+  done
+fi
 if [ "${MOBILECLIP_BENCH_SKIP_PKG:-0}" != 1 ] || [ ! -f pkg/cpu-mt/mobileclip_wasm_bg.wasm ]; then tools/build-wasm.sh; fi
 
 if [ $quick = 0 ]; then
@@ -41,9 +49,7 @@ if [ ! -f benches/node_modules/.package-lock.json ] || [ benches/package-lock.js
   npm ci --prefix benches --no-audit --no-fund
 fi
 bpy=$(tools/setup-bench-venv.sh)
-dirs=()
-for m in ${models//,/ }; do case $m in *-S0) dirs+=("$out/$m") ;; esac; done
+"$bpy" benches/export.py "${dirs[@]}"
 flags=()
 if [ $quick = 1 ]; then flags+=(--quick); fi
-"$bpy" benches/export.py "${flags[@]}" "${dirs[@]}"
 MOBILECLIP_BENCH_PYTHON=$bpy node benches/compare.mjs "${flags[@]}" "${dirs[@]}"
