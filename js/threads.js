@@ -17,10 +17,10 @@ export const AUTO_MAX_THREADS = 8;
  */
 export function threadsUnsupported() {
   if (typeof process !== 'undefined' && process.versions?.node) return 'Node has no Web Workers';
-  if (typeof Worker === 'undefined') return 'this context cannot start Web Workers';
   if (globalThis.crossOriginIsolated !== true) {
-    return 'the page is not cross-origin isolated (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp)';
+    return 'the page is not cross-origin isolated: serve it with the headers COOP same-origin and COEP require-corp';
   }
+  if (typeof Worker === 'undefined') return 'this context cannot start Web Workers';
   if (typeof Atomics === 'undefined') return 'this browser has no Atomics';
   try {
     new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
