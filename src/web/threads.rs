@@ -10,6 +10,13 @@
 //! The job posts its id to the calling thread when it is done, and the call's promise resolves
 //! there with the job's result. The calling thread stays free while the model works, and it never
 //! waits on a lock held by the pool (rayon's own locks spin there: `web_spin_lock`).
+//!
+//! Why not the `wasm-bindgen-rayon` crate: its pool is meant to be used by blocking (`install`,
+//! parallel iterators) from a worker, while this package's API runs on a page's main thread too;
+//! its worker script finds the module's glue by a bundler-only relative import unless built in a
+//! no-bundler mode, where this package knows its own layout (`cpu-mt/`) and loads the same way in
+//! plain pages, webpack 5 bundles and module workers; and the pool's size and state are ours to
+//! report (`threadPoolInfo`) and its failures ours to turn into coded errors.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
