@@ -136,7 +136,7 @@ const section = `## Side by side${quick ? ' (quick run: figures not comparable w
   + 'a figure is the median of the rounds (their range in brackets). "vs onnxruntime-web": its time over this row\'s, same model, thread count and round (above 1× is faster). '
   + `Same random-weight ${quick ? 'small committed fixtures (tests/fixtures/models)' : 'full-size models'} for all: ` + 'our module loads the train-time checkpoint; onnxruntime-web runs ONNX (opset 17) and LiteRT.js .tflite (litert-torch 0.10; int32 token ids, end-of-text found by an argmax over the ids as float32), both exported from the reference\'s re-parameterised model by `benches/export.py`; LiteRT\'s models have a static batch (a batch-8 image model is exported for the gallery column). '
   + `Parity: max |Δ| of the L2-normalised embeddings of the fixture's reference inputs (3 images, 4 texts) against the reference; above ${TOL} the row is marked invalid. `
-  + `LiteRT.js runs relaxed SIMD; mobileclip-wasm and onnxruntime-web plain SIMD128. PyTorch runs natively (not in the browser), for scale. ${gpuNote}\n\n${table}`;
+  + `LiteRT.js and mobileclip-wasm run relaxed SIMD (our relaxed-SIMD build: fused multiply-adds in the kernels), onnxruntime-web plain SIMD128. PyTorch runs natively (not in the browser), for scale. ${gpuNote}\n\n${table}`;
 
 // a quick run (CI) writes its own file: its figures are not BENCHMARKS.md's
 const path = join(root, quick ? 'target/bench-quick.md' : 'BENCHMARKS.md');

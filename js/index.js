@@ -39,12 +39,28 @@ function wasmUnsupported() {
   return null;
 }
 
+// `(func (result v128) (f32x4.relaxed_madd (v128.const 0) (v128.const 0) (v128.const 0)))`.
+const RELAXED_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 61, 1, 59, 0,
+  ...[0, 1, 2].flatMap(() => [253, 12, ...new Array(16).fill(0)]), 253, 133, 2, 11]);
+
+/**
+ * The `.wasm` of the CPU module in `folder` (cpu or cpu-mt): its build whose matrix and
+ * convolution kernels use relaxed SIMD's fused multiply-add where the engine validates relaxed
+ * SIMD (Chromium 114+), the SIMD128 build otherwise. Both have the same exports, so they share one
+ * JavaScript glue.
+ */
+function cpuWasmUrl(folder) {
+  relaxedSimd ??= WebAssembly.validate(RELAXED_PROBE);
+  return new URL(`./${folder}${relaxedSimd ? '-relaxed' : ''}/mobileclip_wasm_bg.wasm`, import.meta.url);
+}
+let relaxedSimd = null;
+
 /** The CPU module (burn flex, wasm SIMD128): small, always available where wasm SIMD is. */
 function initWasm() {
   cpuReady ??= (async () => {
     const why = wasmUnsupported();
     if (why) throw new MobileClipError('UNSUPPORTED_BROWSER', why);
-    cpuExports = await instantiate(initCpu, new URL('./cpu/mobileclip_wasm_bg.wasm', import.meta.url));
+    cpuExports = await instantiate(initCpu, cpuWasmUrl('cpu'));
   })();
   return cpuReady;
 }
@@ -58,7 +74,7 @@ let mtMemory = null;
 function initThreaded(threads) {
   mtReady ??= (async () => {
     const glue = await import('./cpu-mt/mobileclip_wasm.js');
-    await instantiate(glue.default, new URL('./cpu-mt/mobileclip_wasm_bg.wasm', import.meta.url));
+    await instantiate(glue.default, cpuWasmUrl('cpu-mt'));
     mtMemory = glue.threadContext()[1];
     return { WasmModel: glue.WasmModel, threads: await startPool(glue, threads) };
   })();

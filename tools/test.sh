@@ -24,7 +24,7 @@ cargo clippy --release --all-targets -- -D warnings
 # the wasm adapter with the WebGPU module's features (a superset of the CPU module's), and with the
 # threaded module's (its pool; stable checks it, only the build needs nightly's atomics std)
 cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features webgpu -- -D warnings
-cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features threads -- -D warnings
+cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features threads,relaxed-simd -- -D warnings
 
 step "cargo test --release (unit, tokenizer, preprocessing, small-model parity)"
 cargo test --release

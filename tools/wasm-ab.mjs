@@ -7,7 +7,9 @@
 // Each PKG is a package folder under the repository (e.g. pkg, target/pkg-main) with index.js and
 // cpu/. Every package gets its own page (fresh wasm instance) with the same checkpoint; rounds
 // alternate between the packages so that load on this shared machine hits them alike. Prints the
-// median per package and tower. --profile records a CPU profile (DevTools Protocol, Profiler
+// median per package and tower, in wall time and in CPU time of the page's main thread (DevTools
+// Protocol Performance.getMetrics ThreadTime: less disturbed by other processes on a loaded
+// machine than wall time, though not immune to them). --profile records a CPU profile (DevTools Protocol, Profiler
 // domain) of the first package's timed runs and prints its heaviest functions by self time
 // (build that package with the name section kept: wasm-bindgen without --remove-name-section).
 import { launch } from '../tests/browser/chromium.mjs';
@@ -61,21 +63,27 @@ try {
       await window.__run('image');
       await window.__run('text');
     }, { pkg, modelDir, file, batch });
-    pages.push(page);
+    const session = await page.context().newCDPSession(page);
+    await session.send('Performance.enable', { timeDomain: 'threadTicks' });
+    pages.push({ page, session });
   }
+  const threadTime = async (session) => (await session.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime').value * 1e3;
   let cdp = null;
   if (profileOut) {
-    cdp = await pages[0].context().newCDPSession(pages[0]);
+    cdp = pages[0].session;
     await cdp.send('Profiler.enable');
     await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
     await cdp.send('Profiler.start');
   }
   const times = pkgs.map(() => Object.fromEntries(towers.map((t) => [t, []])));
+  const cpu = pkgs.map(() => Object.fromEntries(towers.map((t) => [t, []])));
   const firsts = pkgs.map(() => ({}));
   for (let i = 0; i < iters; i++) {
-    for (const [p, page] of pages.entries()) {
+    for (const [p, { page, session }] of pages.entries()) {
       for (const t of towers) {
+        const before = await threadTime(session);
         const r = await page.evaluate((t) => window.__run(t), t);
+        cpu[p][t].push((await threadTime(session)) - before);
         times[p][t].push(r.ms);
         firsts[p][t] = r.first;
       }
@@ -83,7 +91,7 @@ try {
   }
   const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   for (const [p, pkg] of pkgs.entries()) {
-    const cols = towers.map((t) => `${t} ${med(times[p][t]).toFixed(1)} ms (min ${Math.min(...times[p][t]).toFixed(1)}) [${firsts[p][t].map((v) => v.toFixed(6)).join(', ')}]`);
+    const cols = towers.map((t) => `${t} ${med(times[p][t]).toFixed(1)} ms (min ${Math.min(...times[p][t]).toFixed(1)}; cpu ${med(cpu[p][t]).toFixed(1)}, min ${Math.min(...cpu[p][t]).toFixed(1)}) [${firsts[p][t].map((v) => v.toFixed(6)).join(', ')}]`);
     console.log(`${pkg.padEnd(24)} batch ${batch}: ${cols.join('  ')}`);
   }
   if (cdp) {

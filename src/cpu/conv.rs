@@ -181,7 +181,8 @@ impl Planes {
 ///
 /// # Safety
 /// `src + ci · plane + taps[t] + 4·V` must stay inside one allocation for every `ci < cpg`, `t`.
-#[inline(always)]
+#[cfg_attr(not(all(target_arch = "wasm32", feature = "relaxed-simd")), inline(always))]
+#[cfg_attr(all(target_arch = "wasm32", feature = "relaxed-simd"), target_feature(enable = "relaxed-simd"))]
 unsafe fn chunk<const V: usize>(
     src: *const f32,
     plane: usize,
@@ -199,7 +200,7 @@ unsafe fn chunk<const V: usize>(
             let t = F32x4::splat(t);
             let p = unsafe { base.add(off) };
             for (v, a) in acc.iter_mut().enumerate() {
-                *a = *a + t * unsafe { F32x4::load(p.add(4 * v)) };
+                *a = t.mul_add(unsafe { F32x4::load(p.add(4 * v)) }, *a);
             }
         }
     }

@@ -210,7 +210,8 @@ pub(crate) mod own {
     type Acc<const R: usize> = [[F32x4; 2]; R];
 
     /// `A[R × kc] · B[kc × 8]` added to `acc`; `a` strided `(rsa, csa)`, `b` rows `ldb` apart.
-    #[inline(always)]
+    #[cfg_attr(not(all(target_arch = "wasm32", feature = "relaxed-simd")), inline(always))]
+    #[cfg_attr(all(target_arch = "wasm32", feature = "relaxed-simd"), target_feature(enable = "relaxed-simd"))]
     unsafe fn product<const R: usize>(
         acc: &mut Acc<R>,
         kc: usize,

@@ -15,6 +15,11 @@ use core::arch::x86_64 as arch;
 /// Lanes in [`F32x4`].
 pub const LANES: usize = 4;
 
+/// Whether this build's hot loops use wasm relaxed SIMD (the `relaxed-simd` feature, on wasm32
+/// only): the kernels' inner loops (gemm `product`, conv `chunk`) and [`F32x4::mul_add`]. Such a module fails validation on engines without relaxed
+/// SIMD, so the package ships it beside the SIMD128 one and the loader picks.
+pub const RELAXED: bool = cfg!(all(target_arch = "wasm32", feature = "relaxed-simd"));
+
 #[cfg(target_arch = "wasm32")]
 type Repr = arch::v128;
 #[cfg(target_arch = "x86_64")]
@@ -177,14 +182,22 @@ impl F32x4 {
         return Self(self.0.map(f32::round));
     }
 
-    /// `self · b + c`: one fused multiply-add where the build has relaxed SIMD, a multiply and an
-    /// add otherwise.
+    /// `self · b + c`: wasm relaxed SIMD's multiply-add in the module built with the
+    /// `relaxed-simd` feature (one fused instruction where the CPU has FMA, so rounding may
+    /// differ between machines), a multiply and an add otherwise. Inlined only into functions
+    /// that enable `relaxed-simd` too (see [`RELAXED`]).
+    #[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
+    #[inline]
+    #[target_feature(enable = "relaxed-simd")]
+    pub fn mul_add(self, b: Self, c: Self) -> Self {
+        Self(arch::f32x4_relaxed_madd(self.0, b.0, c.0))
+    }
+
+    /// `self · b + c` (a multiply and an add: no fused multiply-add in SIMD128).
+    #[cfg(not(all(target_arch = "wasm32", feature = "relaxed-simd")))]
     #[inline(always)]
     pub fn mul_add(self, b: Self, c: Self) -> Self {
-        #[cfg(all(target_arch = "wasm32", target_feature = "relaxed-simd"))]
-        return Self(arch::f32x4_relaxed_madd(self.0, b.0, c.0));
-        #[cfg(not(all(target_arch = "wasm32", target_feature = "relaxed-simd")))]
-        return self * b + c;
+        self * b + c
     }
 
     /// Sum of the lanes.

@@ -12,6 +12,15 @@ await check('load from a URL with progress (v2-mci0)', async () => {
   return `backend "${clip.backend}", ${progress.length} progress events`;
 });
 
+await check('the CPU module is the relaxed-SIMD build where the engine has relaxed SIMD', async () => {
+  const fetched = performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname).filter((p) => /\/pkg\/cpu(-relaxed)?\/.*\.wasm$/.test(p));
+  assert(fetched.length === 1, `CPU modules fetched: ${fetched.join(', ') || 'none'}`);
+  // Chromium has had relaxed SIMD since 114; Firefox and WebKit run the SIMD128 build.
+  const chromium = /Chrome\//.test(navigator.userAgent);
+  if (chromium) assert(fetched[0].includes('/cpu-relaxed/'), `Chromium loaded ${fetched[0]}`);
+  return fetched[0];
+});
+
 for (const [name, file] of [['v2-mci0', 'model.safetensors'], ['v1-mci-mct', 'model.pt'], ['v1-vit-base-causal', 'model_reparam.pt']]) {
   await check(`parity with the reference: ${name}/${file}`, async () => {
     const m = await MobileClip.load({ model: await config(name), weights: await (await fetch(fx(name, file))).blob() });
