@@ -93,10 +93,12 @@ fn v1_block_names(k: &str) -> String {
     k
 }
 
-/// A pre-norm transformer block's sub-names (Apple's `TransformerEncoder`, timm's `Block`) →
-/// open_clip's `ResidualAttentionBlock` names, the canonical ones.
+/// A pre-norm transformer block's sub-names (Apple's `TransformerEncoder` in both v1 towers,
+/// timm's `Block` in MobileCLIP2's ViTs) → open_clip's `ResidualAttentionBlock` names, the
+/// canonical ones. The first match of a prefix wins.
 fn block_names(tail: &str) -> Option<String> {
     const MAP: &[(&str, &str)] = &[
+        // Apple's TransformerEncoder
         ("pre_norm_mha.0.", "ln_1."),
         ("pre_norm_mha.1.qkv_proj.weight", "attn.in_proj_weight"),
         ("pre_norm_mha.1.qkv_proj.bias", "attn.in_proj_bias"),
@@ -104,6 +106,7 @@ fn block_names(tail: &str) -> Option<String> {
         ("pre_norm_ffn.0.", "ln_2."),
         ("pre_norm_ffn.1.", "mlp.c_fc."),
         ("pre_norm_ffn.4.", "mlp.c_proj."),
+        // timm's Block
         ("norm1.", "ln_1."),
         ("attn.qkv.weight", "attn.in_proj_weight"),
         ("attn.qkv.bias", "attn.in_proj_bias"),
@@ -168,17 +171,9 @@ fn v1_name(name: &str, network: &[NetworkPart]) -> String {
                 if let Some(t) = rest.strip_prefix("final_layer_norm.") {
                     format!("ln_final.{t}")
                 } else if let Some(t) = rest.strip_prefix("transformer.") {
+                    // Transformer layers (`pre_norm_*`) or, in "mct", RepMixer blocks.
                     let (idx, tail) = t.split_once('.').unwrap_or((t, ""));
-                    let tail = match tail {
-                        t if t.starts_with("pre_norm_mha.0.") => t.replace("pre_norm_mha.0.", "ln_1."),
-                        "pre_norm_mha.1.qkv_proj.weight" => "attn.in_proj_weight".into(),
-                        "pre_norm_mha.1.qkv_proj.bias" => "attn.in_proj_bias".into(),
-                        t if t.starts_with("pre_norm_mha.1.out_proj.") => t.replace("pre_norm_mha.1.", "attn."),
-                        t if t.starts_with("pre_norm_ffn.0.") => t.replace("pre_norm_ffn.0.", "ln_2."),
-                        t if t.starts_with("pre_norm_ffn.1.") => t.replace("pre_norm_ffn.1.", "mlp.c_fc."),
-                        t if t.starts_with("pre_norm_ffn.4.") => t.replace("pre_norm_ffn.4.", "mlp.c_proj."),
-                        t => v1_block_names(t),
-                    };
+                    let tail = block_names(tail).unwrap_or_else(|| v1_block_names(tail));
                     format!("transformer.resblocks.{idx}.{tail}")
                 } else {
                     rest.to_string()
