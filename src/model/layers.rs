@@ -4,10 +4,8 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
+use crate::config::LN_EPS;
 use crate::weights::{HostTensor, Weights};
-
-/// LayerNorm epsilon of every MobileCLIP model.
-pub const LN_EPS: f64 = 1e-5;
 
 /// A convolution with "same"-style symmetric padding `k / 2`, from a `[O, I/groups, kh, kw]`
 /// kernel and a bias.
@@ -69,7 +67,7 @@ pub fn load_layer_norm(w: &mut Weights, prefix: &str, dim: usize) -> LayerNorm {
     load_layer_norm_eps(w, prefix, dim, LN_EPS)
 }
 
-/// Loads a LayerNorm with a given epsilon (timm's ViTs use 1e-6).
+/// Loads a LayerNorm with a given epsilon.
 pub fn load_layer_norm_eps(w: &mut Weights, prefix: &str, dim: usize, eps: f64) -> LayerNorm {
     let mut ln = LayerNormConfig::new(dim).with_epsilon(eps).init(w.device());
     ln.gamma = w.take(&format!("{prefix}.weight"), &[dim]).into_param(w.device());

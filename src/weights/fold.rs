@@ -6,9 +6,8 @@
 //! fused graph whichever form the checkpoint has.
 
 use super::{HostTensor, Weights};
+use crate::config::BN_EPS;
 
-/// BatchNorm's epsilon in every MobileCLIP model (PyTorch's default).
-pub const BN_EPS: f32 = 1e-5;
 
 /// BatchNorm statistics and affine parameters, as an inference-time per-channel affine map.
 #[derive(Clone, Debug)]

@@ -8,7 +8,7 @@ use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
 
 use super::convffn::{ConvFfn, ConvFfnConfig};
-use crate::config::NormKind;
+use crate::config::{CONV_FFN_KERNEL, NormKind};
 use crate::model::attention::multi_head_attention;
 use crate::model::layers::{linear, load_layer_norm, load_layer_scale};
 use crate::weights::Weights;
@@ -62,7 +62,7 @@ impl AttentionBlockConfig {
         scale_rows(&mut proj_w.data, &ls1);
         scale_rows(&mut proj_b, &ls1);
         let ls2 = load_layer_scale(w, &format!("{prefix}.layer_scale_2"), d);
-        let mlp = ConvFfnConfig::new(d, self.hidden, [7, 7]).load(w, &format!("{prefix}.mlp"), Some(&ls2));
+        let mlp = ConvFfnConfig::new(d, self.hidden, CONV_FFN_KERNEL).load(w, &format!("{prefix}.mlp"), Some(&ls2));
         let device = w.device();
         AttentionBlock {
             norm,

@@ -12,7 +12,7 @@ use super::mobileone::{MobileOneBlock, MobileOneBlockConfig};
 use super::patch_embed::{PatchEmbed, PatchEmbedConfig};
 use super::repcpe::{RepCpe, RepCpeConfig};
 use super::repmixer::{RepMixerBlock, RepMixerBlockConfig};
-use crate::config::{FastVitArch, TokenMixer};
+use crate::config::{CONV_FFN_KERNEL, FastVitArch, TokenMixer};
 use crate::model::layers::{linear, linear_in_out};
 use crate::weights::Weights;
 
@@ -79,7 +79,7 @@ impl FastVit {
                     let bp = format!("{p}.blocks.{j}");
                     match arch.token_mixers[i] {
                         TokenMixer::Repmixer => {
-                            FastVitBlock::RepMixer(RepMixerBlockConfig::new(dim, hidden, [k, k], [7, 7]).load(w, &bp))
+                            FastVitBlock::RepMixer(RepMixerBlockConfig::new(dim, hidden, [k, k], CONV_FFN_KERNEL).load(w, &bp))
                         }
                         TokenMixer::Attention => FastVitBlock::Attention(
                             AttentionBlockConfig::new(dim, hidden, arch.norm).with_head_dim(arch.head_dim).load(w, &bp),

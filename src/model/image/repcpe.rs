@@ -4,6 +4,7 @@
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
+use crate::config::REPCPE_KERNEL;
 use crate::model::layers::conv2d;
 use crate::weights::Weights;
 use crate::weights::fold::{add_assign, identity_kernel};
@@ -20,7 +21,7 @@ pub struct RepCpeConfig {
     /// Channels.
     pub dim: usize,
     /// Kernel size.
-    #[config(default = "[7, 7]")]
+    #[config(default = "REPCPE_KERNEL")]
     pub spatial_shape: [usize; 2],
 }
 

@@ -72,7 +72,8 @@ impl VisionTransformer {
         let mut stem = Vec::new();
         let mut side = arch.img_size;
         match &arch.stem {
-            VitStem::Conv { channels, kernels, strides, paddings, .. } => {
+            VitStem::Conv { kernels, strides, paddings, min_width } => {
+                let channels = VitStem::conv_channels(*min_width, d);
                 let mut cin = 3;
                 for (i, (((&c, &k), &s), &p)) in channels.iter().zip(kernels).zip(strides).zip(paddings).enumerate() {
                     let prefix = format!("visual.patch_embed.backbone.{i}");

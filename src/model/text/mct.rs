@@ -3,6 +3,7 @@
 
 use burn::prelude::*;
 
+use crate::config::TEXT_REPMIXER_KERNEL;
 use crate::model::image::repmixer::{RepMixerBlock, RepMixerBlockConfig};
 use crate::weights::Weights;
 
@@ -18,7 +19,7 @@ pub struct TextRepMixerBlockConfig {
     /// Token width.
     pub dim: usize,
     /// Kernel length along the sequence.
-    #[config(default = 11)]
+    #[config(default = "TEXT_REPMIXER_KERNEL")]
     pub kernel: usize,
     /// FFN expansion (the reference's default 4).
     #[config(default = 4)]

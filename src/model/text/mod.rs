@@ -8,7 +8,7 @@ use burn::module::Param;
 use burn::nn::{Embedding, LayerNorm};
 use burn::prelude::*;
 
-use crate::config::{TextArch, TextVariant};
+use crate::config::{TEXT_REPMIXER_KERNEL, TextArch, TextVariant};
 use crate::model::attention::causal_mask;
 use crate::model::layers::load_layer_norm;
 use crate::weights::Weights;
@@ -46,7 +46,7 @@ impl TextEncoder {
             Embedding { weight: w.take("text.token_embedding.weight", &[arch.vocab_size, d]).into_param(&device) };
         let positional_embedding = w.take("text.positional_embedding", &[arch.context_length, d]).into_param(&device);
         let layer = TransformerLayerConfig::new(d, arch.heads, arch.ffn_dim);
-        let rep = TextRepMixerBlockConfig::new(d).with_kernel(arch.repmixer_kernel);
+        let rep = TextRepMixerBlockConfig::new(d).with_kernel(TEXT_REPMIXER_KERNEL);
         let total = match arch.variant {
             TextVariant::Base => arch.layers,
             TextVariant::Mct => arch.layers + 2,

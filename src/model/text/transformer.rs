@@ -5,6 +5,7 @@
 use burn::nn::{LayerNorm, Linear};
 use burn::prelude::*;
 
+use crate::config::LN_EPS;
 use crate::model::attention::multi_head_attention;
 use crate::model::layers::{gelu, load_layer_norm_eps, load_linear};
 use crate::weights::Weights;
@@ -31,7 +32,7 @@ pub struct TransformerLayerConfig {
     /// MLP hidden width.
     pub ffn_dim: usize,
     /// LayerNorm epsilon.
-    #[config(default = 1e-5)]
+    #[config(default = "LN_EPS")]
     pub ln_eps: f64,
 }
 
