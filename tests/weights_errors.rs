@@ -84,7 +84,10 @@ fn weights_of_another_model_are_listed() {
     let e = load("v2-mci3", bytes("v2-mci0", "model.safetensors")).unwrap_err();
     assert_eq!(e.code(), "WEIGHTS_MISMATCH");
     let msg = e.to_string();
-    assert!(msg.contains("missing tensor(s): `visual.stages.4"), "{msg}");
+    assert!(msg.contains("missing tensor(s): `"), "{msg}");
+    assert!(msg.contains("`visual.stages.4.downsample.proj.0.reparam_conv.weight` [64, 1, 7, 7]"), "{msg}");
+    // mci0's BatchNorm (folded into qkv) where mci3 has a LayerNorm
+    assert!(msg.contains("`visual.stages.3.blocks.0.norm.weight` [32] (folded away"), "{msg}");
     assert!(msg.contains("mis-shaped tensor(s): `visual.stages.0.blocks.0.mlp.fc1.weight` has shape [24, 8, 1, 1], expected [16, 8, 1, 1]"), "{msg}");
     assert!(msg.contains("weights of another model"), "{msg}");
     // v1 weights under a v2 config: the layouts differ.
@@ -129,6 +132,53 @@ fn missing_and_misshaped_tensors_are_named() {
 
     // The rewrite itself is faithful: unchanged tensors load.
     assert!(load("v2-mci0", rewrite(&good, |n, s, v| Some((n.to_string(), s, v)))).is_ok());
+}
+
+#[test]
+fn train_time_branches_are_checked_while_folding() {
+    let good = bytes("v2-mci0", "model.safetensors");
+    type Edit<'a> = &'a dyn Fn(&str, Vec<usize>, Vec<f32>) -> Option<(String, Vec<usize>, Vec<f32>)>;
+    let err = |edit: Edit| {
+        let e = load("v2-mci0", rewrite(&good, edit)).unwrap_err();
+        assert_eq!(e.code(), "WEIGHTS_MISMATCH");
+        e.to_string()
+    };
+    let stem = "visual.trunk.stem.0";
+    // A BatchNorm statistic of a branch: named with the shape the branch needs.
+    let msg = err(&|n, s, v| (n != format!("{stem}.conv_kxk.0.bn.running_var")).then(|| (n.to_string(), s, v)));
+    assert!(msg.contains("1 missing tensor(s): `visual.stem.0.conv_kxk.0.bn.running_var` [8]"), "{msg}");
+    // A 1×1 branch that is not 1×1.
+    let msg = err(&|n, s, v| {
+        if n == format!("{stem}.conv_scale.conv.weight") {
+            Some((n.to_string(), vec![s[0], s[1], 3, 3], v.iter().cycle().take(v.len() * 9).copied().collect()))
+        } else {
+            Some((n.to_string(), s, v))
+        }
+    });
+    assert!(
+        msg.contains("`visual.stem.0.conv_scale.conv.weight` has shape [8, 3, 3, 3], expected [8, 3, 1, 1]"),
+        "{msg}"
+    );
+    // Hostile shapes: a kernel that is not 4-d, an even kernel to centre a 1×1 branch in.
+    let msg = err(&|n, s, v| {
+        if n == format!("{stem}.conv_kxk.0.conv.weight") {
+            Some((n.to_string(), vec![s[0], s[1] * 9], v))
+        } else {
+            Some((n.to_string(), s, v))
+        }
+    });
+    assert!(
+        msg.contains("`visual.stem.0.conv_kxk.0.conv.weight` has shape [8, 27], expected a 4-d convolution kernel"),
+        "{msg}"
+    );
+    let msg = err(&|n, s, v| {
+        if n == format!("{stem}.conv_kxk.0.conv.weight") {
+            Some((n.to_string(), vec![s[0], s[1], 2, 2], v[..v.len() / 9 * 4].to_vec()))
+        } else {
+            Some((n.to_string(), s, v))
+        }
+    });
+    assert!(msg.contains("expected an odd kernel"), "{msg}");
 }
 
 #[test]

@@ -85,7 +85,8 @@ pub struct FastVitArch {
     pub token_mixers: Vec<TokenMixer>,
     /// Norm of attention blocks.
     pub norm: NormKind,
-    /// Whether the stem's MobileOne blocks have a 1×1 scale branch.
+    /// Whether the stem's MobileOne blocks have a 1×1 scale branch (a train-time branch: the
+    /// inference model is the same either way, the fused stem convolutions carry it).
     pub stem_use_scale_branch: bool,
     /// Width multiplier of the final conv.
     pub cls_ratio: f64,

@@ -1,83 +1,63 @@
-//! Small constructors shared by the building blocks: burn layers made from loaded tensors.
+//! burn layers built from fused weights: the `Conv2d`, `Linear` and `LayerNorm` the blocks are
+//! made of, each described by burn's own config and read from a [`VarBuilder`] scope.
 
-use burn::nn::conv::Conv2d;
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, PaddingConfig2d};
-use burn::tensor::{Device, Tensor};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::Tensor;
 
-use crate::config::LN_EPS;
-use crate::weights::{HostTensor, Weights};
+use crate::weights::VarBuilder;
 
-/// A convolution with "same"-style symmetric padding `k / 2`, from a `[O, I/groups, kh, kw]`
-/// kernel and a bias.
-pub fn conv2d(kernel: HostTensor, bias: Option<Vec<f32>>, stride: usize, groups: usize, device: &Device) -> Conv2d {
-    let [out, _, kh, kw] = kernel.shape[..] else { panic!("conv2d expects a 4-d kernel") };
+/// A convolution `[in, out]` with a `[kh, kw]` kernel padded by `k / 2` on each side (PyTorch's
+/// `padding=k // 2`): every convolution of the models but the ViT stems.
+pub fn conv2d_config(channels: [usize; 2], [kh, kw]: [usize; 2]) -> Conv2dConfig {
+    Conv2dConfig::new(channels, [kh, kw]).with_padding(PaddingConfig2d::Explicit(kh / 2, kw / 2, kh / 2, kw / 2))
+}
+
+/// A convolution as `config` describes it, from `weight` (`[out, in / groups, kh, kw]`) and,
+/// with `config.bias`, `bias`.
+pub fn conv2d(vb: &VarBuilder, config: &Conv2dConfig) -> Conv2d {
+    let ([cin, cout], [kh, kw]) = (config.channels, config.kernel_size);
     Conv2d {
-        weight: kernel.into_param(device),
-        bias: bias.map(|b| HostTensor { shape: vec![out], data: b }.into_param(device)),
-        stride: [stride, stride],
-        kernel_size: [kh, kw],
-        dilation: [1, 1],
-        groups,
-        padding: PaddingConfig2d::Explicit(kh / 2, kw / 2, kh / 2, kw / 2),
+        weight: vb.param("weight", [cout, cin / config.groups, kh, kw]),
+        bias: config.bias.then(|| vb.param("bias", [cout])),
+        stride: config.stride,
+        kernel_size: config.kernel_size,
+        dilation: config.dilation,
+        groups: config.groups,
+        padding: config.padding.clone(),
     }
 }
 
-/// A linear layer from PyTorch's `[out, in]` weight layout.
-pub fn linear(weight: &HostTensor, bias: Option<Vec<f32>>, device: &Device) -> Linear {
-    let [out, inp] = weight.shape[..] else { panic!("linear expects a 2-d weight") };
-    linear_in_out(transpose(weight), bias, device, inp, out)
+/// A linear layer as `config` describes it, from PyTorch's `[out, in]` `weight` (transposed to
+/// burn's `[in, out]`) and, with `config.bias`, `bias`.
+pub fn linear(vb: &VarBuilder, config: &LinearConfig) -> Linear {
+    linear_named(vb, ["weight", "bias"], config)
 }
 
-/// A linear layer from an `[in, out]` matrix (projection-style parameters).
-pub fn linear_in_out(
-    weight_in_out: HostTensor,
-    bias: Option<Vec<f32>>,
-    device: &Device,
-    inp: usize,
-    out: usize,
-) -> Linear {
-    assert_eq!(weight_in_out.shape, vec![inp, out]);
-    Linear {
-        weight: weight_in_out.into_param(device),
-        bias: bias.map(|b| HostTensor { shape: vec![out], data: b }.into_param(device)),
+/// [`linear`] from tensors named `[weight, bias]` in the scope.
+pub fn linear_named(vb: &VarBuilder, [weight, bias]: [&str; 2], config: &LinearConfig) -> Linear {
+    let (inp, out) = (config.d_input, config.d_output);
+    let w = vb.host(weight, &[out, inp]).transpose();
+    Linear { weight: w.into_param(vb.device()), bias: config.bias.then(|| vb.param(bias, [out])) }
+}
+
+/// The projection of an image tower into the joint space, in the scope `head`: Apple's v1
+/// bias-free `proj` matrix `[in, out]` (its `GlobalPool2D` and ViT classifier) when the weights
+/// have one, else timm's linear layer in the scope `fc`.
+pub fn image_head(head: &VarBuilder, fc: &VarBuilder, inp: usize, out: usize) -> Linear {
+    if head.contains("proj") {
+        Linear { weight: head.param("proj", [inp, out]), bias: None }
+    } else {
+        linear(fc, &LinearConfig::new(inp, out))
     }
 }
 
-/// Transposes a 2-d host tensor.
-pub fn transpose(t: &HostTensor) -> HostTensor {
-    let [r, c] = t.shape[..] else { panic!("transpose expects a 2-d tensor") };
-    let mut data = vec![0.0; r * c];
-    for i in 0..r {
-        for j in 0..c {
-            data[j * r + i] = t.data[i * c + j];
-        }
-    }
-    HostTensor { shape: vec![c, r], data }
-}
-
-/// Loads `prefix.weight` / `prefix.bias` of a PyTorch `Linear`.
-pub fn load_linear(w: &mut Weights, prefix: &str, inp: usize, out: usize, bias: bool) -> Linear {
-    let weight = w.take(&format!("{prefix}.weight"), &[out, inp]);
-    let b = bias.then(|| w.take_vec(&format!("{prefix}.bias"), out));
-    linear(&weight, b, w.device())
-}
-
-/// Loads `prefix.weight` / `prefix.bias` of a LayerNorm.
-pub fn load_layer_norm(w: &mut Weights, prefix: &str, dim: usize) -> LayerNorm {
-    load_layer_norm_eps(w, prefix, dim, LN_EPS)
-}
-
-/// Loads a LayerNorm with a given epsilon.
-pub fn load_layer_norm_eps(w: &mut Weights, prefix: &str, dim: usize, eps: f64) -> LayerNorm {
-    let mut ln = LayerNormConfig::new(dim).with_epsilon(eps).init(w.device());
-    ln.gamma = w.take(&format!("{prefix}.weight"), &[dim]).into_param(w.device());
-    ln.beta = Some(w.take(&format!("{prefix}.bias"), &[dim]).into_param(w.device()));
+/// A LayerNorm as `config` describes it, from `weight` and `bias`.
+pub fn layer_norm(vb: &VarBuilder, config: &LayerNormConfig) -> LayerNorm {
+    let mut ln = config.init(vb.device());
+    ln.gamma = vb.param("weight", [config.d_model]);
+    ln.beta = Some(vb.param("bias", [config.d_model]));
     ln
-}
-
-/// Loads a layer scale `prefix.gamma` (`[C, 1, 1]` or `[C]`) as a vector.
-pub fn load_layer_scale(w: &mut Weights, prefix: &str, dim: usize) -> Vec<f32> {
-    w.take_vec(&format!("{prefix}.gamma"), dim)
 }
 
 /// Exact (erf) GELU, as `torch.nn.GELU()`.

@@ -1,22 +1,22 @@
-//! Maps the tensor names of published checkpoints onto one canonical naming, so that each
-//! module has one loader.
+//! Maps the tensor names of published checkpoints onto one canonical naming, so that one set of
+//! folding rules ([`super::fold`]) and one model serve every published layout.
 //!
 //! Canonical names:
-//! - image tower under `visual.`, named as timm's `FastVit` / `VisionTransformer` name their parameters (`stem.0.conv_kxk.0.conv.weight`,
-//!   `stages.3.pos_emb.pos_enc.weight`, `final_conv.se.fc1.weight`, `head.fc.weight`); Apple's v1
-//!   names are remapped the way timm's `checkpoint_filter_fn` remaps them;
+//! - image tower under `visual.`, named as timm's `FastVit` / `VisionTransformer` name their
+//!   parameters (`stem.0.conv_kxk.0.conv.weight`, `stages.3.pos_emb.pos_enc.weight`,
+//!   `final_conv.se.fc1.weight`, `head.fc.weight`); Apple's v1 names are remapped the way
+//!   timm's `checkpoint_filter_fn` remaps them;
 //! - text tower under `text.`, named as open_clip's `TextTransformer` (`token_embedding.weight`,
 //!   `transformer.resblocks.0.attn.in_proj_weight`, `ln_final.weight`, `text_projection`; ViT
-//!   blocks take the same sub-names under `visual.blocks.N`); the
-//!   RepMixer blocks of v1's "mct" text encoder keep timm-style sub-names under
-//!   `transformer.resblocks.{i}`;
+//!   blocks take the same sub-names under `visual.blocks.N`); the RepMixer blocks of v1's "mct"
+//!   text encoder keep timm-style sub-names under `transformer.resblocks.{i}`;
 //! - `logit_scale`.
 
 use super::Checkpoint;
 use crate::config::{Architecture, Family, FastVitArch, ImageArch};
 
 /// Renames every tensor of `ckpt` to its canonical name; tensors outside the model (other keys
-/// saved beside it) keep their names and are ignored by loading.
+/// saved beside it) keep their names, and loading reports them as unexpected.
 pub fn canonicalize(ckpt: &mut Checkpoint, family: Family, arch: &Architecture) {
     match family {
         Family::Mobileclip => {
@@ -60,16 +60,14 @@ enum NetworkPart {
 /// PatchEmbed positions instead, which merges stages not separated by a downsampler).
 fn v1_network_layout(arch: &FastVitArch) -> Vec<NetworkPart> {
     let mut parts = Vec::new();
-    let mut prev = arch.embed_dims[0];
-    for (s, &dim) in arch.embed_dims.iter().enumerate() {
-        if arch.downsamples[s] || prev != dim {
+    for s in 0..arch.layers.len() {
+        if arch.has_downsample(s) {
             parts.push(NetworkPart::Downsample(s));
         }
         if arch.pos_embs[s] {
             parts.push(NetworkPart::PosEmb(s));
         }
         parts.push(NetworkPart::Blocks(s));
-        prev = dim;
     }
     parts
 }

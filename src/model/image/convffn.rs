@@ -1,14 +1,13 @@
 //! Convolutional FFN (`mci.py` `ConvFFN`, timm `ConvMlp`, text `repmixer.py` `ConvFFN`):
-//! depthwise conv + BN, 1×1 expand, GELU, 1×1 project.
+//! depthwise conv (its BatchNorm folded), 1×1 expand, GELU, 1×1 project.
 
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
-use crate::model::layers::{conv2d, gelu};
-use crate::weights::Weights;
-use crate::weights::fold::{BatchNorm, fuse_conv_bn, scale_rows};
+use crate::model::layers::{conv2d, conv2d_config, gelu};
+use crate::weights::VarBuilder;
 
-/// A convolutional FFN with its BatchNorm folded.
+/// A convolutional FFN.
 #[derive(Module, Debug)]
 pub struct ConvFfn {
     conv: Conv2d,
@@ -23,30 +22,19 @@ pub struct ConvFfnConfig {
     pub channels: usize,
     /// Hidden channels.
     pub hidden: usize,
-    /// Depthwise kernel `[kh, kw]` (`[7, 7]` in images, `[1, 11]` in the "mct" text encoder).
+    /// Depthwise kernel `[kh, kw]` ([`CONV_FFN_KERNEL`](crate::config::CONV_FFN_KERNEL) in
+    /// images, `[1, 11]` in the "mct" text encoder).
     pub kernel_size: [usize; 2],
 }
 
 impl ConvFfnConfig {
-    /// Loads `prefix.{conv.conv, conv.bn, fc1, fc2}`; `out_scale` (a following layer scale) is
-    /// folded into `fc2`.
-    pub fn load(&self, w: &mut Weights, prefix: &str, out_scale: Option<&[f32]>) -> ConvFfn {
-        let (c, h, [kh, kw]) = (self.channels, self.hidden, self.kernel_size);
-        let k = w.take(&format!("{prefix}.conv.conv.weight"), &[c, 1, kh, kw]);
-        let (k, b) = fuse_conv_bn(k, &BatchNorm::load(w, &format!("{prefix}.conv.bn"), c));
-        let k1 = w.take(&format!("{prefix}.fc1.weight"), &[h, c, 1, 1]);
-        let b1 = w.take_vec(&format!("{prefix}.fc1.bias"), h);
-        let mut k2 = w.take(&format!("{prefix}.fc2.weight"), &[c, h, 1, 1]);
-        let mut b2 = w.take_vec(&format!("{prefix}.fc2.bias"), c);
-        if let Some(s) = out_scale {
-            scale_rows(&mut k2.data, s);
-            scale_rows(&mut b2, s);
-        }
-        let device = w.device();
+    /// Loads `conv.conv`, `fc1` and `fc2`.
+    pub fn load(&self, vb: &VarBuilder) -> ConvFfn {
+        let (c, h) = (self.channels, self.hidden);
         ConvFfn {
-            conv: conv2d(k, Some(b), 1, c, device),
-            fc1: conv2d(k1, Some(b1), 1, 1, device),
-            fc2: conv2d(k2, Some(b2), 1, 1, device),
+            conv: conv2d(&vb.pp("conv").pp("conv"), &conv2d_config([c, c], self.kernel_size).with_groups(c)),
+            fc1: conv2d(&vb.pp("fc1"), &conv2d_config([c, h], [1, 1])),
+            fc2: conv2d(&vb.pp("fc2"), &conv2d_config([h, c], [1, 1])),
         }
     }
 }

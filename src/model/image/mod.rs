@@ -3,11 +3,9 @@
 pub mod attention;
 pub mod convffn;
 pub mod mci;
-pub mod mobileone;
 pub mod patch_embed;
 pub mod reparam_conv;
 pub mod repcpe;
-pub mod replknet;
 pub mod repmixer;
 pub mod squeeze_excite;
 pub mod vit;

@@ -1,12 +1,14 @@
-//! The inference form shared by MobileOne blocks and ReparamLargeKernelConv once their branches
-//! are folded: one convolution, then optional squeeze-excite, then optional GELU.
+//! The inference form of a MobileOne block (`mobileone.py`, timm `MobileOneBlock`) and of a
+//! ReparamLargeKernelConv (`replknet.py`, timm): once their branches are folded (see
+//! [`crate::weights::fold`]) both are one convolution `reparam_conv`, then optional
+//! squeeze-excite `se`, then optional GELU.
 
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
 use super::squeeze_excite::{SqueezeExcite, SqueezeExciteConfig};
-use crate::model::layers::{conv2d, gelu};
-use crate::weights::{HostTensor, Weights};
+use crate::model::layers::{conv2d, conv2d_config, gelu};
+use crate::weights::VarBuilder;
 
 /// conv → (SE) → (GELU).
 #[derive(Module, Debug)]
@@ -16,23 +18,41 @@ pub struct ReparamConv {
     act: bool,
 }
 
-impl ReparamConv {
-    /// Builds the block from a folded `(kernel, bias)`, loading `prefix.se` when `use_se`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        w: &mut Weights,
-        prefix: &str,
-        (kernel, bias): (HostTensor, Vec<f32>),
-        stride: usize,
-        groups: usize,
-        use_se: bool,
-        use_act: bool,
-    ) -> Self {
-        let out = kernel.shape[0];
-        let se = use_se.then(|| SqueezeExciteConfig::new(out).load(w, &format!("{prefix}.se")));
-        Self { conv: conv2d(kernel, Some(bias), stride, groups, w.device()), se, act: use_act }
-    }
+/// Config of [`ReparamConv`], with the reference's argument names.
+#[derive(Config, Debug)]
+pub struct ReparamConvConfig {
+    /// Input channels.
+    pub in_chs: usize,
+    /// Output channels.
+    pub out_chs: usize,
+    /// Kernel size `[kh, kw]` (padded by half of it on each side).
+    pub kernel_size: [usize; 2],
+    /// Stride.
+    #[config(default = 1)]
+    pub stride: usize,
+    /// Convolution groups.
+    #[config(default = 1)]
+    pub groups: usize,
+    /// Squeeze-and-excite after the conv.
+    #[config(default = false)]
+    pub use_se: bool,
+    /// GELU at the end.
+    #[config(default = true)]
+    pub use_act: bool,
+}
 
+impl ReparamConvConfig {
+    /// Loads `reparam_conv` (and `se`) of the scope `vb`.
+    pub fn load(&self, vb: &VarBuilder) -> ReparamConv {
+        let conv = conv2d_config([self.in_chs, self.out_chs], self.kernel_size)
+            .with_stride([self.stride, self.stride])
+            .with_groups(self.groups);
+        let se = self.use_se.then(|| SqueezeExciteConfig::new(self.out_chs).load(&vb.pp("se")));
+        ReparamConv { conv: conv2d(&vb.pp("reparam_conv"), &conv), se, act: self.use_act }
+    }
+}
+
+impl ReparamConv {
     /// Applies conv, SE and activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut x = self.conv.forward(x);

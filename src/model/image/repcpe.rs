@@ -1,13 +1,13 @@
 //! RepCPE, conditional positional encoding (`mci.py` `RepCPE`, timm `RepConditionalPosEnc`):
-//! `x + pe(x)` with a depthwise 7×7 conv, folded into one conv.
+//! `x + pe(x)` with a depthwise 7×7 conv, as one convolution `reparam_conv` (the residual is in
+//! the kernel).
 
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
 use crate::config::REPCPE_KERNEL;
-use crate::model::layers::conv2d;
-use crate::weights::Weights;
-use crate::weights::fold::{add_assign, identity_kernel};
+use crate::model::layers::{conv2d, conv2d_config};
+use crate::weights::VarBuilder;
 
 /// Re-parameterised conditional positional encoding.
 #[derive(Module, Debug)]
@@ -26,25 +26,15 @@ pub struct RepCpeConfig {
 }
 
 impl RepCpeConfig {
-    /// Loads `prefix.reparam_conv`, or folds `prefix.pos_enc` with the identity.
-    pub fn load(&self, w: &mut Weights, prefix: &str) -> RepCpe {
-        let (d, [kh, kw]) = (self.dim, self.spatial_shape);
-        let (kernel, bias) = if w.contains(&format!("{prefix}.reparam_conv.weight")) {
-            (
-                w.take(&format!("{prefix}.reparam_conv.weight"), &[d, 1, kh, kw]),
-                w.take_vec(&format!("{prefix}.reparam_conv.bias"), d),
-            )
-        } else {
-            let mut k = identity_kernel(d, 1, kh, kw);
-            add_assign(&mut k.data, &w.take(&format!("{prefix}.pos_enc.weight"), &[d, 1, kh, kw]).data);
-            (k, w.take_vec(&format!("{prefix}.pos_enc.bias"), d))
-        };
-        RepCpe { conv: conv2d(kernel, Some(bias), 1, d, w.device()) }
+    /// Loads `reparam_conv`.
+    pub fn load(&self, vb: &VarBuilder) -> RepCpe {
+        let d = self.dim;
+        RepCpe { conv: conv2d(&vb.pp("reparam_conv"), &conv2d_config([d, d], self.spatial_shape).with_groups(d)) }
     }
 }
 
 impl RepCpe {
-    /// Adds the positional encoding (the residual is in the kernel).
+    /// Adds the positional encoding.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.conv.forward(x)
     }

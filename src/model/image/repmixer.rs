@@ -1,17 +1,16 @@
-//! RepMixer token mixer and block (`mci.py` / timm `RepMixer`, `RepMixerBlock`; the text
-//! encoder's `repmixer.py` is the same with a `[1, 11]` kernel over the sequence).
+//! RepMixer token mixer and block (`mci.py` / timm `RepMixer`, `RepMixerBlock`), in the MCi
+//! image towers and, with a `[1, 11]` kernel over the sequence, in the "mct" text tower
+//! (`text/repmixer.py`, see [`crate::model::text::mct`]).
 //!
-//! Train-time `x + layer_scale * (mixer(x) - norm(x))`, with `mixer` and `norm` MobileOne
-//! blocks, folds into one depthwise convolution.
+//! The train-time `x + layer_scale * (mixer(x) - norm(x))` is one depthwise convolution
+//! `reparam_conv` (the residual is in the kernel).
 
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
 use super::convffn::{ConvFfn, ConvFfnConfig};
-use super::mobileone::MobileOneBlockConfig;
-use crate::model::layers::{conv2d, load_layer_scale};
-use crate::weights::Weights;
-use crate::weights::fold::{add_assign, identity_kernel};
+use crate::model::layers::{conv2d, conv2d_config};
+use crate::weights::VarBuilder;
 
 /// The re-parameterised RepMixer: one depthwise convolution.
 #[derive(Module, Debug)]
@@ -29,42 +28,22 @@ pub struct RepMixerConfig {
 }
 
 impl RepMixerConfig {
-    /// Loads `prefix.reparam_conv`, or folds `prefix.{mixer, norm, layer_scale}`.
-    pub fn load(&self, w: &mut Weights, prefix: &str) -> RepMixer {
-        let (d, [kh, kw]) = (self.dim, self.kernel_size);
-        let (kernel, bias) = if w.contains(&format!("{prefix}.reparam_conv.weight")) {
-            (
-                w.take(&format!("{prefix}.reparam_conv.weight"), &[d, 1, kh, kw]),
-                w.take_vec(&format!("{prefix}.reparam_conv.bias"), d),
-            )
-        } else {
-            let block = MobileOneBlockConfig::new(d, d, self.kernel_size).with_groups(d).with_use_act(false);
-            let (km, bm) = block.clone().fused_kernel(w, &format!("{prefix}.mixer"));
-            let (kn, bn) =
-                block.with_use_scale_branch(false).with_num_conv_branches(0).fused_kernel(w, &format!("{prefix}.norm"));
-            let scale = load_layer_scale(w, &format!("{prefix}.layer_scale"), d);
-            // w = id + ls * (Wm - Wn), b = ls * (bm - bn)
-            let mut kernel = identity_kernel(d, 1, kh, kw);
-            let per = kh * kw;
-            let delta: Vec<f32> =
-                km.data.iter().zip(&kn.data).enumerate().map(|(i, (m, n))| scale[i / per] * (m - n)).collect();
-            add_assign(&mut kernel.data, &delta);
-            let bias = bm.iter().zip(&bn).zip(&scale).map(|((m, n), s)| s * (m - n)).collect();
-            (kernel, bias)
-        };
-        RepMixer { conv: conv2d(kernel, Some(bias), 1, d, w.device()) }
+    /// Loads `reparam_conv`.
+    pub fn load(&self, vb: &VarBuilder) -> RepMixer {
+        let d = self.dim;
+        RepMixer { conv: conv2d(&vb.pp("reparam_conv"), &conv2d_config([d, d], self.kernel_size).with_groups(d)) }
     }
 }
 
 impl RepMixer {
-    /// Mixes tokens spatially (the residual is inside the folded kernel).
+    /// Mixes tokens spatially.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         self.conv.forward(x)
     }
 }
 
 /// Metaformer block with RepMixer: `x = mixer(x); x + layer_scale * ffn(x)` (the layer scale
-/// folded into the FFN's last conv).
+/// is folded into the FFN's last conv).
 #[derive(Module, Debug)]
 pub struct RepMixerBlock {
     token_mixer: RepMixer,
@@ -85,16 +64,12 @@ pub struct RepMixerBlockConfig {
 }
 
 impl RepMixerBlockConfig {
-    /// Loads `prefix.{token_mixer, mlp, layer_scale}`.
-    pub fn load(&self, w: &mut Weights, prefix: &str) -> RepMixerBlock {
-        let token_mixer = RepMixerConfig::new(self.dim, self.kernel_size).load(w, &format!("{prefix}.token_mixer"));
-        let scale = load_layer_scale(w, &format!("{prefix}.layer_scale"), self.dim);
-        let mlp = ConvFfnConfig::new(self.dim, self.hidden, self.ffn_kernel_size).load(
-            w,
-            &format!("{prefix}.mlp"),
-            Some(&scale),
-        );
-        RepMixerBlock { token_mixer, mlp }
+    /// Loads `token_mixer` and `mlp`.
+    pub fn load(&self, vb: &VarBuilder) -> RepMixerBlock {
+        RepMixerBlock {
+            token_mixer: RepMixerConfig::new(self.dim, self.kernel_size).load(&vb.pp("token_mixer")),
+            mlp: ConvFfnConfig::new(self.dim, self.hidden, self.ffn_kernel_size).load(&vb.pp("mlp")),
+        }
     }
 }
 

@@ -5,7 +5,7 @@ use burn::prelude::*;
 
 use crate::config::TEXT_REPMIXER_KERNEL;
 use crate::model::image::repmixer::{RepMixerBlock, RepMixerBlockConfig};
-use crate::weights::Weights;
+use crate::weights::VarBuilder;
 
 /// A RepMixer block over token sequences.
 #[derive(Module, Debug)]
@@ -27,10 +27,10 @@ pub struct TextRepMixerBlockConfig {
 }
 
 impl TextRepMixerBlockConfig {
-    /// Loads `prefix.{token_mixer, mlp, layer_scale}`.
-    pub fn load(&self, w: &mut Weights, prefix: &str) -> TextRepMixerBlock {
+    /// Loads `token_mixer` and `mlp`.
+    pub fn load(&self, vb: &VarBuilder) -> TextRepMixerBlock {
         let k = [1, self.kernel];
-        TextRepMixerBlock { block: RepMixerBlockConfig::new(self.dim, self.dim * self.mlp_ratio, k, k).load(w, prefix) }
+        TextRepMixerBlock { block: RepMixerBlockConfig::new(self.dim, self.dim * self.mlp_ratio, k, k).load(vb) }
     }
 }
 

@@ -1,14 +1,14 @@
-//! Pre-norm transformer layer of the text encoders (Apple's `TransformerEncoder`, open_clip's
-//! `ResidualAttentionBlock`; the same block in the ViT image towers, timm's `Block`):
+//! Pre-norm transformer layer of both towers: the text encoders' (Apple's `TransformerEncoder`,
+//! open_clip's `ResidualAttentionBlock`) and the ViT image towers' (timm's `Block`):
 //! `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
 
-use burn::nn::{LayerNorm, Linear};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
 use crate::config::LN_EPS;
 use crate::model::attention::multi_head_attention;
-use crate::model::layers::{gelu, load_layer_norm_eps, load_linear};
-use crate::weights::Weights;
+use crate::model::layers::{gelu, layer_norm, linear, linear_named};
+use crate::weights::VarBuilder;
 
 /// One pre-norm transformer layer.
 #[derive(Module, Debug)]
@@ -37,18 +37,21 @@ pub struct TransformerLayerConfig {
 }
 
 impl TransformerLayerConfig {
-    /// Loads `prefix.{ln_1, attn.in_proj_*, attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj}`.
-    pub fn load(&self, w: &mut Weights, prefix: &str) -> TransformerLayer {
-        let d = self.dim;
-        let in_w = w.take(&format!("{prefix}.attn.in_proj_weight"), &[3 * d, d]);
-        let in_b = w.take_vec(&format!("{prefix}.attn.in_proj_bias"), 3 * d);
+    /// Loads `ln_1`, `attn.in_proj_{weight,bias}`, `attn.out_proj`, `ln_2`, `mlp.c_fc`,
+    /// `mlp.c_proj` (open_clip's names).
+    pub fn load(&self, vb: &VarBuilder) -> TransformerLayer {
+        let (d, ffn) = (self.dim, self.ffn_dim);
+        let ln = LayerNormConfig::new(d).with_epsilon(self.ln_eps);
+        let attn = vb.pp("attn");
+        // PyTorch's MultiheadAttention names its packed projection `in_proj_weight` / `in_proj_bias`.
+        let in_proj = linear_named(&attn, ["in_proj_weight", "in_proj_bias"], &LinearConfig::new(d, 3 * d));
         TransformerLayer {
-            ln_1: load_layer_norm_eps(w, &format!("{prefix}.ln_1"), d, self.ln_eps),
-            in_proj: crate::model::layers::linear(&in_w, Some(in_b), w.device()),
-            out_proj: load_linear(w, &format!("{prefix}.attn.out_proj"), d, d, true),
-            ln_2: load_layer_norm_eps(w, &format!("{prefix}.ln_2"), d, self.ln_eps),
-            c_fc: load_linear(w, &format!("{prefix}.mlp.c_fc"), d, self.ffn_dim, true),
-            c_proj: load_linear(w, &format!("{prefix}.mlp.c_proj"), self.ffn_dim, d, true),
+            ln_1: layer_norm(&vb.pp("ln_1"), &ln),
+            in_proj,
+            out_proj: linear(&attn.pp("out_proj"), &LinearConfig::new(d, d)),
+            ln_2: layer_norm(&vb.pp("ln_2"), &ln),
+            c_fc: linear(&vb.pp("mlp").pp("c_fc"), &LinearConfig::new(d, ffn)),
+            c_proj: linear(&vb.pp("mlp").pp("c_proj"), &LinearConfig::new(ffn, d)),
             heads: self.heads,
         }
     }
