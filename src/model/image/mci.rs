@@ -7,13 +7,13 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 
-use super::attention::{AttentionBlock, AttentionBlockConfig};
+use super::attention_block::{AttentionBlock, AttentionBlockConfig};
 use super::patch_embed::{PatchEmbed, PatchEmbedConfig};
 use super::reparam_conv::{ReparamConv, ReparamConvConfig};
 use super::repcpe::{RepCpe, RepCpeConfig};
 use crate::config::{CONV_FFN_KERNEL, FastVitArch, TokenMixer};
-use crate::model::image::repmixer::{RepMixerBlock, RepMixerBlockConfig};
-use crate::model::layers::image_head;
+use crate::model::common::layers::image_head;
+use crate::model::common::repmixer::{RepMixerBlock, RepMixerBlockConfig};
 use crate::weights::VarBuilder;
 
 /// A FastViT block.

@@ -7,7 +7,7 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
 use super::squeeze_excite::{SqueezeExcite, SqueezeExciteConfig};
-use crate::model::layers::{conv2d, conv2d_config, gelu};
+use crate::model::common::layers::{conv2d, conv2d_config, gelu};
 use crate::weights::VarBuilder;
 
 /// conv → (SE) → (GELU).

@@ -6,7 +6,7 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
 use crate::config::REPCPE_KERNEL;
-use crate::model::layers::{conv2d, conv2d_config};
+use crate::model::common::layers::{conv2d, conv2d_config};
 use crate::weights::VarBuilder;
 
 /// Re-parameterised conditional positional encoding.

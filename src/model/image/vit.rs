@@ -11,8 +11,8 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear, PaddingConfig2d};
 use burn::prelude::*;
 
 use crate::config::{VitArch, VitStem};
-use crate::model::layers::{conv2d, gelu, image_head, layer_norm};
-use crate::model::text::transformer::{TransformerLayer, TransformerLayerConfig};
+use crate::model::common::layers::{conv2d, gelu, image_head, layer_norm};
+use crate::model::common::transformer::{TransformerLayer, TransformerLayerConfig};
 use crate::weights::{HostTensor, VarBuilder};
 
 /// One convolution of the stem (BatchNorm folded), optionally followed by GELU.

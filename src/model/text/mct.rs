@@ -4,7 +4,7 @@
 use burn::prelude::*;
 
 use crate::config::TEXT_REPMIXER_KERNEL;
-use crate::model::image::repmixer::{RepMixerBlock, RepMixerBlockConfig};
+use crate::model::common::repmixer::{RepMixerBlock, RepMixerBlockConfig};
 use crate::weights::VarBuilder;
 
 /// A RepMixer block over token sequences.

@@ -2,18 +2,17 @@
 //! blocks), final LayerNorm, EOT pooling and projection.
 
 pub mod mct;
-pub mod transformer;
 
 use burn::module::Param;
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 use crate::config::{LN_EPS, TextArch, TextVariant};
-use crate::model::attention::causal_mask;
-use crate::model::layers::layer_norm;
+use crate::model::common::layers::layer_norm;
+use crate::model::common::multi_head_attention::causal_mask;
+use crate::model::common::transformer::{TransformerLayer, TransformerLayerConfig};
 use crate::weights::VarBuilder;
 use mct::{TextRepMixerBlock, TextRepMixerBlockConfig};
-use transformer::{TransformerLayer, TransformerLayerConfig};
 
 /// A layer of the text encoder.
 // Built once per model and never moved in a hot path: variant sizes do not matter.

@@ -8,10 +8,10 @@
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
-use super::convffn::{ConvFfn, ConvFfnConfig};
 use crate::config::{CONV_FFN_KERNEL, LN_EPS, NormKind};
-use crate::model::attention::multi_head_attention;
-use crate::model::layers::{layer_norm, linear};
+use crate::model::common::convffn::{ConvFfn, ConvFfnConfig};
+use crate::model::common::layers::{layer_norm, linear};
+use crate::model::common::multi_head_attention::multi_head_attention;
 use crate::weights::VarBuilder;
 
 /// FastViT attention block.

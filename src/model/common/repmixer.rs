@@ -9,7 +9,7 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
 use super::convffn::{ConvFfn, ConvFfnConfig};
-use crate::model::layers::{conv2d, conv2d_config};
+use super::layers::{conv2d, conv2d_config};
 use crate::weights::VarBuilder;
 
 /// The re-parameterised RepMixer: one depthwise convolution.

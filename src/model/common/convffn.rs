@@ -4,7 +4,7 @@
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
-use crate::model::layers::{conv2d, conv2d_config, gelu};
+use super::layers::{conv2d, conv2d_config, gelu};
 use crate::weights::VarBuilder;
 
 /// A convolutional FFN.

@@ -5,9 +5,9 @@
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
+use super::layers::{gelu, layer_norm, linear, linear_named};
+use super::multi_head_attention::multi_head_attention;
 use crate::config::LN_EPS;
-use crate::model::attention::multi_head_attention;
-use crate::model::layers::{gelu, layer_norm, linear, linear_named};
 use crate::weights::VarBuilder;
 
 /// One pre-norm transformer layer.
