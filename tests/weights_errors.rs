@@ -137,47 +137,30 @@ fn missing_and_misshaped_tensors_are_named() {
 #[test]
 fn train_time_branches_are_checked_while_folding() {
     let good = bytes("v2-mci0", "model.safetensors");
-    type Edit<'a> = &'a dyn Fn(&str, Vec<usize>, Vec<f32>) -> Option<(String, Vec<usize>, Vec<f32>)>;
-    let err = |edit: Edit| {
-        let e = load("v2-mci0", rewrite(&good, edit)).unwrap_err();
+    // The error of loading `good` with the tensor `name` of the stem's first block changed by
+    // `edit` (shape, values) → replacement, or removed.
+    type Tensor = (Vec<usize>, Vec<f32>);
+    let err = |name: &str, edit: &dyn Fn(Vec<usize>, Vec<f32>) -> Option<Tensor>| {
+        let name = format!("visual.trunk.stem.0.{name}");
+        let b = rewrite(&good, |n, s, v| {
+            if n == name { edit(s, v).map(|(s, v)| (n.to_string(), s, v)) } else { Some((n.to_string(), s, v)) }
+        });
+        let e = load("v2-mci0", b).unwrap_err();
         assert_eq!(e.code(), "WEIGHTS_MISMATCH");
         e.to_string()
     };
-    let stem = "visual.trunk.stem.0";
     // A BatchNorm statistic of a branch: named with the shape the branch needs.
-    let msg = err(&|n, s, v| (n != format!("{stem}.conv_kxk.0.bn.running_var")).then(|| (n.to_string(), s, v)));
+    let msg = err("conv_kxk.0.bn.running_var", &|_, _| None);
     assert!(msg.contains("1 missing tensor(s): `visual.stem.0.conv_kxk.0.bn.running_var` [8]"), "{msg}");
     // A 1×1 branch that is not 1×1.
-    let msg = err(&|n, s, v| {
-        if n == format!("{stem}.conv_scale.conv.weight") {
-            Some((n.to_string(), vec![s[0], s[1], 3, 3], v.iter().cycle().take(v.len() * 9).copied().collect()))
-        } else {
-            Some((n.to_string(), s, v))
-        }
-    });
-    assert!(
-        msg.contains("`visual.stem.0.conv_scale.conv.weight` has shape [8, 3, 3, 3], expected [8, 3, 1, 1]"),
-        "{msg}"
-    );
+    let msg = err("conv_scale.conv.weight", &|s, v| Some((vec![s[0], s[1], 3, 3], v.repeat(9))));
+    let expected = "`visual.stem.0.conv_scale.conv.weight` has shape [8, 3, 3, 3], expected [8, 3, 1, 1]";
+    assert!(msg.contains(expected), "{msg}");
     // Hostile shapes: a kernel that is not 4-d, an even kernel to centre a 1×1 branch in.
-    let msg = err(&|n, s, v| {
-        if n == format!("{stem}.conv_kxk.0.conv.weight") {
-            Some((n.to_string(), vec![s[0], s[1] * 9], v))
-        } else {
-            Some((n.to_string(), s, v))
-        }
-    });
-    assert!(
-        msg.contains("`visual.stem.0.conv_kxk.0.conv.weight` has shape [8, 27], expected a 4-d convolution kernel"),
-        "{msg}"
-    );
-    let msg = err(&|n, s, v| {
-        if n == format!("{stem}.conv_kxk.0.conv.weight") {
-            Some((n.to_string(), vec![s[0], s[1], 2, 2], v[..v.len() / 9 * 4].to_vec()))
-        } else {
-            Some((n.to_string(), s, v))
-        }
-    });
+    let msg = err("conv_kxk.0.conv.weight", &|s, v| Some((vec![s[0], s[1] * 9], v)));
+    let expected = "`visual.stem.0.conv_kxk.0.conv.weight` has shape [8, 27], expected a 4-d convolution kernel";
+    assert!(msg.contains(expected), "{msg}");
+    let msg = err("conv_kxk.0.conv.weight", &|s, v| Some((vec![s[0], s[1], 2, 2], v[..v.len() / 9 * 4].to_vec())));
     assert!(msg.contains("expected an odd kernel"), "{msg}");
 }
 

@@ -122,38 +122,27 @@ impl ModelConfig {
     /// Resolves the encoders' hyper-parameters, and checks that the image tower is built for
     /// the images the preprocessing makes.
     pub fn resolve(&self) -> Result<Architecture> {
+        let (family, key, image_cfg) = match self.family {
+            Family::Mobileclip => ("a `mobileclip`", "image_cfg", self.image_cfg.as_ref()),
+            Family::OpenClip => ("an `open_clip`", "vision_cfg", self.vision_cfg.as_ref()),
+        };
+        let image_cfg = image_cfg.ok_or_else(|| Error::Config(format!("{family} config needs `{key}`")))?;
         let (image, text) = match self.family {
-            Family::Mobileclip => {
-                let cfg = self
-                    .image_cfg
-                    .as_ref()
-                    .ok_or_else(|| Error::Config("a `mobileclip` config needs `image_cfg`".into()))?;
-                (image_from_apple(cfg)?, text_from_apple(&self.text_cfg)?)
-            }
-            Family::OpenClip => {
-                let cfg = self
-                    .vision_cfg
-                    .as_ref()
-                    .ok_or_else(|| Error::Config("an `open_clip` config needs `vision_cfg`".into()))?;
-                (image_from_timm(cfg)?, text_from_open_clip(&self.text_cfg)?)
-            }
+            Family::Mobileclip => (image_from_apple(image_cfg)?, text_from_apple(&self.text_cfg)?),
+            Family::OpenClip => (image_from_timm(image_cfg)?, text_from_open_clip(&self.text_cfg)?),
         };
         let size = self.preprocess.image_size;
         if size == 0 {
             return Err(Error::Config("preprocess.image_size must be positive".into()));
         }
-        let (key, cfg) = match self.family {
-            Family::Mobileclip => ("image_cfg", self.image_cfg.as_ref()),
-            Family::OpenClip => ("vision_cfg", self.vision_cfg.as_ref()),
+        // The reference preprocesses to its image tower's size; a config states it twice.
+        let tower_size = match &image {
+            ImageArch::Vit(v) => Some(v.img_size),
+            ImageArch::FastVit(_) => image_cfg.get("image_size").and_then(Value::as_u64).map(|s| s as usize),
         };
-        let declared = cfg.and_then(|c| c.get("image_size")).and_then(Value::as_u64);
-        let built_for = match &image {
-            ImageArch::Vit(v) => Some(("the ViT's img_size", v.img_size)),
-            ImageArch::FastVit(_) => declared.map(|s| ("image_size", s as usize)),
-        };
-        if let Some((what, s)) = built_for.filter(|&(_, s)| s != size) {
+        if let Some(s) = tower_size.filter(|&s| s != size) {
             return Err(Error::Config(format!(
-                "{key}: {what} is {s} but preprocess.image_size is {size}: the image tower and its preprocessing must agree"
+                "the image tower ({key}) is built for {s}×{s} images but preprocess.image_size is {size}"
             )));
         }
         Ok(Architecture { embed_dim: self.embed_dim, image, text })
@@ -371,6 +360,6 @@ mod tests {
         // A ViT's own img_size override counts too.
         let mut cfg = ModelConfig::builtin("MobileCLIP2-B").unwrap();
         cfg.vision_cfg.as_mut().unwrap()["arch"] = serde_json::json!({"img_size": 256});
-        assert!(cfg.resolve().unwrap_err().to_string().contains("img_size is 256"));
+        assert!(cfg.resolve().unwrap_err().to_string().contains("built for 256×256 images"));
     }
 }

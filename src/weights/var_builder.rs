@@ -10,7 +10,8 @@ use std::rc::Rc;
 use burn::module::Param;
 use burn::tensor::{Device, Tensor};
 
-use super::{FusedWeights, HostTensor, Problems};
+use super::problems::Problems;
+use super::{FusedWeights, HostTensor};
 use crate::error::{Error, Result};
 
 struct Shared {
@@ -112,7 +113,7 @@ impl VarBuilder {
             taken: BTreeSet::new(),
             problems: Problems::default(),
         });
-        let asked = state.taken.len() + state.problems.missing.len();
+        let asked = state.taken.len() + state.problems.missing_count();
         let mut all = state.weights.problems.clone();
         all.append(state.problems);
         for (name, _) in state.weights.iter() {

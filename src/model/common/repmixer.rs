@@ -2,51 +2,20 @@
 //! image towers and, with a `[1, 11]` kernel over the sequence, in the "mct" text tower
 //! (`text/repmixer.py`, see [`crate::model::text::mct`]).
 //!
-//! The train-time `x + layer_scale * (mixer(x) - norm(x))` is one depthwise convolution
-//! `reparam_conv` (the residual is in the kernel).
+//! The train-time token mixer `x + layer_scale * (mixer(x) - norm(x))` is one depthwise
+//! convolution once folded, a [`ReparamConv`] without activation.
 
-use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
 use super::convffn::{ConvFfn, ConvFfnConfig};
-use super::layers::{conv2d, conv2d_config};
+use super::reparam_conv::{ReparamConv, ReparamConvConfig};
 use crate::weights::VarBuilder;
-
-/// The re-parameterised RepMixer: one depthwise convolution.
-#[derive(Module, Debug)]
-pub struct RepMixer {
-    conv: Conv2d,
-}
-
-/// Config of [`RepMixer`].
-#[derive(Config, Debug)]
-pub struct RepMixerConfig {
-    /// Channels.
-    pub dim: usize,
-    /// Kernel `[kh, kw]`.
-    pub kernel_size: [usize; 2],
-}
-
-impl RepMixerConfig {
-    /// Loads `reparam_conv`.
-    pub fn load(&self, vb: &VarBuilder) -> RepMixer {
-        let d = self.dim;
-        RepMixer { conv: conv2d(&vb.pp("reparam_conv"), &conv2d_config([d, d], self.kernel_size).with_groups(d)) }
-    }
-}
-
-impl RepMixer {
-    /// Mixes tokens spatially.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(x)
-    }
-}
 
 /// Metaformer block with RepMixer: `x = mixer(x); x + layer_scale * ffn(x)` (the layer scale
 /// is folded into the FFN's last conv).
 #[derive(Module, Debug)]
 pub struct RepMixerBlock {
-    token_mixer: RepMixer,
+    token_mixer: ReparamConv,
     mlp: ConvFfn,
 }
 
@@ -67,7 +36,10 @@ impl RepMixerBlockConfig {
     /// Loads `token_mixer` and `mlp`.
     pub fn load(&self, vb: &VarBuilder) -> RepMixerBlock {
         RepMixerBlock {
-            token_mixer: RepMixerConfig::new(self.dim, self.kernel_size).load(&vb.pp("token_mixer")),
+            token_mixer: ReparamConvConfig::new(self.dim, self.dim, self.kernel_size)
+                .with_groups(self.dim)
+                .with_use_act(false)
+                .load(&vb.pp("token_mixer")),
             mlp: ConvFfnConfig::new(self.dim, self.hidden, self.ffn_kernel_size).load(&vb.pp("mlp")),
         }
     }

@@ -9,10 +9,9 @@ use burn::prelude::*;
 
 use super::attention_block::{AttentionBlock, AttentionBlockConfig};
 use super::patch_embed::{PatchEmbed, PatchEmbedConfig};
-use super::reparam_conv::{ReparamConv, ReparamConvConfig};
-use super::repcpe::{RepCpe, RepCpeConfig};
-use crate::config::{CONV_FFN_KERNEL, FastVitArch, TokenMixer};
+use crate::config::{CONV_FFN_KERNEL, FastVitArch, REPCPE_KERNEL, TokenMixer};
 use crate::model::common::layers::image_head;
+use crate::model::common::reparam_conv::{ReparamConv, ReparamConvConfig};
 use crate::model::common::repmixer::{RepMixerBlock, RepMixerBlockConfig};
 use crate::weights::VarBuilder;
 
@@ -31,7 +30,8 @@ pub enum FastVitBlock {
 #[derive(Module, Debug)]
 pub struct FastVitStage {
     downsample: Option<PatchEmbed>,
-    pos_emb: Option<RepCpe>,
+    /// RepCPE.
+    pos_emb: Option<ReparamConv>,
     blocks: Vec<FastVitBlock>,
 }
 
@@ -65,7 +65,12 @@ impl FastVit {
                     .with_use_se(arch.se_downsamples[i])
                     .load(&vb.pp("downsample"))
             });
-            let pos_emb = arch.pos_embs[i].then(|| RepCpeConfig::new(dim).load(&vb.pp("pos_emb")));
+            let pos_emb = arch.pos_embs[i].then(|| {
+                ReparamConvConfig::new(dim, dim, REPCPE_KERNEL)
+                    .with_groups(dim)
+                    .with_use_act(false)
+                    .load(&vb.pp("pos_emb"))
+            });
             let hidden = (dim as f64 * arch.mlp_ratios[i]) as usize;
             let k = arch.repmixer_kernel_size;
             let blocks = (0..arch.layers[i])

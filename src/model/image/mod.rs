@@ -3,7 +3,4 @@
 pub mod attention_block;
 pub mod mci;
 pub mod patch_embed;
-pub mod reparam_conv;
-pub mod repcpe;
-pub mod squeeze_excite;
 pub mod vit;

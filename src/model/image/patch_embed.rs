@@ -4,7 +4,7 @@
 
 use burn::prelude::*;
 
-use super::reparam_conv::{ReparamConv, ReparamConvConfig};
+use crate::model::common::reparam_conv::{ReparamConv, ReparamConvConfig};
 use crate::weights::VarBuilder;
 
 /// Downsampling patch embedding.

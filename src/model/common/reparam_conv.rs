@@ -1,13 +1,18 @@
-//! The inference form of a MobileOne block (`mobileone.py`, timm `MobileOneBlock`) and of a
-//! ReparamLargeKernelConv (`replknet.py`, timm): once their branches are folded (see
-//! [`crate::weights::fold`]) both are one convolution `reparam_conv`, then optional
-//! squeeze-excite `se`, then optional GELU.
+//! The inference form of every re-parameterisable block, once [`crate::weights::fold`] has
+//! folded its branches: one convolution `reparam_conv`, then optional squeeze-excite `se`, then
+//! optional GELU. That is
+//! - a MobileOne block (Apple's `common/mobileone.py`, timm `MobileOneBlock`): GELU, SE in
+//!   FastViT's final conv;
+//! - a ReparamLargeKernelConv (`replknet.py`, timm): GELU, SE in some PatchEmbeds;
+//! - a RepMixer (`mci.py`, `text/repmixer.py`, timm): depthwise, no activation, the residual in
+//!   the kernel;
+//! - a RepCPE (`mci.py` `RepCPE`, timm `RepConditionalPosEnc`): the same, 7×7.
 
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
+use super::layers::{conv2d, conv2d_config, gelu};
 use super::squeeze_excite::{SqueezeExcite, SqueezeExciteConfig};
-use crate::model::common::layers::{conv2d, conv2d_config, gelu};
 use crate::weights::VarBuilder;
 
 /// conv → (SE) → (GELU).

@@ -5,7 +5,7 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 
-use crate::model::common::layers::{conv2d, conv2d_config};
+use super::layers::{conv2d, conv2d_config};
 use crate::weights::VarBuilder;
 
 /// Squeeze-and-excite gate over channels.
