@@ -2,7 +2,8 @@
 export class MobileClipError extends Error {
   readonly name: 'MobileClipError';
   /** e.g. UNKNOWN_MODEL, INVALID_WEIGHTS, WEIGHTS_MISMATCH, WEIGHTS_DOWNLOAD, INVALID_IMAGE,
-   * TAINTED_IMAGE, INVALID_TEXT, INVALID_ARGUMENT, NO_WEBGPU, ABORTED, DISPOSED, INTERNAL
+   * TAINTED_IMAGE, INVALID_TEXT, INVALID_ARGUMENT, NO_WEBGPU, UNSUPPORTED_BROWSER (no WebAssembly
+   * or no wasm SIMD), ABORTED, DISPOSED, INTERNAL
    * (DEVICE_LOST is handled inside: the model moves to the CPU and the call is re-run) */
   readonly code: string;
 }

@@ -3,7 +3,7 @@
 // (checkpoint parsing, preprocessing, tokenization, the model) runs in the wasm module.
 
 import initCpu, { WasmModel as CpuModel } from './cpu/mobileclip_wasm.js';
-import { describe, imageSource, MobileClipError, readResponse } from './common.js';
+import { describe, MobileClipError, readResponse, toRgba } from './common.js';
 
 export { MobileClipError };
 
@@ -28,9 +28,23 @@ async function instantiate(init, url) {
 let cpuReady = null;
 let cpuExports = null;
 
-/** The CPU module (burn flex, wasm SIMD128): small, always available. */
+// The smallest module that uses a SIMD128 instruction: `(func (result v128) i32.const 0 i8x16.splat)`.
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 8, 1, 6, 0, 65, 0, 253, 15, 11]);
+
+/** Why this JavaScript engine cannot run the wasm modules, or null when it can. */
+function wasmUnsupported() {
+  if (typeof WebAssembly === 'undefined') return 'this browser runs no WebAssembly (turned off, as in Safari\'s Lockdown Mode, or not supported)';
+  if (!WebAssembly.validate(SIMD_PROBE)) return 'this browser has no WebAssembly SIMD (wasm-simd128), which the model needs: Chrome/Edge 91+, Firefox 89+, Safari 16.4+';
+  return null;
+}
+
+/** The CPU module (burn flex, wasm SIMD128): small, always available where wasm SIMD is. */
 function initWasm() {
-  cpuReady ??= instantiate(initCpu, new URL('./cpu/mobileclip_wasm_bg.wasm', import.meta.url)).then((e) => { cpuExports = e; });
+  cpuReady ??= (async () => {
+    const why = wasmUnsupported();
+    if (why) throw new MobileClipError('UNSUPPORTED_BROWSER', why);
+    cpuExports = await instantiate(initCpu, new URL('./cpu/mobileclip_wasm_bg.wasm', import.meta.url));
+  })();
   return cpuReady;
 }
 
@@ -105,33 +119,6 @@ async function weightsBytes(weights, onProgress, signal) {
     return readResponse(await fetch(weights, { signal }), onProgress, signal);
   }
   throw new MobileClipError('INVALID_ARGUMENT', `weights must be a URL, Response, Blob, ArrayBuffer or Uint8Array, got ${describe(weights)}`);
-}
-
-function check2d(ctx) {
-  if (!ctx) throw new MobileClipError('INVALID_IMAGE', 'could not get a 2d context to read the image');
-  return ctx;
-}
-
-/** Pixels of an image source: `{ data: Uint8Array (RGBA), width, height }`. */
-function toRgba(src) {
-  const img = imageSource(src);
-  const { width: w, height: h } = img;
-  if (img.kind === 'pixels') return { data: new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.byteLength), width: w, height: h };
-  let ctx;
-  if (img.kind === 'canvas') { // HTMLCanvasElement, OffscreenCanvas
-    ctx = check2d(src.getContext('2d', { willReadFrequently: true }));
-  } else {
-    const canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(w, h) : Object.assign(document.createElement('canvas'), { width: w, height: h });
-    ctx = check2d(canvas.getContext('2d', { willReadFrequently: true }));
-    ctx.drawImage(src, 0, 0, w, h);
-  }
-  try {
-    const d = ctx.getImageData(0, 0, w, h);
-    return { data: new Uint8Array(d.data.buffer, d.data.byteOffset, d.data.byteLength), width: w, height: h };
-  } catch (e) {
-    if (e && e.name === 'SecurityError') throw new MobileClipError('TAINTED_IMAGE', 'the image is cross-origin without CORS (a tainted canvas cannot be read)');
-    throw e;
-  }
 }
 
 /** Cosine similarity of two embeddings. */

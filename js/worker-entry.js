@@ -5,6 +5,15 @@ import { MobileClip } from './index.js';
 
 let clip = null;
 
+/** Whether this worker can read an ImageBitmap's pixels (a 2d OffscreenCanvas; not in Safari < 16.4). */
+function canDraw() {
+  try {
+    return !!new OffscreenCanvas(1, 1).getContext('2d');
+  } catch {
+    return false;
+  }
+}
+
 function errorOf(e) {
   return { code: typeof e?.code === 'string' ? e.code : 'INTERNAL', message: e?.message ?? String(e) };
 }
@@ -19,7 +28,7 @@ async function handle({ id, op, ...args }) {
         onProgress: (progress) => self.postMessage({ id, progress }),
       });
       const { backend, name, embedDim, imageSize, logitScale } = clip;
-      return { result: { backend, name, embedDim, imageSize, logitScale } };
+      return { result: { backend, name, embedDim, imageSize, logitScale, workerDraws: canDraw() } };
     }
     case 'encodeImages': {
       const rows = await clip.encodeImages(args.images);

@@ -3,7 +3,7 @@
 // Images become transferable pixels here (an ImageBitmap, or a copy of the RGBA buffer) and are
 // moved, not copied, to the worker; embeddings come back the same way.
 
-import { describe, imageSource, isA, MobileClipError, readResponse } from './common.js';
+import { describe, imageSource, isA, MobileClipError, readResponse, toRgba } from './common.js';
 import { similarity } from './index.js';
 
 export { MobileClipError };
@@ -14,13 +14,24 @@ const DISPOSED = () => new MobileClipError('DISPOSED', 'the model was disposed; 
 /** Yields to the event loop (timers, input, rendering) between chunks of work on this thread. */
 const pause = () => new Promise((r) => setTimeout(r, 0));
 
-/** An image source as a message part: `[value, transferList]`. Never detaches the caller's data. */
-async function imagePart(src) {
+/**
+ * An image source as a message part: `[value, transferList]`. Never detaches the caller's data.
+ * A canvas is read here with getImageData, as the main-thread API reads it: redrawn from an
+ * ImageBitmap on the worker's canvas, its semi-transparent pixels came out 1/255 off in WebKitGTK
+ * (which rounds premultiplied alpha differently on a willReadFrequently canvas). Other drawables
+ * go as an ImageBitmap when the worker can draw one (`workerDraws`: it has a 2d OffscreenCanvas;
+ * Safari before 16.4 has none) and are read here otherwise.
+ */
+async function imagePart(src, workerDraws) {
   const img = imageSource(src);
   if (img.kind === 'pixels') { // ImageData or an ImageData-like object: copy its pixels
     const { data, width, height } = img;
     const copy = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
     return [{ data: copy, width, height }, [copy.buffer]];
+  }
+  if (img.kind === 'canvas' || !workerDraws) { // getImageData gives a fresh buffer: moved, not copied again
+    const { data, width, height } = toRgba(src);
+    return [{ data, width, height }, [data.buffer]];
   }
   let bitmap;
   try {
@@ -161,7 +172,7 @@ export class MobileClipWorker {
       let copied = 0;
       try {
         for (const src of srcs) {
-          const [image, t] = await imagePart(src);
+          const [image, t] = await imagePart(src, this.#info.workerDraws);
           images.push(image);
           transfer.push(...t);
           copied += image.data?.byteLength ?? 0;
@@ -186,7 +197,7 @@ export class MobileClipWorker {
    */
   zeroShot(image, labels, { templates, topK } = {}) {
     return this.#call('zeroShot', async () => {
-      const [img, transfer] = image instanceof Float32Array ? [image, []] : await imagePart(image);
+      const [img, transfer] = image instanceof Float32Array ? [image, []] : await imagePart(image, this.#info.workerDraws);
       return [{ image: img, labels, options: { templates, topK } }, transfer];
     }, 'INVALID_ARGUMENT');
   }

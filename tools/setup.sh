@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building the npm package and the demo needs, when missing: the wasm32 Rust
 # target, wasm-bindgen-cli of the version in Cargo.lock (about 8 minutes to build cold) and the
-# npm devDependencies (webpack, playwright-core). Needs Rust (rustup) and Node.js >= 20.9.
-# Sourced by .ci/run and tools/demo.sh; `tools/setup.sh` runs it on its own.
+# npm devDependencies (webpack, playwright-core, puppeteer-core); for the browser tests, the
+# three engines from Debian (setup_browsers). Needs Rust (rustup) and Node.js >= 20.9.
+# Sourced by .ci/run and tools/demo.sh; `tools/setup.sh` runs the first two on their own,
+# `tools/setup.sh browsers` the browsers too.
 
 setup_wasm() {
   rustup target add wasm32-unknown-unknown >/dev/null
@@ -19,10 +21,30 @@ setup_npm() {
     echo "Node.js >= 20.9 is needed (found: $(node --version 2>/dev/null || echo none)); see https://nodejs.org" >&2
     return 1
   fi
-  # npm ci when node_modules is missing or older than the lock file
+  # npm ci when node_modules is missing or older than the lock file (playwright-core and
+  # puppeteer-core drive the system's browsers: neither downloads one)
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
     npm ci --no-audit --no-fund
   fi
+}
+
+# The browser engines the tests run in (tests/browser/engines.mjs), from Debian (as root):
+#   chromium             Chromium, driven by playwright-core
+#   firefox-esr          Firefox ESR, driven by puppeteer-core over WebDriver BiDi
+#   webkit2gtk-driver    WebKitGTK's WebKitWebDriver and MiniBrowser, which needs an X server:
+#   xvfb                 (Xvfb)
+#   mesa-vulkan-drivers  lavapipe, the software Vulkan driver behind Firefox's WebGPU adapter
+BROWSER_PACKAGES=(chromium firefox-esr webkit2gtk-driver xvfb mesa-vulkan-drivers)
+
+setup_browsers() {
+  local missing=()
+  for p in "${BROWSER_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing ${missing[*]} (Debian packages)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
@@ -30,4 +52,5 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   cd "$(dirname "$0")/.."
   setup_wasm
   setup_npm
+  if [ "${1:-}" = browsers ]; then setup_browsers; fi
 fi

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit + integration tests (small parity fixtures,
-# tokenizer corpus, preprocessing), the wasm package in Node and in headless Chromium, then
-# full-size parity of shipped models against the PyTorch reference (random weights written by
-# tools/gen_fixtures.py into a temporary folder). .ci/run installs what this needs.
+# tokenizer corpus, preprocessing), the wasm package in Node and in three browser engines
+# (Chromium, Firefox ESR, WebKitGTK: tests/browser/engines.mjs; the demo and the extension in
+# Chromium only), then full-size parity of shipped models against the PyTorch reference (random
+# weights written by tools/gen_fixtures.py into a temporary folder). .ci/run installs what this
+# needs.
 #
 # Environment:
 #   MOBILECLIP_FULL_MODELS   comma-separated configs for the full-size parity run
 #                            ("all", the default: every config in configs/; "none" skips it)
+#   MOBILECLIP_ENGINES       browser engines for the package's browser tests (default
+#                            "chromium,firefox,webkit")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +27,7 @@ cargo clippy --target wasm32-unknown-unknown --release --no-default-features --f
 step "cargo test --release (unit, tokenizer, preprocessing, small-model parity)"
 cargo test --release
 
-step "wasm package (pkg/): build, Node tests, headless Chromium tests, npm pack into plain and webpack 5 apps, the worker helper, the demo page"
+step "wasm package (pkg/): build, Node tests, browser tests in Chromium, Firefox and WebKit (CPU, WebGPU, npm pack into plain and webpack 5 apps, the worker helper), the extension and the demo page in Chromium"
 tools/build-wasm.sh
 node --test tests/js/
 node tests/browser/run.mjs
@@ -50,6 +54,7 @@ if [ "$models" != "none" ]; then
     cargo test --release --test cli -- --ignored zero_shot_full_size
   fi
   if [ -d "$out/MobileCLIP-S0" ] || [ -d "$out/MobileCLIP2-S0" ]; then
-    node tests/browser/run.mjs full # the same checkpoints in headless Chromium (CPU module)
+    # the same checkpoints in headless Chromium (CPU module; the small fixtures cover the other engines)
+    MOBILECLIP_ENGINES=chromium node tests/browser/run.mjs full
   fi
 fi
