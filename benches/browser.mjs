@@ -22,8 +22,12 @@ const mb = (n) => (n / 1e6).toFixed(2);
 const ndWasm = join(root, 'target/pkg-ndarray/cpu/mobileclip_wasm_bg.wasm');
 const nd = existsSync(ndWasm) ? await readFile(ndWasm) : null;
 const gpuWasm = await readFile(join(root, 'pkg/gpu/mobileclip_wasm_bg.wasm'));
+const mtWasm = await readFile(join(root, 'pkg/cpu-mt/mobileclip_wasm_bg.wasm'));
+const poolJs = Buffer.concat([await readFile(join(root, 'pkg/threads.js')), await readFile(join(root, 'pkg/thread-worker.js')), await readFile(join(root, 'pkg/cpu-mt/mobileclip_wasm.js'))]);
 const row = (name, bytes) => `| ${name} | ${mb(bytes.length)} MB | ${mb(gzipSync(bytes, { level: 9 }).length)} MB |\n`;
-const sizes = row('CPU module, flex (`pkg/cpu/mobileclip_wasm_bg.wasm`), always loaded', wasm)
+const sizes = row('CPU module, flex (`pkg/cpu/mobileclip_wasm_bg.wasm`), loaded where threads cannot run', wasm)
+  + row('Threaded CPU module (`pkg/cpu-mt/mobileclip_wasm_bg.wasm`), loaded instead on cross-origin-isolated pages', mtWasm)
+  + row('its JS: glue + thread pool (`cpu-mt/mobileclip_wasm.js`, `threads.js`, `thread-worker.js`)', poolJs)
   + row('WebGPU module (`pkg/gpu/mobileclip_wasm_bg.wasm`), loaded only with a WebGPU adapter', gpuWasm)
   + (nd ? row('CPU module, ndarray variant (not shipped)', nd) : '')
   + row('JS glue + API (`cpu/mobileclip_wasm.js`, `index.js`, `common.js`)', Buffer.concat([glue, await readFile(join(root, 'pkg/index.js')), await readFile(join(root, 'pkg/common.js'))]));

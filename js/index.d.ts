@@ -36,6 +36,13 @@ export interface LoadOptions {
    * else the CPU. "webgpu" insists (rejects with NO_WEBGPU); "cpu" never touches the GPU.
    */
   backend?: 'auto' | 'cpu' | 'webgpu';
+  /**
+   * CPU threads. Default "auto": `navigator.hardwareConcurrency` (at most 8) where the page is
+   * cross-origin isolated (COOP `same-origin` + COEP `require-corp`), else 1. More than one loads
+   * the threaded CPU module (its pool of workers is started once per page, with the first count
+   * asked for); 1 is the single-threaded module. `backend` says how many threads run, or why one.
+   */
+  threads?: number | 'auto';
   /** Download progress in bytes (`total` is 0 when the server sends no length). */
   onProgress?: (progress: { loaded: number; total: number }) => void;
   signal?: AbortSignal;
@@ -56,9 +63,10 @@ export interface ZeroShotOptions {
 /** What a loaded model offers: `MobileClip`, and `MobileClipWorker` (`mobileclip-wasm/worker`). */
 export interface ClipModel {
   /**
-   * The backend in use and why: "webgpu: <adapter>", or "cpu: <reason>" (e.g. "cpu: the browser
-   * offers no WebGPU adapter", "cpu: …device was lost…; moved from WebGPU"); "disposed" after
-   * `dispose()`.
+   * The backend in use and why: "webgpu: <adapter>", or "cpu: <reason>; <threads>" (e.g. "cpu:
+   * the browser offers no WebGPU adapter; 2 threads", "cpu: requested; 1 thread (the page is not
+   * cross-origin isolated …)", "cpu: …device was lost…; moved from WebGPU; 4 threads");
+   * "disposed" after `dispose()`.
    */
   readonly backend: string;
   readonly name: string;

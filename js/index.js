@@ -4,6 +4,7 @@
 
 import initCpu, { WasmModel as CpuModel } from './cpu/mobileclip_wasm.js';
 import { describe, MobileClipError, readResponse, toRgba } from './common.js';
+import { AUTO_MAX_THREADS, startPool, threadsUnsupported } from './threads.js';
 
 export { MobileClipError };
 
@@ -48,6 +49,42 @@ function initWasm() {
   return cpuReady;
 }
 
+// The threaded CPU module (the same adapter built with shared memory, and its pool of workers) is
+// fetched only when a load asks for more than one thread and the context can run it (threads.js).
+let mtReady = null;
+let mtMemory = null;
+
+/** Resolves to `{ WasmModel, threads }`; the pool's size is fixed by the first call. */
+function initThreaded(threads) {
+  mtReady ??= (async () => {
+    const glue = await import('./cpu-mt/mobileclip_wasm.js');
+    await instantiate(glue.default, new URL('./cpu-mt/mobileclip_wasm_bg.wasm', import.meta.url));
+    mtMemory = glue.threadContext()[1];
+    return { WasmModel: glue.WasmModel, threads: await startPool(glue, threads) };
+  })();
+  mtReady.catch(() => { mtReady = null; });
+  return mtReady;
+}
+
+/**
+ * The CPU module for a `threads` option: `{ WasmModel, why }`, `why` saying how many threads
+ * and, for one, why (the single-threaded module is used then).
+ */
+async function chooseCpu(threads) {
+  const cores = typeof navigator !== 'undefined' ? navigator.hardwareConcurrency || 1 : 1;
+  const want = threads === 'auto' ? Math.min(cores, AUTO_MAX_THREADS) : threads;
+  const single = async (why) => { await initWasm(); return { WasmModel: CpuModel, why: `1 thread${why ? ` (${why})` : ''}` }; };
+  if (want === 1) return single(threads === 'auto' ? 'one core' : '');
+  const unsupported = threadsUnsupported();
+  if (unsupported) return single(unsupported);
+  try {
+    const mt = await initThreaded(want);
+    return { WasmModel: mt.WasmModel, why: mt.threads === want ? `${want} threads` : `${mt.threads} threads (the pool was started with ${mt.threads})` };
+  } catch (e) {
+    return single(asError(e).message);
+  }
+}
+
 // The WebGPU module is fetched only when the browser offers a hardware adapter (or when asked for
 // explicitly): it is several times larger than the CPU one.
 let gpuReady = null;
@@ -79,7 +116,7 @@ function initGpu() {
 
 /** Bytes of linear memory the wasm modules hold (they only grow; 0 before the first load). */
 export function wasmMemoryBytes() {
-  return (cpuExports?.memory?.buffer.byteLength ?? 0) + (gpuExports?.memory?.buffer.byteLength ?? 0);
+  return (cpuExports?.memory?.buffer.byteLength ?? 0) + (mtMemory?.buffer.byteLength ?? 0) + (gpuExports?.memory?.buffer.byteLength ?? 0);
 }
 
 /**
@@ -131,6 +168,8 @@ export function similarity(a, b) {
 
 /** The shipped model names. */
 export async function modelNames() {
+  const mt = await mtReady?.catch(() => null); // the threaded module, when it is the one loaded
+  if (mt) return mt.WasmModel.modelNames();
   await initWasm();
   return CpuModel.modelNames();
 }
@@ -145,12 +184,14 @@ export class MobileClip {
   #raw;
   #queue = Promise.resolve();
   #config;
+  #threads; // the `threads` option, for a move to the CPU
   #weights = null; // on WebGPU: the checkpoint (a Blob), to move to the CPU if the device is lost
   #lost = null; // on WebGPU: { promise, reject } settled when the device is lost
 
-  constructor(raw, config, weights) {
+  constructor(raw, config, weights, threads) {
     this.#raw = raw;
     this.#config = config;
+    this.#threads = threads;
     if (weights) {
       this.#weights = weights;
       let reject;
@@ -166,27 +207,32 @@ export class MobileClip {
    * @param {string|object} [options.model] a shipped model name (default MobileCLIP-S0) or a config object
    * @param {string|URL|Response|Blob|ArrayBuffer|Uint8Array} options.weights the published checkpoint
    * @param {'auto'|'cpu'|'webgpu'} [options.backend]
+   * @param {number|'auto'} [options.threads] CPU threads (default 'auto': the device's cores, up
+   *   to 8, where the page is cross-origin isolated; 1 otherwise)
    * @param {(p: {loaded: number, total: number}) => void} [options.onProgress]
    * @param {AbortSignal} [options.signal]
    */
-  static async load({ model = 'MobileCLIP-S0', weights, backend = 'auto', onProgress, signal } = {}) {
+  static async load({ model = 'MobileCLIP-S0', weights, backend = 'auto', threads = 'auto', onProgress, signal } = {}) {
     try {
       if (!['auto', 'cpu', 'webgpu'].includes(backend)) throw new MobileClipError('INVALID_ARGUMENT', `backend must be 'auto', 'cpu' or 'webgpu', got ${JSON.stringify(backend)}`);
+      if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1 && threads <= 64)) throw new MobileClipError('INVALID_ARGUMENT', `threads must be 'auto' or a whole number from 1 to 64, got ${typeof threads === 'number' ? threads : JSON.stringify(threads) ?? describe(threads)}`);
       if (weights === undefined) throw new MobileClipError('INVALID_ARGUMENT', 'options.weights is required (a URL or the checkpoint bytes)');
       const config = typeof model === 'string' ? model : JSON.stringify(model);
-      const [, chosen, bytes] = await Promise.all([initWasm(), chooseBackend(backend), weightsBytes(weights, onProgress, signal)]);
+      // On the CPU: the module for the `threads` option (a WebGPU model chooses it if it moves).
+      const pick = async () => { const c = await chooseBackend(backend); return c.gpu ? c : { ...c, cpu: await chooseCpu(threads) }; };
+      const [chosen, bytes] = await Promise.all([pick(), weightsBytes(weights, onProgress, signal)]);
       if (signal?.aborted) throw new MobileClipError('ABORTED', 'loading was aborted');
       if (chosen.gpu) {
         // Kept as a Blob (the browser may page it out) to reload on the CPU if the device is lost;
         // a Blob given by the caller is kept as it is.
         const kept = typeof Blob !== 'undefined' && weights instanceof Blob ? weights : new Blob([bytes]);
-        const raw = chosen.gpu.WasmModel.load(config, bytes, 'webgpu');
+        const raw = await chosen.gpu.WasmModel.load(config, bytes, 'webgpu');
         raw.backend = chosen.why;
-        return new MobileClip(raw, config, kept);
+        return new MobileClip(raw, config, kept, threads);
       }
-      const raw = CpuModel.load(config, bytes, 'cpu');
-      raw.backend = chosen.why;
-      return new MobileClip(raw, config, null);
+      const raw = await chosen.cpu.WasmModel.load(config, bytes, 'cpu');
+      raw.backend = `${chosen.why}; ${chosen.cpu.why}`;
+      return new MobileClip(raw, config, null, threads);
     } catch (e) {
       throw asError(e);
     }
@@ -199,9 +245,9 @@ export class MobileClip {
 
   /** Reloads the model on the CPU from the kept checkpoint, after the GPU device was lost. */
   async #moveToCpu(why) {
-    await initWasm();
-    const raw = CpuModel.load(this.#config, new Uint8Array(await this.#weights.arrayBuffer()), 'cpu');
-    raw.backend = `cpu: ${why}; moved from WebGPU`;
+    const cpu = await chooseCpu(this.#threads);
+    const raw = await cpu.WasmModel.load(this.#config, new Uint8Array(await this.#weights.arrayBuffer()), 'cpu');
+    raw.backend = `cpu: ${why}; moved from WebGPU; ${cpu.why}`;
     try { this.#raw.free(); } catch { /* the GPU module may be unusable */ }
     this.#raw = raw;
     this.#weights = null;

@@ -25,6 +25,7 @@ async function handle({ id, op, ...args }) {
         model: args.model,
         weights: args.weights,
         backend: args.backend,
+        threads: args.threads,
         onProgress: (progress) => self.postMessage({ id, progress }),
       });
       const { backend, name, embedDim, imageSize, logitScale } = clip;

@@ -84,7 +84,7 @@ export class MobileClipWorker {
    * forwarded); ArrayBuffer/Uint8Array weights are transferred (the caller's buffer is detached),
    * Blobs are passed by reference, a Response is read here and its bytes transferred.
    */
-  static async load({ model = 'MobileCLIP-S0', weights, backend = 'auto', onProgress, signal } = {}) {
+  static async load({ model = 'MobileCLIP-S0', weights, backend = 'auto', threads = 'auto', onProgress, signal } = {}) {
     if (signal?.aborted) throw ABORTED();
     let worker;
     try {
@@ -103,7 +103,7 @@ export class MobileClipWorker {
           else resolve(data.result);
         };
         const cfg = typeof model === 'string' ? model : JSON.parse(JSON.stringify(model));
-        worker.postMessage({ id: 0, op: 'load', model: cfg, weights: w, backend }, transfer);
+        worker.postMessage({ id: 0, op: 'load', model: cfg, weights: w, backend, threads }, transfer);
       });
       return new MobileClipWorker(worker, info);
     } catch (e) {

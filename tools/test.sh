@@ -21,8 +21,10 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors; native and the wasm adapter)"
 cargo clippy --release --all-targets -- -D warnings
-# the wasm adapter with the WebGPU module's features (a superset of the CPU module's)
+# the wasm adapter with the WebGPU module's features (a superset of the CPU module's), and with the
+# threaded module's (its pool; stable checks it, only the build needs nightly's atomics std)
 cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features webgpu -- -D warnings
+cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features threads -- -D warnings
 
 step "cargo test --release (unit, tokenizer, preprocessing, small-model parity)"
 cargo test --release
@@ -34,10 +36,15 @@ node tests/browser/run.mjs
 node tests/package/run.mjs
 node tests/extension/run.mjs
 node tests/worker/run.mjs
-# the demo page end to end, on a random-weight full-size MobileCLIP-S0 (written once, kept in target/)
-s0=target/bench-fixtures/MobileCLIP-S0/model.pt
-[ -f "$s0" ] || "$(tools/setup-venv.sh)" tools/gen_fixtures.py --full --no-reload-check --out target/bench-fixtures --models MobileCLIP-S0
-node tests/demo/run.mjs "$s0"
+# a random-weight full-size MobileCLIP-S0 (written once, kept in target/): the threads suite, the
+# demo page end to end, the quick benchmark
+s0=target/bench-fixtures/MobileCLIP-S0
+[ -f "$s0/io.safetensors" ] || "$(tools/setup-venv.sh)" tools/gen_fixtures.py --full --no-reload-check --out target/bench-fixtures --models MobileCLIP-S0
+node tests/browser/run.mjs threads
+node tests/demo/run.mjs "$s0/model.pt"
+
+step "quick side-by-side benchmark (figures printed, never asserted: the harness must not rot)"
+MOBILECLIP_BENCH_SKIP_PKG=1 tools/bench.sh --quick
 
 models=${MOBILECLIP_FULL_MODELS:-all}
 if [ "$models" != "none" ]; then

@@ -6,21 +6,27 @@
 //! Errors reach JavaScript as `Error` objects named `MobileClipError` with a stable `code`
 //! (see [`crate::Error::code`]) and a message naming what was wrong.
 //!
-//! The same adapter is built twice: the CPU module (burn flex, SIMD128) and, with the `webgpu`
-//! feature, the WebGPU module. Encoding methods return promises in both, because a WebGPU
-//! result can only be read back asynchronously in a browser.
+//! The same adapter is built three times: the CPU module (burn flex, SIMD128), with the
+//! `threads` feature the threaded CPU module (flex's parallel kernels on a pool of Web Workers,
+//! see [`threads`]) and, with the `webgpu` feature, the WebGPU module. Loading and encoding
+//! methods return promises in all three, because a WebGPU result can only be read back
+//! asynchronously in a browser and the threaded module computes on its pool, not on the calling
+//! thread.
+
+use std::sync::Arc;
 
 use js_sys::{Array, Float32Array, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use burn::tensor::{Device, Tensor};
 
 use crate::preprocess::{ImageView, PixelFormat};
-use crate::{Error, MobileClip, ModelConfig, rows_async, zero_shot};
+use crate::{Error, MobileClip, ModelConfig, zero_shot};
 
 #[cfg(feature = "webgpu")]
 mod gpu;
+#[cfg(feature = "threads")]
+mod threads;
 
 /// Installs the panic hook so that a bug (never user input) shows a readable message.
 #[wasm_bindgen(start)]
@@ -45,11 +51,46 @@ fn js_rows(rows: &[Vec<f32>]) -> JsValue {
     rows.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect::<Array>().into()
 }
 
-/// A promise of the rows of an embeddings tensor (computed now, read back when the device is
-/// done).
-fn rows_promise(t: crate::Result<Tensor<2>>) -> Result<Promise, JsValue> {
-    let t = t.map_err(|e| js_error(&e))?;
-    Ok(future_to_promise(async move { rows_async(t).await.map(|r| js_rows(&r)).map_err(|e| js_error(&e)) }))
+/// Runs `work` and resolves to `done(its result)`: now on this thread in the single-threaded
+/// modules, as a job of the thread pool in the threaded one (`done` runs on this thread).
+fn call<T: Send + 'static>(
+    work: impl FnOnce() -> crate::Result<T> + Send + 'static,
+    done: impl FnOnce(T) -> Result<JsValue, JsValue> + 'static,
+) -> Result<Promise, JsValue> {
+    #[cfg(feature = "threads")]
+    {
+        threads::run(work, move |r| done(r.map_err(|e| js_error(&e))?))
+    }
+    #[cfg(not(feature = "threads"))]
+    {
+        let value = done(work().map_err(|e| js_error(&e))?)?;
+        Ok(Promise::resolve(&value))
+    }
+}
+
+/// Computes embeddings with `embed` and resolves to `done(their rows)`. The tensor is computed
+/// now and read back when the device is done (WebGPU), or computed and read on the thread pool
+/// (threaded module).
+fn embeddings(
+    embed: impl FnOnce() -> crate::Result<Tensor<2>> + Send + 'static,
+    done: impl FnOnce(Vec<Vec<f32>>) -> Result<JsValue, JsValue> + 'static,
+) -> Result<Promise, JsValue> {
+    #[cfg(feature = "threads")]
+    {
+        call(move || crate::rows(embed()?), done)
+    }
+    #[cfg(not(feature = "threads"))]
+    {
+        let t = embed().map_err(|e| js_error(&e))?;
+        Ok(wasm_bindgen_futures::future_to_promise(async move {
+            done(crate::rows_async(t).await.map_err(|e| js_error(&e))?)
+        }))
+    }
+}
+
+/// Resolves to one `Float32Array` per embedding.
+fn rows_promise(embed: impl FnOnce() -> crate::Result<Tensor<2>> + Send + 'static) -> Result<Promise, JsValue> {
+    embeddings(embed, |r| Ok(js_rows(&r)))
 }
 
 fn strs(v: &[String]) -> Vec<&str> {
@@ -86,23 +127,34 @@ fn device_for(backend: &str) -> Result<Device, JsValue> {
     }
 }
 
+/// The model as the adapter holds it: in the threaded module it is freed on the pool, never on
+/// the calling thread.
+#[cfg(feature = "threads")]
+type Model = threads::DropInPool<MobileClip>;
+#[cfg(not(feature = "threads"))]
+type Model = MobileClip;
+
 /// A loaded model on the CPU (burn flex, wasm SIMD128) or on WebGPU.
 #[wasm_bindgen]
 pub struct WasmModel {
-    inner: MobileClip,
+    /// Shared with the pool jobs computing with it (threaded module).
+    inner: Arc<Model>,
     backend: String,
 }
 
 #[wasm_bindgen]
 impl WasmModel {
-    /// Loads a model: `model` is a shipped model name or a config as JSON text, `weights` the
-    /// bytes of a published checkpoint (PyTorch zip or safetensors), `backend` `"cpu"` or
-    /// `"webgpu"` (after `initWebGpu` resolved).
-    pub fn load(model: &str, weights: Vec<u8>, backend: &str) -> Result<WasmModel, JsValue> {
+    /// Loads a model: a promise of a `WasmModel`. `model` is a shipped model name or a config
+    /// as JSON text, `weights` the bytes of a published checkpoint (PyTorch zip or safetensors),
+    /// `backend` `"cpu"` or `"webgpu"` (after `initWebGpu` resolved).
+    pub fn load(model: &str, weights: Vec<u8>, backend: &str) -> Result<Promise, JsValue> {
         let device = device_for(backend)?;
         let config = ModelConfig::from_name_or_json(model).map_err(|e| js_error(&e))?;
-        let inner = MobileClip::from_bytes(config, weights, device).map_err(|e| js_error(&e))?;
-        Ok(WasmModel { inner, backend: backend.into() })
+        let backend = backend.to_string();
+        call(
+            move || MobileClip::from_bytes(config, weights, device),
+            move |inner| Ok(WasmModel { inner: Arc::new(Model::from(inner)), backend }.into()),
+        )
     }
 
     /// The names of the shipped model configs.
@@ -160,20 +212,23 @@ impl WasmModel {
             return Err(error_with_code("INVALID_ARGUMENT", "images, widths and heights differ in length"));
         }
         let buffers: Vec<Vec<u8>> = images.iter().map(js_sys::Uint8Array::to_vec).collect();
-        let views = buffers
-            .iter()
-            .zip(widths.iter().zip(&heights))
-            .map(|(b, (&w, &h))| ImageView::new(b, w, h, PixelFormat::Rgba8))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| js_error(&e))?;
-        rows_promise(self.inner.embed_images(&views))
+        let inner = self.inner.clone();
+        rows_promise(move || {
+            let views = buffers
+                .iter()
+                .zip(widths.iter().zip(&heights))
+                .map(|(b, (&w, &h))| ImageView::new(b, w, h, PixelFormat::Rgba8))
+                .collect::<Result<Vec<_>, _>>()?;
+            inner.embed_images(&views)
+        })
     }
 
     /// Embeds preprocessed pixels (`count` images, CHW `f32`, as the reference's transforms
     /// produce): a promise of one L2-normalised `Float32Array` per image.
     #[wasm_bindgen(js_name = encodePixels)]
     pub fn encode_pixels(&self, pixels: Vec<f32>, count: usize) -> Result<Promise, JsValue> {
-        rows_promise(self.inner.pixels_tensor(&pixels, count).map(|x| self.inner.image_embeddings(x)))
+        let inner = self.inner.clone();
+        rows_promise(move || inner.pixels_tensor(&pixels, count).map(|x| inner.image_embeddings(x)))
     }
 
     /// Embeds token-id sequences (`count` rows of `context_length` ids, flattened).
@@ -186,13 +241,15 @@ impl WasmModel {
             ));
         }
         let rows: Vec<Vec<u32>> = ids.chunks(ids.len() / count).map(<[u32]>::to_vec).collect();
-        rows_promise(self.inner.tokens_tensor(&rows).map(|(t, eot)| self.inner.text_embeddings(t, &eot)))
+        let inner = self.inner.clone();
+        rows_promise(move || inner.tokens_tensor(&rows).map(|(t, eot)| inner.text_embeddings(t, &eot)))
     }
 
     /// Embeds texts: a promise of one L2-normalised `Float32Array` per text.
     #[wasm_bindgen(js_name = encodeTexts)]
     pub fn encode_texts(&self, texts: Vec<String>) -> Result<Promise, JsValue> {
-        rows_promise(self.inner.embed_texts(&strs(&texts)))
+        let inner = self.inner.clone();
+        rows_promise(move || inner.embed_texts(&strs(&texts)))
     }
 
     /// Ranks labels for an image embedding: a promise of `[{label, score}]`, best first
@@ -207,18 +264,21 @@ impl WasmModel {
     ) -> Result<Promise, JsValue> {
         self.inner.check_image_embedding(&image).map_err(|e| js_error(&e))?;
         let prompts = zero_shot::prompts(&strs(&labels), &strs(&templates)).map_err(|e| js_error(&e))?;
-        let texts = self.inner.embed_texts(&strs(&prompts)).map_err(|e| js_error(&e))?;
         let scale = self.inner.logit_scale();
-        Ok(future_to_promise(async move {
-            let rows = rows_async(texts).await.map_err(|e| js_error(&e))?;
-            let ranked =
-                zero_shot::rank(&image, &zero_shot::ensemble(&rows, templates.len()), &strs(&labels), scale, top_k);
-            serde_wasm_bindgen::to_value(&ranked).map_err(|e| error_with_code("INTERNAL", &e.to_string()))
-        }))
+        let inner = self.inner.clone();
+        embeddings(
+            move || inner.embed_texts(&strs(&prompts)),
+            move |rows| {
+                let ranked =
+                    zero_shot::rank(&image, &zero_shot::ensemble(&rows, templates.len()), &strs(&labels), scale, top_k);
+                serde_wasm_bindgen::to_value(&ranked).map_err(|e| error_with_code("INTERNAL", &e.to_string()))
+            },
+        )
     }
 
-    /// The 77 CLIP token ids of a text.
-    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, JsValue> {
-        self.inner.tokenizer().encode(text).map_err(|e| js_error(&e))
+    /// A promise of the 77 CLIP token ids of a text.
+    pub fn tokenize(&self, text: String) -> Result<Promise, JsValue> {
+        let inner = self.inner.clone();
+        call(move || inner.tokenizer().encode(&text), |ids| Ok(js_sys::Uint32Array::from(ids.as_slice()).into()))
     }
 }

@@ -12,6 +12,7 @@
 //! [`fuse_checkpoint`] runs steps 1–3.
 
 mod checkpoint;
+mod crc32;
 pub mod fold;
 mod fused;
 pub mod names;

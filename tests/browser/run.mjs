@@ -15,14 +15,19 @@
 //               tools/test.sh runs it in Chromium only: the numbers are the same in the three to
 //               the last digit (S0 2.44e-7 / 1.64e-7, S2-S0 2.46e-7 / 1.71e-7), the small fixtures
 //               check the others
-//   node tests/browser/run.mjs [page|webgpu|degrade|full]     MOBILECLIP_ENGINES=chromium,firefox,webkit
+//   threads.mjs the `threads` option on a full-size MobileCLIP-S0 ($MOBILECLIP_S0, default
+//               target/bench-fixtures/MobileCLIP-S0), Chromium: a cross-origin-isolated page
+//               (COOP/COEP), the same without a global SharedArrayBuffer (as WebKit leaves it), a
+//               plain page; their embeddings must be bit-identical. Only when asked: `run.mjs threads`
+//   node tests/browser/run.mjs [page|webgpu|degrade|full|threads]     MOBILECLIP_ENGINES=chromium,firefox,webkit
 // Needs: tools/build-wasm.sh (pkg/), the browsers (tools/setup.sh browsers).
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inEngine, report, runPage, selectedEngines } from './engines.mjs';
 import { serve } from './server.mjs';
+import { ISOLATION_HEADERS } from '../../tools/serve.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const shots = join(root, 'target', 'browser-screenshots');
@@ -50,6 +55,70 @@ const SUITES = {
   full: { runs: [['chromium', 'chromium', {}], ['firefox', 'firefox', {}], ['webkit', 'webkit', {}]] },
 };
 
+/**
+ * CPU time (ns, from /proc/<pid>/task/<tid>/schedstat) of every worker thread of the Chromium
+ * whose profile folder is `profile`, by thread id: the renderer names a Web Worker's thread
+ * "DedicatedWorker thread" (/proc shows its first 15 characters).
+ */
+function workerCpu(profile) {
+  const procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  const read = (f) => { try { return readFileSync(f, 'utf8'); } catch { return ''; } };
+  const parent = new Map(procs.map((p) => [p, read(`/proc/${p}/stat`).replace(/^.*\) /, '').split(' ')[1]]));
+  const ours = new Set(procs.filter((p) => read(`/proc/${p}/cmdline`).includes(profile)));
+  for (let grew = true; grew;) { // and their descendants (zygote, renderers)
+    grew = false;
+    for (const [p, pp] of parent) if (!ours.has(p) && ours.has(pp)) { ours.add(p); grew = true; }
+  }
+  const cpu = {};
+  for (const p of ours) {
+    let tasks = [];
+    try { tasks = readdirSync(`/proc/${p}/task`); } catch { continue; }
+    for (const t of tasks) {
+      if (read(`/proc/${p}/task/${t}/comm`).startsWith('DedicatedWorker')) cpu[t] = Number(read(`/proc/${p}/task/${t}/schedstat`).split(' ')[0]);
+    }
+  }
+  return cpu;
+}
+
+/**
+ * The threads suite in Chromium on three pages (isolated, isolated without a global
+ * SharedArrayBuffer, plain); then their embeddings are compared with the single-threaded
+ * module's. The page reads its workers' CPU time through window.__workerCpu (Linux /proc).
+ */
+async function runThreads() {
+  const s0 = process.env.MOBILECLIP_S0 ?? join(root, 'target/bench-fixtures/MobileCLIP-S0');
+  if (!existsSync(join(s0, 'io.safetensors'))) throw new Error(`${s0} holds no full-size MobileCLIP-S0 fixture (tools/gen_fixtures.py --full)`);
+  const fixtures = await serve(s0, { 'access-control-allow-origin': '*' });
+  const isolated = await serve(root, ISOLATION_HEADERS, { probe: true });
+  const plain = await serve(root, {}, { probe: true });
+  let failed = 0;
+  const embeddings = {};
+  try {
+    for (const [name, server, q] of [['isolated', isolated, ''], ['isolated, no global SharedArrayBuffer', isolated, '&nosab=1'], ['not isolated', plain, '']]) {
+      const label = `threads/${name.replace(/[ ,]+/g, '-')}`;
+      failed += await inEngine('chromium', {}, label, async (browser) => {
+        const url = `${server.url}/tests/browser/index.html?suite=threads&s0=${encodeURIComponent(fixtures.url)}&threads=2${q}`;
+        const setup = (page) => page.native.exposeFunction('__workerCpu', () => workerCpu(browser.profile));
+        const done = () => window.__results && { results: window.__results, embeddings: window.__embeddings };
+        const { value, errors } = await runPage(browser, url, { shot: join(shots, `${label.replace('/', '-')}.png`), setup, done });
+        embeddings[name] = value?.embeddings;
+        console.log(`\nthreads in ${browser.version}, ${name}:`);
+        return report(label, 'chromium', value?.results, errors);
+      });
+    }
+  } finally {
+    for (const s of [fixtures, isolated, plain]) s.server.close();
+  }
+  const ref = embeddings.isolated?.single;
+  for (const [name, e] of Object.entries(embeddings)) {
+    const mine = e?.threaded;
+    const same = !!ref && !!mine && ['image', 'text'].every((k) => mine[k].length === ref[k].length && mine[k].every((v, i) => v === ref[k][i]));
+    console.log(`${same ? 'ok    ' : 'FAILED'} ${name}: embeddings ${same ? 'bit-identical to' : 'differ from'} the single-threaded module's`);
+    if (!same) failed++;
+  }
+  return failed;
+}
+
 async function runSuite(suite, query = '') {
   const main = await serve(root, SUITES[suite].headers ?? {}, { probe: true });
   const other = await serve(root); // a second origin, without CORS headers
@@ -72,7 +141,7 @@ async function runSuite(suite, query = '') {
   return failed;
 }
 
-const only = process.argv[2]; // optional: "page", "webgpu", "degrade" or "full"
+const only = process.argv[2]; // optional: "page", "webgpu", "degrade", "full" or "threads"
 let failed = 0;
 for (const suite of ['page', 'webgpu', 'degrade']) if (!only || only === suite) failed += await runSuite(suite);
 if (only === 'full') {
@@ -86,4 +155,5 @@ if (only === 'full') {
     fixtures.server.close();
   }
 }
+if (only === 'threads') failed += await runThreads();
 process.exit(failed ? 1 : 0);

@@ -1,6 +1,7 @@
 // As a user would: `npm pack` the package, install the tarball into a fresh app, then open it in
 // the three browser engines (tests/browser/engines.mjs) twice each: a plain <script type="module">
-// page (import map) and a webpack 5 bundle. One line per page naming the engine; screenshots in
+// page (import map) and a webpack 5 bundle; in Chromium both once more cross-origin isolated (the
+// threaded module, in the page and in the worker helper). One line per page naming the engine; screenshots in
 // target/browser-screenshots/package-<page>-<engine>.png.
 //   node tests/package/run.mjs      MOBILECLIP_ENGINES=chromium,firefox,webkit (default: all three)
 // Needs pkg/ (tools/build-wasm.sh), webpack in node_modules (npm ci), the browsers (tools/setup.sh browsers).
@@ -11,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { inEngine, report, runPage, selectedEngines } from '../browser/engines.mjs';
 import { serve } from '../browser/server.mjs';
+import { ISOLATION_HEADERS } from '../../tools/serve.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const here = fileURLToPath(new URL('./', import.meta.url));
@@ -32,13 +34,17 @@ try {
   run(join(root, 'node_modules/.bin/webpack'), ['--config', join(here, 'webpack.config.cjs'), '--env', `app=${app}`], root);
 
   const server = await serve(app, {}, { probe: true });
+  const isolated = await serve(app, ISOLATION_HEADERS, { probe: true });
   try {
     for (const engine of selectedEngines()) {
       failed += await inEngine(engine, {}, `package/${engine}`, async (browser) => {
         const results = [], errors = [];
-        for (const [name, page] of [['npm pack → plain <script type="module"> page', 'index.html'], ['npm pack → webpack 5 bundle', 'bundled.html']]) {
-          const shot = join(shots, `package-${page.replace('.html', '')}-${engine}.png`);
-          const r = await runPage(browser, `${server.url}/${page}`, { done: () => window.__result, shot, timeout: 120_000 });
+        const pages = [['npm pack → plain <script type="module"> page', 'index.html'], ['npm pack → webpack 5 bundle', 'bundled.html']];
+        const runs = pages.map(([name, page]) => [name, page, server]);
+        if (engine === 'chromium') runs.push(...pages.map(([name, page]) => [`${name}, cross-origin isolated`, page, isolated]));
+        for (const [name, page, host] of runs) {
+          const shot = join(shots, `package-${page.replace('.html', '')}${host === isolated ? '-isolated' : ''}-${engine}.png`);
+          const r = await runPage(browser, `${host.url}/${page}`, { done: () => window.__result, shot, timeout: 120_000 });
           results.push({ name, ok: !!r.value?.ok, detail: r.value?.detail ?? '' });
           errors.push(...r.errors);
         }
@@ -48,6 +54,7 @@ try {
     }
   } finally {
     server.server.close();
+    isolated.server.close();
   }
 } catch (e) {
   failed += report('package', 'all engines', [], [`packaging: ${e.message}`]);

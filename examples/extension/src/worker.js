@@ -41,7 +41,7 @@ async function handle(req) {
     lap('image encode', t);
     const tags = rank(image, labelEmb, req.labels, clip.logitScale, req.topK);
     timings.total = performance.now() - t0;
-    postMessage({ id: req.id, type: 'result', ok: true, tags, model: clip.name, ms: timings.total, timings });
+    postMessage({ id: req.id, type: 'result', ok: true, tags, model: clip.name, backend: clip.backend, ms: timings.total, timings });
   } catch (e) {
     postMessage({ id: req.id, type: 'result', ok: false, code: e?.code ?? 'INTERNAL', message: e?.message ?? String(e) });
   }
