@@ -30,11 +30,11 @@ use burn::prelude::*;
 pub use config::ModelConfig;
 pub use error::{Error, Result};
 
-use config::{Architecture, Family};
+use config::Architecture;
 use model::clip::{Clip, l2_normalize};
 use preprocess::{ImageView, preprocess};
 use tokenizer::ClipTokenizer;
-use weights::{Checkpoint, Weights};
+use weights::{Checkpoint, FusedWeights};
 use zero_shot::LabelScore;
 
 /// A loaded MobileCLIP model: both encoders, ready to embed.
@@ -62,24 +62,21 @@ impl MobileClip {
     }
 
     /// Loads a model from a parsed checkpoint.
-    pub fn from_checkpoint(config: ModelConfig, mut ckpt: Checkpoint, device: Device) -> Result<Self> {
+    pub fn from_checkpoint(config: ModelConfig, ckpt: Checkpoint, device: Device) -> Result<Self> {
         let arch = config.resolve()?;
-        if let Some(found) = weights::names::detect_family(&ckpt)
-            && found != config.family
-        {
-            let layout = |f: Family| match f {
-                Family::Mobileclip => "Apple's MobileCLIP v1 layout (`image_encoder.*`, `text_encoder.*`)",
-                Family::OpenClip => "open_clip's layout (`visual.*`, `text.*`)",
-            };
-            return Err(Error::WeightsMismatch(format!(
-                "the checkpoint is in {}, but {} expects {}: is this the weights file of another model?",
-                layout(found),
-                config.name,
-                layout(config.family)
-            )));
-        }
-        weights::names::canonicalize(&mut ckpt, config.family, &arch);
-        let model = Clip::load(&arch, Weights::new(ckpt, device.clone()))?;
+        let fused = weights::fuse_checkpoint(ckpt, &config, &arch)?;
+        Self::build(config, arch, fused, device)
+    }
+
+    /// Builds a model from fused inference tensors (what [`weights::fuse_checkpoint`] makes of a
+    /// checkpoint, or a file that holds them).
+    pub fn from_fused(config: ModelConfig, weights: FusedWeights, device: Device) -> Result<Self> {
+        let arch = config.resolve()?;
+        Self::build(config, arch, weights, device)
+    }
+
+    fn build(config: ModelConfig, arch: Architecture, weights: FusedWeights, device: Device) -> Result<Self> {
+        let model = Clip::load(&arch, weights, &device)?;
         Ok(Self { config, arch, model, tokenizer: ClipTokenizer::new()?, device })
     }
 

@@ -74,6 +74,15 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     tensor(data, shape)
 }
 
+/// burn's ops for what the kernels would fuse: `y`, then GELU when `gelu`, plus `residual`.
+fn unfused<const D: usize>(y: Tensor<D>, gelu: bool, residual: Option<Tensor<D>>) -> Tensor<D> {
+    let y = if gelu { burn::tensor::activation::gelu(y) } else { y };
+    match residual {
+        Some(r) => y + r,
+        None => y,
+    }
+}
+
 /// `conv(x)`, then GELU when `gelu`.
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>, gelu: bool) -> Tensor<4> {
     conv2d_impl(conv, x, gelu, None)
@@ -98,14 +107,7 @@ fn conv2d_impl(conv: &Conv2d, x: Tensor<4>, gelu: bool, residual: Option<Tensor<
         && pads.is_some()
         && (residual.is_none() || kh * kw == 1);
     let Some((pad_h, pad_w)) = pads.filter(|_| supported) else {
-        let mut y = conv.forward(x);
-        if gelu {
-            y = burn::tensor::activation::gelu(y);
-        }
-        return match residual {
-            Some(r) => y + r,
-            None => y,
-        };
+        return unfused(conv.forward(x), gelu, residual);
     };
     let g =
         ConvGeometry { batch: b, cin, h, w, cout, kh, kw, stride: conv.stride[0], pad_h, pad_w, groups: conv.groups };
@@ -158,14 +160,7 @@ pub fn linear_add<const D: usize>(l: &Linear, x: Tensor<D>, residual: Tensor<D>)
 
 fn linear_impl<const D: usize>(l: &Linear, x: Tensor<D>, gelu: bool, residual: Option<Tensor<D>>) -> Tensor<D> {
     if !on_flex(&x) {
-        let mut y = l.forward(x);
-        if gelu {
-            y = burn::tensor::activation::gelu(y);
-        }
-        return match residual {
-            Some(r) => y + r,
-            None => y,
-        };
+        return unfused(l.forward(x), gelu, residual);
     }
     let mut shape: [usize; D] = x.dims();
     let [inp, out_dim] = l.weight.dims();
