@@ -1,19 +1,19 @@
 // mobileclip-wasm: MobileCLIP image/text embeddings in the browser and in Node.
-// The public, promise-based API. Image sources become RGBA pixels here; everything else
-// (checkpoint parsing, preprocessing, tokenization, the model) runs in the wasm module.
+// The public, promise-based API. Image sources become RGBA pixels here and long batches are cut
+// into parts (progress, cancellation, other calls in between); everything else (checkpoint
+// parsing, preprocessing, tokenization, the model, prompt ensembling, ranking) runs in the wasm
+// module.
 
-import initCpu, { WasmModel as CpuModel } from './cpu/mobileclip_wasm.js';
-import { describe, imageSource, MobileClipError, readResponse } from './common.js';
+import initCpu, * as cpu from './cpu/mobileclip_wasm.js';
+import {
+  abortable, aborted, breathe, checkEmbedding, checkOptions, DEFAULT_TEMPLATES, describe, disposed, imageSources,
+  isTrap, labelList, MobileClipError, readResponse, report, textList, throwIfAborted, toError, TRAP_FOR_TESTS,
+} from './common.js';
+import { LabelPack } from './label-pack.js';
 
-export { MobileClipError };
+export { LabelPack, MobileClipError };
 
-function asError(e) {
-  if (e instanceof MobileClipError) return e;
-  if (e && typeof e === 'object' && typeof e.code === 'string') return new MobileClipError(e.code, e.message);
-  if (e && e.name === 'AbortError') return new MobileClipError('ABORTED', 'loading was aborted');
-  return new MobileClipError('INTERNAL', e instanceof Error ? e.message : String(e));
-}
-
+const CpuModel = cpu.WasmModel;
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
 /** Instantiates a wasm-bindgen module from its `.wasm` file next to this script. */
@@ -26,19 +26,28 @@ async function instantiate(init, url) {
 }
 
 let cpuReady = null;
-let cpuExports = null;
+let cpuLoaded = false;
 
 /** The CPU module (burn flex, wasm SIMD128): small, always available. */
 function initWasm() {
-  cpuReady ??= instantiate(initCpu, new URL('./cpu/mobileclip_wasm_bg.wasm', import.meta.url)).then((e) => { cpuExports = e; });
+  cpuReady ??= instantiate(initCpu, new URL('./cpu/mobileclip_wasm_bg.wasm', import.meta.url)).then(() => { cpuLoaded = true; });
   return cpuReady;
+}
+
+// After a trap (a bug, or running out of memory) the CPU module's instance cannot be trusted: it
+// is replaced by a fresh one (new memory) and every CPU model reloads from its kept weights on its
+// next call. `cpuInstance` counts the replacements.
+let cpuInstance = 0;
+function replaceCpuInstance() {
+  cpu.__wbg_reset_state();
+  cpuInstance++;
 }
 
 // The WebGPU module is fetched only when the browser offers a hardware adapter (or when asked for
 // explicitly): it is several times larger than the CPU one.
 let gpuReady = null;
-let gpuExports = null;
-let gpuLost = null; // why the page's WebGPU device is gone, once it is
+let gpuModule = null;
+let gpuLost = null; // why the page's WebGPU device (or module) is gone, once it is
 const gpuModels = new Set(); // loaded WebGPU models, told when the device is lost
 
 function deviceLost(message) {
@@ -55,7 +64,8 @@ function initGpu() {
     if (!adapter) throw new MobileClipError('NO_WEBGPU', 'the browser offers no WebGPU adapter');
     const info = adapter.info ?? {};
     const module = await import('./gpu/mobileclip_wasm.js');
-    gpuExports = await instantiate(module.default, new URL('./gpu/mobileclip_wasm_bg.wasm', import.meta.url));
+    await instantiate(module.default, new URL('./gpu/mobileclip_wasm_bg.wasm', import.meta.url));
+    gpuModule = module;
     const described = await module.initWebGpu(deviceLost);
     const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' ') || described;
     return { module, adapter: name, fallback: !!(info.isFallbackAdapter ?? adapter.isFallbackAdapter) };
@@ -65,28 +75,28 @@ function initGpu() {
 
 /** Bytes of linear memory the wasm modules hold (they only grow; 0 before the first load). */
 export function wasmMemoryBytes() {
-  return (cpuExports?.memory?.buffer.byteLength ?? 0) + (gpuExports?.memory?.buffer.byteLength ?? 0);
+  return (cpuLoaded ? cpu.memoryBytes() : 0) + (gpuModule ? gpuModule.memoryBytes() : 0);
 }
 
 /**
- * Picks the backend: `{ gpu: module | null, why }`. 'auto' takes WebGPU on a hardware adapter and
- * the CPU otherwise (a software fallback adapter such as SwiftShader is far slower than the CPU
- * path); 'webgpu' insists, rejecting with NO_WEBGPU.
+ * Picks the backend: `{ gpu: module | null, reason }`. 'auto' takes WebGPU on a hardware adapter
+ * and the CPU otherwise (a software fallback adapter such as SwiftShader is far slower than the
+ * CPU path); 'webgpu' insists, rejecting with NO_WEBGPU.
  */
 async function chooseBackend(backend) {
-  if (backend === 'cpu') return { gpu: null, why: 'cpu: requested' };
+  if (backend === 'cpu') return { gpu: null, reason: 'requested' };
   if (gpuLost) {
     if (backend === 'webgpu') throw new MobileClipError('NO_WEBGPU', gpuLost);
-    return { gpu: null, why: `cpu: ${gpuLost}` };
+    return { gpu: null, reason: gpuLost };
   }
   try {
     const { module, adapter, fallback } = await initGpu();
-    if (fallback && backend === 'auto') return { gpu: null, why: `cpu: the only WebGPU adapter (${adapter}) is a software fallback, slower than the CPU path` };
-    return { gpu: module, why: `webgpu: ${adapter}` };
+    if (fallback && backend === 'auto') return { gpu: null, reason: `the only WebGPU adapter (${adapter}) is a software fallback, slower than the CPU path` };
+    return { gpu: module, reason: adapter };
   } catch (e) {
-    const err = asError(e);
+    const err = toError(e);
     if (backend === 'webgpu') throw err.code === 'NO_WEBGPU' ? err : new MobileClipError('NO_WEBGPU', `WebGPU could not be started: ${err.message}`);
-    return { gpu: null, why: `cpu: ${err.message}` };
+    return { gpu: null, reason: err.message };
   }
 }
 
@@ -107,14 +117,19 @@ async function weightsBytes(weights, onProgress, signal) {
   throw new MobileClipError('INVALID_ARGUMENT', `weights must be a URL, Response, Blob, ArrayBuffer or Uint8Array, got ${describe(weights)}`);
 }
 
+/** The weights' id: `sha256-<base64>` of the checkpoint bytes (WebCrypto; an SRI hash). */
+async function weightsId(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return `sha256-${btoa(String.fromCharCode(...digest))}`;
+}
+
 function check2d(ctx) {
   if (!ctx) throw new MobileClipError('INVALID_IMAGE', 'could not get a 2d context to read the image');
   return ctx;
 }
 
-/** Pixels of an image source: `{ data: Uint8Array (RGBA), width, height }`. */
-function toRgba(src) {
-  const img = imageSource(src);
+/** Pixels of a checked image source (see `imageSource`): `{ data: Uint8Array (RGBA), width, height }`. */
+function toRgba(src, img) {
   const { width: w, height: h } = img;
   if (img.kind === 'pixels') return { data: new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.byteLength), width: w, height: h };
   let ctx;
@@ -134,9 +149,13 @@ function toRgba(src) {
   }
 }
 
+/** Pixels read when a call is made; beyond this many bytes, each part's pixels are read when it starts. */
+const EAGER_PIXEL_BYTES = 64 << 20;
+
 /** Cosine similarity of two embeddings. */
 export function similarity(a, b) {
-  if (!(a?.length > 0) || a.length !== b?.length) throw new MobileClipError('INVALID_ARGUMENT', 'similarity needs two embeddings of the same length');
+  checkEmbedding(a, undefined, 'the first embedding');
+  checkEmbedding(b, a.length, 'the second embedding');
   let dot = 0, na = 0, nb = 0;
   for (let i = 0; i < a.length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
   return dot / Math.max(Math.sqrt(na * nb), 1e-12);
@@ -148,24 +167,45 @@ export async function modelNames() {
   return CpuModel.modelNames();
 }
 
+/** Checks labels and templates: their types here, their content (blank labels, `{}`) in the wasm module. */
+function checkLabels(labels, templates) {
+  labelList(labels, templates);
+  cpu.checkLabels(labels, templates);
+}
+
 /** Whether an error means the GPU module can no longer be used (device lost, or it trapped). */
 function isDeviceFailure(e) {
-  return e?.code === 'DEVICE_LOST' || (typeof WebAssembly !== 'undefined' && e instanceof WebAssembly.RuntimeError);
+  return e?.code === 'DEVICE_LOST' || isTrap(e);
 }
+
+/** Options of each method (unknown ones are refused: a typo must not pass silently). */
+const OPTIONS = {
+  load: ['model', 'weights', 'backend', 'onProgress', 'signal'],
+  encode: ['onProgress', 'signal'],
+  labelEmbeddings: ['templates', 'reuse', 'onProgress', 'signal'],
+  zeroShot: ['templates', 'topK', 'onProgress', 'signal'],
+};
 
 /** A loaded MobileCLIP model. Create it with `MobileClip.load(...)`. */
 export class MobileClip {
   #raw;
   #queue = Promise.resolve();
   #config;
-  #weights = null; // on WebGPU: the checkpoint (a Blob), to move to the CPU if the device is lost
+  #info; // name, embedDim, imageSize, logitScale, weightsId, imageBatch, textBatch
+  #backend; // 'cpu' | 'webgpu'
+  #reason;
+  #weights; // the checkpoint (a Blob), to reload from after a trap or a lost GPU device
+  #instance = cpuInstance; // the CPU instance #raw lives in
   #lost = null; // on WebGPU: { promise, reject } settled when the device is lost
 
-  constructor(raw, config, weights) {
+  constructor(raw, { config, weights, weightsId, backend, reason }) {
     this.#raw = raw;
     this.#config = config;
-    if (weights) {
-      this.#weights = weights;
+    this.#weights = weights;
+    this.#backend = backend;
+    this.#reason = reason;
+    this.#info = { name: raw.name, embedDim: raw.embedDim, imageSize: raw.imageSize, logitScale: raw.logitScale, weightsId, imageBatch: raw.imageBatch, textBatch: raw.textBatch };
+    if (backend === 'webgpu') {
       let reject;
       const promise = new Promise((_, r) => { reject = r; });
       promise.catch(() => {});
@@ -182,26 +222,30 @@ export class MobileClip {
    * @param {(p: {loaded: number, total: number}) => void} [options.onProgress]
    * @param {AbortSignal} [options.signal]
    */
-  static async load({ model = 'MobileCLIP-S0', weights, backend = 'auto', onProgress, signal } = {}) {
+  static async load(options) {
     try {
+      const { model = 'MobileCLIP-S0', weights, backend = 'auto', onProgress, signal } = checkOptions(options, 'load', OPTIONS.load);
       if (!['auto', 'cpu', 'webgpu'].includes(backend)) throw new MobileClipError('INVALID_ARGUMENT', `backend must be 'auto', 'cpu' or 'webgpu', got ${JSON.stringify(backend)}`);
       if (weights === undefined) throw new MobileClipError('INVALID_ARGUMENT', 'options.weights is required (a URL or the checkpoint bytes)');
+      throwIfAborted(signal);
       const config = typeof model === 'string' ? model : JSON.stringify(model);
       const [, chosen, bytes] = await Promise.all([initWasm(), chooseBackend(backend), weightsBytes(weights, onProgress, signal)]);
+      const id = await weightsId(bytes);
       if (signal?.aborted) throw new MobileClipError('ABORTED', 'loading was aborted');
-      if (chosen.gpu) {
-        // Kept as a Blob (the browser may page it out) to reload on the CPU if the device is lost;
-        // a Blob given by the caller is kept as it is.
-        const kept = typeof Blob !== 'undefined' && weights instanceof Blob ? weights : new Blob([bytes]);
-        const raw = chosen.gpu.WasmModel.load(config, bytes, 'webgpu');
-        raw.backend = chosen.why;
-        return new MobileClip(raw, config, kept);
+      const on = chosen.gpu ? 'webgpu' : 'cpu';
+      let raw;
+      try {
+        raw = (chosen.gpu ? chosen.gpu.WasmModel : CpuModel).load(config, bytes, on, id);
+      } catch (e) {
+        if (isTrap(e) && !chosen.gpu) replaceCpuInstance();
+        throw e;
       }
-      const raw = CpuModel.load(config, bytes, 'cpu');
-      raw.backend = chosen.why;
-      return new MobileClip(raw, config, null);
+      // Kept as a Blob (the browser may keep it on disk) to reload from after a trap or a lost
+      // GPU device; a Blob given by the caller is kept as it is.
+      const kept = typeof Blob !== 'undefined' && weights instanceof Blob ? weights : new Blob([bytes]);
+      return new MobileClip(raw, { config, weights: kept, weightsId: id, backend: on, reason: chosen.reason });
     } catch (e) {
-      throw asError(e);
+      throw toError(e);
     }
   }
 
@@ -210,25 +254,36 @@ export class MobileClip {
     this.#lost?.reject(new MobileClipError('DEVICE_LOST', message));
   }
 
+  /** A new CPU model from the kept checkpoint. */
+  async #loadOnCpu() {
+    await initWasm();
+    const raw = CpuModel.load(this.#config, new Uint8Array(await this.#weights.arrayBuffer()), 'cpu', this.#info.weightsId);
+    this.#instance = cpuInstance;
+    return raw;
+  }
+
   /** Reloads the model on the CPU from the kept checkpoint, after the GPU device was lost. */
   async #moveToCpu(why) {
-    await initWasm();
-    const raw = CpuModel.load(this.#config, new Uint8Array(await this.#weights.arrayBuffer()), 'cpu');
-    raw.backend = `cpu: ${why}; moved from WebGPU`;
+    const raw = await this.#loadOnCpu();
     try { this.#raw.free(); } catch { /* the GPU module may be unusable */ }
     this.#raw = raw;
-    this.#weights = null;
+    this.#backend = 'cpu';
+    this.#reason = `${why}; moved from WebGPU`;
     this.#lost = null;
     gpuModels.delete(this);
   }
 
   /**
-   * Runs calls one after the other, so concurrent calls behave as sequential ones. On WebGPU, a
-   * call that the lost device cannot finish is run again on the CPU.
+   * Runs one call (or one part of a long one) after the previous ones, so concurrent calls
+   * behave as sequential ones. A model whose CPU instance was replaced after a trap reloads
+   * first; a trap now replaces the instance and rejects with INTERNAL. On WebGPU, a call that the
+   * lost device cannot finish is run again on the CPU.
    */
   #run(f) {
     const next = this.#queue.then(async () => {
-      if (!this.#raw) throw new MobileClipError('DISPOSED', 'the model was disposed; load it again');
+      await breathe();
+      if (!this.#raw) throw disposed();
+      if (this.#backend === 'cpu' && this.#instance !== cpuInstance) this.#raw = await this.#loadOnCpu();
       if (this.#lost) {
         try {
           return await Promise.race([f(this.#raw), this.#lost.promise]);
@@ -236,72 +291,198 @@ export class MobileClip {
           if (!isDeviceFailure(e)) throw e;
           // The device-lost event may come just after the failed read: wait briefly for its reason.
           if (!gpuLost) await Promise.race([this.#lost.promise.catch(() => {}), new Promise((r) => setTimeout(r, 500))]);
+          if (isTrap(e)) gpuLost ??= `the WebGPU module failed (${e.message})`;
           await this.#moveToCpu(gpuLost ?? `the WebGPU device failed (${e.message})`);
         }
       }
-      return f(this.#raw);
+      try {
+        return await f(this.#raw);
+      } catch (e) {
+        if (isTrap(e) && this.#instance === cpuInstance) replaceCpuInstance();
+        throw e;
+      }
     });
     this.#queue = next.catch(() => {});
-    return next.catch((e) => { throw asError(e); });
-  }
-
-  /** The backend in use and why, e.g. "webgpu: <adapter>" or "cpu: no WebGPU adapter". */
-  get backend() { return this.#raw?.backend ?? 'disposed'; }
-  get name() { return this.#raw?.name; }
-  get embedDim() { return this.#raw?.embedDim; }
-  get imageSize() { return this.#raw?.imageSize; }
-  get logitScale() { return this.#raw?.logitScale; }
-  /** The low-level wasm handle (pixels/token-level calls; they return promises). */
-  get raw() { return this.#raw; }
-
-  /** L2-normalised embedding of one image source. */
-  async encodeImage(src) {
-    return (await this.encodeImages([src]))[0];
-  }
-
-  /** L2-normalised embeddings of several image sources. */
-  encodeImages(srcs) {
-    if (!Array.isArray(srcs) || srcs.length === 0) return Promise.reject(new MobileClipError('INVALID_IMAGE', 'encodeImages needs a non-empty array of images'));
-    let px;
-    try {
-      px = srcs.map(toRgba); // read the pixels now: the caller may change the canvas afterwards
-    } catch (e) {
-      return Promise.reject(asError(e));
-    }
-    return this.#run((raw) => raw.encodeRgba(px.map((p) => p.data), px.map((p) => p.width), px.map((p) => p.height)));
-  }
-
-  /** L2-normalised embedding(s): a Float32Array for a string, an array of them for an array. */
-  encodeText(text) {
-    const list = Array.isArray(text) ? text : [text];
-    const i = list.findIndex((t) => typeof t !== 'string');
-    if (i >= 0) return Promise.reject(new MobileClipError('INVALID_TEXT', `text ${i} is a ${describe(list[i])}, not a string`));
-    if (list.length === 0) return Promise.reject(new MobileClipError('INVALID_TEXT', 'encodeText needs at least one text'));
-    return this.#run(async (raw) => {
-      const out = await raw.encodeTexts(list);
-      return Array.isArray(text) ? out : out[0];
-    });
+    return next.catch((e) => { throw toError(e); });
   }
 
   /**
-   * Zero-shot tagging: `[{label, score}]`, best first (softmax over cosine × logit scale,
-   * prompt templates averaged per label as in CLIP).
+   * Runs `work(raw, items)` on `items` in parts of `size`, each part its own turn of the queue
+   * (other calls run in between), reporting `{done, total}` after each and stopping when
+   * `signal` aborts. Resolves to the parts' results, concatenated.
+   */
+  async #inParts(list, size, { onProgress, signal }, work) {
+    const out = [];
+    for (let i = 0; i < list.length; i += size) {
+      throwIfAborted(signal);
+      const part = list.slice(i, i + size);
+      const rows = await abortable(this.#run((raw) => work(raw, part, i)), signal);
+      for (const r of rows) out.push(r);
+      report(onProgress, Math.min(i + size, list.length), list.length);
+    }
+    return out;
+  }
+
+  /** Rejects with the normalised error of a synchronous check. */
+  static #check(f) {
+    try {
+      return f();
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /** 'cpu' or 'webgpu' (undefined after `dispose()`); `backendReason` says why. */
+  get backend() { return this.#raw ? this.#backend : undefined; }
+  /** Why this backend: the adapter's name on WebGPU; on the CPU, why not WebGPU. */
+  get backendReason() { return this.#raw ? this.#reason : undefined; }
+  get name() { return this.#raw ? this.#info.name : undefined; }
+  get embedDim() { return this.#raw ? this.#info.embedDim : undefined; }
+  get imageSize() { return this.#raw ? this.#info.imageSize : undefined; }
+  get logitScale() { return this.#raw ? this.#info.logitScale : undefined; }
+  /** `sha256-<base64>` of the checkpoint the model was loaded from; label packs carry it. */
+  get weightsId() { return this.#raw ? this.#info.weightsId : undefined; }
+
+  /** L2-normalised embedding of one image source. */
+  async encodeImage(src, options) {
+    return (await this.encodeImages([src], options))[0];
+  }
+
+  /** L2-normalised embeddings of image sources, any number of them, a few at a time. */
+  async encodeImages(srcs, options) {
+    const opts = MobileClip.#check(() => checkOptions(options, 'encodeImages', OPTIONS.encode));
+    const checked = MobileClip.#check(() => imageSources(srcs, 'encodeImages'));
+    // Read the pixels now (the caller may change a canvas afterwards), up to EAGER_PIXEL_BYTES;
+    // the rest when their part starts, so that a long batch never holds all its pixels.
+    const pixels = [];
+    let bytes = 0;
+    for (let i = 0; i < srcs.length && bytes < EAGER_PIXEL_BYTES; i++) {
+      pixels[i] = MobileClip.#check(() => toRgba(srcs[i], checked[i]));
+      bytes += pixels[i].data.length;
+    }
+    const indices = srcs.map((_, i) => i);
+    return this.#inParts(indices, this.#info.imageBatch, opts, (raw, part) => {
+      const px = part.map((i) => pixels[i] ?? toRgba(srcs[i], checked[i]));
+      for (const i of part) pixels[i] = undefined;
+      return raw.encodeRgba(px.map((p) => p.data), px.map((p) => p.width), px.map((p) => p.height));
+    });
+  }
+
+  /** L2-normalised embedding(s): a Float32Array for a string, an array of them for an array. */
+  async encodeText(text, options) {
+    const opts = MobileClip.#check(() => checkOptions(options, 'encodeText', OPTIONS.encode));
+    const list = MobileClip.#check(() => textList(text, 'encodeText'));
+    const out = await this.#inParts(list, this.#info.textBatch, opts, (raw, part) => raw.encodeTexts(part));
+    return Array.isArray(text) ? out : out[0];
+  }
+
+  /**
+   * L2-normalised embeddings of preprocessed pixels: `count` images of 3 × imageSize × imageSize
+   * values (CHW, normalised as the model's preprocessing does), as the reference's transforms
+   * make them.
+   */
+  async encodePixels(pixels, count, options) {
+    const opts = MobileClip.#check(() => checkOptions(options, 'encodePixels', OPTIONS.encode));
+    const per = 3 * this.#info.imageSize ** 2;
+    if (!(pixels instanceof Float32Array) || !Number.isSafeInteger(count) || count < 1 || pixels.length !== count * per) {
+      throw new MobileClipError('INVALID_IMAGE', `encodePixels needs a Float32Array of count × 3 × ${this.#info.imageSize} × ${this.#info.imageSize} values, got ${describe(pixels)} of ${pixels?.length} for count ${count}`);
+    }
+    const indices = Array.from({ length: count }, (_, i) => i);
+    return this.#inParts(indices, this.#info.imageBatch, opts, (raw, part) => raw.encodePixels(pixels.subarray(part[0] * per, (part.at(-1) + 1) * per), part.length));
+  }
+
+  /** L2-normalised embeddings of token-id sequences: `count` rows of 77 ids (as open_clip's tokenizer makes them), flattened. */
+  async encodeTokens(ids, count, options) {
+    const opts = MobileClip.#check(() => checkOptions(options, 'encodeTokens', OPTIONS.encode));
+    if (!(ids instanceof Uint32Array || ids instanceof Int32Array) || !Number.isSafeInteger(count) || count < 1 || ids.length % count !== 0) {
+      throw new MobileClipError('INVALID_TEXT', `encodeTokens needs a Uint32Array or Int32Array of count × context length ids, got ${describe(ids)} of ${ids?.length} for count ${count}`);
+    }
+    const per = ids.length / count;
+    await this.#run((raw) => raw.checkTokens(ids, count)); // every sequence, before any work
+    const indices = Array.from({ length: count }, (_, i) => i);
+    return this.#inParts(indices, this.#info.textBatch, opts, (raw, part) => raw.encodeTokens(new Uint32Array(ids.buffer, ids.byteOffset + part[0] * per * 4, part.length * per), part.length));
+  }
+
+  /**
+   * The label pack of `labels`: each label's prompts (`templates`, default "a photo of a {}.")
+   * embedded, averaged and re-normalised, a few labels at a time. Labels found in `reuse` (packs
+   * of this model with the same templates) are copied, not encoded; `onProgress` counts the
+   * labels to encode.
+   */
+  async labelEmbeddings(labels, options) {
+    const { templates = DEFAULT_TEMPLATES, reuse = [], ...opts } = MobileClip.#check(() => checkOptions(options, 'labelEmbeddings', OPTIONS.labelEmbeddings));
+    const known = MobileClip.#check(() => {
+      checkLabels(labels, templates);
+      return this.#reusable(reuse, templates);
+    });
+    const trimmed = labels.map((l) => l.trim());
+    const dim = this.#info.embedDim;
+    const todo = [...new Set(trimmed.filter((l) => !known.has(l)))];
+    const perPart = todo.length ? await this.#run((raw) => raw.labelsPerBatch(templates.length)) : 1;
+    const rows = await this.#inParts(todo, perPart, opts, async (raw, part) => {
+      const flat = await raw.labelEmbeddings(part, templates);
+      return part.map((_, k) => flat.subarray(k * dim, (k + 1) * dim));
+    });
+    todo.forEach((l, k) => known.set(l, rows[k]));
+    const embeddings = new Float32Array(trimmed.length * dim);
+    trimmed.forEach((l, i) => embeddings.set(known.get(l), i * dim));
+    return new LabelPack({ model: this.#info.name, weightsId: this.#info.weightsId, labels: trimmed, templates: [...templates], embeddings });
+  }
+
+  /** Checks a pack against this model: LABEL_PACK_MISMATCH when another model or weights made it. */
+  #checkPack(pack) {
+    if (!(pack instanceof LabelPack)) throw new MobileClipError('INVALID_ARGUMENT', `expected a LabelPack, got ${describe(pack)}`);
+    const mismatch = (m) => new MobileClipError('LABEL_PACK_MISMATCH', m);
+    if (pack.model !== this.#info.name) throw mismatch(`the pack was made by ${pack.model}, this model is ${this.#info.name}`);
+    if (pack.weightsId !== this.#info.weightsId) throw mismatch(`the pack was made with other weights of ${pack.model} (${pack.weightsId}; these are ${this.#info.weightsId})`);
+  }
+
+  /** label → embedding of the packs in `reuse` made by this model with `templates`. */
+  #reusable(reuse, templates) {
+    const known = new Map();
+    for (const pack of Array.isArray(reuse) ? reuse : [reuse]) {
+      this.#checkPack(pack);
+      if (pack.templates.length !== templates.length || pack.templates.some((t, i) => t !== templates[i])) continue;
+      pack.labels.forEach((l, i) => known.set(l, pack.embedding(i)));
+    }
+    return known;
+  }
+
+  /**
+   * Zero-shot tagging: `[{label, score}]`, best first (softmax over cosine × logit scale). `labels`
+   * is a label pack (`labelEmbeddings`) or an array of labels, encoded first with `templates`
+   * (several are averaged per label, as in CLIP).
    * @param image an image source or an image embedding (Float32Array)
    */
-  async zeroShot(image, labels, { templates = ['a photo of a {}.'], topK } = {}) {
-    if (!Array.isArray(labels) || labels.length === 0) throw new MobileClipError('INVALID_ARGUMENT', 'the label list is empty');
-    const bad = labels.findIndex((l) => typeof l !== 'string');
-    if (bad >= 0) throw new MobileClipError('INVALID_ARGUMENT', `label ${bad} is a ${describe(labels[bad])}, not a string`);
-    const emb = image instanceof Float32Array ? image : await this.encodeImage(image);
-    return this.#run((raw) => raw.zeroShot(emb, labels, templates, topK ?? undefined));
+  async zeroShot(image, labels, options) {
+    const opts = MobileClip.#check(() => checkOptions(options, 'zeroShot', OPTIONS.zeroShot));
+    const { templates, topK, signal } = opts;
+    MobileClip.#check(() => {
+      if (labels instanceof LabelPack) {
+        if (templates !== undefined) throw new MobileClipError('INVALID_ARGUMENT', 'templates are given with the labels, not with a label pack (it has its own)');
+        this.#checkPack(labels);
+      } else {
+        checkLabels(labels, templates ?? DEFAULT_TEMPLATES);
+      }
+      if (image instanceof Float32Array) checkEmbedding(image, this.#info.embedDim);
+    });
+    const emb = image instanceof Float32Array ? image : await this.encodeImage(image, { signal });
+    const pack = labels instanceof LabelPack ? labels : await this.labelEmbeddings(labels, { templates, onProgress: opts.onProgress, signal });
+    throwIfAborted(signal);
+    return this.#run((raw) => raw.rank(emb, pack.labels, pack.embeddings, Math.min(topK ?? pack.size, pack.size)));
   }
 
   /** Cosine similarity of two embeddings. */
   similarity(a, b) { return similarity(a, b); }
 
+  /** Traps the wasm instance inside a call, as a bug would: for the package's tests only. @internal */
+  [TRAP_FOR_TESTS]() {
+    return this.#run(() => (this.#backend === 'webgpu' ? gpuModule : cpu).__trapForTests());
+  }
+
   /** Frees the model; later calls reject with code DISPOSED. */
   dispose() {
-    try { this.#raw?.free(); } catch { /* a lost GPU module */ }
+    try { if (this.#instance === cpuInstance || this.#backend === 'webgpu') this.#raw?.free(); } catch { /* a lost GPU module */ }
     this.#raw = null;
     this.#weights = null;
     gpuModels.delete(this);

@@ -18,7 +18,8 @@ module() {
   cargo build --target wasm32-unknown-unknown --release --no-default-features --features "$1"
   mkdir -p "$out/$2"
   # The name section (function names, ~20 % of the GPU module) only helps profiling: dropped.
-  wasm-bindgen --target web --remove-name-section --out-dir "$out/$2" "$target/wasm32-unknown-unknown/release/mobileclip_wasm.wasm"
+  # __wbg_reset_state replaces an instance that trapped (js/index.js).
+  wasm-bindgen --target web --remove-name-section --experimental-reset-state-function --out-dir "$out/$2" "$target/wasm32-unknown-unknown/release/mobileclip_wasm.wasm"
 }
 
 rm -rf "$out" && mkdir -p "$out"

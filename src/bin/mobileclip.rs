@@ -1,7 +1,9 @@
-//! `mobileclip`: embed images and texts, zero-shot tag an image, tokenize, list models.
+//! `mobileclip`: embed images and texts, zero-shot tag an image, write label packs, tokenize,
+//! list models.
 //!
 //! Errors are one line on stderr and a non-zero exit code.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -9,7 +11,7 @@ use clap::{Parser, Subcommand};
 use mobileclip_wasm::preprocess::{ImageView, PixelFormat, load_image_file};
 use mobileclip_wasm::tokenizer::ClipTokenizer;
 use mobileclip_wasm::zero_shot::DEFAULT_TEMPLATE;
-use mobileclip_wasm::{Error, MobileClip, ModelConfig, Result};
+use mobileclip_wasm::{Error, LabelPack, MobileClip, ModelConfig, Result};
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -48,10 +50,13 @@ enum Command {
         #[arg(long)]
         image: PathBuf,
         /// Comma-separated labels.
+        #[arg(long, required_unless_present = "pack", conflicts_with = "pack")]
+        labels: Option<String>,
+        /// A label pack (`mobileclip labels`) to rank instead of `--labels`.
         #[arg(long)]
-        labels: String,
+        pack: Option<PathBuf>,
         /// Prompt template(s) with `{}` for the label; several are averaged.
-        #[arg(long = "template")]
+        #[arg(long = "template", conflicts_with = "pack")]
         templates: Vec<String>,
         /// Print only the best K labels.
         #[arg(long)]
@@ -59,6 +64,25 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Write a label pack: the label embeddings, to rank images against without the text tower
+    /// (in this CLI with `zero-shot --pack`, in JavaScript with `LabelPack.fromBytes`).
+    Labels {
+        /// Model name or config JSON path.
+        #[arg(long)]
+        model: String,
+        /// Checkpoint file.
+        #[arg(long)]
+        weights: PathBuf,
+        /// A text file with one label per line (blank lines are skipped).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Prompt template(s) with `{}` for the label; several are averaged.
+        #[arg(long = "template")]
+        templates: Vec<String>,
+        /// The pack file to write.
+        #[arg(short, long)]
+        output: PathBuf,
     },
     /// Print the 77 CLIP token ids of a text.
     Tokenize {
@@ -88,6 +112,15 @@ fn load_config(model: &str) -> Result<ModelConfig> {
     }
 }
 
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })
+}
+
+/// The templates given, or the default one.
+fn template_list(templates: &[String]) -> Vec<&str> {
+    if templates.is_empty() { vec![DEFAULT_TEMPLATE] } else { templates.iter().map(String::as_str).collect() }
+}
+
 fn load_model(model: &str, weights: &Path) -> Result<MobileClip> {
     MobileClip::from_file(load_config(model)?, weights, burn::tensor::Device::flex())
 }
@@ -115,16 +148,18 @@ fn run(cli: Cli) -> Result<()> {
             let out = EmbedOutput { model: &m.config().name, image_embeddings, text_embeddings };
             println!("{}", serde_json::to_string(&out).expect("serialisable"));
         }
-        Command::ZeroShot { model, weights, image, labels, templates, top_k, json } => {
+        Command::ZeroShot { model, weights, image, labels, pack, templates, top_k, json } => {
             let m = load_model(&model, &weights)?;
-            let labels: Vec<&str> = labels.split(',').collect();
-            let templates: Vec<&str> = if templates.is_empty() {
-                vec![DEFAULT_TEMPLATE]
-            } else {
-                templates.iter().map(String::as_str).collect()
+            let pack = match (pack, labels) {
+                (Some(path), _) => LabelPack::from_bytes(&read(&path)?)?,
+                (None, Some(labels)) => {
+                    let labels: Vec<&str> = labels.split(',').collect();
+                    m.label_pack(&labels, &template_list(&templates))?
+                }
+                (None, None) => unreachable!("clap requires --labels or --pack"),
             };
             let emb = embed_files(&m, &[image])?;
-            let ranked = m.zero_shot(&emb[0], &labels, &templates, top_k)?;
+            let ranked = m.zero_shot(&emb[0], &pack, top_k)?;
             if json {
                 println!("{}", serde_json::to_string(&ranked).expect("serialisable"));
             } else {
@@ -132,6 +167,22 @@ fn run(cli: Cli) -> Result<()> {
                     println!("{:>7.4}  {}", s.score, s.label);
                 }
             }
+        }
+        Command::Labels { model, weights, labels, templates, output } => {
+            let text = String::from_utf8(read(&labels)?)
+                .map_err(|_| Error::InvalidArgument(format!("{} is not UTF-8 text", labels.display())))?;
+            let labels: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let m = load_model(&model, &weights)?;
+            // Progress on a terminal only: piped stderr keeps the one-line error contract.
+            let tty = std::io::stderr().is_terminal();
+            let progress = |done: usize, total: usize| {
+                if tty {
+                    eprint!("\rencoding labels: {done} of {total}{}", if done == total { "\n" } else { "" });
+                }
+            };
+            let pack = m.label_pack_with_progress(&labels, &template_list(&templates), progress)?;
+            std::fs::write(&output, pack.to_bytes())
+                .map_err(|source| Error::Io { path: output.display().to_string(), source })?;
         }
         Command::Tokenize { text } => {
             let ids = ClipTokenizer::new()?.encode(&text)?;

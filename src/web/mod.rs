@@ -1,23 +1,27 @@
 //! The wasm-bindgen adapter: the only code that knows JavaScript types. It exposes a low-level
 //! `WasmModel` class; the public promise-based API (`MobileClip` in `js/index.js`) wraps it,
-//! turning image sources into RGBA pixels and weights sources into bytes, and frees it on
-//! `dispose()`.
+//! turning image sources into RGBA pixels and weights sources into bytes, cutting long batches
+//! into calls of a few items (progress, cancellation, other calls in between), and freeing it
+//! on `dispose()`. It is not part of the package's public API.
 //!
 //! Errors reach JavaScript as `Error` objects named `MobileClipError` with a stable `code`
 //! (see [`crate::Error::code`]) and a message naming what was wrong.
 //!
 //! The same adapter is built twice: the CPU module (burn flex, SIMD128) and, with the `webgpu`
 //! feature, the WebGPU module. Encoding methods return promises in both, because a WebGPU
-//! result can only be read back asynchronously in a browser.
+//! result can only be read back asynchronously in a browser; they run the library's own async
+//! methods, so batching, prompt ensembling and ranking are the library's code.
+
+use std::rc::Rc;
 
 use js_sys::{Array, Float32Array, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Device;
 
 use crate::preprocess::{ImageView, PixelFormat};
-use crate::{Error, MobileClip, ModelConfig, rows_async, zero_shot};
+use crate::{BatchSize, Error, MobileClip, ModelConfig, zero_shot};
 
 #[cfg(feature = "webgpu")]
 mod gpu;
@@ -45,15 +49,17 @@ fn js_rows(rows: &[Vec<f32>]) -> JsValue {
     rows.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect::<Array>().into()
 }
 
-/// A promise of the rows of an embeddings tensor (computed now, read back when the device is
-/// done).
-fn rows_promise(t: crate::Result<Tensor<2>>) -> Result<Promise, JsValue> {
-    let t = t.map_err(|e| js_error(&e))?;
-    Ok(future_to_promise(async move { rows_async(t).await.map(|r| js_rows(&r)).map_err(|e| js_error(&e)) }))
+/// A promise of the rows an async computation of the model gives.
+fn rows_promise(f: impl Future<Output = crate::Result<Vec<Vec<f32>>>> + 'static) -> Promise {
+    future_to_promise(async move { f.await.map(|r| js_rows(&r)).map_err(|e| js_error(&e)) })
 }
 
-fn strs(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
+/// `count` token sequences of flattened ids.
+fn token_rows(ids: &[u32], count: usize) -> crate::Result<Vec<Vec<u32>>> {
+    if count == 0 || !ids.len().is_multiple_of(count) {
+        return Err(Error::Text(format!("{} ids do not split into {count} sequences", ids.len())));
+    }
+    Ok(ids.chunks(ids.len() / count).map(<[u32]>::to_vec).collect())
 }
 
 /// The CPU backend compiled in: flex by default; ndarray with the `ndarray` feature (built only
@@ -86,41 +92,50 @@ fn device_for(backend: &str) -> Result<Device, JsValue> {
     }
 }
 
+/// Bytes of linear memory this module instance holds (it only grows).
+#[wasm_bindgen(js_name = memoryBytes)]
+pub fn memory_bytes() -> f64 {
+    core::arch::wasm32::memory_size(0) as f64 * 65536.0
+}
+
+/// Traps this instance on purpose (`unreachable`), as a bug or running out of memory would.
+/// Only the package's tests of its recovery from a trap call it (through a `Symbol.for` key, so
+/// no ordinary use of the package can).
+#[wasm_bindgen(js_name = "__trapForTests")]
+pub fn trap_for_tests() {
+    core::arch::wasm32::unreachable()
+}
+
+/// Checks labels and templates as `labelEmbeddings` will (labels not blank, templates with `{}`),
+/// so that a long list fails before any work, naming the label's index in the whole list.
+#[wasm_bindgen(js_name = checkLabels)]
+pub fn check_labels(labels: Vec<String>, templates: Vec<String>) -> Result<(), JsValue> {
+    zero_shot::check_labels(&labels, &templates).map_err(|e| js_error(&e))
+}
+
 /// A loaded model on the CPU (burn flex, wasm SIMD128) or on WebGPU.
 #[wasm_bindgen]
 pub struct WasmModel {
-    inner: MobileClip,
-    backend: String,
+    /// Shared with the pending computations (a promise keeps the model alive until it settles).
+    inner: Rc<MobileClip>,
 }
 
 #[wasm_bindgen]
 impl WasmModel {
     /// Loads a model: `model` is a shipped model name or a config as JSON text, `weights` the
     /// bytes of a published checkpoint (PyTorch zip or safetensors), `backend` `"cpu"` or
-    /// `"webgpu"` (after `initWebGpu` resolved).
-    pub fn load(model: &str, weights: Vec<u8>, backend: &str) -> Result<WasmModel, JsValue> {
+    /// `"webgpu"` (after `initWebGpu` resolved), `weightsId` the checkpoint's SRI sha256.
+    pub fn load(model: &str, weights: Vec<u8>, backend: &str, weights_id: String) -> Result<WasmModel, JsValue> {
         let device = device_for(backend)?;
         let config = ModelConfig::from_name_or_json(model).map_err(|e| js_error(&e))?;
-        let inner = MobileClip::from_bytes(config, weights, device).map_err(|e| js_error(&e))?;
-        Ok(WasmModel { inner, backend: backend.into() })
+        let inner = MobileClip::from_bytes_with_id(config, weights, weights_id, device).map_err(|e| js_error(&e))?;
+        Ok(WasmModel { inner: Rc::new(inner) })
     }
 
     /// The names of the shipped model configs.
     #[wasm_bindgen(js_name = modelNames)]
     pub fn model_names() -> Vec<String> {
         ModelConfig::builtin_names().map(String::from).collect()
-    }
-
-    /// The backend in use and why.
-    #[wasm_bindgen(getter)]
-    pub fn backend(&self) -> String {
-        self.backend.clone()
-    }
-
-    /// Sets the backend description (the JavaScript side knows why a backend was chosen).
-    #[wasm_bindgen(setter)]
-    pub fn set_backend(&mut self, backend: String) {
-        self.backend = backend;
     }
 
     /// The model's name.
@@ -147,78 +162,110 @@ impl WasmModel {
         self.inner.logit_scale()
     }
 
+    /// The weights' id (`sha256-…` of the checkpoint).
+    #[wasm_bindgen(getter, js_name = weightsId)]
+    pub fn weights_id(&self) -> String {
+        self.inner.weights_id().to_string()
+    }
+
+    /// Images per forward pass of the image tower.
+    #[wasm_bindgen(getter, js_name = imageBatch)]
+    pub fn image_batch(&self) -> usize {
+        self.inner.batch_size().images
+    }
+
+    /// Texts per forward pass of the text tower.
+    #[wasm_bindgen(getter, js_name = textBatch)]
+    pub fn text_batch(&self) -> usize {
+        self.inner.batch_size().texts
+    }
+
+    /// How many labels with `templates` templates each fill one text batch (at least 1).
+    #[wasm_bindgen(js_name = labelsPerBatch)]
+    pub fn labels_per_batch(&self, templates: usize) -> usize {
+        self.inner.labels_per_batch(templates)
+    }
+
+    /// Sets the batch sizes (for the benchmark; not while a computation is pending).
+    #[wasm_bindgen(js_name = setBatchSize)]
+    pub fn set_batch_size(&mut self, images: usize, texts: usize) -> Result<(), JsValue> {
+        let inner = Rc::get_mut(&mut self.inner).ok_or_else(|| {
+            error_with_code("INVALID_ARGUMENT", "the batch size cannot change while a call is pending")
+        })?;
+        inner.set_batch_size(BatchSize { images, texts }).map_err(|e| js_error(&e))
+    }
+
     /// Embeds RGBA images (straight alpha, as `ImageData`), one pixel array per image with its
     /// width and height: a promise of one L2-normalised `Float32Array` per image.
     #[wasm_bindgen(js_name = encodeRgba)]
-    pub fn encode_rgba(
-        &self,
-        images: Vec<js_sys::Uint8Array>,
-        widths: Vec<usize>,
-        heights: Vec<usize>,
-    ) -> Result<Promise, JsValue> {
-        if images.len() != widths.len() || images.len() != heights.len() {
-            return Err(error_with_code("INVALID_ARGUMENT", "images, widths and heights differ in length"));
-        }
+    pub fn encode_rgba(&self, images: Vec<js_sys::Uint8Array>, widths: Vec<usize>, heights: Vec<usize>) -> Promise {
         let buffers: Vec<Vec<u8>> = images.iter().map(js_sys::Uint8Array::to_vec).collect();
-        let views = buffers
-            .iter()
-            .zip(widths.iter().zip(&heights))
-            .map(|(b, (&w, &h))| ImageView::new(b, w, h, PixelFormat::Rgba8))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| js_error(&e))?;
-        rows_promise(self.inner.embed_images(&views))
+        let model = self.inner.clone();
+        rows_promise(async move {
+            if buffers.len() != widths.len() || buffers.len() != heights.len() {
+                return Err(Error::InvalidArgument("images, widths and heights differ in length".into()));
+            }
+            let views = buffers
+                .iter()
+                .zip(widths.iter().zip(&heights))
+                .map(|(b, (&w, &h))| ImageView::new(b, w, h, PixelFormat::Rgba8))
+                .collect::<crate::Result<Vec<_>>>()?;
+            model.encode_images_async(&views).await
+        })
     }
 
     /// Embeds preprocessed pixels (`count` images, CHW `f32`, as the reference's transforms
     /// produce): a promise of one L2-normalised `Float32Array` per image.
     #[wasm_bindgen(js_name = encodePixels)]
-    pub fn encode_pixels(&self, pixels: Vec<f32>, count: usize) -> Result<Promise, JsValue> {
-        rows_promise(self.inner.pixels_tensor(&pixels, count).map(|x| self.inner.image_embeddings(x)))
+    pub fn encode_pixels(&self, pixels: Vec<f32>, count: usize) -> Promise {
+        let model = self.inner.clone();
+        rows_promise(async move { model.encode_pixels_async(&pixels, count).await })
+    }
+
+    /// Checks token-id sequences (`count` rows of `context_length` ids, flattened) as
+    /// `encodeTokens` will, naming the sequence's index in the whole list.
+    #[wasm_bindgen(js_name = checkTokens)]
+    pub fn check_tokens(&self, ids: Vec<u32>, count: usize) -> Result<(), JsValue> {
+        self.inner.check_tokens(&token_rows(&ids, count).map_err(|e| js_error(&e))?).map(drop).map_err(|e| js_error(&e))
     }
 
     /// Embeds token-id sequences (`count` rows of `context_length` ids, flattened).
     #[wasm_bindgen(js_name = encodeTokens)]
-    pub fn encode_tokens(&self, ids: Vec<u32>, count: usize) -> Result<Promise, JsValue> {
-        if count == 0 || !ids.len().is_multiple_of(count) {
-            return Err(error_with_code(
-                "INVALID_TEXT",
-                &format!("{} ids do not split into {count} sequences", ids.len()),
-            ));
-        }
-        let rows: Vec<Vec<u32>> = ids.chunks(ids.len() / count).map(<[u32]>::to_vec).collect();
-        rows_promise(self.inner.tokens_tensor(&rows).map(|(t, eot)| self.inner.text_embeddings(t, &eot)))
+    pub fn encode_tokens(&self, ids: Vec<u32>, count: usize) -> Promise {
+        let model = self.inner.clone();
+        rows_promise(async move { model.encode_tokens_async(&token_rows(&ids, count)?).await })
     }
 
     /// Embeds texts: a promise of one L2-normalised `Float32Array` per text.
     #[wasm_bindgen(js_name = encodeTexts)]
-    pub fn encode_texts(&self, texts: Vec<String>) -> Result<Promise, JsValue> {
-        rows_promise(self.inner.embed_texts(&strs(&texts)))
+    pub fn encode_texts(&self, texts: Vec<String>) -> Promise {
+        let model = self.inner.clone();
+        rows_promise(async move { model.encode_texts_async(&texts).await })
     }
 
-    /// Ranks labels for an image embedding: a promise of `[{label, score}]`, best first
-    /// (prompt templates averaged per label, as in CLIP).
-    #[wasm_bindgen(js_name = zeroShot)]
-    pub fn zero_shot(
+    /// Label embeddings (each label's template embeddings averaged and re-normalised): a
+    /// promise of one `Float32Array` of `labels.length × embedDim` values.
+    #[wasm_bindgen(js_name = labelEmbeddings)]
+    pub fn label_embeddings(&self, labels: Vec<String>, templates: Vec<String>) -> Promise {
+        let model = self.inner.clone();
+        future_to_promise(async move {
+            let rows = model.label_embeddings_async(&labels, &templates).await.map_err(|e| js_error(&e))?;
+            Ok(Float32Array::from(rows.concat().as_slice()).into())
+        })
+    }
+
+    /// Ranks labels for an image embedding against label embeddings (`labels.length` rows of
+    /// `embedDim` values): `[{label, score}]`, best first, cut to `topK`.
+    pub fn rank(
         &self,
         image: Vec<f32>,
         labels: Vec<String>,
-        templates: Vec<String>,
+        embeddings: Vec<f32>,
         top_k: Option<usize>,
-    ) -> Result<Promise, JsValue> {
+    ) -> Result<JsValue, JsValue> {
         self.inner.check_image_embedding(&image).map_err(|e| js_error(&e))?;
-        let prompts = zero_shot::prompts(&strs(&labels), &strs(&templates)).map_err(|e| js_error(&e))?;
-        let texts = self.inner.embed_texts(&strs(&prompts)).map_err(|e| js_error(&e))?;
-        let scale = self.inner.logit_scale();
-        Ok(future_to_promise(async move {
-            let rows = rows_async(texts).await.map_err(|e| js_error(&e))?;
-            let ranked =
-                zero_shot::rank(&image, &zero_shot::ensemble(&rows, templates.len()), &strs(&labels), scale, top_k);
-            serde_wasm_bindgen::to_value(&ranked).map_err(|e| error_with_code("INTERNAL", &e.to_string()))
-        }))
-    }
-
-    /// The 77 CLIP token ids of a text.
-    pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, JsValue> {
-        self.inner.tokenizer().encode(text).map_err(|e| js_error(&e))
+        let ranked =
+            zero_shot::rank(&image, &labels, &embeddings, self.inner.logit_scale(), top_k).map_err(|e| js_error(&e))?;
+        serde_wasm_bindgen::to_value(&ranked).map_err(|e| error_with_code("INTERNAL", &e.to_string()))
     }
 }
