@@ -15,7 +15,7 @@ export class MobileClipError extends Error {
 /** Whether `e` (or its cause) is the wasm instance trapping: a bug or running out of memory. */
 export function isTrap(e) {
   const trap = (x) => typeof WebAssembly !== 'undefined' && x instanceof WebAssembly.RuntimeError;
-  return trap(e) || trap(e?.cause) || e?.trap === true;
+  return trap(e) || trap(e?.cause);
 }
 
 /**
@@ -26,8 +26,8 @@ export function isTrap(e) {
 export function toError(e) {
   if (e instanceof MobileClipError) return e;
   if (e?.name === 'AbortError') return new MobileClipError('ABORTED', 'the call was aborted', { cause: e });
-  if (isTrap(e)) return new MobileClipError('INTERNAL', `the WebAssembly instance failed (${e.message ?? e.cause?.message}) and was replaced by a fresh one; the next call reloads the model`, { cause: e });
   if (e && typeof e === 'object' && typeof e.code === 'string') return new MobileClipError(e.code, e.message);
+  if (isTrap(e)) return new MobileClipError('INTERNAL', `the WebAssembly instance failed (${e.message}) and was replaced by a fresh one; the next call reloads the model`, { cause: e });
   if (e?.name === 'DataCloneError') return new MobileClipError('INVALID_ARGUMENT', `an argument cannot be sent to the worker: ${e.message}`, { cause: e });
   return new MobileClipError('INTERNAL', e instanceof Error ? e.message : String(e), { cause: e });
 }

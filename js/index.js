@@ -342,6 +342,8 @@ export class MobileClip {
   get logitScale() { return this.#raw ? this.#info.logitScale : undefined; }
   /** `sha256-<base64>` of the checkpoint the model was loaded from; label packs carry it. */
   get weightsId() { return this.#raw ? this.#info.weightsId : undefined; }
+  /** How many images and texts go through the model at once: the parts of a long call. */
+  get batchSize() { return this.#raw ? { images: this.#info.imageBatch, texts: this.#info.textBatch } : undefined; }
 
   /** L2-normalised embedding of one image source. */
   async encodeImage(src, options) {

@@ -18,8 +18,8 @@ async function handle({ id, op, ...args }, signal) {
       // calling side, which restarts the worker from it if the wasm instance ever traps.
       const weights = args.weights instanceof ArrayBuffer || ArrayBuffer.isView(args.weights) ? new Blob([args.weights]) : args.weights;
       clip = await MobileClip.load({ model: args.model, weights, backend: args.backend, onProgress: progress, signal });
-      const { backend, backendReason, name, embedDim, imageSize, logitScale, weightsId } = clip;
-      return { result: { backend, backendReason, name, embedDim, imageSize, logitScale, weightsId, weights: weights instanceof Blob ? weights : null } };
+      const { backend, backendReason, name, embedDim, imageSize, logitScale, weightsId, batchSize } = clip;
+      return { result: { backend, backendReason, name, embedDim, imageSize, logitScale, weightsId, batchSize, weights: weights instanceof Blob ? weights : null } };
     }
     case 'encodeImages': {
       try {

@@ -201,8 +201,9 @@ export class MobileClipWorker {
         try {
           const [args, t] = await prepare();
           transfer = t;
-          if (!this.#calls.has(id)) throw this.#disposed ? disposed() : aborted();
-          if (!this.#worker) return; // replaced meanwhile: posted again once the new one runs
+          if (this.#disposed) throw disposed();
+          if (!this.#calls.has(id)) throw aborted(); // aborted while being prepared
+          if (!this.#worker) return; // a replacement is starting: posted again once it runs
           this.#worker.postMessage({ id, op, progress: !!onProgress, ...args }, transfer);
         } catch (e) {
           this.#calls.delete(id);
@@ -231,6 +232,7 @@ export class MobileClipWorker {
   get imageSize() { return this.#disposed ? undefined : this.#info.imageSize; }
   get logitScale() { return this.#disposed ? undefined : this.#info.logitScale; }
   get weightsId() { return this.#disposed ? undefined : this.#info.weightsId; }
+  get batchSize() { return this.#disposed ? undefined : this.#info.batchSize; }
 
   /** L2-normalised embedding of one image source. */
   async encodeImage(src, options) {
@@ -250,7 +252,7 @@ export class MobileClipWorker {
       throw toError(e);
     }
     const out = [];
-    const size = this.#info.imageBatch ?? 1;
+    const size = this.#info.batchSize.images;
     for (let i = 0; i < srcs.length; i += size) {
       const part = srcs.slice(i, i + size);
       const rows = await this.#call('encodeImages', async () => {

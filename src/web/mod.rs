@@ -98,11 +98,13 @@ pub fn memory_bytes() -> f64 {
     core::arch::wasm32::memory_size(0) as f64 * 65536.0
 }
 
-/// Traps this instance on purpose (`unreachable`), as a bug or running out of memory would.
-/// Only the package's tests of its recovery from a trap call it (through a `Symbol.for` key, so
-/// no ordinary use of the package can).
+/// Grows the memory by 64 MiB and traps (`unreachable`), as a call running out of memory would:
+/// the package must then drop this instance (and the memory it grabbed) for a fresh one. Only the
+/// package's tests of that recovery call it (through a `Symbol.for` key, so no ordinary use of the
+/// package can).
 #[wasm_bindgen(js_name = "__trapForTests")]
 pub fn trap_for_tests() {
+    core::arch::wasm32::memory_grow(0, 1024);
     core::arch::wasm32::unreachable()
 }
 
