@@ -25,6 +25,7 @@ cargo test --release
 
 step "wasm package (pkg/): build, Node tests, headless Chromium tests, npm pack into plain and webpack 5 apps, the worker helper, the demo page"
 tools/build-wasm.sh
+node_modules/.bin/tsc -p tests/types/tsconfig.json # the TypeScript declarations, as a user's strict code sees them
 node --test tests/js/
 node tests/browser/run.mjs
 node tests/package/run.mjs

@@ -2,6 +2,7 @@
 // line per test and "N passed, N failed", saves a screenshot of each suite's page:
 //   page.mjs    the CPU path, in a Chromium without WebGPU (as most browsers still are)
 //   webgpu.mjs  the WebGPU path, in a Chromium with WebGPU enabled (SwiftShader adapter here)
+//   soak.mjs    10,000 mixed calls on the CPU path: results, error codes, steady memory
 //   full.mjs    full-size parity (CPU) on the shipped models found in $MOBILECLIP_FULL_FIXTURES
 //               (a folder written by tools/gen_fixtures.py --full; MobileCLIP-S0 and
 //               MobileCLIP2-S0 are used when present); only when asked for: `run.mjs full`
@@ -48,10 +49,11 @@ async function runSuite(suite, extraFlags, query = '') {
   }
 }
 
-const only = process.argv[2]; // optional: "page", "webgpu" or "full"
+const only = process.argv[2]; // optional: "page", "webgpu", "soak" or "full"
 let failed = 0;
 if (!only || only === 'page') failed += await runSuite('page', []);
 if (!only || only === 'webgpu') failed += await runSuite('webgpu', ['--enable-unsafe-webgpu']);
+if (!only || only === 'soak') failed += await runSuite('soak', ['--js-flags=--expose-gc', '--enable-precise-memory-info']);
 if (only === 'full') {
   const dir = process.env.MOBILECLIP_FULL_FIXTURES;
   const models = ['MobileCLIP-S0', 'MobileCLIP2-S0'].filter((m) => dir && existsSync(join(dir, m, 'io.safetensors')));
