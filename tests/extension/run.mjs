@@ -194,14 +194,22 @@ try {
     assert(await options.locator('#weights-status.ok').count() === 1, msg);
     return `${msg} ${await options.textContent('#current')}`;
   });
-  await check('options page: labels, templates and top-k saved', async () => {
+  await check('options page: labels, templates and top-k saved; the label pack\'s progress shown while it is encoded', async () => {
     await options.fill('#labels', labels.join('\n'));
     await options.click('summary');
     await options.fill('#templates', templates.join('\n'));
     await options.fill('#topk', String(topK));
+    await options.evaluate(() => {
+      window.__statuses = [];
+      const el = document.getElementById('labels-status');
+      new MutationObserver(() => window.__statuses.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
+    });
     await options.click('#save');
     await options.waitForSelector('#labels-status.ok');
-    return options.textContent('#labels-status');
+    const seen = await options.evaluate(() => window.__statuses);
+    const progress = seen.filter((t) => /Encoding the labels \(once\): \d+\/10…/.test(t));
+    assert(progress.length > 0, `no label progress among ${JSON.stringify(seen)}`);
+    return `${await options.textContent('#labels-status')} (progress seen: ${progress.map((t) => t.replace(/.*: /, '')).join(', ')})`;
   });
   await options.screenshot({ path: join(shots, 'options.png'), fullPage: true });
   await check("extension CSP: wasm compiles (the model loaded above), string code does not", async () => {
