@@ -43,6 +43,10 @@ function replaceCpuInstance() {
   cpuInstance++;
 }
 
+// Calls of every model on this thread, one after the other (the thread computes one at a time
+// anyway): no call of one model is half-way through the wasm instance when another one traps it.
+let queue = Promise.resolve();
+
 // The WebGPU module is fetched only when the browser offers a hardware adapter (or when asked for
 // explicitly): it is several times larger than the CPU one.
 let gpuReady = null;
@@ -189,7 +193,6 @@ const OPTIONS = {
 /** A loaded MobileCLIP model. Create it with `MobileClip.load(...)`. */
 export class MobileClip {
   #raw;
-  #queue = Promise.resolve();
   #config;
   #info; // name, embedDim, imageSize, logitScale, weightsId, imageBatch, textBatch
   #backend; // 'cpu' | 'webgpu'
@@ -274,35 +277,35 @@ export class MobileClip {
   }
 
   /**
-   * Runs one call (or one part of a long one) after the previous ones, so concurrent calls
-   * behave as sequential ones. A model whose CPU instance was replaced after a trap reloads
-   * first; a trap now replaces the instance and rejects with INTERNAL. On WebGPU, a call that the
-   * lost device cannot finish is run again on the CPU.
+   * Runs one call (or one part of a long one) after the previous ones (of every model), so
+   * concurrent calls behave as sequential ones. A model whose CPU instance was replaced after a
+   * trap reloads first; a trap now replaces the instance and rejects with INTERNAL. On WebGPU, a
+   * call that the lost device cannot finish is run again on the CPU.
    */
   #run(f) {
-    const next = this.#queue.then(async () => {
+    const next = queue.then(async () => {
       await breathe();
       if (!this.#raw) throw disposed();
-      if (this.#backend === 'cpu' && this.#instance !== cpuInstance) this.#raw = await this.#loadOnCpu();
-      if (this.#lost) {
-        try {
-          return await Promise.race([f(this.#raw), this.#lost.promise]);
-        } catch (e) {
-          if (!isDeviceFailure(e)) throw e;
-          // The device-lost event may come just after the failed read: wait briefly for its reason.
-          if (!gpuLost) await Promise.race([this.#lost.promise.catch(() => {}), new Promise((r) => setTimeout(r, 500))]);
-          if (isTrap(e)) gpuLost ??= `the WebGPU module failed (${e.message})`;
-          await this.#moveToCpu(gpuLost ?? `the WebGPU device failed (${e.message})`);
-        }
-      }
       try {
+        if (this.#backend === 'cpu' && this.#instance !== cpuInstance) this.#raw = await this.#loadOnCpu();
+        if (this.#lost) {
+          try {
+            return await Promise.race([f(this.#raw), this.#lost.promise]);
+          } catch (e) {
+            if (!isDeviceFailure(e)) throw e;
+            // The device-lost event may come just after the failed read: wait briefly for its reason.
+            if (!gpuLost) await Promise.race([this.#lost.promise.catch(() => {}), new Promise((r) => setTimeout(r, 500))]);
+            if (isTrap(e)) gpuLost ??= `the WebGPU module failed (${e.message})`;
+            await this.#moveToCpu(gpuLost ?? `the WebGPU device failed (${e.message})`);
+          }
+        }
         return await f(this.#raw);
       } catch (e) {
-        if (isTrap(e) && this.#instance === cpuInstance) replaceCpuInstance();
+        if (isTrap(e) && this.#backend === 'cpu') replaceCpuInstance();
         throw e;
       }
     });
-    this.#queue = next.catch(() => {});
+    queue = next.catch(() => {});
     return next.catch((e) => { throw toError(e); });
   }
 

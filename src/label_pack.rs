@@ -161,7 +161,11 @@ impl LabelPack {
         let (n, dim) = match *t.shape() {
             [n, dim] if t.dtype() == Dtype::F32 && dim > 0 => (n, dim),
             _ => {
-                return Err(bad(format!("`embeddings` is {:?} {:?}, expected F32 [labels, dim]", t.dtype(), t.shape())));
+                return Err(bad(format!(
+                    "`embeddings` is {:?} {:?}, expected F32 [labels, dim]",
+                    t.dtype(),
+                    t.shape()
+                )));
             }
         };
         if n != labels.len() || n == 0 {
@@ -171,7 +175,8 @@ impl LabelPack {
             t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect();
         for (i, row) in embeddings.chunks(dim).enumerate() {
             let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-            if !((norm - 1.0).abs() <= NORM_TOLERANCE) {
+            // Also refuses a NaN norm.
+            if (norm - 1.0).abs().partial_cmp(&NORM_TOLERANCE) != Some(std::cmp::Ordering::Less) {
                 return Err(bad(format!(
                     "the embedding of label {i} ({:?}) is not a unit vector (norm {norm})",
                     labels[i]

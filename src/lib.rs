@@ -57,7 +57,7 @@ pub struct BatchSize {
 
 impl Default for BatchSize {
     fn default() -> Self {
-        Self { images: 4, texts: 16 }
+        Self { images: 2, texts: 8 }
     }
 }
 
@@ -138,11 +138,6 @@ impl MobileClip {
         &self.config
     }
 
-    /// The device the model runs on.
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
     /// Dimension of the embeddings.
     pub fn embed_dim(&self) -> usize {
         self.arch.embed_dim
@@ -156,11 +151,6 @@ impl MobileClip {
     /// The id of the weights the model was loaded from (see [`weights_id`]).
     pub fn weights_id(&self) -> &str {
         &self.weights_id
-    }
-
-    /// The CLIP tokenizer.
-    pub fn tokenizer(&self) -> &ClipTokenizer {
-        &self.tokenizer
     }
 
     /// How many images and texts go through a tower at once.

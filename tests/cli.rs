@@ -187,7 +187,7 @@ fn zero_shot_full_size() {
         written,
         model.label_pack(&["cat", "dog", "car"], &["a photo of a {}.", "a blurry photo of a {}."]).unwrap()
     );
-    let by_pack = [&args[..6], &["--pack", pack.to_str().unwrap(), "--json"]].concat();
+    let by_pack = [&args[..7], &["--pack", pack.to_str().unwrap(), "--json"]].concat();
     assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&stdout(&cli(&by_pack))).unwrap(), ranked);
 }
 
