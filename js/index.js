@@ -171,9 +171,26 @@ export async function modelNames() {
   return CpuModel.modelNames();
 }
 
-/** Checks labels and templates: their types here, their content (blank labels, `{}`) in the wasm module. */
+/**
+ * Refuses texts longer than the model takes (`MAX_TEXT_CHARS` in src/lib.rs), before they are
+ * copied into the wasm memory (which would keep the space). `error(i, n)` makes the error.
+ */
+function checkLengths(texts, error) {
+  const max = cpu.maxTextChars();
+  texts.forEach((t, i) => {
+    if (t.length <= max) return;
+    let n = 0;
+    for (const _ of t) n++; // characters as Rust counts them (code points)
+    if (n > max) throw error(i, n, max);
+  });
+}
+
+/** Checks labels and templates: their types and lengths here, their content (blank labels, `{}`) in the wasm module. */
 function checkLabels(labels, templates) {
   labelList(labels, templates);
+  const tooLong = (what) => (i, n, max) => new MobileClipError('INVALID_ARGUMENT', `${what} ${i} has ${n} characters; texts are limited to ${max} (CLIP reads their first 77 tokens)`);
+  checkLengths(labels, tooLong('label'));
+  checkLengths(templates, tooLong('template'));
   cpu.checkLabels(labels, templates);
 }
 
@@ -376,7 +393,11 @@ export class MobileClip {
   /** L2-normalised embedding(s): a Float32Array for a string, an array of them for an array. */
   async encodeText(text, options) {
     const opts = MobileClip.#check(() => checkOptions(options, 'encodeText', OPTIONS.encode));
-    const list = MobileClip.#check(() => textList(text, 'encodeText'));
+    const list = MobileClip.#check(() => {
+      const texts = textList(text, 'encodeText');
+      checkLengths(texts, (i, n, max) => new MobileClipError('INVALID_TEXT', `text ${i} has ${n} characters; texts are limited to ${max} (CLIP reads their first 77 tokens)`));
+      return texts;
+    });
     const out = await this.#inParts(list, this.#info.textBatch, opts, (raw, part) => raw.encodeTexts(part));
     return Array.isArray(text) ? out : out[0];
   }

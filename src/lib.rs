@@ -61,6 +61,24 @@ impl Default for BatchSize {
     }
 }
 
+/// The longest text (in characters) the text tower takes. CLIP reads only a text's first 77
+/// tokens (a few hundred characters), but the tokenizer cleans and splits all of it, in time and
+/// memory proportional to its length (a 10 MB text: 10 s and 470 MB of wasm memory), so longer
+/// texts are refused (`INVALID_TEXT`) rather than tokenized.
+pub const MAX_TEXT_CHARS: usize = 100_000;
+
+/// Checks a text's length against [`MAX_TEXT_CHARS`]; `what` names it in the error.
+pub(crate) fn check_text_length(text: &str, what: impl FnOnce() -> String) -> Result<()> {
+    if text.len() > MAX_TEXT_CHARS && text.chars().count() > MAX_TEXT_CHARS {
+        return Err(Error::Text(format!(
+            "{} has {} characters; texts are limited to {MAX_TEXT_CHARS} (CLIP reads their first 77 tokens)",
+            what(),
+            text.chars().count()
+        )));
+    }
+    Ok(())
+}
+
 /// A loaded MobileCLIP model: both encoders, ready to embed.
 #[derive(Debug)]
 pub struct MobileClip {
@@ -301,6 +319,9 @@ impl MobileClip {
     pub(crate) async fn encode_texts_async<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
         if texts.is_empty() {
             return Err(Error::Text("no texts to encode".into()));
+        }
+        for (i, t) in texts.iter().enumerate() {
+            check_text_length(t.as_ref(), || format!("text {i}"))?;
         }
         let l = self.arch.text.context_length;
         let tokens =

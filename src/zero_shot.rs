@@ -26,13 +26,20 @@ pub fn prompts<S: AsRef<str>, T: AsRef<str>>(labels: &[S], templates: &[T]) -> R
     Ok(labels.iter().flat_map(|l| templates.iter().map(move |t| t.as_ref().replace("{}", l.as_ref().trim()))).collect())
 }
 
-/// Checks that there are labels, none of them blank, and templates, each with a `{}`.
+/// Checks that there are labels, none of them blank, and templates, each with a `{}`; none
+/// longer than [`crate::MAX_TEXT_CHARS`].
 pub fn check_labels<S: AsRef<str>, T: AsRef<str>>(labels: &[S], templates: &[T]) -> Result<()> {
     if labels.is_empty() {
         return Err(Error::InvalidArgument("the label list is empty".into()));
     }
     if let Some(i) = labels.iter().position(|l| l.as_ref().trim().is_empty()) {
         return Err(Error::InvalidArgument(format!("label {i} is empty")));
+    }
+    for (i, l) in labels.iter().enumerate() {
+        crate::check_text_length(l.as_ref(), || format!("label {i}")).map_err(as_argument)?;
+    }
+    for (i, t) in templates.iter().enumerate() {
+        crate::check_text_length(t.as_ref(), || format!("template {i}")).map_err(as_argument)?;
     }
     if templates.is_empty() {
         return Err(Error::InvalidArgument("the template list is empty".into()));
@@ -44,6 +51,14 @@ pub fn check_labels<S: AsRef<str>, T: AsRef<str>>(labels: &[S], templates: &[T])
         )));
     }
     Ok(())
+}
+
+/// A text error about a label or template is an invalid argument of the label list.
+fn as_argument(e: Error) -> Error {
+    match e {
+        Error::Text(m) => Error::InvalidArgument(m),
+        other => other,
+    }
 }
 
 /// L2-normalises a vector in place (as `F.normalize`, eps 1e-12).

@@ -123,6 +123,16 @@ fn bad_embeddings_and_options_are_coded_errors() {
     assert_eq!(m.zero_shot(&[0.1; 32], &pack, Some(1_000_000)).unwrap().len(), 2);
     let e = m.label_pack(&["cat", " "], &["{}"]).unwrap_err();
     assert!(e.to_string().contains("label 1 is empty"), "{e}");
+    // Texts beyond MAX_TEXT_CHARS are refused before any work (the tokenizer would take time and
+    // memory in proportion); right at the limit they are encoded.
+    let long = "é".repeat(mobileclip_wasm::MAX_TEXT_CHARS + 1);
+    let e = m.encode_texts(&["cat", &long]).unwrap_err();
+    assert_eq!(e.code(), "INVALID_TEXT");
+    assert!(e.to_string().contains("text 1 has 100001 characters; texts are limited to 100000"), "{e}");
+    let e = m.label_pack(&["cat", &long], &["{}"]).unwrap_err();
+    assert_eq!(e.code(), "INVALID_ARGUMENT");
+    assert!(e.to_string().contains("label 1 has 100001 characters"), "{e}");
+    assert_eq!(m.encode_texts(&[&long[2..]]).unwrap().len(), 1);
 }
 
 #[test]

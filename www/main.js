@@ -236,14 +236,16 @@ async function updateLabels() {
   const reuse = stored ? [stored, ...state.packs] : state.packs;
   const known = knownLabels(reuse, templates);
   const total = labels.filter((l) => !known.has(l)).length;
-  const remembered = stored ? labels.filter((l) => stored.labels.includes(l)).length : 0;
-  const kept = remembered ? ` (${remembered} remembered from an earlier visit)` : '';
+  const thisVisit = knownLabels(state.packs, templates);
+  const remembered = labels.filter((l) => known.has(l) && !thisVisit.has(l)).length;
+  const already = labels.length - total - remembered;
+  const kept = [remembered && `${remembered} remembered from an earlier visit`, already && `${already} already encoded`].filter(Boolean).join(', ');
   const status = (done) => {
     const left = state.msPerLabel.get(templates.length);
     setBar($('labels-bar'), $('labels-text'), done, total, `${done} of ${total}${left ? ` · about ${formatDuration((total - done) * left)} left` : ''}`);
     if (state.preparing) setBar($('prepare-bar'), $('prepare-text'), 1 + done, 1 + total, `model built · labels ${done} of ${total}`);
   };
-  $('labels-status').textContent = `${counts} = ${labels.length * templates.length} prompts${total ? `, ${total} labels to encode` : ''}${kept}.`;
+  $('labels-status').textContent = `${counts} = ${labels.length * templates.length} prompts${total ? `, ${total} labels to encode` : ''}${kept && ` (${kept})`}.`;
   $('labels-progress').hidden = total === 0;
   status(0);
   renderAll();
@@ -277,7 +279,7 @@ async function updateLabels() {
   if (state.preparing) setBar($('prepare-bar'), $('prepare-text'), 1, 1, '100% · ready');
   state.preparing = false;
   $('labels-progress').hidden = true;
-  $('labels-status').textContent = `${counts}: ready${kept}.`;
+  $('labels-status').textContent = `${counts}: ready${kept && ` (${kept})`}.`;
   retag();
   // Keep every label encoded with these templates for the next visit: the stored pack grown by
   // this one (the package copies the rows: nothing is encoded).

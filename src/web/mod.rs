@@ -108,6 +108,12 @@ pub fn trap_for_tests() {
     core::arch::wasm32::unreachable()
 }
 
+/// The longest text the model takes, in characters ([`crate::MAX_TEXT_CHARS`]).
+#[wasm_bindgen(js_name = maxTextChars)]
+pub fn max_text_chars() -> usize {
+    crate::MAX_TEXT_CHARS
+}
+
 /// Checks labels and templates as `labelEmbeddings` will (labels not blank, templates with `{}`),
 /// so that a long list fails before any work, naming the label's index in the whole list.
 #[wasm_bindgen(js_name = checkLabels)]

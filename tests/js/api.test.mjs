@@ -221,6 +221,14 @@ test('hostile options and embeddings are INVALID_ARGUMENT naming the problem', a
   ids[77 * 33 + 5] = 10 ** 9;
   await code(clip.encodeTokens(ids, 40), 'INVALID_TEXT', /token id 1000000000 in sequence 33/);
   await code(MobileClip.load({ model: config, weights: bytes, backnd: 'cpu' }), 'INVALID_ARGUMENT', /unknown option `backnd` of load/);
+  // a text longer than the model takes: refused before it reaches (and grows) the wasm memory
+  const memory = wasmMemoryBytes();
+  const long = '😀'.repeat(100_001); // 200,002 UTF-16 units, 100,001 characters
+  await code(clip.encodeText([...labels(30), long]), 'INVALID_TEXT', /text 30 has 100001 characters; texts are limited to 100000/);
+  await code(clip.labelEmbeddings(['cat', long]), 'INVALID_ARGUMENT', /label 1 has 100001 characters/);
+  await code(clip.zeroShot(img, ['cat'], { templates: [`${long}{}`] }), 'INVALID_ARGUMENT', /template 0 has 100003 characters/);
+  assert.equal(wasmMemoryBytes(), memory);
+  assert.equal((await clip.encodeText('😀'.repeat(50_000))).length, 32);
   assert.deepEqual(await clip.encodeImage(image(4)), img, 'the model works after all this');
 });
 
