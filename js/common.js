@@ -52,6 +52,14 @@ export function describe(v) {
   return v.constructor?.name ?? 'object';
 }
 
+/** The options of each method (unknown ones are refused: a typo must not pass silently). */
+export const OPTIONS = {
+  load: ['model', 'weights', 'backend', 'onProgress', 'signal'],
+  encode: ['onProgress', 'signal'],
+  labelEmbeddings: ['templates', 'reuse', 'onProgress', 'signal'],
+  zeroShot: ['templates', 'topK', 'onProgress', 'signal'],
+};
+
 /**
  * Checks an options object of `method`: a plain object (or undefined) whose keys are all in
  * `allowed`, with `onProgress` a function, `signal` an AbortSignal and `topK` a whole number ≥ 1

@@ -7,7 +7,7 @@
 import initCpu, * as cpu from './cpu/mobileclip_wasm.js';
 import {
   abortable, aborted, breathe, checkEmbedding, checkOptions, DEFAULT_TEMPLATES, describe, disposed, imageSources,
-  isTrap, labelList, MobileClipError, readResponse, report, textList, throwIfAborted, toError, TRAP_FOR_TESTS,
+  isTrap, labelList, MobileClipError, OPTIONS, readResponse, report, textList, throwIfAborted, toError, TRAP_FOR_TESTS,
 } from './common.js';
 import { LabelPack } from './label-pack.js';
 
@@ -198,14 +198,6 @@ function checkLabels(labels, templates) {
 function isDeviceFailure(e) {
   return e?.code === 'DEVICE_LOST' || isTrap(e);
 }
-
-/** Options of each method (unknown ones are refused: a typo must not pass silently). */
-const OPTIONS = {
-  load: ['model', 'weights', 'backend', 'onProgress', 'signal'],
-  encode: ['onProgress', 'signal'],
-  labelEmbeddings: ['templates', 'reuse', 'onProgress', 'signal'],
-  zeroShot: ['templates', 'topK', 'onProgress', 'signal'],
-};
 
 /** A loaded MobileCLIP model. Create it with `MobileClip.load(...)`. */
 export class MobileClip {

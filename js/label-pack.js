@@ -17,6 +17,9 @@ function stringArray(v, what, err) {
   return v;
 }
 
+/** A pack's parts as plain data, for a message to or from a worker (`new LabelPack(parts)` rebuilds it). */
+export const packParts = (p) => ({ model: p.model, weightsId: p.weightsId, labels: p.labels, templates: p.templates, embeddings: p.embeddings });
+
 /** One model's embeddings of a list of labels: rank images against it with `clip.zeroShot(image, pack)`. */
 export class LabelPack {
   /**

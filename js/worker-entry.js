@@ -4,10 +4,10 @@
 // in long calls). `{ op: 'abort', id }` aborts call `id`. Results are transferred back.
 import { LabelPack, MobileClip } from './index.js';
 import { errorMessage, MobileClipError, TRAP_FOR_TESTS } from './common.js';
+import { packParts } from './label-pack.js';
 
 let clip = null;
 const calls = new Map(); // id → AbortController of the calls in progress
-const packFields = (p) => ({ model: p.model, weightsId: p.weightsId, labels: p.labels, templates: p.templates, embeddings: p.embeddings });
 
 async function handle({ id, op, ...args }, signal) {
   const progress = (p) => self.postMessage({ id, progress: p });
@@ -41,7 +41,7 @@ async function handle({ id, op, ...args }, signal) {
     case 'labelEmbeddings': {
       const reuse = (args.reuse ?? []).map((p) => new LabelPack(p));
       const pack = await clip.labelEmbeddings(args.labels, { ...args.options, reuse, ...opts });
-      return { result: packFields(pack), transfer: [pack.embeddings.buffer] };
+      return { result: packParts(pack), transfer: [pack.embeddings.buffer] };
     }
     case 'zeroShot': {
       try {

@@ -7,18 +7,12 @@
 
 import {
   abortable, aborted, checkEmbedding, checkOptions, describe, disposed, imageSource, imageSources, isA, labelList,
-  MobileClipError, readResponse, report, textList, throwIfAborted, toError, TRAP_FOR_TESTS,
+  MobileClipError, OPTIONS, readResponse, report, textList, throwIfAborted, toError, TRAP_FOR_TESTS,
 } from './common.js';
 import { LabelPack, similarity } from './index.js';
+import { packParts } from './label-pack.js';
 
 export { LabelPack, MobileClipError };
-
-const OPTIONS = {
-  load: ['model', 'weights', 'backend', 'onProgress', 'signal'],
-  encode: ['onProgress', 'signal'],
-  labelEmbeddings: ['templates', 'reuse', 'onProgress', 'signal'],
-  zeroShot: ['templates', 'topK', 'onProgress', 'signal'],
-};
 
 /** Yields to the event loop (timers, input, rendering) between chunks of work on this thread. */
 const pause = () => new Promise((r) => setTimeout(r, 0));
@@ -87,9 +81,6 @@ async function startWorker({ model, weights, transfer = [], backend, onProgress,
     throw e;
   }
 }
-
-/** A pack as a message part (its fields; the worker rebuilds it). */
-const packPart = (p) => ({ model: p.model, weightsId: p.weightsId, labels: p.labels, templates: p.templates, embeddings: p.embeddings });
 
 /**
  * A MobileCLIP model running in a dedicated module Worker. Create it with
@@ -305,7 +296,7 @@ export class MobileClipWorker {
     const packs = reuse === undefined ? [] : Array.isArray(reuse) ? reuse : [reuse];
     const bad = packs.find((p) => !(p instanceof LabelPack));
     if (bad !== undefined) throw new MobileClipError('INVALID_ARGUMENT', `reuse must be label packs, got ${describe(bad)}`);
-    const fields = await this.#call('labelEmbeddings', () => [{ labels, options: { templates }, reuse: packs.map(packPart) }, []], opts);
+    const fields = await this.#call('labelEmbeddings', () => [{ labels, options: { templates }, reuse: packs.map(packParts) }, []], opts);
     return new LabelPack(fields);
   }
 
@@ -325,7 +316,7 @@ export class MobileClipWorker {
     const { templates, topK, ...rest } = opts;
     return this.#call('zeroShot', async () => {
       const [img, transfer] = image instanceof Float32Array ? [image, []] : await imagePart(image);
-      const which = labels instanceof LabelPack ? { pack: packPart(labels) } : { labels };
+      const which = labels instanceof LabelPack ? { pack: packParts(labels) } : { labels };
       return [{ image: img, ...which, options: { templates, topK } }, transfer];
     }, rest);
   }
