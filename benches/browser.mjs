@@ -1,14 +1,15 @@
-// Browser benchmark: the npm package in headless Chromium. Sizes of the wasm modules (raw and
-// gzip -9), cold load to first embedding (wasm init + weights over loopback + parse/fold + first
-// image), image and text latency: the CPU module (flex, and the ndarray variant for comparison)
-// and the WebGPU module (on this machine's only adapter, SwiftShader: a correctness path, slow). Writes the "## Browser" section of BENCHMARKS.md.
-// Run through tools/bench.sh (needs pkg/ and target/bench-fixtures).
-import { executablePath, launch } from '../tests/browser/chromium.mjs';
-import { readFile, writeFile, mkdtemp, rm, readdir } from 'node:fs/promises';
+// Browser benchmark: the npm package in the three browser engines (tests/browser/engines.mjs).
+// Sizes of the wasm modules (raw and gzip -9), cold load to first embedding (wasm init + weights
+// over loopback + parse/fold + first image), image and text latency: the CPU module (flex) in
+// Chromium, Firefox and WebKitGTK, same run, same weights; in Chromium also the ndarray variant
+// for comparison and the WebGPU module (on this machine's only adapter, SwiftShader: a
+// correctness path, slow). Writes the "## Browser" section of BENCHMARKS.md.
+// Run through tools/bench.sh (needs pkg/ and target/bench-fixtures); MOBILECLIP_ENGINES picks
+// the engines (default all three).
+import { launch, selectedEngines } from '../tests/browser/engines.mjs';
+import { readFile, writeFile, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import { execFileSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve } from '../tests/browser/server.mjs';
@@ -21,8 +22,12 @@ const mb = (n) => (n / 1e6).toFixed(2);
 const ndWasm = join(root, 'target/pkg-ndarray/cpu/mobileclip_wasm_bg.wasm');
 const nd = existsSync(ndWasm) ? await readFile(ndWasm) : null;
 const gpuWasm = await readFile(join(root, 'pkg/gpu/mobileclip_wasm_bg.wasm'));
+const mtWasm = await readFile(join(root, 'pkg/cpu-mt/mobileclip_wasm_bg.wasm'));
+const poolJs = Buffer.concat([await readFile(join(root, 'pkg/threads.js')), await readFile(join(root, 'pkg/thread-worker.js')), await readFile(join(root, 'pkg/cpu-mt/mobileclip_wasm.js'))]);
 const row = (name, bytes) => `| ${name} | ${mb(bytes.length)} MB | ${mb(gzipSync(bytes, { level: 9 }).length)} MB |\n`;
-const sizes = row('CPU module, flex (`pkg/cpu/mobileclip_wasm_bg.wasm`), always loaded', wasm)
+const sizes = row('CPU module, flex (`pkg/cpu/mobileclip_wasm_bg.wasm`), loaded where threads cannot run', wasm)
+  + row('Threaded CPU module (`pkg/cpu-mt/mobileclip_wasm_bg.wasm`), loaded instead on cross-origin-isolated pages', mtWasm)
+  + row('its JS: glue + thread pool (`cpu-mt/mobileclip_wasm.js`, `threads.js`, `thread-worker.js`)', poolJs)
   + row('WebGPU module (`pkg/gpu/mobileclip_wasm_bg.wasm`), loaded only with a WebGPU adapter', gpuWasm)
   + (nd ? row('CPU module, ndarray variant (not shipped)', nd) : '')
   + row('JS glue + API (`cpu/mobileclip_wasm.js`, `index.js`, `common.js`)', Buffer.concat([glue, await readFile(join(root, 'pkg/index.js')), await readFile(join(root, 'pkg/common.js'))]));
@@ -31,41 +36,42 @@ const fixtures = join(root, 'target/bench-fixtures');
 const models = (await readdir(fixtures)).filter((d) => existsSync(join(fixtures, d, 'config.json'))).sort();
 const server = await serve(root);
 let rows = '';
-// flex (the shipped CPU module) for every model; ndarray (built by tools/bench.sh) to decide the
-// default CPU backend; WebGPU on S0 only (SwiftShader takes seconds per image).
-const variants = [['cpu (flex)', '/pkg', models, [], 'cpu', iters]];
-if (existsSync(join(root, 'target/pkg-ndarray/index.js'))) variants.push(['cpu (ndarray)', '/target/pkg-ndarray', models.filter((m) => m !== 'MobileCLIP-B'), [], 'cpu', iters]);
-variants.push(['webgpu (SwiftShader)', '/pkg', models.filter((m) => m === 'MobileCLIP-S0'), ['--enable-unsafe-webgpu'], 'webgpu', 1]);
-for (const [label, pkg, list, flags, backend, n] of variants) {
-  const profile = await mkdtemp(join(tmpdir(), 'mobileclip-bench-'));
-  const browser = await launch(profile, {
-    args: flags,
-  });
+const versions = new Map(); // engine -> browser version
+// flex (the shipped CPU module) for every model in every engine; in Chromium, ndarray (built by
+// tools/bench.sh) to decide the default CPU backend, and WebGPU on S0 only (SwiftShader takes
+// seconds per image).
+const engines = selectedEngines();
+const variants = engines.map((engine) => [engine, 'cpu (flex)', '/pkg', models, false, 'cpu', iters]);
+if (engines.includes('chromium')) {
+  if (existsSync(join(root, 'target/pkg-ndarray/index.js'))) variants.push(['chromium', 'cpu (ndarray)', '/target/pkg-ndarray', models.filter((m) => m !== 'MobileCLIP-B'), false, 'cpu', iters]);
+  variants.push(['chromium', 'webgpu (SwiftShader)', '/pkg', models.filter((m) => m === 'MobileCLIP-S0'), true, 'webgpu', 1]);
+}
+for (const [engine, label, pkg, list, webgpu, backend, n] of variants) {
+  const browser = await launch(engine, { webgpu });
+  versions.set(engine, browser.version);
   try {
     for (const m of list) {
       const file = existsSync(join(fixtures, m, 'model.pt')) ? 'model.pt' : 'model.safetensors';
       const page = await browser.newPage(); // a fresh page: cold wasm instantiation each time
       await page.goto(`${server.url}/benches/browser.html?pkg=${pkg}&dir=/target/bench-fixtures/${m}&file=${file}&iters=${n}&backend=${backend}`);
-      await page.waitForFunction(() => window.__bench, null, { timeout: 600_000 });
-      const r = await page.evaluate(() => window.__bench);
+      const r = await page.waitFor(() => window.__bench, 600_000);
       await page.close();
-      if (r.error) throw new Error(`${label} ${m}: ${r.error}`);
-      console.log(label, m, r);
-      rows += `| ${m} | ${label} | ${r.load_ms.toFixed(0)} | ${r.first_embedding_ms.toFixed(0)} | ${r.image_ms.toFixed(0)} | ${r.text_ms.toFixed(0)} |\n`;
+      if (r.error) throw new Error(`${engine} ${label} ${m}: ${r.error}`);
+      console.log(engine, label, m, r);
+      rows += `| ${m} | ${engine} | ${label} | ${r.load_ms.toFixed(0)} | ${r.first_embedding_ms.toFixed(0)} | ${r.image_ms.toFixed(0)} | ${r.text_ms.toFixed(0)} |\n`;
     }
   } finally {
     await browser.close();
-    await rm(profile, { recursive: true, force: true });
   }
 }
 server.server.close();
-const version = execFileSync(executablePath, ['--version']).toString().trim().replace(/^Chromium\s*/, '');
-const section = `## Browser (headless Chromium)\n\nMeasured by \`tools/bench.sh\` in Debian's headless Chromium ${version} on this machine (see the native section), `
-  + `wasm SIMD128, one thread; weights served over loopback; ${iters} iterations (WebGPU: 1), median after one warm-up. `
+const tested = [...versions.values()].join('; ');
+const section = `## Browser\n\nMeasured by \`tools/bench.sh\` in one run on this machine (see the native section) in ${tested}; `
+  + `headless except WebKitGTK's MiniBrowser (under Xvfb); wasm SIMD128, one thread; weights served over loopback; ${iters} iterations (WebGPU: 1), median after one warm-up. `
   + `The only WebGPU adapter headless Chromium offers here is SwiftShader (a CPU emulation of a GPU), so the WebGPU row shows the path works, not its speed on real GPUs. `
   + `Cold = from \`MobileClip.load\` (wasm instantiation, download, parse, fold) to the first image embedding of a 640×480 image.\n\n`
   + `| file | raw | gzip -9 |\n|---|---|---|\n${sizes}\n`
-  + `| model | backend | load (ms) | cold load to first embedding (ms) | image (ms) | text (ms) |\n|---|---|---|---|---|---|\n${rows}`;
+  + `| model | engine | backend | load (ms) | cold load to first embedding (ms) | image (ms) | text (ms) |\n|---|---|---|---|---|---|---|\n${rows}`;
 
 const path = join(root, 'BENCHMARKS.md');
 const old = existsSync(path) ? await readFile(path, 'utf8') : '# Benchmarks\n';

@@ -1,7 +1,7 @@
 // Internals shared by the main-thread API (index.js), the worker helper (worker.js) and the worker
 // itself (worker-entry.js): the error class and the one function that turns anything thrown into
-// it, option checks, cancellation, reading a weights download with progress, and checking an
-// image source.
+// it, option checks, cancellation, reading a weights download with progress, checking an image
+// source and reading its pixels.
 
 /** Error thrown by every method: `code` is stable, `message` says what was wrong. */
 export class MobileClipError extends Error {
@@ -54,7 +54,7 @@ export function describe(v) {
 
 /** The options of each method (unknown ones are refused: a typo must not pass silently). */
 export const OPTIONS = {
-  load: ['model', 'weights', 'backend', 'onProgress', 'signal'],
+  load: ['model', 'weights', 'backend', 'threads', 'onProgress', 'signal'],
   encode: ['onProgress', 'signal'],
   labelEmbeddings: ['templates', 'reuse', 'onProgress', 'signal'],
   zeroShot: ['templates', 'topK', 'onProgress', 'signal'],
@@ -209,4 +209,38 @@ export function checkEmbedding(e, dim, what = 'the image embedding') {
   const i = e.findIndex((v) => !Number.isFinite(v));
   if (i >= 0) throw invalid(`${what} has a non-finite value (${e[i]}) at index ${i}`);
   return e;
+}
+
+function check2d(ctx) {
+  if (!ctx) throw new MobileClipError('INVALID_IMAGE', 'could not get a 2d context to read the image');
+  return ctx;
+}
+
+/**
+ * Pixels of an image source: `{ data: Uint8Array (RGBA), width, height }`. ImageData-like sources
+ * are viewed, not copied; a canvas is read with getImageData; an ImageBitmap, `<img>`, `<video>`
+ * or VideoFrame is drawn on a canvas first. A cross-origin image without CORS: TAINTED_IMAGE.
+ */
+export function toRgba(src) {
+  const img = imageSource(src);
+  const { width: w, height: h } = img;
+  if (img.kind === 'pixels') return { data: new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.byteLength), width: w, height: h };
+  let ctx;
+  if (img.kind === 'canvas') { // HTMLCanvasElement, OffscreenCanvas
+    ctx = check2d(src.getContext('2d', { willReadFrequently: true }));
+  } else {
+    if (typeof OffscreenCanvas === 'undefined' && typeof document === 'undefined') {
+      throw new MobileClipError('INVALID_IMAGE', `cannot read the pixels of this ${describe(src)} here: this worker has no OffscreenCanvas (Safari before 16.4); pass ImageData or {data, width, height}, or use mobileclip-wasm/worker, which reads them on the page`);
+    }
+    const canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(w, h) : Object.assign(document.createElement('canvas'), { width: w, height: h });
+    ctx = check2d(canvas.getContext('2d', { willReadFrequently: true }));
+    ctx.drawImage(src, 0, 0, w, h);
+  }
+  try {
+    const d = ctx.getImageData(0, 0, w, h);
+    return { data: new Uint8Array(d.data.buffer, d.data.byteOffset, d.data.byteLength), width: w, height: h };
+  } catch (e) {
+    if (e && e.name === 'SecurityError') throw new MobileClipError('TAINTED_IMAGE', 'the image is cross-origin without CORS (a tainted canvas cannot be read)');
+    throw e;
+  }
 }

@@ -12,12 +12,14 @@
  * - `INVALID_LABEL_PACK`: bytes that are not a label pack (garbage, truncated, a newer version).
  * - `LABEL_PACK_MISMATCH`: a label pack made by another model or other weights.
  * - `NO_WEBGPU`: `backend: 'webgpu'` where WebGPU is not available.
+ * - `UNSUPPORTED_BROWSER`: a browser without WebAssembly or without wasm SIMD.
  * - `DEVICE_LOST`: the GPU device was lost and the CPU could not take over (normally the model
  *   moves to the CPU and the call is re-run there, without an error).
  * - `ABORTED`: the call's (or the load's) `signal` aborted.
  * - `DISPOSED`: the model was disposed.
- * - `INTERNAL`: a bug, or the wasm instance ran out of memory. The instance is then replaced and
- *   the next call reloads the model (the worker helper starts a fresh worker): reported once.
+ * - `INTERNAL`: a bug, or the wasm instance ran out of memory. The instance is then replaced (the
+ *   threaded CPU module by the single-threaded one) and the next call reloads the model (the
+ *   worker helper starts a fresh worker): reported once.
  */
 export type MobileClipErrorCode =
   | 'UNKNOWN_MODEL'
@@ -32,6 +34,7 @@ export type MobileClipErrorCode =
   | 'INVALID_LABEL_PACK'
   | 'LABEL_PACK_MISMATCH'
   | 'NO_WEBGPU'
+  | 'UNSUPPORTED_BROWSER'
   | 'DEVICE_LOST'
   | 'ABORTED'
   | 'DISPOSED'
@@ -71,6 +74,13 @@ export interface LoadOptions {
    * else the CPU. "webgpu" insists (rejects with NO_WEBGPU); "cpu" never touches the GPU.
    */
   backend?: 'auto' | 'cpu' | 'webgpu';
+  /**
+   * CPU threads. Default "auto": `navigator.hardwareConcurrency` (at most 8) where the page is
+   * cross-origin isolated (COOP `same-origin` + COEP `require-corp`), else 1. More than one loads
+   * the threaded CPU module (its pool of workers is started once per page, with the first count
+   * asked for); 1 is the single-threaded module. `threads` says how many run, `backendReason` why one.
+   */
+  threads?: number | 'auto';
   /** Download progress in bytes (`total` is 0 when the server sends no length). */
   onProgress?: (progress: { loaded: number; total: number }) => void;
   signal?: AbortSignal;
@@ -147,8 +157,10 @@ export interface ClipModel {
   /** Where the model runs: "webgpu" or "cpu"; undefined after `dispose()` (as every getter). */
   readonly backend: 'cpu' | 'webgpu';
   /**
-   * Why: the adapter's name on WebGPU; on the CPU why not WebGPU ("requested", "the browser offers
-   * no WebGPU adapter", "… software fallback …", "the WebGPU device was lost …; moved from WebGPU").
+   * Why: the adapter's name on WebGPU; on the CPU why not WebGPU and how many threads compute
+   * ("requested; 1 thread (the page is not cross-origin isolated …)", "the browser offers no WebGPU
+   * adapter; 4 threads", "… software fallback …; 2 threads", "the WebGPU device was lost …; moved
+   * from WebGPU; 1 thread").
    */
   readonly backendReason: string;
   readonly name: string;
@@ -159,6 +171,8 @@ export interface ClipModel {
   readonly weightsId: string;
   /** How many images and texts go through the model at once (the parts of a long call). */
   readonly batchSize: { images: number; texts: number };
+  /** CPU threads computing: 1, or the threaded module's pool size; 0 on WebGPU. */
+  readonly threads: number;
   encodeImage(image: ImageSource, options?: BatchOptions): Promise<Float32Array>;
   /** Any number of images; the pixels of the first 64 MB of them are read at once, the rest as their part starts. */
   encodeImages(images: ImageSource[], options?: BatchOptions): Promise<Float32Array[]>;

@@ -7,13 +7,13 @@
 import initCpu, * as cpu from './cpu/mobileclip_wasm.js';
 import {
   abortable, aborted, breathe, checkEmbedding, checkOptions, DEFAULT_TEMPLATES, describe, disposed, imageSources,
-  isTrap, labelList, MobileClipError, OPTIONS, readResponse, report, textList, throwIfAborted, toError, TRAP_FOR_TESTS,
+  isTrap, labelList, MobileClipError, OPTIONS, readResponse, report, textList, throwIfAborted, toError, toRgba, TRAP_FOR_TESTS,
 } from './common.js';
 import { LabelPack } from './label-pack.js';
+import { AUTO_MAX_THREADS, startPool, threadsUnsupported } from './threads.js';
 
 export { LabelPack, MobileClipError };
 
-const CpuModel = cpu.WasmModel;
 const isNode = typeof process !== 'undefined' && !!process.versions?.node;
 
 /** Instantiates a wasm-bindgen module from its `.wasm` file next to this script. */
@@ -28,18 +28,81 @@ async function instantiate(init, url) {
 let cpuReady = null;
 let cpuLoaded = false;
 
-/** The CPU module (burn flex, wasm SIMD128): small, always available. */
+// The smallest module that uses a SIMD128 instruction: `(func (result v128) i32.const 0 i8x16.splat)`.
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 8, 1, 6, 0, 65, 0, 253, 15, 11]);
+
+/** Why this JavaScript engine cannot run the wasm modules, or null when it can. */
+function wasmUnsupported() {
+  if (typeof WebAssembly === 'undefined') return 'this browser runs no WebAssembly (turned off, as in Safari\'s Lockdown Mode, or not supported)';
+  if (!WebAssembly.validate(SIMD_PROBE)) return 'this browser has no WebAssembly SIMD (wasm-simd128), which the model needs: Chrome/Edge 91+, Firefox 89+, Safari 16.4+';
+  return null;
+}
+
+/** The CPU module (burn flex, wasm SIMD128): small, always available where wasm SIMD is. */
 function initWasm() {
-  cpuReady ??= instantiate(initCpu, new URL('./cpu/mobileclip_wasm_bg.wasm', import.meta.url)).then(() => { cpuLoaded = true; });
+  cpuReady ??= (async () => {
+    const why = wasmUnsupported();
+    if (why) throw new MobileClipError('UNSUPPORTED_BROWSER', why);
+    await instantiate(initCpu, new URL('./cpu/mobileclip_wasm_bg.wasm', import.meta.url));
+    cpuLoaded = true;
+  })();
   return cpuReady;
 }
 
-// After a trap (a bug, or running out of memory) the CPU module's instance cannot be trusted: it
-// is replaced by a fresh one (new memory) and every CPU model reloads from its kept weights on its
-// next call. `cpuInstance` counts the replacements.
+// The threaded CPU module (the same adapter built with shared memory, and its pool of workers) is
+// fetched only when a load asks for more than one thread and the context can run it (threads.js).
+let mtReady = null;
+let mtMemory = null;
+let mtFailed = null; // why the threaded module may no longer be used (it trapped), once it did
+
+/** Resolves to `{ glue, threads }`; the pool's size is fixed by the first call. */
+function initThreaded(threads) {
+  mtReady ??= (async () => {
+    const glue = await import('./cpu-mt/mobileclip_wasm.js');
+    await instantiate(glue.default, new URL('./cpu-mt/mobileclip_wasm_bg.wasm', import.meta.url));
+    mtMemory = glue.threadContext()[1];
+    return { glue, threads: await startPool(glue, threads) };
+  })();
+  mtReady.catch(() => { mtReady = null; });
+  return mtReady;
+}
+
+/**
+ * The CPU module for a `threads` option: `{ glue, threaded, threads, why }` (`glue`: the module's
+ * wasm-bindgen exports), `why` saying how many threads and, for one, why (the single-threaded
+ * module is used then).
+ */
+async function chooseCpu(threads) {
+  const cores = typeof navigator !== 'undefined' ? navigator.hardwareConcurrency || 1 : 1;
+  const want = threads === 'auto' ? Math.min(cores, AUTO_MAX_THREADS) : threads;
+  const single = async (why) => { await initWasm(); return { glue: cpu, threaded: false, threads: 1, why: `1 thread${why ? ` (${why})` : ''}` }; };
+  if (threads === 1) return single('');
+  // why this context cannot run threads comes before the core count (the more basic reason)
+  const unsupported = mtFailed ?? threadsUnsupported();
+  if (unsupported) return single(unsupported);
+  if (want === 1) return single('one core');
+  try {
+    const mt = await initThreaded(want);
+    return { glue: mt.glue, threaded: true, threads: mt.threads, why: mt.threads === want ? `${want} threads` : `${mt.threads} threads (the pool was started with ${mt.threads})` };
+  } catch (e) {
+    return single(toError(e).message);
+  }
+}
+
+// After a trap (a bug, or running out of memory) a module's instance cannot be trusted. The
+// single-threaded CPU module's is replaced by a fresh one (new memory); the threaded module, whose
+// memory its pool shares, is given up for the single-threaded one. Every model on the old
+// instance reloads from its kept weights on its next call: `cpuInstance` counts the replacements.
 let cpuInstance = 0;
-function replaceCpuInstance() {
-  cpu.__wbg_reset_state();
+function replaceInstance(threaded, e) {
+  if (threaded) {
+    // the trap itself, or the pool thread's (threads.js gives its failure a RuntimeError as cause)
+    const why = (e instanceof WebAssembly.RuntimeError ? e : e?.cause ?? e)?.message ?? String(e);
+    mtFailed ??= `the threaded CPU module failed: ${why}, the single-threaded one took over`;
+    initWasm().catch(() => {});
+  } else {
+    cpu.__wbg_reset_state();
+  }
   cpuInstance++;
 }
 
@@ -79,7 +142,7 @@ function initGpu() {
 
 /** Bytes of linear memory the wasm modules hold (they only grow; 0 before the first load). */
 export function wasmMemoryBytes() {
-  return (cpuLoaded ? cpu.memoryBytes() : 0) + (gpuModule ? gpuModule.memoryBytes() : 0);
+  return (cpuLoaded ? cpu.memoryBytes() : 0) + (mtMemory?.buffer.byteLength ?? 0) + (gpuModule ? gpuModule.memoryBytes() : 0);
 }
 
 /**
@@ -127,32 +190,6 @@ async function weightsId(bytes) {
   return `sha256-${btoa(String.fromCharCode(...digest))}`;
 }
 
-function check2d(ctx) {
-  if (!ctx) throw new MobileClipError('INVALID_IMAGE', 'could not get a 2d context to read the image');
-  return ctx;
-}
-
-/** Pixels of a checked image source (see `imageSource`): `{ data: Uint8Array (RGBA), width, height }`. */
-function toRgba(src, img) {
-  const { width: w, height: h } = img;
-  if (img.kind === 'pixels') return { data: new Uint8Array(img.data.buffer, img.data.byteOffset, img.data.byteLength), width: w, height: h };
-  let ctx;
-  if (img.kind === 'canvas') { // HTMLCanvasElement, OffscreenCanvas
-    ctx = check2d(src.getContext('2d', { willReadFrequently: true }));
-  } else {
-    const canvas = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(w, h) : Object.assign(document.createElement('canvas'), { width: w, height: h });
-    ctx = check2d(canvas.getContext('2d', { willReadFrequently: true }));
-    ctx.drawImage(src, 0, 0, w, h);
-  }
-  try {
-    const d = ctx.getImageData(0, 0, w, h);
-    return { data: new Uint8Array(d.data.buffer, d.data.byteOffset, d.data.byteLength), width: w, height: h };
-  } catch (e) {
-    if (e && e.name === 'SecurityError') throw new MobileClipError('TAINTED_IMAGE', 'the image is cross-origin without CORS (a tainted canvas cannot be read)');
-    throw e;
-  }
-}
-
 /** Pixels read when a call is made; beyond this many bytes, each part's pixels are read when it starts. */
 const EAGER_PIXEL_BYTES = 64 << 20;
 
@@ -167,16 +204,20 @@ export function similarity(a, b) {
 
 /** The shipped model names. */
 export async function modelNames() {
+  const mt = await mtReady?.catch(() => null); // the threaded module, when it is the one loaded
+  if (mt && !mtFailed) return mt.glue.WasmModel.modelNames();
   await initWasm();
-  return CpuModel.modelNames();
+  return cpu.WasmModel.modelNames();
 }
 
 /**
- * Refuses texts longer than the model takes (`MAX_TEXT_CHARS` in src/lib.rs), before they are
- * copied into the wasm memory (which would keep the space). `error(i, n)` makes the error.
+ * Refuses texts longer than the model takes (`MAX_TEXT_CHARS` in src/lib.rs, from the module
+ * `glue`), before they are copied into the wasm memory (which would keep the space).
+ * `error(i, n, max)` makes the error.
  */
-function checkLengths(texts, error) {
-  const max = cpu.maxTextChars();
+function checkLengths(glue, texts, error) {
+  if (!glue) return; // the model's module failed and the other is not ready: the call checks again
+  const max = glue.maxTextChars();
   texts.forEach((t, i) => {
     if (t.length <= max) return;
     let n = 0;
@@ -185,13 +226,13 @@ function checkLengths(texts, error) {
   });
 }
 
-/** Checks labels and templates: their types and lengths here, their content (blank labels, `{}`) in the wasm module. */
-function checkLabels(labels, templates) {
+/** Checks labels and templates: their types and lengths here, their content (blank labels, `{}`) in the wasm module `glue`. */
+function checkLabels(glue, labels, templates) {
   labelList(labels, templates);
   const tooLong = (what) => (i, n, max) => new MobileClipError('INVALID_ARGUMENT', `${what} ${i} has ${n} characters; texts are limited to ${max} (CLIP reads their first 77 tokens)`);
-  checkLengths(labels, tooLong('label'));
-  checkLengths(templates, tooLong('template'));
-  cpu.checkLabels(labels, templates);
+  checkLengths(glue, labels, tooLong('label'));
+  checkLengths(glue, templates, tooLong('template'));
+  glue?.checkLabels(labels, templates);
 }
 
 /** Whether an error means the GPU module can no longer be used (device lost, or it trapped). */
@@ -205,17 +246,23 @@ export class MobileClip {
   #config;
   #info; // name, embedDim, imageSize, logitScale, weightsId, imageBatch, textBatch
   #backend; // 'cpu' | 'webgpu'
-  #reason;
+  #reason; // why this backend (on the CPU, why not WebGPU); backendReason adds the threads
+  #threads; // the `threads` option, for a reload on the CPU
+  #cpu = null; // on the CPU: { threaded, threads } of the module #raw lives in
+  #glue; // the wasm-bindgen exports of that module
   #weights; // the checkpoint (a Blob), to reload from after a trap or a lost GPU device
   #instance = cpuInstance; // the CPU instance #raw lives in
   #lost = null; // on WebGPU: { promise, reject } settled when the device is lost
 
-  constructor(raw, { config, weights, weightsId, backend, reason }) {
+  constructor(raw, { config, weights, weightsId, backend, reason, threads, cpu: cpuModule, glue }) {
     this.#raw = raw;
     this.#config = config;
     this.#weights = weights;
     this.#backend = backend;
     this.#reason = reason;
+    this.#threads = threads;
+    this.#cpu = cpuModule ?? null;
+    this.#glue = glue;
     this.#info = { name: raw.name, embedDim: raw.embedDim, imageSize: raw.imageSize, logitScale: raw.logitScale, weightsId, imageBatch: raw.imageBatch, textBatch: raw.textBatch };
     if (backend === 'webgpu') {
       let reject;
@@ -231,31 +278,36 @@ export class MobileClip {
    * @param {string|object} [options.model] a shipped model name (default MobileCLIP-S0) or a config object
    * @param {string|URL|Response|Blob|ArrayBuffer|Uint8Array} options.weights the published checkpoint
    * @param {'auto'|'cpu'|'webgpu'} [options.backend]
+   * @param {number|'auto'} [options.threads] CPU threads (default 'auto': the device's cores, up
+   *   to 8, where the page is cross-origin isolated; 1 otherwise)
    * @param {(p: {loaded: number, total: number}) => void} [options.onProgress]
    * @param {AbortSignal} [options.signal]
    */
   static async load(options) {
     try {
-      const { model = 'MobileCLIP-S0', weights, backend = 'auto', onProgress, signal } = checkOptions(options, 'load', OPTIONS.load);
+      const { model = 'MobileCLIP-S0', weights, backend = 'auto', threads = 'auto', onProgress, signal } = checkOptions(options, 'load', OPTIONS.load);
       if (!['auto', 'cpu', 'webgpu'].includes(backend)) throw new MobileClipError('INVALID_ARGUMENT', `backend must be 'auto', 'cpu' or 'webgpu', got ${JSON.stringify(backend)}`);
+      if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1 && threads <= 64)) throw new MobileClipError('INVALID_ARGUMENT', `threads must be 'auto' or a whole number from 1 to 64, got ${typeof threads === 'number' ? threads : JSON.stringify(threads) ?? describe(threads)}`);
       if (weights === undefined) throw new MobileClipError('INVALID_ARGUMENT', 'options.weights is required (a URL or the checkpoint bytes)');
       throwIfAborted(signal);
       const config = typeof model === 'string' ? model : JSON.stringify(model);
-      const [, chosen, bytes] = await Promise.all([initWasm(), chooseBackend(backend), weightsBytes(weights, onProgress, signal)]);
+      // On the CPU: the module for the `threads` option (a WebGPU model chooses it if it moves).
+      const pick = async () => { const c = await chooseBackend(backend); return c.gpu ? c : { ...c, cpu: await chooseCpu(threads) }; };
+      const [chosen, bytes] = await Promise.all([pick(), weightsBytes(weights, onProgress, signal)]);
       const id = await weightsId(bytes);
       if (signal?.aborted) throw new MobileClipError('ABORTED', 'loading was aborted');
       const on = chosen.gpu ? 'webgpu' : 'cpu';
       let raw;
       try {
-        raw = (chosen.gpu ? chosen.gpu.WasmModel : CpuModel).load(config, bytes, on, id);
+        raw = await (chosen.gpu ?? chosen.cpu.glue).WasmModel.load(config, bytes, on, id);
       } catch (e) {
-        if (isTrap(e) && !chosen.gpu) replaceCpuInstance();
+        if (isTrap(e) && !chosen.gpu) replaceInstance(chosen.cpu.threaded, e);
         throw e;
       }
       // Kept as a Blob (the browser may keep it on disk) to reload from after a trap or a lost
       // GPU device; a Blob given by the caller is kept as it is.
       const kept = typeof Blob !== 'undefined' && weights instanceof Blob ? weights : new Blob([bytes]);
-      return new MobileClip(raw, { config, weights: kept, weightsId: id, backend: on, reason: chosen.reason });
+      return new MobileClip(raw, { config, weights: kept, weightsId: id, backend: on, reason: chosen.reason, threads, cpu: chosen.cpu, glue: chosen.gpu ?? chosen.cpu.glue });
     } catch (e) {
       throw toError(e);
     }
@@ -266,11 +318,13 @@ export class MobileClip {
     this.#lost?.reject(new MobileClipError('DEVICE_LOST', message));
   }
 
-  /** A new CPU model from the kept checkpoint. */
+  /** A new CPU model from the kept checkpoint, on the module the `threads` option gets now. */
   async #loadOnCpu() {
-    await initWasm();
-    const raw = CpuModel.load(this.#config, new Uint8Array(await this.#weights.arrayBuffer()), 'cpu', this.#info.weightsId);
+    const chosen = await chooseCpu(this.#threads);
+    const raw = await chosen.glue.WasmModel.load(this.#config, new Uint8Array(await this.#weights.arrayBuffer()), 'cpu', this.#info.weightsId);
     this.#instance = cpuInstance;
+    this.#cpu = chosen;
+    this.#glue = chosen.glue;
     return raw;
   }
 
@@ -296,7 +350,9 @@ export class MobileClip {
       await breathe();
       if (!this.#raw) throw disposed();
       try {
-        if (this.#backend === 'cpu' && this.#instance !== cpuInstance) this.#raw = await this.#loadOnCpu();
+        if (this.#backend === 'cpu' && this.#instance !== cpuInstance) {
+          this.#raw = await this.#loadOnCpu();
+        }
         if (this.#lost) {
           try {
             return await Promise.race([f(this.#raw), this.#lost.promise]);
@@ -310,7 +366,7 @@ export class MobileClip {
         }
         return await f(this.#raw);
       } catch (e) {
-        if (isTrap(e) && this.#backend === 'cpu') replaceCpuInstance();
+        if (isTrap(e) && this.#backend === 'cpu' && this.#instance === cpuInstance) replaceInstance(this.#cpu.threaded, e);
         throw e;
       }
     });
@@ -335,6 +391,14 @@ export class MobileClip {
     return out;
   }
 
+  /**
+   * The module that runs the model's checks on the calling thread: its own, unless that is the
+   * threaded one and it failed (then the single-threaded one, once it is there).
+   */
+  get #checks() {
+    return this.#cpu?.threaded && mtFailed ? (cpuLoaded ? cpu : null) : this.#glue;
+  }
+
   /** Rejects with the normalised error of a synchronous check. */
   static #check(f) {
     try {
@@ -346,8 +410,11 @@ export class MobileClip {
 
   /** 'cpu' or 'webgpu' (undefined after `dispose()`); `backendReason` says why. */
   get backend() { return this.#raw ? this.#backend : undefined; }
-  /** Why this backend: the adapter's name on WebGPU; on the CPU, why not WebGPU. */
-  get backendReason() { return this.#raw ? this.#reason : undefined; }
+  /** Why this backend: the adapter's name on WebGPU; on the CPU, why not WebGPU, then how many threads (for one, why). */
+  get backendReason() {
+    if (!this.#raw) return undefined;
+    return this.#backend === 'cpu' ? `${this.#reason}; ${this.#cpu.why}` : this.#reason;
+  }
   get name() { return this.#raw ? this.#info.name : undefined; }
   get embedDim() { return this.#raw ? this.#info.embedDim : undefined; }
   get imageSize() { return this.#raw ? this.#info.imageSize : undefined; }
@@ -356,6 +423,8 @@ export class MobileClip {
   get weightsId() { return this.#raw ? this.#info.weightsId : undefined; }
   /** How many images and texts go through the model at once: the parts of a long call. */
   get batchSize() { return this.#raw ? { images: this.#info.imageBatch, texts: this.#info.textBatch } : undefined; }
+  /** CPU threads computing: 1, or the threaded module's pool size; 0 on WebGPU. */
+  get threads() { return this.#raw ? (this.#backend === 'cpu' ? this.#cpu.threads : 0) : undefined; }
 
   /** L2-normalised embedding of one image source. */
   async encodeImage(src, options) {
@@ -365,18 +434,18 @@ export class MobileClip {
   /** L2-normalised embeddings of image sources, any number of them, a few at a time. */
   async encodeImages(srcs, options) {
     const opts = MobileClip.#check(() => checkOptions(options, 'encodeImages', OPTIONS.encode));
-    const checked = MobileClip.#check(() => imageSources(srcs, 'encodeImages'));
+    MobileClip.#check(() => imageSources(srcs, 'encodeImages'));
     // Read the pixels now (the caller may change a canvas afterwards), up to EAGER_PIXEL_BYTES;
     // the rest when their part starts, so that a long batch never holds all its pixels.
     const pixels = [];
     let bytes = 0;
     for (let i = 0; i < srcs.length && bytes < EAGER_PIXEL_BYTES; i++) {
-      pixels[i] = MobileClip.#check(() => toRgba(srcs[i], checked[i]));
+      pixels[i] = MobileClip.#check(() => toRgba(srcs[i]));
       bytes += pixels[i].data.length;
     }
     const indices = srcs.map((_, i) => i);
     return this.#inParts(indices, this.#info.imageBatch, opts, (raw, part) => {
-      const px = part.map((i) => pixels[i] ?? toRgba(srcs[i], checked[i]));
+      const px = part.map((i) => pixels[i] ?? toRgba(srcs[i]));
       for (const i of part) pixels[i] = undefined;
       return raw.encodeRgba(px.map((p) => p.data), px.map((p) => p.width), px.map((p) => p.height));
     });
@@ -387,7 +456,7 @@ export class MobileClip {
     const opts = MobileClip.#check(() => checkOptions(options, 'encodeText', OPTIONS.encode));
     const list = MobileClip.#check(() => {
       const texts = textList(text, 'encodeText');
-      checkLengths(texts, (i, n, max) => new MobileClipError('INVALID_TEXT', `text ${i} has ${n} characters; texts are limited to ${max} (CLIP reads their first 77 tokens)`));
+      checkLengths(this.#checks, texts, (i, n, max) => new MobileClipError('INVALID_TEXT', `text ${i} has ${n} characters; texts are limited to ${max} (CLIP reads their first 77 tokens)`));
       return texts;
     });
     const out = await this.#inParts(list, this.#info.textBatch, opts, (raw, part) => raw.encodeTexts(part));
@@ -430,7 +499,7 @@ export class MobileClip {
   async labelEmbeddings(labels, options) {
     const { templates = DEFAULT_TEMPLATES, reuse = [], ...opts } = MobileClip.#check(() => checkOptions(options, 'labelEmbeddings', OPTIONS.labelEmbeddings));
     const known = MobileClip.#check(() => {
-      checkLabels(labels, templates);
+      checkLabels(this.#checks, labels, templates);
       return this.#reusable(reuse, templates);
     });
     const trimmed = labels.map((l) => l.trim());
@@ -480,7 +549,7 @@ export class MobileClip {
         if (templates !== undefined) throw new MobileClipError('INVALID_ARGUMENT', 'templates are given with the labels, not with a label pack (it has its own)');
         this.#checkPack(labels);
       } else {
-        checkLabels(labels, templates ?? DEFAULT_TEMPLATES);
+        checkLabels(this.#checks, labels, templates ?? DEFAULT_TEMPLATES);
       }
       if (image instanceof Float32Array) checkEmbedding(image, this.#info.embedDim);
     });
@@ -495,12 +564,12 @@ export class MobileClip {
 
   /** Traps the wasm instance inside a call, as a bug would: for the package's tests only. @internal */
   [TRAP_FOR_TESTS]() {
-    return this.#run(() => (this.#backend === 'webgpu' ? gpuModule : cpu).__trapForTests());
+    return this.#run(() => this.#glue.__trapForTests());
   }
 
   /** Frees the model; later calls reject with code DISPOSED. */
   dispose() {
-    try { if (this.#instance === cpuInstance || this.#backend === 'webgpu') this.#raw?.free(); } catch { /* a lost GPU module */ }
+    try { if (this.#instance === cpuInstance || this.#backend === 'webgpu') this.#raw?.free(); } catch { /* a lost GPU module, a failed pool */ }
     this.#raw = null;
     this.#weights = null;
     gpuModels.delete(this);

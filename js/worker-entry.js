@@ -9,6 +9,15 @@ import { packParts } from './label-pack.js';
 let clip = null;
 const calls = new Map(); // id → AbortController of the calls in progress
 
+/** Whether this worker can read an ImageBitmap's pixels (a 2d OffscreenCanvas; not in Safari < 16.4). */
+function canDraw() {
+  try {
+    return !!new OffscreenCanvas(1, 1).getContext('2d');
+  } catch {
+    return false;
+  }
+}
+
 async function handle({ id, op, ...args }, signal) {
   const progress = (p) => self.postMessage({ id, progress: p });
   const opts = args.progress ? { onProgress: progress, signal } : { signal };
@@ -17,9 +26,14 @@ async function handle({ id, op, ...args }, signal) {
       // Bytes become a Blob first: the model keeps it (no second copy) and it goes back to the
       // calling side, which restarts the worker from it if the wasm instance ever traps.
       const weights = args.weights instanceof ArrayBuffer || ArrayBuffer.isView(args.weights) ? new Blob([args.weights]) : args.weights;
-      clip = await MobileClip.load({ model: args.model, weights, backend: args.backend, onProgress: progress, signal });
-      const { backend, backendReason, name, embedDim, imageSize, logitScale, weightsId, batchSize } = clip;
-      return { result: { backend, backendReason, name, embedDim, imageSize, logitScale, weightsId, batchSize, weights: weights instanceof Blob ? weights : null } };
+      clip = await MobileClip.load({ model: args.model, weights, backend: args.backend, threads: args.threads, onProgress: progress, signal });
+      const { backend, backendReason, threads, name, embedDim, imageSize, logitScale, weightsId, batchSize } = clip;
+      return {
+        result: {
+          backend, backendReason, threads, name, embedDim, imageSize, logitScale, weightsId, batchSize,
+          workerDraws: canDraw(), weights: weights instanceof Blob ? weights : null,
+        },
+      };
     }
     case 'encodeImages': {
       try {

@@ -7,7 +7,7 @@
 
 import {
   abortable, aborted, checkEmbedding, checkOptions, describe, disposed, imageSource, imageSources, isA, labelList,
-  MobileClipError, OPTIONS, readResponse, report, textList, throwIfAborted, toError, TRAP_FOR_TESTS,
+  MobileClipError, OPTIONS, readResponse, report, textList, throwIfAborted, toError, toRgba, TRAP_FOR_TESTS,
 } from './common.js';
 import { LabelPack, similarity } from './index.js';
 import { packParts } from './label-pack.js';
@@ -17,13 +17,24 @@ export { LabelPack, MobileClipError };
 /** Yields to the event loop (timers, input, rendering) between chunks of work on this thread. */
 const pause = () => new Promise((r) => setTimeout(r, 0));
 
-/** An image source as a message part: `[value, transferList]`. Never detaches the caller's data. */
-async function imagePart(src) {
+/**
+ * An image source as a message part: `[value, transferList]`. Never detaches the caller's data.
+ * A canvas is read here with getImageData, as the main-thread API reads it: redrawn from an
+ * ImageBitmap on the worker's canvas, its semi-transparent pixels came out 1/255 off in WebKitGTK
+ * (which rounds premultiplied alpha differently on a willReadFrequently canvas). Other drawables
+ * go as an ImageBitmap when the worker can draw one (`workerDraws`: it has a 2d OffscreenCanvas;
+ * Safari before 16.4 has none) and are read here otherwise.
+ */
+async function imagePart(src, workerDraws) {
   const img = imageSource(src);
   if (img.kind === 'pixels') { // ImageData or an ImageData-like object: copy its pixels
     const { data, width, height } = img;
     const copy = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
     return [{ data: copy, width, height }, [copy.buffer]];
+  }
+  if (img.kind === 'canvas' || !workerDraws) { // getImageData gives a fresh buffer: moved, not copied again
+    const { data, width, height } = toRgba(src);
+    return [{ data, width, height }, [data.buffer]];
   }
   let bitmap;
   try {
@@ -59,7 +70,7 @@ async function weightsPart(weights, onProgress, signal) {
  * Starts a worker and loads the model in it: `{ worker, info }`. Aborting, or a failure,
  * terminates the worker.
  */
-async function startWorker({ model, weights, transfer = [], backend, onProgress, signal }) {
+async function startWorker({ model, weights, transfer = [], backend, threads, onProgress, signal }) {
   const worker = new Worker(new URL('./worker-entry.js', import.meta.url), { type: 'module', name: 'mobileclip' });
   try {
     const info = await new Promise((resolve, reject) => {
@@ -73,7 +84,7 @@ async function startWorker({ model, weights, transfer = [], backend, onProgress,
         if (data.error) reject(toError(data.error));
         else resolve(data.result);
       };
-      worker.postMessage({ id: 0, op: 'load', model, weights, backend }, transfer);
+      worker.postMessage({ id: 0, op: 'load', model, weights, backend, threads }, transfer);
     });
     return { worker, info };
   } catch (e) {
@@ -109,16 +120,16 @@ export class MobileClipWorker {
    */
   static async load(options) {
     try {
-      const { model = 'MobileCLIP-S0', weights, backend = 'auto', onProgress, signal } = checkOptions(options, 'load', OPTIONS.load);
+      const { model = 'MobileCLIP-S0', weights, backend = 'auto', threads = 'auto', onProgress, signal } = checkOptions(options, 'load', OPTIONS.load);
       throwIfAborted(signal);
       const [w, transfer] = await weightsPart(weights, onProgress, signal);
       throwIfAborted(signal);
       const cfg = typeof model === 'string' ? model : JSON.parse(JSON.stringify(model));
-      const { worker, info } = await startWorker({ model: cfg, weights: w, transfer, backend, onProgress, signal });
+      const { worker, info } = await startWorker({ model: cfg, weights: w, transfer, backend, threads, onProgress, signal });
       // The worker gives back a Blob of byte weights; URLs and Blobs are kept as given.
       const kept = info.weights ?? w;
       delete info.weights;
-      return new MobileClipWorker(worker, info, { model: cfg, weights: kept, backend });
+      return new MobileClipWorker(worker, info, { model: cfg, weights: kept, backend, threads });
     } catch (e) {
       throw toError(e);
     }
@@ -224,6 +235,7 @@ export class MobileClipWorker {
   get logitScale() { return this.#disposed ? undefined : this.#info.logitScale; }
   get weightsId() { return this.#disposed ? undefined : this.#info.weightsId; }
   get batchSize() { return this.#disposed ? undefined : this.#info.batchSize; }
+  get threads() { return this.#disposed ? undefined : this.#info.threads; }
 
   /** L2-normalised embedding of one image source. */
   async encodeImage(src, options) {
@@ -251,7 +263,7 @@ export class MobileClipWorker {
         let copied = 0;
         try {
           for (const src of part) {
-            const [image, t] = await imagePart(src);
+            const [image, t] = await imagePart(src, this.#info.workerDraws);
             images.push(image);
             transfer.push(...t);
             copied += image.data?.byteLength ?? 0;
@@ -315,7 +327,7 @@ export class MobileClipWorker {
     }
     const { templates, topK, ...rest } = opts;
     return this.#call('zeroShot', async () => {
-      const [img, transfer] = image instanceof Float32Array ? [image, []] : await imagePart(image);
+      const [img, transfer] = image instanceof Float32Array ? [image, []] : await imagePart(image, this.#info.workerDraws);
       const which = labels instanceof LabelPack ? { pack: packParts(labels) } : { labels };
       return [{ image: img, ...which, options: { templates, topK } }, transfer];
     }, rest);

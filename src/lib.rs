@@ -399,7 +399,7 @@ impl MobileClip {
 
 /// Runs one of the async methods to completion on the calling thread: natively by blocking,
 /// on wasm only where the device answers at once (the CPU backend; WebGPU needs the async path).
-fn now<T>(f: impl Future<Output = Result<T>>) -> Result<T> {
+pub(crate) fn now<T>(f: impl Future<Output = Result<T>>) -> Result<T> {
     burn::tensor::try_read_sync(f).unwrap_or_else(|| {
         Err(Error::Device("this device can only be read asynchronously (WebGPU in a browser)".into()))
     })

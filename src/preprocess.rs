@@ -307,22 +307,51 @@ pub fn preprocess(image: &ImageView, cfg: &PreprocessConfig) -> Result<Vec<f32>>
 }
 
 /// Decodes an image file (PNG, JPEG, WebP, GIF, BMP; format sniffed from the content) into an
-/// RGB8 buffer, returning `(pixels, width, height)`. Alpha is dropped and grayscale expanded.
+/// RGB8 buffer, returning `(pixels, width, height)`, as the reference's
+/// `PIL.Image.open(path).convert("RGB")` does: alpha is dropped, grayscale expanded, CMYK
+/// converted as Pillow converts it, and JPEG decoded bit-exactly like Pillow (libjpeg-turbo,
+/// see `preprocess/jpeg.rs`).
 ///
-/// Like PIL's `Image.open`, EXIF orientation is not applied.
-#[cfg(feature = "cli")]
+/// Like PIL's `Image.open`, EXIF orientation is not applied. Images of more pixels than Pillow
+/// opens ([`MAX_IMAGE_PIXELS`]) are refused before they are decoded.
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub fn load_image_file(path: &std::path::Path) -> Result<(Vec<u8>, usize, usize)> {
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::Image(format!("cannot read {}: {e}", path.display())))?;
-    if reader.format().is_none() {
+    if jpeg::is_jpeg(&bytes) {
+        return jpeg::decode(&bytes, path);
+    }
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes.as_slice()))
+            .with_guessed_format()
+            .map_err(|e| Error::Image(format!("cannot read {}: {e}", path.display())))
+    };
+    if reader()?.format().is_none() {
         return Err(Error::Image(format!("cannot decode {}: not a PNG, JPEG, WebP, GIF or BMP image", path.display())));
     }
-    let decoded = reader.decode().map_err(|e| Error::Image(format!("cannot decode {}: {e}", path.display())))?;
-    let rgb = decoded.into_rgb8();
+    let undecodable = |e: image::ImageError| Error::Image(format!("cannot decode {}: {e}", path.display()));
+    let (w, h) = reader()?.into_dimensions().map_err(undecodable)?;
+    check_pixel_count(w as usize, h as usize, path)?;
+    let rgb = reader()?.decode().map_err(undecodable)?.into_rgb8();
     let (w, h) = (rgb.width() as usize, rgb.height() as usize);
     Ok((rgb.into_raw(), w, h))
+}
+
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+mod jpeg;
+
+/// The most pixels an image file may have: Pillow's own limit (`Image.MAX_IMAGE_PIXELS` twice,
+/// where it raises `DecompressionBombError`), about 537 MB as RGB.
+pub const MAX_IMAGE_PIXELS: usize = 2 * 89_478_485;
+
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+fn check_pixel_count(width: usize, height: usize, path: &std::path::Path) -> Result<()> {
+    match width.checked_mul(height) {
+        Some(n) if n <= MAX_IMAGE_PIXELS => Ok(()),
+        _ => Err(Error::Image(format!(
+            "{} is {width}x{height}, more than the {MAX_IMAGE_PIXELS} pixels accepted (as in Pillow)",
+            path.display()
+        ))),
+    }
 }
 
 // ---------------------------------------------------------------------------------------

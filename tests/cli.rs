@@ -86,6 +86,10 @@ fn errors_are_one_line() {
         "/nonexistent.png",
     );
     assert_error(&cli(&["embed", "--model", &cfg, "--weights", &cfg, "--image", "x.png"]), "invalid weights file");
+    assert_error(
+        &cli(&["embed", "--model", &weights, "--weights", &weights, "--text", "x"]),
+        "model.safetensors is not a config JSON file",
+    );
     let other = fixture("v1-mci-mct", "model.pt");
     assert_error(
         &cli(&["embed", "--model", &cfg, "--weights", &other, "--text", "x"]),
@@ -113,6 +117,38 @@ fn errors_are_one_line() {
         ]),
         "placeholder",
     );
+}
+
+/// Runs the CLI with its stdout a pipe whose reader is already closed (as after `| head -1`).
+fn cli_into_closed_pipe(args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    Command::new(env!("CARGO_BIN_EXE_mobileclip")).args(args).stdout(writer).output().expect("run mobileclip")
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let (cfg, weights) = (fixture("v2-mci0", "config.json"), fixture("v2-mci0", "model.safetensors"));
+    let photo = photo();
+    let p = photo.to_str().unwrap();
+    // (zero-shot writes the same way, but needs a model with CLIP's vocabulary: see zero_shot_full_size)
+    let commands: [&[&str]; 6] = [
+        &["models"],
+        &["tokenize", "--text", "a photo of a cat"],
+        &["embed", "--model", &cfg, "--weights", &weights, "--image", p, "--image", p],
+        &["--help"],
+        &["--version"],
+        &["models", "--help"],
+    ];
+    for args in commands {
+        let o = cli_into_closed_pipe(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{}: {:?}, stderr: {err}", args[0], o.status);
+        assert!(err.is_empty(), "{} wrote to stderr: {err}", args[0]);
+    }
+    // An error still says so, with the output closed.
+    let o = cli_into_closed_pipe(&["embed", "--model", &cfg, "--weights", "/nonexistent/w.pt", "--text", "x"]);
+    assert_error(&o, "/nonexistent/w.pt");
 }
 
 /// Zero-shot end to end on a full-size model (tokenizer, both towers, prompt ensembling).

@@ -363,6 +363,33 @@ mod fixtures {
         }
     }
 
+    /// JPEG files decode to exactly Pillow's pixels (`Image.open(f).convert("RGB")`, libjpeg-turbo):
+    /// baseline and progressive, 4:2:0 / 4:2:2 / 4:4:4, odd sizes, grayscale, CMYK, and an EXIF
+    /// orientation, which Pillow's `Image.open` (and so the reference) does not apply.
+    #[test]
+    fn jpeg_files_decode_exactly_like_pillow() {
+        let m = manifest();
+        let jpegs: Vec<&Value> = list(&m, "images").iter().filter(|e| e.get("decoded").is_some()).collect();
+        assert!(jpegs.len() >= 8, "{} JPEG fixtures", jpegs.len());
+        for mode in ["RGB", "L", "CMYK"] {
+            assert!(jpegs.iter().any(|e| e["mode"] == mode), "no {mode} JPEG");
+        }
+        let mut failures = Vec::new();
+        for e in jpegs {
+            let file = e["file"].as_str().unwrap();
+            let (data, width, height) = load_image_file(&dir().join(file)).unwrap();
+            let expected = load_rgb(e["decoded"].as_str().unwrap());
+            assert_eq!((width, height), (expected.width, expected.height), "{file}");
+            let max = data.iter().zip(&expected.data).map(|(&a, &b)| a.abs_diff(b)).max().unwrap_or(0);
+            let differing = data.iter().zip(&expected.data).filter(|(a, b)| a != b).count();
+            println!("{file:45} max |diff| {max}/255, {differing} of {} values differ", data.len());
+            if differing > 0 {
+                failures.push(format!("{file}: {differing} values differ, max {max}"));
+            }
+        }
+        assert!(failures.is_empty(), "not Pillow's pixels: {failures:#?}");
+    }
+
     #[test]
     fn grayscale_files_are_expanded_to_rgb() {
         let m = manifest();
@@ -450,13 +477,47 @@ mod fixtures {
         let garbage = tmp.join("garbage.png");
         std::fs::write(&garbage, b"this is not an image at all").unwrap();
         let png = std::fs::read(dir().join("chelsea_5x3.png")).unwrap();
-        let truncated = tmp.join("truncated.png");
-        std::fs::write(&truncated, &png[..png.len() / 2]).unwrap();
-        for path in [&garbage, &truncated] {
+        let jpeg = std::fs::read(dir().join("jpeg_coffee_444_151x97.jpg")).unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let path = tmp.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let mut jpeg_garbage = jpeg[..3].to_vec();
+        jpeg_garbage.extend(b"not the rest of a JPEG file");
+        let mut jpeg_no_scan = jpeg.clone();
+        let sos = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        jpeg_no_scan.truncate(sos);
+        let undecodable = [
+            write("garbage.png", b"this is not an image at all"),
+            write("truncated.png", &png[..png.len() / 2]),
+            write("truncated.jpg", &jpeg[..jpeg.len() / 2]),
+            write("no_scan.jpg", &jpeg_no_scan),
+            write("garbage.jpg", &jpeg_garbage),
+            write("soi_only.jpg", &[0xFF, 0xD8, 0xFF]),
+        ];
+        for path in &undecodable {
             match load_image_file(path) {
                 Err(Error::Image(msg)) => {
                     assert!(msg.contains(&path.display().to_string()), "{msg}");
                     assert!(msg.starts_with("cannot decode"), "{msg}");
+                }
+                other => panic!("expected Error::Image for {}, got {other:?}", path.display()),
+            }
+        }
+
+        // Decompression bombs: headers claiming 65500x65500 pixels are refused before decoding.
+        let mut jpeg_bomb = jpeg.clone();
+        let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        jpeg_bomb[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xDC, 0xFF, 0xDC]); // height, width
+        let mut png_bomb = png.clone();
+        png_bomb[16..24].copy_from_slice(&[0, 0, 0xFF, 0xDC, 0, 0, 0xFF, 0xDC]); // IHDR width, height
+        let crc = crc32fast::hash(&png_bomb[12..29]);
+        png_bomb[29..33].copy_from_slice(&crc.to_be_bytes());
+        for path in [write("bomb.jpg", &jpeg_bomb), write("bomb.png", &png_bomb)] {
+            match load_image_file(&path) {
+                Err(Error::Image(msg)) => {
+                    assert!(msg.contains("is 65500x65500, more than the 178956970 pixels accepted"), "{msg}")
                 }
                 other => panic!("expected Error::Image for {}, got {other:?}", path.display()),
             }

@@ -2,7 +2,7 @@
 //! afterwards.
 
 mod common;
-use common::fixtures_root;
+use common::{fixtures_root, hostile};
 
 use burn::tensor::Device;
 use mobileclip_wasm::{Error, MobileClip, ModelConfig};
@@ -129,6 +129,58 @@ fn missing_and_misshaped_tensors_are_named() {
 
     // The rewrite itself is faithful: unchanged tensors load.
     assert!(load("v2-mci0", rewrite(&good, |n, s, v| Some((n.to_string(), s, v)))).is_ok());
+}
+
+/// The case: 4 KB of random bytes in the middle of a published .pt's tensor data.
+#[test]
+fn corrupted_pytorch_zip_names_the_entry() {
+    let good = bytes("v1-mci-mct", "model.pt");
+    let mid = good.len() / 2;
+    let entry = hostile::entry_at(&good, mid).expect("tensor data in the middle of the file");
+    assert!(entry.contains("/data/"), "{entry}");
+    let mut b = good.clone();
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for byte in &mut b[mid - 2048..mid + 2048] {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    let e = load("v1-mci-mct", b).unwrap_err();
+    assert_eq!(e.code(), "INVALID_WEIGHTS");
+    assert!(e.to_string().contains(&format!("zip entry `{entry}` is corrupted (its CRC-32 is")), "{e}");
+
+    // One flipped bit in any entry (the pickle, the storages, the version record) is caught too.
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(good.as_slice())).unwrap();
+    let ranges: Vec<(String, usize, usize)> = (0..archive.len())
+        .map(|i| {
+            let f = archive.by_index_raw(i).unwrap();
+            (f.name().unwrap().into_owned(), f.data_start().unwrap() as usize, f.compressed_size() as usize)
+        })
+        .collect();
+    assert!(ranges.len() > 100);
+    for (name, start, len) in ranges.into_iter().filter(|r| r.2 > 0) {
+        let mut b = good.clone();
+        b[start + len / 2] ^= 0x10;
+        let e = load("v1-mci-mct", b).unwrap_err();
+        assert!(e.to_string().contains(&format!("zip entry `{name}` is corrupted")), "{name}: {e}");
+    }
+    assert!(load("v1-mci-mct", good).is_ok());
+}
+
+/// Pathological pickles, tensor views and safetensors headers (tests/common/hostile.rs): each is
+/// invalid weights with a message naming the problem, and loading works afterwards. Their time
+/// and memory bounds are checked in tests/fuzz_readers.rs, which counts allocations.
+#[test]
+fn hostile_checkpoints_are_invalid_weights() {
+    let cases = hostile::cases(&bytes("v1-mci-mct", "model.pt"));
+    assert!(cases.len() > 30);
+    for case in cases {
+        let e = load("v1-mci-mct", case.bytes).unwrap_err();
+        assert_eq!(e.code(), "INVALID_WEIGHTS", "{}: {e}", case.name);
+        assert!(e.to_string().contains(case.error), "{}: {e}", case.name);
+    }
+    assert!(load("v1-mci-mct", bytes("v1-mci-mct", "model.pt")).is_ok());
 }
 
 #[test]

@@ -1,19 +1,55 @@
 #!/usr/bin/env bash
-# Benchmarks: writes BENCHMARKS.md. Generates random-weight full-size checkpoints with the PyTorch
-# reference (cached in target/bench-fixtures) and times the native CPU path.
-#   MOBILECLIP_BENCH_MODELS  comma-separated configs (default: MobileCLIP-S0,MobileCLIP2-S0,MobileCLIP-B)
+# Benchmarks: writes BENCHMARKS.md (`npm run bench`). Generates random-weight full-size checkpoints
+# with the PyTorch reference (cached in target/bench-fixtures), times the native CPU path, our wasm
+# modules in headless Chromium, and side by side in one Chromium run: our CPU module on 1 and N
+# threads against onnxruntime-web and LiteRT.js on the same models (ONNX and .tflite exported from
+# the reference, benches/export.py), and PyTorch eager natively (benches/compare.mjs).
+#   tools/bench.sh           the full benchmark (about an hour on 2 cores)
+#   tools/bench.sh --quick   the side-by-side harness end to end on two small committed fixtures
+#                            (v1-mci-mct, v2-mci0: export, conversion, every runtime, parity), one
+#                            round of 2 iterations, written to target/bench-quick.md, not
+#                            BENCHMARKS.md: CI runs it so that the harness cannot rot; its figures
+#                            are printed, never asserted (a few minutes, most of it the bench venv)
+#   MOBILECLIP_BENCH_MODELS   comma-separated configs of the native and browser sections (default:
+#                             MobileCLIP-S0,MobileCLIP2-S0,MobileCLIP-B); side by side: the S0s of them
+#   MOBILECLIP_BENCH_SKIP_PKG=1  reuse pkg/ as it is (CI has just built it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+quick=0
+if [ "${1:-}" = --quick ]; then quick=1; fi
 models=${MOBILECLIP_BENCH_MODELS:-MobileCLIP-S0,MobileCLIP2-S0,MobileCLIP-B}
 out=target/bench-fixtures
-py=$(tools/setup-venv.sh)
-rm -rf "$out.tmp" && mkdir -p "$out.tmp"
-for m in ${models//,/ }; do
-  if [ -d "$out/$m" ]; then mv "$out/$m" "$out.tmp/"; else "$py" tools/gen_fixtures.py --full --no-reload-check --out "$out.tmp" --models "$m"; fi
-done
-rm -rf "$out" && mv "$out.tmp" "$out"
-MOBILECLIP_BENCH_FIXTURES="$PWD/$out" cargo bench --bench native
-tools/build-wasm.sh
-# The ndarray variant of the CPU module, for the flex-vs-ndarray comparison (own target dir).
-CARGO_TARGET_DIR=target/ndarray MOBILECLIP_GPU=0 MOBILECLIP_WASM_FEATURES=web,ndarray MOBILECLIP_PKG_OUT=target/pkg-ndarray tools/build-wasm.sh
-node benches/browser.mjs
+dirs=() # side by side
+if [ $quick = 1 ]; then
+  rm -rf target/bench-quick && mkdir -p target/bench-quick # the exports are written next to them
+  for m in v1-mci-mct v2-mci0; do cp -r "tests/fixtures/models/$m" target/bench-quick/ && dirs+=("target/bench-quick/$m"); done
+else
+  source tools/setup.sh
+  setup_native # cmake + nasm for the native build (libjpeg-turbo)
+  py=$(tools/setup-venv.sh)
+  mkdir -p "$out"
+  for m in ${models//,/ }; do
+    [ -f "$out/$m/io.safetensors" ] || "$py" tools/gen_fixtures.py --full --no-reload-check --out "$out" --models "$m"
+    case $m in *-S0) dirs+=("$out/$m") ;; esac
+  done
+fi
+if [ "${MOBILECLIP_BENCH_SKIP_PKG:-0}" != 1 ] || [ ! -f pkg/cpu-mt/mobileclip_wasm_bg.wasm ]; then tools/build-wasm.sh; fi
+
+if [ $quick = 0 ]; then
+  MOBILECLIP_BENCH_FIXTURES="$PWD/$out" cargo bench --bench native
+  # The ndarray variant of the CPU module, for the flex-vs-ndarray comparison (own target dir).
+  CARGO_TARGET_DIR=target/ndarray MOBILECLIP_GPU=0 MOBILECLIP_THREADS=0 MOBILECLIP_WASM_FEATURES=web,ndarray \
+    MOBILECLIP_PKG_OUT=target/pkg-ndarray tools/build-wasm.sh
+  node benches/browser.mjs
+fi
+
+# Side by side: the bench's own runtimes (benches/package.json, never in the published package)
+# and exporters (tools/setup-bench-venv.sh).
+if [ ! -f benches/node_modules/.package-lock.json ] || [ benches/package-lock.json -nt benches/node_modules/.package-lock.json ]; then
+  npm ci --prefix benches --no-audit --no-fund
+fi
+bpy=$(tools/setup-bench-venv.sh)
+"$bpy" benches/export.py "${dirs[@]}"
+flags=()
+if [ $quick = 1 ]; then flags+=(--quick); fi
+MOBILECLIP_BENCH_PYTHON=$bpy node benches/compare.mjs "${flags[@]}" "${dirs[@]}"

@@ -1,29 +1,61 @@
 #!/usr/bin/env bash
-# Builds the npm package into pkg/: two wasm modules with their wasm-bindgen glue, the JavaScript
-# API (js/) and the manifest (pkg.json).
-#   pkg/cpu/  the CPU module (burn flex, SIMD128), always loaded
-#   pkg/gpu/  the WebGPU module (burn-wgpu), fetched only where the browser offers an adapter
-# Needs: rustup target wasm32-unknown-unknown; wasm-bindgen-cli matching Cargo.lock's wasm-bindgen.
+# Builds the npm package into pkg/: three wasm modules with their wasm-bindgen glue, the
+# JavaScript API (js/) and the manifest (pkg.json).
+#   pkg/cpu/     the CPU module (burn flex, SIMD128): one thread, loaded when the page cannot
+#                run threads (not cross-origin isolated) or `threads: 1` is asked for
+#   pkg/cpu-mt/  the threaded CPU module: the same adapter with shared memory and atomics, flex's
+#                parallel kernels on a pool of Web Workers (js/threads.js); built with the pinned
+#                nightly (tools/setup.sh), std rebuilt with atomics (-Z build-std)
+#   pkg/gpu/     the WebGPU module (burn-wgpu), fetched only where the browser offers an adapter
+# Needs: rustup target wasm32-unknown-unknown; wasm-bindgen-cli matching Cargo.lock's wasm-bindgen;
+# the nightly toolchain (tools/setup.sh installs all three). All builds share one target dir.
 #   MOBILECLIP_WASM_FEATURES  cargo features of the CPU module (default "web"; "web,ndarray"
 #                             builds the ndarray variant the benchmark compares against)
+#   MOBILECLIP_THREADS        0 skips the threaded module (default 1)
 #   MOBILECLIP_GPU            0 skips the WebGPU module (default 1)
 #   MOBILECLIP_PKG_OUT        output folder (default pkg)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source tools/setup.sh # MOBILECLIP_NIGHTLY
 out=${MOBILECLIP_PKG_OUT:-pkg}
 target=${CARGO_TARGET_DIR:-target}
+
+# bindgen <folder>: the glue of the module just built
+bindgen() {
+  mkdir -p "$out/$1"
+  # The name section (function names, ~20 % of the GPU module) only helps profiling: dropped.
+  # The one-thread CPU module gets __wbg_reset_state, which replaces an instance that trapped
+  # (js/index.js); the threaded one's memory is shared with its pool, it is replaced otherwise.
+  local reset=()
+  [ "$1" = cpu ] && reset=(--experimental-reset-state-function)
+  wasm-bindgen --target web --remove-name-section "${reset[@]}" --out-dir "$out/$1" "$target/wasm32-unknown-unknown/release/mobileclip_wasm.wasm"
+}
 
 # module <cargo features> <folder>
 module() {
   cargo build --target wasm32-unknown-unknown --release --no-default-features --features "$1"
-  mkdir -p "$out/$2"
-  # The name section (function names, ~20 % of the GPU module) only helps profiling: dropped.
-  # __wbg_reset_state replaces an instance that trapped (js/index.js).
-  wasm-bindgen --target web --remove-name-section --experimental-reset-state-function --out-dir "$out/$2" "$target/wasm32-unknown-unknown/release/mobileclip_wasm.wasm"
+  bindgen "$2"
+}
+
+# The threaded module: atomics and bulk memory (shared memory, the atomic wait/notify the pool's
+# locks use) on top of .cargo/config.toml's simd128, in std too (RUSTFLAGS reach every crate).
+# Atomics no longer imply a shared memory (rust-lang/rust#147225): the final link asks for one (imported,
+# as wasm-bindgen's thread support expects) and exports the thread-local-storage hooks each
+# worker's instantiation calls; `cargo rustc` passes those to the final crate only. The memory
+# declares a 4 GiB maximum: a shared memory cannot grow past it, and the large models need more
+# than rustc's 1 GiB default.
+threaded_module() {
+  RUSTFLAGS="-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals -C link-arg=--max-memory=4294967296" \
+    cargo "+$MOBILECLIP_NIGHTLY" rustc -Z build-std=panic_abort,std --target wasm32-unknown-unknown --release \
+    --no-default-features --features threads --lib -- \
+    -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--export=__wasm_init_tls \
+    -C link-arg=--export=__tls_size -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
+  bindgen cpu-mt
 }
 
 rm -rf "$out" && mkdir -p "$out"
 module "${MOBILECLIP_WASM_FEATURES:-web}" cpu
+if [ "${MOBILECLIP_THREADS:-1}" != 0 ]; then threaded_module; fi
 if [ "${MOBILECLIP_GPU:-1}" != 0 ]; then module webgpu gpu; fi
 cp js/*.js js/*.d.ts "$out/"
 cp pkg.json "$out/package.json"

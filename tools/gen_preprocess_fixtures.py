@@ -9,6 +9,10 @@ It writes into tests/fixtures/preprocess/:
 
 * input images (PNG, lossless so Rust decodes the very same pixels), cut or scaled from the
   free-licence sample photos shipped with scikit-image, plus one synthetic pattern;
+* JPEG inputs written by Pillow (baseline and progressive, 4:2:0 / 4:2:2 / 4:4:4 chroma,
+  grayscale, CMYK, an EXIF orientation, odd sizes) with what Pillow (its bundled libjpeg-turbo)
+  decodes them to, `Image.open(f).convert("RGB")`, as PNG (`decoded_*.png`): the CLI must decode
+  JPEG bit-exactly as the reference does;
 * for every input and every distinct (image_size, interpolation) of the MobileCLIP models, the
   uint8 image after the reference Resize + CenterCrop (PNG, `crop_*.png`);
 * for every reference pipeline, a 3 x 256 float32 lookup table (`lut_*.f32`, little endian):
@@ -150,6 +154,52 @@ def make_inputs() -> list[dict]:
         assert img.mode == mode, (name, img.mode)
         file = save_png(img, f"{name}.png")
         out.append({"name": name, "file": file, "mode": mode, "width": img.width, "height": img.height})
+    return out
+
+
+# JPEG inputs whose crops are stored (the others' decoding is checked through decoded_*.png, and
+# their crops by the pipelines above, against the decoded pixels).
+JPEG_STORED_CROPS = {("jpeg_chelsea_420_301x217", 256, "bilinear"), ("jpeg_rocket_progressive_420_257x173", 224, "bicubic")}
+
+
+def make_jpeg_inputs() -> list[dict]:
+    """JPEGs as cameras and editors write them, each with Pillow's decoding of it."""
+    chelsea = Image.fromarray(skdata.chelsea())
+    coffee = Image.fromarray(skdata.coffee())
+    astronaut = Image.fromarray(skdata.astronaut())
+    rocket = Image.fromarray(skdata.rocket())
+    camera = Image.fromarray(skdata.camera())
+    noise = Image.fromarray(np.random.default_rng(1).integers(0, 256, (47, 61, 3), dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display (Pillow's Image.open ignores it)
+    jpegs = [
+        # (name, image, save options)
+        ("jpeg_chelsea_420_301x217", chelsea.crop((75, 40, 376, 257)), {"quality": 90}),
+        ("jpeg_coffee_444_151x97", coffee.resize((151, 97), Image.LANCZOS), {"quality": 95, "subsampling": 0}),
+        ("jpeg_astronaut_422_progressive_129x77", astronaut.resize((129, 77), Image.LANCZOS), {"quality": 80, "subsampling": 1, "progressive": True}),
+        ("jpeg_rocket_progressive_420_257x173", rocket.crop((100, 120, 357, 293)), {"quality": 75, "progressive": True, "optimize": True}),
+        ("jpeg_noise_420_q100_61x47", noise, {"quality": 100, "subsampling": 2}),
+        ("jpeg_camera_gray_97x65", camera.resize((97, 65), Image.LANCZOS), {"quality": 85}),
+        ("jpeg_coffee_cmyk_73x41", coffee.resize((73, 41), Image.LANCZOS).convert("CMYK"), {"quality": 90}),
+        ("jpeg_chelsea_exif_orientation_6_83x59", chelsea.resize((83, 59), Image.LANCZOS), {"quality": 90, "exif": exif}),
+    ]
+    out = []
+    for name, img, options in jpegs:
+        file = f"{name}.jpg"
+        img.save(OUT / file, format="JPEG", **options)
+        opened = Image.open(OUT / file)
+        decoded = opened.convert("RGB")
+        out.append(
+            {
+                "name": name,
+                "file": file,
+                "mode": opened.mode,
+                "width": opened.width,
+                "height": opened.height,
+                "decoded": save_png(decoded, f"decoded_{name}.png"),
+                "jpeg": {k: v for k, v in options.items() if k != "exif"} | ({"exif_orientation": 6} if "exif" in options else {}),
+            }
+        )
     return out
 
 
@@ -308,7 +358,7 @@ def main() -> None:
     for old in OUT.iterdir():
         old.unlink()
 
-    inputs = make_inputs()
+    inputs = make_inputs() + make_jpeg_inputs()
     pipelines = make_pipelines()
 
     luts = {}
@@ -327,8 +377,9 @@ def main() -> None:
             pre = p["fn"]
             # v1 takes `Image.open(...).convert("RGB")` as in ml-mobileclip's README; open_clip's
             # pipeline converts after the crop, so it gets the image as opened, except RGBA,
-            # which the Rust side treats as "drop alpha first" (see the RGBA note below).
-            src = rgb if (not p["open_clip"] or img.mode == "RGBA") else img
+            # which the Rust side treats as "drop alpha first" (see the RGBA note below), and
+            # CMYK, which it converts on decoding (Pillow would resample the CMYK channels).
+            src = rgb if (not p["open_clip"] or img.mode in ("RGBA", "CMYK")) else img
             tensor = pre(src)
             assert tensor.dtype == torch.float32 and tensor.shape == (3, p["image_size"], p["image_size"])
 
@@ -343,7 +394,7 @@ def main() -> None:
                 new_h, new_w = TF._compute_resized_output_size((img.height, img.width), [p["image_size"]])
                 if np.array_equal(crop, np.asarray(rgb)):
                     file = entry["file"]  # no resize, no crop: the input itself
-                elif key in UNSTORED_CROPS:
+                elif key in UNSTORED_CROPS or ("decoded" in entry and key not in JPEG_STORED_CROPS):
                     file = None
                 else:
                     file = save_png(Image.fromarray(crop), f"crop_{entry['name']}_{p['image_size']}_{p['interpolation']}.png")

@@ -1,7 +1,8 @@
 // A small static file server for the demo (tools/demo.sh) and its tests: serves folders under URL
 // prefixes, with the page's Content-Security-Policy (read from the <meta> of a served index.html)
-// also sent as a header, so that it covers the page's worker too.
-//   node tools/serve.mjs [DIR] [--port 8080] [--host localhost]
+// also sent as a header, so that it covers the page's worker too, and the headers that make the
+// page cross-origin isolated (COOP + COEP), so that the package can run on several threads.
+//   node tools/serve.mjs [DIR] [--port 8080] [--host localhost] [--no-isolation]
 import { createServer } from 'node:http';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
@@ -21,10 +22,18 @@ async function metaCsp(file) {
 }
 
 /**
- * Serves `mounts` (`{ '/prefix/': '/dir' }`, longest prefix first) on `host`:`port` (0: any
- * free port). Resolves to `{ server, url, requests }`; `requests` logs `{ method, url }`.
+ * Headers of a cross-origin-isolated page: its documents and workers get SharedArrayBuffer and
+ * shared WebAssembly memory (the package's threaded CPU module); cross-origin resources then need
+ * CORS (fetch) or CORP headers, which the model hosts the demo offers send.
  */
-export function serveStatic(mounts, { port = 0, host = '127.0.0.1' } = {}) {
+export const ISOLATION_HEADERS = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
+
+/**
+ * Serves `mounts` (`{ '/prefix/': '/dir' }`, longest prefix first) on `host`:`port` (0: any
+ * free port), cross-origin isolated unless `isolated` is false. Resolves to `{ server, url,
+ * requests }`; `requests` logs `{ method, url }`.
+ */
+export function serveStatic(mounts, { port = 0, host = '127.0.0.1', isolated = true } = {}) {
   const prefixes = Object.keys(mounts).sort((a, b) => b.length - a.length);
   const requests = [];
   const server = createServer(async (req, res) => {
@@ -46,6 +55,7 @@ export function serveStatic(mounts, { port = 0, host = '127.0.0.1' } = {}) {
         'content-length': info.size,
         'x-content-type-options': 'nosniff',
         'cache-control': 'no-cache',
+        ...(isolated ? ISOLATION_HEADERS : {}),
       };
       const csp = file.endsWith('.html') ? await metaCsp(file) : await metaCsp(join(dir, 'index.html')).catch(() => null);
       if (csp) headers['content-security-policy'] = csp;
@@ -68,7 +78,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const opt = (name, def) => { const i = args.indexOf(name); return i >= 0 ? args.splice(i, 2)[1] : def; };
   const port = Number(opt('--port', process.env.PORT ?? 8080));
   const host = opt('--host', 'localhost');
-  const dir = args[0] ?? 'dist';
-  const { url } = await serveStatic({ '/': dir }, { port, host });
-  console.log(`Serving ${dir} at ${url}/ (Ctrl+C stops)`);
+  const isolated = !args.includes('--no-isolation');
+  const dir = args.filter((a) => !a.startsWith('--'))[0] ?? 'dist';
+  const { url } = await serveStatic({ '/': dir }, { port, host, isolated });
+  console.log(`Serving ${dir} at ${url}/${isolated ? ', cross-origin isolated' : ''} (Ctrl+C stops)`);
 }

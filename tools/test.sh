@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, unit + integration tests (small parity fixtures,
-# tokenizer corpus, preprocessing), the wasm package in Node and in headless Chromium, then
-# full-size parity of shipped models against the PyTorch reference (random weights written by
-# tools/gen_fixtures.py into a temporary folder). .ci/run installs what this needs.
+# tokenizer corpus, preprocessing), the wasm package in Node and in three browser engines
+# (Chromium, Firefox ESR, WebKitGTK: tests/browser/engines.mjs; the demo and the extension in
+# Chromium only), then full-size parity of shipped models against the PyTorch reference (random
+# weights written by tools/gen_fixtures.py into a temporary folder). .ci/run installs what this
+# needs.
 #
 # Environment:
 #   MOBILECLIP_FULL_MODELS   comma-separated configs for the full-size parity run
 #                            ("all", the default: every config in configs/; "none" skips it)
+#   MOBILECLIP_ENGINES       browser engines for the package's browser tests (default
+#                            "chromium,firefox,webkit")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,13 +21,15 @@ cargo fmt --all -- --check
 
 step "cargo clippy (all targets, warnings are errors; native and the wasm adapter)"
 cargo clippy --release --all-targets -- -D warnings
-# the wasm adapter with the WebGPU module's features (a superset of the CPU module's)
+# the wasm adapter with the WebGPU module's features (a superset of the CPU module's), and with the
+# threaded module's (its pool; stable checks it, only the build needs nightly's atomics std)
 cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features webgpu -- -D warnings
+cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features threads -- -D warnings
 
 step "cargo test --release (unit, tokenizer, preprocessing, small-model parity)"
 cargo test --release
 
-step "wasm package (pkg/): build, Node tests, headless Chromium tests, npm pack into plain and webpack 5 apps, the worker helper, the demo page"
+step "wasm package (pkg/): build, Node tests, browser tests in Chromium, Firefox and WebKit (CPU, WebGPU, npm pack into plain and webpack 5 apps, the worker helper), the extension and the demo page in Chromium"
 tools/build-wasm.sh
 node_modules/.bin/tsc -p tests/types/tsconfig.json # the TypeScript declarations, as a user's strict code sees them
 node --test tests/js/
@@ -31,10 +37,15 @@ node tests/browser/run.mjs
 node tests/package/run.mjs
 node tests/extension/run.mjs
 node tests/worker/run.mjs
-# the demo page end to end, on a random-weight full-size MobileCLIP-S0 (written once, kept in target/)
-s0=target/bench-fixtures/MobileCLIP-S0/model.pt
-[ -f "$s0" ] || "$(tools/setup-venv.sh)" tools/gen_fixtures.py --full --no-reload-check --out target/bench-fixtures --models MobileCLIP-S0
-node tests/demo/run.mjs "$s0"
+# a random-weight full-size MobileCLIP-S0 (written once, kept in target/): the threads suite, the
+# demo page end to end, the quick benchmark
+s0=target/bench-fixtures/MobileCLIP-S0
+[ -f "$s0/io.safetensors" ] || "$(tools/setup-venv.sh)" tools/gen_fixtures.py --full --no-reload-check --out target/bench-fixtures --models MobileCLIP-S0
+node tests/browser/run.mjs threads
+node tests/demo/run.mjs "$s0/model.pt"
+
+step "quick side-by-side benchmark (figures printed, never asserted: the harness must not rot)"
+MOBILECLIP_BENCH_SKIP_PKG=1 tools/bench.sh --quick
 
 models=${MOBILECLIP_FULL_MODELS:-all}
 if [ "$models" != "none" ]; then
@@ -51,6 +62,7 @@ if [ "$models" != "none" ]; then
     cargo test --release --test cli -- --ignored zero_shot_full_size
   fi
   if [ -d "$out/MobileCLIP-S0" ] || [ -d "$out/MobileCLIP2-S0" ]; then
-    node tests/browser/run.mjs full # the same checkpoints in headless Chromium (CPU module)
+    # the same checkpoints in headless Chromium (CPU module; the small fixtures cover the other engines)
+    MOBILECLIP_ENGINES=chromium node tests/browser/run.mjs full
   fi
 fi

@@ -10,6 +10,8 @@ const TEXT = {
   NO_WEBGPU: ['WebGPU is not available here.',
     'This browser or this build has no usable WebGPU: choose “Automatic” or “CPU” as the backend.'],
   UNKNOWN_MODEL: ['This model is not one the page knows.', 'Pick one from the list.'],
+  UNSUPPORTED_BROWSER: ['This browser cannot run the model.',
+    'It needs WebAssembly with SIMD: a current Chrome, Edge, Firefox or Safari (16.4 or later), outside Lockdown Mode.'],
   INVALID_IMAGE: ['This file is not an image the browser can read.',
     'Use a JPEG, PNG, WebP, GIF or AVIF photo (HEIC photos need converting first in most browsers).'],
   TAINTED_IMAGE: ['The browser does not let the page read this image.', 'Save it to this device first, then add the file.'],

@@ -1,9 +1,10 @@
 //! `mobileclip`: embed images and texts, zero-shot tag an image, write label packs, tokenize,
 //! list models.
 //!
-//! Errors are one line on stderr and a non-zero exit code.
+//! Errors are one line on stderr and a non-zero exit code. Output into a pipe whose reader has
+//! gone (`mobileclip models | head -1`) ends the command quietly, with status 0.
 
-use std::io::IsTerminal;
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -105,7 +106,9 @@ struct EmbedOutput<'a> {
 fn load_config(model: &str) -> Result<ModelConfig> {
     let path = Path::new(model);
     if model.ends_with(".json") || path.is_file() {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: model.to_string(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: model.to_string(), source })?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::Config(format!("{model} is not a config JSON file (not UTF-8 text)")))?;
         ModelConfig::from_json(&text)
     } else {
         ModelConfig::from_name_or_json(model)
@@ -135,18 +138,36 @@ fn embed_files(model: &MobileClip, paths: &[PathBuf]) -> Result<Vec<Vec<f32>>> {
     Ok(out)
 }
 
-fn run(cli: Cli) -> Result<()> {
+/// Why a command failed: the model side, or writing its output.
+enum Failure {
+    Model(Error),
+    Output(io::Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Model(e)
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Output(e)
+    }
+}
+
+fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
     match cli.command {
         Command::Embed { model, weights, images, texts } => {
             if images.is_empty() && texts.is_empty() {
-                return Err(Error::InvalidArgument("give at least one --image or --text".into()));
+                return Err(Error::InvalidArgument("give at least one --image or --text".into()).into());
             }
             let m = load_model(&model, &weights)?;
             let image_embeddings = embed_files(&m, &images)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let text_embeddings = if refs.is_empty() { Vec::new() } else { m.encode_texts(&refs)? };
-            let out = EmbedOutput { model: &m.config().name, image_embeddings, text_embeddings };
-            println!("{}", serde_json::to_string(&out).expect("serialisable"));
+            let output = EmbedOutput { model: &m.config().name, image_embeddings, text_embeddings };
+            writeln!(out, "{}", serde_json::to_string(&output).expect("serialisable"))?;
         }
         Command::ZeroShot { model, weights, image, labels, pack, templates, top_k, json } => {
             let m = load_model(&model, &weights)?;
@@ -161,10 +182,10 @@ fn run(cli: Cli) -> Result<()> {
             let emb = embed_files(&m, &[image])?;
             let ranked = m.zero_shot(&emb[0], &pack, top_k)?;
             if json {
-                println!("{}", serde_json::to_string(&ranked).expect("serialisable"));
+                writeln!(out, "{}", serde_json::to_string(&ranked).expect("serialisable"))?;
             } else {
                 for s in ranked {
-                    println!("{:>7.4}  {}", s.score, s.label);
+                    writeln!(out, "{:>7.4}  {}", s.score, s.label)?;
                 }
             }
         }
@@ -174,10 +195,11 @@ fn run(cli: Cli) -> Result<()> {
             let labels: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
             let m = load_model(&model, &weights)?;
             // Progress on a terminal only: piped stderr keeps the one-line error contract.
-            let tty = std::io::stderr().is_terminal();
+            let tty = io::stderr().is_terminal();
             let progress = |done: usize, total: usize| {
                 if tty {
-                    eprint!("\rencoding labels: {done} of {total}{}", if done == total { "\n" } else { "" });
+                    let end = if done == total { "\n" } else { "" };
+                    let _ = write!(io::stderr(), "\rencoding labels: {done} of {total}{end}");
                 }
             };
             let pack = m.label_pack_with_progress(&labels, &template_list(&templates), progress)?;
@@ -186,12 +208,12 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Tokenize { text } => {
             let ids = ClipTokenizer::new()?.encode(&text)?;
-            println!("{}", serde_json::to_string(&ids).expect("serialisable"));
+            writeln!(out, "{}", serde_json::to_string(&ids).expect("serialisable"))?;
         }
         Command::Models => {
             for name in ModelConfig::builtin_names() {
                 let cfg = ModelConfig::builtin(name)?;
-                println!("{name}\t{}", cfg.weights.url.as_deref().unwrap_or("-"));
+                writeln!(out, "{name}\t{}", cfg.weights.url.as_deref().unwrap_or("-"))?;
             }
         }
     }
@@ -199,10 +221,19 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    let mut out = BufWriter::new(io::stdout().lock());
+    let result = run(cli, &mut out).and_then(|()| Ok(out.flush()?));
+    // stderr may be gone too: nothing more to do then than to exit.
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
+        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Failure::Output(e)) => {
+            let _ = writeln!(io::stderr(), "error: cannot write the output: {e}");
+            ExitCode::FAILURE
+        }
+        Err(Failure::Model(e)) => {
+            let _ = writeln!(io::stderr(), "error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -7,16 +7,18 @@
 //! Errors reach JavaScript as `Error` objects named `MobileClipError` with a stable `code`
 //! (see [`crate::Error::code`]) and a message naming what was wrong.
 //!
-//! The same adapter is built twice: the CPU module (burn flex, SIMD128) and, with the `webgpu`
-//! feature, the WebGPU module. Encoding methods return promises in both, because a WebGPU
-//! result can only be read back asynchronously in a browser; they run the library's own async
-//! methods, so batching, prompt ensembling and ranking are the library's code.
+//! The same adapter is built three times: the CPU module (burn flex, SIMD128), with the
+//! `threads` feature the threaded CPU module (flex's parallel kernels on a pool of Web Workers,
+//! see [`threads`]) and, with the `webgpu` feature, the WebGPU module. Loading and encoding
+//! methods return promises in all three, because a WebGPU result can only be read back
+//! asynchronously in a browser and the threaded module computes on its pool, not on the calling
+//! thread. They run the library's own methods, so batching, prompt ensembling and ranking are the
+//! library's code.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use js_sys::{Array, Float32Array, Promise, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
 
 use burn::tensor::Device;
 
@@ -25,6 +27,8 @@ use crate::{BatchSize, Error, MobileClip, ModelConfig, zero_shot};
 
 #[cfg(feature = "webgpu")]
 mod gpu;
+#[cfg(feature = "threads")]
+mod threads;
 
 /// Installs the panic hook so that a bug (never user input) shows a readable message.
 #[wasm_bindgen(start)]
@@ -49,9 +53,29 @@ fn js_rows(rows: &[Vec<f32>]) -> JsValue {
     rows.iter().map(|v| JsValue::from(Float32Array::from(v.as_slice()))).collect::<Array>().into()
 }
 
-/// A promise of the rows an async computation of the model gives.
-fn rows_promise(f: impl Future<Output = crate::Result<Vec<Vec<f32>>>> + 'static) -> Promise {
-    future_to_promise(async move { f.await.map(|r| js_rows(&r)).map_err(|e| js_error(&e)) })
+/// Runs the computation `work` makes and resolves to `done(its result)` (`done` runs on this
+/// thread): in the threaded module as a job of the thread pool, which drives it to the end (the
+/// CPU answers at once); in the others as a future on this thread, which waits for a WebGPU
+/// read-back without blocking.
+fn compute<T: Send + 'static, F: Future<Output = crate::Result<T>> + 'static>(
+    work: impl FnOnce() -> F + Send + 'static,
+    done: impl FnOnce(T) -> Result<JsValue, JsValue> + 'static,
+) -> Result<Promise, JsValue> {
+    #[cfg(feature = "threads")]
+    {
+        threads::run(move || crate::now(work()), move |r| done(r.map_err(|e| js_error(&e))?))
+    }
+    #[cfg(not(feature = "threads"))]
+    {
+        Ok(wasm_bindgen_futures::future_to_promise(async move { done(work().await.map_err(|e| js_error(&e))?) }))
+    }
+}
+
+/// Resolves to one `Float32Array` per embedding the computation gives.
+fn rows_promise<F: Future<Output = crate::Result<Vec<Vec<f32>>>> + 'static>(
+    work: impl FnOnce() -> F + Send + 'static,
+) -> Result<Promise, JsValue> {
+    compute(work, |r| Ok(js_rows(&r)))
 }
 
 /// `count` token sequences of flattened ids.
@@ -102,8 +126,27 @@ pub fn memory_bytes() -> f64 {
 /// the package must then drop this instance (and the memory it grabbed) for a fresh one. Only the
 /// package's tests of that recovery call it (through a `Symbol.for` key, so no ordinary use of the
 /// package can).
+#[cfg(not(feature = "threads"))]
 #[wasm_bindgen(js_name = "__trapForTests")]
 pub fn trap_for_tests() {
+    grow_and_trap()
+}
+
+/// The threaded module's version of [`trap_for_tests`]: the trap happens in a pool job, where
+/// the model's computations (and so their out-of-memory traps) run; a promise that rejects once
+/// the pool reports its thread's failure.
+#[cfg(feature = "threads")]
+#[wasm_bindgen(js_name = "__trapForTests")]
+pub fn trap_for_tests() -> Result<Promise, JsValue> {
+    threads::run(
+        || {
+            grow_and_trap();
+        },
+        |()| Ok(JsValue::UNDEFINED),
+    )
+}
+
+fn grow_and_trap() -> ! {
     core::arch::wasm32::memory_grow(0, 1024);
     core::arch::wasm32::unreachable()
 }
@@ -121,23 +164,33 @@ pub fn check_labels(labels: Vec<String>, templates: Vec<String>) -> Result<(), J
     zero_shot::check_labels(&labels, &templates).map_err(|e| js_error(&e))
 }
 
+/// The model as the adapter holds it: in the threaded module it is freed on the pool, never on
+/// the calling thread.
+#[cfg(feature = "threads")]
+type Model = threads::DropInPool<MobileClip>;
+#[cfg(not(feature = "threads"))]
+type Model = MobileClip;
+
 /// A loaded model on the CPU (burn flex, wasm SIMD128) or on WebGPU.
 #[wasm_bindgen]
 pub struct WasmModel {
-    /// Shared with the pending computations (a promise keeps the model alive until it settles).
-    inner: Rc<MobileClip>,
+    /// Shared with the computations in progress (pool jobs, futures).
+    inner: Arc<Model>,
 }
 
 #[wasm_bindgen]
 impl WasmModel {
-    /// Loads a model: `model` is a shipped model name or a config as JSON text, `weights` the
-    /// bytes of a published checkpoint (PyTorch zip or safetensors), `backend` `"cpu"` or
-    /// `"webgpu"` (after `initWebGpu` resolved), `weightsId` the checkpoint's SRI sha256.
-    pub fn load(model: &str, weights: Vec<u8>, backend: &str, weights_id: String) -> Result<WasmModel, JsValue> {
+    /// Loads a model: a promise of a `WasmModel`. `model` is a shipped model name or a config
+    /// as JSON text, `weights` the bytes of a published checkpoint (PyTorch zip or safetensors),
+    /// `backend` `"cpu"` or `"webgpu"` (after `initWebGpu` resolved), `weightsId` the
+    /// checkpoint's SRI sha256.
+    pub fn load(model: &str, weights: Vec<u8>, backend: &str, weights_id: String) -> Result<Promise, JsValue> {
         let device = device_for(backend)?;
         let config = ModelConfig::from_name_or_json(model).map_err(|e| js_error(&e))?;
-        let inner = MobileClip::from_bytes_with_id(config, weights, weights_id, device).map_err(|e| js_error(&e))?;
-        Ok(WasmModel { inner: Rc::new(inner) })
+        compute(
+            move || async move { MobileClip::from_bytes_with_id(config, weights, weights_id, device) },
+            |inner| Ok(WasmModel { inner: Arc::new(Model::from(inner)) }.into()),
+        )
     }
 
     /// The names of the shipped model configs.
@@ -197,7 +250,7 @@ impl WasmModel {
     /// Sets the batch sizes (for the benchmark; not while a computation is pending).
     #[wasm_bindgen(js_name = setBatchSize)]
     pub fn set_batch_size(&mut self, images: usize, texts: usize) -> Result<(), JsValue> {
-        let inner = Rc::get_mut(&mut self.inner).ok_or_else(|| {
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
             error_with_code("INVALID_ARGUMENT", "the batch size cannot change while a call is pending")
         })?;
         inner.set_batch_size(BatchSize { images, texts }).map_err(|e| js_error(&e))
@@ -206,64 +259,71 @@ impl WasmModel {
     /// Embeds RGBA images (straight alpha, as `ImageData`), one pixel array per image with its
     /// width and height: a promise of one L2-normalised `Float32Array` per image.
     #[wasm_bindgen(js_name = encodeRgba)]
-    pub fn encode_rgba(&self, images: Vec<js_sys::Uint8Array>, widths: Vec<usize>, heights: Vec<usize>) -> Promise {
+    pub fn encode_rgba(
+        &self,
+        images: Vec<js_sys::Uint8Array>,
+        widths: Vec<usize>,
+        heights: Vec<usize>,
+    ) -> Result<Promise, JsValue> {
+        if images.len() != widths.len() || images.len() != heights.len() {
+            return Err(error_with_code("INVALID_ARGUMENT", "images, widths and heights differ in length"));
+        }
         let buffers: Vec<Vec<u8>> = images.iter().map(js_sys::Uint8Array::to_vec).collect();
-        let model = self.inner.clone();
-        rows_promise(async move {
-            if buffers.len() != widths.len() || buffers.len() != heights.len() {
-                return Err(Error::InvalidArgument("images, widths and heights differ in length".into()));
-            }
+        let inner = self.inner.clone();
+        rows_promise(move || async move {
             let views = buffers
                 .iter()
                 .zip(widths.iter().zip(&heights))
                 .map(|(b, (&w, &h))| ImageView::new(b, w, h, PixelFormat::Rgba8))
                 .collect::<crate::Result<Vec<_>>>()?;
-            model.encode_images_async(&views).await
+            inner.encode_images_async(&views).await
         })
     }
 
     /// Embeds preprocessed pixels (`count` images, CHW `f32`, as the reference's transforms
     /// produce): a promise of one L2-normalised `Float32Array` per image.
     #[wasm_bindgen(js_name = encodePixels)]
-    pub fn encode_pixels(&self, pixels: Vec<f32>, count: usize) -> Promise {
-        let model = self.inner.clone();
-        rows_promise(async move { model.encode_pixels_async(&pixels, count).await })
+    pub fn encode_pixels(&self, pixels: Vec<f32>, count: usize) -> Result<Promise, JsValue> {
+        let inner = self.inner.clone();
+        rows_promise(move || async move { inner.encode_pixels_async(&pixels, count).await })
     }
 
     /// Checks token-id sequences (`count` rows of `context_length` ids, flattened) as
     /// `encodeTokens` will, naming the sequence's index in the whole list.
     #[wasm_bindgen(js_name = checkTokens)]
     pub fn check_tokens(&self, ids: Vec<u32>, count: usize) -> Result<(), JsValue> {
-        self.inner.check_tokens(&token_rows(&ids, count).map_err(|e| js_error(&e))?).map(drop).map_err(|e| js_error(&e))
+        let rows = token_rows(&ids, count).map_err(|e| js_error(&e))?;
+        self.inner.check_tokens(&rows).map(drop).map_err(|e| js_error(&e))
     }
 
     /// Embeds token-id sequences (`count` rows of `context_length` ids, flattened).
     #[wasm_bindgen(js_name = encodeTokens)]
-    pub fn encode_tokens(&self, ids: Vec<u32>, count: usize) -> Promise {
-        let model = self.inner.clone();
-        rows_promise(async move { model.encode_tokens_async(&token_rows(&ids, count)?).await })
+    pub fn encode_tokens(&self, ids: Vec<u32>, count: usize) -> Result<Promise, JsValue> {
+        let inner = self.inner.clone();
+        rows_promise(move || async move { inner.encode_tokens_async(&token_rows(&ids, count)?).await })
     }
 
     /// Embeds texts: a promise of one L2-normalised `Float32Array` per text.
     #[wasm_bindgen(js_name = encodeTexts)]
-    pub fn encode_texts(&self, texts: Vec<String>) -> Promise {
-        let model = self.inner.clone();
-        rows_promise(async move { model.encode_texts_async(&texts).await })
+    pub fn encode_texts(&self, texts: Vec<String>) -> Result<Promise, JsValue> {
+        let inner = self.inner.clone();
+        rows_promise(move || async move { inner.encode_texts_async(&texts).await })
     }
 
     /// Label embeddings (each label's template embeddings averaged and re-normalised): a
     /// promise of one `Float32Array` of `labels.length × embedDim` values.
     #[wasm_bindgen(js_name = labelEmbeddings)]
-    pub fn label_embeddings(&self, labels: Vec<String>, templates: Vec<String>) -> Promise {
-        let model = self.inner.clone();
-        future_to_promise(async move {
-            let rows = model.label_embeddings_async(&labels, &templates).await.map_err(|e| js_error(&e))?;
-            Ok(Float32Array::from(rows.concat().as_slice()).into())
-        })
+    pub fn label_embeddings(&self, labels: Vec<String>, templates: Vec<String>) -> Result<Promise, JsValue> {
+        let inner = self.inner.clone();
+        compute(
+            move || async move { inner.label_embeddings_async(&labels, &templates).await.map(|rows| rows.concat()) },
+            |flat| Ok(Float32Array::from(flat.as_slice()).into()),
+        )
     }
 
     /// Ranks labels for an image embedding against label embeddings (`labels.length` rows of
-    /// `embedDim` values): `[{label, score}]`, best first, cut to `topK`.
+    /// `embedDim` values): `[{label, score}]`, best first, cut to `topK`. Plain arithmetic, run
+    /// on the calling thread.
     pub fn rank(
         &self,
         image: Vec<f32>,

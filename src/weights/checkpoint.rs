@@ -153,6 +153,11 @@ impl Checkpoint {
             Error::WeightsFormat(format!("PyTorch zip checkpoint: {e} (is the file truncated?)"))
         };
         let mut archive = zip::ZipArchive::new(Cursor::new(bytes.as_slice())).map_err(zerr)?;
+        // Entries sharing bytes would have them checked (and read) again and again: thousands of
+        // directory records pointing at one large entry would take hours.
+        if archive.has_overlapping_entries().map_err(zerr)? {
+            return Err(Error::WeightsFormat("PyTorch zip checkpoint: its entries overlap (a zip bomb?)".into()));
+        }
         let mut pkl = None;
         let mut storages = BTreeMap::new();
         for i in 0..archive.len() {
@@ -171,8 +176,17 @@ impl Checkpoint {
                     "zip entry `{name}` is compressed; torch.save writes stored entries"
                 )));
             }
+            // Every entry is read in full anyway, so each is checked against its CRC-32 once.
+            let crc = super::crc32::crc32(&bytes[start..start + len]);
+            if crc != file.crc32() {
+                return Err(Error::WeightsFormat(format!(
+                    "zip entry `{name}` is corrupted (its CRC-32 is {crc:08x}, the archive says {:08x}): \
+                     download the file again",
+                    file.crc32()
+                )));
+            }
             if name.ends_with("/data.pkl") || name == "data.pkl" {
-                pkl = Some(start..start + len);
+                pkl = Some((name, start..start + len));
             } else if let Some((_, key)) = name.rsplit_once("/data/") {
                 storages.insert(key.to_string(), start..start + len);
             }
@@ -180,7 +194,11 @@ impl Checkpoint {
         drop(archive);
         let pkl =
             pkl.ok_or_else(|| Error::WeightsFormat("zip archive has no data.pkl: not a torch.save checkpoint".into()))?;
-        let root = pickle::parse(&bytes[pkl])?;
+        let (pkl_name, pkl) = pkl;
+        let root = pickle::parse(&bytes[pkl]).map_err(|e| match e {
+            Error::WeightsFormat(msg) => Error::WeightsFormat(format!("zip entry `{pkl_name}`: {msg}")),
+            other => other,
+        })?;
         let dict = state_dict(root)?;
         let mut entries = BTreeMap::new();
         for (name, t) in dict {
@@ -190,21 +208,37 @@ impl Checkpoint {
                     "tensor `{name}` points at missing storage `{storage}` (truncated archive?)"
                 ))
             })?;
-            let numel: usize = shape.iter().product();
-            if numel > 0 && dtype.size() > 0 {
-                let last = offset + shape.iter().zip(&stride).map(|(n, s)| (n - 1) * s).sum::<usize>();
-                if (last + 1) * dtype.size() > range.len() {
-                    return Err(Error::WeightsFormat(format!("tensor `{name}` reaches past the end of its storage")));
-                }
+            if shape.len() != stride.len() {
+                return Err(Error::WeightsFormat(format!(
+                    "tensor `{name}` has shape {shape:?} but strides {stride:?}"
+                )));
             }
+            check_extent(&name, &shape, &stride, offset, dtype, range.len())?;
             entries.insert(name, Entry { dtype, shape, storage: range, offset, stride });
         }
         Ok(Self { bytes, entries, format: Format::PytorchZip })
     }
 
     fn from_safetensors(bytes: Vec<u8>) -> Result<Self> {
-        let (header_len, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-            .map_err(|e| Error::WeightsFormat(format!("safetensors: {e} (is the file truncated?)")))?;
+        let declared = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        if declared > MAX_SAFETENSORS_HEADER {
+            return Err(Error::WeightsFormat(format!(
+                "safetensors header of {declared} bytes is larger than the {} MiB allowed",
+                MAX_SAFETENSORS_HEADER >> 20
+            )));
+        }
+        let (header_len, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
+            use safetensors::SafeTensorError as E;
+            let hint = match &e {
+                E::InvalidHeaderLength | E::MetadataIncompleteBuffer => " (is the file truncated?)".to_string(),
+                E::TensorInvalidInfo => (bytes.get(8..8 + declared as usize))
+                    .and_then(inconsistent_tensor)
+                    .map(|name| format!(": `{name}`'s byte range does not fit its shape and dtype"))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            Error::WeightsFormat(format!("safetensors: {e}{hint}"))
+        })?;
         let base = 8 + header_len;
         let mut entries = BTreeMap::new();
         for (name, info) in meta.tensors() {
@@ -229,11 +263,53 @@ impl Checkpoint {
     }
 }
 
-fn looks_like_safetensors(bytes: &[u8]) -> bool {
-    bytes.len() >= 10 && {
-        let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-        n > 1 && n < (1 << 30) && bytes[8] == b'{'
+/// The largest safetensors header accepted: shipped checkpoints have headers under 256 KiB (the
+/// format's own limit, 100 MB, would let a hostile header cost several times that to parse).
+const MAX_SAFETENSORS_HEADER: u64 = 16 << 20;
+
+/// Checks that a strided view of `shape` from element `offset` stays inside a storage of
+/// `storage_len` bytes, in arithmetic that cannot overflow.
+fn check_extent(
+    name: &str,
+    shape: &[usize],
+    stride: &[usize],
+    offset: usize,
+    dtype: DType,
+    storage_len: usize,
+) -> Result<()> {
+    let too_large = || Error::WeightsFormat(format!("tensor `{name}` has an impossible shape {shape:?}"));
+    let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(too_large)?;
+    if numel == 0 || dtype.size() == 0 {
+        return Ok(());
     }
+    // The furthest element: offset + Σ (n - 1) · stride, then its end in bytes.
+    let end = shape
+        .iter()
+        .zip(stride)
+        .try_fold(offset, |at, (&n, &s)| at.checked_add((n - 1).checked_mul(s)?))
+        .and_then(|last| last.checked_add(1)?.checked_mul(dtype.size()));
+    match end {
+        Some(end) if end <= storage_len => Ok(()),
+        _ => Err(Error::WeightsFormat(format!("tensor `{name}` reaches past the end of its storage"))),
+    }
+}
+
+/// A safetensors file starts with the header's length (u64) and the header's JSON object.
+fn looks_like_safetensors(bytes: &[u8]) -> bool {
+    bytes.len() >= 10 && bytes[8] == b'{' && u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) > 1
+}
+
+/// The first tensor of a safetensors header whose byte range is not shape × dtype (the
+/// `safetensors` crate's error does not say which).
+fn inconsistent_tensor(header: &[u8]) -> Option<String> {
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
+    header.into_iter().find_map(|(name, info)| {
+        let dtype: safetensors::Dtype = serde_json::from_value(info.get("dtype")?.clone()).ok()?;
+        let shape: Vec<usize> = serde_json::from_value(info.get("shape")?.clone()).ok()?;
+        let [start, end]: [usize; 2] = serde_json::from_value(info.get("data_offsets")?.clone()).ok()?;
+        let bits = shape.iter().try_fold(dtype.bitsize(), |n, &d| n.checked_mul(d));
+        (bits != end.checked_sub(start).and_then(|len| len.checked_mul(8))).then_some(name)
+    })
 }
 
 fn contiguous_strides(shape: &[usize]) -> Vec<usize> {

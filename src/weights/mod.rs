@@ -6,6 +6,7 @@
 //! returned one at a time, so a bad checkpoint is reported in full by [`Weights::finish`].
 
 mod checkpoint;
+mod crc32;
 pub mod fold;
 pub mod names;
 mod pickle;

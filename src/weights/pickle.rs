@@ -101,24 +101,105 @@ pub enum Value {
     Object,
 }
 
-/// Decodes a pickle stream.
+/// The deepest nesting of containers accepted. `torch.save` state dicts nest a few levels (a dict
+/// of dicts of tensors); the limit keeps a hostile pickle (a list nested a million levels deep)
+/// from overflowing the stack when the value is dropped or cloned.
+pub const MAX_DEPTH: usize = 100;
+
+/// The most memory, in bytes (approximately), that decoding may allocate in all: every value
+/// created or copied out of the memo is charged, so a pickle bomb (memo references doubling a
+/// value at each step) stops here instead of exhausting memory (at most about twice this is
+/// allocated at once, with vector growth). The largest shipped `.pt`, MobileCLIP-S2's, spends
+/// 10 MB.
+pub const MAX_BYTES: usize = 64 << 20;
+
+/// What one value costs besides its payload (strings and bytes are charged by length).
+const NODE: usize = std::mem::size_of::<Item>();
+
+/// Decodes a pickle stream within [`MAX_DEPTH`] and [`MAX_BYTES`].
 pub fn parse(data: &[u8]) -> Result<Value> {
-    Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new() }.run()
+    Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), spent: 0 }.run()
+}
+
+/// A value on the stack or in the memo, with its container depth (0 for scalars, 1 for a
+/// container of scalars) and what a copy of it costs.
+#[derive(Clone)]
+struct Item {
+    value: Value,
+    depth: usize,
+    cost: usize,
+}
+
+impl Item {
+    fn leaf(value: Value, payload: usize) -> Self {
+        Item { value, depth: 0, cost: NODE + payload }
+    }
 }
 
 struct Machine<'a> {
     data: &'a [u8],
     pos: usize,
-    stack: Vec<Value>,
+    stack: Vec<Item>,
     marks: Vec<usize>,
-    memo: HashMap<u32, Value>,
+    memo: HashMap<u32, Item>,
+    /// Bytes charged so far (see [`MAX_BYTES`]).
+    spent: usize,
 }
 
 fn bad(msg: impl Into<String>) -> Error {
     Error::WeightsFormat(format!("PyTorch pickle: {}", msg.into()))
 }
 
+/// The depth and cost of a container holding `items`, or an error past [`MAX_DEPTH`].
+fn measure<'i>(items: impl IntoIterator<Item = &'i Item>, depth: usize, cost: usize) -> Result<(usize, usize)> {
+    let (depth, cost) = items.into_iter().fold((depth, cost), |(d, c), i| (d.max(i.depth + 1), c + i.cost));
+    if depth > MAX_DEPTH {
+        return Err(bad(format!("containers nested deeper than {MAX_DEPTH} levels")));
+    }
+    Ok((depth, cost))
+}
+
+fn values(items: Vec<Item>) -> Vec<Value> {
+    items.into_iter().map(|i| i.value).collect()
+}
+
 impl Machine<'_> {
+    fn charge(&mut self, bytes: usize) -> Result<()> {
+        self.spent = self.spent.saturating_add(bytes);
+        if self.spent > MAX_BYTES {
+            return Err(bad(format!("the object graph needs more than {} MiB (a pickle bomb?)", MAX_BYTES >> 20)));
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, item: Item) -> Result<()> {
+        self.charge(item.cost)?;
+        self.stack.push(item);
+        Ok(())
+    }
+
+    fn push_leaf(&mut self, value: Value) -> Result<()> {
+        self.push(Item::leaf(value, 0))
+    }
+
+    /// Pushes a new container holding `items` (already paid for: only the container is charged).
+    fn push_container(&mut self, items: Vec<Item>, make: impl FnOnce(Vec<Value>) -> Result<Value>) -> Result<()> {
+        let (depth, cost) = measure(&items, 1, NODE)?;
+        self.charge(NODE)?;
+        let value = make(values(items))?;
+        self.stack.push(Item { value, depth, cost });
+        Ok(())
+    }
+
+    /// Adds `items` to the container on top of the stack with `add`.
+    fn extend_top(&mut self, items: Vec<Item>, add: impl FnOnce(&mut Value, Vec<Value>) -> Result<()>) -> Result<()> {
+        let top = self.stack.last_mut().ok_or_else(|| bad("stack underflow"))?;
+        let (depth, cost) = measure(&items, top.depth, top.cost)?;
+        add(&mut top.value, values(items))?;
+        (top.depth, top.cost) = (depth, cost);
+        Ok(())
+    }
+
     fn bytes(&mut self, n: usize) -> Result<&[u8]> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| bad("truncated data"))?;
         let s = &self.data[self.pos..end];
@@ -146,16 +227,22 @@ impl Machine<'_> {
         Ok(s)
     }
 
-    fn string(&mut self, n: usize) -> Result<Value> {
+    fn push_string(&mut self, n: usize) -> Result<()> {
         let b = self.bytes(n)?;
-        Ok(Value::Str(String::from_utf8(b.to_vec()).map_err(|_| bad("invalid utf-8 string"))?))
+        let s = String::from_utf8(b.to_vec()).map_err(|_| bad("invalid utf-8 string"))?;
+        self.push(Item::leaf(Value::Str(s), n))
     }
 
-    fn pop(&mut self) -> Result<Value> {
+    fn push_bytes(&mut self, n: usize) -> Result<()> {
+        let b = self.bytes(n)?.to_vec();
+        self.push(Item::leaf(Value::Bytes(b), n))
+    }
+
+    fn pop(&mut self) -> Result<Item> {
         self.stack.pop().ok_or_else(|| bad("stack underflow"))
     }
 
-    fn pop_mark(&mut self) -> Result<Vec<Value>> {
+    fn pop_mark(&mut self) -> Result<Vec<Item>> {
         let m = self.marks.pop().ok_or_else(|| bad("missing mark"))?;
         if m > self.stack.len() {
             return Err(bad("mark beyond stack"));
@@ -163,8 +250,22 @@ impl Machine<'_> {
         Ok(self.stack.split_off(m))
     }
 
-    fn top(&mut self) -> Result<&mut Value> {
-        self.stack.last_mut().ok_or_else(|| bad("stack underflow"))
+    /// Stores a copy of the top of the stack in the memo.
+    fn memo_put(&mut self, key: u32) -> Result<()> {
+        let cost = self.stack.last().ok_or_else(|| bad("stack underflow"))?.cost;
+        self.charge(cost + NODE)?; // before copying: the copy is what a bomb multiplies
+        let item = self.stack.last().expect("checked above").clone();
+        self.memo.insert(key, item);
+        Ok(())
+    }
+
+    /// Pushes a copy of a memo entry.
+    fn memo_get(&mut self, key: u32) -> Result<()> {
+        let cost = self.memo.get(&key).ok_or_else(|| bad(format!("unknown memo key {key}")))?.cost;
+        self.charge(cost)?;
+        let item = self.memo[&key].clone();
+        self.stack.push(item);
+        Ok(())
     }
 
     fn run(mut self) -> Result<Value> {
@@ -177,25 +278,28 @@ impl Machine<'_> {
                 0x95 => {
                     self.bytes(8)?; // FRAME
                 }
-                b'.' => return self.pop(), // STOP
-                b'(' => self.marks.push(self.stack.len()),
-                b'}' => self.stack.push(Value::Dict(Vec::new())),
-                b']' => self.stack.push(Value::List(Vec::new())),
-                b')' => self.stack.push(Value::Tuple(Vec::new())),
-                b'N' => self.stack.push(Value::None),
-                0x88 => self.stack.push(Value::Bool(true)),
-                0x89 => self.stack.push(Value::Bool(false)),
+                b'.' => return Ok(self.pop()?.value), // STOP
+                b'(' => {
+                    self.charge(std::mem::size_of::<usize>())?;
+                    self.marks.push(self.stack.len())
+                }
+                b'}' => self.push_container(Vec::new(), |_| Ok(Value::Dict(Vec::new())))?,
+                b']' => self.push_container(Vec::new(), |_| Ok(Value::List(Vec::new())))?,
+                b')' => self.push_container(Vec::new(), |_| Ok(Value::Tuple(Vec::new())))?,
+                b'N' => self.push_leaf(Value::None)?,
+                0x88 => self.push_leaf(Value::Bool(true))?,
+                0x89 => self.push_leaf(Value::Bool(false))?,
                 b'K' => {
                     let v = self.u8()?;
-                    self.stack.push(Value::Int(v as i64))
+                    self.push_leaf(Value::Int(v as i64))?
                 }
                 b'M' => {
                     let v = self.u16()?;
-                    self.stack.push(Value::Int(v as i64))
+                    self.push_leaf(Value::Int(v as i64))?
                 }
                 b'J' => {
                     let v = self.u32()? as i32;
-                    self.stack.push(Value::Int(v as i64))
+                    self.push_leaf(Value::Int(v as i64))?
                 }
                 0x8a => {
                     // LONG1
@@ -206,74 +310,69 @@ impl Machine<'_> {
                     }
                     let mut buf = if b.last().is_some_and(|&x| x & 0x80 != 0) { [0xff; 8] } else { [0; 8] };
                     buf[..n].copy_from_slice(b);
-                    self.stack.push(Value::Int(i64::from_le_bytes(buf)))
+                    self.push_leaf(Value::Int(i64::from_le_bytes(buf)))?
                 }
                 b'G' => {
                     let b: [u8; 8] = self.bytes(8)?.try_into().expect("8 bytes");
-                    self.stack.push(Value::Float(f64::from_be_bytes(b)))
+                    self.push_leaf(Value::Float(f64::from_be_bytes(b)))?
                 }
                 b'X' => {
                     let n = self.u32()? as usize;
-                    let v = self.string(n)?;
-                    self.stack.push(v)
+                    self.push_string(n)?
                 }
                 0x8c => {
                     let n = self.u8()? as usize;
-                    let v = self.string(n)?;
-                    self.stack.push(v)
+                    self.push_string(n)?
                 }
                 b'B' => {
                     let n = self.u32()? as usize;
-                    let v = self.bytes(n)?.to_vec();
-                    self.stack.push(Value::Bytes(v))
+                    self.push_bytes(n)?
                 }
                 b'C' => {
                     let n = self.u8()? as usize;
-                    let v = self.bytes(n)?.to_vec();
-                    self.stack.push(Value::Bytes(v))
+                    self.push_bytes(n)?
                 }
                 b'c' => {
                     let module = self.line()?;
                     let name = self.line()?;
-                    self.stack.push(Value::Global(module, name))
+                    let payload = module.len() + name.len();
+                    self.push(Item::leaf(Value::Global(module, name), payload))?
                 }
                 0x93 => {
                     // STACK_GLOBAL
                     let name = self.pop()?;
                     let module = self.pop()?;
-                    match (module, name) {
-                        (Value::Str(m), Value::Str(n)) => self.stack.push(Value::Global(m, n)),
+                    match (module.value, name.value) {
+                        (Value::Str(m), Value::Str(n)) => {
+                            let payload = m.len() + n.len();
+                            self.push(Item::leaf(Value::Global(m, n), payload))?
+                        }
                         _ => return Err(bad("STACK_GLOBAL expects two strings")),
                     }
                 }
                 b'q' => {
                     let k = self.u8()? as u32;
-                    let v = self.top()?.clone();
-                    self.memo.insert(k, v);
+                    self.memo_put(k)?
                 }
                 b'r' => {
                     let k = self.u32()?;
-                    let v = self.top()?.clone();
-                    self.memo.insert(k, v);
+                    self.memo_put(k)?
                 }
                 0x94 => {
                     let k = self.memo.len() as u32;
-                    let v = self.top()?.clone();
-                    self.memo.insert(k, v);
+                    self.memo_put(k)?
                 }
                 b'h' => {
                     let k = self.u8()? as u32;
-                    let v = self.memo.get(&k).cloned().ok_or_else(|| bad("unknown memo key"))?;
-                    self.stack.push(v)
+                    self.memo_get(k)?
                 }
                 b'j' => {
                     let k = self.u32()?;
-                    let v = self.memo.get(&k).cloned().ok_or_else(|| bad("unknown memo key"))?;
-                    self.stack.push(v)
+                    self.memo_get(k)?
                 }
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items))
+                    self.push_container(items, |v| Ok(Value::Tuple(v)))?
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -281,60 +380,80 @@ impl Machine<'_> {
                         return Err(bad("stack underflow"));
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.stack.push(Value::Tuple(items))
+                    self.push_container(items, |v| Ok(Value::Tuple(v)))?
                 }
                 b'l' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::List(items))
+                    self.push_container(items, |v| Ok(Value::List(v)))?
                 }
                 b'd' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Dict(pairs(items)?))
+                    self.push_container(items, |v| Ok(Value::Dict(pairs(v)?)))?
                 }
                 b'a' => {
                     let v = self.pop()?;
-                    match self.top()? {
-                        Value::List(l) => l.push(v),
-                        _ => return Err(bad("APPEND to a non-list")),
-                    }
+                    self.extend_top(vec![v], |top, v| match top {
+                        Value::List(l) => {
+                            l.extend(v);
+                            Ok(())
+                        }
+                        _ => Err(bad("APPEND to a non-list")),
+                    })?
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
-                    match self.top()? {
-                        Value::List(l) => l.extend(items),
-                        _ => return Err(bad("APPENDS to a non-list")),
-                    }
+                    self.extend_top(items, |top, v| match top {
+                        Value::List(l) => {
+                            l.extend(v);
+                            Ok(())
+                        }
+                        _ => Err(bad("APPENDS to a non-list")),
+                    })?
                 }
                 b's' => {
                     let v = self.pop()?;
                     let k = self.pop()?;
-                    match self.top()? {
-                        Value::Dict(d) => d.push((k, v)),
-                        _ => return Err(bad("SETITEM on a non-dict")),
-                    }
+                    self.extend_top(vec![k, v], |top, kv| match top {
+                        Value::Dict(d) => {
+                            d.extend(pairs(kv)?);
+                            Ok(())
+                        }
+                        _ => Err(bad("SETITEM on a non-dict")),
+                    })?
                 }
                 b'u' => {
-                    let items = pairs(self.pop_mark()?)?;
-                    match self.top()? {
-                        Value::Dict(d) => d.extend(items),
-                        _ => return Err(bad("SETITEMS on a non-dict")),
-                    }
+                    let items = self.pop_mark()?;
+                    self.extend_top(items, |top, kv| match top {
+                        Value::Dict(d) => {
+                            d.extend(pairs(kv)?);
+                            Ok(())
+                        }
+                        _ => Err(bad("SETITEMS on a non-dict")),
+                    })?
                 }
                 b'Q' => {
                     // BINPERSID: ('storage', storage_type, key, location, numel)
                     let pid = self.pop()?;
-                    self.stack.push(persistent_storage(pid)?)
+                    let storage = persistent_storage(pid.value)?;
+                    let payload = match &storage {
+                        Value::Storage(key, _) => key.len(),
+                        _ => 0,
+                    };
+                    self.push(Item::leaf(storage, payload))?
                 }
                 b'R' => {
                     let args = self.pop()?;
                     let callable = self.pop()?;
-                    self.stack.push(reduce(callable, args)?)
+                    // The result holds at most the arguments: their depth and cost bound its own.
+                    let value = reduce(callable.value, args.value)?;
+                    self.charge(NODE)?;
+                    self.stack.push(Item { value, ..args })
                 }
                 0x81 => {
                     // NEWOBJ
                     let _args = self.pop()?;
                     let _cls = self.pop()?;
-                    self.stack.push(Value::Object)
+                    self.push_leaf(Value::Object)?
                 }
                 b'b' => {
                     // BUILD: state of an object; state dicts' `_metadata` and the like are dropped.

@@ -8,8 +8,8 @@ export const crossOrigin = params.get('cross'); // another origin serving the sa
 const results = [];
 export const TOL = 1e-4;
 
-export function record(name, ok, detail = '') {
-  results.push({ name, ok, detail });
+export function record(name, ok, detail = '', ms = undefined) {
+  results.push({ name, ok, detail, ms });
   const row = document.createElement('tr');
   for (const [text, cls] of [[ok ? 'pass' : 'FAIL', ok ? 'ok' : 'fail'], [name], [detail]]) {
     const cell = row.insertCell();
@@ -20,11 +20,12 @@ export function record(name, ok, detail = '') {
 }
 
 export async function check(name, f) {
+  const t0 = performance.now();
   try {
     const detail = await f();
-    record(name, true, detail ?? '');
+    record(name, true, detail ?? '', performance.now() - t0);
   } catch (e) {
-    record(name, false, `${e?.code ?? ''} ${e?.message ?? e}`);
+    record(name, false, `${e?.code ?? ''} ${e?.message ?? e}`, performance.now() - t0);
   }
 }
 

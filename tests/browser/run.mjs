@@ -1,68 +1,162 @@
-// Runs the in-page test suites in Debian's headless Chromium through playwright-core, prints one
-// line per test and "N passed, N failed", saves a screenshot of each suite's page:
-//   page.mjs    the CPU path, in a Chromium without WebGPU (as most browsers still are)
-//   webgpu.mjs  the WebGPU path, in a Chromium with WebGPU enabled (SwiftShader adapter here)
-//   soak.mjs    10,000 mixed calls on the CPU path: results, error codes, steady memory
+// Runs the in-page test suites in the three browser engines (engines.mjs), prints one line per
+// test naming the engine and "<suite>/<engine>: N passed, N failed", saves a screenshot of each
+// suite's page per engine in target/browser-screenshots/<suite>-<engine>.png:
+//   page.mjs    the CPU path: parity, image sources, errors, a Web Worker — Chromium and Firefox
+//               without WebGPU (as most browsers still are), WebKit with its WebGPU flag on (its
+//               navigator.gpu is null then: the package must still say why it is on the CPU)
+//   webgpu.mjs  the WebGPU path on a software adapter: Chromium's SwiftShader, Firefox's wgpu on
+//               Mesa's lavapipe (WebKitGTK offers no adapter)
+//   soak.mjs    10,000 mixed calls on the CPU path, Chromium: results bit-identical, error codes,
+//               steady wasm memory and JS heap (after GC)
+//   degrade.mjs where an engine lacks something the package uses: WebKit without OffscreenCanvas
+//               in workers (as Safari before 16.4; tests/worker/run.mjs runs the worker helper's
+//               suite there too), without WebAssembly SIMD, without WebAssembly
 //   full.mjs    full-size parity (CPU) on the shipped models found in $MOBILECLIP_FULL_FIXTURES
 //               (a folder written by tools/gen_fixtures.py --full; MobileCLIP-S0 and
-//               MobileCLIP2-S0 are used when present); only when asked for: `run.mjs full`
-// Needs: tools/build-wasm.sh (pkg/), chromium at /usr/bin/chromium (or $CHROMIUM).
-import { launch } from './chromium.mjs';
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+//               MobileCLIP2-S0 are used when present); only when asked: `run.mjs full`.
+//               tools/test.sh runs it in Chromium only: the numbers are the same in the three to
+//               the last digit (S0 2.44e-7 / 1.64e-7, S2-S0 2.46e-7 / 1.71e-7), the small fixtures
+//               check the others
+//   threads.mjs the `threads` option on a full-size MobileCLIP-S0 ($MOBILECLIP_S0, default
+//               target/bench-fixtures/MobileCLIP-S0), Chromium: a cross-origin-isolated page
+//               (COOP/COEP), the same without a global SharedArrayBuffer (as WebKit leaves it), a
+//               plain page; their embeddings must be bit-identical. Only when asked: `run.mjs threads`
+//   node tests/browser/run.mjs [page|webgpu|soak|degrade|full|threads]     MOBILECLIP_ENGINES=chromium,firefox,webkit
+// Needs: tools/build-wasm.sh (pkg/), the browsers (tools/setup.sh browsers).
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inEngine, report, runPage, selectedEngines } from './engines.mjs';
 import { serve } from './server.mjs';
+import { ISOLATION_HEADERS } from '../../tools/serve.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const shots = join(root, 'target', 'browser-screenshots');
 await mkdir(shots, { recursive: true });
 
-async function runSuite(suite, extraFlags, query = '') {
-  const main = await serve(root);
-  const other = await serve(root); // a second origin, without CORS headers
-  const profile = await mkdtemp(join(tmpdir(), 'mobileclip-chromium-'));
-  const browser = await launch(profile, {
-    args: extraFlags,
-    viewport: { width: 1000, height: 700 },
-  });
-  try {
-    const page = await browser.newPage();
-    const errors = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${main.url}/tests/browser/index.html?suite=${suite}&cross=${encodeURIComponent(other.url)}${query}`);
-    await page.waitForFunction(() => window.__results, null, { timeout: 600_000 });
-    const results = await page.evaluate(() => window.__results);
-    await page.screenshot({ path: join(shots, `${suite}.png`), fullPage: true });
-    console.log(`\n${suite} (${extraFlags.join(' ') || 'no extra flags'}):`);
-    for (const r of results) console.log(`${r.ok ? 'ok    ' : 'FAILED'} ${r.name}${r.detail ? ` — ${r.detail}` : ''}`);
-    for (const e of errors) console.log(`page error: ${e}`);
-    const failed = results.filter((r) => !r.ok).length + errors.length;
-    console.log(`${suite}: ${results.length + errors.length - failed} passed, ${failed} failed`);
-    return failed;
-  } finally {
-    await browser.close();
-    main.server.close();
-    other.server.close();
-    await rm(profile, { recursive: true, force: true });
+// Each suite's runs: the engine, a name for the output and the screenshot, the browser options
+// (engines.mjs launch) and a query for the page; `headers` for the page's server (e.g. COOP/COEP
+// for cross-origin isolation).
+const SUITES = {
+  page: {
+    runs: [
+      ['chromium', 'chromium', {}],
+      ['firefox', 'firefox', {}],
+      ['webkit', 'webkit', { webgpu: true }], // its WebGPU flag on: navigator.gpu is null then
+    ],
+  },
+  webgpu: { runs: [['chromium', 'chromium', { webgpu: true }], ['firefox', 'firefox', { webgpu: true }]] },
+  soak: { runs: [['chromium', 'chromium', { chromiumArgs: ['--js-flags=--expose-gc', '--enable-precise-memory-info'] }]] },
+  degrade: {
+    runs: [
+      ['webkit', 'webkit-no-worker-canvas', { workerCanvas: false }, '&lacks=worker-canvas'],
+      ['webkit', 'webkit-no-simd', { wasm: 'no-simd' }, '&lacks=simd'],
+      ['webkit', 'webkit-no-wasm', { wasm: 'off' }, '&lacks=wasm'],
+    ],
+  },
+  full: { runs: [['chromium', 'chromium', {}], ['firefox', 'firefox', {}], ['webkit', 'webkit', {}]] },
+};
+
+/**
+ * CPU time (ns, from /proc/<pid>/task/<tid>/schedstat) of every worker thread of the Chromium
+ * whose profile folder is `profile`, by thread id: the renderer names a Web Worker's thread
+ * "DedicatedWorker thread" (/proc shows its first 15 characters).
+ */
+function workerCpu(profile) {
+  const procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  const read = (f) => { try { return readFileSync(f, 'utf8'); } catch { return ''; } };
+  const parent = new Map(procs.map((p) => [p, read(`/proc/${p}/stat`).replace(/^.*\) /, '').split(' ')[1]]));
+  const ours = new Set(procs.filter((p) => read(`/proc/${p}/cmdline`).includes(profile)));
+  for (let grew = true; grew;) { // and their descendants (zygote, renderers)
+    grew = false;
+    for (const [p, pp] of parent) if (!ours.has(p) && ours.has(pp)) { ours.add(p); grew = true; }
   }
+  const cpu = {};
+  for (const p of ours) {
+    let tasks = [];
+    try { tasks = readdirSync(`/proc/${p}/task`); } catch { continue; }
+    for (const t of tasks) {
+      if (read(`/proc/${p}/task/${t}/comm`).startsWith('DedicatedWorker')) cpu[t] = Number(read(`/proc/${p}/task/${t}/schedstat`).split(' ')[0]);
+    }
+  }
+  return cpu;
 }
 
-const only = process.argv[2]; // optional: "page", "webgpu", "soak" or "full"
+/**
+ * The threads suite in Chromium on three pages (isolated, isolated without a global
+ * SharedArrayBuffer, plain); then their embeddings are compared with the single-threaded
+ * module's. The page reads its workers' CPU time through window.__workerCpu (Linux /proc).
+ */
+async function runThreads() {
+  const s0 = process.env.MOBILECLIP_S0 ?? join(root, 'target/bench-fixtures/MobileCLIP-S0');
+  if (!existsSync(join(s0, 'io.safetensors'))) throw new Error(`${s0} holds no full-size MobileCLIP-S0 fixture (tools/gen_fixtures.py --full)`);
+  const fixtures = await serve(s0, { 'access-control-allow-origin': '*' });
+  const isolated = await serve(root, ISOLATION_HEADERS, { probe: true });
+  const plain = await serve(root, {}, { probe: true });
+  let failed = 0;
+  const embeddings = {};
+  try {
+    for (const [name, server, q] of [['isolated', isolated, ''], ['isolated, no global SharedArrayBuffer', isolated, '&nosab=1'], ['not isolated', plain, '']]) {
+      const label = `threads/${name.replace(/[ ,]+/g, '-')}`;
+      failed += await inEngine('chromium', {}, label, async (browser) => {
+        const url = `${server.url}/tests/browser/index.html?suite=threads&s0=${encodeURIComponent(fixtures.url)}&threads=2${q}`;
+        const setup = (page) => page.native.exposeFunction('__workerCpu', () => workerCpu(browser.profile));
+        const done = () => window.__results && { results: window.__results, embeddings: window.__embeddings };
+        const { value, errors } = await runPage(browser, url, { shot: join(shots, `${label.replace('/', '-')}.png`), setup, done });
+        embeddings[name] = value?.embeddings;
+        console.log(`\nthreads in ${browser.version}, ${name}:`);
+        return report(label, 'chromium', value?.results, errors);
+      });
+    }
+  } finally {
+    for (const s of [fixtures, isolated, plain]) s.server.close();
+  }
+  const ref = embeddings.isolated?.single;
+  for (const [name, e] of Object.entries(embeddings)) {
+    const mine = e?.threaded;
+    const same = !!ref && !!mine && ['image', 'text'].every((k) => mine[k].length === ref[k].length && mine[k].every((v, i) => v === ref[k][i]));
+    console.log(`${same ? 'ok    ' : 'FAILED'} ${name}: embeddings ${same ? 'bit-identical to' : 'differ from'} the single-threaded module's`);
+    if (!same) failed++;
+  }
+  return failed;
+}
+
+async function runSuite(suite, query = '') {
+  const main = await serve(root, SUITES[suite].headers ?? {}, { probe: true });
+  const other = await serve(root); // a second origin, without CORS headers
+  let failed = 0;
+  try {
+    const engines = selectedEngines();
+    for (const [engine, name, options, runQuery = ''] of SUITES[suite].runs.filter(([e]) => engines.includes(e))) {
+      const t0 = Date.now();
+      failed += await inEngine(engine, options, `${suite}/${name}`, async (browser) => {
+        const url = `${main.url}/tests/browser/index.html?suite=${suite}&cross=${encodeURIComponent(other.url)}${runQuery}${query}`;
+        const { value, errors } = await runPage(browser, url, { shot: join(shots, `${suite}-${name}.png`) });
+        console.log(`\n${suite} in ${browser.version}${name === engine ? '' : ` (${name})`} (${((Date.now() - t0) / 1000).toFixed(0)} s):`);
+        return report(`${suite}/${name}`, name, value, errors);
+      });
+    }
+  } finally {
+    main.server.close();
+    other.server.close();
+  }
+  return failed;
+}
+
+const only = process.argv[2]; // optional: "page", "webgpu", "soak", "degrade", "full" or "threads"
 let failed = 0;
-if (!only || only === 'page') failed += await runSuite('page', []);
-if (!only || only === 'webgpu') failed += await runSuite('webgpu', ['--enable-unsafe-webgpu']);
-if (!only || only === 'soak') failed += await runSuite('soak', ['--js-flags=--expose-gc', '--enable-precise-memory-info']);
+for (const suite of ['page', 'webgpu', 'soak', 'degrade']) if (!only || only === suite) failed += await runSuite(suite);
 if (only === 'full') {
   const dir = process.env.MOBILECLIP_FULL_FIXTURES;
   const models = ['MobileCLIP-S0', 'MobileCLIP2-S0'].filter((m) => dir && existsSync(join(dir, m, 'io.safetensors')));
   if (models.length === 0) throw new Error('MOBILECLIP_FULL_FIXTURES holds neither MobileCLIP-S0 nor MobileCLIP2-S0');
   const fixtures = await serve(dir, { 'access-control-allow-origin': '*' });
   try {
-    failed += await runSuite('full', [], `&fixtures=${encodeURIComponent(fixtures.url)}&models=${models.join(',')}`);
+    failed += await runSuite('full', `&fixtures=${encodeURIComponent(fixtures.url)}&models=${models.join(',')}`);
   } finally {
     fixtures.server.close();
   }
 }
+if (only === 'threads') failed += await runThreads();
 process.exit(failed ? 1 : 0);

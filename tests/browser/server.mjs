@@ -9,16 +9,48 @@ const TYPES = {
   '.pt': 'application/octet-stream', '.ts': 'text/plain',
 };
 
-/** Serves `root` on 127.0.0.1 (random port); `headers` are added to every response. */
-export function serve(root, headers = {}) {
+// The error probe (`probe` option): a classic script put first into every HTML page, recording
+// what would otherwise only reach a browser's own console, the same way in every engine
+// (engines.mjs reads it: classic WebDriver has no console or error events).
+const PROBE_PATH = '/__mobileclip_probe.js';
+const PROBE = `(() => {
+  const errors = (window.__pageErrors = []);
+  const add = (msg) => { errors.push(msg); window.__pageErrorAt ??= performance.now(); };
+  addEventListener('error', (e) => {
+    if (e instanceof ErrorEvent) add(\`uncaught \${e.message} (\${e.filename}:\${e.lineno})\`);
+    else if (e.target instanceof HTMLScriptElement) add(\`script failed to load: \${e.target.src}\`);
+  }, true);
+  addEventListener('unhandledrejection', (e) => add(\`unhandled rejection: \${e.reason?.message ?? e.reason}\`));
+  const consoleError = console.error;
+  console.error = (...args) => { add(\`console.error: \${args.join(' ')}\`); consoleError.apply(console, args); };
+})();
+`;
+
+/**
+ * Serves `root` on 127.0.0.1 (random port); `headers` are added to every response. With
+ * `probe`, HTML pages get the error probe above as their first script.
+ */
+export function serve(root, headers = {}, { probe = false } = {}) {
   const requests = [];
   const server = createServer(async (req, res) => {
     requests.push(req.url);
-    const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
+    const pathname = new URL(req.url, 'http://x').pathname;
+    if (probe && pathname === PROBE_PATH) {
+      res.writeHead(200, { 'content-type': TYPES['.js'], ...headers });
+      res.end(PROBE);
+      return;
+    }
+    const path = normalize(decodeURIComponent(pathname)).replace(/^(\.\.[/\\])+/, '');
     const file = join(root, path);
     try {
       if (!(await stat(file)).isFile()) throw new Error('not a file');
-      const body = await readFile(file);
+      let body = await readFile(file);
+      if (probe && extname(file) === '.html') {
+        const html = body.toString();
+        const at = html.match(/<head[^>]*>/i);
+        const i = at ? at.index + at[0].length : 0;
+        body = Buffer.from(`${html.slice(0, i)}<script src="${PROBE_PATH}"></script>${html.slice(i)}`);
+      }
       res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': body.length, ...headers });
       res.end(body);
     } catch {

@@ -1,5 +1,8 @@
-// Shared by the parity tests: reading a fixture folder written by tools/gen_fixtures.py.
+// Shared by the integration tests: reading a fixture folder written by tools/gen_fixtures.py, and
+// hostile checkpoints (hostile.rs).
 #![allow(dead_code)]
+
+pub mod hostile;
 
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,9 @@
 // the sample photos (same scores as the package's main-thread zeroShot), searches, edits labels,
 // adds photos by paste, drop, file picker and camera, survives bad weights files, loads from the
 // Cache API on the next visit, works on a phone-sized viewport, and sends no request to any other
-// origin (the CSP blocks one it is asked to make). Screenshots go to target/demo-screenshots/.
+// origin (the CSP blocks one it is asked to make). It is served cross-origin isolated, as
+// tools/serve.mjs does, so the model runs on the package's threaded CPU module; the last step opens
+// it without isolation (one thread, the same tags). Screenshots go to target/demo-screenshots/.
 //   node tests/demo/run.mjs [checkpoint.pt]   default: target/bench-fixtures/MobileCLIP-S0/model.pt
 //   (tools/test.sh writes it with tools/gen_fixtures.py when missing)
 // Needs: pkg/ (tools/build-wasm.sh), node_modules (webpack, playwright-core), /usr/bin/chromium.
@@ -177,6 +179,8 @@ try {
     const backend = await page.$eval('#model-status dd[data-key=backend]', (e) => e.textContent);
     const why = await page.$eval('#model-status dd[data-key=why]', (e) => e.textContent);
     assert(/CPU|WebGPU/.test(backend) && why.length > 3, `backend ${backend} / ${why}`);
+    const cores = await page.evaluate(() => crossOriginIsolated && Math.min(navigator.hardwareConcurrency, 8));
+    assert(cores && why.endsWith(cores > 1 ? `; ${cores} threads` : '; 1 thread (one core)'), `isolated ${cores}, why "${why}"`);
     assert(frames.gap < 500, `the page froze for ${frames.gap.toFixed(0)} ms while loading`);
     return `${(size / 1e6).toFixed(0)} MB, ${between} intermediate download values, ready in ${(loadMs / 1000).toFixed(1)} s; backend "${backend}" because "${why}"; longest frame gap ${frames.gap.toFixed(0)} ms`;
   });
@@ -419,6 +423,34 @@ try {
     assert(wasm(seen) === wasm(main.requests.map((r) => r.url)) && wasm(seen) >= 4, `wasm requests: seen ${wasm(seen)}, served ${wasm(main.requests.map((r) => r.url))}`);
     const kinds = new Set(main.requests.map((r) => r.url.replace(/\?.*/, '').replace(/[^/]+\.(js|wasm|jpg)$/, '*.$1')));
     return `${seen.length} requests, all to ${origin} (or blob:); served: ${[...kinds].join(' ')}; blocked: ${blocked.violations.join(', ')}`;
+  });
+
+  await step('not cross-origin isolated: the page still works, on one thread, with the same tags', async () => {
+    const tags = (p) => p.$$eval('#gallery .card', (cs) => cs.map((c) => `${c.querySelector('.name').textContent}: ${[...c.querySelectorAll('.tags li')].map((li) => li.textContent).join(', ')}`));
+    await page.goto(pageUrl); // the isolated page again, for its tags
+    await page.waitForSelector('#model-status .ready', { timeout: 120_000 });
+    await page.click('#samples');
+    await allTagged(page, 4);
+    const isolated = await tags(page);
+    const plain = await serveStatic({ [SUB]: dist, '/fixtures/': fixtures }, { isolated: false });
+    const other = await browser.newPage();
+    watch(other);
+    try {
+      await other.goto(`${plain.url}${SUB}?model=MobileCLIP-S0&weights=/fixtures/model.pt`);
+      await other.click('#load');
+      await other.waitForSelector('#model-status .ready', { timeout: 120_000 });
+      const why = await other.$eval('#model-status dd[data-key=why]', (e) => e.textContent);
+      assert(/; 1 thread \(the page is not cross-origin isolated/.test(why), `why "${why}"`);
+      await other.click('#samples');
+      await allTagged(other, 4);
+      const mine = await tags(other);
+      assert(mine.join('\n') === isolated.join('\n'), `tags differ:\n${mine.join('\n')}\nisolated:\n${isolated.join('\n')}`);
+      await shot(other, '10-not-isolated.png');
+      return `"${why}"; ${mine.length} photos, tags identical`;
+    } finally {
+      await other.close();
+      plain.server.close();
+    }
   });
 } finally {
   for (const e of errors) console.log(e);

@@ -261,7 +261,9 @@ try {
     const diff = Math.max(...want.map((w, i) => (w.label === shown[i].label ? Math.abs(w.score - shown[i].score) : Infinity)));
     assert(diff <= 1e-5, `ranking differs from the package's: ${JSON.stringify(shown)} vs ${JSON.stringify(want)}`);
     const worker = Object.entries(state.timings).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ');
-    return `top "${shown[0].label}" (${shown[0].text.replace(/\s+/g, ' ')}), max |Δscore| vs package ${diff.toExponential(1)}; ${Math.round(ms)} ms click → tags (worker ms: ${worker}); progress shown: ${[...busy].map((b) => JSON.stringify(b)).join(', ') || 'none caught'}`;
+    // the manifest isolates the extension's pages (COOP/COEP keys): the worker runs on threads
+    assert(state.backend === 'cpu' && state.threads >= 1 && /; (\d+ threads|1 thread \(one core\))$/.test(state.backendReason), `backend "${state.backend}" (${state.backendReason}), ${state.threads} threads`);
+    return `backend "${state.backend}" (${state.backendReason}); top "${shown[0].label}" (${shown[0].text.replace(/\s+/g, ' ')}), max |Δscore| vs package ${diff.toExponential(1)}; ${Math.round(ms)} ms click → tags (worker ms: ${worker}); progress shown: ${[...busy].map((b) => JSON.stringify(b)).join(', ') || 'none caught'}`;
   };
   await check('cross-origin photo (no CORS): tags drawn over it equal the package\'s zeroShot', () => tagged(0, catUrl, '/tests/fixtures/preprocess/chelsea_301x217.png'));
   await check('same-origin photo, second click', () => tagged(1, rocketUrl, '/tests/fixtures/preprocess/rocket_513x260.png'));

@@ -235,7 +235,8 @@ test('hostile options and embeddings are INVALID_ARGUMENT naming the problem', a
 test('the weights id is the SRI sha256 of the checkpoint', () => {
   assert.equal(clip.weightsId, `sha256-${createHash('sha256').update(bytes).digest('base64')}`);
   assert.equal(clip.backend, 'cpu');
-  assert.equal(clip.backendReason, 'requested');
+  assert.equal(clip.backendReason, 'requested; 1 thread (Node has no Web Workers)');
+  assert.equal(clip.threads, 1);
 });
 
 test('a trap of the wasm instance: INTERNAL once, then every model reloads transparently', async () => {

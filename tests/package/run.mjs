@@ -1,16 +1,23 @@
 // As a user would: `npm pack` the package, install the tarball into a fresh app, then open it in
-// headless Chromium twice: a plain <script type="module"> page (import map) and a webpack 5 bundle.
-// Needs pkg/ (tools/build-wasm.sh), webpack in node_modules (npm ci), /usr/bin/chromium.
-import { launch } from '../browser/chromium.mjs';
+// the three browser engines (tests/browser/engines.mjs) twice each: a plain <script type="module">
+// page (import map) and a webpack 5 bundle; in Chromium both once more cross-origin isolated (the
+// threaded module, in the page and in the worker helper). One line per page naming the engine; screenshots in
+// target/browser-screenshots/package-<page>-<engine>.png.
+//   node tests/package/run.mjs      MOBILECLIP_ENGINES=chromium,firefox,webkit (default: all three)
+// Needs pkg/ (tools/build-wasm.sh), webpack in node_modules (npm ci), the browsers (tools/setup.sh browsers).
 import { execFileSync } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inEngine, report, runPage, selectedEngines } from '../browser/engines.mjs';
 import { serve } from '../browser/server.mjs';
+import { ISOLATION_HEADERS } from '../../tools/serve.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const here = fileURLToPath(new URL('./', import.meta.url));
+const shots = join(root, 'target', 'browser-screenshots');
+await mkdir(shots, { recursive: true });
 const tmp = await mkdtemp(join(tmpdir(), 'mobileclip-pack-'));
 const run = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'] }).toString();
 let failed = 0;
@@ -26,29 +33,32 @@ try {
   await symlink(join(root, 'tests/fixtures/models'), join(app, 'fixtures'));
   run(join(root, 'node_modules/.bin/webpack'), ['--config', join(here, 'webpack.config.cjs'), '--env', `app=${app}`], root);
 
-  const server = await serve(app);
-  const profile = join(tmp, 'profile');
-  const browser = await launch(profile);
+  const server = await serve(app, {}, { probe: true });
+  const isolated = await serve(app, ISOLATION_HEADERS, { probe: true });
   try {
-    for (const [name, page] of [['npm pack → plain <script type="module"> page', 'index.html'], ['npm pack → webpack 5 bundle', 'bundled.html']]) {
-      const tab = await browser.newPage();
-      const errors = [];
-      tab.on('pageerror', (e) => errors.push(e.message));
-      await tab.goto(`${server.url}/${page}`);
-      const r = await tab.waitForFunction(() => window.__result, null, { timeout: 120_000 }).then((h) => h.jsonValue()).catch((e) => ({ ok: false, detail: e.message }));
-      const ok = r.ok && errors.length === 0;
-      failed += ok ? 0 : 1;
-      console.log(`${ok ? 'ok    ' : 'FAILED'} ${name} — ${r.detail}${errors.length ? ` (page errors: ${errors.join('; ')})` : ''}`);
+    for (const engine of selectedEngines()) {
+      failed += await inEngine(engine, {}, `package/${engine}`, async (browser) => {
+        const results = [], errors = [];
+        const pages = [['npm pack → plain <script type="module"> page', 'index.html'], ['npm pack → webpack 5 bundle', 'bundled.html']];
+        const runs = pages.map(([name, page]) => [name, page, server]);
+        if (engine === 'chromium') runs.push(...pages.map(([name, page]) => [`${name}, cross-origin isolated`, page, isolated]));
+        for (const [name, page, host] of runs) {
+          const shot = join(shots, `package-${page.replace('.html', '')}${host === isolated ? '-isolated' : ''}-${engine}.png`);
+          const r = await runPage(browser, `${host.url}/${page}`, { done: () => window.__result, shot, timeout: 120_000 });
+          results.push({ name, ok: !!r.value?.ok, detail: r.value?.detail ?? '' });
+          errors.push(...r.errors);
+        }
+        console.log(`\npackage in ${browser.version}:`);
+        return report(`package/${engine}`, engine, results, errors);
+      });
     }
   } finally {
-    await browser.close();
     server.server.close();
+    isolated.server.close();
   }
 } catch (e) {
-  failed += 1;
-  console.log(`FAILED packaging: ${e.message}`);
+  failed += report('package', 'all engines', [], [`packaging: ${e.message}`]);
 } finally {
   await rm(tmp, { recursive: true, force: true });
 }
-console.log(`package: ${2 - Math.min(failed, 2)} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

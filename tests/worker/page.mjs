@@ -73,7 +73,11 @@ await check('load from a URL (fetched in the worker), progress forwarded, same g
   clip = await MobileClipWorker.load({ model: cfg, weights: weightsUrl, onProgress: (p) => progress.push(p) });
   const last = progress.at(-1);
   assert(progress.length > 0 && last.loaded === last.total && last.total > 0, `progress ${JSON.stringify(last)}`);
-  for (const k of ['backend', 'backendReason', 'name', 'embedDim', 'imageSize', 'logitScale', 'weightsId']) assert(clip[k] === main[k], `${k}: ${clip[k]} vs ${main[k]}`);
+  for (const k of ['backend', 'backendReason', 'threads', 'name', 'embedDim', 'imageSize', 'logitScale', 'weightsId']) assert(clip[k] === main[k], `${k}: ${clip[k]} vs ${main[k]}`);
+  // the worker starts its own pool on an isolated page (run.mjs serves the suite both ways)
+  const cores = Math.min(navigator.hardwareConcurrency, 8);
+  const [threads, why] = !crossOriginIsolated ? [1, '; 1 thread (the page is not cross-origin isolated'] : cores > 1 ? [cores, `; ${cores} threads`] : [1, '; 1 thread'];
+  assert(clip.threads === threads && clip.backendReason.includes(why), `${clip.threads} threads, backend reason "${clip.backendReason}", expected "${why}"`);
   return `backend "${clip.backend}" (${clip.backendReason}), ${progress.length} progress events, last ${last.loaded}/${last.total}`;
 });
 
@@ -104,7 +108,8 @@ await check('every image source gives bit-identical embeddings to the main threa
 
 await check('texts and zero-shot equal the main thread (the small model with the full vocabulary)', async () => {
   const [bytes, fullCfg] = await withFullVocab(await bytesOf(weightsUrl), cfg);
-  const main = await MobileClip.load({ model: fullCfg, weights: bytes });
+  // the probe's reference blocks the main thread: one thread (the threaded module never blocks it)
+  const main = await MobileClip.load({ model: fullCfg, weights: bytes, threads: 1 });
   const clip = await MobileClipWorker.load({ model: fullCfg, weights: bytes.slice() });
   const texts = ['a cat', 'a photo of a dog', 'ünïcödé 猫', ''];
   const [m, w] = [await main.encodeText(texts), await clip.encodeText(texts)];
@@ -292,7 +297,8 @@ async function longestGap(work) {
 
 await check('the main thread stays responsive while the worker encodes', async () => {
   const [bytes, fullCfg] = await withFullVocab(await bytesOf(weightsUrl), cfg);
-  const main = await MobileClip.load({ model: fullCfg, weights: bytes });
+  // the probe's reference blocks the main thread: one thread (the threaded module never blocks it)
+  const main = await MobileClip.load({ model: fullCfg, weights: bytes, threads: 1 });
   const clip = await MobileClipWorker.load({ model: fullCfg, weights: bytes.slice() });
   const fmt = (r) => `${r.ms.toFixed(0)} ms, longest gap ${r.gap.toFixed(0)} ms, ${r.ticks} timer ticks, ${r.frames} frames`;
   // On the main thread a long call gives the page a turn between its parts, but each part (one

@@ -42,7 +42,8 @@ async function handle(req) {
     const tags = await clip.zeroShot(image, pack, { topK: req.topK });
     lap('rank', t);
     timings.total = performance.now() - t0;
-    postMessage({ id: req.id, type: 'result', ok: true, tags, model: clip.name, ms: timings.total, timings });
+    const { backend, backendReason, threads } = clip;
+    postMessage({ id: req.id, type: 'result', ok: true, tags, model: clip.name, backend, backendReason, threads, ms: timings.total, timings });
   } catch (e) {
     postMessage({ id: req.id, type: 'result', ok: false, code: e?.code ?? 'INTERNAL', message: e?.message ?? String(e) });
   }
