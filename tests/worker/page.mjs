@@ -281,18 +281,24 @@ await check('a trap in the worker: INTERNAL once, the helper starts a fresh work
   return out.join(' | ');
 });
 
-// Timer ticks while a long encode runs: blocked for the whole call on the main thread, not with the worker.
-async function longestGap(work) {
-  let last = performance.now(), gap = 0, ticks = 0;
-  const timer = setInterval(() => { const t = performance.now(); gap = Math.max(gap, t - last); last = t; ticks++; }, 5);
-  let frames = 0;
-  let raf = requestAnimationFrame(function frame() { frames++; raf = requestAnimationFrame(frame); });
+// How much of a call the main thread spent blocked. A 5 ms timer notes each gap between its ticks;
+// the time in gaps of LONG or more is time the thread could not answer input. Model code on the
+// main thread blocks it from one turn of the event loop to the next: at least 30 ms (breathe() in
+// common.js yields once 30 ms have passed since the last turn), a whole part or more. A busy
+// machine only delays a tick now and then. So what is compared is the share of the call spent in
+// such gaps, not how long one tick took or how many came (both depend on the machine's load; the
+// earlier form of this check, "longest gap < 100 ms", failed under a load average of 10).
+const LONG = 30;
+async function blocked(work) {
+  let last = performance.now(), longest = 0, stalled = 0, ticks = 0;
+  const gap = (t) => { const g = t - last; longest = Math.max(longest, g); if (g >= LONG) stalled += g; last = t; };
+  const timer = setInterval(() => { gap(performance.now()); ticks++; }, 5);
   const t0 = performance.now();
   await work();
   const ms = performance.now() - t0;
   clearInterval(timer);
-  cancelAnimationFrame(raf);
-  return { ms, gap: Math.max(gap, performance.now() - last), ticks, frames };
+  gap(performance.now());
+  return { ms, longest, stalled, share: stalled / ms, ticks };
 }
 
 await check('the main thread stays responsive while the worker encodes', async () => {
@@ -300,25 +306,30 @@ await check('the main thread stays responsive while the worker encodes', async (
   // the probe's reference blocks the main thread: one thread (the threaded module never blocks it)
   const main = await MobileClip.load({ model: fullCfg, weights: bytes, threads: 1 });
   const clip = await MobileClipWorker.load({ model: fullCfg, weights: bytes.slice() });
-  const fmt = (r) => `${r.ms.toFixed(0)} ms, longest gap ${r.gap.toFixed(0)} ms, ${r.ticks} timer ticks, ${r.frames} frames`;
+  const fmt = (r) => `${r.ms.toFixed(0)} ms, ${(100 * r.share).toFixed(0)} % of it in gaps ≥ ${LONG} ms (longest ${r.longest.toFixed(0)} ms), ${r.ticks} timer ticks`;
   // On the main thread a long call gives the page a turn between its parts, but each part (one
   // batch of images) blocks it; in the worker nothing does. 640×480 images, more of them until
-  // the call takes ≥ 400 ms.
+  // the main-thread call takes ≥ 400 ms.
   const batch = main.batchSize.images;
   let n = batch, onMain, input;
   for (;;) {
     input = Array.from({ length: n }, (_, k) => new ImageData(Uint8ClampedArray.from({ length: 640 * 480 * 4 }, (_, i) => (i * (k + 3)) % 251), 640, 480));
-    onMain = await longestGap(() => main.encodeImages(input));
-    if (onMain.ms >= 400) break;
+    onMain = await blocked(() => main.encodeImages(input));
+    if (onMain.ms >= 400 && onMain.share >= 0.5) break;
+    assert(n < 4096, `the main-thread call never blocked: ${fmt(onMain)}`);
     n *= 2;
   }
-  const inWorker = await longestGap(() => clip.encodeImages(input));
-  const parts = Math.ceil(n / batch);
-  assert(onMain.gap >= 0.5 * onMain.ms / parts, `the probe did not see the main thread block for a part: ${fmt(onMain)}, ${parts} parts`);
-  assert(inWorker.gap < 100 && inWorker.ticks >= inWorker.ms / 20 && inWorker.frames >= inWorker.ms / 50, `blocked: ${fmt(inWorker)}`);
+  const inWorker = await blocked(() => clip.encodeImages(input));
+  // The probe sees the blocking on the main thread (≥ half of the call, by the loop above, ~95 %
+  // in practice). With the worker the main thread only copies pixels and posts messages: it must
+  // be free for more than half of the call and blocked less than half as much as with the model
+  // on it. Idle, that share is 0-5 %; while other builds loaded this 2-core machine to an average
+  // of 10-15 it reached 27 % (the delays of a 5 ms timer on a starved thread). A main thread
+  // running the model measures ≥ 87 %.
+  assert(inWorker.share < Math.min(0.5, onMain.share / 2), `the main thread was blocked: worker ${fmt(inWorker)}; main thread ${fmt(onMain)}`);
   main.dispose();
   clip.dispose();
-  return `${n} 640×480 images in ${parts} parts — main thread: ${fmt(onMain)}; worker: ${fmt(inWorker)}`;
+  return `${n} 640×480 images in ${Math.ceil(n / batch)} parts — main thread: ${fmt(onMain)}; worker: ${fmt(inWorker)}`;
 });
 
 clip.dispose();
