@@ -35,11 +35,11 @@ pub use config::ModelConfig;
 pub use error::{Error, Result};
 pub use label_pack::LabelPack;
 
-use config::{Architecture, Family};
+use config::Architecture;
 use model::clip::{Clip, l2_normalize};
 use preprocess::{ImageView, preprocess};
 use tokenizer::ClipTokenizer;
-use weights::{Checkpoint, Weights};
+use weights::{Checkpoint, FusedWeights};
 use zero_shot::LabelScore;
 
 /// How many images and how many texts go through a tower at once.
@@ -122,24 +122,28 @@ impl MobileClip {
         weights_id: String,
         device: Device,
     ) -> Result<Self> {
-        let mut ckpt = Checkpoint::from_bytes(weights)?;
+        let ckpt = Checkpoint::from_bytes(weights)?;
         let arch = config.resolve()?;
-        if let Some(found) = weights::names::detect_family(&ckpt)
-            && found != config.family
-        {
-            let layout = |f: Family| match f {
-                Family::Mobileclip => "Apple's MobileCLIP v1 layout (`image_encoder.*`, `text_encoder.*`)",
-                Family::OpenClip => "open_clip's layout (`visual.*`, `text.*`)",
-            };
-            return Err(Error::WeightsMismatch(format!(
-                "the checkpoint is in {}, but {} expects {}: is this the weights file of another model?",
-                layout(found),
-                config.name,
-                layout(config.family)
-            )));
-        }
-        weights::names::canonicalize(&mut ckpt, config.family, &arch);
-        let model = Clip::load(&arch, Weights::new(ckpt, device.clone()))?;
+        let fused = weights::fuse_checkpoint(ckpt, &config, &arch)?;
+        Self::build(config, arch, fused, weights_id, device)
+    }
+
+    /// Builds a model from fused inference tensors (what [`weights::fuse_checkpoint`] makes of a
+    /// checkpoint, or a file that holds them). `weights_id` names the weights for label packs:
+    /// [`weights_id`] of the file the tensors came from.
+    pub fn from_fused(config: ModelConfig, weights: FusedWeights, weights_id: String, device: Device) -> Result<Self> {
+        let arch = config.resolve()?;
+        Self::build(config, arch, weights, weights_id, device)
+    }
+
+    fn build(
+        config: ModelConfig,
+        arch: Architecture,
+        weights: FusedWeights,
+        weights_id: String,
+        device: Device,
+    ) -> Result<Self> {
+        let model = Clip::load(&arch, weights, &device)?;
         Ok(Self {
             config,
             arch,

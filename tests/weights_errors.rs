@@ -84,7 +84,10 @@ fn weights_of_another_model_are_listed() {
     let e = load("v2-mci3", bytes("v2-mci0", "model.safetensors")).unwrap_err();
     assert_eq!(e.code(), "WEIGHTS_MISMATCH");
     let msg = e.to_string();
-    assert!(msg.contains("missing tensor(s): `visual.stages.4"), "{msg}");
+    assert!(msg.contains("missing tensor(s): `"), "{msg}");
+    assert!(msg.contains("`visual.stages.4.downsample.proj.0.reparam_conv.weight` [64, 1, 7, 7]"), "{msg}");
+    // mci0's BatchNorm (folded into qkv) where mci3 has a LayerNorm
+    assert!(msg.contains("`visual.stages.3.blocks.0.norm.weight` [32] (folded away"), "{msg}");
     assert!(msg.contains("mis-shaped tensor(s): `visual.stages.0.blocks.0.mlp.fc1.weight` has shape [24, 8, 1, 1], expected [16, 8, 1, 1]"), "{msg}");
     assert!(msg.contains("weights of another model"), "{msg}");
     // v1 weights under a v2 config: the layouts differ.
@@ -181,6 +184,36 @@ fn hostile_checkpoints_are_invalid_weights() {
         assert!(e.to_string().contains(case.error), "{}: {e}", case.name);
     }
     assert!(load("v1-mci-mct", bytes("v1-mci-mct", "model.pt")).is_ok());
+}
+
+#[test]
+fn train_time_branches_are_checked_while_folding() {
+    let good = bytes("v2-mci0", "model.safetensors");
+    // The error of loading `good` with the tensor `name` of the stem's first block changed by
+    // `edit` (shape, values) → replacement, or removed.
+    type Tensor = (Vec<usize>, Vec<f32>);
+    let err = |name: &str, edit: &dyn Fn(Vec<usize>, Vec<f32>) -> Option<Tensor>| {
+        let name = format!("visual.trunk.stem.0.{name}");
+        let b = rewrite(&good, |n, s, v| {
+            if n == name { edit(s, v).map(|(s, v)| (n.to_string(), s, v)) } else { Some((n.to_string(), s, v)) }
+        });
+        let e = load("v2-mci0", b).unwrap_err();
+        assert_eq!(e.code(), "WEIGHTS_MISMATCH");
+        e.to_string()
+    };
+    // A BatchNorm statistic of a branch: named with the shape the branch needs.
+    let msg = err("conv_kxk.0.bn.running_var", &|_, _| None);
+    assert!(msg.contains("1 missing tensor(s): `visual.stem.0.conv_kxk.0.bn.running_var` [8]"), "{msg}");
+    // A 1×1 branch that is not 1×1.
+    let msg = err("conv_scale.conv.weight", &|s, v| Some((vec![s[0], s[1], 3, 3], v.repeat(9))));
+    let expected = "`visual.stem.0.conv_scale.conv.weight` has shape [8, 3, 3, 3], expected [8, 3, 1, 1]";
+    assert!(msg.contains(expected), "{msg}");
+    // Hostile shapes: a kernel that is not 4-d, an even kernel to centre a 1×1 branch in.
+    let msg = err("conv_kxk.0.conv.weight", &|s, v| Some((vec![s[0], s[1] * 9], v)));
+    let expected = "`visual.stem.0.conv_kxk.0.conv.weight` has shape [8, 27], expected a 4-d convolution kernel";
+    assert!(msg.contains(expected), "{msg}");
+    let msg = err("conv_kxk.0.conv.weight", &|s, v| Some((vec![s[0], s[1], 2, 2], v[..v.len() / 9 * 4].to_vec())));
+    assert!(msg.contains("expected an odd kernel"), "{msg}");
 }
 
 #[test]

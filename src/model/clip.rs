@@ -7,7 +7,7 @@ use super::image::vit::VisionTransformer;
 use super::text::TextEncoder;
 use crate::config::{Architecture, ImageArch};
 use crate::error::Result;
-use crate::weights::Weights;
+use crate::weights::{FusedWeights, VarBuilder};
 
 /// The image tower.
 // Built once per model and never moved in a hot path: variant sizes do not matter.
@@ -42,16 +42,17 @@ pub struct Clip {
 }
 
 impl Clip {
-    /// Builds both towers from canonically named weights; every missing, mis-shaped or
-    /// unexpected tensor is reported in one error.
-    pub fn load(arch: &Architecture, mut w: Weights) -> Result<Self> {
+    /// Builds both towers from fused weights (`visual.*`, `text.*`, `logit_scale`); every
+    /// missing, mis-shaped or unexpected tensor is reported in one error.
+    pub fn load(arch: &Architecture, weights: FusedWeights, device: &Device) -> Result<Self> {
+        let vb = VarBuilder::new(weights, device.clone());
         let image = match &arch.image {
-            ImageArch::FastVit(a) => ImageEncoder::FastVit(FastVit::load(a, arch.embed_dim, &mut w)),
-            ImageArch::Vit(a) => ImageEncoder::Vit(VisionTransformer::load(a, arch.embed_dim, &mut w)),
+            ImageArch::FastVit(a) => ImageEncoder::FastVit(FastVit::load(a, arch.embed_dim, &vb.pp("visual"))),
+            ImageArch::Vit(a) => ImageEncoder::Vit(VisionTransformer::load(a, arch.embed_dim, &vb.pp("visual"))),
         };
-        let text = TextEncoder::load(&arch.text, arch.embed_dim, &mut w);
-        let raw = w.take("logit_scale", &[1]).data[0];
-        w.finish()?;
+        let text = TextEncoder::load(&arch.text, arch.embed_dim, &vb.pp("text"));
+        let raw = vb.host("logit_scale", &[1]).data[0];
+        vb.finish()?;
         Ok(Self { image, text, logit_scale: raw.exp().clamp(0.0, 100.0) })
     }
 }

@@ -1,7 +1,13 @@
-//! The MobileCLIP model: image and text towers as burn modules.
+//! The MobileCLIP model: image and text towers as burn modules, built from fused weights
+//! through a [`crate::weights::VarBuilder`].
+//!
+//! - [`common`]: blocks both towers use (the transformer layer and its attention, the RepMixer
+//!   block and its ConvFFN, the layer constructors), as Apple's `modules/common`;
+//! - [`image`]: the MCi (FastViT) and ViT image towers and their blocks;
+//! - [`text`]: the text towers;
+//! - [`clip`]: both towers and the temperature.
 
-pub mod attention;
 pub mod clip;
+pub mod common;
 pub mod image;
-pub mod layers;
 pub mod text;

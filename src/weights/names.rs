@@ -1,22 +1,22 @@
-//! Maps the tensor names of published checkpoints onto one canonical naming, so that each
-//! module has one loader.
+//! Maps the tensor names of published checkpoints onto one canonical naming, so that one set of
+//! folding rules ([`super::fold`]) and one model serve every published layout.
 //!
 //! Canonical names:
-//! - image tower under `visual.`, named as timm's `FastVit` / `VisionTransformer` name their parameters (`stem.0.conv_kxk.0.conv.weight`,
-//!   `stages.3.pos_emb.pos_enc.weight`, `final_conv.se.fc1.weight`, `head.fc.weight`); Apple's v1
-//!   names are remapped the way timm's `checkpoint_filter_fn` remaps them;
+//! - image tower under `visual.`, named as timm's `FastVit` / `VisionTransformer` name their
+//!   parameters (`stem.0.conv_kxk.0.conv.weight`, `stages.3.pos_emb.pos_enc.weight`,
+//!   `final_conv.se.fc1.weight`, `head.fc.weight`); Apple's v1 names are remapped the way
+//!   timm's `checkpoint_filter_fn` remaps them;
 //! - text tower under `text.`, named as open_clip's `TextTransformer` (`token_embedding.weight`,
 //!   `transformer.resblocks.0.attn.in_proj_weight`, `ln_final.weight`, `text_projection`; ViT
-//!   blocks take the same sub-names under `visual.blocks.N`); the
-//!   RepMixer blocks of v1's "mct" text encoder keep timm-style sub-names under
-//!   `transformer.resblocks.{i}`;
+//!   blocks take the same sub-names under `visual.blocks.N`); the RepMixer blocks of v1's "mct"
+//!   text encoder keep timm-style sub-names under `transformer.resblocks.{i}`;
 //! - `logit_scale`.
 
 use super::Checkpoint;
 use crate::config::{Architecture, Family, FastVitArch, ImageArch};
 
 /// Renames every tensor of `ckpt` to its canonical name; tensors outside the model (other keys
-/// saved beside it) keep their names and are ignored by loading.
+/// saved beside it) keep their names, and loading reports them as unexpected.
 pub fn canonicalize(ckpt: &mut Checkpoint, family: Family, arch: &Architecture) {
     match family {
         Family::Mobileclip => {
@@ -60,16 +60,14 @@ enum NetworkPart {
 /// PatchEmbed positions instead, which merges stages not separated by a downsampler).
 fn v1_network_layout(arch: &FastVitArch) -> Vec<NetworkPart> {
     let mut parts = Vec::new();
-    let mut prev = arch.embed_dims[0];
-    for (s, &dim) in arch.embed_dims.iter().enumerate() {
-        if arch.downsamples[s] || prev != dim {
+    for s in 0..arch.layers.len() {
+        if arch.has_downsample(s) {
             parts.push(NetworkPart::Downsample(s));
         }
         if arch.pos_embs[s] {
             parts.push(NetworkPart::PosEmb(s));
         }
         parts.push(NetworkPart::Blocks(s));
-        prev = dim;
     }
     parts
 }
@@ -93,10 +91,12 @@ fn v1_block_names(k: &str) -> String {
     k
 }
 
-/// A pre-norm transformer block's sub-names (Apple's `TransformerEncoder`, timm's `Block`) →
-/// open_clip's `ResidualAttentionBlock` names, the canonical ones.
+/// A pre-norm transformer block's sub-names (Apple's `TransformerEncoder` in both v1 towers,
+/// timm's `Block` in MobileCLIP2's ViTs) → open_clip's `ResidualAttentionBlock` names, the
+/// canonical ones. The first match of a prefix wins.
 fn block_names(tail: &str) -> Option<String> {
     const MAP: &[(&str, &str)] = &[
+        // Apple's TransformerEncoder
         ("pre_norm_mha.0.", "ln_1."),
         ("pre_norm_mha.1.qkv_proj.weight", "attn.in_proj_weight"),
         ("pre_norm_mha.1.qkv_proj.bias", "attn.in_proj_bias"),
@@ -104,6 +104,7 @@ fn block_names(tail: &str) -> Option<String> {
         ("pre_norm_ffn.0.", "ln_2."),
         ("pre_norm_ffn.1.", "mlp.c_fc."),
         ("pre_norm_ffn.4.", "mlp.c_proj."),
+        // timm's Block
         ("norm1.", "ln_1."),
         ("attn.qkv.weight", "attn.in_proj_weight"),
         ("attn.qkv.bias", "attn.in_proj_bias"),
@@ -168,17 +169,9 @@ fn v1_name(name: &str, network: &[NetworkPart]) -> String {
                 if let Some(t) = rest.strip_prefix("final_layer_norm.") {
                     format!("ln_final.{t}")
                 } else if let Some(t) = rest.strip_prefix("transformer.") {
+                    // Transformer layers (`pre_norm_*`) or, in "mct", RepMixer blocks.
                     let (idx, tail) = t.split_once('.').unwrap_or((t, ""));
-                    let tail = match tail {
-                        t if t.starts_with("pre_norm_mha.0.") => t.replace("pre_norm_mha.0.", "ln_1."),
-                        "pre_norm_mha.1.qkv_proj.weight" => "attn.in_proj_weight".into(),
-                        "pre_norm_mha.1.qkv_proj.bias" => "attn.in_proj_bias".into(),
-                        t if t.starts_with("pre_norm_mha.1.out_proj.") => t.replace("pre_norm_mha.1.", "attn."),
-                        t if t.starts_with("pre_norm_ffn.0.") => t.replace("pre_norm_ffn.0.", "ln_2."),
-                        t if t.starts_with("pre_norm_ffn.1.") => t.replace("pre_norm_ffn.1.", "mlp.c_fc."),
-                        t if t.starts_with("pre_norm_ffn.4.") => t.replace("pre_norm_ffn.4.", "mlp.c_proj."),
-                        t => v1_block_names(t),
-                    };
+                    let tail = block_names(tail).unwrap_or_else(|| v1_block_names(tail));
                     format!("transformer.resblocks.{idx}.{tail}")
                 } else {
                     rest.to_string()

@@ -7,14 +7,13 @@
 use burn::nn::Linear;
 use burn::prelude::*;
 
-use super::attention::{AttentionBlock, AttentionBlockConfig};
-use super::mobileone::{MobileOneBlock, MobileOneBlockConfig};
+use super::attention_block::{AttentionBlock, AttentionBlockConfig};
 use super::patch_embed::{PatchEmbed, PatchEmbedConfig};
-use super::repcpe::{RepCpe, RepCpeConfig};
-use super::repmixer::{RepMixerBlock, RepMixerBlockConfig};
-use crate::config::{FastVitArch, TokenMixer};
-use crate::model::layers::{linear, linear_in_out};
-use crate::weights::Weights;
+use crate::config::{CONV_FFN_KERNEL, FastVitArch, REPCPE_KERNEL, TokenMixer};
+use crate::model::common::layers::image_head;
+use crate::model::common::reparam_conv::{ReparamConv, ReparamConvConfig};
+use crate::model::common::repmixer::{RepMixerBlock, RepMixerBlockConfig};
+use crate::weights::VarBuilder;
 
 /// A FastViT block.
 // Built once per model and never moved in a hot path: variant sizes do not matter.
@@ -31,58 +30,58 @@ pub enum FastVitBlock {
 #[derive(Module, Debug)]
 pub struct FastVitStage {
     downsample: Option<PatchEmbed>,
-    pos_emb: Option<RepCpe>,
+    /// RepCPE.
+    pos_emb: Option<ReparamConv>,
     blocks: Vec<FastVitBlock>,
 }
 
 /// The MCi image encoder with its projection to the joint embedding space.
 #[derive(Module, Debug)]
 pub struct FastVit {
-    stem: Vec<MobileOneBlock>,
+    stem: Vec<ReparamConv>,
     stages: Vec<FastVitStage>,
-    final_conv: MobileOneBlock,
+    final_conv: ReparamConv,
     head: Linear,
 }
 
 impl FastVit {
-    /// Loads the encoder from canonical `visual.*` tensors (see [`crate::weights::names`]).
-    pub fn load(arch: &FastVitArch, embed_dim: usize, w: &mut Weights) -> Self {
+    /// Loads the encoder from the scope of the image tower (`visual`): `stem`, `stages`,
+    /// `final_conv`, `head`.
+    pub fn load(arch: &FastVitArch, embed_dim: usize, vb: &VarBuilder) -> Self {
         let d0 = arch.embed_dims[0];
-        let scale = arch.stem_use_scale_branch;
+        let stem = vb.pp("stem");
         let stem = vec![
-            MobileOneBlockConfig::new(3, d0, [3, 3])
-                .with_stride(2)
-                .with_use_scale_branch(scale)
-                .load(w, "visual.stem.0"),
-            MobileOneBlockConfig::new(d0, d0, [3, 3])
-                .with_stride(2)
-                .with_groups(d0)
-                .with_use_scale_branch(scale)
-                .load(w, "visual.stem.1"),
-            MobileOneBlockConfig::new(d0, d0, [1, 1]).with_use_scale_branch(scale).load(w, "visual.stem.2"),
+            ReparamConvConfig::new(3, d0, [3, 3]).with_stride(2).load(&stem.pp(0)),
+            ReparamConvConfig::new(d0, d0, [3, 3]).with_stride(2).with_groups(d0).load(&stem.pp(1)),
+            ReparamConvConfig::new(d0, d0, [1, 1]).load(&stem.pp(2)),
         ];
         let mut stages = Vec::with_capacity(arch.layers.len());
         let mut prev = d0;
         for (i, &dim) in arch.embed_dims.iter().enumerate() {
-            let p = format!("visual.stages.{i}");
-            let downsample = (arch.downsamples[i] || prev != dim).then(|| {
+            let vb = vb.pp("stages").pp(i);
+            let downsample = arch.has_downsample(i).then(|| {
                 PatchEmbedConfig::new(prev, dim)
                     .with_patch_size(arch.down_patch_size)
                     .with_use_se(arch.se_downsamples[i])
-                    .load(w, &format!("{p}.downsample"))
+                    .load(&vb.pp("downsample"))
             });
-            let pos_emb = arch.pos_embs[i].then(|| RepCpeConfig::new(dim).load(w, &format!("{p}.pos_emb")));
+            let pos_emb = arch.pos_embs[i].then(|| {
+                ReparamConvConfig::new(dim, dim, REPCPE_KERNEL)
+                    .with_groups(dim)
+                    .with_use_act(false)
+                    .load(&vb.pp("pos_emb"))
+            });
             let hidden = (dim as f64 * arch.mlp_ratios[i]) as usize;
             let k = arch.repmixer_kernel_size;
             let blocks = (0..arch.layers[i])
                 .map(|j| {
-                    let bp = format!("{p}.blocks.{j}");
+                    let vb = vb.pp("blocks").pp(j);
                     match arch.token_mixers[i] {
-                        TokenMixer::Repmixer => {
-                            FastVitBlock::RepMixer(RepMixerBlockConfig::new(dim, hidden, [k, k], [7, 7]).load(w, &bp))
-                        }
+                        TokenMixer::Repmixer => FastVitBlock::RepMixer(
+                            RepMixerBlockConfig::new(dim, hidden, [k, k], CONV_FFN_KERNEL).load(&vb),
+                        ),
                         TokenMixer::Attention => FastVitBlock::Attention(
-                            AttentionBlockConfig::new(dim, hidden, arch.norm).with_head_dim(arch.head_dim).load(w, &bp),
+                            AttentionBlockConfig::new(dim, hidden, arch.norm).with_head_dim(arch.head_dim).load(&vb),
                         ),
                     }
                 })
@@ -92,19 +91,11 @@ impl FastVit {
         }
         let last = *arch.embed_dims.last().expect("validated arch");
         let features = arch.final_features();
-        let final_conv = MobileOneBlockConfig::new(last, features, [3, 3])
+        let final_conv = ReparamConvConfig::new(last, features, [3, 3])
             .with_groups(last)
             .with_use_se(true)
-            .load(w, "visual.final_conv");
-        let head = if w.contains("visual.head.proj") {
-            // v1 GlobalPool2D: `x @ proj`, proj `[in, out]`, no bias.
-            let proj = w.take("visual.head.proj", &[features, embed_dim]);
-            linear_in_out(proj, None, w.device(), features, embed_dim)
-        } else {
-            let weight = w.take("visual.head.fc.weight", &[embed_dim, features]);
-            let bias = w.take_vec("visual.head.fc.bias", embed_dim);
-            linear(&weight, Some(bias), w.device())
-        };
+            .load(&vb.pp("final_conv"));
+        let head = image_head(&vb.pp("head"), &vb.pp("head").pp("fc"), features, embed_dim);
         Self { stem, stages, final_conv, head }
     }
 

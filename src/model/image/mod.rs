@@ -1,13 +1,6 @@
-//! Image encoders and their building blocks, one file per block as in the reference.
+//! Image encoders and their own building blocks, one file per block as in the reference.
 
-pub mod attention;
-pub mod convffn;
+pub mod attention_block;
 pub mod mci;
-pub mod mobileone;
 pub mod patch_embed;
-pub mod reparam_conv;
-pub mod repcpe;
-pub mod replknet;
-pub mod repmixer;
-pub mod squeeze_excite;
 pub mod vit;

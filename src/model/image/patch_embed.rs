@@ -1,17 +1,17 @@
 //! Convolutional patch embedding between stages (`mci.py` / timm `PatchEmbed`): a stride-2
-//! ReparamLargeKernelConv then a 1×1 MobileOne block.
+//! large-kernel depthwise conv (ReparamLargeKernelConv) then a 1×1 conv (MobileOne block), each
+//! a [`ReparamConv`] once re-parameterised.
 
 use burn::prelude::*;
 
-use super::mobileone::{MobileOneBlock, MobileOneBlockConfig};
-use super::replknet::{ReparamLargeKernelConv, ReparamLargeKernelConvConfig};
-use crate::weights::Weights;
+use crate::model::common::reparam_conv::{ReparamConv, ReparamConvConfig};
+use crate::weights::VarBuilder;
 
 /// Downsampling patch embedding.
 #[derive(Module, Debug)]
 pub struct PatchEmbed {
-    large: ReparamLargeKernelConv,
-    pointwise: MobileOneBlock,
+    large: ReparamConv,
+    pointwise: ReparamConv,
 }
 
 /// Config of [`PatchEmbed`].
@@ -33,15 +33,17 @@ pub struct PatchEmbedConfig {
 }
 
 impl PatchEmbedConfig {
-    /// Loads `prefix.proj.0` and `prefix.proj.1`.
-    pub fn load(&self, w: &mut Weights, prefix: &str) -> PatchEmbed {
-        let large =
-            ReparamLargeKernelConvConfig::new(self.in_chs, self.embed_dim, self.patch_size, self.stride, self.in_chs)
+    /// Loads `proj.0` (large kernel) and `proj.1` (1×1).
+    pub fn load(&self, vb: &VarBuilder) -> PatchEmbed {
+        let (cin, d, k) = (self.in_chs, self.embed_dim, self.patch_size);
+        PatchEmbed {
+            large: ReparamConvConfig::new(cin, d, [k, k])
+                .with_stride(self.stride)
+                .with_groups(cin)
                 .with_use_se(self.use_se)
-                .load(w, &format!("{prefix}.proj.0"));
-        let pointwise =
-            MobileOneBlockConfig::new(self.embed_dim, self.embed_dim, [1, 1]).load(w, &format!("{prefix}.proj.1"));
-        PatchEmbed { large, pointwise }
+                .load(&vb.pp("proj").pp(0)),
+            pointwise: ReparamConvConfig::new(d, d, [1, 1]).load(&vb.pp("proj").pp(1)),
+        }
     }
 }
 

@@ -6,17 +6,16 @@
 //! norm → class token → projection.
 
 use burn::module::Param;
-use burn::nn::conv::Conv2d;
-use burn::nn::{LayerNorm, Linear, PaddingConfig2d};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, PaddingConfig2d};
 use burn::prelude::*;
 
 use crate::config::{VitArch, VitStem};
-use crate::model::layers::{gelu, linear, linear_in_out, load_layer_norm_eps};
-use crate::model::text::transformer::{TransformerLayer, TransformerLayerConfig};
-use crate::weights::fold::{BatchNorm, fuse_conv_bn};
-use crate::weights::{HostTensor, Weights};
+use crate::model::common::layers::{conv2d, gelu, image_head, layer_norm};
+use crate::model::common::transformer::{TransformerLayer, TransformerLayerConfig};
+use crate::weights::{HostTensor, VarBuilder};
 
-/// One convolution of the stem, BatchNorm folded, optionally followed by GELU.
+/// One convolution of the stem (BatchNorm folded), optionally followed by GELU.
 #[derive(Module, Debug)]
 pub struct StemConv {
     conv: Conv2d,
@@ -36,18 +35,12 @@ pub struct VisionTransformer {
     head: Linear,
 }
 
-fn conv_with_padding(kernel: HostTensor, bias: Vec<f32>, stride: usize, padding: usize, device: &Device) -> Conv2d {
-    let mut conv = crate::model::layers::conv2d(kernel, Some(bias), stride, 1, device);
-    conv.padding = PaddingConfig2d::Explicit(padding, padding, padding, padding);
-    conv
-}
-
 /// Resamples a `[1, L, D]` table to `[1, n, D]` along `L`, as PyTorch's bilinear
 /// `F.interpolate(size=(n, D), align_corners=False)` does (Apple's `LearnablePositionalEmbedding`).
-fn resample_rows(t: &HostTensor, n: usize) -> HostTensor {
+fn resample_rows(t: HostTensor, n: usize) -> HostTensor {
     let (len, d) = (t.shape[1], t.shape[2]);
     if len == n {
-        return t.clone();
+        return t;
     }
     let scale = len as f32 / n as f32;
     let mut out = HostTensor::zeros(&[1, n, d]);
@@ -65,57 +58,51 @@ fn resample_rows(t: &HostTensor, n: usize) -> HostTensor {
 }
 
 impl VisionTransformer {
-    /// Loads the encoder from canonical `visual.*` tensors.
-    pub fn load(arch: &VitArch, embed_dim: usize, w: &mut Weights) -> Self {
+    /// Loads the encoder from the scope of the image tower (`visual`): `patch_embed`,
+    /// `cls_token`, `pos_embed`, `norm_pre`, `blocks`, `norm`, `head`.
+    pub fn load(arch: &VitArch, embed_dim: usize, vb: &VarBuilder) -> Self {
         let d = arch.embed_dim;
-        let device = w.device().clone();
         let mut stem = Vec::new();
         let mut side = arch.img_size;
         match &arch.stem {
-            VitStem::Conv { channels, kernels, strides, paddings, .. } => {
+            VitStem::Conv { kernels, strides, paddings, min_width } => {
+                let channels = VitStem::conv_channels(*min_width, d);
                 let mut cin = 3;
                 for (i, (((&c, &k), &s), &p)) in channels.iter().zip(kernels).zip(strides).zip(paddings).enumerate() {
-                    let prefix = format!("visual.patch_embed.backbone.{i}");
-                    let kernel = w.take(&format!("{prefix}.conv.weight"), &[c, cin, k, k]);
-                    let last = i + 1 == channels.len();
-                    let (kernel, bias) = if last {
-                        (kernel, w.take_vec(&format!("{prefix}.conv.bias"), c))
-                    } else {
-                        fuse_conv_bn(kernel, &BatchNorm::load(w, &format!("{prefix}.bn"), c))
-                    };
-                    stem.push(StemConv { conv: conv_with_padding(kernel, bias, s, p, &device), act: !last });
+                    let conv = Conv2dConfig::new([cin, c], [k, k])
+                        .with_stride([s, s])
+                        .with_padding(PaddingConfig2d::Explicit(p, p, p, p));
+                    let conv = conv2d(&vb.pp("patch_embed").pp("backbone").pp(i).pp("conv"), &conv);
+                    stem.push(StemConv { conv, act: i + 1 < channels.len() });
                     side = (side + 2 * p - k) / s + 1;
                     cin = c;
                 }
             }
             VitStem::Patch { patch_size, bias } => {
                 let p = *patch_size;
-                let kernel = w.take("visual.patch_embed.proj.weight", &[d, 3, p, p]);
-                let b = if *bias { w.take_vec("visual.patch_embed.proj.bias", d) } else { vec![0.0; d] };
-                stem.push(StemConv { conv: conv_with_padding(kernel, b, p, 0, &device), act: false });
+                let config = Conv2dConfig::new([3, d], [p, p])
+                    .with_stride([p, p])
+                    .with_padding(PaddingConfig2d::Explicit(0, 0, 0, 0))
+                    .with_bias(*bias);
+                stem.push(StemConv { conv: conv2d(&vb.pp("patch_embed").pp("proj"), &config), act: false });
                 side /= p;
             }
         }
         let patches = side * side;
         let n_pos = patches + usize::from(arch.pos_includes_cls);
-        let cls_token = w.take("visual.cls_token", &[1, 1, d]).into_param(&device);
+        let cls_token = vb.param("cls_token", [1, 1, d]);
         let pos_embed = match arch.pos_table_len {
-            Some(len) => resample_rows(&w.take("visual.pos_embed", &[1, len, d]), patches),
-            None => w.take("visual.pos_embed", &[1, n_pos, d]),
+            Some(len) => resample_rows(vb.host("pos_embed", &[1, len, d]), patches),
+            None => vb.host("pos_embed", &[1, n_pos, d]),
         }
-        .into_param(&device);
-        let norm_pre = arch.pre_norm.then(|| load_layer_norm_eps(w, "visual.norm_pre", d, arch.ln_eps));
+        .into_param(vb.device());
+        let ln = LayerNormConfig::new(d).with_epsilon(arch.ln_eps);
+        let norm_pre = arch.pre_norm.then(|| layer_norm(&vb.pp("norm_pre"), &ln));
         let layer = TransformerLayerConfig::new(d, arch.num_heads, (d as f64 * arch.mlp_ratio) as usize)
             .with_ln_eps(arch.ln_eps);
-        let blocks = (0..arch.depth).map(|i| layer.load(w, &format!("visual.blocks.{i}"))).collect();
-        let norm = load_layer_norm_eps(w, "visual.norm", d, arch.ln_eps);
-        let head = if w.contains("visual.head.proj") {
-            linear_in_out(w.take("visual.head.proj", &[d, embed_dim]), None, &device, d, embed_dim)
-        } else {
-            let weight = w.take("visual.head.weight", &[embed_dim, d]);
-            let bias = w.take_vec("visual.head.bias", embed_dim);
-            linear(&weight, Some(bias), &device)
-        };
+        let blocks = (0..arch.depth).map(|i| layer.load(&vb.pp("blocks").pp(i))).collect();
+        let norm = layer_norm(&vb.pp("norm"), &ln);
+        let head = image_head(&vb.pp("head"), &vb.pp("head"), d, embed_dim);
         Self { stem, cls_token, pos_embed, pos_includes_cls: arch.pos_includes_cls, norm_pre, blocks, norm, head }
     }
 

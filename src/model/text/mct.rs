@@ -3,8 +3,9 @@
 
 use burn::prelude::*;
 
-use crate::model::image::repmixer::{RepMixerBlock, RepMixerBlockConfig};
-use crate::weights::Weights;
+use crate::config::TEXT_REPMIXER_KERNEL;
+use crate::model::common::repmixer::{RepMixerBlock, RepMixerBlockConfig};
+use crate::weights::VarBuilder;
 
 /// A RepMixer block over token sequences.
 #[derive(Module, Debug)]
@@ -18,7 +19,7 @@ pub struct TextRepMixerBlockConfig {
     /// Token width.
     pub dim: usize,
     /// Kernel length along the sequence.
-    #[config(default = 11)]
+    #[config(default = "TEXT_REPMIXER_KERNEL")]
     pub kernel: usize,
     /// FFN expansion (the reference's default 4).
     #[config(default = 4)]
@@ -26,10 +27,10 @@ pub struct TextRepMixerBlockConfig {
 }
 
 impl TextRepMixerBlockConfig {
-    /// Loads `prefix.{token_mixer, mlp, layer_scale}`.
-    pub fn load(&self, w: &mut Weights, prefix: &str) -> TextRepMixerBlock {
+    /// Loads `token_mixer` and `mlp`.
+    pub fn load(&self, vb: &VarBuilder) -> TextRepMixerBlock {
         let k = [1, self.kernel];
-        TextRepMixerBlock { block: RepMixerBlockConfig::new(self.dim, self.dim * self.mlp_ratio, k, k).load(w, prefix) }
+        TextRepMixerBlock { block: RepMixerBlockConfig::new(self.dim, self.dim * self.mlp_ratio, k, k).load(vb) }
     }
 }
 

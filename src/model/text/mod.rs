@@ -2,18 +2,17 @@
 //! blocks), final LayerNorm, EOT pooling and projection.
 
 pub mod mct;
-pub mod transformer;
 
 use burn::module::Param;
-use burn::nn::{Embedding, LayerNorm};
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
-use crate::config::{TextArch, TextVariant};
-use crate::model::attention::causal_mask;
-use crate::model::layers::load_layer_norm;
-use crate::weights::Weights;
+use crate::config::{LN_EPS, TextArch, TextVariant};
+use crate::model::common::layers::layer_norm;
+use crate::model::common::multi_head_attention::causal_mask;
+use crate::model::common::transformer::{TransformerLayer, TransformerLayerConfig};
+use crate::weights::VarBuilder;
 use mct::{TextRepMixerBlock, TextRepMixerBlockConfig};
-use transformer::{TransformerLayer, TransformerLayerConfig};
 
 /// A layer of the text encoder.
 // Built once per model and never moved in a hot path: variant sizes do not matter.
@@ -38,31 +37,31 @@ pub struct TextEncoder {
 }
 
 impl TextEncoder {
-    /// Loads the encoder from canonical `text.*` tensors.
-    pub fn load(arch: &TextArch, embed_dim: usize, w: &mut Weights) -> Self {
+    /// Loads the encoder from the scope of the text tower (`text`): `token_embedding`,
+    /// `positional_embedding`, `transformer.resblocks`, `ln_final`, `text_projection`.
+    pub fn load(arch: &TextArch, embed_dim: usize, vb: &VarBuilder) -> Self {
         let d = arch.dim;
-        let device = w.device().clone();
-        let token_embedding =
-            Embedding { weight: w.take("text.token_embedding.weight", &[arch.vocab_size, d]).into_param(&device) };
-        let positional_embedding = w.take("text.positional_embedding", &[arch.context_length, d]).into_param(&device);
+        let token_embedding = Embedding { weight: vb.pp("token_embedding").param("weight", [arch.vocab_size, d]) };
+        let positional_embedding = vb.param("positional_embedding", [arch.context_length, d]);
         let layer = TransformerLayerConfig::new(d, arch.heads, arch.ffn_dim);
-        let rep = TextRepMixerBlockConfig::new(d).with_kernel(arch.repmixer_kernel);
+        let rep = TextRepMixerBlockConfig::new(d);
+        // "mct": a RepMixer block before and after the transformer layers.
         let total = match arch.variant {
             TextVariant::Base => arch.layers,
             TextVariant::Mct => arch.layers + 2,
         };
         let layers = (0..total)
             .map(|i| {
-                let p = format!("text.transformer.resblocks.{i}");
+                let vb = vb.pp("transformer").pp("resblocks").pp(i);
                 if arch.variant == TextVariant::Mct && (i == 0 || i == total - 1) {
-                    TextLayer::RepMixer(rep.load(w, &p))
+                    TextLayer::RepMixer(rep.load(&vb))
                 } else {
-                    TextLayer::Transformer(layer.load(w, &p))
+                    TextLayer::Transformer(layer.load(&vb))
                 }
             })
             .collect();
-        let ln_final = load_layer_norm(w, "text.ln_final", d);
-        let projection = w.take("text.text_projection", &[d, embed_dim]).into_param(&device);
+        let ln_final = layer_norm(&vb.pp("ln_final"), &LayerNormConfig::new(d).with_epsilon(LN_EPS));
+        let projection = vb.param("text_projection", [d, embed_dim]);
         Self { token_embedding, positional_embedding, layers, ln_final, projection, causal: arch.causal }
     }
 

@@ -1,5 +1,6 @@
-//! Scaled dot-product multi-head attention on a packed `qkv` projection, shared by the image
-//! attention blocks and the text transformer.
+//! Scaled dot-product multi-head attention on a packed `qkv` projection (Apple's
+//! `MultiHeadAttention`, timm's `Attention`, PyTorch's `MultiheadAttention`), used by the
+//! transformer layer and by FastViT's attention blocks; and the causal mask.
 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;

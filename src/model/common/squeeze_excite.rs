@@ -5,8 +5,8 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 
-use crate::model::layers::conv2d;
-use crate::weights::Weights;
+use super::layers::{conv2d, conv2d_config};
+use crate::weights::VarBuilder;
 
 /// Squeeze-and-excite gate over channels.
 #[derive(Module, Debug)]
@@ -15,7 +15,7 @@ pub struct SqueezeExcite {
     fc2: Conv2d,
 }
 
-/// Config of [`SqueezeExcite`]. The reduced width is read from the checkpoint, since v1 and
+/// Config of [`SqueezeExcite`]. The reduced width is read from the weights, since v1 and
 /// timm round it differently (`int(c / 16)` vs `round(c / 16)`, `make_divisible(c / 4, 8)`).
 #[derive(Config, Debug)]
 pub struct SqueezeExciteConfig {
@@ -24,16 +24,14 @@ pub struct SqueezeExciteConfig {
 }
 
 impl SqueezeExciteConfig {
-    /// Loads `prefix.fc1` / `prefix.fc2`.
-    pub fn load(&self, w: &mut Weights, prefix: &str) -> SqueezeExcite {
+    /// Loads `fc1` / `fc2` (1×1 convolutions).
+    pub fn load(&self, vb: &VarBuilder) -> SqueezeExcite {
         let c = self.channels;
-        let rd = w.shape(&format!("{prefix}.fc1.weight")).map_or(c / 16, |s| s[0]).max(1);
-        let k1 = w.take(&format!("{prefix}.fc1.weight"), &[rd, c, 1, 1]);
-        let b1 = w.take_vec(&format!("{prefix}.fc1.bias"), rd);
-        let k2 = w.take(&format!("{prefix}.fc2.weight"), &[c, rd, 1, 1]);
-        let b2 = w.take_vec(&format!("{prefix}.fc2.bias"), c);
-        let device = w.device();
-        SqueezeExcite { fc1: conv2d(k1, Some(b1), 1, 1, device), fc2: conv2d(k2, Some(b2), 1, 1, device) }
+        let rd = vb.shape("fc1.weight").map_or(c / 16, |s| s[0]).max(1);
+        SqueezeExcite {
+            fc1: conv2d(&vb.pp("fc1"), &conv2d_config([c, rd], [1, 1])),
+            fc2: conv2d(&vb.pp("fc2"), &conv2d_config([rd, c], [1, 1])),
+        }
     }
 }
 

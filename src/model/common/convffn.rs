@@ -1,0 +1,47 @@
+//! Convolutional FFN (`mci.py` `ConvFFN`, timm `ConvMlp`, text `repmixer.py` `ConvFFN`):
+//! depthwise conv (its BatchNorm folded), 1×1 expand, GELU, 1×1 project.
+
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+
+use super::layers::{conv2d, conv2d_config, gelu};
+use crate::weights::VarBuilder;
+
+/// A convolutional FFN.
+#[derive(Module, Debug)]
+pub struct ConvFfn {
+    conv: Conv2d,
+    fc1: Conv2d,
+    fc2: Conv2d,
+}
+
+/// Config of [`ConvFfn`].
+#[derive(Config, Debug)]
+pub struct ConvFfnConfig {
+    /// Channels in and out.
+    pub channels: usize,
+    /// Hidden channels.
+    pub hidden: usize,
+    /// Depthwise kernel `[kh, kw]` ([`CONV_FFN_KERNEL`](crate::config::CONV_FFN_KERNEL) in
+    /// images, `[1, 11]` in the "mct" text encoder).
+    pub kernel_size: [usize; 2],
+}
+
+impl ConvFfnConfig {
+    /// Loads `conv.conv`, `fc1` and `fc2`.
+    pub fn load(&self, vb: &VarBuilder) -> ConvFfn {
+        let (c, h) = (self.channels, self.hidden);
+        ConvFfn {
+            conv: conv2d(&vb.pp("conv").pp("conv"), &conv2d_config([c, c], self.kernel_size).with_groups(c)),
+            fc1: conv2d(&vb.pp("fc1"), &conv2d_config([c, h], [1, 1])),
+            fc2: conv2d(&vb.pp("fc2"), &conv2d_config([h, c], [1, 1])),
+        }
+    }
+}
+
+impl ConvFfn {
+    /// `[B, C, H, W]` → `[B, C, H, W]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.fc2.forward(gelu(self.fc1.forward(self.conv.forward(x))))
+    }
+}

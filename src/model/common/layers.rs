@@ -1,0 +1,66 @@
+//! burn layers built from fused weights: the `Conv2d`, `Linear` and `LayerNorm` the blocks are
+//! made of, each described by burn's own config and read from a [`VarBuilder`] scope.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::Tensor;
+
+use crate::weights::VarBuilder;
+
+/// A convolution `[in, out]` with a `[kh, kw]` kernel padded by `k / 2` on each side (PyTorch's
+/// `padding=k // 2`): every convolution of the models but the ViT stems.
+pub fn conv2d_config(channels: [usize; 2], [kh, kw]: [usize; 2]) -> Conv2dConfig {
+    Conv2dConfig::new(channels, [kh, kw]).with_padding(PaddingConfig2d::Explicit(kh / 2, kw / 2, kh / 2, kw / 2))
+}
+
+/// A convolution as `config` describes it, from `weight` (`[out, in / groups, kh, kw]`) and,
+/// with `config.bias`, `bias`.
+pub fn conv2d(vb: &VarBuilder, config: &Conv2dConfig) -> Conv2d {
+    let ([cin, cout], [kh, kw]) = (config.channels, config.kernel_size);
+    Conv2d {
+        weight: vb.param("weight", [cout, cin / config.groups, kh, kw]),
+        bias: config.bias.then(|| vb.param("bias", [cout])),
+        stride: config.stride,
+        kernel_size: config.kernel_size,
+        dilation: config.dilation,
+        groups: config.groups,
+        padding: config.padding.clone(),
+    }
+}
+
+/// A linear layer as `config` describes it, from PyTorch's `[out, in]` `weight` (transposed to
+/// burn's `[in, out]`) and, with `config.bias`, `bias`.
+pub fn linear(vb: &VarBuilder, config: &LinearConfig) -> Linear {
+    linear_named(vb, ["weight", "bias"], config)
+}
+
+/// [`linear`] from tensors named `[weight, bias]` in the scope.
+pub fn linear_named(vb: &VarBuilder, [weight, bias]: [&str; 2], config: &LinearConfig) -> Linear {
+    let (inp, out) = (config.d_input, config.d_output);
+    let w = vb.host(weight, &[out, inp]).transpose();
+    Linear { weight: w.into_param(vb.device()), bias: config.bias.then(|| vb.param(bias, [out])) }
+}
+
+/// The projection of an image tower into the joint space, in the scope `head`: Apple's v1
+/// bias-free `proj` matrix `[in, out]` (its `GlobalPool2D` and ViT classifier) when the weights
+/// have one, else timm's linear layer in the scope `fc`.
+pub fn image_head(head: &VarBuilder, fc: &VarBuilder, inp: usize, out: usize) -> Linear {
+    if head.contains("proj") {
+        Linear { weight: head.param("proj", [inp, out]), bias: None }
+    } else {
+        linear(fc, &LinearConfig::new(inp, out))
+    }
+}
+
+/// A LayerNorm as `config` describes it, from `weight` and `bias`.
+pub fn layer_norm(vb: &VarBuilder, config: &LayerNormConfig) -> LayerNorm {
+    let mut ln = config.init(vb.device());
+    ln.gamma = vb.param("weight", [config.d_model]);
+    ln.beta = Some(vb.param("bias", [config.d_model]));
+    ln
+}
+
+/// Exact (erf) GELU, as `torch.nn.GELU()`.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    burn::tensor::activation::gelu(x)
+}

@@ -1,0 +1,54 @@
+//! RepMixer token mixer and block (`mci.py` / timm `RepMixer`, `RepMixerBlock`), in the MCi
+//! image towers and, with a `[1, 11]` kernel over the sequence, in the "mct" text tower
+//! (`text/repmixer.py`, see [`crate::model::text::mct`]).
+//!
+//! The train-time token mixer `x + layer_scale * (mixer(x) - norm(x))` is one depthwise
+//! convolution once folded, a [`ReparamConv`] without activation.
+
+use burn::prelude::*;
+
+use super::convffn::{ConvFfn, ConvFfnConfig};
+use super::reparam_conv::{ReparamConv, ReparamConvConfig};
+use crate::weights::VarBuilder;
+
+/// Metaformer block with RepMixer: `x = mixer(x); x + layer_scale * ffn(x)` (the layer scale
+/// is folded into the FFN's last conv).
+#[derive(Module, Debug)]
+pub struct RepMixerBlock {
+    token_mixer: ReparamConv,
+    mlp: ConvFfn,
+}
+
+/// Config of [`RepMixerBlock`].
+#[derive(Config, Debug)]
+pub struct RepMixerBlockConfig {
+    /// Channels.
+    pub dim: usize,
+    /// FFN hidden channels.
+    pub hidden: usize,
+    /// RepMixer kernel.
+    pub kernel_size: [usize; 2],
+    /// ConvFFN depthwise kernel.
+    pub ffn_kernel_size: [usize; 2],
+}
+
+impl RepMixerBlockConfig {
+    /// Loads `token_mixer` and `mlp`.
+    pub fn load(&self, vb: &VarBuilder) -> RepMixerBlock {
+        RepMixerBlock {
+            token_mixer: ReparamConvConfig::new(self.dim, self.dim, self.kernel_size)
+                .with_groups(self.dim)
+                .with_use_act(false)
+                .load(&vb.pp("token_mixer")),
+            mlp: ConvFfnConfig::new(self.dim, self.hidden, self.ffn_kernel_size).load(&vb.pp("mlp")),
+        }
+    }
+}
+
+impl RepMixerBlock {
+    /// `[B, C, H, W]` → `[B, C, H, W]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.token_mixer.forward(x);
+        x.clone() + self.mlp.forward(x)
+    }
+}

@@ -1,0 +1,68 @@
+//! Pre-norm transformer layer of both towers: the text encoders' (Apple's `TransformerEncoder`,
+//! open_clip's `ResidualAttentionBlock`) and the ViT image towers' (timm's `Block`):
+//! `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
+
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+
+use super::layers::{gelu, layer_norm, linear, linear_named};
+use super::multi_head_attention::multi_head_attention;
+use crate::config::LN_EPS;
+use crate::weights::VarBuilder;
+
+/// One pre-norm transformer layer.
+#[derive(Module, Debug)]
+pub struct TransformerLayer {
+    ln_1: LayerNorm,
+    in_proj: Linear,
+    out_proj: Linear,
+    ln_2: LayerNorm,
+    c_fc: Linear,
+    c_proj: Linear,
+    heads: usize,
+}
+
+/// Config of [`TransformerLayer`].
+#[derive(Config, Debug)]
+pub struct TransformerLayerConfig {
+    /// Token width.
+    pub dim: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// MLP hidden width.
+    pub ffn_dim: usize,
+    /// LayerNorm epsilon.
+    #[config(default = "LN_EPS")]
+    pub ln_eps: f64,
+}
+
+impl TransformerLayerConfig {
+    /// Loads `ln_1`, `attn.in_proj_{weight,bias}`, `attn.out_proj`, `ln_2`, `mlp.c_fc`,
+    /// `mlp.c_proj` (open_clip's names).
+    pub fn load(&self, vb: &VarBuilder) -> TransformerLayer {
+        let (d, ffn) = (self.dim, self.ffn_dim);
+        let ln = LayerNormConfig::new(d).with_epsilon(self.ln_eps);
+        let attn = vb.pp("attn");
+        // PyTorch's MultiheadAttention names its packed projection `in_proj_weight` / `in_proj_bias`.
+        let in_proj = linear_named(&attn, ["in_proj_weight", "in_proj_bias"], &LinearConfig::new(d, 3 * d));
+        TransformerLayer {
+            ln_1: layer_norm(&vb.pp("ln_1"), &ln),
+            in_proj,
+            out_proj: linear(&attn.pp("out_proj"), &LinearConfig::new(d, d)),
+            ln_2: layer_norm(&vb.pp("ln_2"), &ln),
+            c_fc: linear(&vb.pp("mlp").pp("c_fc"), &LinearConfig::new(d, ffn)),
+            c_proj: linear(&vb.pp("mlp").pp("c_proj"), &LinearConfig::new(ffn, d)),
+            heads: self.heads,
+        }
+    }
+}
+
+impl TransformerLayer {
+    /// `[B, L, D]` → `[B, L, D]`, with an optional additive `[L, L]` mask.
+    pub fn forward(&self, x: Tensor<3>, mask: Option<Tensor<2>>) -> Tensor<3> {
+        let y = multi_head_attention(self.in_proj.forward(self.ln_1.forward(x.clone())), self.heads, mask);
+        let x = x + self.out_proj.forward(y);
+        let y = self.c_proj.forward(gelu(self.c_fc.forward(self.ln_2.forward(x.clone()))));
+        x + y
+    }
+}

@@ -1,0 +1,75 @@
+//! Attention block of FastViT's last stages (`mci.py` `MHSA` + `AttentionBlock`, timm
+//! `Attention` + `AttentionBlock`): `x + ls1 * mhsa(norm(x))`, then `x + ls2 * ffn(x)`.
+//!
+//! With BatchNorm (mci0–mci2) the norm is folded into the `qkv` projection (which gains a
+//! bias); with the channel LayerNorm of mci3/mci4 it runs on the token layout. The layer scales
+//! are folded into `proj` and the FFN's `fc2`.
+
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+
+use crate::config::{CONV_FFN_KERNEL, LN_EPS, NormKind};
+use crate::model::common::convffn::{ConvFfn, ConvFfnConfig};
+use crate::model::common::layers::{layer_norm, linear};
+use crate::model::common::multi_head_attention::multi_head_attention;
+use crate::weights::VarBuilder;
+
+/// FastViT attention block.
+#[derive(Module, Debug)]
+pub struct AttentionBlock {
+    norm: Option<LayerNorm>,
+    qkv: Linear,
+    proj: Linear,
+    mlp: ConvFfn,
+    heads: usize,
+}
+
+/// Config of [`AttentionBlock`].
+#[derive(Config, Debug)]
+pub struct AttentionBlockConfig {
+    /// Channels.
+    pub dim: usize,
+    /// FFN hidden channels.
+    pub hidden: usize,
+    /// Per-head width.
+    #[config(default = 32)]
+    pub head_dim: usize,
+    /// The block's norm.
+    pub norm: NormKind,
+}
+
+impl AttentionBlockConfig {
+    /// Loads `norm` (LayerNorm2d), `token_mixer.qkv`, `token_mixer.proj` and `mlp`.
+    pub fn load(&self, vb: &VarBuilder) -> AttentionBlock {
+        let d = self.dim;
+        let (norm, qkv_bias) = match self.norm {
+            NormKind::LayerNorm2d => {
+                (Some(layer_norm(&vb.pp("norm"), &LayerNormConfig::new(d).with_epsilon(LN_EPS))), false)
+            }
+            NormKind::BatchNorm => (None, true),
+        };
+        let mixer = vb.pp("token_mixer");
+        AttentionBlock {
+            norm,
+            qkv: linear(&mixer.pp("qkv"), &LinearConfig::new(d, 3 * d).with_bias(qkv_bias)),
+            proj: linear(&mixer.pp("proj"), &LinearConfig::new(d, d)),
+            mlp: ConvFfnConfig::new(d, self.hidden, CONV_FFN_KERNEL).load(&vb.pp("mlp")),
+            heads: d / self.head_dim,
+        }
+    }
+}
+
+impl AttentionBlock {
+    /// `[B, C, H, W]` → `[B, C, H, W]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        let mut tokens = x.clone().reshape([b, c, h * w]).swap_dims(1, 2);
+        if let Some(norm) = &self.norm {
+            tokens = norm.forward(tokens);
+        }
+        let y = multi_head_attention(self.qkv.forward(tokens), self.heads, None);
+        let y = self.proj.forward(y).swap_dims(1, 2).reshape([b, c, h, w]);
+        let x = x + y;
+        x.clone() + self.mlp.forward(x)
+    }
+}

@@ -1,0 +1,192 @@
+//! [`FusedWeights`]: a model's inference tensors (train-time branches folded away) under their
+//! canonical names, what every module is built from. The compact model file is this map
+//! written to disk.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use burn::module::Param;
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// A tensor in host memory, row-major `f32`: what folding computes on and what modules are
+/// built from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub data: Vec<f32>,
+}
+
+impl HostTensor {
+    /// A tensor of zeros.
+    pub fn zeros(shape: &[usize]) -> Self {
+        Self { shape: shape.to_vec(), data: vec![0.0; shape.iter().product()] }
+    }
+
+    /// Uploads to `device` as a `D`-dimensional tensor (moving the values, no copy on the host).
+    pub fn into_tensor<const D: usize>(self, device: &Device) -> Tensor<D> {
+        assert_eq!(self.shape.len(), D, "rank mismatch when uploading a weight");
+        Tensor::from_data(TensorData::new(self.data, self.shape), device)
+    }
+
+    /// Uploads to `device` as a parameter.
+    pub fn into_param<const D: usize>(self, device: &Device) -> Param<Tensor<D>> {
+        Param::from_tensor(self.into_tensor(device))
+    }
+
+    /// Transposes a 2-d tensor.
+    pub fn transpose(&self) -> HostTensor {
+        let [r, c] = self.shape[..] else { panic!("transpose expects a 2-d tensor") };
+        let mut data = vec![0.0; r * c];
+        for i in 0..r {
+            for j in 0..c {
+                data[j * r + i] = self.data[i * c + j];
+            }
+        }
+        HostTensor { shape: vec![c, r], data }
+    }
+}
+
+/// How a [`FusedTensor`]'s values are stored. Only `f32` today; reduced-precision variants
+/// (f16, int8 with per-channel scales) belong here, turned back into `f32` by
+/// [`FusedTensor::into_host`] when a module is built.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Storage {
+    /// Row-major `f32` values.
+    F32(Vec<f32>),
+}
+
+/// One fused inference tensor: its shape and stored values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FusedTensor {
+    shape: Vec<usize>,
+    storage: Storage,
+}
+
+impl FusedTensor {
+    /// An `f32` tensor; `data` holds the product of `shape` values.
+    pub fn f32(shape: Vec<usize>, data: Vec<f32>) -> Self {
+        assert_eq!(shape.iter().product::<usize>(), data.len(), "tensor data does not fill its shape");
+        Self { shape, storage: Storage::F32(data) }
+    }
+
+    /// Dimensions.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Number of values.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The stored values.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// The values as `f32` in host memory (moved, not copied, when stored as `f32`).
+    pub fn into_host(self) -> HostTensor {
+        match self.storage {
+            Storage::F32(data) => HostTensor { shape: self.shape, data },
+        }
+    }
+}
+
+impl From<HostTensor> for FusedTensor {
+    fn from(t: HostTensor) -> Self {
+        Self::f32(t.shape, t.data)
+    }
+}
+
+/// The inference tensors of a model by canonical name (see [`super::names`]), sorted by name:
+/// `visual.*` (image tower), `text.*` (text tower), `logit_scale`.
+///
+/// Made by [`super::fold`] from a published checkpoint (train-time branches, BatchNorms and
+/// layer scales folded as each block's re-parameterisation does; the fused tensors of a block
+/// are named as the reference names them after `reparameterize()`, e.g. `….reparam_conv.weight`),
+/// or filled tensor by tensor with [`FusedWeights::insert`] (a file that already holds fused
+/// tensors). Modules are built from it through a [`super::VarBuilder`].
+///
+/// Problems met while folding (a branch tensor missing or mis-shaped) travel with the map and
+/// are reported with the module builder's own when loading ends, as do the names folding
+/// consumed (to explain a module's request for one of them).
+#[derive(Clone, Debug, Default)]
+pub struct FusedWeights {
+    tensors: BTreeMap<String, FusedTensor>,
+    pub(crate) problems: super::Problems,
+    pub(crate) folded: BTreeSet<String>,
+}
+
+impl FusedWeights {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a tensor, returning the one it replaces.
+    pub fn insert(&mut self, name: impl Into<String>, tensor: FusedTensor) -> Option<FusedTensor> {
+        self.tensors.insert(name.into(), tensor)
+    }
+
+    /// The tensor `name`.
+    pub fn get(&self, name: &str) -> Option<&FusedTensor> {
+        self.tensors.get(name)
+    }
+
+    /// Takes the tensor `name` out of the map.
+    pub fn remove(&mut self, name: &str) -> Option<FusedTensor> {
+        self.tensors.remove(name)
+    }
+
+    /// Whether a tensor of that name exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    /// Whether the map holds no tensors.
+    pub fn is_empty(&self) -> bool {
+        self.tensors.is_empty()
+    }
+
+    /// Tensors in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &FusedTensor)> {
+        self.tensors.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Tensors in name order, to change in place (e.g. to store them at lower precision).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut FusedTensor)> {
+        self.tensors.iter_mut().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Keeps only the tensors for which `keep(name, tensor)` holds (e.g. one tower's).
+    pub fn retain(&mut self, mut keep: impl FnMut(&str, &FusedTensor) -> bool) {
+        self.tensors.retain(|k, v| keep(k, v));
+    }
+
+    /// Whether folding found problems (missing or mis-shaped branch tensors); they are
+    /// reported in full when a model is built from the map.
+    pub fn has_problems(&self) -> bool {
+        !self.problems.is_empty()
+    }
+}
+
+impl IntoIterator for FusedWeights {
+    type Item = (String, FusedTensor);
+    type IntoIter = std::collections::btree_map::IntoIter<String, FusedTensor>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.tensors.into_iter()
+    }
+}
+
+impl FromIterator<(String, FusedTensor)> for FusedWeights {
+    fn from_iter<I: IntoIterator<Item = (String, FusedTensor)>>(iter: I) -> Self {
+        Self { tensors: iter.into_iter().collect(), ..Default::default() }
+    }
+}

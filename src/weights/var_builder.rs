@@ -1,0 +1,124 @@
+//! [`VarBuilder`]: the scoped reader modules are built through (candle's `VarBuilder` is the
+//! model): `vb.pp("stages").pp(i)` names a sub-module, `vb.param("weight", [o, i])` takes a
+//! tensor of [`FusedWeights`] by its full name and uploads it to the device.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::fmt::Display;
+use std::rc::Rc;
+
+use burn::module::Param;
+use burn::tensor::{Device, Tensor};
+
+use super::problems::Problems;
+use super::{FusedWeights, HostTensor};
+use crate::error::{Error, Result};
+
+struct Shared {
+    device: Device,
+    state: RefCell<State>,
+}
+
+struct State {
+    weights: FusedWeights,
+    /// Names taken so far (a tensor is moved out of the map when taken).
+    taken: BTreeSet<String>,
+    /// Problems of the modules' requests (the fold's own stay in `weights.problems`).
+    problems: Problems,
+}
+
+/// A scope of the fused weights: names are resolved under its prefix. Cheap to clone; every
+/// clone and sub-scope shares one set of books, so a model is built from one `VarBuilder` and
+/// [`VarBuilder::finish`] reports everything at once.
+///
+/// A missing or mis-shaped tensor does not stop building: it is recorded and zeros of the
+/// expected shape stand in, so that one error lists every problem.
+#[derive(Clone)]
+pub struct VarBuilder {
+    shared: Rc<Shared>,
+    prefix: String,
+}
+
+impl VarBuilder {
+    /// The root scope over `weights`, building on `device`.
+    pub fn new(weights: FusedWeights, device: Device) -> Self {
+        let state = State { weights, taken: BTreeSet::new(), problems: Problems::default() };
+        Self { shared: Rc::new(Shared { device, state: RefCell::new(state) }), prefix: String::new() }
+    }
+
+    /// The sub-scope `name` (a module name or an index).
+    pub fn pp(&self, name: impl Display) -> Self {
+        Self { shared: Rc::clone(&self.shared), prefix: self.path(name) }
+    }
+
+    /// The full name of `name` in this scope.
+    pub fn path(&self, name: impl Display) -> String {
+        if self.prefix.is_empty() { name.to_string() } else { format!("{}.{name}", self.prefix) }
+    }
+
+    /// The device modules are built on.
+    pub fn device(&self) -> &Device {
+        &self.shared.device
+    }
+
+    /// Whether the tensor `name` exists (and is not yet taken).
+    pub fn contains(&self, name: &str) -> bool {
+        self.shared.state.borrow().weights.contains(&self.path(name))
+    }
+
+    /// The shape of the tensor `name`, if it exists.
+    pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.shared.state.borrow().weights.get(&self.path(name)).map(|t| t.shape().to_vec())
+    }
+
+    /// Takes the tensor `name` into host memory as `f32`; it must have `shape` (size-1
+    /// dimensions may differ, as in `[C, 1, 1]` layer scales or `[1, 1, L, D]` positional
+    /// embeddings).
+    pub fn host(&self, name: &str, shape: &[usize]) -> HostTensor {
+        let full = self.path(name);
+        let mut state = self.shared.state.borrow_mut();
+        let found = state.weights.remove(&full);
+        if found.is_none() && state.weights.folded.contains(&full) {
+            // e.g. a BatchNorm folded into the layer after it, where the model has a LayerNorm
+            let expected = format!("{shape:?} (folded away: the checkpoint has another kind of layer here)");
+            state.problems.missing(&full, &expected);
+            return HostTensor::zeros(shape);
+        }
+        if !state.problems.check(&full, found.as_ref().map(|t| t.shape()), shape) {
+            if found.is_some() {
+                state.taken.insert(full);
+            }
+            return HostTensor::zeros(shape);
+        }
+        state.taken.insert(full);
+        HostTensor { shape: shape.to_vec(), data: found.expect("checked present").into_host().data }
+    }
+
+    /// Takes the tensor `name` of `shape` onto the device.
+    pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Tensor<D> {
+        self.host(name, &shape).into_tensor(self.device())
+    }
+
+    /// Takes the tensor `name` of `shape` onto the device as a module parameter.
+    pub fn param<const D: usize>(&self, name: &str, shape: [usize; D]) -> Param<Tensor<D>> {
+        Param::from_tensor(self.tensor(name, shape))
+    }
+
+    /// Ends building: an error listing the missing, mis-shaped and unexpected tensors (every
+    /// fused tensor no module took), with the problems folding met, or `Ok` if the weights fit
+    /// the model exactly.
+    pub fn finish(self) -> Result<()> {
+        let state = self.shared.state.replace(State {
+            weights: FusedWeights::new(),
+            taken: BTreeSet::new(),
+            problems: Problems::default(),
+        });
+        let asked = state.taken.len() + state.problems.missing_count();
+        let mut all = state.weights.problems.clone();
+        all.append(state.problems);
+        for (name, _) in state.weights.iter() {
+            all.unexpected(name, "");
+        }
+        all.into_result(asked).map_err(Error::WeightsMismatch)
+    }
+}
