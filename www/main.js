@@ -479,6 +479,7 @@ async function init() {
   $('templates').value = (await templatePreset('single')).join('\n');
 
   $('model-form').addEventListener('submit', (e) => { e.preventDefault(); load(); });
+  $('load').disabled = false; // disabled in the HTML until this handler exists: a click before it would submit the form
   $('cancel').addEventListener('click', () => state.loading?.abort());
   $('model').addEventListener('change', async () => {
     if (await showModelChoice() && document.querySelector('input[name=source]:checked').value === 'url') load();
