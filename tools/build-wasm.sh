@@ -30,10 +30,13 @@ target=${CARGO_TARGET_DIR:-target}
 bindgen() {
   mkdir -p "$out/$1"
   # The name section (function names, ~20 % of the GPU module) only helps profiling: dropped
-  # unless MOBILECLIP_KEEP_NAMES=1.
-  local names=(--remove-name-section)
+  # unless MOBILECLIP_KEEP_NAMES=1. The one-thread CPU module (and its relaxed-SIMD variant, which
+  # shares its glue) gets __wbg_reset_state, which replaces an instance that trapped (js/index.js);
+  # the threaded one's memory is shared with its pool, it is replaced otherwise.
+  local names=(--remove-name-section) reset=()
   [ "${MOBILECLIP_KEEP_NAMES:-0}" = 1 ] && names=()
-  wasm-bindgen --target web "${names[@]}" --out-dir "$out/$1" "$target/wasm32-unknown-unknown/release/mobileclip_wasm.wasm"
+  case "$1" in cpu | cpu-relaxed) reset=(--experimental-reset-state-function) ;; esac
+  wasm-bindgen --target web "${names[@]}" "${reset[@]}" --out-dir "$out/$1" "$target/wasm32-unknown-unknown/release/mobileclip_wasm.wasm"
 }
 
 # module <cargo features> <folder>
