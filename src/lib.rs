@@ -60,8 +60,11 @@ impl MobileClip {
         Self::from_checkpoint(config, Checkpoint::from_file(path)?, device)
     }
 
-    /// Loads a model from a parsed checkpoint.
+    /// Loads a model from a parsed checkpoint, in the layout its tensor names are in (a v1
+    /// model's checkpoint in open_clip's layout too: [`ModelConfig::in_layout`]; the loaded
+    /// model's [`config`](Self::config) is then the open_clip one).
     pub fn from_checkpoint(config: ModelConfig, ckpt: Checkpoint, device: Device) -> Result<Self> {
+        let config = weights::config_for_checkpoint(&ckpt, &config)?;
         let arch = config.resolve()?;
         let fused = weights::fuse_checkpoint(ckpt, &config, &arch)?;
         Self::build(config, arch, fused, device)
