@@ -157,58 +157,22 @@ SMALL = {
         arch=dict(embed_dim=32, depth=2, num_heads=2, img_size=64),
         text=dict(width=32, heads=2, layers=2, vocab_size=256),
     ),
-    # v1 models in open_clip's layout (apple/MobileCLIP-*-OpenCLIP), written by open_clip's own
-    # MobileCLIP-S1 / -S2 / -B configs ("layout": the config.json is the v1 base config with its
-    # reduced `open_clip` description; the loader picks it by the checkpoint's tensor names).
-    "openclip-s1": dict(
-        base="MobileCLIP-S1",
-        layout="open_clip",
-        image_size=64,  # 64 -> 16 -> 8 -> 4 -> 2
-        embed_dim=24,
-        arch=dict(
-            layers=[1, 2, 1, 1],
-            embed_dims=[8, 16, 32, 32],
-            mlp_ratios=[3, 3, 3, 3],
-            downsamples=[F_, T, T, T],
-            se_downsamples=[F_, F_, T, T],
-            pos_embs=[F_, F_, F_, T],
-            token_mixers=[R, R, R, A],
-            norm="batch_norm",
-            stem_use_scale_branch=True,
-            cls_ratio=2.0,
-        ),
-        text=dict(width=32, heads=2, layers=2, vocab_size=256),
-    ),
-    "openclip-s2": dict(
-        base="MobileCLIP-S2",
-        layout="open_clip",
-        image_size=80,  # 80 -> 20 -> 10 -> 5 -> 3
-        embed_dim=32,
-        arch=dict(
-            layers=[1, 1, 2, 1],
-            embed_dims=[16, 16, 32, 64],
-            mlp_ratios=[3, 3, 3, 3],
-            downsamples=[F_, T, T, T],
-            se_downsamples=[F_, F_, T, T],
-            pos_embs=[F_, F_, F_, T],
-            token_mixers=[R, R, R, A],
-            norm="batch_norm",
-            stem_use_scale_branch=True,
-            cls_ratio=2.0,
-        ),
-        text=dict(width=32, heads=2, layers=2, vocab_size=256),
-    ),
-    # open_clip's MobileCLIP-B: timm vit_base_mci_224 (not Apple's vit_b16: no stem padding,
-    # LayerNorm eps 1e-6) + causal open_clip text.
-    "openclip-b": dict(
-        base="MobileCLIP-B",
-        layout="open_clip",
-        image_size=64,
-        embed_dim=32,
-        arch=dict(embed_dim=32, depth=2, num_heads=2, img_size=64),
-        text=dict(width=32, heads=2, layers=2, vocab_size=256),
-    ),
 }
+
+# v1 models in open_clip's layout (apple/MobileCLIP-*-OpenCLIP), written by open_clip's own
+# MobileCLIP-S1 / -S2 / -B configs ("layout": the config.json is the v1 base config with its reduced
+# `open_clip` description; the loader picks that by the checkpoint's tensor names).
+# open_clip's MobileCLIP-B: timm vit_base_mci_224 (not Apple's vit_b16: no stem padding, LayerNorm
+# eps 1e-6) + causal open_clip text, reduced as v2-vit-b.
+SMALL["openclip-b"] = dict(SMALL["v2-vit-b"], base="MobileCLIP-B", layout="open_clip")
+# MobileCLIP-S1 / -S2 (fastvit_mci1 / _mci2 trunks): v2-mci0's reduced trunk and text at other
+# depths and widths.
+SMALL["openclip-s1"] = dict(
+    base="MobileCLIP-S1", layout="open_clip", image_size=64, embed_dim=24,  # 64 -> 16 -> 8 -> 4 -> 2
+    arch=dict(SMALL["v2-mci0"]["arch"], layers=[1, 2, 1, 1]), text=SMALL["v2-mci0"]["text"])
+SMALL["openclip-s2"] = dict(
+    SMALL["openclip-s1"], base="MobileCLIP-S2", image_size=80, embed_dim=32,  # 80 -> 20 -> 10 -> 5 -> 3
+    arch=dict(SMALL["v2-mci0"]["arch"], layers=[1, 1, 2, 1], embed_dims=[16, 16, 32, 64]))
 
 # Opt-in extras (not in the committed set; select with --small --models NAME).
 EXTRA_SMALL = {
