@@ -213,7 +213,7 @@ try {
     }
     await shot(page, '03-tagged-dark.png');
     await page.emulateMedia({ colorScheme: 'light' });
-    return `${(ms / 1000).toFixed(1)} s for 20 label prompts + 4 photos; ${cards.map((c) => c.timing.replace(/.*embedded in /, '')).join(', ')}; ${frames.n} frames, longest gap ${frames.gap.toFixed(0)} ms`;
+    return `${(ms / 1000).toFixed(1)} s for 20 labels + 4 photos; ${cards.map((c) => c.timing.replace(/.*embedded in /, '')).join(', ')}; ${frames.n} frames, longest gap ${frames.gap.toFixed(0)} ms`;
   });
 
   await step('tags equal the package\'s zeroShot on the main thread', async () => {
@@ -272,7 +272,7 @@ try {
     return `“${query}”: ${before.join(', ')} → ${after.join(', ')}`;
   });
 
-  await step('editing labels re-ranks from cached embeddings (no image re-encoded, only new prompts)', async () => {
+  await step('editing labels re-ranks from the label pack (no image re-encoded, only the new label)', async () => {
     const s0 = await stats(page);
     await page.fill('#labels', 'cat\nrocket\ncoffee\nastronaut');
     await page.fill('#topk', '4');
@@ -281,18 +281,20 @@ try {
       && [...t.querySelectorAll('.label')].map((l) => l.textContent).sort().join() === 'astronaut,cat,coffee,rocket'), null, { timeout: 60_000 });
     const s1 = await stats(page);
     assert(statCount(s1, 'image embeddings computed') === statCount(s0, 'image embeddings computed'), `images re-encoded: ${s0} → ${s1}`);
-    assert(statCount(s1, 'computed\\)') === statCount(s0, 'computed\\)') + 1, `prompts: ${s0} → ${s1} (only "a photo of a coffee." is new)`);
+    assert(statCount(s1, 'computed\\)') === statCount(s0, 'computed\\)') + 1, `labels: ${s0} → ${s1} (only "coffee" is new)`);
     assert(await page.$eval('#preset', (s) => s.value) === 'custom', 'preset should read Custom');
     return s1;
   });
 
   await step('ImageNet preset: 1,000 classes, CLIP\'s templates, a time estimate; switching away cancels it', async () => {
     await page.selectOption('#preset', 'imagenet');
-    await page.waitForFunction(() => /^998 labels × 1 template = 998 prompts, 997 to encode/.test(document.getElementById('labels-status').textContent)
+    await page.waitForFunction(() => /^998 labels × 1 template = 998 prompts, 997 labels to encode/.test(document.getElementById('labels-status').textContent)
       && /of 997 · about \d+ (s|min) left/.test(document.getElementById('labels-text').textContent), null, { timeout: 60_000 });
     const lines = (await page.inputValue('#labels')).split('\n').length;
     assert(lines === 1000, `${lines} ImageNet classes`);
     const estimate = await page.textContent('#labels-text');
+    await page.$eval('#labels-panel', (e) => e.scrollIntoView());
+    await shot(page, '05-labels-progress.png', false);
     await page.click('[data-templates=clip7]');
     // 998 distinct labels: open_clip's list names two classes twice (missile, sunglasses)
     await page.waitForFunction(() => /998 labels × 7 templates = 6986 prompts/.test(document.getElementById('labels-status').textContent));
@@ -373,7 +375,7 @@ try {
     const origin = await page.$eval('#model-status dd[data-key=weights]', (e) => e.textContent);
     assert(/cache/.test(origin) && downloads() === before, `weights ${origin}, ${downloads() - before} more downloads`);
     assert((await page.textContent('#download-text')).startsWith('100%'), await page.textContent('#download-text'));
-    await page.waitForFunction(() => /ready \(20 prompts remembered/.test(document.getElementById('labels-status').textContent), null, { timeout: 30_000 });
+    await page.waitForFunction(() => /ready \(20 remembered from an earlier visit/.test(document.getElementById('labels-status').textContent), null, { timeout: 30_000 });
     return `${origin}; ${await page.textContent('#labels-status')}`;
   });
 
