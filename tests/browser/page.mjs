@@ -13,7 +13,7 @@ await check('load from a URL with progress (v2-mci0)', async () => {
   return `backend "${clip.backend}" (${clip.backendReason}), ${progress.length} progress events`;
 });
 
-for (const [name, file] of [['v2-mci0', 'model.safetensors'], ['v1-mci-mct', 'model.pt'], ['v1-vit-base-causal', 'model_reparam.pt']]) {
+for (const [name, file] of [['v2-mci0', 'model.safetensors'], ['v1-mci-mct', 'model.pt'], ['v1-vit-base-causal', 'model_reparam.pt'], ['openclip-b', 'model.safetensors']]) {
   await check(`parity with the reference: ${name}/${file}`, async () => {
     const m = await MobileClip.load({ model: await config(name), weights: await (await fetch(fx(name, file))).blob() });
     try {
