@@ -116,7 +116,10 @@ impl MobileClip {
     }
 
     /// [`MobileClip::from_bytes`] with the weights id computed by the caller (the browser
-    /// hashes the download with WebCrypto, off the wasm thread).
+    /// hashes the download with WebCrypto, off the wasm thread). The checkpoint is read in the
+    /// layout its tensor names are in: a v1 model's file in open_clip's layout too
+    /// ([`ModelConfig::in_layout`]; the loaded model's [`config`](Self::config) is then the
+    /// open_clip one).
     pub(crate) fn from_bytes_with_id(
         config: ModelConfig,
         weights: Vec<u8>,
@@ -124,6 +127,7 @@ impl MobileClip {
         device: Device,
     ) -> Result<Self> {
         let ckpt = Checkpoint::from_bytes(weights)?;
+        let config = weights::config_for_checkpoint(&ckpt, &config)?;
         let arch = config.resolve()?;
         let fused = weights::fuse_checkpoint(ckpt, &config, &arch)?;
         Self::build(config, arch, fused, weights_id, device)

@@ -49,6 +49,12 @@ fn models_lists_every_config() {
     for name in ModelConfig::builtin_names() {
         assert!(out.lines().any(|l| l.starts_with(name) && l.contains("https://")), "{name} missing in:\n{out}");
     }
+    // v1 models published in open_clip's layout too list that file as well.
+    assert!(
+        out.lines().any(|l| l
+            == "MobileCLIP-S2\thttps://huggingface.co/apple/MobileCLIP-S2-OpenCLIP/resolve/main/open_clip_model.safetensors"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -91,7 +91,7 @@ enum Command {
         #[arg(long)]
         text: String,
     },
-    /// List the shipped model configs and where their published weights are.
+    /// List the shipped model configs and where their published weights are (one line per file).
     Models,
 }
 
@@ -213,7 +213,10 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
         Command::Models => {
             for name in ModelConfig::builtin_names() {
                 let cfg = ModelConfig::builtin(name)?;
-                writeln!(out, "{name}\t{}", cfg.weights.url.as_deref().unwrap_or("-"))?;
+                let urls: Vec<&str> = cfg.weights_urls().collect();
+                for url in if urls.is_empty() { vec!["-"] } else { urls } {
+                    writeln!(out, "{name}\t{url}")?;
+                }
             }
         }
     }

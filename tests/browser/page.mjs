@@ -22,7 +22,7 @@ await check('the CPU module is the relaxed-SIMD build where the engine has relax
   return fetched[0];
 });
 
-for (const [name, file] of [['v2-mci0', 'model.safetensors'], ['v1-mci-mct', 'model.pt'], ['v1-vit-base-causal', 'model_reparam.pt']]) {
+for (const [name, file] of [['v2-mci0', 'model.safetensors'], ['v1-mci-mct', 'model.pt'], ['v1-vit-base-causal', 'model_reparam.pt'], ['openclip-b', 'model.safetensors']]) {
   await check(`parity with the reference: ${name}/${file}`, async () => {
     const m = await MobileClip.load({ model: await config(name), weights: await (await fetch(fx(name, file))).blob() });
     try {
