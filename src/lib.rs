@@ -119,7 +119,7 @@ impl MobileClip {
                 pixels.len()
             )));
         }
-        Ok(Tensor::from_data(TensorData::new(pixels.to_vec(), [batch, 3, s, s]), &self.device))
+        Ok(model::gpu::pixels(pixels, batch, s, &self.device))
     }
 
     /// Checks token ids and makes the input tensor plus each sequence's end-of-text position.
