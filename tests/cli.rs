@@ -49,6 +49,12 @@ fn models_lists_every_config() {
     for name in ModelConfig::builtin_names() {
         assert!(out.lines().any(|l| l.starts_with(name) && l.contains("https://")), "{name} missing in:\n{out}");
     }
+    // v1 models published in open_clip's layout too list that file as well.
+    assert!(
+        out.lines().any(|l| l
+            == "MobileCLIP-S2\thttps://huggingface.co/apple/MobileCLIP-S2-OpenCLIP/resolve/main/open_clip_model.safetensors"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -187,9 +193,8 @@ fn zero_shot_full_size() {
     let texts = model.encode_texts(&["a photo of a cat.", "a blurry photo of a cat."]).unwrap();
     let mut cat: Vec<f32> = texts[0].iter().zip(&texts[1]).map(|(a, b)| a + b).collect();
     mobileclip_wasm::zero_shot::normalize(&mut cat);
-    let by_label = model
-        .zero_shot(&img[0], &["cat", "dog", "car"], &["a photo of a {}.", "a blurry photo of a {}."], None)
-        .unwrap();
+    let pack = model.label_pack(&["cat", "dog", "car"], &["a photo of a {}.", "a blurry photo of a {}."]).unwrap();
+    let by_label = model.zero_shot(&img[0], &pack, None).unwrap();
     let cat_score = by_label.iter().find(|s| s.label == "cat").unwrap().score;
     let cli_cat = ranked.iter().find(|r| r["label"] == "cat").unwrap()["score"].as_f64().unwrap();
     assert!((cat_score as f64 - cli_cat).abs() < 1e-6);
@@ -209,4 +214,29 @@ fn zero_shot_full_size() {
     // Plain-text table output.
     let table = stdout(&cli(&args));
     assert_eq!(table.lines().count(), 3);
+
+    // A label pack written by `labels`, ranked by `zero-shot --pack`: the same scores.
+    let dir = tempdir();
+    let (labels, pack) = (dir.join("labels.txt"), dir.join("labels.pack"));
+    std::fs::write(&labels, "cat\n dog\n\ncar\n").unwrap();
+    let labels_args = ["labels", "--model", cfg, "--weights", weights, "--labels", labels.to_str().unwrap()];
+    let mut labels_args = labels_args.to_vec();
+    labels_args.extend(["--template", "a photo of a {}.", "--template", "a blurry photo of a {}."]);
+    labels_args.extend(["-o", pack.to_str().unwrap()]);
+    stdout(&cli(&labels_args));
+    let written = mobileclip_wasm::LabelPack::from_bytes(&std::fs::read(&pack).unwrap()).unwrap();
+    assert_eq!(
+        written,
+        model.label_pack(&["cat", "dog", "car"], &["a photo of a {}.", "a blurry photo of a {}."]).unwrap()
+    );
+    let by_pack = [&args[..7], &["--pack", pack.to_str().unwrap(), "--json"]].concat();
+    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&stdout(&cli(&by_pack))).unwrap(), ranked);
+}
+
+/// A fresh temporary folder for one test.
+fn tempdir() -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("mobileclip-cli-{}-{:?}", std::process::id(), std::thread::current().id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

@@ -98,6 +98,28 @@ fn weights_of_another_model_are_listed() {
 }
 
 #[test]
+fn a_v1_model_in_open_clips_layout_checks_its_tensors_too() {
+    // The layout is recognised and open_clip's description of the model taken; another model's
+    // file in that layout is still another model's.
+    let e = load("openclip-s1", bytes("openclip-s2", "model.safetensors")).unwrap_err();
+    assert_eq!(e.code(), "WEIGHTS_MISMATCH");
+    assert!(e.to_string().contains("mis-shaped tensor(s): `visual.stem.0"), "{e}");
+    assert!(e.to_string().contains("weights of another model"), "{e}");
+    let e = load("openclip-b", bytes("v2-mci0", "model.safetensors")).unwrap_err();
+    assert_eq!(e.code(), "WEIGHTS_MISMATCH");
+    assert!(e.to_string().contains("weights of another model"), "{e}");
+    // A v1 model not published in open_clip's layout refuses it by its layout.
+    let e = load("v1-mci-mct", bytes("openclip-s1", "model.safetensors")).unwrap_err();
+    assert_eq!(e.code(), "WEIGHTS_MISMATCH");
+    assert!(e.to_string().contains("the checkpoint is in open_clip's layout"), "{e}");
+    assert!(e.to_string().contains("expects Apple's MobileCLIP v1 layout"), "{e}");
+    // The model keeps its own layout: the fixture's config with the open_clip file loads.
+    let clip = load("openclip-s1", bytes("openclip-s1", "model.safetensors")).unwrap();
+    assert_eq!(clip.config().family, mobileclip_wasm::config::Family::OpenClip);
+    assert_eq!(clip.config().name, "openclip-s1");
+}
+
+#[test]
 fn missing_and_misshaped_tensors_are_named() {
     let good = bytes("v2-mci0", "model.safetensors");
     let gone = "visual.trunk.final_conv.se.fc2.bias";

@@ -43,6 +43,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
 CONTEXT_LENGTH = 77
+# --full: the fixture of a v1 config's `open_clip` description (apple/MobileCLIP-S2-OpenCLIP, ...)
+OPEN_CLIP_SUFFIX = "-OpenCLIP"
 
 # ----------------------------------------------------------------------------------------------
 # Small fixtures.  "base" is the shipped config the fixture is derived from; "arch" overrides the
@@ -156,6 +158,21 @@ SMALL = {
         text=dict(width=32, heads=2, layers=2, vocab_size=256),
     ),
 }
+
+# v1 models in open_clip's layout (apple/MobileCLIP-*-OpenCLIP), written by open_clip's own
+# MobileCLIP-S1 / -S2 / -B configs ("layout": the config.json is the v1 base config with its reduced
+# `open_clip` description; the loader picks that by the checkpoint's tensor names).
+# open_clip's MobileCLIP-B: timm vit_base_mci_224 (not Apple's vit_b16: no stem padding, LayerNorm
+# eps 1e-6) + causal open_clip text, reduced as v2-vit-b.
+SMALL["openclip-b"] = dict(SMALL["v2-vit-b"], base="MobileCLIP-B", layout="open_clip")
+# MobileCLIP-S1 / -S2 (fastvit_mci1 / _mci2 trunks): v2-mci0's reduced trunk and text at other
+# depths and widths.
+SMALL["openclip-s1"] = dict(
+    base="MobileCLIP-S1", layout="open_clip", image_size=64, embed_dim=24,  # 64 -> 16 -> 8 -> 4 -> 2
+    arch=dict(SMALL["v2-mci0"]["arch"], layers=[1, 2, 1, 1]), text=SMALL["v2-mci0"]["text"])
+SMALL["openclip-s2"] = dict(
+    SMALL["openclip-s1"], base="MobileCLIP-S2", image_size=80, embed_dim=32,  # 80 -> 20 -> 10 -> 5 -> 3
+    arch=dict(SMALL["v2-mci0"]["arch"], layers=[1, 1, 2, 1], embed_dims=[16, 16, 32, 64]))
 
 # Opt-in extras (not in the committed set; select with --small --models NAME).
 EXTRA_SMALL = {
@@ -696,11 +713,37 @@ def reload_checks(builder, cfg, files, images, tokens, keep, keep_rep):
     return load_diffs
 
 
+def open_clip_view(cfg):
+    """A v1 config as open_clip describes the model (its `open_clip` object): what the Rust loader
+    makes of it for a checkpoint in open_clip's layout (ModelConfig::in_layout)."""
+    oc = cfg["open_clip"]
+    view = {k: copy.deepcopy(v) for k, v in cfg.items() if k not in ("open_clip", "image_cfg", "text_cfg")}
+    view.update({k: copy.deepcopy(v) for k, v in oc.items()})
+    view["family"] = "open_clip"
+    return view
+
+
 def small_config(name, spec):
+    """(config written to config.json, config the reference model is built from)."""
     cfg = json.loads((CONFIGS / f"{spec['base']}.json").read_text())
     cfg["name"] = name
     cfg["embed_dim"] = spec["embed_dim"]
     s = spec["image_size"]
+    cfg["preprocess"]["image_size"] = s
+    cfg["fixture"] = {"base": spec["base"], "generator": "tools/gen_fixtures.py"}
+    if spec.get("layout") == "open_clip":
+        # Only the open_clip description is reduced (the v1 one keeps the shipped tower at the
+        # fixture's image size, and no file of the fixture is in Apple's layout).
+        cfg["image_cfg"]["image_size"] = s
+        oc = cfg["open_clip"]
+        oc["vision_cfg"]["image_size"] = s
+        oc["vision_cfg"]["arch"] = copy.deepcopy(spec["arch"])
+        oc["text_cfg"].update(spec["text"])
+        oc["weights"] = {"url": "model.safetensors", "format": "safetensors",
+                         "notes": "random-weight parity fixture (tools/gen_fixtures.py) in open_clip's "
+                                  "layout; reparameterized one in model_reparam.safetensors"}
+        cfg["weights"] = {"notes": "no file of this fixture is in Apple's layout"}
+        return cfg, open_clip_view(cfg)
     if cfg["family"] == "mobileclip":
         cfg["image_cfg"]["image_size"] = s
         cfg["image_cfg"]["arch"] = copy.deepcopy(spec["arch"])
@@ -717,13 +760,13 @@ def small_config(name, spec):
             cfg["weights"]["alternatives"] = ["model_apple.pt"]
     cfg["text_cfg"].update(spec["text"])
     assert cfg["text_cfg"]["context_length"] == CONTEXT_LENGTH
-    cfg["preprocess"]["image_size"] = s
-    cfg["fixture"] = {"base": spec["base"], "generator": "tools/gen_fixtures.py"}
-    return cfg
+    return cfg, cfg
 
 
 def generate(builder, name, cfg, out_dir, seed, n_images, n_tokens, apple_pt, config_src=None,
-             reload_check=True):
+             reload_check=True, written_cfg=None):
+    """Builds the reference model of `cfg` and writes the fixture; config.json is a copy of
+    `config_src`, else `written_cfg` (a v1 config whose `open_clip` view `cfg` is), else `cfg`."""
     import torch
     from safetensors.torch import save_file
 
@@ -806,7 +849,7 @@ def generate(builder, name, cfg, out_dir, seed, n_images, n_tokens, apple_pt, co
     if config_src is not None:
         shutil.copyfile(config_src, out_dir / "config.json")
     else:
-        c = {k: v for k, v in cfg.items() if k != "_base"}
+        c = written_cfg or {k: v for k, v in cfg.items() if k != "_base"}
         (out_dir / "config.json").write_text(dumps_config(c))
     times["save"] = time.time() - t
 
@@ -876,6 +919,9 @@ def main(argv=None):
         known = names + list(EXTRA_SMALL)
     else:
         names = sorted(p.stem for p in CONFIGS.glob("*.json"))
+        # a v1 model also published in open_clip's layout: "<name>-OpenCLIP", built by open_clip
+        names = sorted(names + [f"{n}{OPEN_CLIP_SUFFIX}" for n in names
+                                if "open_clip" in json.loads((CONFIGS / f"{n}.json").read_text())])
         known = names
     if args.models:
         wanted = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -893,12 +939,15 @@ def main(argv=None):
             shutil.rmtree(out_dir)
         if args.small:
             spec = SMALL.get(name) or EXTRA_SMALL[name]
-            cfg = small_config(name, spec)
+            written, cfg = small_config(name, spec)
             total += generate(builder, name, cfg, out_dir, seed, n_images=2, n_tokens=4,
-                              apple_pt=bool(spec.get("apple_pt")), reload_check=not args.no_reload_check)
+                              apple_pt=bool(spec.get("apple_pt")), reload_check=not args.no_reload_check,
+                              written_cfg=written)
         else:
-            src = CONFIGS / f"{name}.json"
+            src = CONFIGS / f"{name.removesuffix(OPEN_CLIP_SUFFIX)}.json"
             cfg = json.loads(src.read_text())
+            if name.endswith(OPEN_CLIP_SUFFIX):
+                cfg = open_clip_view(cfg)
             total += generate(builder, name, cfg, out_dir, seed, n_images=3, n_tokens=4,
                               apple_pt=False, config_src=src, reload_check=not args.no_reload_check)
         gc.collect()

@@ -29,24 +29,39 @@ use problems::Problems;
 use crate::config::{Architecture, Family, ModelConfig};
 use crate::error::{Error, Result};
 
-/// Renames and folds a published checkpoint of `config`'s model into its fused inference
-/// tensors. A checkpoint in the other family's layout is refused here; whether the tensors fit
-/// the model is known once the model is built from them.
+/// `config` as the model is described in the layout `ckpt`'s tensor names are in
+/// ([`names::detect_family`]): itself, or for a v1 model in open_clip's layout
+/// (`apple/MobileCLIP-*-OpenCLIP`) its open_clip description ([`ModelConfig::in_layout`]).
+/// A layout the model is not published in is a `WEIGHTS_MISMATCH`.
+pub fn config_for_checkpoint(ckpt: &Checkpoint, config: &ModelConfig) -> Result<ModelConfig> {
+    match names::detect_family(ckpt) {
+        Some(found) if found != config.family => config.in_layout(found).ok_or_else(|| layout_mismatch(found, config)),
+        _ => Ok(config.clone()),
+    }
+}
+
+/// Renames and folds a checkpoint in `config`'s layout (see [`config_for_checkpoint`]) into its
+/// fused inference tensors. A checkpoint in another layout is refused here; whether the tensors
+/// fit the model is known once the model is built from them.
 pub fn fuse_checkpoint(mut ckpt: Checkpoint, config: &ModelConfig, arch: &Architecture) -> Result<FusedWeights> {
     if let Some(found) = names::detect_family(&ckpt)
         && found != config.family
     {
-        let layout = |f: Family| match f {
-            Family::Mobileclip => "Apple's MobileCLIP v1 layout (`image_encoder.*`, `text_encoder.*`)",
-            Family::OpenClip => "open_clip's layout (`visual.*`, `text.*`)",
-        };
-        return Err(Error::WeightsMismatch(format!(
-            "the checkpoint is in {}, but {} expects {}: is this the weights file of another model?",
-            layout(found),
-            config.name,
-            layout(config.family)
-        )));
+        return Err(layout_mismatch(found, config));
     }
     names::canonicalize(&mut ckpt, config.family, arch);
     Ok(fold::fold(ckpt))
+}
+
+fn layout_mismatch(found: Family, config: &ModelConfig) -> Error {
+    let layout = |f: Family| match f {
+        Family::Mobileclip => "Apple's MobileCLIP v1 layout (`image_encoder.*`, `text_encoder.*`)",
+        Family::OpenClip => "open_clip's layout (`visual.*`, `text.*`)",
+    };
+    Error::WeightsMismatch(format!(
+        "the checkpoint is in {}, but {} expects {}: is this the weights file of another model?",
+        layout(found),
+        config.name,
+        layout(config.family)
+    ))
 }
