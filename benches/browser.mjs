@@ -7,12 +7,13 @@
 // Run through tools/bench.sh (needs pkg/ and target/bench-fixtures); MOBILECLIP_ENGINES picks
 // the engines (default all three).
 import { launch, selectedEngines } from '../tests/browser/engines.mjs';
-import { readFile, writeFile, readdir } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve } from '../tests/browser/server.mjs';
+import { writeSection } from './section.mjs';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const iters = Number(process.env.MOBILECLIP_BENCH_ITERS ?? 5);
@@ -73,8 +74,5 @@ const section = `## Browser\n\nMeasured by \`tools/bench.sh\` in one run on this
   + `| file | raw | gzip -9 |\n|---|---|---|\n${sizes}\n`
   + `| model | engine | backend | load (ms) | cold load to first embedding (ms) | image (ms) | text (ms) |\n|---|---|---|---|---|---|---|\n${rows}`;
 
-const path = join(root, 'BENCHMARKS.md');
-const old = existsSync(path) ? await readFile(path, 'utf8') : '# Benchmarks\n';
-const parts = old.split(/^(?=## )/m).filter((s) => !s.startsWith('## Browser'));
-await writeFile(path, `${parts.map((s) => s.trimEnd()).join('\n\n')}\n\n${section}`);
+await writeSection(join(root, 'BENCHMARKS.md'), section);
 console.log(section);

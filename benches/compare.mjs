@@ -10,9 +10,10 @@
 import { launch, executablePath } from '../tests/browser/chromium.mjs';
 import { serve } from '../tests/browser/server.mjs';
 import { ISOLATION_HEADERS } from '../tools/serve.mjs';
+import { writeSection } from './section.mjs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -139,10 +140,7 @@ const section = `## Side by side${quick ? ' (quick run: figures not comparable w
   + `LiteRT.js and mobileclip-wasm run relaxed SIMD (our relaxed-SIMD build: fused multiply-adds in the kernels), onnxruntime-web plain SIMD128. PyTorch runs natively (not in the browser), for scale. ${gpuNote}\n\n${table}`;
 
 // a quick run (CI) writes its own file: its figures are not BENCHMARKS.md's
-const path = join(root, quick ? 'target/bench-quick.md' : 'BENCHMARKS.md');
-const old = existsSync(path) ? await readFile(path, 'utf8') : '# Benchmarks\n';
-const parts = old.split(/^(?=## )/m).filter((s) => !s.startsWith('## Side by side'));
-await writeFile(path, `${parts.map((s) => s.trimEnd()).join('\n\n')}\n\n${section}`);
+await writeSection(join(root, quick ? 'target/bench-quick.md' : 'BENCHMARKS.md'), section);
 console.log(section);
 if (invalid) console.log(`${invalid} row(s) failed parity or did not run`);
 process.exit(0);

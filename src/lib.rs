@@ -394,8 +394,7 @@ impl MobileClip {
     /// L2-normalised image embeddings `[B, E]` of `batch` preprocessed images, on the device.
     fn image_forward(&self, pixels: &[f32], batch: usize) -> Tensor<2> {
         let s = self.config.preprocess.image_size;
-        let x = Tensor::from_data(TensorData::new(pixels.to_vec(), [batch, 3, s, s]), &self.device);
-        l2_normalize(self.model.image.forward(x))
+        l2_normalize(self.model.image.forward(model::gpu::pixels(pixels, batch, s, &self.device)))
     }
 
     /// L2-normalised text embeddings `[B, E]` of checked token sequences, on the device.

@@ -3,7 +3,8 @@
 # with the PyTorch reference (cached in target/bench-fixtures), times the native CPU path, our wasm
 # modules in headless Chromium (and their batch sizes: benches/batch.mjs), and side by side in one Chromium run: our CPU module on 1 and N
 # threads against onnxruntime-web and LiteRT.js on the same models (ONNX and .tflite exported from
-# the reference, benches/export.py), and PyTorch eager natively (benches/compare.mjs).
+# the reference, benches/export.py), and PyTorch eager natively (benches/compare.mjs); the WebGPU
+# work per call of ours and onnxruntime-web's (benches/gpu-counts.mjs).
 #   tools/bench.sh           the full benchmark (about an hour on 2 cores)
 #   tools/bench.sh --quick   the side-by-side harness end to end on two small committed fixtures
 #                            (v1-mci-mct, v2-mci0: export, conversion, every runtime, parity), one
@@ -54,3 +55,6 @@ bpy=$(tools/setup-bench-venv.sh)
 flags=()
 if [ $quick = 1 ]; then flags+=(--quick); fi
 MOBILECLIP_BENCH_PYTHON=$bpy node benches/compare.mjs "${flags[@]}" "${dirs[@]}"
+# WebGPU work per call (dispatches, submits, buffers, read-backs), ours vs onnxruntime-web's
+# WebGPU EP on the same exports (about 15 minutes on SwiftShader)
+if [ $quick = 0 ]; then node benches/gpu-counts.mjs --write "${dirs[@]}"; fi

@@ -1,5 +1,7 @@
 // In-page tests of the WebGPU path, run in a Chromium started with WebGPU enabled (headless
 // Chromium's adapter is SwiftShader: correct but slow, so only small fixtures here).
+// First: counting the WebGPU work, wrapped around the API before any device exists.
+import { countGpuWork } from './gpu-counter.mjs';
 import { MobileClip } from '/pkg/index.js';
 import { CLIP_VOCAB, widenVocabulary } from '/tests/js/safetensors.mjs';
 import { assert, assertParity, check, config, finish, fx, loadImg, maxDiff, rejectsWith, safetensors } from './harness.mjs';
@@ -33,16 +35,49 @@ await check("backend 'auto' skips a software adapter and says why", async () => 
   return `${backend}: ${reason}`;
 });
 
+// The most WebGPU work one batch-1 call may do after a warm-up call, per fixture: about 5 % over
+// what Chromium's SwiftShader and Firefox's lavapipe count (image 81 / 83 dispatches, 4 submits
+// on both; text v2-mci0 74 / 76 and v1-mci-mct 92 / 90 dispatches, 4-5 submits). A call creates
+// no buffer, pipeline or shader (pools and caches are warm) and reads back once, at the end; more
+// dispatches than these mean a lost fusion or an extra kernel (benches/gpu-counts.mjs counts the
+// full-size models beside onnxruntime-web's).
+const WORK = {
+  'v2-mci0': { image: { dispatches: 85, submits: 5 }, text: { dispatches: 80, submits: 5 } },
+  'v1-mci-mct': { image: { dispatches: 87, submits: 5 }, text: { dispatches: 97, submits: 5 } },
+};
+
+/** Asserts the WebGPU work of one batch-1 image and text call after a warm-up is within `WORK`. */
+async function assertWork(m, name, io) {
+  const c = await config(name);
+  const size = (c.image_cfg ?? c.vision_cfg).image_size;
+  const calls = {
+    image: () => m.raw.encodePixels(io.image.data.slice(0, 3 * size * size), 1),
+    text: () => m.raw.encodeTokens(Uint32Array.from(io.tokens.data.slice(0, io.tokens.shape[1])), 1),
+  };
+  const seen = [];
+  for (const [call, f] of Object.entries(calls)) {
+    await f();
+    const w = await countGpuWork(f);
+    const max = WORK[name][call];
+    const got = `${call} ${w.dispatches} dispatches, ${w.submits} submits, ${w.mapAsync} read-back(s), ${w.buffers} buffers, ${w.pipelines} pipelines, ${w.shaderModules} shaders`;
+    assert(w.buffers === 0 && w.pipelines === 0 && w.shaderModules === 0, `${got}: created during a warm call`);
+    assert(w.mapAsync === 1, `${got}: one read-back expected`);
+    assert(w.dispatches <= max.dispatches && w.submits <= max.submits, `${got}: more than ${max.dispatches} dispatches / ${max.submits} submits`);
+    seen.push(got);
+  }
+  return seen.join('; ');
+}
+
 for (const [name, file] of [['v2-mci0', 'model.safetensors'], ['v1-mci-mct', 'model.pt'], ['v1-vit-base-causal', 'model_reparam.pt']]) {
+  const io = await safetensors(fx(name, 'io.safetensors'));
+  let m;
   await check(`WebGPU parity with the reference: ${name}/${file}`, async () => {
-    const m = await MobileClip.load({ model: await config(name), weights: await bytes(name, file), backend: 'webgpu' });
+    m = await MobileClip.load({ model: await config(name), weights: await bytes(name, file), backend: 'webgpu' });
     assert(m.backend === 'webgpu' && m.backendReason, `${m.backend}: ${m.backendReason}`);
-    try {
-      return await assertParity(m, await safetensors(fx(name, 'io.safetensors')), GPU_TOL, file.includes('reparam') ? '_reparam' : '');
-    } finally {
-      m.dispose();
-    }
+    return await assertParity(m, io, GPU_TOL, file.includes('reparam') ? '_reparam' : '');
   });
+  if (m && WORK[name]) await check(`WebGPU work per warm call: ${name}`, () => assertWork(m, name, io));
+  m?.dispose();
 }
 
 // v2-mci0 with CLIP's full vocabulary, so that labels go through the real tokenizer.

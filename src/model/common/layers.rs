@@ -5,6 +5,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::Tensor;
 
+use crate::model::gpu;
 use crate::weights::VarBuilder;
 
 /// A convolution `[in, out]` with a `[kh, kw]` kernel padded by `k / 2` on each side (PyTorch's
@@ -14,11 +15,16 @@ pub fn conv2d_config(channels: [usize; 2], [kh, kw]: [usize; 2]) -> Conv2dConfig
 }
 
 /// A convolution as `config` describes it, from `weight` (`[out, in / groups, kh, kw]`) and,
-/// with `config.bias`, `bias`.
+/// with `config.bias`, `bias` (on a GPU the weight is stored channels-last: see [`gpu`]).
 pub fn conv2d(vb: &VarBuilder, config: &Conv2dConfig) -> Conv2d {
     let ([cin, cout], [kh, kw]) = (config.channels, config.kernel_size);
+    let shape = [cout, cin / config.groups, kh, kw];
     Conv2d {
-        weight: vb.param("weight", [cout, cin / config.groups, kh, kw]),
+        weight: if gpu::is_gpu(vb.device()) {
+            gpu::channels_last_kernel(vb.host("weight", &shape), vb.device())
+        } else {
+            vb.param("weight", shape)
+        },
         bias: config.bias.then(|| vb.param("bias", [cout])),
         stride: config.stride,
         kernel_size: config.kernel_size,
