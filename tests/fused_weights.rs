@@ -6,7 +6,7 @@ mod common;
 use common::*;
 
 use burn::tensor::Device;
-use mobileclip_wasm::weights::{Checkpoint, FusedTensor, FusedWeights, Storage, fuse_checkpoint};
+use mobileclip_wasm::weights::{Checkpoint, FusedTensor, FusedWeights, Storage, config_for_checkpoint, fuse_checkpoint};
 use mobileclip_wasm::{MobileClip, ModelConfig, weights_id};
 
 /// The map as safetensors bytes (f32, little-endian), and back.
@@ -58,9 +58,12 @@ fn fused_map_written_and_read_back_builds_the_same_model() {
         for file in ["model.pt", "model.safetensors", "model_reparam.pt", "model_reparam.safetensors"] {
             let Ok(bytes) = std::fs::read(dir.join(file)) else { continue };
             let direct = MobileClip::from_bytes(config.clone(), bytes.clone(), Device::flex()).unwrap();
-            let arch = config.resolve().unwrap();
             let id = weights_id(&bytes);
-            let fused = fuse_checkpoint(Checkpoint::from_bytes(bytes).unwrap(), &config, &arch).unwrap();
+            let ckpt = Checkpoint::from_bytes(bytes).unwrap();
+            // a v1 model's open_clip-layout file is described by its open_clip config, as the library does
+            let config = config_for_checkpoint(&ckpt, &config).unwrap();
+            let arch = config.resolve().unwrap();
+            let fused = fuse_checkpoint(ckpt, &config, &arch).unwrap();
             assert!(!fused.has_problems());
             for (name, _) in fused.iter() {
                 assert!(
