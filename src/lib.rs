@@ -30,13 +30,15 @@ pub use config::ModelConfig;
 pub use error::{Error, Result};
 
 use config::Architecture;
-use model::clip::{Clip, l2_normalize};
+use model::clip::{Clip, ImageEncoder, l2_normalize};
+use model::text::TextEncoder;
 use preprocess::{ImageView, preprocess};
 use tokenizer::ClipTokenizer;
-use weights::{Checkpoint, FusedWeights};
+use weights::{Checkpoint, ConvertOptions, FusedWeights, Towers, compact};
 use zero_shot::LabelScore;
 
-/// A loaded MobileCLIP model: both encoders, ready to embed.
+/// A loaded MobileCLIP model: both encoders (or one, from a one-tower compact file), ready to
+/// embed.
 #[derive(Debug)]
 pub struct MobileClip {
     config: ModelConfig,
@@ -48,35 +50,114 @@ pub struct MobileClip {
 
 impl MobileClip {
     /// Loads a model from checkpoint bytes (PyTorch zip or safetensors, train-time or
-    /// re-parameterised) onto `device`.
+    /// re-parameterised, or a compact file of this model) onto `device`.
     pub fn from_bytes(config: ModelConfig, weights: Vec<u8>, device: Device) -> Result<Self> {
-        let ckpt = Checkpoint::from_bytes(weights)?;
-        Self::from_checkpoint(config, ckpt, device)
+        Self::load(Some(config), weights, device)
+    }
+
+    /// Loads a model from weights bytes: a compact file (see [`weights::compact`]; the model's
+    /// config is inside it, so `config` may be `None`, and when given must describe the same
+    /// model) or a published checkpoint (which needs `config`).
+    pub fn load(config: Option<ModelConfig>, weights: Vec<u8>, device: Device) -> Result<Self> {
+        Self::load_checkpoint(config, Checkpoint::from_bytes(weights)?, device)
     }
 
     /// Loads a model from a checkpoint file.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_file(config: ModelConfig, path: &std::path::Path, device: Device) -> Result<Self> {
-        Self::from_checkpoint(config, Checkpoint::from_file(path)?, device)
+        Self::load_file(Some(config), path, device)
+    }
+
+    /// Loads a model from a weights file: a compact file (`config` may be `None`) or a
+    /// published checkpoint (`config` needed), as [`MobileClip::load`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_file(config: Option<ModelConfig>, path: &std::path::Path, device: Device) -> Result<Self> {
+        Self::load_checkpoint(config, Checkpoint::from_file(path)?, device)
     }
 
     /// Loads a model from a parsed checkpoint.
     pub fn from_checkpoint(config: ModelConfig, ckpt: Checkpoint, device: Device) -> Result<Self> {
+        Self::load_checkpoint(Some(config), ckpt, device)
+    }
+
+    /// Loads a model from a parsed checkpoint or compact file, as [`MobileClip::load`].
+    pub fn load_checkpoint(config: Option<ModelConfig>, ckpt: Checkpoint, device: Device) -> Result<Self> {
+        if compact::is_compact(&ckpt) {
+            let (info, fused) = compact::read(ckpt)?;
+            let arch = info.config.resolve()?;
+            if let Some(given) = config
+                && (given.resolve()? != arch || given.preprocess != info.config.preprocess)
+            {
+                return Err(Error::WeightsMismatch(format!(
+                    "this compact file holds {}, not {}: load it without a model name, or convert {}'s checkpoint",
+                    info.config.name, given.name, given.name
+                )));
+            }
+            return Self::build(info.config, arch, fused, info.towers, device);
+        }
+        let config = config.ok_or_else(|| {
+            Error::InvalidArgument(
+                "a published checkpoint does not say which model it holds: give the model's name \
+                 (only compact files made by `mobileclip convert` carry their config)"
+                    .into(),
+            )
+        })?;
         let arch = config.resolve()?;
         let fused = weights::fuse_checkpoint(ckpt, &config, &arch)?;
-        Self::build(config, arch, fused, device)
+        Self::build(config, arch, fused, Towers::Both, device)
     }
 
     /// Builds a model from fused inference tensors (what [`weights::fuse_checkpoint`] makes of a
     /// checkpoint, or a file that holds them).
     pub fn from_fused(config: ModelConfig, weights: FusedWeights, device: Device) -> Result<Self> {
         let arch = config.resolve()?;
-        Self::build(config, arch, weights, device)
+        Self::build(config, arch, weights, Towers::Both, device)
     }
 
-    fn build(config: ModelConfig, arch: Architecture, weights: FusedWeights, device: Device) -> Result<Self> {
-        let model = Clip::load(&arch, weights, &device)?;
+    /// Converts a published checkpoint of `config`'s model into a compact model file's bytes:
+    /// its fused inference tensors, stored as `options` say (`f32` gives bit-identical
+    /// embeddings), with the config inside, so that [`MobileClip::load`] needs no model name.
+    /// See [`weights::compact`] for the format.
+    pub fn convert(config: &ModelConfig, checkpoint: Vec<u8>, options: &ConvertOptions) -> Result<Vec<u8>> {
+        compact::convert(config, checkpoint, options)
+    }
+
+    fn build(
+        config: ModelConfig,
+        arch: Architecture,
+        weights: FusedWeights,
+        towers: Towers,
+        device: Device,
+    ) -> Result<Self> {
+        let model = Clip::load(&arch, weights, towers, &device)?;
         Ok(Self { config, arch, model, tokenizer: ClipTokenizer::new()?, device })
+    }
+
+    /// Which towers the model has (one only when loaded from a one-tower compact file).
+    pub fn towers(&self) -> Towers {
+        match (&self.model.image, &self.model.text) {
+            (Some(_), None) => Towers::Image,
+            (None, Some(_)) => Towers::Text,
+            _ => Towers::Both,
+        }
+    }
+
+    fn image_tower(&self) -> Result<&ImageEncoder> {
+        self.model.image.as_ref().ok_or_else(|| {
+            Error::NoImageTower(format!(
+                "{} was loaded from a compact file holding its text tower only",
+                self.config.name
+            ))
+        })
+    }
+
+    fn text_tower(&self) -> Result<&TextEncoder> {
+        self.model.text.as_ref().ok_or_else(|| {
+            Error::NoTextTower(format!(
+                "{} was loaded from a compact file holding its image tower only: load a file with the text tower to encode texts",
+                self.config.name
+            ))
+        })
     }
 
     /// The model's config.
@@ -145,26 +226,28 @@ impl MobileClip {
         Ok((Tensor::from_data(TensorData::new(flat, [tokens.len(), l]), &self.device), eot))
     }
 
-    /// L2-normalised image embeddings `[B, E]` of preprocessed pixels, as a tensor on the device.
-    pub fn image_embeddings(&self, pixels: Tensor<4>) -> Tensor<2> {
-        l2_normalize(self.model.image.forward(pixels))
+    /// L2-normalised image embeddings `[B, E]` of preprocessed pixels, as a tensor on the device
+    /// (`NO_IMAGE_TOWER` for a text-only model).
+    pub fn image_embeddings(&self, pixels: Tensor<4>) -> Result<Tensor<2>> {
+        Ok(l2_normalize(self.image_tower()?.forward(pixels)))
     }
 
-    /// L2-normalised text embeddings `[B, E]` of token ids, as a tensor on the device.
-    pub fn text_embeddings(&self, tokens: Tensor<2, Int>, eot: &[usize]) -> Tensor<2> {
-        l2_normalize(self.model.text.forward(tokens, eot))
+    /// L2-normalised text embeddings `[B, E]` of token ids, as a tensor on the device
+    /// (`NO_TEXT_TOWER` for an image-only model).
+    pub fn text_embeddings(&self, tokens: Tensor<2, Int>, eot: &[usize]) -> Result<Tensor<2>> {
+        Ok(l2_normalize(self.text_tower()?.forward(tokens, eot)))
     }
 
     /// Image embeddings of preprocessed pixels (`batch` images, CHW), one vector per image.
     pub fn encode_pixels(&self, pixels: &[f32], batch: usize) -> Result<Vec<Vec<f32>>> {
         let x = self.pixels_tensor(pixels, batch)?;
-        rows(self.image_embeddings(x))
+        rows(self.image_embeddings(x)?)
     }
 
     /// Text embeddings of token-id sequences (each `context_length` long), one vector per text.
     pub fn encode_tokens(&self, tokens: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
         let (t, eot) = self.tokens_tensor(tokens)?;
-        rows(self.text_embeddings(t, &eot))
+        rows(self.text_embeddings(t, &eot)?)
     }
 
     /// The CLIP tokenizer.
@@ -196,14 +279,16 @@ impl MobileClip {
     /// L2-normalised embeddings `[B, E]` of images, as a tensor on the device (read it with
     /// [`rows`] or, on WebGPU, [`rows_async`]).
     pub fn embed_images(&self, images: &[ImageView]) -> Result<Tensor<2>> {
+        self.image_tower()?;
         let pixels = self.preprocess_images(images)?;
-        Ok(self.image_embeddings(self.pixels_tensor(&pixels, images.len())?))
+        self.image_embeddings(self.pixels_tensor(&pixels, images.len())?)
     }
 
     /// L2-normalised embeddings `[B, E]` of texts, as a tensor on the device.
     pub fn embed_texts(&self, texts: &[&str]) -> Result<Tensor<2>> {
+        self.text_tower()?;
         let (t, eot) = self.tokens_tensor(&self.tokenize(texts)?)?;
-        Ok(self.text_embeddings(t, &eot))
+        self.text_embeddings(t, &eot)
     }
 
     /// L2-normalised embeddings of images, one vector per image.

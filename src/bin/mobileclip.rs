@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mobileclip_wasm::preprocess::{ImageView, PixelFormat, load_image_file};
 use mobileclip_wasm::tokenizer::ClipTokenizer;
+use mobileclip_wasm::weights::ConvertOptions;
 use mobileclip_wasm::zero_shot::DEFAULT_TEMPLATE;
 use mobileclip_wasm::{Error, MobileClip, ModelConfig, Result};
 use serde::Serialize;
@@ -25,10 +26,11 @@ struct Cli {
 enum Command {
     /// Print L2-normalised embeddings of images and/or texts as JSON.
     Embed {
-        /// Model name (see `mobileclip models`) or path to a config JSON.
+        /// Model name (see `mobileclip models`) or path to a config JSON; not needed for a
+        /// compact file (made by `convert`).
         #[arg(long)]
-        model: String,
-        /// Checkpoint file (.pt / .bin / .safetensors) as published.
+        model: Option<String>,
+        /// Checkpoint file (.pt / .bin / .safetensors) as published, or a compact file.
         #[arg(long)]
         weights: PathBuf,
         /// Image files to embed.
@@ -40,10 +42,10 @@ enum Command {
     },
     /// Rank labels for an image (softmax over cosine similarity × logit scale).
     ZeroShot {
-        /// Model name or config JSON path.
+        /// Model name or config JSON path (not needed for a compact file).
         #[arg(long)]
-        model: String,
-        /// Checkpoint file.
+        model: Option<String>,
+        /// Checkpoint file, or a compact file.
         #[arg(long)]
         weights: PathBuf,
         /// The image.
@@ -61,6 +63,27 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Convert a published checkpoint into a compact model file: its fused inference tensors
+    /// (f32, f16 or int8), with the model's config inside (loads need no model name).
+    Convert {
+        /// Model name or config JSON path.
+        #[arg(long)]
+        model: String,
+        /// The published checkpoint.
+        #[arg(long)]
+        weights: PathBuf,
+        /// Storage of matrices and kernels: f32 (bit-identical embeddings), f16, int8 (one
+        /// scale per output channel), or auto (per tensor, the smallest that keeps its error
+        /// within bounds).
+        #[arg(long, default_value = "auto")]
+        dtype: String,
+        /// Which towers to keep: image, text or both.
+        #[arg(long, default_value = "both")]
+        towers: String,
+        /// The compact file to write.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
     },
     /// Print the 77 CLIP token ids of a text.
     Tokenize {
@@ -92,8 +115,13 @@ fn load_config(model: &str) -> Result<ModelConfig> {
     }
 }
 
-fn load_model(model: &str, weights: &Path) -> Result<MobileClip> {
-    MobileClip::from_file(load_config(model)?, weights, burn::tensor::Device::flex())
+fn load_model(model: Option<&str>, weights: &Path) -> Result<MobileClip> {
+    let config = model.map(load_config).transpose()?;
+    MobileClip::load_file(config, weights, burn::tensor::Device::flex())
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })
 }
 
 fn embed_files(model: &MobileClip, paths: &[PathBuf]) -> Result<Vec<Vec<f32>>> {
@@ -130,7 +158,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
             if images.is_empty() && texts.is_empty() {
                 return Err(Error::InvalidArgument("give at least one --image or --text".into()).into());
             }
-            let m = load_model(&model, &weights)?;
+            let m = load_model(model.as_deref(), &weights)?;
             let image_embeddings = embed_files(&m, &images)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let text_embeddings = if refs.is_empty() { Vec::new() } else { m.encode_texts(&refs)? };
@@ -138,7 +166,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
             writeln!(out, "{}", serde_json::to_string(&output).expect("serialisable"))?;
         }
         Command::ZeroShot { model, weights, image, labels, templates, top_k, json } => {
-            let m = load_model(&model, &weights)?;
+            let m = load_model(model.as_deref(), &weights)?;
             let labels: Vec<&str> = labels.split(',').collect();
             let templates: Vec<&str> = if templates.is_empty() {
                 vec![DEFAULT_TEMPLATE]
@@ -154,6 +182,22 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
                     writeln!(out, "{:>7.4}  {}", s.score, s.label)?;
                 }
             }
+        }
+        Command::Convert { model, weights, dtype, towers, output } => {
+            let options = ConvertOptions { precision: dtype.parse()?, towers: towers.parse()?, ..Default::default() };
+            let config = load_config(&model)?;
+            let bytes = MobileClip::convert(&config, read_file(&weights)?, &options)?;
+            std::fs::write(&output, &bytes)
+                .map_err(|source| Error::Io { path: output.display().to_string(), source })?;
+            writeln!(
+                out,
+                "{}: {}, towers: {}, dtype: {}, {} bytes",
+                output.display(),
+                config.name,
+                options.towers,
+                options.precision,
+                bytes.len()
+            )?;
         }
         Command::Tokenize { text } => {
             let ids = ClipTokenizer::new()?.encode(&text)?;

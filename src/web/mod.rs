@@ -228,7 +228,7 @@ impl WasmModel {
     #[wasm_bindgen(js_name = encodePixels)]
     pub fn encode_pixels(&self, pixels: Vec<f32>, count: usize) -> Result<Promise, JsValue> {
         let inner = self.inner.clone();
-        rows_promise(move || inner.pixels_tensor(&pixels, count).map(|x| inner.image_embeddings(x)))
+        rows_promise(move || inner.pixels_tensor(&pixels, count).and_then(|x| inner.image_embeddings(x)))
     }
 
     /// Embeds token-id sequences (`count` rows of `context_length` ids, flattened).
@@ -242,7 +242,7 @@ impl WasmModel {
         }
         let rows: Vec<Vec<u32>> = ids.chunks(ids.len() / count).map(<[u32]>::to_vec).collect();
         let inner = self.inner.clone();
-        rows_promise(move || inner.tokens_tensor(&rows).map(|(t, eot)| inner.text_embeddings(t, &eot)))
+        rows_promise(move || inner.tokens_tensor(&rows).and_then(|(t, eot)| inner.text_embeddings(t, &eot)))
     }
 
     /// Embeds texts: a promise of one L2-normalised `Float32Array` per text.

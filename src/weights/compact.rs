@@ -1,0 +1,352 @@
+//! Compact model files: a model's fused inference tensors ([`FusedWeights`]) written to
+//! safetensors, each matrix and kernel stored as `f32`, `f16` or `int8` with its scales, with the
+//! model's config inside so that loading needs no model name.
+//!
+//! # Format (version 1)
+//!
+//! A safetensors file whose `__metadata__` holds (all values strings, as safetensors requires):
+//!
+//! | key | value |
+//! |---|---|
+//! | `format` | `mobileclip-wasm/compact` |
+//! | `version` | `1` |
+//! | `config` | the full model config as JSON ([`ModelConfig`], as `configs/*.json`) |
+//! | `towers` | `image`, `text` or `both`: which towers' tensors the file holds (`logit_scale` always) |
+//! | `dtype` | what it was converted with: `f32`, `f16`, `int8` or `auto` (informative) |
+//! | `source_sha256` | hex sha256 of the published checkpoint it was converted from |
+//! | `storage` | JSON object: each fused tensor's name → `f32`, `f16` or `int8:<group>` |
+//! | `crc32` | JSON object: every stored tensor's name → CRC-32 (8 hex digits) of its bytes |
+//!
+//! Tensors are stored under their canonical fused names (see [`super::names`]) with the dtype
+//! their storage names (`F32`, `F16`, `I8`). An `int8:<group>` tensor `N` has its scales in the
+//! `F32` tensor `N.scales` (one per `group` consecutive values of a row; the first dimension is
+//! the output channel, and a group equal to the row length is one scale per channel); value `i`
+//! is `N[i] · N.scales[i / group]`. Nothing else may be stored.
+//!
+//! A file whose version this build does not read, whose metadata or storage do not add up, or
+//! whose bytes do not have their CRC-32s is refused with `INVALID_WEIGHTS`; one whose tensors do
+//! not fit the model its config describes with `WEIGHTS_MISMATCH`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use sha2::{Digest, Sha256};
+
+use super::pickle::DType;
+use super::quantize::{self, Precision, Tolerance};
+use super::{Checkpoint, FusedTensor, FusedWeights, Storage};
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+
+/// The `format` metadata value of a compact file.
+pub const FORMAT: &str = "mobileclip-wasm/compact";
+/// The format version this build writes and reads.
+pub const VERSION: u32 = 1;
+/// Suffix of the tensor holding an `int8` tensor's scales.
+const SCALES: &str = ".scales";
+
+/// Which towers a model (or a compact file) has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Towers {
+    /// The image tower only: encodes images; text calls fail with `NO_TEXT_TOWER`.
+    Image,
+    /// The text tower only: encodes texts; image calls fail with `NO_IMAGE_TOWER`.
+    Text,
+    /// Both.
+    #[default]
+    Both,
+}
+
+impl Towers {
+    /// Whether the image tower is there.
+    pub fn has_image(self) -> bool {
+        self != Towers::Text
+    }
+
+    /// Whether the text tower is there.
+    pub fn has_text(self) -> bool {
+        self != Towers::Image
+    }
+
+    /// Whether the tensor `name` belongs to a tower kept here (`logit_scale` belongs to both).
+    pub fn keeps(self, name: &str) -> bool {
+        if name.starts_with("visual.") {
+            self.has_image()
+        } else if name.starts_with("text.") {
+            self.has_text()
+        } else {
+            true
+        }
+    }
+}
+
+impl FromStr for Towers {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "image" => Ok(Towers::Image),
+            "text" => Ok(Towers::Text),
+            "both" => Ok(Towers::Both),
+            other => Err(Error::InvalidArgument(format!("towers must be image, text or both, got {other:?}"))),
+        }
+    }
+}
+
+impl fmt::Display for Towers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Towers::Image => "image",
+            Towers::Text => "text",
+            Towers::Both => "both",
+        })
+    }
+}
+
+/// What to write: the storage of the matrices and kernels, and which towers.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ConvertOptions {
+    /// `f32` (bit-identical embeddings), `f16`, `int8` or `auto`.
+    pub precision: Precision,
+    /// Which towers to keep.
+    pub towers: Towers,
+    /// What `auto` accepts per tensor.
+    pub tolerance: Tolerance,
+}
+
+/// What a compact file says about itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompactInfo {
+    /// The model's config.
+    pub config: ModelConfig,
+    /// The towers the file holds.
+    pub towers: Towers,
+    /// What it was converted with.
+    pub dtype: String,
+    /// Hex sha256 of the published checkpoint it came from.
+    pub source_sha256: String,
+}
+
+/// Hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks `bytes` against a Subresource-Integrity string `sha256-<base64 digest>`: a
+/// malformed string is `INVALID_ARGUMENT`, another digest `INTEGRITY_MISMATCH`.
+pub fn check_integrity(bytes: &[u8], integrity: &str) -> Result<()> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let digest = integrity
+        .trim()
+        .strip_prefix("sha256-")
+        .and_then(|d| b64.decode(d).ok())
+        .filter(|d| d.len() == 32)
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "integrity must be \"sha256-\" and the base64 sha256 of the file (as `openssl dgst -sha256 -binary F | base64` prints it), got {integrity:?}"
+            ))
+        })?;
+    let actual = Sha256::digest(bytes);
+    if actual.as_slice() != digest.as_slice() {
+        return Err(Error::Integrity(format!(
+            "the weights' sha256 is sha256-{}, not the {} expected: the file is not the one asked for (truncated, corrupted or another file)",
+            b64.encode(actual),
+            integrity.trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a parsed checkpoint is a compact file (by its metadata's `format`).
+pub fn is_compact(ckpt: &Checkpoint) -> bool {
+    ckpt.metadata().get("format").is_some_and(|f| f.starts_with("mobileclip-wasm/"))
+}
+
+/// Converts a published checkpoint of `config`'s model into a compact file's bytes. The
+/// checkpoint is folded, checked to build the model exactly (every tensor present, of its
+/// shape, nothing left over), then stored as `options` say.
+pub fn convert(config: &ModelConfig, checkpoint: Vec<u8>, options: &ConvertOptions) -> Result<Vec<u8>> {
+    let source_sha256 = sha256_hex(&checkpoint);
+    let ckpt = Checkpoint::from_bytes(checkpoint)?;
+    if is_compact(&ckpt) {
+        return Err(Error::InvalidArgument(
+            "this is already a compact file: convert the published checkpoint it came from".into(),
+        ));
+    }
+    let arch = config.resolve()?;
+    let fused = super::fuse_checkpoint(ckpt, config, &arch)?;
+    crate::model::clip::Clip::load(&arch, fused.clone(), Towers::Both, &burn::tensor::Device::flex())?;
+    let stored = store(fused, options);
+    write(config, &stored, options, &source_sha256)
+}
+
+/// The fused tensors of `options.towers`, stored at `options.precision`.
+pub fn store(fused: FusedWeights, options: &ConvertOptions) -> FusedWeights {
+    fused
+        .into_iter()
+        .filter(|(name, _)| options.towers.keeps(name))
+        .map(|(name, t)| {
+            let s = quantize::store(&t, options.precision, options.tolerance.for_tensor(&name));
+            (name, s)
+        })
+        .collect()
+}
+
+/// Writes stored fused tensors as a compact file.
+pub fn write(
+    config: &ModelConfig,
+    fused: &FusedWeights,
+    options: &ConvertOptions,
+    source_sha256: &str,
+) -> Result<Vec<u8>> {
+    let mut tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut storage = BTreeMap::new();
+    for (name, t) in fused.iter() {
+        storage.insert(name.to_string(), t.storage().kind());
+        let shape = t.shape().to_vec();
+        match t.storage() {
+            Storage::F32(v) => tensors.push((name.into(), safetensors::Dtype::F32, shape, le_bytes(v))),
+            Storage::F16(v) => {
+                let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                tensors.push((name.into(), safetensors::Dtype::F16, shape, bytes));
+            }
+            Storage::Int8 { values, scales, .. } => {
+                let bytes = values.iter().map(|&q| q as u8).collect();
+                tensors.push((name.into(), safetensors::Dtype::I8, shape, bytes));
+                let scales_name = format!("{name}{SCALES}");
+                tensors.push((scales_name, safetensors::Dtype::F32, vec![scales.len()], le_bytes(scales)));
+            }
+        }
+    }
+    let crc: BTreeMap<&str, String> =
+        tensors.iter().map(|(n, _, _, b)| (n.as_str(), format!("{:08x}", super::crc32::crc32(b)))).collect();
+    let metadata: std::collections::HashMap<String, String> = [
+        ("format", FORMAT.to_string()),
+        ("version", VERSION.to_string()),
+        ("config", json(config)),
+        ("towers", options.towers.to_string()),
+        ("dtype", options.precision.to_string()),
+        ("source_sha256", source_sha256.to_string()),
+        ("storage", json(&storage)),
+        ("crc32", json(&crc)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let views = tensors
+        .iter()
+        .map(|(n, dtype, shape, bytes)| {
+            let view = safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes)
+                .map_err(|e| Error::WeightsFormat(format!("writing `{n}`: {e}")))?;
+            Ok((n.clone(), view))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, Some(metadata)).map_err(|e| Error::WeightsFormat(format!("writing: {e}")))
+}
+
+/// A metadata value (config, tables) as JSON text.
+fn json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).expect("serialisable")
+}
+
+fn le_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn invalid(msg: impl fmt::Display) -> Error {
+    Error::WeightsFormat(format!("compact model file: {msg}"))
+}
+
+/// Reads a compact file (see [`is_compact`]): what it says about itself, and its fused tensors
+/// (`int8` and `f16` ones kept as stored, turned into `f32` when a module takes them).
+pub fn read(ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
+    let meta = ckpt.metadata();
+    let get = |key: &str| meta.get(key).ok_or_else(|| invalid(format!("its metadata has no `{key}`")));
+    let format = get("format")?;
+    if format != FORMAT {
+        return Err(invalid(format!("format `{format}` is not one this build reads ({FORMAT})")));
+    }
+    let version = get("version")?;
+    if version.parse::<u32>().ok() != Some(VERSION) {
+        return Err(invalid(format!(
+            "format version {version:?}; this build of mobileclip-wasm reads version {VERSION} (convert the checkpoint again with this build, or update)"
+        )));
+    }
+    let config = ModelConfig::from_json(get("config")?).map_err(|e| invalid(format!("its config: {e}")))?;
+    config.resolve().map_err(|e| invalid(format!("its config: {e}")))?;
+    let towers: Towers = get("towers")?.parse().map_err(|e: Error| invalid(e.to_string()))?;
+    let dtype = get("dtype")?.clone();
+    let source_sha256 = get("source_sha256")?.clone();
+    if source_sha256.len() != 64 || !source_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid(format!("source_sha256 {source_sha256:?} is not a hex sha256")));
+    }
+    let storage: BTreeMap<String, String> =
+        serde_json::from_str(get("storage")?).map_err(|e| invalid(format!("its storage table: {e}")))?;
+    let crc: BTreeMap<String, String> =
+        serde_json::from_str(get("crc32")?).map_err(|e| invalid(format!("its crc32 table: {e}")))?;
+
+    // Every stored tensor is listed, has its checksum, and is a tensor or an int8 tensor's scales.
+    let names: Vec<String> = ckpt.names().map(String::from).collect();
+    if crc.len() != names.len() {
+        return Err(invalid(format!("it stores {} tensors but lists {} checksums", names.len(), crc.len())));
+    }
+    for name in &names {
+        let listed = storage.get(name).is_some()
+            || name.strip_suffix(SCALES).and_then(|n| storage.get(n)).is_some_and(|s| s.starts_with("int8:"));
+        if !listed {
+            return Err(invalid(format!("tensor `{name}` is not in its storage table")));
+        }
+        let want = crc.get(name).ok_or_else(|| invalid(format!("tensor `{name}` has no checksum")))?;
+        let range = ckpt.byte_range(name).expect("listed");
+        let got = format!("{:08x}", super::crc32::crc32(&ckpt.bytes()[range]));
+        if &got != want {
+            return Err(invalid(format!(
+                "tensor `{name}` is corrupted (its CRC-32 is {got}, the file says {want}): download or convert it again"
+            )));
+        }
+    }
+    let mut fused = FusedWeights::new();
+    for (name, kind) in &storage {
+        let shape =
+            ckpt.shape(name).ok_or_else(|| invalid(format!("tensor `{name}` is listed but not stored")))?.to_vec();
+        let dtype_is = |want: DType| {
+            let got = ckpt.dtype(name).expect("stored");
+            if got == want {
+                Ok(())
+            } else {
+                Err(invalid(format!("tensor `{name}` is {got:?}, its storage says {kind}")))
+            }
+        };
+        let stored = match kind.as_str() {
+            "f32" => {
+                dtype_is(DType::F32)?;
+                Storage::F32(ckpt.read_f32(name)?)
+            }
+            "f16" => {
+                dtype_is(DType::F16)?;
+                Storage::F16(ckpt.read_f32(name)?.into_iter().map(half::f16::from_f32).collect())
+            }
+            int8 => {
+                let group = int8
+                    .strip_prefix("int8:")
+                    .and_then(|g| g.parse::<usize>().ok())
+                    .ok_or_else(|| invalid(format!("tensor `{name}` has an unknown storage {kind:?}")))?;
+                dtype_is(DType::I8)?;
+                let scales_name = format!("{name}{SCALES}");
+                if ckpt.dtype(&scales_name) != Some(DType::F32)
+                    || ckpt.shape(&scales_name).map(<[usize]>::len) != Some(1)
+                {
+                    return Err(invalid(format!("`{scales_name}` is missing or not a vector of F32")));
+                }
+                Storage::Int8 { values: ckpt.read_i8(name)?, scales: ckpt.read_f32(&scales_name)?, group }
+            }
+        };
+        let t = FusedTensor::new(shape.clone(), stored).ok_or_else(|| {
+            invalid(format!("tensor `{name}` {shape:?}: its values or scales do not fit its storage {kind}"))
+        })?;
+        fused.insert(name.clone(), t);
+    }
+    Ok((CompactInfo { config, towers, dtype, source_sha256 }, fused))
+}
