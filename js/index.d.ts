@@ -1,7 +1,8 @@
 /** Error thrown (as a rejected promise) by every call; `code` is stable. */
 export class MobileClipError extends Error {
   readonly name: 'MobileClipError';
-  /** e.g. UNKNOWN_MODEL, INVALID_WEIGHTS, WEIGHTS_MISMATCH, WEIGHTS_DOWNLOAD, INVALID_IMAGE,
+  /** e.g. UNKNOWN_MODEL, INVALID_WEIGHTS, WEIGHTS_MISMATCH, WEIGHTS_DOWNLOAD, INTEGRITY_MISMATCH,
+   * NO_TEXT_TOWER / NO_IMAGE_TOWER (a one-tower compact file), INVALID_IMAGE,
    * TAINTED_IMAGE, INVALID_TEXT, INVALID_ARGUMENT, NO_WEBGPU, UNSUPPORTED_BROWSER (no WebAssembly
    * or no wasm SIMD), ABORTED, DISPOSED, INTERNAL
    * (DEVICE_LOST is handled inside: the model moves to the CPU and the call is re-run) */
@@ -27,10 +28,22 @@ export type ImageSource =
 export type WeightsSource = string | URL | Response | Blob | ArrayBuffer | ArrayBufferView;
 
 export interface LoadOptions {
-  /** A shipped model name (default "MobileCLIP-S0", see `modelNames()`) or a config object. */
+  /**
+   * A shipped model name (see `modelNames()`) or a config object. Default: a compact file's own
+   * config (a compact file names its model; another name is refused with WEIGHTS_MISMATCH), and
+   * "MobileCLIP-S0" for a published checkpoint.
+   */
   model?: string | object;
-  /** The published checkpoint (PyTorch .pt/.bin or .safetensors), as a URL or bytes. */
+  /**
+   * The published checkpoint (PyTorch .pt/.bin or .safetensors), or a compact file made by
+   * `mobileclip convert` (fused, f32/f16/int8 tensors, one or both towers), as a URL or bytes.
+   */
   weights: WeightsSource;
+  /**
+   * "sha256-<base64 digest>" (as Subresource Integrity writes it): the weights' bytes are
+   * checked before they are used; another digest rejects with INTEGRITY_MISMATCH.
+   */
+  integrity?: string;
   /**
    * Default "auto": WebGPU on a hardware adapter (the WebGPU module is downloaded only then),
    * else the CPU. "webgpu" insists (rejects with NO_WEBGPU); "cpu" never touches the GPU.
@@ -73,6 +86,9 @@ export interface ClipModel {
   readonly embedDim: number;
   readonly imageSize: number;
   readonly logitScale: number;
+  /** "both", or "image" / "text" for a model loaded from a one-tower compact file (the other
+   * tower's calls reject with NO_TEXT_TOWER / NO_IMAGE_TOWER). */
+  readonly towers: 'both' | 'image' | 'text';
   encodeImage(image: ImageSource): Promise<Float32Array>;
   encodeImages(images: ImageSource[]): Promise<Float32Array[]>;
   encodeText(text: string): Promise<Float32Array>;

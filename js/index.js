@@ -204,20 +204,25 @@ export class MobileClip {
 
   /**
    * @param {object} options
-   * @param {string|object} [options.model] a shipped model name (default MobileCLIP-S0) or a config object
-   * @param {string|URL|Response|Blob|ArrayBuffer|Uint8Array} options.weights the published checkpoint
+   * @param {string|object} [options.model] a shipped model name or a config object (default: a
+   *   compact file's own config, MobileCLIP-S0 for a published checkpoint)
+   * @param {string|URL|Response|Blob|ArrayBuffer|Uint8Array} options.weights the published checkpoint,
+   *   or a compact file (`mobileclip convert`)
+   * @param {string} [options.integrity] "sha256-<base64>": the bytes are checked before use
+   *   (INTEGRITY_MISMATCH otherwise)
    * @param {'auto'|'cpu'|'webgpu'} [options.backend]
    * @param {number|'auto'} [options.threads] CPU threads (default 'auto': the device's cores, up
    *   to 8, where the page is cross-origin isolated; 1 otherwise)
    * @param {(p: {loaded: number, total: number}) => void} [options.onProgress]
    * @param {AbortSignal} [options.signal]
    */
-  static async load({ model = 'MobileCLIP-S0', weights, backend = 'auto', threads = 'auto', onProgress, signal } = {}) {
+  static async load({ model, weights, backend = 'auto', threads = 'auto', integrity, onProgress, signal } = {}) {
     try {
       if (!['auto', 'cpu', 'webgpu'].includes(backend)) throw new MobileClipError('INVALID_ARGUMENT', `backend must be 'auto', 'cpu' or 'webgpu', got ${JSON.stringify(backend)}`);
       if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1 && threads <= 64)) throw new MobileClipError('INVALID_ARGUMENT', `threads must be 'auto' or a whole number from 1 to 64, got ${typeof threads === 'number' ? threads : JSON.stringify(threads) ?? describe(threads)}`);
       if (weights === undefined) throw new MobileClipError('INVALID_ARGUMENT', 'options.weights is required (a URL or the checkpoint bytes)');
-      const config = typeof model === 'string' ? model : JSON.stringify(model);
+      if (integrity !== undefined && typeof integrity !== 'string') throw new MobileClipError('INVALID_ARGUMENT', `integrity must be a string "sha256-<base64>", got ${describe(integrity)}`);
+      const config = model === undefined || typeof model === 'string' ? model : JSON.stringify(model);
       // On the CPU: the module for the `threads` option (a WebGPU model chooses it if it moves).
       const pick = async () => { const c = await chooseBackend(backend); return c.gpu ? c : { ...c, cpu: await chooseCpu(threads) }; };
       const [chosen, bytes] = await Promise.all([pick(), weightsBytes(weights, onProgress, signal)]);
@@ -226,11 +231,11 @@ export class MobileClip {
         // Kept as a Blob (the browser may page it out) to reload on the CPU if the device is lost;
         // a Blob given by the caller is kept as it is.
         const kept = typeof Blob !== 'undefined' && weights instanceof Blob ? weights : new Blob([bytes]);
-        const raw = await chosen.gpu.WasmModel.load(config, bytes, 'webgpu');
+        const raw = await chosen.gpu.WasmModel.load(config, bytes, 'webgpu', integrity);
         raw.backend = chosen.why;
         return new MobileClip(raw, config, kept, threads);
       }
-      const raw = await chosen.cpu.WasmModel.load(config, bytes, 'cpu');
+      const raw = await chosen.cpu.WasmModel.load(config, bytes, 'cpu', integrity);
       raw.backend = `${chosen.why}; ${chosen.cpu.why}`;
       return new MobileClip(raw, config, null, threads);
     } catch (e) {
@@ -246,7 +251,7 @@ export class MobileClip {
   /** Reloads the model on the CPU from the kept checkpoint, after the GPU device was lost. */
   async #moveToCpu(why) {
     const cpu = await chooseCpu(this.#threads);
-    const raw = await cpu.WasmModel.load(this.#config, new Uint8Array(await this.#weights.arrayBuffer()), 'cpu');
+    const raw = await cpu.WasmModel.load(this.#config, new Uint8Array(await this.#weights.arrayBuffer()), 'cpu', undefined);
     raw.backend = `cpu: ${why}; moved from WebGPU; ${cpu.why}`;
     try { this.#raw.free(); } catch { /* the GPU module may be unusable */ }
     this.#raw = raw;
@@ -281,6 +286,8 @@ export class MobileClip {
   /** The backend in use and why, e.g. "webgpu: <adapter>" or "cpu: no WebGPU adapter". */
   get backend() { return this.#raw?.backend ?? 'disposed'; }
   get name() { return this.#raw?.name; }
+  /** "both", or "image" / "text" for a model loaded from a one-tower compact file. */
+  get towers() { return this.#raw?.towers; }
   get embedDim() { return this.#raw?.embedDim; }
   get imageSize() { return this.#raw?.imageSize; }
   get logitScale() { return this.#raw?.logitScale; }

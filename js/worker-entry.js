@@ -26,10 +26,11 @@ async function handle({ id, op, ...args }) {
         weights: args.weights,
         backend: args.backend,
         threads: args.threads,
+        integrity: args.integrity,
         onProgress: (progress) => self.postMessage({ id, progress }),
       });
-      const { backend, name, embedDim, imageSize, logitScale } = clip;
-      return { result: { backend, name, embedDim, imageSize, logitScale, workerDraws: canDraw() } };
+      const { backend, name, embedDim, imageSize, logitScale, towers } = clip;
+      return { result: { backend, name, embedDim, imageSize, logitScale, towers, workerDraws: canDraw() } };
     }
     case 'encodeImages': {
       const rows = await clip.encodeImages(args.images);

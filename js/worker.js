@@ -84,7 +84,7 @@ export class MobileClipWorker {
    * forwarded); ArrayBuffer/Uint8Array weights are transferred (the caller's buffer is detached),
    * Blobs are passed by reference, a Response is read here and its bytes transferred.
    */
-  static async load({ model = 'MobileCLIP-S0', weights, backend = 'auto', threads = 'auto', onProgress, signal } = {}) {
+  static async load({ model, weights, backend = 'auto', threads = 'auto', integrity, onProgress, signal } = {}) {
     if (signal?.aborted) throw ABORTED();
     let worker;
     try {
@@ -102,8 +102,8 @@ export class MobileClipWorker {
           if (data.error) reject(new MobileClipError(data.error.code, data.error.message));
           else resolve(data.result);
         };
-        const cfg = typeof model === 'string' ? model : JSON.parse(JSON.stringify(model));
-        worker.postMessage({ id: 0, op: 'load', model: cfg, weights: w, backend, threads }, transfer);
+        const cfg = model === undefined || typeof model === 'string' ? model : JSON.parse(JSON.stringify(model));
+        worker.postMessage({ id: 0, op: 'load', model: cfg, weights: w, backend, threads, integrity }, transfer);
       });
       return new MobileClipWorker(worker, info);
     } catch (e) {
@@ -158,6 +158,7 @@ export class MobileClipWorker {
   get embedDim() { return this.#worker ? this.#info.embedDim : undefined; }
   get imageSize() { return this.#worker ? this.#info.imageSize : undefined; }
   get logitScale() { return this.#worker ? this.#info.logitScale : undefined; }
+  get towers() { return this.#worker ? this.#info.towers : undefined; }
 
   /** L2-normalised embedding of one image source. */
   async encodeImage(src) {

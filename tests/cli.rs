@@ -210,3 +210,54 @@ fn zero_shot_full_size() {
     let table = stdout(&cli(&args));
     assert_eq!(table.lines().count(), 3);
 }
+
+#[test]
+fn convert_then_embed_without_a_model_name() {
+    let dir = std::env::temp_dir().join(format!("mobileclip-cli-convert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (compact, image_only) = (dir.join("s.safetensors"), dir.join("image.safetensors"));
+    let (c, i) = (compact.to_string_lossy().into_owned(), image_only.to_string_lossy().into_owned());
+    let weights = fixture("v1-mci-mct", "model.pt");
+    let out = stdout(&cli(&[
+        "convert",
+        "--model",
+        &fixture("v1-mci-mct", "config.json"),
+        "--weights",
+        &weights,
+        "--dtype",
+        "f32",
+        "-o",
+        &c,
+    ]));
+    assert!(out.contains("bytes"), "{out}");
+    let args = |w: &str| {
+        vec![
+            "embed".to_string(),
+            "--weights".into(),
+            w.into(),
+            "--image".into(),
+            photo().to_string_lossy().into(),
+            "--text".into(),
+            "a cat".into(),
+        ]
+    };
+    let from_compact = stdout(&cli(&args(&c).iter().map(String::as_str).collect::<Vec<_>>()));
+    let mut with_model = args(&weights);
+    with_model.extend(["--model".to_string(), fixture("v1-mci-mct", "config.json")]);
+    let from_checkpoint = stdout(&cli(&with_model.iter().map(String::as_str).collect::<Vec<_>>()));
+    assert_eq!(from_compact, from_checkpoint);
+
+    let cfg = fixture("v1-mci-mct", "config.json");
+    stdout(&cli(&["convert", "--model", &cfg, "--weights", &weights, "--towers", "image", "-o", &i]));
+    assert_error(&cli(&args(&i).iter().map(String::as_str).collect::<Vec<_>>()), "no text tower");
+    assert_error(
+        &cli(&["convert", "--model", &cfg, "--weights", &weights, "--dtype", "int4", "-o", &i]),
+        "dtype must be",
+    );
+    assert_error(
+        &cli(&["convert", "--model", &cfg, "--weights", &weights, "--towers", "all", "-o", &i]),
+        "towers must be",
+    );
+    assert_error(&cli(&["embed", "--weights", &weights, "--text", "a"]), "give the model's name");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

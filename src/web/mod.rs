@@ -21,12 +21,16 @@ use wasm_bindgen::prelude::*;
 use burn::tensor::{Device, Tensor};
 
 use crate::preprocess::{ImageView, PixelFormat};
+use crate::weights::{Checkpoint, compact};
 use crate::{Error, MobileClip, ModelConfig, zero_shot};
 
 #[cfg(feature = "webgpu")]
 mod gpu;
 #[cfg(feature = "threads")]
 mod threads;
+
+/// The model a published checkpoint is taken for when `load` is given no model.
+const DEFAULT_MODEL: &str = "MobileCLIP-S0";
 
 /// Installs the panic hook so that a bug (never user input) shows a readable message.
 #[wasm_bindgen(start)]
@@ -145,16 +149,41 @@ pub struct WasmModel {
 #[wasm_bindgen]
 impl WasmModel {
     /// Loads a model: a promise of a `WasmModel`. `model` is a shipped model name or a config
-    /// as JSON text, `weights` the bytes of a published checkpoint (PyTorch zip or safetensors),
-    /// `backend` `"cpu"` or `"webgpu"` (after `initWebGpu` resolved).
-    pub fn load(model: &str, weights: Vec<u8>, backend: &str) -> Result<Promise, JsValue> {
+    /// as JSON text, or `undefined`: a compact file's own config then (MobileCLIP-S0 for a
+    /// published checkpoint); `weights` the bytes of a published checkpoint (PyTorch zip or
+    /// safetensors) or of a compact file; `backend` `"cpu"` or `"webgpu"` (after `initWebGpu`
+    /// resolved); `integrity`, when given, `"sha256-<base64>"`: the bytes are checked against it
+    /// before anything is parsed (`INTEGRITY_MISMATCH`).
+    pub fn load(
+        model: Option<String>,
+        weights: Vec<u8>,
+        backend: &str,
+        integrity: Option<String>,
+    ) -> Result<Promise, JsValue> {
         let device = device_for(backend)?;
-        let config = ModelConfig::from_name_or_json(model).map_err(|e| js_error(&e))?;
+        let config = model.as_deref().map(ModelConfig::from_name_or_json).transpose().map_err(|e| js_error(&e))?;
         let backend = backend.to_string();
         call(
-            move || MobileClip::from_bytes(config, weights, device),
+            move || {
+                if let Some(integrity) = &integrity {
+                    compact::check_integrity(&weights, integrity)?;
+                }
+                let ckpt = Checkpoint::from_bytes(weights)?;
+                let config = match config {
+                    None if !compact::is_compact(&ckpt) => Some(ModelConfig::builtin(DEFAULT_MODEL)?),
+                    given => given,
+                };
+                MobileClip::load_checkpoint(config, ckpt, device)
+            },
             move |inner| Ok(WasmModel { inner: Arc::new(Model::from(inner)), backend }.into()),
         )
+    }
+
+    /// Which towers the model has: `"both"`, or `"image"` / `"text"` (from a one-tower compact
+    /// file).
+    #[wasm_bindgen(getter)]
+    pub fn towers(&self) -> String {
+        self.inner.towers().to_string()
     }
 
     /// The names of the shipped model configs.

@@ -14,14 +14,16 @@
 //! | `towers` | `image`, `text` or `both`: which towers' tensors the file holds (`logit_scale` always) |
 //! | `dtype` | what it was converted with: `f32`, `f16`, `int8` or `auto` (informative) |
 //! | `source_sha256` | hex sha256 of the published checkpoint it was converted from |
-//! | `storage` | JSON object: each fused tensor's name → `f32`, `f16` or `int8:<group>` |
+//! | `storage` | JSON object: each fused tensor's name → `f32`, `f16`, `int8:<group>` or `int8:<group>:columns` |
 //! | `crc32` | JSON object: every stored tensor's name → CRC-32 (8 hex digits) of its bytes |
 //!
 //! Tensors are stored under their canonical fused names (see [`super::names`]) with the dtype
 //! their storage names (`F32`, `F16`, `I8`). An `int8:<group>` tensor `N` has its scales in the
 //! `F32` tensor `N.scales` (one per `group` consecutive values of a row; the first dimension is
 //! the output channel, and a group equal to the row length is one scale per channel); value `i`
-//! is `N[i] · N.scales[i / group]`. Nothing else may be stored.
+//! is `N[i] · N.scales[i / group]`; an `int8:<group>:columns` tensor multiplies that by
+//! `N.columns[j]` (`F32`, one per column: `j` is `i` modulo the row length). Nothing else may be
+//! stored.
 //!
 //! A file whose version this build does not read, whose metadata or storage do not add up, or
 //! whose bytes do not have their CRC-32s is refused with `INVALID_WEIGHTS`; one whose tensors do
@@ -45,6 +47,8 @@ pub const FORMAT: &str = "mobileclip-wasm/compact";
 pub const VERSION: u32 = 1;
 /// Suffix of the tensor holding an `int8` tensor's scales.
 const SCALES: &str = ".scales";
+/// Suffix of the tensor holding an `int8` tensor's column factors.
+const COLUMNS: &str = ".columns";
 
 /// Which towers a model (or a compact file) has.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -179,7 +183,7 @@ pub fn convert(config: &ModelConfig, checkpoint: Vec<u8>, options: &ConvertOptio
     let fused = super::fuse_checkpoint(ckpt, config, &arch)?;
     crate::model::clip::Clip::load(&arch, fused.clone(), Towers::Both, &burn::tensor::Device::flex())?;
     let stored = store(fused, options);
-    write(config, &stored, options, &source_sha256)
+    Ok(write(config, &stored, options, &source_sha256))
 }
 
 /// The fused tensors of `options.towers`, stored at `options.precision`.
@@ -195,34 +199,33 @@ pub fn store(fused: FusedWeights, options: &ConvertOptions) -> FusedWeights {
 }
 
 /// Writes stored fused tensors as a compact file.
-pub fn write(
-    config: &ModelConfig,
-    fused: &FusedWeights,
-    options: &ConvertOptions,
-    source_sha256: &str,
-) -> Result<Vec<u8>> {
-    let mut tensors: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+pub fn write(config: &ModelConfig, fused: &FusedWeights, options: &ConvertOptions, source_sha256: &str) -> Vec<u8> {
+    let mut tensors: Vec<(String, &'static str, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut storage = BTreeMap::new();
     for (name, t) in fused.iter() {
         storage.insert(name.to_string(), t.storage().kind());
         let shape = t.shape().to_vec();
         match t.storage() {
-            Storage::F32(v) => tensors.push((name.into(), safetensors::Dtype::F32, shape, le_bytes(v))),
+            Storage::F32(v) => tensors.push((name.into(), "F32", shape, le_bytes(v))),
             Storage::F16(v) => {
                 let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                tensors.push((name.into(), safetensors::Dtype::F16, shape, bytes));
+                tensors.push((name.into(), "F16", shape, bytes));
             }
-            Storage::Int8 { values, scales, .. } => {
+            Storage::Int8 { values, scales, columns, .. } => {
                 let bytes = values.iter().map(|&q| q as u8).collect();
-                tensors.push((name.into(), safetensors::Dtype::I8, shape, bytes));
+                tensors.push((name.into(), "I8", shape, bytes));
                 let scales_name = format!("{name}{SCALES}");
-                tensors.push((scales_name, safetensors::Dtype::F32, vec![scales.len()], le_bytes(scales)));
+                tensors.push((scales_name, "F32", vec![scales.len()], le_bytes(scales)));
+                if !columns.is_empty() {
+                    let columns_name = format!("{name}{COLUMNS}");
+                    tensors.push((columns_name, "F32", vec![columns.len()], le_bytes(columns)));
+                }
             }
         }
     }
     let crc: BTreeMap<&str, String> =
         tensors.iter().map(|(n, _, _, b)| (n.as_str(), format!("{:08x}", super::crc32::crc32(b)))).collect();
-    let metadata: std::collections::HashMap<String, String> = [
+    let metadata: BTreeMap<&str, String> = BTreeMap::from([
         ("format", FORMAT.to_string()),
         ("version", VERSION.to_string()),
         ("config", json(config)),
@@ -231,19 +234,37 @@ pub fn write(
         ("source_sha256", source_sha256.to_string()),
         ("storage", json(&storage)),
         ("crc32", json(&crc)),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let views = tensors
-        .iter()
-        .map(|(n, dtype, shape, bytes)| {
-            let view = safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes)
-                .map_err(|e| Error::WeightsFormat(format!("writing `{n}`: {e}")))?;
-            Ok((n.clone(), view))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize(views, Some(metadata)).map_err(|e| Error::WeightsFormat(format!("writing: {e}")))
+    ]);
+    serialize(metadata, tensors)
+}
+
+/// A safetensors file with its header's keys in a fixed order (metadata first, then tensors by
+/// name) and the tensors' bytes in name order, so that one conversion always gives the same
+/// bytes (and the same `integrity` digest); the `safetensors` crate writes its metadata map in
+/// hash order.
+fn serialize(
+    metadata: BTreeMap<&str, String>,
+    mut tensors: Vec<(String, &'static str, Vec<usize>, Vec<u8>)>,
+) -> Vec<u8> {
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::to_value(metadata).expect("strings"));
+    let mut offset = 0;
+    for (name, dtype, shape, bytes) in &tensors {
+        let info = serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + bytes.len()]});
+        header.insert(name.clone(), info);
+        offset += bytes.len();
+    }
+    let mut header = serde_json::to_vec(&header).expect("serialisable");
+    // The data starts 8-byte aligned, as the safetensors crate writes it.
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    out.extend((header.len() as u64).to_le_bytes());
+    out.extend(header);
+    for (_, _, _, bytes) in tensors {
+        out.extend(bytes);
+    }
+    out
 }
 
 /// A metadata value (config, tables) as JSON text.
@@ -294,7 +315,8 @@ pub fn read(ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
     }
     for name in &names {
         let listed = storage.get(name).is_some()
-            || name.strip_suffix(SCALES).and_then(|n| storage.get(n)).is_some_and(|s| s.starts_with("int8:"));
+            || name.strip_suffix(SCALES).and_then(|n| storage.get(n)).is_some_and(|s| s.starts_with("int8:"))
+            || name.strip_suffix(COLUMNS).and_then(|n| storage.get(n)).is_some_and(|s| s.ends_with(":columns"));
         if !listed {
             return Err(invalid(format!("tensor `{name}` is not in its storage table")));
         }
@@ -329,18 +351,23 @@ pub fn read(ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
                 Storage::F16(ckpt.read_f32(name)?.into_iter().map(half::f16::from_f32).collect())
             }
             int8 => {
-                let group = int8
-                    .strip_prefix("int8:")
-                    .and_then(|g| g.parse::<usize>().ok())
-                    .ok_or_else(|| invalid(format!("tensor `{name}` has an unknown storage {kind:?}")))?;
+                let unknown = || invalid(format!("tensor `{name}` has an unknown storage {kind:?}"));
+                let spec = int8.strip_prefix("int8:").ok_or_else(unknown)?;
+                let (group, columns) = match spec.strip_suffix(":columns") {
+                    Some(g) => (g, true),
+                    None => (spec, false),
+                };
+                let group = group.parse::<usize>().map_err(|_| unknown())?;
                 dtype_is(DType::I8)?;
-                let scales_name = format!("{name}{SCALES}");
-                if ckpt.dtype(&scales_name) != Some(DType::F32)
-                    || ckpt.shape(&scales_name).map(<[usize]>::len) != Some(1)
-                {
-                    return Err(invalid(format!("`{scales_name}` is missing or not a vector of F32")));
-                }
-                Storage::Int8 { values: ckpt.read_i8(name)?, scales: ckpt.read_f32(&scales_name)?, group }
+                let vector = |suffix: &str| {
+                    let n = format!("{name}{suffix}");
+                    if ckpt.dtype(&n) != Some(DType::F32) || ckpt.shape(&n).map(<[usize]>::len) != Some(1) {
+                        return Err(invalid(format!("`{n}` is missing or not a vector of F32")));
+                    }
+                    ckpt.read_f32(&n)
+                };
+                let columns = if columns { vector(COLUMNS)? } else { Vec::new() };
+                Storage::Int8 { values: ckpt.read_i8(name)?, scales: vector(SCALES)?, group, columns }
             }
         };
         let t = FusedTensor::new(shape.clone(), stored).ok_or_else(|| {

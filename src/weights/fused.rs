@@ -59,7 +59,10 @@ pub enum Storage {
     /// Symmetric 8-bit integers with one scale per group: the tensor's rows (its first
     /// dimension: a convolution's or linear layer's output channels, an embedding's tokens) are
     /// cut into groups of `group` consecutive values (`group` divides the row length; a whole
-    /// row is per-output-channel quantisation); value `i` is `values[i] * scales[i / group]`.
+    /// row is per-output-channel quantisation); value `i` at column `j` (`i` modulo the row
+    /// length) is `values[i] * scales[i / group] * columns[j]`, `columns` being empty (all 1) or
+    /// one factor per column: the scale of each input channel / kernel tap that a BatchNorm
+    /// folded into the kernel's input side gave it.
     Int8 {
         /// The quantised values, row-major, in `-127..=127`.
         values: Vec<i8>,
@@ -67,6 +70,8 @@ pub enum Storage {
         scales: Vec<f32>,
         /// Values per scale.
         group: usize,
+        /// Empty, or one factor per column (the row length).
+        columns: Vec<f32>,
     },
 }
 
@@ -76,7 +81,7 @@ impl Storage {
         match self {
             Storage::F32(v) => 4 * v.len(),
             Storage::F16(v) => 2 * v.len(),
-            Storage::Int8 { values, scales, .. } => values.len() + 4 * scales.len(),
+            Storage::Int8 { values, scales, columns, .. } => values.len() + 4 * (scales.len() + columns.len()),
         }
     }
 
@@ -85,7 +90,8 @@ impl Storage {
         match self {
             Storage::F32(_) => "f32".into(),
             Storage::F16(_) => "f16".into(),
-            Storage::Int8 { group, .. } => format!("int8:{group}"),
+            Storage::Int8 { group, columns, .. } if columns.is_empty() => format!("int8:{group}"),
+            Storage::Int8 { group, .. } => format!("int8:{group}:columns"),
         }
     }
 }
@@ -111,14 +117,15 @@ impl FusedTensor {
         let fits = match &storage {
             Storage::F32(v) => v.len() == numel,
             Storage::F16(v) => v.len() == numel,
-            Storage::Int8 { values, scales, group } => {
+            Storage::Int8 { values, scales, group, columns } => {
                 let row = if shape.is_empty() { 1 } else { numel / shape[0].max(1) };
                 values.len() == numel
                     && *group > 0
                     && row.is_multiple_of(*group)
                     && scales.len() == numel / group
+                    && (columns.is_empty() || columns.len() == row)
                     && values.iter().all(|&q| q != i8::MIN)
-                    && scales.iter().all(|s| s.is_finite() && *s >= 0.0)
+                    && scales.iter().chain(columns.iter()).all(|s| s.is_finite() && *s >= 0.0)
             }
         };
         fits.then_some(Self { shape, storage })
@@ -145,8 +152,18 @@ impl FusedTensor {
         let data = match self.storage {
             Storage::F32(data) => data,
             Storage::F16(values) => values.iter().map(|v| v.to_f32()).collect(),
-            Storage::Int8 { values, scales, group } => {
-                values.chunks(group).zip(&scales).flat_map(|(q, &s)| q.iter().map(move |&v| f32::from(v) * s)).collect()
+            Storage::Int8 { values, scales, group, columns } => {
+                let mut data: Vec<f32> = values
+                    .chunks(group)
+                    .zip(&scales)
+                    .flat_map(|(q, &s)| q.iter().map(move |&v| f32::from(v) * s))
+                    .collect();
+                if !columns.is_empty() {
+                    for row in data.chunks_mut(columns.len()) {
+                        row.iter_mut().zip(&columns).for_each(|(v, c)| *v *= c);
+                    }
+                }
+                data
             }
         };
         HostTensor { shape: self.shape, data }
