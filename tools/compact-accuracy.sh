@@ -5,6 +5,7 @@
 # target/accuracy-fixtures) and exports scikit-image's bundled photos (from the reference venv,
 # nothing downloaded) to target/accuracy-photos.
 #   MOBILECLIP_ACCURACY_MODELS   comma-separated configs (default: MobileCLIP-S0,MobileCLIP2-S0)
+#   MOBILECLIP_REFERENCE         Apple's ml-mobileclip checkout (default: gen_fixtures.py's)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 models=${MOBILECLIP_ACCURACY_MODELS:-MobileCLIP-S0,MobileCLIP2-S0}
@@ -13,7 +14,8 @@ photos=target/accuracy-photos
 py=$(tools/setup-venv.sh)
 mkdir -p "$out"
 for m in ${models//,/ }; do
-  [ -f "$out/$m/io.safetensors" ] || "$py" tools/gen_fixtures.py --full --trained-bn --no-reload-check --out "$out" --models "$m"
+  [ -f "$out/$m/io.safetensors" ] || "$py" tools/gen_fixtures.py --full --trained-bn --no-reload-check --out "$out" --models "$m" \
+    ${MOBILECLIP_REFERENCE:+--reference "$MOBILECLIP_REFERENCE"}
 done
 if [ ! -f "$photos/.done" ]; then
   mkdir -p "$photos"

@@ -73,6 +73,40 @@ await check('bad weights and aborted loads reject with codes', async () => {
   await rejectsWith(MobileClip.load({ model: cfg, weights: fx('v2-mci0', 'model.safetensors'), signal: ac.signal }), 'ABORTED');
 });
 
+await check('compact files: no model name, integrity, image-only (NO_TEXT_TOWER)', async () => {
+  const url = '/tests/fixtures/compact/v2-mci0-f32.safetensors';
+  const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  const integrity = `sha256-${btoa(String.fromCharCode(...digest))}`;
+  const m = await MobileClip.load({ weights: url, integrity });
+  let parity;
+  try {
+    assert(m.name === 'v2-mci0' && m.towers === 'both', `name ${m.name}, towers ${m.towers}`);
+    parity = await assertParity(m, await safetensors(fx('v2-mci0', 'io.safetensors')), TOL);
+  } finally {
+    m.dispose();
+  }
+  const wrong = integrity.slice(0, 8) + (integrity[8] === 'A' ? 'B' : 'A') + integrity.slice(9);
+  const msgs = [await rejectsWith(MobileClip.load({ weights: bytes, integrity: wrong }), 'INTEGRITY_MISMATCH')];
+  msgs.push(await rejectsWith(MobileClip.load({ weights: bytes, integrity: 'md5-abc' }), 'INVALID_ARGUMENT'));
+  msgs.push(await rejectsWith(MobileClip.load({ model: 'MobileCLIP-S0', weights: bytes }), 'WEIGHTS_MISMATCH'));
+  const truncated = bytes.slice(0, bytes.length - 10);
+  msgs.push(await rejectsWith(MobileClip.load({ weights: truncated }), 'INVALID_WEIGHTS'));
+  const img = await MobileClip.load({ weights: '/tests/fixtures/compact/v2-mci0-auto-image.safetensors' });
+  try {
+    assert(img.towers === 'image', `towers ${img.towers}`);
+    const px = new ImageData(40, 30);
+    const e1 = await img.encodeImage(px);
+    msgs.push(await rejectsWith(img.encodeText('a cat'), 'NO_TEXT_TOWER'));
+    msgs.push(await rejectsWith(img.zeroShot(e1, ['cat', 'dog']), 'NO_TEXT_TOWER'));
+    const e2 = await img.encodeImage(px);
+    assert(e1.length === img.embedDim && e1.every((v, i) => v === e2[i]), 'image tower broken after NO_TEXT_TOWER');
+  } finally {
+    img.dispose();
+  }
+  return `${parity}; ${msgs.join(' | ')}`;
+});
+
 await check('works in a Web Worker, same numbers as the main thread', async () => {
   const px = { width: 31, height: 23, data: Uint8ClampedArray.from({ length: 31 * 23 * 4 }, (_, i) => (i * 7) % 256) };
   const main = await clip.encodeImage(px);
