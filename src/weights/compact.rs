@@ -314,7 +314,7 @@ pub fn read(ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
         return Err(invalid(format!("it stores {} tensors but lists {} checksums", names.len(), crc.len())));
     }
     for name in &names {
-        let listed = storage.get(name).is_some()
+        let listed = storage.contains_key(name)
             || name.strip_suffix(SCALES).and_then(|n| storage.get(n)).is_some_and(|s| s.starts_with("int8:"))
             || name.strip_suffix(COLUMNS).and_then(|n| storage.get(n)).is_some_and(|s| s.ends_with(":columns"));
         if !listed {

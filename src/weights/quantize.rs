@@ -237,8 +237,7 @@ mod tests {
         assert_eq!(store(&t, Precision::Auto, 1e-3).storage().kind(), "f16");
         // Column factors: a kernel whose columns differ in scale by decades (a BatchNorm folded
         // on its input side) keeps its small columns.
-        let cols: Vec<f32> =
-            (0..4 * 64).map(|i| ((i * 31 % 17) as f32 - 8.0) * 10f32.powi((i % 64 % 4) as i32 - 2)).collect();
+        let cols: Vec<f32> = (0..4 * 64).map(|i| ((i * 31 % 17) as f32 - 8.0) * 10f32.powi(i % 64 % 4 - 2)).collect();
         let with = worst_channel_error(&cols, &int8(&[4, 64], &cols, 64, true).to_f32(), 64);
         let without = worst_channel_error(&cols, &int8(&[4, 64], &cols, 64, false).to_f32(), 64);
         assert!(with < without * 0.6, "with column factors {with}, without {without}");
