@@ -231,15 +231,7 @@ fn convert_then_embed_without_a_model_name() {
     ]));
     assert!(out.contains("bytes"), "{out}");
     let args = |w: &str| {
-        vec![
-            "embed".to_string(),
-            "--weights".into(),
-            w.into(),
-            "--image".into(),
-            photo().to_string_lossy().into(),
-            "--text".into(),
-            "a cat".into(),
-        ]
+        vec!["embed".to_string(), "--weights".into(), w.into(), "--image".into(), photo().to_string_lossy().into()]
     };
     let from_compact = stdout(&cli(&args(&c).iter().map(String::as_str).collect::<Vec<_>>()));
     let mut with_model = args(&weights);
