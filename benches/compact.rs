@@ -174,7 +174,8 @@ fn embed(model: &MobileClip, photos: &[(Vec<u8>, usize, usize)], texts: &[String
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
         out.extend(model.encode_texts(&refs).unwrap());
     }
-    let labels = model.label_embeddings(LABELS, &TEMPLATES[..1]).unwrap();
+    let pack = model.label_pack(LABELS, &TEMPLATES[..1]).unwrap();
+    let labels = pack.embeddings().chunks(pack.dim()).map(<[f32]>::to_vec).collect();
     Embeddings { images, texts: out, labels }
 }
 

@@ -52,16 +52,21 @@ export async function startPool(glue, threads) {
   }
 
   const pending = new Map(); // job id -> { done, fail }
-  let dead = null; // why the pool can no longer run jobs
+  let dead = null; // the failure of a pool thread, once one failed
+  // A pool thread that failed (a trap: a bug, or out of memory) leaves the module's shared memory
+  // and locks in an unknown state: the whole threaded module is given up. Its calls reject with a
+  // trap (a WebAssembly.RuntimeError as the cause), so that index.js switches to the
+  // single-threaded module and its models reload there, as after a trap on the calling thread.
+  const failure = () => new MobileClipError('INTERNAL', `the threaded CPU module failed (${dead}); the single-threaded one takes over and the next call reloads the model`, { cause: new WebAssembly.RuntimeError(dead) });
   const fail = (message) => {
-    dead ??= `a thread of the threaded CPU module failed (${message}); load the model again with threads: 1`;
-    for (const p of pending.values()) p.fail(new MobileClipError('INTERNAL', dead));
+    dead ??= message;
+    for (const p of pending.values()) p.fail(failure());
     pending.clear();
   };
   // The waiter src/web/threads.rs calls for each job before queueing it: a promise of `take()`
   // (the job's result, as JavaScript values made on this thread), once the job posts its id.
   glue.buildThreadPool(threads, (id, take) => new Promise((resolve, reject) => {
-    if (dead) { reject(new MobileClipError('INTERNAL', dead)); return; }
+    if (dead) { reject(failure()); return; }
     pending.set(id, {
       done: () => { try { resolve(take()); } catch (e) { reject(e); } },
       fail: reject,

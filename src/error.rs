@@ -36,9 +36,15 @@ pub enum Error {
     /// The weights' bytes do not have the digest the caller's `integrity` names.
     #[error("integrity check failed: {0}")]
     Integrity(String),
-    /// Any other invalid argument.
+    /// Any other invalid argument (an option out of range, an embedding with NaN, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// Bytes that are not a label pack this crate can read (garbage, truncated, another version).
+    #[error("invalid label pack: {0}")]
+    LabelPackFormat(String),
+    /// A label pack made by another model or other weights than the one asked to use it.
+    #[error("label pack does not match the model: {0}")]
+    LabelPackMismatch(String),
     /// The compute device failed (for example a GPU device lost mid-session).
     #[error("device error: {0}")]
     Device(String),
@@ -67,6 +73,8 @@ impl Error {
             Error::NoImageTower(_) => "NO_IMAGE_TOWER",
             Error::Integrity(_) => "INTEGRITY_MISMATCH",
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Error::LabelPackFormat(_) => "INVALID_LABEL_PACK",
+            Error::LabelPackMismatch(_) => "LABEL_PACK_MISMATCH",
             Error::Device(_) => "DEVICE_LOST",
             Error::Io { .. } => "IO_ERROR",
         }

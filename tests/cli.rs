@@ -187,9 +187,8 @@ fn zero_shot_full_size() {
     let texts = model.encode_texts(&["a photo of a cat.", "a blurry photo of a cat."]).unwrap();
     let mut cat: Vec<f32> = texts[0].iter().zip(&texts[1]).map(|(a, b)| a + b).collect();
     mobileclip_wasm::zero_shot::normalize(&mut cat);
-    let by_label = model
-        .zero_shot(&img[0], &["cat", "dog", "car"], &["a photo of a {}.", "a blurry photo of a {}."], None)
-        .unwrap();
+    let pack = model.label_pack(&["cat", "dog", "car"], &["a photo of a {}.", "a blurry photo of a {}."]).unwrap();
+    let by_label = model.zero_shot(&img[0], &pack, None).unwrap();
     let cat_score = by_label.iter().find(|s| s.label == "cat").unwrap().score;
     let cli_cat = ranked.iter().find(|r| r["label"] == "cat").unwrap()["score"].as_f64().unwrap();
     assert!((cat_score as f64 - cli_cat).abs() < 1e-6);
@@ -209,6 +208,31 @@ fn zero_shot_full_size() {
     // Plain-text table output.
     let table = stdout(&cli(&args));
     assert_eq!(table.lines().count(), 3);
+
+    // A label pack written by `labels`, ranked by `zero-shot --pack`: the same scores.
+    let dir = tempdir();
+    let (labels, pack) = (dir.join("labels.txt"), dir.join("labels.pack"));
+    std::fs::write(&labels, "cat\n dog\n\ncar\n").unwrap();
+    let labels_args = ["labels", "--model", cfg, "--weights", weights, "--labels", labels.to_str().unwrap()];
+    let mut labels_args = labels_args.to_vec();
+    labels_args.extend(["--template", "a photo of a {}.", "--template", "a blurry photo of a {}."]);
+    labels_args.extend(["-o", pack.to_str().unwrap()]);
+    stdout(&cli(&labels_args));
+    let written = mobileclip_wasm::LabelPack::from_bytes(&std::fs::read(&pack).unwrap()).unwrap();
+    assert_eq!(
+        written,
+        model.label_pack(&["cat", "dog", "car"], &["a photo of a {}.", "a blurry photo of a {}."]).unwrap()
+    );
+    let by_pack = [&args[..7], &["--pack", pack.to_str().unwrap(), "--json"]].concat();
+    assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&stdout(&cli(&by_pack))).unwrap(), ranked);
+}
+
+/// A fresh temporary folder for one test.
+fn tempdir() -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("mobileclip-cli-{}-{:?}", std::process::id(), std::thread::current().id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
 #[test]
@@ -252,5 +276,31 @@ fn convert_then_embed_without_a_model_name() {
         "towers must be",
     );
     assert_error(&cli(&["embed", "--weights", &weights, "--text", "a"]), "give the model's name");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_checkpoints_label_pack_ranks_on_its_image_only_compact_file() {
+    let dir = tempdir().join("image-only-pack");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    let (config, bytes) = common::clip_vocab_fixture("v2-mci0");
+    std::fs::write(path("config.json"), serde_json::to_string(&config).unwrap()).unwrap();
+    std::fs::write(path("model.safetensors"), bytes).unwrap();
+    std::fs::write(path("labels.txt"), "cat\ndog\ncar\n").unwrap();
+    let (cfg, weights, image_only, pack) =
+        (path("config.json"), path("model.safetensors"), path("image.safetensors"), path("pack.safetensors"));
+    let convert = ["convert", "--model", &cfg, "--weights", &weights, "--dtype", "f32", "--towers", "image"];
+    stdout(&cli(&[&convert[..], &["-o", &image_only]].concat()));
+    stdout(&cli(&["labels", "--model", &cfg, "--weights", &weights, "--labels", &path("labels.txt"), "-o", &pack]));
+    let photo = photo().to_string_lossy().into_owned();
+    let rank = ["zero-shot", "--image", &photo, "--pack", &pack, "--json", "--weights"];
+    let from_compact = stdout(&cli(&[&rank[..], &[&image_only]].concat()));
+    let from_checkpoint = stdout(&cli(&[&rank[..], &[&weights, "--model", &cfg]].concat()));
+    assert_eq!(from_compact, from_checkpoint);
+    assert!(from_compact.contains("\"cat\""), "{from_compact}");
+    // The image-only file cannot make packs itself.
+    let labels = ["labels", "--weights", &image_only, "--labels", &path("labels.txt"), "-o", &path("p2")];
+    assert_error(&cli(&labels), "no text tower");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use burn::tensor::Device;
 use mobileclip_wasm::weights::compact::{self, check_integrity, sha256_hex};
 use mobileclip_wasm::weights::{Checkpoint, ConvertOptions, Precision, Towers};
-use mobileclip_wasm::{MobileClip, ModelConfig};
+use mobileclip_wasm::{LabelPack, MobileClip, ModelConfig, weights_id};
 
 fn fixture(name: &str) -> (ModelConfig, Vec<u8>) {
     let dir = fixtures_root().join(name);
@@ -89,7 +89,7 @@ fn one_tower_files_refuse_the_other_tower_and_keep_working() {
             assert_eq!(m.encode_pixels(&io.image, io.n_images).unwrap(), want_images, "{name}");
             assert_eq!(m.encode_texts(&["a cat"]).unwrap_err().code(), "NO_TEXT_TOWER");
             assert_eq!(m.encode_tokens(&io.tokens).unwrap_err().code(), "NO_TEXT_TOWER");
-            let e = m.zero_shot(&want_images[0], &["cat", "dog"], &["a photo of a {}."], None).unwrap_err();
+            let e = m.label_pack(&["cat", "dog"], &["a photo of a {}."]).unwrap_err();
             assert_eq!(e.code(), "NO_TEXT_TOWER");
         }
         // logit_scale travels with either tower
@@ -101,6 +101,45 @@ fn one_tower_files_refuse_the_other_tower_and_keep_working() {
         assert_eq!(m.encode_pixels(&io.image, io.n_images).unwrap_err().code(), "NO_IMAGE_TOWER");
         assert_eq!(m.encode_tokens(&io.tokens).unwrap(), want_texts, "{name}");
     }
+}
+
+/// Weights ids: a compact file's model is named by the file's own hash (what `integrity`
+/// checks), and its label packs by the checkpoint's (`source_sha256`): packs of the checkpoint or
+/// of any compact file of it rank on an image-only file, exactly as on the checkpoint; packs of
+/// other weights are refused.
+#[test]
+fn label_packs_of_the_checkpoint_rank_on_its_image_only_file() {
+    let (config, bytes) = clip_vocab_fixture("v2-mci0");
+    let checkpoint = MobileClip::from_bytes(config.clone(), bytes.clone(), Device::flex()).unwrap();
+    let both_file = convert(&config, &bytes, Precision::Auto, Towers::Both);
+    let image_file = convert(&config, &bytes, Precision::F32, Towers::Image);
+    let both = MobileClip::load(None, both_file.clone(), Device::flex()).unwrap();
+    let image = MobileClip::load(None, image_file.clone(), Device::flex()).unwrap();
+    assert_eq!((both.weights_id(), image.weights_id()), (&*weights_id(&both_file), &*weights_id(&image_file)));
+    assert_eq!(image.source_weights_id(), Some(checkpoint.weights_id()));
+    assert_eq!(checkpoint.source_weights_id(), None);
+
+    let io = read_io(&fixtures_root().join("v2-mci0"));
+    let img = checkpoint.encode_pixels(&io.image, io.n_images).unwrap();
+    assert_eq!(image.encode_pixels(&io.image, io.n_images).unwrap(), img);
+    let templates = ["a photo of a {}.", "itap of a {}."];
+    for maker in [&checkpoint, &both] {
+        let pack = maker.label_pack(&["cat", "dog", "car"], &templates).unwrap();
+        assert_eq!(pack.weights_id(), checkpoint.weights_id());
+        assert_eq!(image.zero_shot(&img[0], &pack, None).unwrap(), checkpoint.zero_shot(&img[0], &pack, None).unwrap());
+        both.zero_shot(&img[0], &pack, None).unwrap();
+        let foreign = LabelPack::new(
+            pack.model().into(),
+            weights_id(b"other weights"),
+            pack.labels().to_vec(),
+            pack.templates().to_vec(),
+            pack.dim(),
+            pack.embeddings().to_vec(),
+        )
+        .unwrap();
+        assert_eq!(image.zero_shot(&img[0], &foreign, None).unwrap_err().code(), "LABEL_PACK_MISMATCH");
+    }
+    assert_eq!(image.label_pack(&["cat"], &templates).unwrap_err().code(), "NO_TEXT_TOWER");
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -253,13 +292,14 @@ fn damaged_or_inconsistent_files_are_refused_with_a_code() {
 fn integrity_names_the_digest() {
     // FIPS 180-2's test vector: sha256("abc"), in base64.
     let good = "sha256-ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=";
-    check_integrity(b"abc", good).unwrap();
+    assert_eq!(weights_id(b"abc"), good);
+    check_integrity(&weights_id(b"abc"), good).unwrap();
     assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    let e = check_integrity(b"abd", good).unwrap_err();
+    let e = check_integrity(&weights_id(b"abd"), good).unwrap_err();
     assert_eq!(e.code(), "INTEGRITY_MISMATCH");
     assert!(e.to_string().contains(good), "{e}");
     for bad in ["", "sha256-", "sha256-notbase64!", "sha384-AAAA", "md5-xyz", "sha256-AAAA"] {
-        assert_eq!(check_integrity(b"abc", bad).unwrap_err().code(), "INVALID_ARGUMENT", "{bad}");
+        assert_eq!(check_integrity(&weights_id(b"abc"), bad).unwrap_err().code(), "INVALID_ARGUMENT", "{bad}");
     }
 }
 

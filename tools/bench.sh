@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks: writes BENCHMARKS.md (`npm run bench`). Generates random-weight full-size checkpoints
 # with the PyTorch reference (cached in target/bench-fixtures), times the native CPU path, our wasm
-# modules in headless Chromium, and side by side in one Chromium run: our CPU module on 1 and N
+# modules in headless Chromium (and their batch sizes: benches/batch.mjs), and side by side in one Chromium run: our CPU module on 1 and N
 # threads against onnxruntime-web and LiteRT.js on the same models (ONNX and .tflite exported from
 # the reference, benches/export.py), and PyTorch eager natively (benches/compare.mjs).
 #   tools/bench.sh           the full benchmark (about an hour on 2 cores)
@@ -41,6 +41,7 @@ if [ $quick = 0 ]; then
   CARGO_TARGET_DIR=target/ndarray MOBILECLIP_GPU=0 MOBILECLIP_THREADS=0 MOBILECLIP_WASM_FEATURES=web,ndarray \
     MOBILECLIP_PKG_OUT=target/pkg-ndarray tools/build-wasm.sh
   node benches/browser.mjs
+  node benches/batch.mjs # batch sizes (CPU time and memory per pass), 10,000 labels' memory
 fi
 
 # Side by side: the bench's own runtimes (benches/package.json, never in the published package)

@@ -24,7 +24,11 @@ target=${CARGO_TARGET_DIR:-target}
 bindgen() {
   mkdir -p "$out/$1"
   # The name section (function names, ~20 % of the GPU module) only helps profiling: dropped.
-  wasm-bindgen --target web --remove-name-section --out-dir "$out/$1" "$target/wasm32-unknown-unknown/release/mobileclip_wasm.wasm"
+  # The one-thread CPU module gets __wbg_reset_state, which replaces an instance that trapped
+  # (js/index.js); the threaded one's memory is shared with its pool, it is replaced otherwise.
+  local reset=()
+  [ "$1" = cpu ] && reset=(--experimental-reset-state-function)
+  wasm-bindgen --target web --remove-name-section "${reset[@]}" --out-dir "$out/$1" "$target/wasm32-unknown-unknown/release/mobileclip_wasm.wasm"
 }
 
 # module <cargo features> <folder>

@@ -31,6 +31,7 @@ cargo test --release
 
 step "wasm package (pkg/): build, Node tests, browser tests in Chromium, Firefox and WebKit (CPU, WebGPU, npm pack into plain and webpack 5 apps, the worker helper), the extension and the demo page in Chromium"
 tools/build-wasm.sh
+node_modules/.bin/tsc -p tests/types/tsconfig.json # the TypeScript declarations, as a user's strict code sees them
 node --test tests/js/
 node tests/browser/run.mjs
 node tests/package/run.mjs

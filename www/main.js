@@ -5,8 +5,7 @@ import { setupCamera } from './camera.js';
 import { makeItem, renderCard, reorder } from './gallery.js';
 import { explain, showError } from './messages.js';
 import { LABEL_PRESETS, labelPreset, templatePreset } from './presets.js';
-import { forgetPrompts, loadPrompts, savePrompts } from './store.js';
-import { PRIORITY, Scheduler, cosine, labelEmbeddings, parseLines, prompts, rank } from './tagging.js';
+import { forgetPacks, loadPack, savePack } from './store.js';
 import { anyCached, cached, fetchWeights, forgetWeights, guessModel, isCheckpoint, megabytes, storageUsed } from './weights.js';
 
 /* global __DEMO_MODELS__ */
@@ -18,30 +17,34 @@ const SAMPLES = [
   new URL('./samples/astronaut.jpg', import.meta.url),
 ];
 const STALE = Symbol('stale'); // queued work of a model that was replaced
-const CHUNK = 8; // prompts per worker call: big enough to be efficient, small enough to interleave
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
 const state = {
   clip: null, // MobileClipWorker
-  modelKey: '', // the model and its weights: the key of stored prompt embeddings
-  preparing: false, // the preparation bar follows the label prompts until the first set is ready
+  modelKey: '', // the model and its weights: the key of stored label packs
+  preparing: false, // the preparation bar follows the labels until the first pack is ready
   session: 0, // bumped on every load; work of older sessions is dropped
   loading: null, // AbortController of the load in progress
-  prompts: new Map(), // prompt → text embedding, for the current model
+  labelling: null, // AbortController of the label encoding in progress
+  packs: [], // label packs of the current model (the package reuses their rows)
   labels: [],
   templates: [],
-  labelEmbs: null, // per-label embeddings of the current labels × templates
-  labelsGen: 0,
+  pack: null, // the label pack of the current labels × templates
   topK: 3,
   items: [],
+  photos: Promise.resolve(), // photos are embedded one after the other
   searchEmb: null,
   batch: { total: 0, done: 0 },
-  stats: { images: 0, prompts: 0 },
-  msPerPrompt: null,
+  stats: { images: 0, labels: 0 },
+  msPerLabel: new Map(), // templates count → ms per label, for the time estimate
 };
-const scheduler = new Scheduler();
+
+/** Lines of a text box, trimmed, without blanks and repeats. */
+function parseLines(text) {
+  return [...new Set(text.split('\n').map((l) => l.trim()).filter(Boolean))];
+}
 
 // ---------------------------------------------------------------- model
 
@@ -81,14 +84,10 @@ function setBar(bar, text, value, max, label) {
   text.textContent = label;
 }
 
-function describeBackend(backend) {
-  const [kind, ...why] = backend.split(':');
-  const name = { cpu: 'CPU (WebAssembly SIMD)', webgpu: 'WebGPU', gpu: 'WebGPU' }[kind.trim()] ?? kind;
-  return { name, why: why.join(':').trim() };
-}
+const BACKEND_NAMES = { cpu: 'CPU (WebAssembly SIMD)', webgpu: 'WebGPU' };
 
 function showReady(clip, { ms, origin }) {
-  const { name, why } = describeBackend(clip.backend);
+  const [name, why] = [BACKEND_NAMES[clip.backend], clip.backendReason];
   const dl = document.createElement('dl');
   for (const [k, v] of [['Model', `${clip.name} (${clip.embedDim}-d embeddings, ${clip.imageSize}px input)`], ['Backend', name], ['Why', why || '—'], ['Weights', origin], ['Loaded in', `${(ms / 1000).toFixed(1)} s`]]) {
     const dt = document.createElement('dt');
@@ -122,13 +121,13 @@ async function load() {
   if (!fromFile && !url) return;
 
   state.loading?.abort();
+  state.labelling?.abort();
   state.clip?.dispose();
   state.clip = null;
   const session = ++state.session;
   state.preparing = false;
-  scheduler.clear(STALE);
-  state.prompts.clear();
-  state.labelEmbs = null;
+  state.packs = [];
+  state.pack = null;
   state.searchEmb = null;
   for (const it of state.items) Object.assign(it, { embedding: null, tags: null, match: null, timings: null, state: it.state === 'error' && it.error?.code === 'INVALID_IMAGE' ? 'error' : 'queued' });
   state.batch = { total: 0, done: 0 };
@@ -177,7 +176,7 @@ async function load() {
     showModelChoice();
     queueImages(state.items.filter((it) => it.state === 'queued'));
     state.preparing = true;
-    updateLabels(); // not awaited: loading is over, the prompts have their own progress
+    updateLabels(); // not awaited: loading is over, the labels have their own progress
   } catch (e) {
     if (session !== state.session || e === STALE) return;
     showError($('model-error'), e, { model: name });
@@ -195,13 +194,21 @@ async function load() {
 
 // ---------------------------------------------------------------- labels
 
+/** The labels of `packs` made with `templates`: those the package will not encode again. */
+function knownLabels(packs, templates) {
+  const same = (p) => p.templates.length === templates.length && p.templates.every((t, i) => t === templates[i]);
+  return new Set(packs.filter(same).flatMap((p) => p.labels));
+}
+
 async function updateLabels() {
-  const gen = ++state.labelsGen;
+  state.labelling?.abort();
+  const ac = new AbortController();
+  state.labelling = ac;
   const session = state.session;
   state.labels = parseLines($('labels').value);
   state.templates = parseLines($('templates').value);
   state.topK = Math.max(1, Math.min(20, Number($('topk').value) || 3));
-  state.labelEmbs = null;
+  state.pack = null;
   $('labels-error').hidden = true;
   const bad = state.templates.find((t) => !t.includes('{}'));
   const problem = state.labels.length === 0 ? 'the label list is empty'
@@ -213,62 +220,74 @@ async function updateLabels() {
     renderAll();
     return;
   }
-  let need = [...new Set(prompts(state.labels, state.templates))].filter((p) => !state.prompts.has(p));
-  let remembered = 0;
-  if (state.clip && need.length) {
-    const found = await loadPrompts(state.modelKey, need);
-    if (gen !== state.labelsGen || session !== state.session) return;
-    for (const [p, e] of found) state.prompts.set(p, e);
-    remembered = found.size;
-    need = need.filter((p) => !found.has(p));
+  const { labels, templates } = state;
+  const counts = `${labels.length} labels × ${templates.length} template${templates.length > 1 ? 's' : ''}`;
+  if (!state.clip) {
+    $('labels-status').textContent = `${counts}. They are encoded once a model is loaded.`;
+    renderAll();
+    return;
   }
-  const total = need.length;
+  const clip = state.clip;
+  const stale = () => ac.signal.aborted || session !== state.session;
+  // The pack kept from an earlier visit for this model and these templates, and this visit's.
+  const found = await loadPack(state.modelKey, templates);
+  if (stale()) return;
+  const stored = found?.weightsId === clip.weightsId ? found : null; // not if the file behind the URL changed
+  const reuse = stored ? [stored, ...state.packs] : state.packs;
+  const known = knownLabels(reuse, templates);
+  const total = labels.filter((l) => !known.has(l)).length;
+  const thisVisit = knownLabels(state.packs, templates);
+  const remembered = labels.filter((l) => known.has(l) && !thisVisit.has(l)).length;
+  const already = labels.length - total - remembered;
+  const kept = [remembered && `${remembered} remembered from an earlier visit`, already && `${already} already encoded`].filter(Boolean).join(', ');
   const status = (done) => {
-    const left = state.msPerPrompt ? ` · about ${formatDuration((total - done) * state.msPerPrompt)} left` : '';
-    setBar($('labels-bar'), $('labels-text'), done, total, `${done} of ${total}${left}`);
-    if (state.preparing) setBar($('prepare-bar'), $('prepare-text'), 1 + done, 1 + total, `model built · label prompts ${done} of ${total}`);
+    const left = state.msPerLabel.get(templates.length);
+    setBar($('labels-bar'), $('labels-text'), done, total, `${done} of ${total}${left ? ` · about ${formatDuration((total - done) * left)} left` : ''}`);
+    if (state.preparing) setBar($('prepare-bar'), $('prepare-text'), 1 + done, 1 + total, `model built · labels ${done} of ${total}`);
   };
-  const counts = `${state.labels.length} labels × ${state.templates.length} template${state.templates.length > 1 ? 's' : ''}`;
-  const kept = remembered ? ` (${remembered} prompts remembered from an earlier visit)` : '';
-  $('labels-status').textContent = `${counts} = ${state.labels.length * state.templates.length} prompts`
-    + (total && state.clip ? `, ${total} to encode${kept}.` : `${kept}.`) + (state.clip ? '' : ' They are encoded once a model is loaded.');
-  if (!state.clip) { renderAll(); return; }
+  $('labels-status').textContent = `${counts} = ${labels.length * templates.length} prompts${total ? `, ${total} labels to encode` : ''}${kept && ` (${kept})`}.`;
   $('labels-progress').hidden = total === 0;
   status(0);
   renderAll();
-  // Few prompts: encode them before the photos, so that each photo is tagged as soon as it is
-  // embedded. Many (ImageNet): photos first, then the prompts.
-  const priority = total <= 64 ? PRIORITY.search + 0.5 : PRIORITY.prompts;
+  let pack;
+  let encoded = 0;
+  let first = null;
+  const t0 = performance.now();
   try {
-    for (let i = 0; i < need.length; i += CHUNK) {
-      const chunk = need.slice(i, i + CHUNK);
-      const clip = state.clip;
-      const rows = await scheduler.run(priority, async () => {
-        if (gen !== state.labelsGen || session !== state.session) throw STALE;
-        const t = performance.now();
-        const out = await clip.encodeText(chunk);
-        state.msPerPrompt = (performance.now() - t) / chunk.length;
-        return out;
-      });
-      chunk.forEach((p, k) => state.prompts.set(p, rows[k]));
-      savePrompts(state.modelKey, chunk.map((p, k) => [p, rows[k]]));
-      state.stats.prompts += chunk.length;
-      if (gen !== state.labelsGen) return; // superseded: the newer call shows its own progress
-      status(Math.min(i + CHUNK, total));
-      showStats();
-    }
+    // The package encodes only the labels not in `reuse`, a few at a time, between the photos.
+    pack = await clip.labelEmbeddings(labels, {
+      templates, reuse, signal: ac.signal,
+      onProgress: ({ done }) => {
+        // The rate since the first part (the first one may have waited behind photos).
+        first ??= { done, at: performance.now() };
+        const rate = done > first.done ? (performance.now() - first.at) / (done - first.done) : (performance.now() - t0) / done;
+        state.msPerLabel.set(templates.length, rate);
+        state.stats.labels += done - encoded;
+        encoded = done;
+        status(done);
+        showStats();
+      },
+    });
   } catch (e) {
-    if (e === STALE || e?.code === 'DISPOSED' || session !== state.session) return;
+    if (stale() || e?.code === 'ABORTED' || e?.code === 'DISPOSED') return;
     showError($('labels-error'), e);
     return;
   }
-  if (gen !== state.labelsGen || session !== state.session) return;
-  state.labelEmbs = labelEmbeddings(state.labels, state.templates, (p) => state.prompts.get(p));
+  if (stale()) return;
+  state.pack = pack;
+  state.packs = [pack, ...state.packs.filter((p) => p !== pack)].slice(0, 8);
   if (state.preparing) setBar($('prepare-bar'), $('prepare-text'), 1, 1, '100% · ready');
   state.preparing = false;
   $('labels-progress').hidden = true;
-  $('labels-status').textContent = `${counts}: ready${kept}.`;
+  $('labels-status').textContent = `${counts}: ready${kept && ` (${kept})`}.`;
   retag();
+  // Keep every label encoded with these templates for the next visit: the stored pack grown by
+  // this one (the package copies the rows: nothing is encoded).
+  if (total) {
+    const union = [...new Set([...(stored?.labels ?? []), ...labels])];
+    clip.labelEmbeddings(union, { templates, reuse: [pack, ...(stored ? [stored] : [])] })
+      .then((all) => savePack(state.modelKey, all)).catch(() => {});
+  }
 }
 
 function formatDuration(ms) {
@@ -276,11 +295,18 @@ function formatDuration(ms) {
   return `${Math.round(ms / 60_000)} min`;
 }
 
-function retag() {
-  for (const it of state.items) {
-    if (it.embedding && state.labelEmbs) it.tags = rank(it.embedding, state.labelEmbs, state.labels, state.clip.logitScale, state.topK);
-  }
-  renderAll();
+/** Ranks a photo's labels (the package's zeroShot on the current pack). */
+async function tag(it) {
+  const pack = state.pack;
+  if (!it.embedding || !pack) return;
+  const tags = await state.clip.zeroShot(it.embedding, pack, { topK: state.topK });
+  if (pack === state.pack) it.tags = tags;
+}
+
+async function retag() {
+  const session = state.session;
+  await Promise.all(state.items.map((it) => tag(it).catch(() => {})));
+  if (session === state.session) renderAll();
 }
 
 let labelTimer = null;
@@ -334,7 +360,7 @@ function queueImages(items) {
   const session = state.session;
   for (const it of items) {
     it.state = 'queued';
-    scheduler.run(PRIORITY.image, async () => {
+    state.photos = state.photos.then(async () => {
       if (session !== state.session) throw STALE;
       if (!state.items.includes(it)) return;
       it.state = 'working';
@@ -355,8 +381,8 @@ function queueImages(items) {
       it.timings = { decodeMs: t1 - t0, encodeMs: performance.now() - t1 };
       state.stats.images++;
       it.state = 'done';
-      if (state.labelEmbs) it.tags = rank(it.embedding, state.labelEmbs, state.labels, state.clip.logitScale, state.topK);
-      if (state.searchEmb) { it.match = cosine(state.searchEmb, it.embedding); sortBySearch(); }
+      await tag(it);
+      if (state.searchEmb) { it.match = state.clip.similarity(state.searchEmb, it.embedding); sortBySearch(); }
     }).catch((e) => {
       if (e === STALE || session !== state.session) return;
       it.state = 'error';
@@ -385,7 +411,8 @@ function renderAll() {
 function showStats() {
   const n = state.items.length;
   $('empty').hidden = n > 0;
-  $('stats').textContent = n === 0 ? '' : `${n} photo${n > 1 ? 's' : ''} · ${state.stats.images} image embeddings computed · ${state.prompts.size} prompt embeddings cached (${state.stats.prompts} computed)`;
+  const labels = new Set(state.packs.flatMap((p) => p.labels)).size;
+  $('stats').textContent = n === 0 ? '' : `${n} photo${n > 1 ? 's' : ''} · ${state.stats.images} image embeddings computed · ${labels} label embeddings kept (${state.stats.labels} computed)`;
 }
 
 // ---------------------------------------------------------------- search
@@ -401,10 +428,10 @@ async function search(query) {
   const session = state.session;
   $('search-status').textContent = `Searching for “${query}”…`;
   try {
-    const emb = state.prompts.get(query) ?? await scheduler.run(PRIORITY.search, () => state.clip.encodeText(query));
+    const emb = await state.clip.encodeText(query);
     if (session !== state.session) return;
     state.searchEmb = emb;
-    for (const it of state.items) it.match = it.embedding ? cosine(emb, it.embedding) : null;
+    for (const it of state.items) it.match = it.embedding ? state.clip.similarity(emb, it.embedding) : null;
     sortBySearch();
     renderAll();
     $('clear-search').hidden = false;
@@ -452,12 +479,13 @@ async function init() {
   $('templates').value = (await templatePreset('single')).join('\n');
 
   $('model-form').addEventListener('submit', (e) => { e.preventDefault(); load(); });
+  $('load').disabled = false; // disabled in the HTML until this handler exists: a click before it would submit the form
   $('cancel').addEventListener('click', () => state.loading?.abort());
   $('model').addEventListener('change', async () => {
     if (await showModelChoice() && document.querySelector('input[name=source]:checked').value === 'url') load();
   });
   $('weights-file').addEventListener('change', weightsFileChosen);
-  $('forget').addEventListener('click', async () => { await Promise.all([forgetWeights(), forgetPrompts()]); showStorage(); showModelChoice(); });
+  $('forget').addEventListener('click', async () => { await Promise.all([forgetWeights(), forgetPacks()]); showStorage(); showModelChoice(); });
   $('preset').addEventListener('change', () => applyPreset($('preset').value));
   $('labels').addEventListener('input', labelsEdited);
   $('templates').addEventListener('input', () => { clearTimeout(labelTimer); labelTimer = setTimeout(updateLabels, 600); });

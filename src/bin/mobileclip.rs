@@ -1,9 +1,10 @@
-//! `mobileclip`: embed images and texts, zero-shot tag an image, tokenize, list models.
+//! `mobileclip`: embed images and texts, zero-shot tag an image, write label packs, tokenize,
+//! list models.
 //!
 //! Errors are one line on stderr and a non-zero exit code. Output into a pipe whose reader has
 //! gone (`mobileclip models | head -1`) ends the command quietly, with status 0.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,7 +13,7 @@ use mobileclip_wasm::preprocess::{ImageView, PixelFormat, load_image_file};
 use mobileclip_wasm::tokenizer::ClipTokenizer;
 use mobileclip_wasm::weights::ConvertOptions;
 use mobileclip_wasm::zero_shot::DEFAULT_TEMPLATE;
-use mobileclip_wasm::{Error, MobileClip, ModelConfig, Result};
+use mobileclip_wasm::{Error, LabelPack, MobileClip, ModelConfig, Result};
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -52,10 +53,13 @@ enum Command {
         #[arg(long)]
         image: PathBuf,
         /// Comma-separated labels.
+        #[arg(long, required_unless_present = "pack", conflicts_with = "pack")]
+        labels: Option<String>,
+        /// A label pack (`mobileclip labels`) to rank instead of `--labels`.
         #[arg(long)]
-        labels: String,
+        pack: Option<PathBuf>,
         /// Prompt template(s) with `{}` for the label; several are averaged.
-        #[arg(long = "template")]
+        #[arg(long = "template", conflicts_with = "pack")]
         templates: Vec<String>,
         /// Print only the best K labels.
         #[arg(long)]
@@ -83,6 +87,25 @@ enum Command {
         towers: String,
         /// The compact file to write.
         #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+    /// Write a label pack: the label embeddings, to rank images against without the text tower
+    /// (in this CLI with `zero-shot --pack`, in JavaScript with `LabelPack.fromBytes`).
+    Labels {
+        /// Model name or config JSON path (not needed for a compact file).
+        #[arg(long)]
+        model: Option<String>,
+        /// Checkpoint file, or a compact file.
+        #[arg(long)]
+        weights: PathBuf,
+        /// A text file with one label per line (blank lines are skipped).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Prompt template(s) with `{}` for the label; several are averaged.
+        #[arg(long = "template")]
+        templates: Vec<String>,
+        /// The pack file to write.
+        #[arg(short, long)]
         output: PathBuf,
     },
     /// Print the 77 CLIP token ids of a text.
@@ -115,13 +138,18 @@ fn load_config(model: &str) -> Result<ModelConfig> {
     }
 }
 
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })
+}
+
+/// The templates given, or the default one.
+fn template_list(templates: &[String]) -> Vec<&str> {
+    if templates.is_empty() { vec![DEFAULT_TEMPLATE] } else { templates.iter().map(String::as_str).collect() }
+}
+
 fn load_model(model: Option<&str>, weights: &Path) -> Result<MobileClip> {
     let config = model.map(load_config).transpose()?;
     MobileClip::load_file(config, weights, burn::tensor::Device::flex())
-}
-
-fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })
 }
 
 fn embed_files(model: &MobileClip, paths: &[PathBuf]) -> Result<Vec<Vec<f32>>> {
@@ -165,16 +193,18 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
             let output = EmbedOutput { model: &m.config().name, image_embeddings, text_embeddings };
             writeln!(out, "{}", serde_json::to_string(&output).expect("serialisable"))?;
         }
-        Command::ZeroShot { model, weights, image, labels, templates, top_k, json } => {
+        Command::ZeroShot { model, weights, image, labels, pack, templates, top_k, json } => {
             let m = load_model(model.as_deref(), &weights)?;
-            let labels: Vec<&str> = labels.split(',').collect();
-            let templates: Vec<&str> = if templates.is_empty() {
-                vec![DEFAULT_TEMPLATE]
-            } else {
-                templates.iter().map(String::as_str).collect()
+            let pack = match (pack, labels) {
+                (Some(path), _) => LabelPack::from_bytes(&read(&path)?)?,
+                (None, Some(labels)) => {
+                    let labels: Vec<&str> = labels.split(',').collect();
+                    m.label_pack(&labels, &template_list(&templates))?
+                }
+                (None, None) => unreachable!("clap requires --labels or --pack"),
             };
             let emb = embed_files(&m, &[image])?;
-            let ranked = m.zero_shot(&emb[0], &labels, &templates, top_k)?;
+            let ranked = m.zero_shot(&emb[0], &pack, top_k)?;
             if json {
                 writeln!(out, "{}", serde_json::to_string(&ranked).expect("serialisable"))?;
             } else {
@@ -186,7 +216,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
         Command::Convert { model, weights, dtype, towers, output } => {
             let options = ConvertOptions { precision: dtype.parse()?, towers: towers.parse()?, ..Default::default() };
             let config = load_config(&model)?;
-            let bytes = MobileClip::convert(&config, read_file(&weights)?, &options)?;
+            let bytes = MobileClip::convert(&config, read(&weights)?, &options)?;
             std::fs::write(&output, &bytes)
                 .map_err(|source| Error::Io { path: output.display().to_string(), source })?;
             writeln!(
@@ -198,6 +228,23 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
                 options.precision,
                 bytes.len()
             )?;
+        }
+        Command::Labels { model, weights, labels, templates, output } => {
+            let text = String::from_utf8(read(&labels)?)
+                .map_err(|_| Error::InvalidArgument(format!("{} is not UTF-8 text", labels.display())))?;
+            let labels: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let m = load_model(model.as_deref(), &weights)?;
+            // Progress on a terminal only: piped stderr keeps the one-line error contract.
+            let tty = io::stderr().is_terminal();
+            let progress = |done: usize, total: usize| {
+                if tty {
+                    let end = if done == total { "\n" } else { "" };
+                    let _ = write!(io::stderr(), "\rencoding labels: {done} of {total}{end}");
+                }
+            };
+            let pack = m.label_pack_with_progress(&labels, &template_list(&templates), progress)?;
+            std::fs::write(&output, pack.to_bytes())
+                .map_err(|source| Error::Io { path: output.display().to_string(), source })?;
         }
         Command::Tokenize { text } => {
             let ids = ClipTokenizer::new()?.encode(&text)?;

@@ -33,8 +33,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use sha2::{Digest, Sha256};
-
 use super::pickle::DType;
 use super::quantize::{self, Precision, Tolerance};
 use super::{Checkpoint, FusedTensor, FusedWeights, Storage};
@@ -132,31 +130,44 @@ pub struct CompactInfo {
     pub source_sha256: String,
 }
 
-/// Hex sha256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+impl CompactInfo {
+    /// The weights id ([`crate::weights_id`]) of the checkpoint the file came from: its
+    /// `source_sha256`, as `sha256-<base64>`.
+    pub fn source_weights_id(&self) -> Result<String> {
+        let hex = self.source_sha256.as_bytes();
+        let mut digest = [0u8; 32];
+        for (i, byte) in digest.iter_mut().enumerate() {
+            let pair = std::str::from_utf8(hex.get(2 * i..2 * i + 2).unwrap_or_default()).unwrap_or_default();
+            *byte = u8::from_str_radix(pair, 16)
+                .map_err(|_| invalid(format!("source_sha256 {:?} is not a hex sha256", self.source_sha256)))?;
+        }
+        Ok(crate::sha256_id(&digest))
+    }
 }
 
-/// Checks `bytes` against a Subresource-Integrity string `sha256-<base64 digest>`: a
-/// malformed string is `INVALID_ARGUMENT`, another digest `INTEGRITY_MISMATCH`.
-pub fn check_integrity(bytes: &[u8], integrity: &str) -> Result<()> {
+/// Hex sha256 of `bytes` (a compact file's `source_sha256`).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    crate::sha256(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks a weights id ([`crate::weights_id`] of the bytes loaded) against a
+/// Subresource-Integrity string `sha256-<base64 digest>`: a malformed string is
+/// `INVALID_ARGUMENT`, another digest `INTEGRITY_MISMATCH`.
+pub fn check_integrity(weights_id: &str, integrity: &str) -> Result<()> {
     use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let digest = integrity
+    let digest: [u8; 32] = integrity
         .trim()
         .strip_prefix("sha256-")
-        .and_then(|d| b64.decode(d).ok())
-        .filter(|d| d.len() == 32)
+        .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
+        .and_then(|d| d.try_into().ok())
         .ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "integrity must be \"sha256-\" and the base64 sha256 of the file (as `openssl dgst -sha256 -binary F | base64` prints it), got {integrity:?}"
             ))
         })?;
-    let actual = Sha256::digest(bytes);
-    if actual.as_slice() != digest.as_slice() {
+    if crate::sha256_id(&digest) != weights_id {
         return Err(Error::Integrity(format!(
-            "the weights' sha256 is sha256-{}, not the {} expected: the file is not the one asked for (truncated, corrupted or another file)",
-            b64.encode(actual),
+            "the weights' sha256 is {weights_id}, not the {} expected: the file is not the one asked for (truncated, corrupted or another file)",
             integrity.trim()
         )));
     }

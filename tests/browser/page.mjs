@@ -1,5 +1,6 @@
 // In-page tests of the npm package (pkg/) in real Chromium, CPU path (a browser without WebGPU).
-import { MobileClip } from '/pkg/index.js';
+import { LabelPack, MobileClip, wasmMemoryBytes } from '/pkg/index.js';
+import { CLIP_VOCAB, widenVocabulary } from '/tests/js/safetensors.mjs';
 import { assert, assertParity, check, config, crossOrigin, finish, fx, loadImg, rejectsWith, safetensors, TOL } from './harness.mjs';
 
 let clip;
@@ -8,8 +9,8 @@ await check('load from a URL with progress (v2-mci0)', async () => {
   clip = await MobileClip.load({ model: await config('v2-mci0'), weights: fx('v2-mci0', 'model.safetensors'), onProgress: (p) => progress.push(p) });
   const last = progress.at(-1);
   assert(progress.length > 0 && last.loaded === last.total && last.total > 0, `progress ${JSON.stringify(last)}`);
-  assert(/^cpu: .*WebGPU/.test(clip.backend), `backend "${clip.backend}" does not say why not WebGPU`);
-  return `backend "${clip.backend}", ${progress.length} progress events`;
+  assert(clip.backend === 'cpu' && /WebGPU/.test(clip.backendReason), `backend "${clip.backend}" because "${clip.backendReason}" does not say why not WebGPU`);
+  return `backend "${clip.backend}" (${clip.backendReason}), ${progress.length} progress events`;
 });
 
 for (const [name, file] of [['v2-mci0', 'model.safetensors'], ['v1-mci-mct', 'model.pt'], ['v1-vit-base-causal', 'model_reparam.pt']]) {
@@ -92,7 +93,9 @@ await check('compact files: no model name, integrity, image-only (NO_TEXT_TOWER)
   msgs.push(await rejectsWith(MobileClip.load({ model: 'MobileCLIP-S0', weights: bytes }), 'WEIGHTS_MISMATCH'));
   const truncated = bytes.slice(0, bytes.length - 10);
   msgs.push(await rejectsWith(MobileClip.load({ weights: truncated }), 'INVALID_WEIGHTS'));
-  const img = await MobileClip.load({ weights: '/tests/fixtures/compact/v2-mci0-auto-image.safetensors' });
+  const imageUrl = '/tests/fixtures/compact/v2-mci0-auto-image.safetensors';
+  const imageDigest = new Uint8Array(await crypto.subtle.digest('SHA-256', await (await fetch(imageUrl)).arrayBuffer()));
+  const img = await MobileClip.load({ weights: imageUrl, integrity: `sha256-${btoa(String.fromCharCode(...imageDigest))}` });
   try {
     assert(img.towers === 'image', `towers ${img.towers}`);
     const px = new ImageData(40, 30);
@@ -101,6 +104,16 @@ await check('compact files: no model name, integrity, image-only (NO_TEXT_TOWER)
     msgs.push(await rejectsWith(img.zeroShot(e1, ['cat', 'dog']), 'NO_TEXT_TOWER'));
     const e2 = await img.encodeImage(px);
     assert(e1.length === img.embedDim && e1.every((v, i) => v === e2[i]), 'image tower broken after NO_TEXT_TOWER');
+    // A label pack of the checkpoint the file was converted from ranks on the image-only file.
+    const pack = await clip.labelEmbeddings(['cat', 'dog', 'car']);
+    assert(img.weightsId !== clip.weightsId && pack.weightsId === clip.weightsId, `ids ${img.weightsId} ${clip.weightsId} ${pack.weightsId}`);
+    const ranked = await img.zeroShot(e1, pack);
+    assert(JSON.stringify(ranked) === JSON.stringify(await clip.zeroShot(e1, pack)), `ranked ${JSON.stringify(ranked)}`);
+    // A trap: the compact file (given with its integrity) reloads from the kept bytes.
+    msgs.push(await rejectsWith(img[Symbol.for('mobileclip-wasm.trapForTests')](), 'INTERNAL'));
+    const e3 = await img.encodeImage(px);
+    assert(img.towers === 'image' && e3.every((v, i) => v === e1[i]), 'the image-only file did not reload after a trap');
+    msgs.push(await rejectsWith(img.encodeText('a cat'), 'NO_TEXT_TOWER'));
   } finally {
     img.dispose();
   }
@@ -129,4 +142,61 @@ await check('concurrent calls equal sequential ones', async () => {
   assert(conc.every((e, k) => e.every((v, i) => v === seq[k][i])), 'differs');
 });
 
+// The small fixture with CLIP's vocabulary, so that labels go through the real tokenizer.
+const small = await config('v2-mci0');
+const vocab = { ...small, name: 'v2-mci0-clip-vocab', text_cfg: { ...small.text_cfg, vocab_size: CLIP_VOCAB } };
+const wide = await MobileClip.load({ model: vocab, weights: widenVocabulary(new Uint8Array(await (await fetch(fx('v2-mci0', 'model.safetensors'))).arrayBuffer())) });
+const labels = (n) => Array.from({ length: n }, (_, i) => `a thing called number ${i}`);
+
+await check('a long call on the main thread: progress, other calls in between, abort from a timer, results as one at a time', async () => {
+  const texts = labels(600);
+  const single = [];
+  for (const t of texts.slice(0, 20)) single.push(await wide.encodeText(t));
+  const progress = [];
+  let ticks = 0, gap = 0, last = performance.now();
+  const timer = setInterval(() => { const t = performance.now(); gap = Math.max(gap, t - last); last = t; ticks++; }, 5);
+  const start = performance.now();
+  const all = await wide.encodeText(texts, { onProgress: (p) => progress.push(p.done) });
+  const took = performance.now() - start;
+  clearInterval(timer);
+  assert(single.every((e, i) => e.every((v, k) => v === all[i][k])), 'batched texts differ from one-at-a-time ones');
+  assert(progress.at(-1) === 600 && progress.length >= 600 / 16, `progress ${progress}`);
+  assert(gap < took / 3 && ticks >= 3, `${ticks} timer ticks, the longest gap ${gap.toFixed(0)} ms in ${took.toFixed(0)} ms: the page got no turns`);
+  // abort from a timer while the call runs: it can only fire if the call yields between parts
+  const ac = new AbortController();
+  setTimeout(() => ac.abort(), 30);
+  const done = [];
+  const t0 = performance.now();
+  const msg = await rejectsWith(wide.encodeText(labels(2000), { signal: ac.signal, onProgress: (p) => done.push(p.done) }), 'ABORTED');
+  const ms = performance.now() - t0;
+  assert(done.length < 2000 / 16, `ran ${done.at(-1)} of 2000 before the abort`);
+  assert((await wide.encodeText(texts[3])).every((v, k) => v === single[3][k]), 'the model changed after the abort');
+  return `600 texts in ${progress.length} parts in ${took.toFixed(0)} ms, ${ticks} timer ticks meanwhile (longest gap ${gap.toFixed(0)} ms); aborted after ${done.at(-1) ?? 0} of 2000 in ${ms.toFixed(0)} ms: ${msg}`;
+});
+
+await check('label packs: zeroShot on a pack equals zeroShot on the labels, through bytes; garbage and other weights refused', async () => {
+  const img = await loadImg('/tests/fixtures/preprocess/chelsea_301x217.png');
+  const names = ['cat', 'dog', 'car', 'rocket', 'cup of coffee'];
+  const pack = await wide.labelEmbeddings(names, { templates: ['a photo of a {}.', 'itap of a {}.'] });
+  const back = LabelPack.fromBytes(pack.toBytes());
+  const [a, b] = [await wide.zeroShot(img, back, { topK: 3 }), await wide.zeroShot(img, names, { templates: ['a photo of a {}.', 'itap of a {}.'], topK: 3 })];
+  assert(JSON.stringify(a) === JSON.stringify(b), `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+  const garbage = await rejectsWith(Promise.resolve().then(() => LabelPack.fromBytes(new Uint8Array(100).fill(200))), 'INVALID_LABEL_PACK');
+  const mismatch = await rejectsWith(clip.zeroShot(new Float32Array(clip.embedDim).fill(0.1), pack), 'LABEL_PACK_MISMATCH');
+  return `${JSON.stringify(a)} | ${garbage} | ${mismatch}`;
+});
+
+await check('a trap of the wasm instance: INTERNAL once, a fresh instance (its memory released), the models reload', async () => {
+  const probe = new ImageData(Uint8ClampedArray.from({ length: 12 * 12 * 4 }, (_, i) => (i * 13) % 256), 12, 12);
+  const [before, wideBefore] = [await clip.encodeImage(probe), await wide.encodeImage(probe)];
+  const memory = wasmMemoryBytes();
+  const msg = await rejectsWith(clip[Symbol.for('mobileclip-wasm.trapForTests')](), 'INTERNAL');
+  const after = await clip.encodeImage(probe);
+  assert(after.every((v, i) => v === before[i]), 'a different embedding after the reload');
+  assert((await wide.encodeImage(probe)).every((v, i) => v === wideBefore[i]), 'the other model did not reload');
+  assert(wasmMemoryBytes() < memory + (32 << 20), `memory ${memory} → ${wasmMemoryBytes()}: the trapped instance is still in use`);
+  return `${msg}; memory ${(memory / 2 ** 20).toFixed(0)} → ${(wasmMemoryBytes() / 2 ** 20).toFixed(0)} MiB after the reload`;
+});
+
+wide.dispose();
 finish();

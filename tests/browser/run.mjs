@@ -6,6 +6,8 @@
 //               navigator.gpu is null then: the package must still say why it is on the CPU)
 //   webgpu.mjs  the WebGPU path on a software adapter: Chromium's SwiftShader, Firefox's wgpu on
 //               Mesa's lavapipe (WebKitGTK offers no adapter)
+//   soak.mjs    10,000 mixed calls on the CPU path, Chromium: results bit-identical, error codes,
+//               steady wasm memory and JS heap (after GC)
 //   degrade.mjs where an engine lacks something the package uses: WebKit without OffscreenCanvas
 //               in workers (as Safari before 16.4; tests/worker/run.mjs runs the worker helper's
 //               suite there too), without WebAssembly SIMD, without WebAssembly
@@ -19,7 +21,7 @@
 //               target/bench-fixtures/MobileCLIP-S0), Chromium: a cross-origin-isolated page
 //               (COOP/COEP), the same without a global SharedArrayBuffer (as WebKit leaves it), a
 //               plain page; their embeddings must be bit-identical. Only when asked: `run.mjs threads`
-//   node tests/browser/run.mjs [page|webgpu|degrade|full|threads]     MOBILECLIP_ENGINES=chromium,firefox,webkit
+//   node tests/browser/run.mjs [page|webgpu|soak|degrade|full|threads]     MOBILECLIP_ENGINES=chromium,firefox,webkit
 // Needs: tools/build-wasm.sh (pkg/), the browsers (tools/setup.sh browsers).
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
@@ -45,6 +47,7 @@ const SUITES = {
     ],
   },
   webgpu: { runs: [['chromium', 'chromium', { webgpu: true }], ['firefox', 'firefox', { webgpu: true }]] },
+  soak: { runs: [['chromium', 'chromium', { chromiumArgs: ['--js-flags=--expose-gc', '--enable-precise-memory-info'] }]] },
   degrade: {
     runs: [
       ['webkit', 'webkit-no-worker-canvas', { workerCanvas: false }, '&lacks=worker-canvas'],
@@ -141,9 +144,9 @@ async function runSuite(suite, query = '') {
   return failed;
 }
 
-const only = process.argv[2]; // optional: "page", "webgpu", "degrade", "full" or "threads"
+const only = process.argv[2]; // optional: "page", "webgpu", "soak", "degrade", "full" or "threads"
 let failed = 0;
-for (const suite of ['page', 'webgpu', 'degrade']) if (!only || only === suite) failed += await runSuite(suite);
+for (const suite of ['page', 'webgpu', 'soak', 'degrade']) if (!only || only === suite) failed += await runSuite(suite);
 if (only === 'full') {
   const dir = process.env.MOBILECLIP_FULL_FIXTURES;
   const models = ['MobileCLIP-S0', 'MobileCLIP2-S0'].filter((m) => dir && existsSync(join(dir, m, 'io.safetensors')));

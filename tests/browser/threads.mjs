@@ -18,8 +18,8 @@ const embeddings = {}; // run.mjs compares them across the pages
 
 /** Image and text embeddings of the reference inputs, flattened. */
 async function embed(m) {
-  const image = await m.raw.encodePixels(io.image.data, io.image.shape[0]);
-  const text = await m.raw.encodeTokens(tokens, io.tokens.shape[0]);
+  const image = await m.encodePixels(io.image.data, io.image.shape[0]);
+  const text = await m.encodeTokens(tokens, io.tokens.shape[0]);
   return { image: image.flatMap((r) => [...r]), text: text.flatMap((r) => [...r]) };
 }
 
@@ -35,9 +35,9 @@ await check('the threads option is checked', async () => {
 let single;
 await check('threads: 1 runs the single-threaded module', async () => {
   const m = await MobileClip.load({ model, weights, threads: 1 });
-  assert(/; 1 thread$/.test(m.backend), `backend "${m.backend}"`);
+  assert(m.threads === 1 && /; 1 thread$/.test(m.backendReason), `${m.threads} threads, backend "${m.backend}" (${m.backendReason})`);
   single = await embed(m);
-  const detail = `backend "${m.backend}"; ${await assertParity(m, io, TOL)}`;
+  const detail = `backend "${m.backend}" (${m.backendReason}); ${await assertParity(m, io, TOL)}`;
   m.dispose();
   return detail;
 });
@@ -47,11 +47,11 @@ let clip;
 await check(`threads: ${threads} on this page (${isolated ? 'cross-origin isolated' : 'not isolated'}${typeof SharedArrayBuffer === 'undefined' ? ', no global SharedArrayBuffer' : ''})`, async () => {
   clip = await MobileClip.load({ model, weights, threads });
   if (isolated) {
-    assert(clip.backend.endsWith(`; ${threads} threads`), `backend "${clip.backend}"`);
+    assert(clip.threads === threads && clip.backendReason.endsWith(`; ${threads} threads`), `${clip.threads} threads, backend reason "${clip.backendReason}"`);
   } else {
-    assert(/; 1 thread \(the page is not cross-origin isolated/.test(clip.backend), `backend "${clip.backend}" does not say why one thread`);
+    assert(clip.threads === 1 && /; 1 thread \(the page is not cross-origin isolated/.test(clip.backendReason), `backend reason "${clip.backendReason}" does not say why one thread`);
   }
-  return `backend "${clip.backend}"`;
+  return `backend "${clip.backend}" (${clip.backendReason})`;
 });
 
 await check('same embeddings as the single-threaded module, and parity with the reference', async () => {
@@ -86,10 +86,10 @@ if (isolated) {
     const m = await MobileClip.load({ model, weights, threads: 'auto' });
     const auto = Math.min(navigator.hardwareConcurrency, 8);
     const expected = auto === 1 ? '; 1 thread (one core)' : auto === threads ? `; ${threads} threads` : `; ${threads} threads (the pool was started with ${threads})`;
-    const { backend } = m;
+    const { backendReason: why, threads: n } = m;
     m.dispose();
-    assert(backend.endsWith(expected), `backend "${backend}", expected "…${expected}"`);
-    return `backend "${backend}" (hardwareConcurrency ${navigator.hardwareConcurrency})`;
+    assert(n === (auto === 1 ? 1 : threads) && why.endsWith(expected), `${n} threads, backend reason "${why}", expected "…${expected}"`);
+    return `${n} threads, backend reason "${why}" (hardwareConcurrency ${navigator.hardwareConcurrency})`;
   });
 }
 
@@ -118,9 +118,31 @@ await check('errors, abort and dispose behave as on one thread', async () => {
   clip.dispose();
   await rejectsWith(pending, 'DISPOSED');
   await rejectsWith(clip.encodeText('later'), 'DISPOSED');
-  assert(clip.backend === 'disposed', clip.backend);
+  assert(clip.backend === undefined && clip.threads === undefined, `${clip.backend}, ${clip.threads} threads after dispose`);
   return `INVALID_IMAGE ("${short}"), INVALID_TEXT, INVALID_ARGUMENT, INVALID_WEIGHTS, ABORTED, DISPOSED; the model unchanged after errors`;
 });
+
+if (isolated) {
+  // Last: after it the page's threaded module is given up.
+  await check('a trap in a pool thread: INTERNAL once, the threaded module is given up, every model reloads on one thread', async () => {
+    const m = await MobileClip.load({ model, weights, threads });
+    const other = await MobileClip.load({ model, weights, threads });
+    assert(m.threads === threads && other.threads === threads, `${m.threads}, ${other.threads} threads`);
+    const trap = m[Symbol.for('mobileclip-wasm.trapForTests')](); // traps in a pool job
+    const queued = embed(m); // queued behind the trap: runs after the reload
+    const msg = await rejectsWith(trap, 'INTERNAL');
+    assert(/threaded CPU module failed/.test(msg), msg);
+    assert(diff(await queued, single) === 0, 'the queued call differs from the single-threaded module');
+    const why = /; 1 thread \(the threaded CPU module failed: [^;]+, the single-threaded one took over\)$/;
+    assert(m.threads === 1 && why.test(m.backendReason), `${m.threads} threads, backend reason "${m.backendReason}"`);
+    assert(diff(await embed(other), single) === 0 && other.threads === 1, 'the other model did not reload on one thread');
+    const later = await MobileClip.load({ model, weights, threads });
+    assert(later.threads === 1 && why.test(later.backendReason), `a later load: ${later.threads} threads, "${later.backendReason}"`);
+    const detail = `"${msg.slice(0, 90)}…"; then "${m.backendReason}"`;
+    for (const x of [m, other, later]) x.dispose();
+    return detail;
+  });
+}
 
 window.__embeddings = embeddings;
 finish();

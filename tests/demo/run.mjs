@@ -86,13 +86,35 @@ async function step(name, f) {
 function assert(cond, msg) { if (!cond) throw new Error(msg); }
 const shot = (page, name, fullPage = true) => page.screenshot({ path: join(shots, name), fullPage });
 
-// Frame gaps on the page: requestAnimationFrame keeps firing while the worker computes.
-const startFrames = (page) => page.evaluate(() => {
-  window.__frames = { gap: 0, n: 0, last: performance.now() };
-  const f = () => { const t = performance.now(); window.__frames.gap = Math.max(window.__frames.gap, t - window.__frames.last); window.__frames.last = t; window.__frames.n++; window.__frames.raf = requestAnimationFrame(f); };
+// Frame gaps on the page: requestAnimationFrame keeps firing while the worker computes. `frozen` is
+// the share of the time spent in gaps of 100 ms or more: the model on the main thread makes it close
+// to 1 (the page freezes for every encode), while a loaded machine only adds scattered long gaps, so
+// the checks bound that share rather than the longest gap (which a load average of 20 pushed past 1 s
+// with the model in its worker).
+const LONG_GAP_MS = 100;
+const startFrames = (page) => page.evaluate((long) => {
+  const start = performance.now();
+  window.__frames = { gap: 0, n: 0, long: 0, longMs: long, start, last: start };
+  const f = () => {
+    const fr = window.__frames;
+    const t = performance.now();
+    const gap = t - fr.last;
+    fr.gap = Math.max(fr.gap, gap);
+    if (gap >= long) fr.long += gap;
+    fr.last = t;
+    fr.n++;
+    fr.raf = requestAnimationFrame(f);
+  };
   window.__frames.raf = requestAnimationFrame(f);
+}, LONG_GAP_MS);
+const stopFrames = (page) => page.evaluate(() => {
+  const fr = window.__frames;
+  cancelAnimationFrame(fr.raf);
+  const tail = performance.now() - fr.last; // a page frozen to the end drew no frame to close its gap
+  if (tail >= fr.longMs) fr.long += tail;
+  return { ...fr, frozen: fr.long / Math.max(1, performance.now() - fr.start) };
 });
-const stopFrames = (page) => page.evaluate(() => { cancelAnimationFrame(window.__frames.raf); return window.__frames; });
+const framesText = (f) => `${f.n} frames, ${(100 * f.frozen).toFixed(0)}% of the time in gaps ≥ ${LONG_GAP_MS} ms, longest ${f.gap.toFixed(0)} ms`;
 
 // Accessibility checks: every control has a name; visible text has WCAG AA contrast (4.5:1, 3:1 when large).
 const unnamedControls = (page) => page.evaluate(() => [...document.querySelectorAll('input, select, textarea, button')].filter((el) => {
@@ -181,8 +203,8 @@ try {
     assert(/CPU|WebGPU/.test(backend) && why.length > 3, `backend ${backend} / ${why}`);
     const cores = await page.evaluate(() => crossOriginIsolated && Math.min(navigator.hardwareConcurrency, 8));
     assert(cores && why.endsWith(cores > 1 ? `; ${cores} threads` : '; 1 thread (one core)'), `isolated ${cores}, why "${why}"`);
-    assert(frames.gap < 500, `the page froze for ${frames.gap.toFixed(0)} ms while loading`);
-    return `${(size / 1e6).toFixed(0)} MB, ${between} intermediate download values, ready in ${(loadMs / 1000).toFixed(1)} s; backend "${backend}" because "${why}"; longest frame gap ${frames.gap.toFixed(0)} ms`;
+    assert(frames.frozen < 0.25, `the page froze while loading: ${framesText(frames)}`);
+    return `${(size / 1e6).toFixed(0)} MB, ${between} intermediate download values, ready in ${(loadMs / 1000).toFixed(1)} s; backend "${backend}" because "${why}"; ${framesText(frames)}`;
   });
 
   await step('tag the sample photos: a card each, top-3 score bars, timings, batch progress; the page stays responsive', async () => {
@@ -204,7 +226,7 @@ try {
     }
     assert(await page.$eval('#batch-bar', (b) => b.value === 4 && b.max === 4), 'batch progress');
     assert(await page.textContent('#batch-text') === '4 of 4 photos tagged', await page.textContent('#batch-text'));
-    assert(frames.gap < 250 && frames.n > ms / 100, `main thread blocked: longest frame gap ${frames.gap.toFixed(0)} ms, ${frames.n} frames in ${ms} ms`);
+    assert(frames.frozen < 0.25, `main thread blocked while tagging: ${framesText(frames)} in ${ms} ms`);
     await shot(page, '03-tagged.png');
     for (const scheme of ['light', 'dark']) {
       await page.emulateMedia({ colorScheme: scheme });
@@ -213,7 +235,7 @@ try {
     }
     await shot(page, '03-tagged-dark.png');
     await page.emulateMedia({ colorScheme: 'light' });
-    return `${(ms / 1000).toFixed(1)} s for 20 label prompts + 4 photos; ${cards.map((c) => c.timing.replace(/.*embedded in /, '')).join(', ')}; ${frames.n} frames, longest gap ${frames.gap.toFixed(0)} ms`;
+    return `${(ms / 1000).toFixed(1)} s for 20 labels + 4 photos; ${cards.map((c) => c.timing.replace(/.*embedded in /, '')).join(', ')}; ${framesText(frames)}`;
   });
 
   await step('tags equal the package\'s zeroShot on the main thread', async () => {
@@ -272,7 +294,7 @@ try {
     return `“${query}”: ${before.join(', ')} → ${after.join(', ')}`;
   });
 
-  await step('editing labels re-ranks from cached embeddings (no image re-encoded, only new prompts)', async () => {
+  await step('editing labels re-ranks from the label pack (no image re-encoded, only the new label)', async () => {
     const s0 = await stats(page);
     await page.fill('#labels', 'cat\nrocket\ncoffee\nastronaut');
     await page.fill('#topk', '4');
@@ -281,18 +303,20 @@ try {
       && [...t.querySelectorAll('.label')].map((l) => l.textContent).sort().join() === 'astronaut,cat,coffee,rocket'), null, { timeout: 60_000 });
     const s1 = await stats(page);
     assert(statCount(s1, 'image embeddings computed') === statCount(s0, 'image embeddings computed'), `images re-encoded: ${s0} → ${s1}`);
-    assert(statCount(s1, 'computed\\)') === statCount(s0, 'computed\\)') + 1, `prompts: ${s0} → ${s1} (only "a photo of a coffee." is new)`);
+    assert(statCount(s1, 'computed\\)') === statCount(s0, 'computed\\)') + 1, `labels: ${s0} → ${s1} (only "coffee" is new)`);
     assert(await page.$eval('#preset', (s) => s.value) === 'custom', 'preset should read Custom');
     return s1;
   });
 
   await step('ImageNet preset: 1,000 classes, CLIP\'s templates, a time estimate; switching away cancels it', async () => {
     await page.selectOption('#preset', 'imagenet');
-    await page.waitForFunction(() => /^998 labels × 1 template = 998 prompts, 997 to encode/.test(document.getElementById('labels-status').textContent)
+    await page.waitForFunction(() => /^998 labels × 1 template = 998 prompts, 997 labels to encode/.test(document.getElementById('labels-status').textContent)
       && /of 997 · about \d+ (s|min) left/.test(document.getElementById('labels-text').textContent), null, { timeout: 60_000 });
     const lines = (await page.inputValue('#labels')).split('\n').length;
     assert(lines === 1000, `${lines} ImageNet classes`);
     const estimate = await page.textContent('#labels-text');
+    await page.$eval('#labels-panel', (e) => e.scrollIntoView());
+    await shot(page, '05-labels-progress.png', false);
     await page.click('[data-templates=clip7]');
     // 998 distinct labels: open_clip's list names two classes twice (missile, sunglasses)
     await page.waitForFunction(() => /998 labels × 7 templates = 6986 prompts/.test(document.getElementById('labels-status').textContent));
@@ -373,7 +397,7 @@ try {
     const origin = await page.$eval('#model-status dd[data-key=weights]', (e) => e.textContent);
     assert(/cache/.test(origin) && downloads() === before, `weights ${origin}, ${downloads() - before} more downloads`);
     assert((await page.textContent('#download-text')).startsWith('100%'), await page.textContent('#download-text'));
-    await page.waitForFunction(() => /ready \(20 prompts remembered/.test(document.getElementById('labels-status').textContent), null, { timeout: 30_000 });
+    await page.waitForFunction(() => /ready \(20 remembered from an earlier visit/.test(document.getElementById('labels-status').textContent), null, { timeout: 30_000 });
     return `${origin}; ${await page.textContent('#labels-status')}`;
   });
 

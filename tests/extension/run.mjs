@@ -194,14 +194,22 @@ try {
     assert(await options.locator('#weights-status.ok').count() === 1, msg);
     return `${msg} ${await options.textContent('#current')}`;
   });
-  await check('options page: labels, templates and top-k saved', async () => {
+  await check('options page: labels, templates and top-k saved; the label pack\'s progress shown while it is encoded', async () => {
     await options.fill('#labels', labels.join('\n'));
     await options.click('summary');
     await options.fill('#templates', templates.join('\n'));
     await options.fill('#topk', String(topK));
+    await options.evaluate(() => {
+      window.__statuses = [];
+      const el = document.getElementById('labels-status');
+      new MutationObserver(() => window.__statuses.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
+    });
     await options.click('#save');
     await options.waitForSelector('#labels-status.ok');
-    return options.textContent('#labels-status');
+    const seen = await options.evaluate(() => window.__statuses);
+    const progress = seen.filter((t) => /Encoding the labels \(once\): \d+\/10…/.test(t));
+    assert(progress.length > 0, `no label progress among ${JSON.stringify(seen)}`);
+    return `${await options.textContent('#labels-status')} (progress seen: ${progress.map((t) => t.replace(/.*: /, '')).join(', ')})`;
   });
   await options.screenshot({ path: join(shots, 'options.png'), fullPage: true });
   await check("extension CSP: wasm compiles (the model loaded above), string code does not", async () => {
@@ -254,8 +262,8 @@ try {
     assert(diff <= 1e-5, `ranking differs from the package's: ${JSON.stringify(shown)} vs ${JSON.stringify(want)}`);
     const worker = Object.entries(state.timings).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ');
     // the manifest isolates the extension's pages (COOP/COEP keys): the worker runs on threads
-    assert(/; (\d+ threads|1 thread \(one core\))$/.test(state.backend), `backend "${state.backend}"`);
-    return `backend "${state.backend}"; top "${shown[0].label}" (${shown[0].text.replace(/\s+/g, ' ')}), max |Δscore| vs package ${diff.toExponential(1)}; ${Math.round(ms)} ms click → tags (worker ms: ${worker}); progress shown: ${[...busy].map((b) => JSON.stringify(b)).join(', ') || 'none caught'}`;
+    assert(state.backend === 'cpu' && state.threads >= 1 && /; (\d+ threads|1 thread \(one core\))$/.test(state.backendReason), `backend "${state.backend}" (${state.backendReason}), ${state.threads} threads`);
+    return `backend "${state.backend}" (${state.backendReason}); top "${shown[0].label}" (${shown[0].text.replace(/\s+/g, ' ')}), max |Δscore| vs package ${diff.toExponential(1)}; ${Math.round(ms)} ms click → tags (worker ms: ${worker}); progress shown: ${[...busy].map((b) => JSON.stringify(b)).join(', ') || 'none caught'}`;
   };
   await check('cross-origin photo (no CORS): tags drawn over it equal the package\'s zeroShot', () => tagged(0, catUrl, '/tests/fixtures/preprocess/chelsea_301x217.png'));
   await check('same-origin photo, second click', () => tagged(1, rocketUrl, '/tests/fixtures/preprocess/rocket_513x260.png'));

@@ -53,7 +53,7 @@ async function onContextMenuClick(info, tab) {
     await ensureOffscreen();
     const res = await chrome.runtime.sendMessage({ target: 'offscreen', type: 'tag', id, srcUrl: info.srcUrl, ...settings });
     state = res?.ok
-      ? { status: 'done', tags: res.tags, model: res.model, backend: res.backend, ms: res.ms, timings: res.timings }
+      ? { status: 'done', tags: res.tags, model: res.model, backend: res.backend, backendReason: res.backendReason, threads: res.threads, ms: res.ms, timings: res.timings }
       : { status: 'error', code: res?.code, text: res?.message ?? 'the model page did not answer' };
   } catch (e) {
     state = { status: 'error', code: 'INTERNAL', text: e?.message ?? String(e) };

@@ -137,7 +137,7 @@ $('file').addEventListener('change', async () => {
 
 $('remove').addEventListener('click', async () => {
   await deleteItem('weights');
-  await deleteItem('labelEmbeddings');
+  await deleteItem('labelPack');
   status('weights-status', 'Removed.');
   await showCurrent();
 });
