@@ -105,8 +105,14 @@ await check('compact files: no model name, integrity, image-only (NO_TEXT_TOWER)
     const e2 = await img.encodeImage(px);
     assert(e1.length === img.embedDim && e1.every((v, i) => v === e2[i]), 'image tower broken after NO_TEXT_TOWER');
     // A label pack of the checkpoint the file was converted from ranks on the image-only file.
-    const pack = await clip.labelEmbeddings(['cat', 'dog', 'car']);
-    assert(img.weightsId !== clip.weightsId && pack.weightsId === clip.weightsId, `ids ${img.weightsId} ${clip.weightsId} ${pack.weightsId}`);
+    // (This fixture's vocabulary is 256 tokens: the pack's rows are image embeddings of the checkpoint.)
+    const rows = await clip.encodeImages([px, new ImageData(Uint8ClampedArray.from({ length: 8 * 8 * 4 }, (_, i) => (i * 29) % 256), 8, 8)]);
+    const embeddings = new Float32Array(2 * clip.embedDim);
+    rows.forEach((r, i) => embeddings.set(r, i * clip.embedDim));
+    const pack = new LabelPack({ model: clip.name, weightsId: clip.weightsId, labels: ['grey', 'pattern'], templates: ['{}'], embeddings });
+    assert(img.weightsId !== clip.weightsId, `ids ${img.weightsId} ${clip.weightsId}`);
+    const foreign = new LabelPack({ model: clip.name, weightsId: img.weightsId.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')), labels: ['grey', 'pattern'], templates: ['{}'], embeddings });
+    msgs.push(await rejectsWith(img.zeroShot(e1, foreign), 'LABEL_PACK_MISMATCH'));
     const ranked = await img.zeroShot(e1, pack);
     assert(JSON.stringify(ranked) === JSON.stringify(await clip.zeroShot(e1, pack)), `ranked ${JSON.stringify(ranked)}`);
     // A trap: the compact file (given with its integrity) reloads from the kept bytes.
