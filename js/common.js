@@ -54,7 +54,7 @@ export function describe(v) {
 
 /** The options of each method (unknown ones are refused: a typo must not pass silently). */
 export const OPTIONS = {
-  load: ['model', 'weights', 'backend', 'threads', 'onProgress', 'signal'],
+  load: ['model', 'weights', 'integrity', 'backend', 'threads', 'onProgress', 'signal'],
   encode: ['onProgress', 'signal'],
   labelEmbeddings: ['templates', 'reuse', 'onProgress', 'signal'],
   zeroShot: ['templates', 'topK', 'onProgress', 'signal'],

@@ -5,6 +5,8 @@
  * - `INVALID_WEIGHTS`: the weights file cannot be read (truncated, corrupt, not a checkpoint).
  * - `WEIGHTS_MISMATCH`: the weights are another model's (tensors missing, unexpected or mis-shaped).
  * - `WEIGHTS_DOWNLOAD`: downloading the weights failed (HTTP status).
+ * - `INTEGRITY_MISMATCH`: the weights' sha256 is not the one the load's `integrity` names.
+ * - `NO_TEXT_TOWER`, `NO_IMAGE_TOWER`: a call needing the tower a one-tower compact file left out.
  * - `INVALID_IMAGE`, `TAINTED_IMAGE`: an image that cannot be read (wrong type, empty, cross-origin without CORS).
  * - `INVALID_TEXT`: a text that is not a string, or an empty list of texts.
  * - `INVALID_ARGUMENT`: any other bad argument: options (unknown keys, `topK` < 1 or not whole),
@@ -27,6 +29,9 @@ export type MobileClipErrorCode =
   | 'INVALID_WEIGHTS'
   | 'WEIGHTS_MISMATCH'
   | 'WEIGHTS_DOWNLOAD'
+  | 'INTEGRITY_MISMATCH'
+  | 'NO_TEXT_TOWER'
+  | 'NO_IMAGE_TOWER'
   | 'INVALID_IMAGE'
   | 'TAINTED_IMAGE'
   | 'INVALID_TEXT'
@@ -65,10 +70,22 @@ export type ImageSource =
 export type WeightsSource = string | URL | Response | Blob | ArrayBuffer | ArrayBufferView;
 
 export interface LoadOptions {
-  /** A shipped model name (default "MobileCLIP-S0", see `modelNames()`) or a config object. */
+  /**
+   * A shipped model name (see `modelNames()`) or a config object. Default: a compact file's own
+   * config (a compact file names its model; another name is refused with WEIGHTS_MISMATCH), and
+   * "MobileCLIP-S0" for a published checkpoint.
+   */
   model?: string | object;
-  /** The published checkpoint (PyTorch .pt/.bin or .safetensors), as a URL or bytes. */
+  /**
+   * The published checkpoint (PyTorch .pt/.bin or .safetensors), or a compact file made by
+   * `mobileclip convert` (fused, f32/f16/int8 tensors, one or both towers), as a URL or bytes.
+   */
   weights: WeightsSource;
+  /**
+   * "sha256-<base64 digest>" (as Subresource Integrity writes it): the weights' bytes are
+   * checked before they are used; another digest rejects with INTEGRITY_MISMATCH.
+   */
+  integrity?: string;
   /**
    * Default "auto": WebGPU on a hardware adapter (the WebGPU module is downloaded only then),
    * else the CPU. "webgpu" insists (rejects with NO_WEBGPU); "cpu" never touches the GPU.
@@ -167,7 +184,12 @@ export interface ClipModel {
   readonly embedDim: number;
   readonly imageSize: number;
   readonly logitScale: number;
-  /** `sha256-<base64>` of the checkpoint file (a Subresource Integrity hash); label packs carry it. */
+  /** "both", or "image" / "text" for a model loaded from a one-tower compact file (the other
+   * tower's calls reject with NO_TEXT_TOWER / NO_IMAGE_TOWER). */
+  readonly towers: 'both' | 'image' | 'text';
+  /** `sha256-<base64>` of the weights file loaded (a Subresource Integrity hash; for a compact file, of that file).
+   * Label packs carry the checkpoint's id (for a compact file, its source checkpoint's), so packs of a checkpoint
+   * work on every compact file converted from it. */
   readonly weightsId: string;
   /** How many images and texts go through the model at once (the parts of a long call). */
   readonly batchSize: { images: number; texts: number };

@@ -260,7 +260,7 @@ function isDeviceFailure(e) {
 export class MobileClip {
   #raw;
   #config;
-  #info; // name, embedDim, imageSize, logitScale, weightsId, imageBatch, textBatch
+  #info; // name, towers, embedDim, imageSize, logitScale, weightsId, packId, imageBatch, textBatch
   #backend; // 'cpu' | 'webgpu'
   #reason; // why this backend (on the CPU, why not WebGPU); backendReason adds the threads
   #threads; // the `threads` option, for a reload on the CPU
@@ -279,7 +279,7 @@ export class MobileClip {
     this.#threads = threads;
     this.#cpu = cpuModule ?? null;
     this.#glue = glue;
-    this.#info = { name: raw.name, embedDim: raw.embedDim, imageSize: raw.imageSize, logitScale: raw.logitScale, weightsId, imageBatch: raw.imageBatch, textBatch: raw.textBatch };
+    this.#info = { name: raw.name, towers: raw.towers, packId: raw.labelPackId, embedDim: raw.embedDim, imageSize: raw.imageSize, logitScale: raw.logitScale, weightsId, imageBatch: raw.imageBatch, textBatch: raw.textBatch };
     if (backend === 'webgpu') {
       let reject;
       const promise = new Promise((_, r) => { reject = r; });
@@ -291,8 +291,12 @@ export class MobileClip {
 
   /**
    * @param {object} options
-   * @param {string|object} [options.model] a shipped model name (default MobileCLIP-S0) or a config object
-   * @param {string|URL|Response|Blob|ArrayBuffer|Uint8Array} options.weights the published checkpoint
+   * @param {string|object} [options.model] a shipped model name or a config object (default: a
+   *   compact file's own config, MobileCLIP-S0 for a published checkpoint)
+   * @param {string|URL|Response|Blob|ArrayBuffer|Uint8Array} options.weights the published checkpoint,
+   *   or a compact file (`mobileclip convert`)
+   * @param {string} [options.integrity] "sha256-<base64>": the bytes are checked before use
+   *   (INTEGRITY_MISMATCH otherwise)
    * @param {'auto'|'cpu'|'webgpu'} [options.backend]
    * @param {number|'auto'} [options.threads] CPU threads (default 'auto': the device's cores, up
    *   to 8, where the page is cross-origin isolated; 1 otherwise)
@@ -301,12 +305,13 @@ export class MobileClip {
    */
   static async load(options) {
     try {
-      const { model = 'MobileCLIP-S0', weights, backend = 'auto', threads = 'auto', onProgress, signal } = checkOptions(options, 'load', OPTIONS.load);
+      const { model, weights, integrity, backend = 'auto', threads = 'auto', onProgress, signal } = checkOptions(options, 'load', OPTIONS.load);
       if (!['auto', 'cpu', 'webgpu'].includes(backend)) throw new MobileClipError('INVALID_ARGUMENT', `backend must be 'auto', 'cpu' or 'webgpu', got ${JSON.stringify(backend)}`);
       if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1 && threads <= 64)) throw new MobileClipError('INVALID_ARGUMENT', `threads must be 'auto' or a whole number from 1 to 64, got ${typeof threads === 'number' ? threads : JSON.stringify(threads) ?? describe(threads)}`);
       if (weights === undefined) throw new MobileClipError('INVALID_ARGUMENT', 'options.weights is required (a URL or the checkpoint bytes)');
       throwIfAborted(signal);
-      const config = typeof model === 'string' ? model : JSON.stringify(model);
+      if (integrity !== undefined && typeof integrity !== 'string') throw new MobileClipError('INVALID_ARGUMENT', `integrity must be a string "sha256-<base64>", got ${describe(integrity)}`);
+      const config = model === undefined || typeof model === 'string' ? model : JSON.stringify(model);
       // On the CPU: the module for the `threads` option (a WebGPU model chooses it if it moves).
       const pick = async () => { const c = await chooseBackend(backend); return c.gpu ? c : { ...c, cpu: await chooseCpu(threads) }; };
       const [chosen, bytes] = await Promise.all([pick(), weightsBytes(weights, onProgress, signal)]);
@@ -315,7 +320,7 @@ export class MobileClip {
       const on = chosen.gpu ? 'webgpu' : 'cpu';
       let raw;
       try {
-        raw = await (chosen.gpu ?? chosen.cpu.glue).WasmModel.load(config, bytes, on, id);
+        raw = await (chosen.gpu ?? chosen.cpu.glue).WasmModel.load(config, bytes, on, id, integrity);
       } catch (e) {
         if (isTrap(e) && !chosen.gpu) replaceInstance(chosen.cpu.threaded, e);
         throw e;
@@ -337,7 +342,7 @@ export class MobileClip {
   /** A new CPU model from the kept checkpoint, on the module the `threads` option gets now. */
   async #loadOnCpu() {
     const chosen = await chooseCpu(this.#threads);
-    const raw = await chosen.glue.WasmModel.load(this.#config, new Uint8Array(await this.#weights.arrayBuffer()), 'cpu', this.#info.weightsId);
+    const raw = await chosen.glue.WasmModel.load(this.#config, new Uint8Array(await this.#weights.arrayBuffer()), 'cpu', this.#info.weightsId, undefined);
     this.#instance = cpuInstance;
     this.#cpu = chosen;
     this.#glue = chosen.glue;
@@ -432,10 +437,15 @@ export class MobileClip {
     return this.#backend === 'cpu' ? `${this.#reason}; ${this.#cpu.why}` : this.#reason;
   }
   get name() { return this.#raw ? this.#info.name : undefined; }
+  /** "both", or "image" / "text" for a model loaded from a one-tower compact file. */
+  get towers() { return this.#raw ? this.#info.towers : undefined; }
   get embedDim() { return this.#raw ? this.#info.embedDim : undefined; }
   get imageSize() { return this.#raw ? this.#info.imageSize : undefined; }
   get logitScale() { return this.#raw ? this.#info.logitScale : undefined; }
-  /** `sha256-<base64>` of the checkpoint the model was loaded from; label packs carry it. */
+  /**
+   * `sha256-<base64>` of the weights the model was loaded from (for a compact file, of that file).
+   * Label packs carry the checkpoint's: for a compact file, that of the checkpoint it came from.
+   */
   get weightsId() { return this.#raw ? this.#info.weightsId : undefined; }
   /** How many images and texts go through the model at once: the parts of a long call. */
   get batchSize() { return this.#raw ? { images: this.#info.imageBatch, texts: this.#info.textBatch } : undefined; }
@@ -529,7 +539,7 @@ export class MobileClip {
     todo.forEach((l, k) => known.set(l, rows[k]));
     const embeddings = new Float32Array(trimmed.length * dim);
     trimmed.forEach((l, i) => embeddings.set(known.get(l), i * dim));
-    return new LabelPack({ model: this.#info.name, weightsId: this.#info.weightsId, labels: trimmed, templates: [...templates], embeddings });
+    return new LabelPack({ model: this.#info.name, weightsId: this.#info.packId, labels: trimmed, templates: [...templates], embeddings });
   }
 
   /** Checks a pack against this model: LABEL_PACK_MISMATCH when another model or weights made it. */
@@ -537,7 +547,7 @@ export class MobileClip {
     if (!(pack instanceof LabelPack)) throw new MobileClipError('INVALID_ARGUMENT', `expected a LabelPack, got ${describe(pack)}`);
     const mismatch = (m) => new MobileClipError('LABEL_PACK_MISMATCH', m);
     if (pack.model !== this.#info.name) throw mismatch(`the pack was made by ${pack.model}, this model is ${this.#info.name}`);
-    if (pack.weightsId !== this.#info.weightsId) throw mismatch(`the pack was made with other weights of ${pack.model} (${pack.weightsId}; these are ${this.#info.weightsId})`);
+    if (pack.weightsId !== this.#info.packId && pack.weightsId !== this.#info.weightsId) throw mismatch(`the pack was made with other weights of ${pack.model} (${pack.weightsId}; these are ${this.#info.packId})`);
   }
 
   /** label → embedding of the packs in `reuse` made by this model with `templates`. */

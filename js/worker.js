@@ -70,7 +70,7 @@ async function weightsPart(weights, onProgress, signal) {
  * Starts a worker and loads the model in it: `{ worker, info }`. Aborting, or a failure,
  * terminates the worker.
  */
-async function startWorker({ model, weights, transfer = [], backend, threads, onProgress, signal }) {
+async function startWorker({ model, weights, transfer = [], integrity, backend, threads, onProgress, signal }) {
   const worker = new Worker(new URL('./worker-entry.js', import.meta.url), { type: 'module', name: 'mobileclip' });
   try {
     const info = await new Promise((resolve, reject) => {
@@ -84,7 +84,7 @@ async function startWorker({ model, weights, transfer = [], backend, threads, on
         if (data.error) reject(toError(data.error));
         else resolve(data.result);
       };
-      worker.postMessage({ id: 0, op: 'load', model, weights, backend, threads }, transfer);
+      worker.postMessage({ id: 0, op: 'load', model, weights, integrity, backend, threads }, transfer);
     });
     return { worker, info };
   } catch (e) {
@@ -101,7 +101,7 @@ export class MobileClipWorker {
   #worker; // null while a replacement starts, and after dispose()
   #starting = null; // promise of the replacement worker, after a trap
   #disposed = false;
-  #source; // { model, weights (URL or Blob), backend }: what a replacement worker loads
+  #source; // { model, weights (URL or Blob), integrity, backend, threads }: what a replacement worker loads
   #info;
   #calls = new Map(); // id → { resolve, reject, onProgress, post() }
   #nextId = 1;
@@ -120,16 +120,16 @@ export class MobileClipWorker {
    */
   static async load(options) {
     try {
-      const { model = 'MobileCLIP-S0', weights, backend = 'auto', threads = 'auto', onProgress, signal } = checkOptions(options, 'load', OPTIONS.load);
+      const { model, weights, integrity, backend = 'auto', threads = 'auto', onProgress, signal } = checkOptions(options, 'load', OPTIONS.load);
       throwIfAborted(signal);
       const [w, transfer] = await weightsPart(weights, onProgress, signal);
       throwIfAborted(signal);
-      const cfg = typeof model === 'string' ? model : JSON.parse(JSON.stringify(model));
-      const { worker, info } = await startWorker({ model: cfg, weights: w, transfer, backend, threads, onProgress, signal });
+      const cfg = model === undefined || typeof model === 'string' ? model : JSON.parse(JSON.stringify(model));
+      const { worker, info } = await startWorker({ model: cfg, weights: w, transfer, integrity, backend, threads, onProgress, signal });
       // The worker gives back a Blob of byte weights; URLs and Blobs are kept as given.
       const kept = info.weights ?? w;
       delete info.weights;
-      return new MobileClipWorker(worker, info, { model: cfg, weights: kept, backend, threads });
+      return new MobileClipWorker(worker, info, { model: cfg, weights: kept, integrity, backend, threads });
     } catch (e) {
       throw toError(e);
     }
@@ -230,6 +230,8 @@ export class MobileClipWorker {
   get backend() { return this.#disposed ? undefined : this.#info.backend; }
   get backendReason() { return this.#disposed ? undefined : this.#info.backendReason; }
   get name() { return this.#disposed ? undefined : this.#info.name; }
+  /** "both", or "image" / "text" for a model loaded from a one-tower compact file. */
+  get towers() { return this.#disposed ? undefined : this.#info.towers; }
   get embedDim() { return this.#disposed ? undefined : this.#info.embedDim; }
   get imageSize() { return this.#disposed ? undefined : this.#info.imageSize; }
   get logitScale() { return this.#disposed ? undefined : this.#info.logitScale; }

@@ -27,6 +27,15 @@ pub enum Error {
     /// Text that cannot be encoded (for example an empty list of texts).
     #[error("invalid text: {0}")]
     Text(String),
+    /// The model was loaded from a compact file without a text tower (`--towers image`).
+    #[error("this model has no text tower: {0}")]
+    NoTextTower(String),
+    /// The model was loaded from a compact file without an image tower (`--towers text`).
+    #[error("this model has no image tower: {0}")]
+    NoImageTower(String),
+    /// The weights' bytes do not have the digest the caller's `integrity` names.
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
     /// Any other invalid argument (an option out of range, an embedding with NaN, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -60,6 +69,9 @@ impl Error {
             Error::WeightsMismatch(_) => "WEIGHTS_MISMATCH",
             Error::Image(_) => "INVALID_IMAGE",
             Error::Text(_) => "INVALID_TEXT",
+            Error::NoTextTower(_) => "NO_TEXT_TOWER",
+            Error::NoImageTower(_) => "NO_IMAGE_TOWER",
+            Error::Integrity(_) => "INTEGRITY_MISMATCH",
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
             Error::LabelPackFormat(_) => "INVALID_LABEL_PACK",
             Error::LabelPackMismatch(_) => "LABEL_PACK_MISMATCH",

@@ -37,10 +37,11 @@ pub use error::{Error, Result};
 pub use label_pack::LabelPack;
 
 use config::Architecture;
-use model::clip::{Clip, l2_normalize};
+use model::clip::{Clip, ImageEncoder, l2_normalize};
+use model::text::TextEncoder;
 use preprocess::{ImageView, preprocess};
 use tokenizer::ClipTokenizer;
-use weights::{Checkpoint, FusedWeights};
+use weights::{Checkpoint, ConvertOptions, FusedWeights, Towers, compact};
 use zero_shot::LabelScore;
 
 /// How many images and how many texts go through a tower at once.
@@ -80,7 +81,8 @@ pub(crate) fn check_text_length(text: &str, what: impl FnOnce() -> String) -> Re
     Ok(())
 }
 
-/// A loaded MobileCLIP model: both encoders, ready to embed.
+/// A loaded MobileCLIP model: both encoders (or one, from a one-tower compact file), ready to
+/// embed.
 #[derive(Debug)]
 pub struct MobileClip {
     config: ModelConfig,
@@ -89,48 +91,114 @@ pub struct MobileClip {
     tokenizer: ClipTokenizer,
     device: Device,
     weights_id: String,
+    source_weights_id: Option<String>,
     batch: BatchSize,
 }
 
-/// The id of a checkpoint file: `sha256-<base64>` of its bytes (the form of a Subresource
-/// Integrity hash). Label packs carry it, so a pack is only used with the weights that made it.
+/// A model's weights ids: of the bytes it was loaded from, and, for a compact file, of the
+/// published checkpoint that file was converted from.
+struct WeightsIds {
+    own: String,
+    source: Option<String>,
+}
+
+/// The id of a weights file (a checkpoint or a compact file): `sha256-<base64>` of its bytes
+/// (the form of a Subresource Integrity hash). Label packs carry it, so a pack is only used with
+/// the weights that made it.
 pub fn weights_id(bytes: &[u8]) -> String {
-    use base64::Engine;
+    sha256_id(&sha256(bytes))
+}
+
+/// The sha256 of `bytes`: the crate's one hash (weights ids, compact files' `source_sha256`,
+/// `integrity` checks).
+pub(crate) fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;
-    format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(bytes)))
+    sha2::Sha256::digest(bytes).into()
+}
+
+/// A sha256 digest written as a weights id: `sha256-<base64>`.
+pub(crate) fn sha256_id(digest: &[u8; 32]) -> String {
+    use base64::Engine;
+    format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(digest))
 }
 
 impl MobileClip {
     /// Loads a model from checkpoint bytes (PyTorch zip or safetensors, train-time or
-    /// re-parameterised) onto `device`.
+    /// re-parameterised, or a compact file of this model) onto `device`.
     pub fn from_bytes(config: ModelConfig, weights: Vec<u8>, device: Device) -> Result<Self> {
+        Self::load(Some(config), weights, device)
+    }
+
+    /// Loads a model from weights bytes: a compact file (see [`weights::compact`]; the model's
+    /// config is inside it, so `config` may be `None`, and when given must describe the same
+    /// model) or a published checkpoint (which needs `config`). Its weights id is
+    /// [`weights_id`] of these bytes.
+    pub fn load(config: Option<ModelConfig>, weights: Vec<u8>, device: Device) -> Result<Self> {
         let id = weights_id(&weights);
-        Self::from_bytes_with_id(config, weights, id, device)
+        Self::load_with_id(config, weights, id, device)
     }
 
     /// Loads a model from a checkpoint file.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_file(config: ModelConfig, path: &std::path::Path, device: Device) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-        Self::from_bytes(config, bytes, device)
+        Self::load_file(Some(config), path, device)
     }
 
-    /// [`MobileClip::from_bytes`] with the weights id computed by the caller (the browser
-    /// hashes the download with WebCrypto, off the wasm thread). The checkpoint is read in the
-    /// layout its tensor names are in: a v1 model's file in open_clip's layout too
+    /// Loads a model from a weights file: a compact file (`config` may be `None`) or a
+    /// published checkpoint (`config` needed), as [`MobileClip::load`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load_file(config: Option<ModelConfig>, path: &std::path::Path, device: Device) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        Self::load(config, bytes, device)
+    }
+
+    /// [`MobileClip::load`] with the weights id computed by the caller (the browser hashes the
+    /// download with WebCrypto, off the wasm thread). A checkpoint is read in the layout its
+    /// tensor names are in: a v1 model's file in open_clip's layout too
     /// ([`ModelConfig::in_layout`]; the loaded model's [`config`](Self::config) is then the
     /// open_clip one).
-    pub(crate) fn from_bytes_with_id(
-        config: ModelConfig,
+    pub(crate) fn load_with_id(
+        config: Option<ModelConfig>,
         weights: Vec<u8>,
         weights_id: String,
         device: Device,
     ) -> Result<Self> {
-        let ckpt = Checkpoint::from_bytes(weights)?;
+        Self::load_checkpoint(config, Checkpoint::from_bytes(weights)?, weights_id, device)
+    }
+
+    /// Loads a model from a parsed checkpoint or compact file, as [`MobileClip::load`];
+    /// `weights_id` is [`weights_id`] of the bytes it was parsed from.
+    pub fn load_checkpoint(
+        config: Option<ModelConfig>,
+        ckpt: Checkpoint,
+        weights_id: String,
+        device: Device,
+    ) -> Result<Self> {
+        if compact::is_compact(&ckpt) {
+            let (info, fused) = compact::read(ckpt)?;
+            let arch = info.config.resolve()?;
+            if let Some(given) = config
+                && (given.resolve()? != arch || given.preprocess != info.config.preprocess)
+            {
+                return Err(Error::WeightsMismatch(format!(
+                    "this compact file holds {}, not {}: load it without a model name, or convert {}'s checkpoint",
+                    info.config.name, given.name, given.name
+                )));
+            }
+            let ids = WeightsIds { own: weights_id, source: Some(info.source_weights_id()?) };
+            return Self::build(info.config, arch, fused, info.towers, ids, device);
+        }
+        let config = config.ok_or_else(|| {
+            Error::InvalidArgument(
+                "a published checkpoint does not say which model it holds: give the model's name \
+                 (only compact files made by `mobileclip convert` carry their config)"
+                    .into(),
+            )
+        })?;
         let config = weights::config_for_checkpoint(&ckpt, &config)?;
         let arch = config.resolve()?;
         let fused = weights::fuse_checkpoint(ckpt, &config, &arch)?;
-        Self::build(config, arch, fused, weights_id, device)
+        Self::build(config, arch, fused, Towers::Both, WeightsIds { own: weights_id, source: None }, device)
     }
 
     /// Builds a model from fused inference tensors (what [`weights::fuse_checkpoint`] makes of a
@@ -138,25 +206,62 @@ impl MobileClip {
     /// [`weights_id`] of the file the tensors came from.
     pub fn from_fused(config: ModelConfig, weights: FusedWeights, weights_id: String, device: Device) -> Result<Self> {
         let arch = config.resolve()?;
-        Self::build(config, arch, weights, weights_id, device)
+        Self::build(config, arch, weights, Towers::Both, WeightsIds { own: weights_id, source: None }, device)
+    }
+
+    /// Converts a published checkpoint of `config`'s model into a compact model file's bytes:
+    /// its fused inference tensors, stored as `options` say (`f32` gives bit-identical
+    /// embeddings), with the config inside, so that [`MobileClip::load`] needs no model name.
+    /// See [`weights::compact`] for the format.
+    pub fn convert(config: &ModelConfig, checkpoint: Vec<u8>, options: &ConvertOptions) -> Result<Vec<u8>> {
+        compact::convert(config, checkpoint, options)
     }
 
     fn build(
         config: ModelConfig,
         arch: Architecture,
         weights: FusedWeights,
-        weights_id: String,
+        towers: Towers,
+        ids: WeightsIds,
         device: Device,
     ) -> Result<Self> {
-        let model = Clip::load(&arch, weights, &device)?;
+        let model = Clip::load(&arch, weights, towers, &device)?;
         Ok(Self {
             config,
             arch,
             model,
             tokenizer: ClipTokenizer::new()?,
             device,
-            weights_id,
+            weights_id: ids.own,
+            source_weights_id: ids.source,
             batch: BatchSize::default(),
+        })
+    }
+
+    /// Which towers the model has (one only when loaded from a one-tower compact file).
+    pub fn towers(&self) -> Towers {
+        match (&self.model.image, &self.model.text) {
+            (Some(_), None) => Towers::Image,
+            (None, Some(_)) => Towers::Text,
+            _ => Towers::Both,
+        }
+    }
+
+    fn image_tower(&self) -> Result<&ImageEncoder> {
+        self.model.image.as_ref().ok_or_else(|| {
+            Error::NoImageTower(format!(
+                "{} was loaded from a compact file holding its text tower only",
+                self.config.name
+            ))
+        })
+    }
+
+    fn text_tower(&self) -> Result<&TextEncoder> {
+        self.model.text.as_ref().ok_or_else(|| {
+            Error::NoTextTower(format!(
+                "{} was loaded from a compact file holding its image tower only: load a file with the text tower to encode texts",
+                self.config.name
+            ))
         })
     }
 
@@ -175,9 +280,23 @@ impl MobileClip {
         self.model.logit_scale
     }
 
-    /// The id of the weights the model was loaded from (see [`weights_id`]).
+    /// The id of the weights the model was loaded from (see [`weights_id`]): for a compact file,
+    /// the id of the compact file's bytes.
     pub fn weights_id(&self) -> &str {
         &self.weights_id
+    }
+
+    /// For a model loaded from a compact file, the id of the published checkpoint it was
+    /// converted from (its `source_sha256`); `None` for a checkpoint.
+    pub fn source_weights_id(&self) -> Option<&str> {
+        self.source_weights_id.as_deref()
+    }
+
+    /// The weights id the model's label packs carry: that of the published checkpoint (its
+    /// [`MobileClip::source_weights_id`] for a compact file), so that the checkpoint and every
+    /// compact file converted from it (any storage, any towers) share their packs.
+    pub fn label_pack_id(&self) -> &str {
+        self.source_weights_id().unwrap_or(&self.weights_id)
     }
 
     /// How many images and texts go through a tower at once.
@@ -229,6 +348,7 @@ impl MobileClip {
         templates: &[&str],
         mut on_progress: impl FnMut(usize, usize),
     ) -> Result<LabelPack> {
+        self.text_tower()?;
         zero_shot::check_labels(labels, templates)?;
         let mut embeddings = Vec::with_capacity(labels.len() * self.embed_dim());
         let mut done = 0;
@@ -239,7 +359,7 @@ impl MobileClip {
         }
         LabelPack::new(
             self.config.name.clone(),
-            self.weights_id.clone(),
+            self.label_pack_id().to_string(),
             labels.iter().map(|l| l.trim().to_string()).collect(),
             templates.iter().map(|t| t.to_string()).collect(),
             self.embed_dim(),
@@ -248,18 +368,20 @@ impl MobileClip {
     }
 
     /// Checks that a label pack was made by this model and these weights
-    /// (`LABEL_PACK_MISMATCH` otherwise).
+    /// (`LABEL_PACK_MISMATCH` otherwise): its weights id is the model's
+    /// [`MobileClip::label_pack_id`] (or [`MobileClip::weights_id`]), so an image-only compact
+    /// file ranks with the packs of the checkpoint it came from.
     pub fn check_label_pack(&self, pack: &LabelPack) -> Result<()> {
         let mismatch = |m: String| Err(Error::LabelPackMismatch(m));
         if pack.model() != self.config.name {
             return mismatch(format!("the pack was made by {}, this model is {}", pack.model(), self.config.name));
         }
-        if pack.weights_id() != self.weights_id {
+        if pack.weights_id() != self.label_pack_id() && pack.weights_id() != self.weights_id {
             return mismatch(format!(
                 "the pack was made with other weights of {} ({}; these are {})",
                 pack.model(),
                 pack.weights_id(),
-                self.weights_id
+                self.label_pack_id()
             ));
         }
         if pack.dim() != self.embed_dim() {
@@ -294,6 +416,7 @@ impl MobileClip {
     }
 
     pub(crate) async fn encode_images_async(&self, images: &[ImageView<'_>]) -> Result<Vec<Vec<f32>>> {
+        self.image_tower()?;
         if images.is_empty() {
             return Err(Error::Image("no images to encode".into()));
         }
@@ -303,12 +426,13 @@ impl MobileClip {
             for img in chunk {
                 pixels.extend(preprocess(img, &self.config.preprocess)?);
             }
-            out.extend(read_rows(self.image_forward(&pixels, chunk.len())).await?);
+            out.extend(read_rows(self.image_forward(&pixels, chunk.len())?).await?);
         }
         Ok(out)
     }
 
     pub(crate) async fn encode_pixels_async(&self, pixels: &[f32], count: usize) -> Result<Vec<Vec<f32>>> {
+        self.image_tower()?;
         let s = self.config.preprocess.image_size;
         let per_image = 3 * s * s;
         if count == 0 || count.checked_mul(per_image) != Some(pixels.len()) {
@@ -320,12 +444,13 @@ impl MobileClip {
         }
         let mut out = Vec::with_capacity(count);
         for chunk in pixels.chunks(per_image * self.batch.images) {
-            out.extend(read_rows(self.image_forward(chunk, chunk.len() / per_image)).await?);
+            out.extend(read_rows(self.image_forward(chunk, chunk.len() / per_image)?).await?);
         }
         Ok(out)
     }
 
     pub(crate) async fn encode_texts_async<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>> {
+        self.text_tower()?;
         if texts.is_empty() {
             return Err(Error::Text("no texts to encode".into()));
         }
@@ -339,10 +464,11 @@ impl MobileClip {
     }
 
     pub(crate) async fn encode_tokens_async(&self, tokens: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        self.text_tower()?;
         let eot = self.check_tokens(tokens)?;
         let mut out = Vec::with_capacity(tokens.len());
         for (chunk, eot) in tokens.chunks(self.batch.texts).zip(eot.chunks(self.batch.texts)) {
-            out.extend(read_rows(self.text_forward(chunk, eot)).await?);
+            out.extend(read_rows(self.text_forward(chunk, eot)?).await?);
         }
         Ok(out)
     }
@@ -391,17 +517,21 @@ impl MobileClip {
         Ok(eot)
     }
 
-    /// L2-normalised image embeddings `[B, E]` of `batch` preprocessed images, on the device.
-    fn image_forward(&self, pixels: &[f32], batch: usize) -> Tensor<2> {
+    /// L2-normalised image embeddings `[B, E]` of `batch` preprocessed images, on the device
+    /// (`NO_IMAGE_TOWER` for a text-only model).
+    fn image_forward(&self, pixels: &[f32], batch: usize) -> Result<Tensor<2>> {
+        let tower = self.image_tower()?;
         let s = self.config.preprocess.image_size;
-        l2_normalize(self.model.image.forward(model::gpu::pixels(pixels, batch, s, &self.device)))
+        Ok(l2_normalize(tower.forward(model::gpu::pixels(pixels, batch, s, &self.device))))
     }
 
-    /// L2-normalised text embeddings `[B, E]` of checked token sequences, on the device.
-    fn text_forward(&self, tokens: &[Vec<u32>], eot: &[usize]) -> Tensor<2> {
+    /// L2-normalised text embeddings `[B, E]` of checked token sequences, on the device
+    /// (`NO_TEXT_TOWER` for an image-only model).
+    fn text_forward(&self, tokens: &[Vec<u32>], eot: &[usize]) -> Result<Tensor<2>> {
+        let tower = self.text_tower()?;
         let flat: Vec<i64> = tokens.iter().flatten().map(|&t| t as i64).collect();
         let t = Tensor::from_data(TensorData::new(flat, [tokens.len(), self.arch.text.context_length]), &self.device);
-        l2_normalize(self.model.text.forward(t, eot))
+        Ok(l2_normalize(tower.forward(t, eot)))
     }
 }
 

@@ -240,3 +240,73 @@ fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn convert_then_embed_without_a_model_name() {
+    let dir = std::env::temp_dir().join(format!("mobileclip-cli-convert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (compact, image_only) = (dir.join("s.safetensors"), dir.join("image.safetensors"));
+    let (c, i) = (compact.to_string_lossy().into_owned(), image_only.to_string_lossy().into_owned());
+    let weights = fixture("v1-mci-mct", "model.pt");
+    let out = stdout(&cli(&[
+        "convert",
+        "--model",
+        &fixture("v1-mci-mct", "config.json"),
+        "--weights",
+        &weights,
+        "--dtype",
+        "f32",
+        "-o",
+        &c,
+    ]));
+    assert!(out.contains("bytes"), "{out}");
+    let args = |w: &str| {
+        vec!["embed".to_string(), "--weights".into(), w.into(), "--image".into(), photo().to_string_lossy().into()]
+    };
+    let from_compact = stdout(&cli(&args(&c).iter().map(String::as_str).collect::<Vec<_>>()));
+    let mut with_model = args(&weights);
+    with_model.extend(["--model".to_string(), fixture("v1-mci-mct", "config.json")]);
+    let from_checkpoint = stdout(&cli(&with_model.iter().map(String::as_str).collect::<Vec<_>>()));
+    assert_eq!(from_compact, from_checkpoint);
+
+    let cfg = fixture("v1-mci-mct", "config.json");
+    stdout(&cli(&["convert", "--model", &cfg, "--weights", &weights, "--towers", "image", "-o", &i]));
+    assert!(stdout(&cli(&args(&i).iter().map(String::as_str).collect::<Vec<_>>())).contains("image_embeddings"));
+    assert_error(&cli(&["embed", "--weights", &i, "--text", "a"]), "no text tower");
+    assert_error(
+        &cli(&["convert", "--model", &cfg, "--weights", &weights, "--dtype", "int4", "-o", &i]),
+        "dtype must be",
+    );
+    assert_error(
+        &cli(&["convert", "--model", &cfg, "--weights", &weights, "--towers", "all", "-o", &i]),
+        "towers must be",
+    );
+    assert_error(&cli(&["embed", "--weights", &weights, "--text", "a"]), "give the model's name");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_checkpoints_label_pack_ranks_on_its_image_only_compact_file() {
+    let dir = tempdir().join("image-only-pack");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    let (config, bytes) = common::clip_vocab_fixture("v2-mci0");
+    std::fs::write(path("config.json"), serde_json::to_string(&config).unwrap()).unwrap();
+    std::fs::write(path("model.safetensors"), bytes).unwrap();
+    std::fs::write(path("labels.txt"), "cat\ndog\ncar\n").unwrap();
+    let (cfg, weights, image_only, pack) =
+        (path("config.json"), path("model.safetensors"), path("image.safetensors"), path("pack.safetensors"));
+    let convert = ["convert", "--model", &cfg, "--weights", &weights, "--dtype", "f32", "--towers", "image"];
+    stdout(&cli(&[&convert[..], &["-o", &image_only]].concat()));
+    stdout(&cli(&["labels", "--model", &cfg, "--weights", &weights, "--labels", &path("labels.txt"), "-o", &pack]));
+    let photo = photo().to_string_lossy().into_owned();
+    let rank = ["zero-shot", "--image", &photo, "--pack", &pack, "--json", "--weights"];
+    let from_compact = stdout(&cli(&[&rank[..], &[&image_only]].concat()));
+    let from_checkpoint = stdout(&cli(&[&rank[..], &[&weights, "--model", &cfg]].concat()));
+    assert_eq!(from_compact, from_checkpoint);
+    assert!(from_compact.contains("\"cat\""), "{from_compact}");
+    // The image-only file cannot make packs itself.
+    let labels = ["labels", "--weights", &image_only, "--labels", &path("labels.txt"), "-o", &path("p2")];
+    assert_error(&cli(&labels), "no text tower");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

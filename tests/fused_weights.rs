@@ -6,7 +6,9 @@ mod common;
 use common::*;
 
 use burn::tensor::Device;
-use mobileclip_wasm::weights::{Checkpoint, FusedTensor, FusedWeights, Storage, config_for_checkpoint, fuse_checkpoint};
+use mobileclip_wasm::weights::{
+    Checkpoint, FusedTensor, FusedWeights, Storage, config_for_checkpoint, fuse_checkpoint,
+};
 use mobileclip_wasm::{MobileClip, ModelConfig, weights_id};
 
 /// The map as safetensors bytes (f32, little-endian), and back.
@@ -14,7 +16,7 @@ fn round_trip(fused: &FusedWeights) -> FusedWeights {
     let data: Vec<(String, Vec<usize>, Vec<u8>)> = fused
         .iter()
         .map(|(name, t)| {
-            let Storage::F32(values) = t.storage();
+            let Storage::F32(values) = t.storage() else { panic!("folding makes f32 tensors") };
             (name.to_string(), t.shape().to_vec(), values.iter().flat_map(|v| v.to_le_bytes()).collect())
         })
         .collect();

@@ -421,7 +421,7 @@ class Builder:
 # Randomisation
 # ----------------------------------------------------------------------------------------------
 
-def randomize_(model, g, images, tokens):
+def randomize_(model, g, images, tokens, trained_bn=False):
     """Give every parameter and persistent buffer a random value (seeded by `g`).
 
     Weights are ~N(0, std=1/sqrt(fan_in)); BN/LN affine ~U(0.5,1.5)/N(0,0.1); layer scales ~U(0.2,1.0);
@@ -429,6 +429,10 @@ def randomize_(model, g, images, tokens):
     order, from the statistics of the actual input each BN sees (forward pre-hooks, one float64 pass
     over the fixture inputs) and perturbed (mean + N(0,0.1)*std, var * U(0.5,1.5)), so that activations
     stay O(1) through deep stacks while no BN fold is an identity.
+    With `trained_bn` (--trained-bn) the statistics look like a trained network's instead, the case
+    that quantization must survive: running_var is the measured variance times a log-normal factor
+    10^N(0, 1) (four decades between the 2nd and 98th percentiles, so that folding makes some output
+    channels dominant), and about 2% of each BN's channels are near-dead (weight scaled by 1e-3).
     Returns (number of state-dict tensors set, number of BatchNorm layers calibrated).
     """
     import torch
@@ -521,7 +525,13 @@ def randomize_(model, g, images, tokens):
         var = x.var(dims, unbiased=False).clamp_min(1e-3)
         c = mean.shape[0]
         rm = mean + normal((c,), 0.1) * var.sqrt()
-        rv = var * uniform((c,), 0.5, 1.5)
+        if trained_bn:
+            rv = var * torch.pow(10.0, normal((c,), 1.0)).to(var.dtype)
+            dead = torch.rand((c,), generator=g) < 0.02
+            with torch.no_grad():
+                mod.weight.mul_(torch.where(dead, 1e-3, 1.0).to(mod.weight.dtype))
+        else:
+            rv = var * uniform((c,), 0.5, 1.5)
         # round to bfloat16 precision: the stored weights then don't depend on the last bits of
         # the reduction (thread count / CPU), only the reference outputs do
         mod.running_mean.copy_(rm.to(torch.bfloat16).float())
@@ -764,7 +774,7 @@ def small_config(name, spec):
 
 
 def generate(builder, name, cfg, out_dir, seed, n_images, n_tokens, apple_pt, config_src=None,
-             reload_check=True, written_cfg=None):
+             reload_check=True, written_cfg=None, trained_bn=False):
     """Builds the reference model of `cfg` and writes the fixture; config.json is a copy of
     `config_src`, else `written_cfg` (a v1 config whose `open_clip` view `cfg` is), else `cfg`."""
     import torch
@@ -791,7 +801,7 @@ def generate(builder, name, cfg, out_dir, seed, n_images, n_tokens, apple_pt, co
     n_params = sum(p.numel() for p in model.parameters())
 
     t = time.time()
-    n_set, n_bn = randomize_(model, g, images, tokens)
+    n_set, n_bn = randomize_(model, g, images, tokens, trained_bn)
     times["randomize"] = time.time() - t
 
     t = time.time()
@@ -904,6 +914,9 @@ def main(argv=None):
     ap.add_argument("--no-reload-check", action="store_true",
                     help="skip re-loading the written checkpoints into fresh models (about a third of "
                          "the time of --full); the reparam-vs-train check always runs")
+    ap.add_argument("--trained-bn", action="store_true",
+                    help="BatchNorm statistics that look trained (log-normal running_var over four "
+                         "decades, a few near-dead channels): the accuracy fixtures of compact files")
     args = ap.parse_args(argv)
 
     if not (args.reference / "mobileclip" / "__init__.py").exists():
@@ -942,14 +955,15 @@ def main(argv=None):
             written, cfg = small_config(name, spec)
             total += generate(builder, name, cfg, out_dir, seed, n_images=2, n_tokens=4,
                               apple_pt=bool(spec.get("apple_pt")), reload_check=not args.no_reload_check,
-                              written_cfg=written)
+                              written_cfg=written, trained_bn=args.trained_bn)
         else:
             src = CONFIGS / f"{name.removesuffix(OPEN_CLIP_SUFFIX)}.json"
             cfg = json.loads(src.read_text())
             if name.endswith(OPEN_CLIP_SUFFIX):
                 cfg = open_clip_view(cfg)
             total += generate(builder, name, cfg, out_dir, seed, n_images=3, n_tokens=4,
-                              apple_pt=False, config_src=src, reload_check=not args.no_reload_check)
+                              apple_pt=False, config_src=src, reload_check=not args.no_reload_check,
+                              trained_bn=args.trained_bn)
         gc.collect()
     log(f"done: {len(names)} model(s), {total / 1e6:.2f} MB in {args.out}, {time.time() - t0:.1f}s, "
         f"peak RSS {maxrss_mb():.0f} MB")

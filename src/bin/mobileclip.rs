@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mobileclip_wasm::preprocess::{ImageView, PixelFormat, load_image_file};
 use mobileclip_wasm::tokenizer::ClipTokenizer;
+use mobileclip_wasm::weights::ConvertOptions;
 use mobileclip_wasm::zero_shot::DEFAULT_TEMPLATE;
 use mobileclip_wasm::{Error, LabelPack, MobileClip, ModelConfig, Result};
 use serde::Serialize;
@@ -26,10 +27,11 @@ struct Cli {
 enum Command {
     /// Print L2-normalised embeddings of images and/or texts as JSON.
     Embed {
-        /// Model name (see `mobileclip models`) or path to a config JSON.
+        /// Model name (see `mobileclip models`) or path to a config JSON; not needed for a
+        /// compact file (made by `convert`).
         #[arg(long)]
-        model: String,
-        /// Checkpoint file (.pt / .bin / .safetensors) as published.
+        model: Option<String>,
+        /// Checkpoint file (.pt / .bin / .safetensors) as published, or a compact file.
         #[arg(long)]
         weights: PathBuf,
         /// Image files to embed.
@@ -41,10 +43,10 @@ enum Command {
     },
     /// Rank labels for an image (softmax over cosine similarity × logit scale).
     ZeroShot {
-        /// Model name or config JSON path.
+        /// Model name or config JSON path (not needed for a compact file).
         #[arg(long)]
-        model: String,
-        /// Checkpoint file.
+        model: Option<String>,
+        /// Checkpoint file, or a compact file.
         #[arg(long)]
         weights: PathBuf,
         /// The image.
@@ -66,13 +68,34 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write a label pack: the label embeddings, to rank images against without the text tower
-    /// (in this CLI with `zero-shot --pack`, in JavaScript with `LabelPack.fromBytes`).
-    Labels {
+    /// Convert a published checkpoint into a compact model file: its fused inference tensors
+    /// (f32, f16 or int8), with the model's config inside (loads need no model name).
+    Convert {
         /// Model name or config JSON path.
         #[arg(long)]
         model: String,
-        /// Checkpoint file.
+        /// The published checkpoint.
+        #[arg(long)]
+        weights: PathBuf,
+        /// Storage of matrices and kernels: f32 (bit-identical embeddings), f16, int8 (one
+        /// scale per output channel), or auto (per tensor, the smallest that keeps its error
+        /// within bounds).
+        #[arg(long, default_value = "auto")]
+        dtype: String,
+        /// Which towers to keep: image, text or both.
+        #[arg(long, default_value = "both")]
+        towers: String,
+        /// The compact file to write.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+    /// Write a label pack: the label embeddings, to rank images against without the text tower
+    /// (in this CLI with `zero-shot --pack`, in JavaScript with `LabelPack.fromBytes`).
+    Labels {
+        /// Model name or config JSON path (not needed for a compact file).
+        #[arg(long)]
+        model: Option<String>,
+        /// Checkpoint file, or a compact file.
         #[arg(long)]
         weights: PathBuf,
         /// A text file with one label per line (blank lines are skipped).
@@ -124,8 +147,9 @@ fn template_list(templates: &[String]) -> Vec<&str> {
     if templates.is_empty() { vec![DEFAULT_TEMPLATE] } else { templates.iter().map(String::as_str).collect() }
 }
 
-fn load_model(model: &str, weights: &Path) -> Result<MobileClip> {
-    MobileClip::from_file(load_config(model)?, weights, burn::tensor::Device::flex())
+fn load_model(model: Option<&str>, weights: &Path) -> Result<MobileClip> {
+    let config = model.map(load_config).transpose()?;
+    MobileClip::load_file(config, weights, burn::tensor::Device::flex())
 }
 
 fn embed_files(model: &MobileClip, paths: &[PathBuf]) -> Result<Vec<Vec<f32>>> {
@@ -162,7 +186,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
             if images.is_empty() && texts.is_empty() {
                 return Err(Error::InvalidArgument("give at least one --image or --text".into()).into());
             }
-            let m = load_model(&model, &weights)?;
+            let m = load_model(model.as_deref(), &weights)?;
             let image_embeddings = embed_files(&m, &images)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let text_embeddings = if refs.is_empty() { Vec::new() } else { m.encode_texts(&refs)? };
@@ -170,7 +194,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
             writeln!(out, "{}", serde_json::to_string(&output).expect("serialisable"))?;
         }
         Command::ZeroShot { model, weights, image, labels, pack, templates, top_k, json } => {
-            let m = load_model(&model, &weights)?;
+            let m = load_model(model.as_deref(), &weights)?;
             let pack = match (pack, labels) {
                 (Some(path), _) => LabelPack::from_bytes(&read(&path)?)?,
                 (None, Some(labels)) => {
@@ -189,11 +213,27 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
                 }
             }
         }
+        Command::Convert { model, weights, dtype, towers, output } => {
+            let options = ConvertOptions { precision: dtype.parse()?, towers: towers.parse()?, ..Default::default() };
+            let config = load_config(&model)?;
+            let bytes = MobileClip::convert(&config, read(&weights)?, &options)?;
+            std::fs::write(&output, &bytes)
+                .map_err(|source| Error::Io { path: output.display().to_string(), source })?;
+            writeln!(
+                out,
+                "{}: {}, towers: {}, dtype: {}, {} bytes",
+                output.display(),
+                config.name,
+                options.towers,
+                options.precision,
+                bytes.len()
+            )?;
+        }
         Command::Labels { model, weights, labels, templates, output } => {
             let text = String::from_utf8(read(&labels)?)
                 .map_err(|_| Error::InvalidArgument(format!("{} is not UTF-8 text", labels.display())))?;
             let labels: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-            let m = load_model(&model, &weights)?;
+            let m = load_model(model.as_deref(), &weights)?;
             // Progress on a terminal only: piped stderr keeps the one-line error contract.
             let tty = io::stderr().is_terminal();
             let progress = |done: usize, total: usize| {

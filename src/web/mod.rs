@@ -23,12 +23,16 @@ use wasm_bindgen::prelude::*;
 use burn::tensor::Device;
 
 use crate::preprocess::{ImageView, PixelFormat};
+use crate::weights::{Checkpoint, compact};
 use crate::{BatchSize, Error, MobileClip, ModelConfig, zero_shot};
 
 #[cfg(feature = "webgpu")]
 mod gpu;
 #[cfg(feature = "threads")]
 mod threads;
+
+/// The model a published checkpoint is taken for when `load` is given no model.
+const DEFAULT_MODEL: &str = "MobileCLIP-S0";
 
 /// Installs the panic hook so that a bug (never user input) shows a readable message.
 #[wasm_bindgen(start)]
@@ -181,16 +185,42 @@ pub struct WasmModel {
 #[wasm_bindgen]
 impl WasmModel {
     /// Loads a model: a promise of a `WasmModel`. `model` is a shipped model name or a config
-    /// as JSON text, `weights` the bytes of a published checkpoint (PyTorch zip or safetensors),
-    /// `backend` `"cpu"` or `"webgpu"` (after `initWebGpu` resolved), `weightsId` the
-    /// checkpoint's SRI sha256.
-    pub fn load(model: &str, weights: Vec<u8>, backend: &str, weights_id: String) -> Result<Promise, JsValue> {
+    /// as JSON text, or `undefined`: a compact file's own config then (MobileCLIP-S0 for a
+    /// published checkpoint); `weights` the bytes of a published checkpoint (PyTorch zip or
+    /// safetensors) or of a compact file; `backend` `"cpu"` or `"webgpu"` (after `initWebGpu`
+    /// resolved); `weightsId` the bytes' SRI sha256 ([`crate::weights_id`]); `integrity`, when
+    /// given, `"sha256-<base64>"`: checked against `weightsId` before anything is parsed
+    /// (`INTEGRITY_MISMATCH`).
+    pub fn load(
+        model: Option<String>,
+        weights: Vec<u8>,
+        backend: &str,
+        weights_id: String,
+        integrity: Option<String>,
+    ) -> Result<Promise, JsValue> {
         let device = device_for(backend)?;
-        let config = ModelConfig::from_name_or_json(model).map_err(|e| js_error(&e))?;
+        let config = model.as_deref().map(ModelConfig::from_name_or_json).transpose().map_err(|e| js_error(&e))?;
         compute(
-            move || async move { MobileClip::from_bytes_with_id(config, weights, weights_id, device) },
+            move || async move {
+                if let Some(integrity) = &integrity {
+                    compact::check_integrity(&weights_id, integrity)?;
+                }
+                let ckpt = Checkpoint::from_bytes(weights)?;
+                let config = match config {
+                    None if !compact::is_compact(&ckpt) => Some(ModelConfig::builtin(DEFAULT_MODEL)?),
+                    given => given,
+                };
+                MobileClip::load_checkpoint(config, ckpt, weights_id, device)
+            },
             |inner| Ok(WasmModel { inner: Arc::new(Model::from(inner)) }.into()),
         )
+    }
+
+    /// Which towers the model has: `"both"`, or `"image"` / `"text"` (from a one-tower compact
+    /// file).
+    #[wasm_bindgen(getter)]
+    pub fn towers(&self) -> String {
+        self.inner.towers().to_string()
     }
 
     /// The names of the shipped model configs.
@@ -227,6 +257,13 @@ impl WasmModel {
     #[wasm_bindgen(getter, js_name = weightsId)]
     pub fn weights_id(&self) -> String {
         self.inner.weights_id().to_string()
+    }
+
+    /// The weights id label packs made by this model carry ([`MobileClip::label_pack_id`]): the
+    /// checkpoint's, also for a compact file converted from it.
+    #[wasm_bindgen(getter, js_name = labelPackId)]
+    pub fn label_pack_id(&self) -> String {
+        self.inner.label_pack_id().to_string()
     }
 
     /// Images per forward pass of the image tower.

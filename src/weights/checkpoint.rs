@@ -34,6 +34,8 @@ pub struct Checkpoint {
     bytes: Vec<u8>,
     entries: BTreeMap<String, Entry>,
     format: Format,
+    /// A safetensors file's `__metadata__` (string to string).
+    metadata: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -72,6 +74,16 @@ impl Checkpoint {
         self.format
     }
 
+    /// A safetensors file's `__metadata__` (empty for PyTorch checkpoints and files without it).
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
     /// Number of tensors.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -102,15 +114,13 @@ impl Checkpoint {
     pub fn read_f32(&self, name: &str) -> Result<Vec<f32>> {
         let e = self.entries.get(name).ok_or_else(|| Error::WeightsMismatch(format!("missing tensor `{name}`")))?;
         let size = e.dtype.size();
-        if size == 0 || matches!(e.dtype, DType::I64 | DType::I32) {
+        if size == 0 || matches!(e.dtype, DType::I64 | DType::I32 | DType::I8) {
             return Err(Error::WeightsMismatch(format!(
                 "tensor `{name}` has dtype {:?}, expected a float type",
                 e.dtype
             )));
         }
         let storage = &self.bytes[e.storage.clone()];
-        let numel: usize = e.shape.iter().product();
-        let mut out = Vec::with_capacity(numel);
         let read = |i: usize| -> Result<f32> {
             let b = storage
                 .get(i * size..(i + 1) * size)
@@ -123,6 +133,39 @@ impl Checkpoint {
                 _ => unreachable!("integer dtypes rejected above"),
             })
         };
+        Self::read_with(e, read)
+    }
+
+    /// Reads an `int8` tensor (row-major).
+    pub fn read_i8(&self, name: &str) -> Result<Vec<i8>> {
+        let e = self.entries.get(name).ok_or_else(|| Error::WeightsMismatch(format!("missing tensor `{name}`")))?;
+        if e.dtype != DType::I8 {
+            return Err(Error::WeightsMismatch(format!("tensor `{name}` has dtype {:?}, expected I8", e.dtype)));
+        }
+        let storage = &self.bytes[e.storage.clone()];
+        let read = |i: usize| -> Result<i8> {
+            let b = storage
+                .get(i)
+                .ok_or_else(|| Error::WeightsFormat(format!("tensor `{name}` reaches past the end of its storage")))?;
+            Ok(*b as i8)
+        };
+        Self::read_with(e, read)
+    }
+
+    /// Where a tensor's bytes are in [`Checkpoint::bytes`].
+    pub(crate) fn byte_range(&self, name: &str) -> Option<std::ops::Range<usize>> {
+        self.entries.get(name).map(|e| e.storage.clone())
+    }
+
+    /// The dtype of a tensor.
+    pub(crate) fn dtype(&self, name: &str) -> Option<DType> {
+        self.entries.get(name).map(|e| e.dtype)
+    }
+
+    /// Reads the elements of `e` in row-major order with `read(element index in storage)`.
+    fn read_with<T>(e: &Entry, read: impl Fn(usize) -> Result<T>) -> Result<Vec<T>> {
+        let numel: usize = e.shape.iter().product();
+        let mut out = Vec::with_capacity(numel);
         if numel == 0 {
             return Ok(out);
         }
@@ -216,7 +259,7 @@ impl Checkpoint {
             check_extent(&name, &shape, &stride, offset, dtype, range.len())?;
             entries.insert(name, Entry { dtype, shape, storage: range, offset, stride });
         }
-        Ok(Self { bytes, entries, format: Format::PytorchZip })
+        Ok(Self { bytes, entries, format: Format::PytorchZip, metadata: BTreeMap::new() })
     }
 
     fn from_safetensors(bytes: Vec<u8>) -> Result<Self> {
@@ -249,6 +292,7 @@ impl Checkpoint {
                 safetensors::Dtype::BF16 => DType::BF16,
                 safetensors::Dtype::I64 => DType::I64,
                 safetensors::Dtype::I32 => DType::I32,
+                safetensors::Dtype::I8 => DType::I8,
                 _ => DType::Other,
             };
             let (start, end) = info.data_offsets;
@@ -259,7 +303,8 @@ impl Checkpoint {
             let stride = contiguous_strides(&info.shape);
             entries.insert(name, Entry { dtype, shape: info.shape.clone(), storage, offset: 0, stride });
         }
-        Ok(Self { bytes, entries, format: Format::Safetensors })
+        let metadata = meta.metadata().as_ref().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+        Ok(Self { bytes, entries, format: Format::Safetensors, metadata: metadata.unwrap_or_default() })
     }
 }
 

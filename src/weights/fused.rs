@@ -47,13 +47,53 @@ impl HostTensor {
     }
 }
 
-/// How a [`FusedTensor`]'s values are stored. Only `f32` today; reduced-precision variants
-/// (f16, int8 with per-channel scales) belong here, turned back into `f32` by
-/// [`FusedTensor::into_host`] when a module is built.
+/// How a [`FusedTensor`]'s values are stored: as computed (`f32`), or at the lower precision a
+/// compact model file keeps them in (see [`super::compact`]). Compute is always `f32`:
+/// [`FusedTensor::into_host`] turns any storage back into `f32` when a module is built.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Storage {
     /// Row-major `f32` values.
     F32(Vec<f32>),
+    /// Row-major IEEE half values.
+    F16(Vec<half::f16>),
+    /// Symmetric 8-bit integers with one scale per group: the tensor's rows (its first
+    /// dimension: a convolution's or linear layer's output channels, an embedding's tokens) are
+    /// cut into groups of `group` consecutive values (`group` divides the row length; a whole
+    /// row is per-output-channel quantisation); value `i` at column `j` (`i` modulo the row
+    /// length) is `values[i] * scales[i / group] * columns[j]`, `columns` being empty (all 1) or
+    /// one factor per column: the scale of each input channel / kernel tap that a BatchNorm
+    /// folded into the kernel's input side gave it.
+    Int8 {
+        /// The quantised values, row-major, in `-127..=127`.
+        values: Vec<i8>,
+        /// One scale per group, in group order.
+        scales: Vec<f32>,
+        /// Values per scale.
+        group: usize,
+        /// Empty, or one factor per column (the row length).
+        columns: Vec<f32>,
+    },
+}
+
+impl Storage {
+    /// Bytes the values take on disk (scales included).
+    pub fn bytes(&self) -> usize {
+        match self {
+            Storage::F32(v) => 4 * v.len(),
+            Storage::F16(v) => 2 * v.len(),
+            Storage::Int8 { values, scales, columns, .. } => values.len() + 4 * (scales.len() + columns.len()),
+        }
+    }
+
+    /// The storage's name in a compact file's metadata: `f32`, `f16`, or `int8:<group>`.
+    pub fn kind(&self) -> String {
+        match self {
+            Storage::F32(_) => "f32".into(),
+            Storage::F16(_) => "f16".into(),
+            Storage::Int8 { group, columns, .. } if columns.is_empty() => format!("int8:{group}"),
+            Storage::Int8 { group, .. } => format!("int8:{group}:columns"),
+        }
+    }
 }
 
 /// One fused inference tensor: its shape and stored values.
@@ -68,6 +108,27 @@ impl FusedTensor {
     pub fn f32(shape: Vec<usize>, data: Vec<f32>) -> Self {
         assert_eq!(shape.iter().product::<usize>(), data.len(), "tensor data does not fill its shape");
         Self { shape, storage: Storage::F32(data) }
+    }
+
+    /// A tensor of `shape` with stored values, or `None` when the storage does not fill the
+    /// shape (a count that differs, a group that does not divide the rows, scales missing).
+    pub fn new(shape: Vec<usize>, storage: Storage) -> Option<Self> {
+        let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
+        let fits = match &storage {
+            Storage::F32(v) => v.len() == numel,
+            Storage::F16(v) => v.len() == numel,
+            Storage::Int8 { values, scales, group, columns } => {
+                let row = if shape.is_empty() { 1 } else { numel / shape[0].max(1) };
+                values.len() == numel
+                    && *group > 0
+                    && row.is_multiple_of(*group)
+                    && scales.len() == numel / group
+                    && (columns.is_empty() || columns.len() == row)
+                    && values.iter().all(|&q| q != i8::MIN)
+                    && scales.iter().chain(columns.iter()).all(|s| s.is_finite() && *s >= 0.0)
+            }
+        };
+        fits.then_some(Self { shape, storage })
     }
 
     /// Dimensions.
@@ -85,11 +146,32 @@ impl FusedTensor {
         &self.storage
     }
 
-    /// The values as `f32` in host memory (moved, not copied, when stored as `f32`).
+    /// The values as `f32` in host memory (moved, not copied, when stored as `f32`; converted
+    /// from `f16`, dequantised from `int8`).
     pub fn into_host(self) -> HostTensor {
-        match self.storage {
-            Storage::F32(data) => HostTensor { shape: self.shape, data },
-        }
+        let data = match self.storage {
+            Storage::F32(data) => data,
+            Storage::F16(values) => values.iter().map(|v| v.to_f32()).collect(),
+            Storage::Int8 { values, scales, group, columns } => {
+                let mut data: Vec<f32> = values
+                    .chunks(group)
+                    .zip(&scales)
+                    .flat_map(|(q, &s)| q.iter().map(move |&v| f32::from(v) * s))
+                    .collect();
+                if !columns.is_empty() {
+                    for row in data.chunks_mut(columns.len()) {
+                        row.iter_mut().zip(&columns).for_each(|(v, c)| *v *= c);
+                    }
+                }
+                data
+            }
+        };
+        HostTensor { shape: self.shape, data }
+    }
+
+    /// The values as `f32`, leaving the tensor as it is.
+    pub fn to_f32(&self) -> Vec<f32> {
+        self.clone().into_host().data
     }
 }
 

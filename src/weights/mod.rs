@@ -9,19 +9,24 @@
 //!    (`vb.pp("stages").pp(0)`), never seeing a train-time name; [`VarBuilder::finish`] reports
 //!    every missing, mis-shaped or unexpected tensor in one `WEIGHTS_MISMATCH` error.
 //!
-//! [`fuse_checkpoint`] runs steps 1–3.
+//! [`fuse_checkpoint`] runs steps 1–3. A [`compact`] model file is the fused map written to
+//! disk (optionally at lower precision, see [`quantize`]): reading one skips steps 2 and 3.
 
 mod checkpoint;
+pub mod compact;
 mod crc32;
 pub mod fold;
 mod fused;
 pub mod names;
 mod pickle;
 mod problems;
+pub mod quantize;
 mod var_builder;
 
 pub use checkpoint::{Checkpoint, Format};
+pub use compact::{CompactInfo, ConvertOptions, Towers};
 pub use fused::{FusedTensor, FusedWeights, HostTensor, Storage};
+pub use quantize::{Precision, Tolerance};
 pub use var_builder::VarBuilder;
 
 use problems::Problems;

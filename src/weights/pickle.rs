@@ -27,6 +27,8 @@ pub enum DType {
     I64,
     /// 32-bit signed integer.
     I32,
+    /// 8-bit signed integer (the quantised tensors of compact model files).
+    I8,
     /// Other integer or boolean types, kept so that the names can be reported.
     Other,
 }
@@ -38,6 +40,7 @@ impl DType {
             DType::F64 | DType::I64 => 8,
             DType::F32 | DType::I32 => 4,
             DType::F16 | DType::BF16 => 2,
+            DType::I8 => 1,
             DType::Other => 0,
         }
     }
@@ -50,6 +53,7 @@ impl DType {
             "BFloat16Storage" => DType::BF16,
             "LongStorage" => DType::I64,
             "IntStorage" => DType::I32,
+            "CharStorage" => DType::I8,
             _ => DType::Other,
         }
     }

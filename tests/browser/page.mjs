@@ -83,6 +83,58 @@ await check('bad weights and aborted loads reject with codes', async () => {
   await rejectsWith(MobileClip.load({ model: cfg, weights: fx('v2-mci0', 'model.safetensors'), signal: ac.signal }), 'ABORTED');
 });
 
+await check('compact files: no model name, integrity, image-only (NO_TEXT_TOWER)', async () => {
+  const url = '/tests/fixtures/compact/v2-mci0-f32.safetensors';
+  const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  const integrity = `sha256-${btoa(String.fromCharCode(...digest))}`;
+  const m = await MobileClip.load({ weights: url, integrity });
+  let parity;
+  try {
+    assert(m.name === 'v2-mci0' && m.towers === 'both', `name ${m.name}, towers ${m.towers}`);
+    parity = await assertParity(m, await safetensors(fx('v2-mci0', 'io.safetensors')), TOL);
+  } finally {
+    m.dispose();
+  }
+  const wrong = integrity.slice(0, 8) + (integrity[8] === 'A' ? 'B' : 'A') + integrity.slice(9);
+  const msgs = [await rejectsWith(MobileClip.load({ weights: bytes, integrity: wrong }), 'INTEGRITY_MISMATCH')];
+  msgs.push(await rejectsWith(MobileClip.load({ weights: bytes, integrity: 'md5-abc' }), 'INVALID_ARGUMENT'));
+  msgs.push(await rejectsWith(MobileClip.load({ model: 'MobileCLIP-S0', weights: bytes }), 'WEIGHTS_MISMATCH'));
+  const truncated = bytes.slice(0, bytes.length - 10);
+  msgs.push(await rejectsWith(MobileClip.load({ weights: truncated }), 'INVALID_WEIGHTS'));
+  const imageUrl = '/tests/fixtures/compact/v2-mci0-auto-image.safetensors';
+  const imageDigest = new Uint8Array(await crypto.subtle.digest('SHA-256', await (await fetch(imageUrl)).arrayBuffer()));
+  const img = await MobileClip.load({ weights: imageUrl, integrity: `sha256-${btoa(String.fromCharCode(...imageDigest))}` });
+  try {
+    assert(img.towers === 'image', `towers ${img.towers}`);
+    const px = new ImageData(40, 30);
+    const e1 = await img.encodeImage(px);
+    msgs.push(await rejectsWith(img.encodeText('a cat'), 'NO_TEXT_TOWER'));
+    msgs.push(await rejectsWith(img.zeroShot(e1, ['cat', 'dog']), 'NO_TEXT_TOWER'));
+    const e2 = await img.encodeImage(px);
+    assert(e1.length === img.embedDim && e1.every((v, i) => v === e2[i]), 'image tower broken after NO_TEXT_TOWER');
+    // A label pack of the checkpoint the file was converted from ranks on the image-only file.
+    // (This fixture's vocabulary is 256 tokens: the pack's rows are image embeddings of the checkpoint.)
+    const rows = await clip.encodeImages([px, new ImageData(Uint8ClampedArray.from({ length: 8 * 8 * 4 }, (_, i) => (i * 29) % 256), 8, 8)]);
+    const embeddings = new Float32Array(2 * clip.embedDim);
+    rows.forEach((r, i) => embeddings.set(r, i * clip.embedDim));
+    const pack = new LabelPack({ model: clip.name, weightsId: clip.weightsId, labels: ['grey', 'pattern'], templates: ['{}'], embeddings });
+    assert(img.weightsId !== clip.weightsId, `ids ${img.weightsId} ${clip.weightsId}`);
+    const foreign = new LabelPack({ model: clip.name, weightsId: img.weightsId.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A')), labels: ['grey', 'pattern'], templates: ['{}'], embeddings });
+    msgs.push(await rejectsWith(img.zeroShot(e1, foreign), 'LABEL_PACK_MISMATCH'));
+    const ranked = await img.zeroShot(e1, pack);
+    assert(JSON.stringify(ranked) === JSON.stringify(await clip.zeroShot(e1, pack)), `ranked ${JSON.stringify(ranked)}`);
+    // A trap: the compact file (given with its integrity) reloads from the kept bytes.
+    msgs.push(await rejectsWith(img[Symbol.for('mobileclip-wasm.trapForTests')](), 'INTERNAL'));
+    const e3 = await img.encodeImage(px);
+    assert(img.towers === 'image' && e3.every((v, i) => v === e1[i]), 'the image-only file did not reload after a trap');
+    msgs.push(await rejectsWith(img.encodeText('a cat'), 'NO_TEXT_TOWER'));
+  } finally {
+    img.dispose();
+  }
+  return `${parity}; ${msgs.join(' | ')}`;
+});
+
 await check('works in a Web Worker, same numbers as the main thread', async () => {
   const px = { width: 31, height: 23, data: Uint8ClampedArray.from({ length: 31 * 23 * 4 }, (_, i) => (i * 7) % 256) };
   const main = await clip.encodeImage(px);

@@ -18,15 +18,17 @@ export async function use(canvas: HTMLCanvasElement, signal: AbortSignal): Promi
   const tags = await clip.zeroShot(image, again, { topK: 1 });
   const direct = await clip.zeroShot(canvas, ['cat'], { templates: ['{}'], topK: 2, onProgress: () => {} });
   const w = await MobileClipWorker.load({ weights: new Uint8Array(8) });
+  const compact = await MobileClip.load({ weights: '/s0-image.safetensors', integrity: 'sha256-abc' });
+  const towers: 'both' | 'image' | 'text' = compact.towers === 'image' ? w.towers : clip.towers;
   const fromWorker: LabelPack = await w.labelEmbeddings(['x'], { reuse: pack });
   const s: number = similarity(image, one) + clip.similarity(images[0], many[0]) + px.length + ids.length + fromWorker.dim + wasmMemoryBytes();
-  const batch: number = clip.batchSize.images + w.batchSize.texts;
+  const batch: number = clip.batchSize.images + w.batchSize.texts + towers.length;
   try {
     await clip.zeroShot(image, pack);
   } catch (e) {
     if (e instanceof MobileClipError) {
       const code: MobileClipErrorCode = e.code;
-      if (code === 'LABEL_PACK_MISMATCH' || code === 'INVALID_LABEL_PACK' || code === 'INTERNAL' || code === 'INVALID_CONFIG' || code === 'DEVICE_LOST') return code;
+      if (code === 'LABEL_PACK_MISMATCH' || code === 'INVALID_LABEL_PACK' || code === 'INTERNAL' || code === 'INVALID_CONFIG' || code === 'DEVICE_LOST' || code === 'INTEGRITY_MISMATCH' || code === 'NO_TEXT_TOWER' || code === 'NO_IMAGE_TOWER') return code;
       // @ts-expect-error: not an error code
       if (code === 'NO_SUCH_CODE') return code;
     }
