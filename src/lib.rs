@@ -177,7 +177,9 @@ impl MobileClip {
         if compact::is_compact(&ckpt) {
             let (info, fused) = compact::read(ckpt)?;
             let arch = info.config.resolve()?;
-            if let Some(given) = config
+            // a v1 model named for a file converted from its open_clip-layout checkpoint
+            let given = config.map(|c| c.in_layout(info.config.family).unwrap_or(c));
+            if let Some(given) = given
                 && (given.resolve()? != arch || given.preprocess != info.config.preprocess)
             {
                 return Err(Error::WeightsMismatch(format!(

@@ -190,6 +190,8 @@ pub fn convert(config: &ModelConfig, checkpoint: Vec<u8>, options: &ConvertOptio
             "this is already a compact file: convert the published checkpoint it came from".into(),
         ));
     }
+    // a v1 model's checkpoint in open_clip's layout is described (and stored) by its open_clip config
+    let config = &super::config_for_checkpoint(&ckpt, config)?;
     let arch = config.resolve()?;
     let fused = super::fuse_checkpoint(ckpt, config, &arch)?;
     crate::model::clip::Clip::load(&arch, fused.clone(), Towers::Both, &burn::tensor::Device::flex())?;
