@@ -62,18 +62,6 @@ impl Checkpoint {
         }
     }
 
-    /// Reads a checkpoint file.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn from_file(path: &std::path::Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-        Self::from_bytes(bytes)
-    }
-
-    /// The container format.
-    pub fn format(&self) -> Format {
-        self.format
-    }
-
     /// A safetensors file's `__metadata__` (empty for PyTorch checkpoints and files without it).
     pub fn metadata(&self) -> &BTreeMap<String, String> {
         &self.metadata
