@@ -51,8 +51,8 @@ async function assertWork(m, name, io) {
   const c = await config(name);
   const size = (c.image_cfg ?? c.vision_cfg).image_size;
   const calls = {
-    image: () => m.raw.encodePixels(io.image.data.slice(0, 3 * size * size), 1),
-    text: () => m.raw.encodeTokens(Uint32Array.from(io.tokens.data.slice(0, io.tokens.shape[1])), 1),
+    image: () => m.encodePixels(io.image.data.slice(0, 3 * size * size), 1),
+    text: () => m.encodeTokens(Uint32Array.from(io.tokens.data.slice(0, io.tokens.shape[1])), 1),
   };
   const seen = [];
   for (const [call, f] of Object.entries(calls)) {
