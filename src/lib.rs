@@ -197,9 +197,7 @@ impl MobileClip {
                     .into(),
             )
         })?;
-        let config = weights::config_for_checkpoint(&ckpt, &config)?;
-        let arch = config.resolve()?;
-        let fused = weights::fuse_checkpoint(ckpt, &config, &arch)?;
+        let (config, arch, fused) = weights::fuse_published(ckpt, &config)?;
         Self::build(config, arch, fused, Towers::Both, WeightsIds { own: weights_id, source: None }, device)
     }
 

@@ -190,10 +190,9 @@ pub fn convert(config: &ModelConfig, checkpoint: Vec<u8>, options: &ConvertOptio
             "this is already a compact file: convert the published checkpoint it came from".into(),
         ));
     }
-    // a v1 model's checkpoint in open_clip's layout is described (and stored) by its open_clip config
-    let config = &super::config_for_checkpoint(&ckpt, config)?;
-    let arch = config.resolve()?;
-    let fused = super::fuse_checkpoint(ckpt, config, &arch)?;
+    // stored with the description the model is built from (open_clip's, for such a v1 checkpoint)
+    let (config, arch, fused) = super::fuse_published(ckpt, config)?;
+    let config = &config;
     crate::model::clip::Clip::load(&arch, fused.clone(), Towers::Both, &burn::tensor::Device::flex())?;
     let stored = store(fused, options);
     Ok(write(config, &stored, options, &source_sha256))

@@ -45,6 +45,16 @@ pub fn config_for_checkpoint(ckpt: &Checkpoint, config: &ModelConfig) -> Result<
     }
 }
 
+/// A published checkpoint of `config`'s model as the model is built from it: the description of
+/// the layout it is in ([`config_for_checkpoint`]), its architecture, and its fused tensors. The
+/// one path from a checkpoint to fused tensors (loading and `convert` both take it).
+pub fn fuse_published(ckpt: Checkpoint, config: &ModelConfig) -> Result<(ModelConfig, Architecture, FusedWeights)> {
+    let config = config_for_checkpoint(&ckpt, config)?;
+    let arch = config.resolve()?;
+    let fused = fuse_checkpoint(ckpt, &config, &arch)?;
+    Ok((config, arch, fused))
+}
+
 /// Renames and folds a checkpoint in `config`'s layout (see [`config_for_checkpoint`]) into its
 /// fused inference tensors. A checkpoint in another layout is refused here; whether the tensors
 /// fit the model is known once the model is built from them.
