@@ -602,7 +602,7 @@ mod tests {
             assert_eq!(keep, (10 + reach).min(l), "{name}");
             let flat: Vec<i64> = tokens.iter().flatten().map(|&t| t as i64).collect();
             let t = Tensor::<2, Int>::from_data(TensorData::new(flat, [2, l]), &model.device);
-            let read = |x: Tensor<2>| l2_normalize(x).into_data().to_vec::<f32>().unwrap();
+            let read = |x: Tensor<2>| l2_normalize(x).into_data().try_into_vec::<f32>().unwrap();
             let cut = read(tower.forward(t.clone(), &eot));
             let full = read(tower.forward_prefix(t, &eot));
             let worst = cut.iter().zip(&full).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
