@@ -122,6 +122,10 @@ export interface ConvertOptions {
   towers?: 'image' | 'text' | 'both';
   /** Download progress of URL weights in bytes. */
   onProgress?: (progress: { loaded: number; total: number }) => void;
+  /**
+   * Rejects with ABORTED. `MobileClipWorker.convert` stops at once (its worker is terminated);
+   * `MobileClip.convert` checks it before and after the download, the conversion itself then runs to its end.
+   */
   signal?: AbortSignal;
 }
 
