@@ -128,7 +128,8 @@ async function showKept() {
   if (kept.image !== null) rows.push(['image', 'Image tower', megabytes(kept.image), `compact (auto), loaded on every visit${imageOnly ? ' · in use' : ''}`]);
   if (kept.text !== null) rows.push(['text', 'Text tower', megabytes(kept.text), `compact (auto), loaded only to encode new labels or search${imageOnly ? ` · ${textState}` : ''}`]);
   if (packs.labels) rows.push(['packs', 'Label packs', megabytes(packs.bytes), `${packs.labels} label embeddings: known labels need no text tower`]);
-  if (kept.checkpoint !== null) rows.push(['checkpoint', 'Checkpoint', megabytes(kept.checkpoint), state.keeping ? `published file, ${state.keeping}` : 'published file, kept until it is converted']);
+  if (kept.checkpoint !== null) rows.push(['checkpoint', 'Checkpoint', megabytes(kept.checkpoint), state.keeping ? `published file, ${state.keeping}`
+    : kept.checkpoint > CONVERT_MAX_BYTES ? 'published file, kept: too large to convert in a browser tab (`mobileclip convert` does it)' : 'published file, kept until it is converted']);
   else if (kept.converted) rows.push(['checkpoint', 'Checkpoint', '—', `dropped: the ${megabytes(kept.converted)} download was converted to the towers above`]);
   const total = (kept.checkpoint ?? 0) + (kept.image ?? 0) + (kept.text ?? 0) + packs.bytes;
   const box = $('kept');
@@ -145,12 +146,18 @@ async function showKept() {
 }
 
 /**
+ * The largest checkpoint converted in the page: a conversion holds about twice the checkpoint in
+ * the worker's 32-bit wasm memory (MobileCLIP-S0: 418 MiB for 216 MB), which cannot pass 4 GiB.
+ */
+const CONVERT_MAX_BYTES = 1.2e9;
+
+/**
  * After a model was loaded from the published checkpoint: converts it (in a worker of its own)
  * into one compact file per tower, keeps them, and drops the checkpoint. The next visit loads the
  * image tower alone (a fraction of the download) and the text tower only when it is needed.
  */
 async function keepCompact(url, name, checkpoint) {
-  if (!hasCache()) return;
+  if (!hasCache() || checkpoint.size > CONVERT_MAX_BYTES) return;
   const session = state.session;
   try {
     for (const tower of ['image', 'text']) {
