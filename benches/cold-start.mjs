@@ -90,7 +90,7 @@ const ratio = (a, b) => (median(runs[a].map((r) => r.total_ms)) / median(runs[b]
 const section = `## Cold start (Cache API to the first image embedding)\n\n`
   + `\`node benches/cold-start.mjs --write\` (run by tools/bench.sh): ${model} (random full-size weights), headless Chromium (${version}), one page per start (a new wasm instance; the package's files come from the HTTP cache, as on a return visit), `
   + `the single-threaded CPU module on the main thread, ${rounds} interleaved rounds, medians; load average at the start ${loadavg}. `
-  + `Phases: init = importing the package and instantiating its CPU module; read = the file from the Cache API into memory; load = \`MobileClip.load\` (sha256, copy into wasm memory, parse, dequantise, build the modules); embed = the first 640×480 image. `
+  + `Phases: init = importing the package and instantiating its CPU module; read = the file's Blob from the Cache API; load = \`MobileClip.load\` of that Blob, as the demo does (read into memory, sha256, copy into wasm memory, parse, dequantise, build the modules); embed = the first 640×480 image (ImageData made beforehand). `
   + `Each cell: wall ms / the main thread's CPU ms (CDP Performance.getMetrics ThreadTime, read between phases), the latter less sensitive to the machine's load; the sha256 (WebCrypto) and the cache read run partly off the main thread. `
   + `The compact files were converted once in the page (\`MobileClipWorker.convert\`, image tower: f32 ${(prepared.convert_f32_ms / 1000).toFixed(1)} s, auto ${(prepared.convert_auto_ms / 1000).toFixed(1)} s).\n\n`
   + `| weights | size | init | read | load | first embedding | total | (a second image) |\n|---|---|---|---|---|---|---|---|\n${rows}\n\n`
