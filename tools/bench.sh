@@ -9,7 +9,8 @@
 #   tools/bench.sh           the full benchmark (about an hour on 2 cores)
 #   tools/bench.sh --quick   the side-by-side harness end to end on two small committed fixtures
 #                            (v1-mci-mct, v2-mci0: export, conversion, every runtime, parity), one
-#                            round of 2 iterations, written to target/bench-quick.md, not
+#                            round of 2 iterations, and benches/batch.mjs at batches 1-2 with 100
+#                            labels, written to target/bench-quick.md, not
 #                            BENCHMARKS.md: CI runs it so that the harness cannot rot; its figures
 #                            are printed, never asserted (a few minutes, most of it the bench venv)
 #   MOBILECLIP_BENCH_MODELS   comma-separated configs of the native and browser sections (default:
@@ -60,3 +61,8 @@ MOBILECLIP_BENCH_PYTHON=$bpy node benches/compare.mjs "${flags[@]}" "${dirs[@]}"
 # WebGPU work per call (dispatches, submits, buffers, read-backs), ours vs onnxruntime-web's
 # WebGPU EP on the same exports (about 15 minutes on SwiftShader)
 if [ $quick = 0 ]; then node benches/gpu-counts.mjs --write "${dirs[@]}"; fi
+# Batch sizes and the wasm memory of many labels (benches/batch.mjs); quick: batches 1-2 and 100
+# labels into target/bench-quick.md, on the full-size S0 that tools/test.sh writes before this
+if [ $quick = 1 ]; then
+  if [ -f target/bench-fixtures/MobileCLIP-S0/model.pt ]; then node benches/batch.mjs --quick; else echo "no target/bench-fixtures/MobileCLIP-S0: batch benchmark skipped"; fi
+fi
