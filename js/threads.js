@@ -31,6 +31,7 @@ export function threadsUnsupported() {
   }
   // WebKitGTK makes shared memories but cannot send one to a worker (DataCloneError) while its
   // global SharedArrayBuffer is off: found here, before the threaded module is fetched.
+  if (typeof MessageChannel === 'undefined') return 'this context has no MessageChannel to send shared memory with';
   const channel = new MessageChannel();
   try {
     channel.port1.postMessage(memory);
