@@ -112,6 +112,8 @@ async function measureGroup(browser, dir, model, group) {
       sampleLoad();
       for (const r of round % 2 ? [...open].reverse() : open) {
         await r.page.front();
+        // a background page's timers are throttled: count visits that found it hidden
+        if (await r.page.evaluate(() => document.visibilityState) !== 'visible') r.row.hidden = (r.row.hidden ?? 0) + 1;
         for (const k of KINDS) {
           const { wall, cpu } = await call(r, k);
           r.row.wall[k].push(wall);
@@ -197,10 +199,12 @@ for (const row of [...rows].sort(cmp)) {
   const ok = dmax <= TOL;
   if (!ok) invalid++;
   const parity = `${ok ? '' : '**invalid**: '}${row.info.image_max_diff.toExponential(1)} / ${row.info.text_max_diff.toExponential(1)}`;
+  const hidden = row.hidden ? `; **${row.hidden} of ${rounds} rounds in a hidden page**` : '';
   const timedBy = row.engine === 'native' ? `wall, median of ${row.info.iters ?? rounds}` : byCpu ? (offMain ? '**main-thread CPU, but the work ran elsewhere**' : 'main-thread CPU') : 'wall';
+  const timedByCell = timedBy + hidden;
   const wallCol = byCpu ? KINDS.map((k) => ms(quantile(row.wall[k], 0.5))).join(' / ') : '';
   const r = (k) => (row.runtime === 'ort' ? '1.00×' : spread(ratio(k), times));
-  table += `| ${engine} | ${row.model} | ${name} | ${threads} | ${timedBy} | ${spread(fig.image, ms)} | ${row.engine === 'native' ? '' : r('image')} | ${spread(fig.image8.map((v) => 8000 / v), perSec)} | ${row.engine === 'native' ? '' : r('image8')} | ${spread(fig.text, ms)} | ${row.engine === 'native' ? '' : r('text')} | ${wallCol} | ${(row.info.wasm ?? []).join(', ')} | ${parity} |\n`;
+  table += `| ${engine} | ${row.model} | ${name} | ${threads} | ${timedByCell} | ${spread(fig.image, ms)} | ${row.engine === 'native' ? '' : r('image')} | ${spread(fig.image8.map((v) => 8000 / v), perSec)} | ${row.engine === 'native' ? '' : r('image8')} | ${spread(fig.text, ms)} | ${row.engine === 'native' ? '' : r('text')} | ${wallCol} | ${(row.info.wasm ?? []).join(', ')} | ${parity} |\n`;
 }
 
 const cpuName = (await readFile('/proc/cpuinfo', 'utf8').catch(() => '')).match(/model name\s*:\s*(.*)/)?.[1] ?? 'unknown CPU';
@@ -212,7 +216,7 @@ const engines = Object.entries(browsers).filter(([e]) => e !== 'gpu').map(([, v]
 const la = load.length ? `${Math.min(...load).toFixed(1)}–${Math.max(...load).toFixed(1)}` : '–';
 const section = `## Side by side${quick ? ' (quick run: figures not comparable with a full run)' : ''}\n\n`
   + `Measured by \`tools/bench.sh${quick ? ' --quick' : ''}\` (benches/compare.mjs) in one run on ${cpuName} (${availableParallelism()} cores; 1-minute load average ${la} during the run, from other work on this shared machine), `
-  + `in ${engines}: cross-origin-isolated pages, one page per row, all rows of an engine, model and thread count open together and visited in turn for ${rounds} rounds (ABC, CBA, …; one call of each kind per visit, after a warm-up call). `
+  + `in ${engines}: cross-origin-isolated pages, one page (WebKit: window) per row, each made the visible one before its visit, all rows of an engine, model and thread count open together and visited in turn for ${rounds} rounds (ABC, CBA, …; one call of each kind per visit, after a warm-up call). `
   + 'A figure is the median over the rounds, in brackets the interquartile range of the rounds. "vs onnxruntime-web": its figure over this row\'s in the same round, engine, model and thread count (above 1× is faster), summarised the same way. '
   + '**Timed by**: one-thread rows in Chromium by the page\'s main-thread CPU time (DevTools ThreadTime; every runtime runs its one-thread work on that thread, checked: a row whose CPU time were under a fifth of its wall time would say so), their wall time in the column beside; '
   + 'N-thread rows and Firefox/WebKit rows by wall time, which other processes on this machine inflate (compare ratios, not absolute figures). '

@@ -357,7 +357,9 @@ class WebKit {
       this.fresh = false;
       return new WebKitPage(this, this.current);
     }
-    const { handle } = await this.command('POST', '/window/new', { type: 'tab' });
+    // a window, not a tab: WebKitGTK keeps a tab it is switched to hidden (document.visibilityState,
+    // throttled timers), but shows every window
+    const { handle } = await this.command('POST', '/window/new', { type: 'window' });
     await this.focus(handle);
     await this.setSize(this.viewport);
     return new WebKitPage(this, handle);
