@@ -11,9 +11,10 @@ export const AUTO_MAX_THREADS = 8;
 
 /**
  * Why this context cannot run the threaded module, or null when it can. It needs Web Workers,
- * cross-origin isolation and a shared WebAssembly.Memory; it does not need the global
- * `SharedArrayBuffer`, which WebKit leaves undefined even on isolated pages while sharing wasm
- * memories between workers.
+ * cross-origin isolation and a shared WebAssembly.Memory it can post to a worker; it does not
+ * need the global `SharedArrayBuffer` itself (a Chromium page without it still runs threads).
+ * WebKitGTK 2.50 leaves that global undefined even on isolated pages and then refuses to post
+ * a shared memory: one thread there.
  */
 export function threadsUnsupported() {
   if (typeof process !== 'undefined' && process.versions?.node) return 'Node has no Web Workers';
@@ -22,10 +23,23 @@ export function threadsUnsupported() {
   }
   if (typeof Worker === 'undefined') return 'this context cannot start Web Workers';
   if (typeof Atomics === 'undefined') return 'this browser has no Atomics';
+  let memory;
   try {
-    new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
   } catch {
     return 'this browser cannot share WebAssembly memory between threads';
+  }
+  // WebKitGTK makes shared memories but cannot send one to a worker (DataCloneError) while its
+  // global SharedArrayBuffer is off: found here, before the threaded module is fetched.
+  if (typeof MessageChannel === 'undefined') return 'this context has no MessageChannel to send shared memory with';
+  const channel = new MessageChannel();
+  try {
+    channel.port1.postMessage(memory);
+  } catch (e) {
+    return `this browser cannot send shared WebAssembly memory to a Web Worker (${e.name}${typeof SharedArrayBuffer === 'undefined' ? '; its SharedArrayBuffer is off' : ''})`;
+  } finally {
+    channel.port1.close();
+    channel.port2.close();
   }
   return null;
 }

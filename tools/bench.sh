@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Benchmarks: writes BENCHMARKS.md (`npm run bench`). Generates random-weight full-size checkpoints
 # with the PyTorch reference (cached in target/bench-fixtures), times the native CPU path, our wasm
-# modules in headless Chromium (and their batch sizes: benches/batch.mjs; cold start from the Cache API:
-# benches/cold-start.mjs), and side by side in one Chromium run: our CPU module on 1 and N
-# threads against onnxruntime-web and LiteRT.js on the same models (ONNX and .tflite exported from
-# the reference, benches/export.py), and PyTorch eager natively (benches/compare.mjs); the WebGPU
-# work per call of ours and onnxruntime-web's (benches/gpu-counts.mjs).
+# modules in headless Chromium (and their batch sizes: benches/batch.mjs; cold start from the Cache
+# API: benches/cold-start.mjs), and side by side in one run in each browser engine (Chromium,
+# Firefox, WebKit; MOBILECLIP_ENGINES narrows it): our CPU module on 1 and N threads against
+# onnxruntime-web and LiteRT.js on the same models (ONNX and .tflite exported from the reference,
+# benches/export.py), and PyTorch eager natively (benches/compare.mjs); the WebGPU work per call of
+# ours and onnxruntime-web's (benches/gpu-counts.mjs).
 #   tools/bench.sh           the full benchmark (about an hour on 2 cores)
 #   tools/bench.sh --quick   the side-by-side harness end to end on two small committed fixtures
-#                            (v1-mci-mct, v2-mci0: export, conversion, every runtime, parity), one
-#                            round of 2 iterations, and benches/batch.mjs at batches 1-2 with 100
-#                            labels, written to target/bench-quick.md, not
+#                            (v1-mci-mct, v2-mci0: export, conversion, every runtime in every
+#                            engine, parity), one round, and benches/batch.mjs at batches 1-2 with
+#                            100 labels, written to target/bench-quick.md, not
 #                            BENCHMARKS.md: CI runs it so that the harness cannot rot; its figures
 #                            are printed, never asserted (a few minutes, most of it the bench venv)
 #   MOBILECLIP_BENCH_MODELS   comma-separated configs of the native and browser sections (default:

@@ -37,7 +37,8 @@ node tests/browser/run.mjs
 node tests/package/run.mjs
 node tests/extension/run.mjs
 node tests/worker/run.mjs
-# a random-weight full-size MobileCLIP-S0 (written once, kept in target/): the threads suite, the
+# a random-weight full-size MobileCLIP-S0 (written once, kept in target/): the threads suite (in the
+# three engines: Firefox runs the threaded module, WebKitGTK must fall back to one thread), the
 # demo page end to end, the quick benchmark
 s0=target/bench-fixtures/MobileCLIP-S0
 [ -f "$s0/io.safetensors" ] || "$(tools/setup-venv.sh)" tools/gen_fixtures.py --full --no-reload-check --out target/bench-fixtures --models MobileCLIP-S0

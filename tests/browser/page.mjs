@@ -16,10 +16,11 @@ await check('load from a URL with progress (v2-mci0)', async () => {
 await check('the CPU module is the relaxed-SIMD build where the engine has relaxed SIMD', async () => {
   const fetched = performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname).filter((p) => /\/pkg\/cpu(-relaxed)?\/.*\.wasm$/.test(p));
   assert(fetched.length === 1, `CPU modules fetched: ${fetched.join(', ') || 'none'}`);
-  // Chromium has had relaxed SIMD since 114; Firefox and WebKit run the SIMD128 build.
-  const chromium = /Chrome\//.test(navigator.userAgent);
-  if (chromium) assert(fetched[0].includes('/cpu-relaxed/'), `Chromium loaded ${fetched[0]}`);
-  return fetched[0];
+  // Chromium (since 114) and Firefox ESR 153 validate relaxed SIMD; WebKitGTK 2.50 does not.
+  const engine = /Chrome\//.test(navigator.userAgent) ? 'Chromium' : /Firefox\//.test(navigator.userAgent) ? 'Firefox' : 'WebKit';
+  const relaxed = engine !== 'WebKit';
+  assert(fetched[0].includes(relaxed ? '/cpu-relaxed/' : '/cpu/'), `${engine} loaded ${fetched[0]}, expected the ${relaxed ? 'relaxed-SIMD' : 'SIMD128'} build`);
+  return `${engine}: ${fetched[0]}`;
 });
 
 for (const [name, file] of [['v2-mci0', 'model.safetensors'], ['v1-mci-mct', 'model.pt'], ['v1-vit-base-causal', 'model_reparam.pt'], ['openclip-b', 'model.safetensors']]) {

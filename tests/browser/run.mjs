@@ -18,12 +18,14 @@
 //               the last digit (S0 2.44e-7 / 1.64e-7, S2-S0 2.46e-7 / 1.71e-7), the small fixtures
 //               check the others
 //   threads.mjs the `threads` option on a full-size MobileCLIP-S0 ($MOBILECLIP_S0, default
-//               target/bench-fixtures/MobileCLIP-S0), Chromium: a cross-origin-isolated page
-//               (COOP/COEP), the same without a global SharedArrayBuffer (as WebKit leaves it), a
-//               plain page; their embeddings must be bit-identical. Only when asked: `run.mjs threads`
+//               target/bench-fixtures/MobileCLIP-S0), in each engine: a cross-origin-isolated
+//               page (COOP/COEP), a plain page, and in Chromium the isolated page without a global
+//               SharedArrayBuffer (as WebKit leaves it); each page's embeddings must be
+//               bit-identical to the engine's single-threaded module's. Only when asked:
+//               `run.mjs threads`
 //   node tests/browser/run.mjs [page|webgpu|soak|degrade|full|threads]     MOBILECLIP_ENGINES=chromium,firefox,webkit
 // Needs: tools/build-wasm.sh (pkg/), the browsers (tools/setup.sh browsers).
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,66 +60,51 @@ const SUITES = {
   full: { runs: [['chromium', 'chromium', {}], ['firefox', 'firefox', {}], ['webkit', 'webkit', {}]] },
 };
 
-/**
- * CPU time (ns, from /proc/<pid>/task/<tid>/schedstat) of every worker thread of the Chromium
- * whose profile folder is `profile`, by thread id: the renderer names a Web Worker's thread
- * "DedicatedWorker thread" (/proc shows its first 15 characters).
- */
-function workerCpu(profile) {
-  const procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-  const read = (f) => { try { return readFileSync(f, 'utf8'); } catch { return ''; } };
-  const parent = new Map(procs.map((p) => [p, read(`/proc/${p}/stat`).replace(/^.*\) /, '').split(' ')[1]]));
-  const ours = new Set(procs.filter((p) => read(`/proc/${p}/cmdline`).includes(profile)));
-  for (let grew = true; grew;) { // and their descendants (zygote, renderers)
-    grew = false;
-    for (const [p, pp] of parent) if (!ours.has(p) && ours.has(pp)) { ours.add(p); grew = true; }
-  }
-  const cpu = {};
-  for (const p of ours) {
-    let tasks = [];
-    try { tasks = readdirSync(`/proc/${p}/task`); } catch { continue; }
-    for (const t of tasks) {
-      if (read(`/proc/${p}/task/${t}/comm`).startsWith('DedicatedWorker')) cpu[t] = Number(read(`/proc/${p}/task/${t}/schedstat`).split(' ')[0]);
-    }
-  }
-  return cpu;
-}
+/** Why an engine runs one thread even on an isolated page: what its backend reason must say. */
+const ONE_THREAD = { webkit: 'this browser cannot send shared WebAssembly memory to a Web Worker (DataCloneError; its SharedArrayBuffer is off)' };
 
 /**
- * The threads suite in Chromium on three pages (isolated, isolated without a global
- * SharedArrayBuffer, plain); then their embeddings are compared with the single-threaded
- * module's. The page reads its workers' CPU time through window.__workerCpu (Linux /proc).
+ * The threads suite in each engine on a cross-origin-isolated page and a plain page (Chromium
+ * also on an isolated page without a global SharedArrayBuffer, as WebKit leaves it); then each
+ * page's threaded embeddings are compared with that engine's single-threaded module's. The page
+ * reads its browser's worker threads' CPU time from the server's /__worker-cpu route.
  */
 async function runThreads() {
   const s0 = process.env.MOBILECLIP_S0 ?? join(root, 'target/bench-fixtures/MobileCLIP-S0');
   if (!existsSync(join(s0, 'io.safetensors'))) throw new Error(`${s0} holds no full-size MobileCLIP-S0 fixture (tools/gen_fixtures.py --full)`);
+  let current = null; // the browser whose page is running
+  const routes = { '/__worker-cpu': () => current?.workerCpu() ?? {} };
   const fixtures = await serve(s0, { 'access-control-allow-origin': '*' });
-  const isolated = await serve(root, ISOLATION_HEADERS, { probe: true });
-  const plain = await serve(root, {}, { probe: true });
+  const isolated = await serve(root, ISOLATION_HEADERS, { probe: true, routes });
+  const plain = await serve(root, {}, { probe: true, routes });
+  const pages = [['isolated', isolated, ''], ['isolated, no global SharedArrayBuffer', isolated, '&nosab=1'], ['not isolated', plain, '']];
   let failed = 0;
-  const embeddings = {};
   try {
-    for (const [name, server, q] of [['isolated', isolated, ''], ['isolated, no global SharedArrayBuffer', isolated, '&nosab=1'], ['not isolated', plain, '']]) {
-      const label = `threads/${name.replace(/[ ,]+/g, '-')}`;
-      failed += await inEngine('chromium', {}, label, async (browser) => {
-        const url = `${server.url}/tests/browser/index.html?suite=threads&s0=${encodeURIComponent(fixtures.url)}&threads=2${q}`;
-        const setup = (page) => page.native.exposeFunction('__workerCpu', () => workerCpu(browser.profile));
-        const done = () => window.__results && { results: window.__results, embeddings: window.__embeddings };
-        const { value, errors } = await runPage(browser, url, { shot: join(shots, `${label.replace('/', '-')}.png`), setup, done });
-        embeddings[name] = value?.embeddings;
-        console.log(`\nthreads in ${browser.version}, ${name}:`);
-        return report(label, 'chromium', value?.results, errors);
-      });
+    for (const engine of selectedEngines()) {
+      const embeddings = {};
+      // the global SharedArrayBuffer is deleted by hand only where the engine has one
+      for (const [name, server, q] of pages.filter(([, , q]) => !q || engine === 'chromium')) {
+        const label = `threads/${engine}/${name.replace(/[ ,]+/g, '-')}`;
+        failed += await inEngine(engine, {}, label, async (browser) => {
+          current = browser;
+          const url = `${server.url}/tests/browser/index.html?suite=threads&s0=${encodeURIComponent(fixtures.url)}&threads=2${q}${ONE_THREAD[engine] ? `&one=${encodeURIComponent(ONE_THREAD[engine])}` : ''}`;
+          const done = () => window.__results && { results: window.__results, embeddings: window.__embeddings };
+          const { value, errors } = await runPage(browser, url, { shot: join(shots, `${label.replaceAll('/', '-')}.png`), done });
+          embeddings[name] = value?.embeddings;
+          console.log(`\nthreads in ${browser.version}, ${name}:`);
+          return report(label, engine, value?.results, errors);
+        });
+      }
+      const ref = embeddings.isolated?.single;
+      for (const [name, e] of Object.entries(embeddings)) {
+        const mine = e?.threaded;
+        const same = !!ref && !!mine && ['image', 'text'].every((k) => mine[k].length === ref[k].length && mine[k].every((v, i) => v === ref[k][i]));
+        console.log(`${same ? 'ok    ' : 'FAILED'} [${engine}] ${name}: embeddings ${same ? 'bit-identical to' : 'differ from'} the single-threaded module's`);
+        if (!same) failed++;
+      }
     }
   } finally {
     for (const s of [fixtures, isolated, plain]) s.server.close();
-  }
-  const ref = embeddings.isolated?.single;
-  for (const [name, e] of Object.entries(embeddings)) {
-    const mine = e?.threaded;
-    const same = !!ref && !!mine && ['image', 'text'].every((k) => mine[k].length === ref[k].length && mine[k].every((v, i) => v === ref[k][i]));
-    console.log(`${same ? 'ok    ' : 'FAILED'} ${name}: embeddings ${same ? 'bit-identical to' : 'differ from'} the single-threaded module's`);
-    if (!same) failed++;
   }
   return failed;
 }

@@ -3,13 +3,17 @@
 // cross-origin-isolated page (COOP + COEP), on the same page with the global SharedArrayBuffer
 // deleted (as WebKit leaves it) and on a plain page, then compares the pages' embeddings.
 //   ?s0=<folder with config.json, model.pt, io.safetensors>&threads=<N the isolated page runs>
-// window.__workerCpu() (given by run.mjs) reads the CPU time of the page's worker threads.
+//   &one=<text>: this engine cannot run threads even when isolated; the backend reason of a
+//   threaded load must say so with this text (WebKitGTK: no shared memory for workers)
+// GET /__worker-cpu (a route of run.mjs's server) reads the CPU time of the browser's worker threads.
 import { MobileClip } from '/pkg/index.js';
 import { assert, assertParity, check, finish, maxDiff, params, rejectsWith, safetensors, TOL } from './harness.mjs';
 
 const dir = params.get('s0');
 const threads = Number(params.get('threads') ?? 2);
 const isolated = globalThis.crossOriginIsolated === true;
+const one = params.get('one'); // why this engine runs one thread even when isolated
+const threaded = isolated && !one; // where the threaded module must run
 const model = await (await fetch(`${dir}/config.json`)).json();
 const weights = await (await fetch(`${dir}/model.pt`)).blob();
 const io = await safetensors(`${dir}/io.safetensors`);
@@ -46,8 +50,13 @@ embeddings.single = single;
 let clip;
 await check(`threads: ${threads} on this page (${isolated ? 'cross-origin isolated' : 'not isolated'}${typeof SharedArrayBuffer === 'undefined' ? ', no global SharedArrayBuffer' : ''})`, async () => {
   clip = await MobileClip.load({ model, weights, threads });
-  if (isolated) {
+  if (threaded) {
     assert(clip.threads === threads && clip.backendReason.endsWith(`; ${threads} threads`), `${clip.threads} threads, backend reason "${clip.backendReason}"`);
+  } else if (isolated) {
+    assert(clip.threads === 1 && clip.backendReason.includes(`; 1 thread (${one}`), `${clip.threads} threads, backend reason "${clip.backendReason}" does not say "1 thread (${one}…"`);
+    // found before the threaded module is fetched
+    const fetched = performance.getEntriesByType('resource').filter((e) => e.name.includes('/cpu-mt')).map((e) => e.name);
+    assert(fetched.length === 0, `fetched ${fetched.join(', ')} although one thread was known beforehand`);
   } else {
     assert(clip.threads === 1 && /; 1 thread \(the page is not cross-origin isolated/.test(clip.backendReason), `backend reason "${clip.backendReason}" does not say why one thread`);
   }
@@ -62,18 +71,20 @@ await check('same embeddings as the single-threaded module, and parity with the 
   return `bit-identical to the single-threaded module; ${await assertParity(clip, io, TOL)}`;
 });
 
-if (isolated) {
+const workerCpu = async () => (await fetch('/__worker-cpu')).json();
+
+if (threaded) {
   const { threadPoolInfo } = await import('/pkg/cpu-mt/mobileclip_wasm.js');
   await check(`the pool runs ${threads} threads, and the work is spread over them`, async () => {
     const [size, started] = threadPoolInfo();
     assert(size === threads && started === threads, `pool of ${size}, ${started} started`);
-    const before = await window.__workerCpu();
+    const before = await workerCpu();
     const img = new ImageData(Uint8ClampedArray.from({ length: 640 * 480 * 4 }, (_, i) => (i * 31) % 251), 640, 480);
     for (let i = 0; i < 3; i++) {
       await clip.encodeImages([img, img]);
       await clip.encodeText(['a photo of a cat', 'a diagram of a pool of threads']);
     }
-    const after = await window.__workerCpu();
+    const after = await workerCpu();
     const used = Object.entries(after).map(([tid, ns]) => ns - (before[tid] ?? 0)).filter((ns) => ns > 0).sort((a, b) => b - a);
     const total = used.reduce((a, b) => a + b, 0);
     // Each pool thread must have done a real share of the work (not a speed: a split).
@@ -122,7 +133,7 @@ await check('errors, abort and dispose behave as on one thread', async () => {
   return `INVALID_IMAGE ("${short}"), INVALID_TEXT, INVALID_ARGUMENT, INVALID_WEIGHTS, ABORTED, DISPOSED; the model unchanged after errors`;
 });
 
-if (isolated) {
+if (threaded) {
   // Last: after it the page's threaded module is given up.
   await check('a trap in a pool thread: INTERNAL once, the threaded module is given up, every model reloads on one thread', async () => {
     const m = await MobileClip.load({ model, weights, threads });
