@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks: writes BENCHMARKS.md (`npm run bench`). Generates random-weight full-size checkpoints
 # with the PyTorch reference (cached in target/bench-fixtures), times the native CPU path, our wasm
-# modules in headless Chromium (and their batch sizes: benches/batch.mjs), and side by side in one Chromium run: our CPU module on 1 and N
+# modules in headless Chromium (and their batch sizes: benches/batch.mjs), compact files' sizes and
+# accuracy (tools/compact-accuracy.sh), and side by side in one Chromium run: our CPU module on 1 and N
 # threads against onnxruntime-web and LiteRT.js on the same models (ONNX and .tflite exported from
 # the reference, benches/export.py), and PyTorch eager natively (benches/compare.mjs); the WebGPU
 # work per call of ours and onnxruntime-web's (benches/gpu-counts.mjs).
@@ -43,6 +44,10 @@ if [ $quick = 0 ]; then
     MOBILECLIP_PKG_OUT=target/pkg-ndarray tools/build-wasm.sh
   node benches/browser.mjs
   node benches/batch.mjs # batch sizes (CPU time and memory per pass), 10,000 labels' memory
+  # compact files: size and accuracy per dtype on trained-looking BatchNorms (fixtures of its own),
+  # and the sizes of the models benchmarked above
+  tools/compact-accuracy.sh
+  tools/compact-accuracy.sh --sizes "$out"
 fi
 
 # Side by side: the bench's own runtimes (benches/package.json, never in the published package)
