@@ -2,10 +2,11 @@
 // a developer's tool for kernel work, not part of the test suite.
 //
 //   node tools/wasm-ab.mjs [--model DIR] [--iters N] [--batch B] [--tower image|text|both]
-//                          [--profile OUT.json] PKG [PKG...]
+//                          [--profile OUT.json] PKG[:simd128] [PKG[:simd128]...]
 //
 // Each PKG is a package folder under the repository (e.g. pkg, target/pkg-main) with index.js and
-// cpu/. Every package gets its own page (fresh wasm instance) with the same checkpoint; rounds
+// cpu/ (and cpu-relaxed/, which Chromium loads; `PKG:simd128` makes that page's engine report no
+// relaxed SIMD, so it runs the SIMD128 build). Every package gets its own page (fresh wasm instance) with the same checkpoint; rounds
 // alternate between the packages so that load on this shared machine hits them alike. Prints the
 // median per package and tower, in wall time and in CPU time of the page's main thread (DevTools
 // Protocol Performance.getMetrics ThreadTime: less disturbed by other processes on a loaded
@@ -43,9 +44,21 @@ const profileDir = await mkdtemp(join(tmpdir(), 'mobileclip-ab-'));
 const browser = await launch(profileDir);
 try {
   const pages = [];
-  for (const pkg of pkgs) {
+  for (const spec of pkgs) {
+    const [pkg, variant] = spec.split(':');
     const page = await browser.newPage();
-    page.on('console', (m) => m.type() === 'error' && console.error(pkg, m.text()));
+    if (variant === 'simd128') {
+      // js/index.js probes relaxed SIMD with a module holding f32x4.relaxed_madd (0xfd 0x85 0x02).
+      await page.addInitScript(() => {
+        const validate = WebAssembly.validate;
+        WebAssembly.validate = (bytes) => {
+          const b = new Uint8Array(bytes.buffer ?? bytes);
+          for (let i = 0; i + 2 < b.length; i++) if (b[i] === 0xfd && b[i + 1] === 0x85 && b[i + 2] === 0x02) return false;
+          return validate(bytes);
+        };
+      });
+    }
+    page.on('console', (m) => m.type() === 'error' && console.error(spec, m.text()));
     await page.route(`${server.url}/__blank.html`, (r) => r.fulfill({ contentType: 'text/html', body: '<!doctype html><title>ab</title>' }));
     await page.goto(`${server.url}/__blank.html`);
     await page.evaluate(async ({ pkg, modelDir, file, batch }) => {
@@ -57,7 +70,7 @@ try {
       const texts = Array.from({ length: batch }, (_, i) => `a photo of a cat on the table, number ${i}`);
       window.__run = async (t) => {
         const t0 = performance.now();
-        const out = t === 'image' ? await clip.raw.encodePixels(px, batch) : await clip.raw.encodeTexts(texts);
+        const out = t === 'image' ? await clip.encodePixels(px, batch) : await clip.encodeText(texts);
         return { ms: performance.now() - t0, first: Array.from(out[0].slice(0, 4)) };
       };
       await window.__run('image');
@@ -92,7 +105,7 @@ try {
   const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   for (const [p, pkg] of pkgs.entries()) {
     const cols = towers.map((t) => `${t} ${med(times[p][t]).toFixed(1)} ms (min ${Math.min(...times[p][t]).toFixed(1)}; cpu ${med(cpu[p][t]).toFixed(1)}, min ${Math.min(...cpu[p][t]).toFixed(1)}) [${firsts[p][t].map((v) => v.toFixed(6)).join(', ')}]`);
-    console.log(`${pkg.padEnd(24)} batch ${batch}: ${cols.join('  ')}`);
+    console.log(`${pkg.padEnd(28)} batch ${batch}: ${cols.join('  ')}`);
   }
   if (cdp) {
     const { profile } = await cdp.send('Profiler.stop');

@@ -2,20 +2,21 @@
 //! (`[B, N, 3·C]`, PyTorch's `[3, heads, head_dim]` order along the last axis): per head,
 //! `softmax(Q·Kᵀ / √d + mask)·V` written into its columns of `[B, N, C]`. No permuted copies of
 //! q, k and v (burn's reshape of the permuted `qkv` made each contiguous, a quarter of the text
-//! tower's time in the browser).
+//! tower's time in the browser). Causal attention needs no mask: row `i` of the scores is
+//! normalised over its first `i + 1` entries and the rest are exact zeros, so a row's result does
+//! not depend on the positions after it (what lets the text tower drop them, see
+//! `TextEncoder::forward`).
 
 use super::gemm::{Epilogue, Mat, gemm};
 use super::math::{exp1, exp4};
 use super::par;
 use super::simd::F32x4;
 
-/// `[B, N, C]` attention output from `qkv` `[B, N, 3C]`; `mask` is additive, `[N, N]`.
-pub fn attention(qkv: &[f32], b: usize, n: usize, c: usize, heads: usize, mask: Option<&[f32]>) -> Vec<f32> {
+/// `[B, N, C]` attention output from `qkv` `[B, N, 3C]`; `causal`: position `i` attends to
+/// positions `0..=i` only.
+pub fn attention(qkv: &[f32], b: usize, n: usize, c: usize, heads: usize, causal: bool) -> Vec<f32> {
     assert!(heads > 0 && c.is_multiple_of(heads));
     assert_eq!(qkv.len(), b * n * 3 * c);
-    if let Some(m) = mask {
-        assert_eq!(m.len(), n * n);
-    }
     let hd = c / heads;
     let scale = (hd as f32).powf(-0.5);
     // Each (sequence, head) into its own [n, hd] block, in parallel; then into [B, N, C].
@@ -33,10 +34,13 @@ pub fn attention(qkv: &[f32], b: usize, n: usize, c: usize, heads: usize, mask: 
             let kt = Mat::transposed(&x[c + h * hd..], 3 * c);
             gemm([n, n, hd], q, kt, &mut scores, n, &Epilogue { scale, ..Epilogue::default() });
             for (i, row) in scores.chunks_exact_mut(n).enumerate() {
-                if let Some(m) = mask {
-                    row.iter_mut().zip(&m[i * n..(i + 1) * n]).for_each(|(s, m)| *s += m);
+                if causal {
+                    let (seen, after) = row.split_at_mut(i + 1);
+                    softmax_in_place(seen);
+                    after.fill(0.0);
+                } else {
+                    softmax_in_place(row);
                 }
-                softmax_in_place(row);
             }
             let v = Mat::rows(&x[2 * c + h * hd..], 3 * c);
             gemm([n, hd, n], Mat::rows(&scores, n), v, out, hd, &Epilogue::default());
@@ -84,9 +88,8 @@ mod tests {
         let (b, n, c, heads) = (2, 9, 16, 2);
         let hd = c / heads;
         let qkv: Vec<f32> = (0..b * n * 3 * c).map(|i| ((i * 29 % 83) as f32 - 41.0) / 30.0).collect();
-        let mask: Vec<f32> = (0..n * n).map(|i| if i % n > i / n { f32::NEG_INFINITY } else { 0.0 }).collect();
-        for mask in [None, Some(&mask[..])] {
-            let got = attention(&qkv, b, n, c, heads, mask);
+        for causal in [false, true] {
+            let got = attention(&qkv, b, n, c, heads, causal);
             for bi in 0..b {
                 for h in 0..heads {
                     let at = |t: usize, part: usize, d: usize| qkv[(bi * n + t) * 3 * c + part * c + h * hd + d] as f64;
@@ -94,7 +97,7 @@ mod tests {
                         let mut s: Vec<f64> = (0..n)
                             .map(|j| {
                                 (0..hd).map(|d| at(i, 0, d) * at(j, 1, d)).sum::<f64>() / (hd as f64).sqrt()
-                                    + mask.map_or(0.0, |m| m[i * n + j] as f64)
+                                    + if causal && j > i { f64::NEG_INFINITY } else { 0.0 }
                             })
                             .collect();
                         let mx = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);

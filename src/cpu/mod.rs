@@ -189,12 +189,10 @@ fn linear_impl<const D: usize>(l: &Linear, x: Tensor<D>, gelu: bool, residual: O
 }
 
 /// Multi-head attention over `qkv` `[B, N, 3·C]` (`[3, heads, head_dim]` along the last axis),
-/// with an optional additive `[N, N]` mask; `[B, N, C]`. Only for tensors on flex (see
-/// [`on_flex`]).
-pub fn attention(qkv: Tensor<3>, heads: usize, mask: Option<Tensor<2>>) -> Tensor<3> {
+/// causal or not; `[B, N, C]`. Only for tensors on flex (see [`on_flex`]).
+pub fn attention(qkv: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
     let [b, n, c3] = qkv.dims();
     let x = primitive(qkv);
-    let m = mask.map(primitive);
-    let out = attention::attention(values(&x), b, n, c3 / 3, heads, m.as_ref().map(values));
+    let out = attention::attention(values(&x), b, n, c3 / 3, heads, causal);
     tensor(out, [b, n, c3 / 3])
 }

@@ -59,9 +59,10 @@ impl TransformerLayerConfig {
 }
 
 impl TransformerLayer {
-    /// `[B, L, D]` → `[B, L, D]`, with an optional additive `[L, L]` mask.
-    pub fn forward(&self, x: Tensor<3>, mask: Option<Tensor<2>>) -> Tensor<3> {
-        let y = multi_head_attention(cpu::linear(&self.in_proj, self.ln_1.forward(x.clone()), false), self.heads, mask);
+    /// `[B, L, D]` → `[B, L, D]`; `causal`: causal attention.
+    pub fn forward(&self, x: Tensor<3>, causal: bool) -> Tensor<3> {
+        let y =
+            multi_head_attention(cpu::linear(&self.in_proj, self.ln_1.forward(x.clone()), false), self.heads, causal);
         let x = cpu::linear_add(&self.out_proj, y, x);
         let y = cpu::linear(&self.c_fc, self.ln_2.forward(x.clone()), true);
         cpu::linear_add(&self.c_proj, y, x)

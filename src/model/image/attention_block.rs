@@ -69,7 +69,7 @@ impl AttentionBlock {
             Some(norm) => norm.forward(tokens.clone()),
             None => tokens.clone(),
         };
-        let y = multi_head_attention(cpu::linear(&self.qkv, normed, false), self.heads, None);
+        let y = multi_head_attention(cpu::linear(&self.qkv, normed, false), self.heads, false);
         // x + proj(y), in the token layout, back to [B, C, H, W].
         let x = cpu::linear_add(&self.proj, y, tokens).swap_dims(1, 2).reshape([b, c, h, w]);
         self.mlp.forward_add(x.clone(), x)

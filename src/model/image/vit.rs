@@ -125,7 +125,7 @@ impl VisionTransformer {
             x = n.forward(x);
         }
         for block in &self.blocks {
-            x = block.forward(x, None);
+            x = block.forward(x, false);
         }
         let x = self.norm.forward(x);
         let cls = x.narrow(1, 0, 1).reshape([b, d]);
