@@ -8,6 +8,7 @@ use common::*;
 use std::path::Path;
 
 use burn::tensor::Device;
+use mobileclip_wasm::preprocess::{ImageView, PixelFormat};
 use mobileclip_wasm::weights::compact::{self, check_integrity, sha256_hex};
 use mobileclip_wasm::weights::{Checkpoint, ConvertOptions, Precision, Towers};
 use mobileclip_wasm::{LabelPack, MobileClip, ModelConfig, weights_id};
@@ -152,31 +153,70 @@ fn min_cosine(a: &[Vec<f32>], b: &[Vec<f32>]) -> f64 {
     a.iter().zip(b).map(|(x, y)| cosine(x, y)).fold(1.0, f64::min)
 }
 
-/// The bars of the issue on every reduced fixture: f16 ≥ 0.9999 on both towers; `auto` ≥ 0.999
-/// (images) and ≥ 0.998 (texts); and `auto` is smaller than f16.
+/// The photos of the zero-shot check: the preprocessing fixtures' source images (not their
+/// crops or resizes), 21 of them.
+fn photos() -> Vec<(Vec<u8>, usize, usize)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/preprocess");
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.ends_with(".png") && !["crop_", "resize_", "center_crop_"].iter().any(|s| name.starts_with(s))
+        })
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| mobileclip_wasm::preprocess::load_image_file(p).unwrap()).collect()
+}
+
+/// Each image's best label (cosine).
+fn top1(images: &[Vec<f32>], labels: &[Vec<f32>]) -> Vec<usize> {
+    let best =
+        |i: &Vec<f32>| (0..labels.len()).max_by(|&a, &b| cosine(i, &labels[a]).total_cmp(&cosine(i, &labels[b])));
+    images.iter().map(|i| best(i).unwrap()).collect()
+}
+
+/// The cosine bars of the issue on every reduced fixture, over 21 photos and the fixture's token
+/// rows: f16 ≥ 0.9999 on both towers; `auto` ≥ 0.999 (images) and ≥ 0.998 (texts); and `auto`
+/// is no larger than f16 (it is f16 where no int8
+/// meets a tensor's share of the tolerance, as in most of these small towers).
+///
+/// The image bars are on photos, as the issue sets them, not on the fixtures' own first input
+/// (uniform noise): on that noise image openclip-s1's f16 image cosine is 0.99971 (its other
+/// input, a photo, 0.99998; over the 22 photos ≥ 0.99999). Not a storage fault: stored f16 one
+/// tensor at a time, no tensor moves that embedding by more than 6e-5 (the stem's, the largest),
+/// every tensor's f16 error is the expected ≈ 4e-4 per channel; it is the sum over the tower on
+/// an input of nothing but the highest frequencies, to which this random draw's tower is
+/// unusually sensitive (15× more than to the photo), as a random draw may be.
+///
+/// Zero-shot top-1 agreement is not asserted here: a random reduced tower scores many photos'
+/// labels within 1e-4 of each other (v2-vit-b's f16 swaps such a pair; on openclip-s1 no photo's
+/// best label leads by more than f16's own error could move it), so agreement there measures
+/// ties. [`full_size_accuracy_bars`] asserts it where the issue sets it.
 ///
 /// What these fixtures cannot show: they are random weights with BatchNorm statistics close to
 /// the activations' own (so folding leaves no dominant channel), narrow (rows of 16–128 values,
 /// where int8's error per channel differs from full-width rows) and shallow (errors have few
-/// layers to grow over); most of their channels are shorter than the 64 values `auto` stores as
-/// int8, so their image towers are mostly f16 here. The full-size fixture with trained-looking statistics
-/// (`tools/compact-accuracy.sh`, BENCHMARKS.md) is where `auto`'s tolerances are set and measured;
-/// naive per-channel int8 falls to ≈0.92 on its image tower, which this test cannot reproduce.
+/// layers to grow over); their tensors are small, so `auto` keeps most of their image towers in
+/// f16 (a tensor's share of the tolerance shrinks with its size). The full-size fixture with
+/// trained-looking statistics (`tools/compact-accuracy.sh`, BENCHMARKS.md) is where `auto`'s
+/// tolerances are set and measured; naive per-channel int8 falls to ≈0.92 on its image tower,
+/// which this test cannot reproduce.
 #[test]
 fn reduced_storage_meets_the_accuracy_bars() {
-    // openclip-*: other random draws of v2-mci0's and v2-vit-b's reduced trunks, in open_clip's
-    // layout (their f32 round trip is checked above). openclip-s1's draw is ill-conditioned for
-    // f16 (image cosine 0.99971, below the 0.9999 bar set for full-size models): not yet explained,
-    // so the bars are asserted on the fixtures they were set with.
-    for name in fixture_names().into_iter().filter(|n| !n.starts_with("openclip-")) {
+    let photos = photos();
+    let views: Vec<ImageView> =
+        photos.iter().map(|(rgb, w, h)| ImageView::new(rgb, *w, *h, PixelFormat::Rgb8).unwrap()).collect();
+    for name in fixture_names() {
         let (config, bytes) = fixture(&name);
-        let dir = fixtures_root().join(&name);
-        let want = embeddings(&MobileClip::from_bytes(config.clone(), bytes.clone(), Device::flex()).unwrap(), &dir);
+        let io = read_io(&fixtures_root().join(&name));
+        let embed = |m: &MobileClip| (m.encode_images(&views).unwrap(), m.encode_tokens(&io.tokens).unwrap());
+        let want = embed(&MobileClip::from_bytes(config.clone(), bytes.clone(), Device::flex()).unwrap());
         let mut sizes = Vec::new();
         for (precision, image_bar, text_bar) in [(Precision::F16, 0.9999, 0.9999), (Precision::Auto, 0.999, 0.998)] {
             let file = convert(&config, &bytes, precision, Towers::Both);
             sizes.push(file.len());
-            let got = embeddings(&MobileClip::load(None, file, Device::flex()).unwrap(), &dir);
+            let got = embed(&MobileClip::load(None, file, Device::flex()).unwrap());
             let (ci, ct) = (min_cosine(&want.0, &got.0), min_cosine(&want.1, &got.1));
             println!("{name} {precision}: image {ci:.6}, text {ct:.6}");
             if std::env::var("SHOWALL").is_err() {
@@ -185,7 +225,59 @@ fn reduced_storage_meets_the_accuracy_bars() {
             }
             assert!(ci < 1.0 || ct < 1.0, "{name} {precision}: nothing was reduced");
         }
-        assert!(sizes[1] < sizes[0], "{name}: auto ({}) not smaller than f16 ({})", sizes[1], sizes[0]);
+        assert!(sizes[1] <= sizes[0], "{name}: auto ({}) larger than f16 ({})", sizes[1], sizes[0]);
+    }
+}
+
+/// The issue's bars at full size, where they are set: every model folder of
+/// `MOBILECLIP_ACCURACY_FIXTURES` (checkpoints with trained-looking BatchNorm statistics, as
+/// `tools/compact-accuracy.sh` writes them to `target/accuracy-fixtures`) against the photos of
+/// `MOBILECLIP_ACCURACY_PHOTOS` (`target/accuracy-photos`) and the 100 labels of
+/// `tests/fixtures/labels.txt` ("a photo of a {}."): f16 cosine ≥ 0.9999, `auto` ≥ 0.999
+/// (images) and ≥ 0.998 (texts), zero-shot top-1 agreement with f32 ≥ 99 % for both.
+/// `cargo test --release --test compact -- --ignored full_size` (minutes per model).
+#[test]
+#[ignore = "full-size fixtures: set MOBILECLIP_ACCURACY_FIXTURES and MOBILECLIP_ACCURACY_PHOTOS"]
+fn full_size_accuracy_bars() {
+    let dir = |var: &str| std::path::PathBuf::from(std::env::var(var).unwrap_or_else(|_| panic!("set {var}")));
+    let mut photo_paths: Vec<_> = std::fs::read_dir(dir("MOBILECLIP_ACCURACY_PHOTOS"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    photo_paths.sort();
+    assert!(photo_paths.len() >= 20, "20 photos or more");
+    let photos: Vec<_> = photo_paths.iter().map(|p| mobileclip_wasm::preprocess::load_image_file(p).unwrap()).collect();
+    let views: Vec<ImageView> =
+        photos.iter().map(|(rgb, w, h)| ImageView::new(rgb, *w, *h, PixelFormat::Rgb8).unwrap()).collect();
+    let labels: Vec<String> =
+        include_str!("fixtures/labels.txt").lines().map(|l| format!("a photo of a {l}.")).collect();
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    let mut models: Vec<_> =
+        std::fs::read_dir(dir("MOBILECLIP_ACCURACY_FIXTURES")).unwrap().map(|e| e.unwrap().path()).collect();
+    models.sort();
+    for model_dir in models.iter().filter(|d| d.join("config.json").exists()) {
+        let config = ModelConfig::from_json(&std::fs::read_to_string(model_dir.join("config.json")).unwrap()).unwrap();
+        let ckpt = ["model.pt", "model.safetensors"].iter().map(|f| model_dir.join(f)).find(|p| p.exists()).unwrap();
+        let bytes = std::fs::read(ckpt).unwrap();
+        let embed = |m: &MobileClip| {
+            let images: Vec<Vec<f32>> = views.chunks(4).flat_map(|c| m.encode_images(c).unwrap()).collect();
+            let texts: Vec<Vec<f32>> = labels.chunks(25).flat_map(|c| m.encode_texts(c).unwrap()).collect();
+            (images, texts)
+        };
+        let want = embed(&MobileClip::from_bytes(config.clone(), bytes.clone(), Device::flex()).unwrap());
+        let want_top1 = top1(&want.0, &want.1);
+        for (precision, image_bar, text_bar) in [(Precision::F16, 0.9999, 0.9999), (Precision::Auto, 0.999, 0.998)] {
+            let file = convert(&config, &bytes, precision, Towers::Both);
+            let got = embed(&MobileClip::load(None, file, Device::flex()).unwrap());
+            let (ci, ct) = (min_cosine(&want.0, &got.0), min_cosine(&want.1, &got.1));
+            let got_top1 = top1(&got.0, &got.1);
+            let agree = want_top1.iter().zip(&got_top1).filter(|(a, b)| a == b).count() as f64 / photos.len() as f64;
+            println!("{} {precision}: image {ci:.6}, text {ct:.6}, top-1 agreement {agree:.3}", config.name);
+            assert!(ci >= image_bar, "{} {precision}: image cosine {ci}", config.name);
+            assert!(ct >= text_bar, "{} {precision}: text cosine {ct}", config.name);
+            assert!(agree >= 0.99, "{} {precision}: zero-shot top-1 agreement {agree}", config.name);
+        }
     }
 }
 
@@ -236,13 +328,15 @@ fn refused(bytes: Vec<u8>, code: &str, needle: &str) {
 #[test]
 fn damaged_or_inconsistent_files_are_refused_with_a_code() {
     let (config, bytes) = fixture("v1-mci-mct");
-    let file = convert(&config, &bytes, Precision::Auto, Towers::Both);
+    let file = convert(&config, &bytes, Precision::Int8, Towers::Both);
     let (header, data) = split(&file);
     let int8 = header
         .iter()
-        .find(|(_, v)| v.get("dtype").and_then(|d| d.as_str()) == Some("I8"))
+        .find(|(k, v)| {
+            v.get("dtype").and_then(|d| d.as_str()) == Some("I8") && !header.contains_key(&format!("{k}.columns"))
+        })
         .map(|(k, _)| k.clone())
-        .expect("an int8 tensor");
+        .expect("an int8 tensor without column factors");
 
     // Versions and formats this build does not read.
     refused(with_metadata(&file, "version", |v| *v = "2".into()), "INVALID_WEIGHTS", "version \"2\"");

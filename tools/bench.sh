@@ -2,11 +2,12 @@
 # Benchmarks: writes BENCHMARKS.md (`npm run bench`). Generates random-weight full-size checkpoints
 # with the PyTorch reference (cached in target/bench-fixtures), times the native CPU path, our wasm
 # modules in headless Chromium (and their batch sizes: benches/batch.mjs; cold start from the Cache
-# API: benches/cold-start.mjs), and side by side in one run in each browser engine (Chromium,
-# Firefox, WebKit; MOBILECLIP_ENGINES narrows it): our CPU module on 1 and N threads against
-# onnxruntime-web and LiteRT.js on the same models (ONNX and .tflite exported from the reference,
-# benches/export.py), and PyTorch eager natively (benches/compare.mjs); the WebGPU work per call of
-# ours and onnxruntime-web's (benches/gpu-counts.mjs).
+# API: benches/cold-start.mjs), compact files' sizes and accuracy (tools/compact-accuracy.sh), and
+# side by side in one run in each browser engine (Chromium, Firefox, WebKit; MOBILECLIP_ENGINES
+# narrows it): our CPU module on 1 and N threads against onnxruntime-web and LiteRT.js on the same
+# models (ONNX and .tflite exported from the reference, benches/export.py), and PyTorch eager
+# natively (benches/compare.mjs); the WebGPU work per call of ours and onnxruntime-web's
+# (benches/gpu-counts.mjs).
 #   tools/bench.sh           the full benchmark (about an hour on 2 cores)
 #   tools/bench.sh --quick   the side-by-side harness end to end on two small committed fixtures
 #                            (v1-mci-mct, v2-mci0: export, conversion, every runtime in every
@@ -47,6 +48,10 @@ if [ $quick = 0 ]; then
   node benches/browser.mjs
   node benches/batch.mjs # batch sizes (CPU time and memory per pass), 10,000 labels' memory
   node benches/cold-start.mjs --write # S0 from the Cache API: checkpoint vs compact image tower
+  # compact files: size and accuracy per dtype on trained-looking BatchNorms (fixtures of its own),
+  # and the sizes of the models benchmarked above
+  tools/compact-accuracy.sh
+  tools/compact-accuracy.sh --sizes "$out"
 fi
 
 # Side by side: the bench's own runtimes (benches/package.json, never in the published package)

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # Compact files' size and accuracy per dtype: writes the "## Compact files" section of
-# BENCHMARKS.md (benches/compact.rs). Generates, once, full-size checkpoints whose BatchNorm
+# BENCHMARKS.md (benches/compact.rs; run by tools/bench.sh, or alone). Generates, once, full-size checkpoints whose BatchNorm
 # statistics look trained (tools/gen_fixtures.py --full --trained-bn, cached in
 # target/accuracy-fixtures) and exports scikit-image's bundled photos (from the reference venv,
 # nothing downloaded) to target/accuracy-photos.
 #   MOBILECLIP_ACCURACY_MODELS   comma-separated configs (default: MobileCLIP-S0,MobileCLIP2-S0)
 #   MOBILECLIP_REFERENCE         Apple's ml-mobileclip checkout (default: gen_fixtures.py's)
+# tools/compact-accuracy.sh --sizes DIR   instead: only the sizes, every model folder of DIR (e.g. the
+#   full-size fixtures of tools/gen_fixtures.py --full) x dtype x towers, into the "## Compact file
+#   sizes" section; MOBILECLIP_SIZE_MODELS (comma-separated) picks some
 set -euo pipefail
+if [ "${1:-}" = --sizes ]; then
+  dir=$(cd "${2:?--sizes DIR}" && pwd)
+  cd "$(dirname "$0")/.."
+  MOBILECLIP_SIZE_FIXTURES="$dir" exec cargo bench --bench compact
+fi
 cd "$(dirname "$0")/.."
 models=${MOBILECLIP_ACCURACY_MODELS:-MobileCLIP-S0,MobileCLIP2-S0}
 out=target/accuracy-fixtures

@@ -204,7 +204,7 @@ pub fn store(fused: FusedWeights, options: &ConvertOptions) -> FusedWeights {
         .into_iter()
         .filter(|(name, _)| options.towers.keeps(name))
         .map(|(name, t)| {
-            let s = quantize::store(&t, options.precision, options.tolerance.for_tensor(&name));
+            let s = quantize::store(&t, options.precision, options.tolerance.for_tensor(&name, t.numel()));
             (name, s)
         })
         .collect()

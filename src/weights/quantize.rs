@@ -5,9 +5,20 @@
 //!
 //! `auto` chooses per tensor by the error it measures on the tensor itself: the smallest
 //! storage whose worst channel keeps its relative error (‖w − ŵ‖ / ‖w‖ over one output channel)
-//! under the tower's tolerance. Trained MobileCLIP kernels, once BatchNorms are folded into them,
-//! have channels dominated by a few taps: one scale for such a channel leaves its small taps at
-//! zero, and the worst-channel error is what catches it (an average over the tensor hides it).
+//! under that tensor's share of the tower's tolerance. Trained MobileCLIP kernels, once
+//! BatchNorms are folded into them, have channels dominated by a few taps: one scale for such a
+//! channel leaves its small taps at zero, and the worst-channel error is what catches it (an
+//! average over the tensor hides it).
+//!
+//! The share: a tensor of `n` values gets the tolerance × √(n / 2¹⁸), at most the tolerance
+//! ([`Tolerance::for_tensor`]). Each quantised tensor adds roughly the same error to the
+//! embeddings whatever its size (measured on a full-size MobileCLIP-S0 with trained-looking
+//! BatchNorms, one tensor at a time in int8: a 12k-value convolution of the first stage moved
+//! the image cosine as much as the 524k-value projection, or more), so the bytes are best spent
+//! where they are few: minimising a file's bytes for a given sum of squared errors gives each
+//! tensor an error ∝ √n (the rate–distortion allocation). Small tensors (depthwise kernels,
+//! early stages) then stay f16 and the large matrices, most of the bytes, take int8 with one
+//! scale per channel.
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,7 +39,7 @@ pub enum Precision {
     Int8,
     /// Per tensor, the smallest of int8 per channel, int8 per group (256 … 32 values), each
     /// with or without per-column factors (channels of 64 values or more), f16 and f32 whose
-    /// measured error is within the tower's [`Tolerance`].
+    /// measured error is within the tensor's share of the tower's [`Tolerance`].
     #[default]
     Auto,
 }
@@ -58,10 +69,11 @@ impl fmt::Display for Precision {
     }
 }
 
-/// The worst per-channel relative error `auto` accepts for a tensor of each tower.
+/// The worst per-channel relative error `auto` accepts for a large tensor (2¹⁸ values or more)
+/// of each tower; smaller tensors get a share of it ([`Tolerance::for_tensor`]).
 ///
 /// The defaults are set on a full-size MobileCLIP-S0 whose BatchNorm statistics look trained
-/// (see `tools/compact_accuracy.py`), so that `auto` keeps cosine to f32 ≥ 0.999 (images) and
+/// (see `tools/compact-accuracy.sh`), so that `auto` keeps cosine to f32 ≥ 0.999 (images) and
 /// ≥ 0.998 (texts) there; `BENCHMARKS.md` has the measurement.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tolerance {
@@ -73,16 +85,26 @@ pub struct Tolerance {
 
 impl Default for Tolerance {
     fn default() -> Self {
-        Self { image: 0.007, text: 0.02 }
+        Self { image: 0.015, text: 0.02 }
     }
 }
 
 impl Tolerance {
-    /// The tolerance for the tensor `name`.
-    pub fn for_tensor(&self, name: &str) -> f64 {
-        if name.starts_with("visual.") { self.image } else { self.text }
+    /// The tolerance for the tensor `name` of `numel` values: its tower's, times
+    /// √(numel / 2¹⁸) when the tensor is smaller than 2¹⁸ values (see the module's doc), and
+    /// never under [`F16_FLOOR`] (so that f16, not f32, stores the smallest tensors).
+    pub fn for_tensor(&self, name: &str, numel: usize) -> f64 {
+        let tower = if name.starts_with("visual.") { self.image } else { self.text };
+        (tower * (numel as f64 / FULL_SHARE as f64).sqrt().min(1.0)).max(F16_FLOOR.min(tower))
     }
 }
+
+/// The smallest share of a tolerance: f16's own error per channel is under 2⁻¹¹ ≈ 4.9e-4
+/// (values in f16's normal range), so f16 meets it.
+pub const F16_FLOOR: f64 = 1e-3;
+
+/// Tensors of this many values or more get their tower's whole tolerance.
+const FULL_SHARE: usize = 1 << 18;
 
 /// Group sizes `auto` tries after one scale per channel, largest first.
 const GROUPS: [usize; 4] = [256, 128, 64, 32];
@@ -105,7 +127,8 @@ fn is_weight(t: &FusedTensor) -> bool {
 }
 
 /// `values` quantised to int8 with one scale per `group` consecutive values of a row, after
-/// dividing each column by its root-mean-square over the rows when `columns` is set.
+/// dividing each column by the square root of its root-mean-square over the rows when `columns`
+/// is set (those factors are stored with it).
 pub fn int8(shape: &[usize], values: &[f32], group: usize, columns: bool) -> FusedTensor {
     let row = row_len(shape);
     let factors: Vec<f32> = if columns {
@@ -114,7 +137,11 @@ pub fn int8(shape: &[usize], values: &[f32], group: usize, columns: bool) -> Fus
         for r in values.chunks(row) {
             sum.iter_mut().zip(r).for_each(|(s, &v)| *s += f64::from(v).powi(2));
         }
-        sum.iter().map(|s| (s / rows).sqrt() as f32).collect()
+        // the square root of each column's root-mean-square: half of a column's scale moves
+        // into its factor, half stays in the rows' scales (a kernel whose input side carries a
+        // folded BatchNorm has columns decades apart; moving all of it into the factors leaves
+        // rows that do not follow the columns' pattern worse off than before)
+        sum.iter().map(|s| (s / rows).sqrt().sqrt() as f32).collect()
     } else {
         Vec::new()
     };
@@ -182,14 +209,23 @@ pub fn store(t: &FusedTensor, precision: Precision, tolerance: f64) -> FusedTens
         Precision::Int8 => int8(shape, &values, row, false),
         Precision::F32 => unreachable!("returned above"),
         Precision::Auto => {
+            // Every candidate with its size, smallest first (f16 before an int8 whose scales and
+            // column factors outweigh it, as in a small tensor); the first within tolerance wins.
+            let numel = values.len();
             let groups = std::iter::once(row)
                 .chain(GROUPS.into_iter().filter(|&g| g < row && row.is_multiple_of(g)))
                 .filter(|_| row >= MIN_INT8_ROW);
-            let candidates = groups
+            let mut candidates: Vec<(usize, Option<(usize, bool)>)> = groups
                 .flat_map(|g| [(g, false), (g, true)])
-                .map(|(g, columns)| int8(shape, &values, g, columns))
-                .chain(std::iter::once(f16(shape, &values)));
-            for c in candidates {
+                .map(|(g, columns)| (numel + 4 * (numel / g + if columns { row } else { 0 }), Some((g, columns))))
+                .chain(std::iter::once((2 * numel, None)))
+                .collect();
+            candidates.sort_by_key(|&(bytes, _)| bytes);
+            for (_, candidate) in candidates {
+                let c = match candidate {
+                    Some((g, columns)) => int8(shape, &values, g, columns),
+                    None => f16(shape, &values),
+                };
                 if worst_channel_error(&values, &c.to_f32(), row) <= tolerance {
                     return c;
                 }
@@ -241,6 +277,34 @@ mod tests {
         let with = worst_channel_error(&cols, &int8(&[4, 64], &cols, 64, true).to_f32(), 64);
         let without = worst_channel_error(&cols, &int8(&[4, 64], &cols, 64, false).to_f32(), 64);
         assert!(with < without * 0.6, "with column factors {with}, without {without}");
+    }
+
+    #[test]
+    fn smaller_tensors_get_a_smaller_share_of_the_tolerance() {
+        let t = Tolerance { image: 0.016, text: 0.04 };
+        assert_eq!(t.for_tensor("visual.a", 1 << 20), 0.016);
+        assert_eq!(t.for_tensor("visual.a", 1 << 18), 0.016);
+        assert_eq!(t.for_tensor("visual.a", 1 << 16), 0.008);
+        assert_eq!(t.for_tensor("text.a", 1 << 16), 0.02);
+        // never under what f16 meets
+        assert_eq!(t.for_tensor("visual.a", 16), F16_FLOOR);
+        assert_eq!(Tolerance { image: 1e-4, text: 1e-4 }.for_tensor("visual.a", 16), 1e-4);
+    }
+
+    #[test]
+    fn auto_takes_the_smallest_storage_within_tolerance() {
+        // 2 channels of 64: int8 with one scale per 32 values and column factors takes
+        // 128 + 4 · (4 + 64) = 400 bytes, more than f16's 256; per channel (136 bytes) misses a
+        // tight tolerance, so f16 wins over the larger int8 that would also meet it.
+        let values: Vec<f32> =
+            (0..128).map(|i| (i as f32 * 1.618).sin() * if i % 64 == 5 { 3.0 } else { 1.0 }).collect();
+        let t = FusedTensor::f32(vec![2, 64], values.clone());
+        let per_channel = worst_channel_error(&values, &int8(&[2, 64], &values, 64, false).to_f32(), 64);
+        let grouped = worst_channel_error(&values, &int8(&[2, 64], &values, 32, true).to_f32(), 64);
+        let tight = (per_channel + grouped.max(1e-3)) / 2.0;
+        assert!(grouped < tight && tight < per_channel, "{grouped} {tight} {per_channel}");
+        assert_eq!(store(&t, Precision::Auto, tight).storage().kind(), "f16");
+        assert_eq!(store(&t, Precision::Auto, per_channel).storage().kind(), "int8:64");
     }
 
     #[test]
