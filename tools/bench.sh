@@ -43,6 +43,9 @@ if [ $quick = 0 ]; then
     MOBILECLIP_PKG_OUT=target/pkg-ndarray tools/build-wasm.sh
   node benches/browser.mjs
   node benches/batch.mjs # batch sizes (CPU time and memory per pass), 10,000 labels' memory
+  # peak wasm memory of streamed loads (MobileCLIP2-L-14 too when $MOBILECLIP_FULL_FIXTURES has it)
+  cargo build --release --bin mobileclip # memory.mjs converts each model to an f16 compact file
+  node benches/memory.mjs "${MOBILECLIP_FULL_FIXTURES:-$PWD/$out}"
 fi
 
 # Side by side: the bench's own runtimes (benches/package.json, never in the published package)

@@ -162,13 +162,14 @@ try {
     assert(/default-src 'self'/.test(csp) && /script-src 'self' 'wasm-unsafe-eval';/.test(csp), `CSP: ${csp}`);
     const options = await page.$$eval('#model option', (os) => os.map((o) => ({ v: o.value, t: o.textContent, d: o.disabled })));
     assert(options.length === 10, `${options.length} models`);
-    assert(options.find((o) => o.v === 'MobileCLIP2-L-14')?.d, 'L-14 should be disabled');
+    const large = options.find((o) => o.v === 'MobileCLIP2-L-14');
+    assert(large && !large.d, `L-14 should be listed and selectable (${JSON.stringify(large)})`);
     assert(await page.$eval('#model', (s) => s.value) === 'MobileCLIP-S0', 'default model');
     assert((await page.textContent('#privacy')).includes('Your photos never leave this device'), 'privacy note');
     const unnamed = await unnamedControls(page);
     assert(unnamed.length === 0, `controls without a name: ${unnamed}`);
     await shot(page, '01-start.png');
-    return `${options.length} models (L-14 disabled: "${options.find((o) => o.v === 'MobileCLIP2-L-14').t}")`;
+    return `${options.length} models, all selectable (L-14: "${large.t}")`;
   });
 
   let loadMs = 0;
