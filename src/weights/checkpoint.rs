@@ -73,11 +73,6 @@ impl Checkpoint {
         &self.metadata
     }
 
-    /// The container it was read from.
-    pub fn format(&self) -> Format {
-        self.format
-    }
-
     /// Number of tensors.
     pub fn len(&self) -> usize {
         self.entries.len()

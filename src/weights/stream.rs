@@ -296,6 +296,15 @@ impl WeightsReader {
         Ok(n)
     }
 
+    /// Starts reading `len` bytes of `dtype` into a new part (its index), with their CRC-32 when
+    /// `crc`; `then` says what follows.
+    fn open_fill(&mut self, what: String, dtype: DType, len: usize, crc: bool, then: AfterFill) -> usize {
+        let part = self.new_part(dtype, len);
+        let crc = crc.then(crc32fast::Hasher::new);
+        self.fill = Some(Fill { what, part, dtype, len, done: 0, carry: Vec::new(), crc, then });
+        part
+    }
+
     /// Adds a part for `len` bytes of `dtype` (converted to `f32` when a float type).
     fn new_part(&mut self, dtype: DType, len: usize) -> usize {
         let size = dtype.size();
@@ -413,21 +422,10 @@ impl WeightsReader {
                     return Ok(false);
                 }
                 let (name, dtype, _, len) = order[next].clone();
-                let part = self.new_part(dtype, len);
+                let part = self.open_fill(format!("tensor `{name}`"), dtype, len, crc, AfterFill::StNext(name.clone()));
                 if let Some(e) = self.entries.get_mut(&name) {
                     e.part = part;
                 }
-                let then = AfterFill::StNext(name.clone());
-                self.fill = Some(Fill {
-                    what: format!("tensor `{name}`"),
-                    part,
-                    dtype,
-                    len,
-                    done: 0,
-                    carry: Vec::new(),
-                    crc: crc.then(crc32fast::Hasher::new),
-                    then,
-                });
                 self.state = State::StData { order, next: next + 1, crc };
                 // The header's leftover bytes belong to the data.
                 let rest = std::mem::take(&mut self.buf);
@@ -520,7 +518,7 @@ impl WeightsReader {
             };
             order.push((start, end, name, dtype, shape));
         }
-        order.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        order.sort_by_key(|a| (a.0, a.1));
         let mut at = 0;
         for (start, end, name, ..) in &order {
             if *start != at {
@@ -589,20 +587,12 @@ impl WeightsReader {
                     (Some(_), Some((dtype, numel))) if numel.checked_mul(dtype.size()) == Some(len) => dtype,
                     _ => DType::I8, // kept as bytes
                 };
-                let part = self.new_part(dtype, len);
+                let key = key.map(str::to_string);
+                let what = format!("zip entry `{name}`");
+                let part = self.open_fill(what, dtype, len, true, AfterFill::Zip { name, header_crc });
                 if let Some(k) = key {
-                    self.zip.storages.insert(k.to_string(), (part, len));
+                    self.zip.storages.insert(k, (part, len));
                 }
-                self.fill = Some(Fill {
-                    what: format!("zip entry `{name}`"),
-                    part,
-                    dtype,
-                    len,
-                    done: 0,
-                    carry: Vec::new(),
-                    crc: Some(crc32fast::Hasher::new()),
-                    then: AfterFill::Zip { name, header_crc },
-                });
                 self.state = State::ZipHeader;
                 self.feed_rest(&rest)?;
             }
