@@ -4,22 +4,26 @@
 // memory they leave. Times are the page's main-thread CPU time (DevTools' ThreadTime), which the
 // other work on this shared machine barely moves, unlike wall-clock time. Writes the
 // "## Batch sizes" section of BENCHMARKS.md (src/lib.rs `BatchSize`'s defaults come from it).
-// Run through tools/bench.sh, or: node benches/batch.mjs [labels]  (needs pkg/, target/bench-fixtures)
+// Run through tools/bench.sh, or: node benches/batch.mjs [--quick] [labels]  (needs pkg/,
+// target/bench-fixtures). --quick (CI, through `tools/bench.sh --quick`, so that this cannot rot):
+// batches 1 and 2, one round, 100 labels, written to target/bench-quick.md, not BENCHMARKS.md.
 import { launch } from '../tests/browser/chromium.mjs';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve } from '../tests/browser/server.mjs';
+import { writeSection } from './section.mjs';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 const [dir, file] = ['/target/bench-fixtures/MobileCLIP-S0', 'model.pt'];
-const labels = Number(process.argv[2] ?? 10_000);
-const rounds = Number(process.env.MOBILECLIP_BENCH_ITERS ?? 3);
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const labels = Number(args.find((a) => a !== '--quick') ?? (quick ? 100 : 10_000));
+const rounds = Number(process.env.MOBILECLIP_BENCH_ITERS ?? (quick ? 1 : 3));
 const list = (v, d) => (v ? v.split(',').filter(Boolean).map(Number) : d);
-const TEXTS = list(process.env.MOBILECLIP_BENCH_TEXTS, [1, 2, 4, 8, 16, 32, 64]);
-const IMAGES = list(process.env.MOBILECLIP_BENCH_IMAGES, [1, 2, 4, 8, 16]);
+const TEXTS = list(process.env.MOBILECLIP_BENCH_TEXTS, quick ? [1, 2] : [1, 2, 4, 8, 16, 32, 64]);
+const IMAGES = list(process.env.MOBILECLIP_BENCH_IMAGES, quick ? [1, 2] : [1, 2, 4, 8, 16]);
 const server = await serve(root);
 const profile = await mkdtemp(join(tmpdir(), 'mobileclip-bench-'));
 const browser = await launch(profile);
@@ -77,7 +81,7 @@ try {
 }
 const f = (x, d = 1) => x.toFixed(d);
 const rows = (list, what) => list.map((r) => `| ${what} | ${r.batch} | ${f(r.cpu)} | ${f(r.wall)} | ${f(r.memory, 0)} |`).join('\n');
-const section = `## Batch sizes (headless Chromium, CPU module)\n\n`
+const section = `## Batch sizes (headless Chromium, CPU module)${quick ? ' (quick run)' : ''}\n\n`
   + `Measured by \`benches/batch.mjs\` (in \`tools/bench.sh\`) on the random-weight full-size MobileCLIP-S0 (\`model.pt\`): one forward pass of B items, the median of ${rounds} after a warm-up, `
   + `timed by the page's main-thread CPU time (DevTools' ThreadTime; wall-clock time is shown too, but on this shared 2-core machine it mostly measures the other work). `
   + `Memory: the growth of the wasm memory over the loaded model (${f(sizes.loaded, 0)} MiB, the checkpoint's parsing included); it only grows, so each row includes the rows above. `
@@ -85,8 +89,5 @@ const section = `## Batch sizes (headless Chromium, CPU module)\n\n`
   + `| tower | batch | CPU ms per item | wall ms per item | wasm memory over the model (MiB) |\n|---|---|---|---|---|\n${rows(sizes.texts, 'text')}\n${rows(sizes.images, 'image (640×480 RGBA)')}\n`
   + (many ? `\n${labels.toLocaleString('en')} labels (one template) through \`labelEmbeddings\`, ${many.batch.texts} per part: ${f(many.cpuS, 0)} s of CPU time (${f(many.wallS, 0)} s wall), ${many.events} progress events; `
     + `wasm memory ${f(mib(many.loaded), 0)} MiB after loading, ${f(mib(many.after), 0)} MiB after the labels (the pack itself: ${f(mib(many.pack))} MiB as bytes).\n` : '');
-const path = join(root, 'BENCHMARKS.md');
-const old = existsSync(path) ? await readFile(path, 'utf8') : '# Benchmarks\n';
-const parts = old.split(/^(?=## )/m).filter((s) => !s.startsWith('## Batch sizes'));
-await writeFile(path, `${parts.map((s) => s.trimEnd()).join('\n\n')}\n\n${section}`);
+await writeSection(join(root, quick ? 'target/bench-quick.md' : 'BENCHMARKS.md'), section);
 console.log(section);

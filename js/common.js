@@ -58,7 +58,27 @@ export const OPTIONS = {
   encode: ['onProgress', 'signal'],
   labelEmbeddings: ['templates', 'reuse', 'onProgress', 'signal'],
   zeroShot: ['templates', 'topK', 'onProgress', 'signal'],
+  convert: ['model', 'weights', 'dtype', 'towers', 'onProgress', 'signal'],
 };
+
+/** What `convert` can store matrices and kernels as, and which towers it can keep. */
+export const DTYPES = ['f32', 'f16', 'int8', 'auto'];
+export const TOWERS = ['image', 'text', 'both'];
+
+/**
+ * Checks `convert`'s options (the main-thread API and the worker helper, before any work):
+ * `{ model, weights, dtype, towers, onProgress, signal }` with the defaults filled in.
+ */
+export function checkConvert(options) {
+  const { model, weights, dtype = 'auto', towers = 'both', onProgress, signal } = checkOptions(options, 'convert', OPTIONS.convert);
+  if (typeof model !== 'string' && (typeof model !== 'object' || model === null || Array.isArray(model))) {
+    throw invalid(`convert needs options.model: the checkpoint's model, a shipped model name or a config object (a published checkpoint does not say which model it holds), got ${describe(model)}`);
+  }
+  if (weights === undefined) throw invalid('convert needs options.weights: the published checkpoint (a URL or its bytes)');
+  if (!DTYPES.includes(dtype)) throw invalid(`dtype must be ${DTYPES.map((d) => `'${d}'`).join(', ')}, got ${typeof dtype === 'string' ? JSON.stringify(dtype) : describe(dtype)}`);
+  if (!TOWERS.includes(towers)) throw invalid(`towers must be ${TOWERS.map((t) => `'${t}'`).join(', ')}, got ${typeof towers === 'string' ? JSON.stringify(towers) : describe(towers)}`);
+  return { model, weights, dtype, towers, onProgress, signal };
+}
 
 /**
  * Checks an options object of `method`: a plain object (or undefined) whose keys are all in

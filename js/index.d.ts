@@ -106,6 +106,32 @@ export interface LoadOptions {
   signal?: AbortSignal;
 }
 
+export interface ConvertOptions {
+  /**
+   * The checkpoint's model: a shipped model name (see `modelNames()`), a config object or its JSON
+   * text. Required. The file stores the config; an object is stored as `JSON.stringify` spells it
+   * (`2` for a file's `2.0`): the same model, but the CLI's bytes exactly only from a name or the text.
+   */
+  model: string | object;
+  /** The published checkpoint (PyTorch .pt/.bin or .safetensors, either layout), as a URL or bytes. */
+  weights: WeightsSource;
+  /**
+   * Storage of the matrices and kernels (default "auto"): "f32" (embeddings bit-identical to the
+   * checkpoint's), "f16", "int8" (weight-only, per-channel scales), or "auto" (per tensor, the
+   * smallest that keeps its error within bounds). Computation stays f32.
+   */
+  dtype?: 'f32' | 'f16' | 'int8' | 'auto';
+  /** Which towers to keep (default "both"): "image" for tagging with label packs, "text", "both". */
+  towers?: 'image' | 'text' | 'both';
+  /** Download progress of URL weights in bytes. */
+  onProgress?: (progress: { loaded: number; total: number }) => void;
+  /**
+   * Rejects with ABORTED. `MobileClipWorker.convert` stops at once (its worker is terminated);
+   * `MobileClip.convert` checks it before and after the download, the conversion itself then runs to its end.
+   */
+  signal?: AbortSignal;
+}
+
 /**
  * Options of the calls that take a batch (`encodeImages`, `encodeText`, `encodePixels`,
  * `encodeTokens`, `labelEmbeddings`, `zeroShot`). A batch of any length goes through the model
@@ -197,6 +223,9 @@ export interface ClipModel {
    * Label packs carry the checkpoint's id (for a compact file, its source checkpoint's), so packs of a checkpoint
    * work on every compact file converted from it. */
   readonly weightsId: string;
+  /** The weights id its label packs carry (and packs given to it must carry): the checkpoint's, for a compact file
+   * its source checkpoint's. Compare a stored pack's `weightsId` with it before reusing the pack. */
+  readonly labelPackId: string;
   /** How many images and texts go through the model at once (the parts of a long call). */
   readonly batchSize: { images: number; texts: number };
   /** CPU threads computing: 1, or the threaded module's pool size; 0 on WebGPU. */
@@ -224,6 +253,14 @@ export interface ClipModel {
 export interface MobileClip extends ClipModel {}
 export class MobileClip {
   static load(options: LoadOptions): Promise<MobileClip>;
+  /**
+   * Converts a published checkpoint into a compact file's bytes, as `mobileclip convert` writes it
+   * (the same bytes): load it later with `load({ weights })`, no model name needed. Runs on the
+   * calling thread (`MobileClipWorker.convert` runs it in a worker of its own). Bad options reject
+   * with INVALID_ARGUMENT, an unknown model with UNKNOWN_MODEL, a file that is not this model's
+   * checkpoint with INVALID_WEIGHTS / WEIGHTS_MISMATCH (a compact file: INVALID_ARGUMENT).
+   */
+  static convert(options: ConvertOptions): Promise<Uint8Array>;
 }
 
 /** Cosine similarity of two embeddings. */

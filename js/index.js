@@ -6,8 +6,8 @@
 
 import initCpu, * as cpu from './cpu/mobileclip_wasm.js';
 import {
-  abortable, aborted, breathe, checkEmbedding, checkOptions, DEFAULT_TEMPLATES, describe, disposed, imageSources,
-  isA, isTrap, labelList, MobileClipError, OPTIONS, report, textList, throwIfAborted, toError, toRgba, TRAP_FOR_TESTS,
+  abortable, aborted, breathe, checkConvert, checkEmbedding, checkOptions, DEFAULT_TEMPLATES, describe, disposed, imageSources,
+  isA, isTrap, labelList, MobileClipError, OPTIONS, readResponse, report, textList, throwIfAborted, toError, toRgba, TRAP_FOR_TESTS,
 } from './common.js';
 import { LabelPack } from './label-pack.js';
 import { AUTO_MAX_THREADS, startPool, threadsUnsupported } from './threads.js';
@@ -181,6 +181,21 @@ async function chooseBackend(backend) {
     if (backend === 'webgpu') throw err.code === 'NO_WEBGPU' ? err : new MobileClipError('NO_WEBGPU', `WebGPU could not be started: ${err.message}`);
     return { gpu: null, reason: err.message };
   }
+}
+
+/** Weights as bytes from a URL, Response, Blob, ArrayBuffer or Uint8Array (for `convert`, which reads the whole file). */
+async function weightsBytes(weights, onProgress, signal) {
+  if (weights instanceof Uint8Array) return weights;
+  if (weights instanceof ArrayBuffer) return new Uint8Array(weights);
+  if (ArrayBuffer.isView(weights)) return new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength);
+  if (isA(weights, 'Blob')) {
+    const b = new Uint8Array(await weights.arrayBuffer());
+    onProgress?.({ loaded: b.length, total: b.length });
+    return b;
+  }
+  if (isA(weights, 'Response')) return readResponse(weights, onProgress, signal);
+  if (typeof weights === 'string' || weights instanceof URL) return readResponse(await fetch(weights, { signal }), onProgress, signal);
+  throw new MobileClipError('INVALID_ARGUMENT', `weights must be a URL, Response, Blob, ArrayBuffer or Uint8Array, got ${describe(weights)}`);
 }
 
 /** Bytes handed to wasm at a time from weights given as bytes (each is copied into wasm memory). */
@@ -378,6 +393,45 @@ export class MobileClip {
     }
   }
 
+  /**
+   * Converts a published checkpoint into a compact file (as `mobileclip convert` does, byte for
+   * byte): its fused inference tensors at `dtype`, one or both towers, with the model's config
+   * inside, so that `load({ weights })` needs no model name. Convert once, keep (or host) the
+   * small file, load that afterwards. Runs on this thread in the single-threaded CPU module (a
+   * few seconds and several times the checkpoint's size in wasm memory for MobileCLIP-S0): the
+   * worker helper's `MobileClipWorker.convert` does it in a worker of its own, freed afterwards.
+   * @param {object} options
+   * @param {string|object} options.model the checkpoint's model: a shipped model name or a config object
+   * @param {string|URL|Response|Blob|ArrayBuffer|Uint8Array} options.weights the published checkpoint
+   * @param {'f32'|'f16'|'int8'|'auto'} [options.dtype] default 'auto'
+   * @param {'image'|'text'|'both'} [options.towers] default 'both'
+   * @param {(p: {loaded: number, total: number}) => void} [options.onProgress] download progress
+   * @param {AbortSignal} [options.signal]
+   * @returns {Promise<Uint8Array>} the compact file's bytes
+   */
+  static async convert(options) {
+    try {
+      const { model, weights, dtype, towers, onProgress, signal } = checkConvert(options);
+      throwIfAborted(signal);
+      const [bytes] = await Promise.all([weightsBytes(weights, onProgress, signal), initWasm()]);
+      throwIfAborted(signal);
+      const config = typeof model === 'string' ? model : JSON.stringify(model);
+      const run = queue.then(async () => {
+        await breathe();
+        try {
+          return cpu.convertCheckpoint(config, bytes, dtype, towers);
+        } catch (e) {
+          if (isTrap(e)) replaceInstance(false, e);
+          throw e;
+        }
+      });
+      queue = run.catch(() => {});
+      return await run;
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
   /** Called by the WebGPU module's device-lost handler. @internal */
   _deviceLost(message) {
     this.#lost?.reject(new MobileClipError('DEVICE_LOST', message));
@@ -494,6 +548,8 @@ export class MobileClip {
    * Label packs carry the checkpoint's: for a compact file, that of the checkpoint it came from.
    */
   get weightsId() { return this.#raw ? this.#info.weightsId : undefined; }
+  /** The weights id the label packs this model makes carry, and that its packs must carry: the checkpoint's (for a compact file, its source checkpoint's). */
+  get labelPackId() { return this.#raw ? this.#info.packId : undefined; }
   /** How many images and texts go through the model at once: the parts of a long call. */
   get batchSize() { return this.#raw ? { images: this.#info.imageBatch, texts: this.#info.textBatch } : undefined; }
   /** CPU threads computing: 1, or the threaded module's pool size; 0 on WebGPU. */

@@ -27,13 +27,17 @@ async function handle({ id, op, ...args }, signal) {
       // calling side, which restarts the worker from it if the wasm instance ever traps.
       const weights = args.weights instanceof ArrayBuffer || ArrayBuffer.isView(args.weights) ? new Blob([args.weights]) : args.weights;
       clip = await MobileClip.load({ model: args.model, weights, integrity: args.integrity, backend: args.backend, threads: args.threads, onProgress: progress, signal });
-      const { backend, backendReason, threads, name, towers, parameterBytes, embedDim, imageSize, logitScale, weightsId, batchSize } = clip;
+      const { backend, backendReason, threads, name, towers, parameterBytes, embedDim, imageSize, logitScale, weightsId, labelPackId, batchSize } = clip;
       return {
         result: {
-          backend, backendReason, threads, name, towers, parameterBytes, embedDim, imageSize, logitScale, weightsId, batchSize,
+          backend, backendReason, threads, name, towers, parameterBytes, embedDim, imageSize, logitScale, weightsId, labelPackId, batchSize,
           workerDraws: canDraw(), weights: weights instanceof Blob ? weights : null,
         },
       };
+    }
+    case 'convert': {
+      const bytes = await MobileClip.convert({ model: args.model, weights: args.weights, dtype: args.dtype, towers: args.towers, onProgress: progress, signal });
+      return { result: bytes, transfer: [bytes.buffer] };
     }
     case 'encodeImages': {
       try {

@@ -1,4 +1,4 @@
-import type { ClipModel, LoadOptions } from './index.js';
+import type { ClipModel, ConvertOptions, LoadOptions } from './index.js';
 export { LabelPack, MobileClipError, MobileClipErrorCode } from './index.js';
 
 /**
@@ -18,4 +18,9 @@ export interface MobileClipWorker extends ClipModel {}
 export class MobileClipWorker {
   /** Starts the worker and loads the model in it; rejects with a `MobileClipError`. Aborting terminates the worker. */
   static load(options: LoadOptions): Promise<MobileClipWorker>;
+  /**
+   * `MobileClip.convert` in a worker of its own, terminated afterwards (its memory with it);
+   * aborting terminates it at once.
+   */
+  static convert(options: ConvertOptions): Promise<Uint8Array>;
 }

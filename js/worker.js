@@ -6,7 +6,7 @@
 // and a fresh worker loads the model again from the kept weights for the calls that follow.
 
 import {
-  abortable, aborted, checkEmbedding, checkOptions, describe, disposed, imageSource, imageSources, isA, labelList,
+  abortable, aborted, checkConvert, checkEmbedding, checkOptions, describe, disposed, imageSource, imageSources, isA, labelList,
   MobileClipError, OPTIONS, readResponse, report, textList, throwIfAborted, toError, toRgba, TRAP_FOR_TESTS,
 } from './common.js';
 import { LabelPack, similarity } from './index.js';
@@ -66,26 +66,37 @@ async function weightsPart(weights, onProgress, signal) {
   throw new MobileClipError('INVALID_ARGUMENT', `weights must be a URL, Response, Blob, ReadableStream, ArrayBuffer or Uint8Array, got ${describe(weights)}`);
 }
 
+/** A fresh module Worker running worker-entry.js. */
+const newWorker = () => new Worker(new URL('./worker-entry.js', import.meta.url), { type: 'module', name: 'mobileclip' });
+
+/**
+ * Sends a fresh worker its first message (`load` or `convert`) and resolves to its answer,
+ * forwarding progress; rejects when the worker fails to start or `signal` aborts.
+ */
+function firstAnswer(worker, message, transfer, { onProgress, signal }) {
+  return new Promise((resolve, reject) => {
+    const stop = (e) => { signal?.removeEventListener('abort', onAbort); reject(e); };
+    const onAbort = () => stop(aborted());
+    signal?.addEventListener('abort', onAbort, { once: true });
+    worker.onerror = (e) => { e.preventDefault?.(); stop(new MobileClipError('INTERNAL', `the worker failed to start: ${e.message || 'could not load worker-entry.js'}`)); };
+    worker.onmessage = ({ data }) => {
+      if (data.progress) { onProgress?.(data.progress); return; }
+      signal?.removeEventListener('abort', onAbort);
+      if (data.error) reject(toError(data.error));
+      else resolve(data.result);
+    };
+    worker.postMessage({ id: 0, ...message }, transfer);
+  });
+}
+
 /**
  * Starts a worker and loads the model in it: `{ worker, info }`. Aborting, or a failure,
  * terminates the worker.
  */
 async function startWorker({ model, weights, transfer = [], integrity, backend, threads, onProgress, signal }) {
-  const worker = new Worker(new URL('./worker-entry.js', import.meta.url), { type: 'module', name: 'mobileclip' });
+  const worker = newWorker();
   try {
-    const info = await new Promise((resolve, reject) => {
-      const stop = (e) => { signal?.removeEventListener('abort', onAbort); reject(e); };
-      const onAbort = () => stop(aborted());
-      signal?.addEventListener('abort', onAbort, { once: true });
-      worker.onerror = (e) => { e.preventDefault?.(); stop(new MobileClipError('INTERNAL', `the worker failed to start: ${e.message || 'could not load worker-entry.js'}`)); };
-      worker.onmessage = ({ data }) => {
-        if (data.progress) { onProgress?.(data.progress); return; }
-        signal?.removeEventListener('abort', onAbort);
-        if (data.error) reject(toError(data.error));
-        else resolve(data.result);
-      };
-      worker.postMessage({ id: 0, op: 'load', model, weights, integrity, backend, threads }, transfer);
-    });
+    const info = await firstAnswer(worker, { op: 'load', model, weights, integrity, backend, threads }, transfer, { onProgress, signal });
     return { worker, info };
   } catch (e) {
     worker.terminate();
@@ -130,6 +141,29 @@ export class MobileClipWorker {
       const kept = info.weights ?? w;
       delete info.weights;
       return new MobileClipWorker(worker, info, { model: cfg, weights: kept, integrity, backend, threads });
+    } catch (e) {
+      throw toError(e);
+    }
+  }
+
+  /**
+   * `MobileClip.convert` in a worker of its own, terminated when it is done (its wasm memory, some
+   * times the checkpoint's size, goes with it): resolves to the compact file's bytes. Same options;
+   * weights travel as for `load`. Aborting terminates the worker at once, mid-conversion too.
+   */
+  static async convert(options) {
+    try {
+      const { model, weights, dtype, towers, onProgress, signal } = checkConvert(options);
+      throwIfAborted(signal);
+      const [w, transfer] = await weightsPart(weights, onProgress, signal);
+      throwIfAborted(signal);
+      const cfg = typeof model === 'string' ? model : JSON.parse(JSON.stringify(model));
+      const worker = newWorker();
+      try {
+        return await firstAnswer(worker, { op: 'convert', model: cfg, weights: w, dtype, towers }, transfer, { onProgress, signal });
+      } finally {
+        worker.terminate();
+      }
     } catch (e) {
       throw toError(e);
     }
@@ -237,6 +271,7 @@ export class MobileClipWorker {
   get imageSize() { return this.#disposed ? undefined : this.#info.imageSize; }
   get logitScale() { return this.#disposed ? undefined : this.#info.logitScale; }
   get weightsId() { return this.#disposed ? undefined : this.#info.weightsId; }
+  get labelPackId() { return this.#disposed ? undefined : this.#info.labelPackId; }
   get batchSize() { return this.#disposed ? undefined : this.#info.batchSize; }
   get threads() { return this.#disposed ? undefined : this.#info.threads; }
 

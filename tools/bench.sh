@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Benchmarks: writes BENCHMARKS.md (`npm run bench`). Generates random-weight full-size checkpoints
 # with the PyTorch reference (cached in target/bench-fixtures), times the native CPU path, our wasm
-# modules in headless Chromium (and their batch sizes: benches/batch.mjs), and side by side in one Chromium run: our CPU module on 1 and N
+# modules in headless Chromium (and their batch sizes: benches/batch.mjs; cold start from the Cache API:
+# benches/cold-start.mjs), and side by side in one Chromium run: our CPU module on 1 and N
 # threads against onnxruntime-web and LiteRT.js on the same models (ONNX and .tflite exported from
 # the reference, benches/export.py), and PyTorch eager natively (benches/compare.mjs); the WebGPU
 # work per call of ours and onnxruntime-web's (benches/gpu-counts.mjs).
 #   tools/bench.sh           the full benchmark (about an hour on 2 cores)
 #   tools/bench.sh --quick   the side-by-side harness end to end on two small committed fixtures
 #                            (v1-mci-mct, v2-mci0: export, conversion, every runtime, parity), one
-#                            round of 2 iterations, written to target/bench-quick.md, not
+#                            round of 2 iterations, and benches/batch.mjs at batches 1-2 with 100
+#                            labels, written to target/bench-quick.md, not
 #                            BENCHMARKS.md: CI runs it so that the harness cannot rot; its figures
 #                            are printed, never asserted (a few minutes, most of it the bench venv)
 #   MOBILECLIP_BENCH_MODELS   comma-separated configs of the native and browser sections (default:
@@ -43,8 +45,8 @@ if [ $quick = 0 ]; then
     MOBILECLIP_PKG_OUT=target/pkg-ndarray tools/build-wasm.sh
   node benches/browser.mjs
   node benches/batch.mjs # batch sizes (CPU time and memory per pass), 10,000 labels' memory
+  node benches/cold-start.mjs --write # S0 from the Cache API: checkpoint vs compact image tower
   # peak wasm memory of streamed loads (MobileCLIP2-L-14 too when $MOBILECLIP_FULL_FIXTURES has it)
-  cargo build --release --bin mobileclip # memory.mjs converts each model to an f16 compact file
   node benches/memory.mjs "${MOBILECLIP_FULL_FIXTURES:-$PWD/$out}"
 fi
 
@@ -61,3 +63,8 @@ MOBILECLIP_BENCH_PYTHON=$bpy node benches/compare.mjs "${flags[@]}" "${dirs[@]}"
 # WebGPU work per call (dispatches, submits, buffers, read-backs), ours vs onnxruntime-web's
 # WebGPU EP on the same exports (about 15 minutes on SwiftShader)
 if [ $quick = 0 ]; then node benches/gpu-counts.mjs --write "${dirs[@]}"; fi
+# Batch sizes and the wasm memory of many labels (benches/batch.mjs); quick: batches 1-2 and 100
+# labels into target/bench-quick.md, on the full-size S0 that tools/test.sh writes before this
+if [ $quick = 1 ]; then
+  if [ -f target/bench-fixtures/MobileCLIP-S0/model.pt ]; then node benches/batch.mjs --quick; else echo "no target/bench-fixtures/MobileCLIP-S0: batch benchmark skipped"; fi
+fi

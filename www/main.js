@@ -5,8 +5,10 @@ import { setupCamera } from './camera.js';
 import { makeItem, renderCard, reorder } from './gallery.js';
 import { explain, showError } from './messages.js';
 import { LABEL_PRESETS, labelPreset, templatePreset } from './presets.js';
-import { forgetPacks, loadPack, savePack } from './store.js';
-import { anyCached, cached, fetchWeights, forgetWeights, guessModel, isCheckpoint, megabytes, storageUsed } from './weights.js';
+import { forgetPacks, loadPack, packsKept, savePack } from './store.js';
+import {
+  anyCached, cached, cachedTower, dropCheckpoint, fetchWeights, forgetWeights, guessModel, hasCache, isCheckpoint, keepTower, keptFor, megabytes,
+} from './weights.js';
 
 /* global __DEMO_MODELS__ */
 const MODELS = __DEMO_MODELS__; // [{ name, url, unsupported? }] from configs/*.json (www/models.mjs)
@@ -22,7 +24,10 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
 const state = {
-  clip: null, // MobileClipWorker
+  clip: null, // MobileClipWorker: both towers, or (from the kept compact file) the image tower only
+  text: null, // promise of a model with the text tower, loaded when `clip` has none and labels or a search need it
+  url: null, // the published checkpoint's URL (null for a file): the key of what is kept
+  keeping: '', // what the conversion for the next visit is doing ('' when idle)
   modelKey: '', // the model and its weights: the key of stored label packs
   preparing: false, // the preparation bar follows the labels until the first pack is ready
   session: 0, // bumped on every load; work of older sessions is dropped
@@ -52,7 +57,15 @@ function weightsUrl() {
   const name = $('model').value;
   const override = params.get('weights');
   if (override && name === (params.get('model') ?? 'MobileCLIP-S0')) return new URL(override, location.href).href;
-  return MODELS.find((m) => m.name === name)?.url ?? null;
+  const info = MODELS.find((m) => m.name === name);
+  return info?.files.find((f) => f.url === $('published-file').value)?.url ?? info?.url ?? null;
+}
+
+/** The chosen model's published files in the file menu (v1 models: Apple's checkpoint and open_clip's file). */
+function listPublishedFiles() {
+  const files = MODELS.find((m) => m.name === $('model').value)?.files ?? [];
+  $('published-file').replaceChildren(...files.map((f) => new Option(f.label, f.url)));
+  $('published-choice').hidden = files.length < 2;
 }
 
 /** "huggingface.co/apple/MobileCLIP-S0/…/mobileclip_s0.pt" */
@@ -72,7 +85,7 @@ async function showModelChoice() {
   $('weights-url').textContent = url ? shortUrl(url) : 'no published URL: use a file';
   $('weights-url').href = url ?? '#';
   $('weights-url').title = url ?? '';
-  const hit = url && await cached(url);
+  const hit = url && (await cachedTower(url, 'image') ?? await cached(url));
   $('cache-note').textContent = hit ? '(downloaded before: loads offline)' : '';
   return hit;
 }
@@ -103,11 +116,83 @@ function showReady(clip, { ms, origin }) {
   $('model-status').replaceChildren(p, dl);
 }
 
-async function showStorage() {
-  const used = await storageUsed();
-  const any = await anyCached();
-  $('storage-text').textContent = any && used ? `Downloaded weights use ${megabytes(used)} of this browser’s storage.` : '';
-  $('forget').hidden = !any;
+/** "Kept in this browser": the compact towers, the label packs and the checkpoint, with their sizes. */
+async function showKept() {
+  const url = state.clip ? state.url : weightsUrl(); // before a load: what the chosen model has kept
+  const key = state.clip ? state.modelKey : `${$('model').value} ${url}`;
+  const kept = url ? await keptFor(url) : { checkpoint: null, image: null, text: null, converted: null };
+  const packs = url ? await packsKept(key) : { labels: 0, bytes: 0 };
+  const imageOnly = state.clip?.towers === 'image';
+  const textState = state.text ? 'loaded now' : 'not loaded yet';
+  const rows = [];
+  if (kept.image !== null) rows.push(['image', 'Image tower', megabytes(kept.image), `compact (auto), loaded on every visit${imageOnly ? ' · in use' : ''}`]);
+  if (kept.text !== null) rows.push(['text', 'Text tower', megabytes(kept.text), `compact (auto), loaded only to encode new labels or search${imageOnly ? ` · ${textState}` : ''}`]);
+  if (packs.labels) rows.push(['packs', 'Label packs', megabytes(packs.bytes), `${packs.labels} label embeddings: known labels need no text tower`]);
+  if (kept.checkpoint !== null) rows.push(['checkpoint', 'Checkpoint', megabytes(kept.checkpoint), state.keeping ? `published file, ${state.keeping}`
+    : kept.checkpoint > CONVERT_MAX_BYTES ? 'published file, kept: too large to convert in a browser tab (`mobileclip convert` does it)' : 'published file, kept until it is converted']);
+  else if (kept.converted) rows.push(['checkpoint', 'Checkpoint', '—', `dropped: the ${megabytes(kept.converted)} download was converted to the towers above`]);
+  const total = (kept.checkpoint ?? 0) + (kept.image ?? 0) + (kept.text ?? 0) + packs.bytes;
+  const box = $('kept');
+  box.hidden = rows.length === 0;
+  $('kept-total').textContent = rows.length ? `${megabytes(total)} in all` : '';
+  const table = $('kept-table');
+  table.replaceChildren(...rows.map(([key, what, size, note]) => {
+    const tr = document.createElement('tr');
+    tr.dataset.key = key;
+    for (const [tag, text] of [['th', what], ['td', size], ['td', note]]) tr.append(Object.assign(document.createElement(tag), { textContent: text }));
+    return tr;
+  }));
+  $('forget').hidden = !(await anyCached());
+}
+
+/**
+ * The largest checkpoint converted in the page: a conversion holds about twice the checkpoint in
+ * the worker's 32-bit wasm memory (MobileCLIP-S0: 418 MiB for 216 MB), which cannot pass 4 GiB.
+ */
+const CONVERT_MAX_BYTES = 1.2e9;
+
+/**
+ * After a model was loaded from the published checkpoint: converts it (in a worker of its own)
+ * into one compact file per tower, keeps them, and drops the checkpoint. The next visit loads the
+ * image tower alone (a fraction of the download) and the text tower only when it is needed.
+ */
+async function keepCompact(url, name, checkpoint) {
+  if (!hasCache() || checkpoint.size > CONVERT_MAX_BYTES) return;
+  const session = state.session;
+  try {
+    for (const tower of ['image', 'text']) {
+      state.keeping = `converting it to the ${tower} tower for the next visit…`;
+      showKept();
+      const bytes = await MobileClipWorker.convert({ model: name, weights: checkpoint, dtype: 'auto', towers: tower });
+      await keepTower(url, tower, bytes, checkpoint.size);
+    }
+    await dropCheckpoint(url);
+  } catch (e) {
+    if (session === state.session) showError($('model-error'), Object.assign(new Error(`the weights could not be made smaller for the next visit (${e.message}); the checkpoint stays cached`), { code: 'STORAGE' }));
+  } finally {
+    state.keeping = '';
+    if (session === state.session) showKept();
+  }
+}
+
+/**
+ * A model with the text tower: the loaded one, or (when it has the image tower only) the kept text
+ * tower, loaded once (the published checkpoint again if it is not kept).
+ */
+function textModel() {
+  const clip = state.clip;
+  if (clip.towers !== 'image') return Promise.resolve(clip);
+  const session = state.session;
+  state.text ??= (async () => {
+    const kept = await cachedTower(state.url, 'text');
+    const weights = kept ?? (await fetchWeights(state.url, { onProgress: () => {} })).blob;
+    const m = await MobileClipWorker.load({ model: kept ? undefined : clip.name, weights, backend: $('backend').value });
+    if (session !== state.session) { m.dispose(); throw STALE; }
+    showKept();
+    return m;
+  })();
+  state.text.catch(() => { if (session === state.session) state.text = null; });
+  return state.text;
 }
 
 async function load() {
@@ -124,6 +209,9 @@ async function load() {
   state.labelling?.abort();
   state.clip?.dispose();
   state.clip = null;
+  state.text?.then((m) => m.dispose(), () => {});
+  state.text = null;
+  state.url = url;
   const session = ++state.session;
   state.preparing = false;
   state.packs = [];
@@ -145,8 +233,14 @@ async function load() {
   const t0 = performance.now();
   let ticker = null;
   try {
-    let weights, origin;
-    if (file) {
+    let weights, origin, compact = false, downloaded = null;
+    const image = url ? await cachedTower(url, 'image') : null;
+    if (image) {
+      weights = image;
+      compact = true;
+      origin = `image tower from this browser’s cache (${megabytes(image.size)}; the text tower only when needed)`;
+      setBar($('download-bar'), $('download-text'), 1, 1, `100% · ${megabytes(image.size)} image tower from the cache, no download`);
+    } else if (file) {
       weights = file;
       origin = `file ${file.name} (${megabytes(file.size)})`;
       setBar($('download-bar'), $('download-text'), 1, 1, `${megabytes(file.size)} from this device`);
@@ -157,6 +251,7 @@ async function load() {
           ? `${Math.floor((100 * loaded) / total)}% · ${megabytes(loaded)} of ${megabytes(total)}` : megabytes(loaded)),
       });
       weights = r.blob;
+      downloaded = r.blob;
       origin = r.fromCache ? `from this browser’s cache (${megabytes(r.blob.size)})` : `downloaded (${megabytes(r.blob.size)})`;
       if (r.fromCache) setBar($('download-bar'), $('download-text'), 1, 1, `100% · ${megabytes(r.blob.size)} from the cache`);
       if (r.cacheError) showError($('model-error'), Object.assign(r.cacheError, { code: 'STORAGE' }));
@@ -166,13 +261,14 @@ async function load() {
     const tick = () => setBar($('prepare-bar'), $('prepare-text'), null, 1, `building the model… ${((performance.now() - t1) / 1000).toFixed(1)} s`);
     tick();
     ticker = setInterval(tick, 100); // also shows that the page stays responsive meanwhile
-    const clip = await MobileClipWorker.load({ model: name, weights, backend: $('backend').value, signal: ac.signal });
+    const clip = await MobileClipWorker.load({ model: compact ? undefined : name, weights, backend: $('backend').value, signal: ac.signal });
     clearInterval(ticker);
     if (session !== state.session) { clip.dispose(); return; }
     state.clip = clip;
     state.modelKey = `${name} ${file ? `file:${file.name}:${file.size}:${file.lastModified}` : url}`;
     showReady(clip, { ms: performance.now() - t0, origin });
-    showStorage();
+    showKept();
+    if (downloaded) keepCompact(url, name, downloaded); // not awaited: the model is ready
     showModelChoice();
     queueImages(state.items.filter((it) => it.state === 'queued'));
     state.preparing = true;
@@ -232,7 +328,7 @@ async function updateLabels() {
   // The pack kept from an earlier visit for this model and these templates, and this visit's.
   const found = await loadPack(state.modelKey, templates);
   if (stale()) return;
-  const stored = found?.weightsId === clip.weightsId ? found : null; // not if the file behind the URL changed
+  const stored = found?.weightsId === clip.labelPackId ? found : null; // not if the file behind the URL changed
   const reuse = stored ? [stored, ...state.packs] : state.packs;
   const known = knownLabels(reuse, templates);
   const total = labels.filter((l) => !known.has(l)).length;
@@ -254,8 +350,12 @@ async function updateLabels() {
   let first = null;
   const t0 = performance.now();
   try {
+    // Labels not in a pack need the text tower: an image-only model loads it first.
+    if (total && clip.towers === 'image') $('labels-status').textContent = `${counts}: loading the text tower for ${total} new label${total > 1 ? 's' : ''}…`;
+    const encoder = total ? await textModel() : clip;
+    if (stale()) return;
     // The package encodes only the labels not in `reuse`, a few at a time, between the photos.
-    pack = await clip.labelEmbeddings(labels, {
+    pack = await encoder.labelEmbeddings(labels, {
       templates, reuse, signal: ac.signal,
       onProgress: ({ done }) => {
         // The rate since the first part (the first one may have waited behind photos).
@@ -269,7 +369,7 @@ async function updateLabels() {
       },
     });
   } catch (e) {
-    if (stale() || e?.code === 'ABORTED' || e?.code === 'DISPOSED') return;
+    if (stale() || e === STALE || e?.code === 'ABORTED' || e?.code === 'DISPOSED') return;
     showError($('labels-error'), e);
     return;
   }
@@ -286,7 +386,7 @@ async function updateLabels() {
   if (total) {
     const union = [...new Set([...(stored?.labels ?? []), ...labels])];
     clip.labelEmbeddings(union, { templates, reuse: [pack, ...(stored ? [stored] : [])] })
-      .then((all) => savePack(state.modelKey, all)).catch(() => {});
+      .then((all) => savePack(state.modelKey, all)).then(showKept).catch(() => {});
   }
 }
 
@@ -428,7 +528,8 @@ async function search(query) {
   const session = state.session;
   $('search-status').textContent = `Searching for “${query}”…`;
   try {
-    const emb = await state.clip.encodeText(query);
+    if (state.clip.towers === 'image' && !state.text) $('search-status').textContent = `Loading the text tower to search for “${query}”…`;
+    const emb = await (await textModel()).encodeText(query);
     if (session !== state.session) return;
     state.searchEmb = emb;
     for (const it of state.items) it.match = it.embedding ? state.clip.similarity(emb, it.embedding) : null;
@@ -472,6 +573,7 @@ async function init() {
   }
   const wanted = params.get('model') ?? 'MobileCLIP-S0';
   $('model').value = names.includes(wanted) ? wanted : 'MobileCLIP-S0';
+  listPublishedFiles();
   for (const [key, p] of Object.entries(LABEL_PRESETS)) $('preset').append(new Option(p.title, key));
   $('preset').append(new Option('Custom', 'custom'));
   $('preset').value = 'everyday';
@@ -481,11 +583,15 @@ async function init() {
   $('model-form').addEventListener('submit', (e) => { e.preventDefault(); load(); });
   $('load').disabled = false; // disabled in the HTML until this handler exists: a click before it would submit the form
   $('cancel').addEventListener('click', () => state.loading?.abort());
+  $('published-file').addEventListener('change', async () => {
+    if (await showModelChoice() && document.querySelector('input[name=source]:checked').value === 'url') load();
+  });
   $('model').addEventListener('change', async () => {
+    listPublishedFiles();
     if (await showModelChoice() && document.querySelector('input[name=source]:checked').value === 'url') load();
   });
   $('weights-file').addEventListener('change', weightsFileChosen);
-  $('forget').addEventListener('click', async () => { await Promise.all([forgetWeights(), forgetPacks()]); showStorage(); showModelChoice(); });
+  $('forget').addEventListener('click', async () => { await Promise.all([forgetWeights(), forgetPacks()]); showKept(); showModelChoice(); });
   $('preset').addEventListener('change', () => applyPreset($('preset').value));
   $('labels').addEventListener('input', labelsEdited);
   $('templates').addEventListener('input', () => { clearTimeout(labelTimer); labelTimer = setTimeout(updateLabels, 600); });
@@ -518,7 +624,7 @@ async function init() {
     (file) => addFiles([file]));
 
   updateLabels();
-  showStorage();
+  showKept();
   if (await showModelChoice()) load(); // downloaded before: load it straight away, offline
 }
 

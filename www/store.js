@@ -58,3 +58,19 @@ export async function forgetPacks() {
   tx.objectStore(STORE).clear();
   await done(tx).catch(() => {});
 }
+
+/** `{ labels, bytes }` of the packs stored for `model` (its name and weights), every template set together. */
+export async function packsKept(model) {
+  const d = await open();
+  if (!d) return { labels: 0, bytes: 0 };
+  const tx = d.transaction(STORE, 'readonly');
+  const range = IDBKeyRange.bound(`${model}\u0000`, `${model}\u0001`);
+  const values = tx.objectStore(STORE).getAll(range);
+  await done(tx).catch(() => {});
+  let labels = 0, bytes = 0;
+  (values.result ?? []).forEach((v) => {
+    bytes += v.byteLength ?? 0;
+    try { labels += LabelPack.fromBytes(v).size; } catch { /* unreadable: encoded again */ }
+  });
+  return { labels, bytes };
+}

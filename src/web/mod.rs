@@ -23,7 +23,7 @@ use wasm_bindgen::prelude::*;
 use burn::tensor::Device;
 
 use crate::preprocess::{ImageView, PixelFormat};
-use crate::weights::{Checkpoint, WeightsReader, compact};
+use crate::weights::{Checkpoint, ConvertOptions, WeightsReader, compact};
 use crate::{BatchSize, Error, MobileClip, ModelConfig, zero_shot};
 
 #[cfg(feature = "webgpu")]
@@ -166,6 +166,19 @@ pub fn max_text_chars() -> usize {
 #[wasm_bindgen(js_name = checkLabels)]
 pub fn check_labels(labels: Vec<String>, templates: Vec<String>) -> Result<(), JsValue> {
     zero_shot::check_labels(&labels, &templates).map_err(|e| js_error(&e))
+}
+
+/// Converts a published checkpoint into a compact file's bytes ([`MobileClip::convert`]), as
+/// `mobileclip convert` does: `model` a shipped model name or a config as JSON text, `dtype`
+/// `f32` / `f16` / `int8` / `auto`, `towers` `image` / `text` / `both`. Synchronous: the package
+/// calls it on the single-threaded CPU module (in a worker with the worker helper).
+#[wasm_bindgen(js_name = convertCheckpoint)]
+pub fn convert_checkpoint(model: &str, weights: Vec<u8>, dtype: &str, towers: &str) -> Result<Vec<u8>, JsValue> {
+    let convert = || -> crate::Result<Vec<u8>> {
+        let options = ConvertOptions { precision: dtype.parse()?, towers: towers.parse()?, ..Default::default() };
+        MobileClip::convert(&ModelConfig::from_name_or_json(model)?, weights, &options)
+    };
+    convert().map_err(|e| js_error(&e))
 }
 
 /// The model as the adapter holds it: in the threaded module it is freed on the pool, never on

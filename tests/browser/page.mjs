@@ -130,6 +130,75 @@ await check('streamed loads: odd-sized chunks of a .pt and a compact file, a Res
   return msgs.join(' | ');
 });
 
+await check('MobileClip.convert: the bytes `mobileclip convert` writes; they load without a model name', async () => {
+  // The config file's text, as the CLI reads it: a config object is written as JSON.stringify
+  // spells it (`2` for the file's `2.0`), which is the same model in other bytes (checked below).
+  const cfg = await (await fetch(fx('v2-mci0', 'config.json'))).text();
+  const bytesOf = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
+  const identical = (a, b) => a instanceof Uint8Array && a.length === b.length && a.every((v, i) => v === b[i]);
+  // tests/compact.rs checks that these committed files are what the CLI writes today.
+  const progress = [];
+  const f32 = await MobileClip.convert({ model: cfg, weights: fx('v2-mci0', 'model.safetensors'), dtype: 'f32', onProgress: (p) => progress.push(p) });
+  assert(identical(f32, await bytesOf('/tests/fixtures/compact/v2-mci0-f32.safetensors')), `f32/both: ${f32.length} bytes, not the CLI's`);
+  assert(progress.at(-1)?.loaded > 0 && progress.at(-1).loaded === progress.at(-1).total, `progress ${JSON.stringify(progress.at(-1))}`);
+  const checkpoint = await (await fetch(fx('v2-mci0', 'model.safetensors'))).blob();
+  const image = await MobileClip.convert({ model: cfg, weights: checkpoint, dtype: 'auto', towers: 'image' });
+  assert(identical(image, await bytesOf('/tests/fixtures/compact/v2-mci0-auto-image.safetensors')), `auto/image: ${image.length} bytes, not the CLI's`);
+  const fromObject = await MobileClip.convert({ model: JSON.parse(cfg), weights: checkpoint, dtype: 'f32' });
+  const m = await MobileClip.load({ weights: f32 });
+  const o = await MobileClip.load({ weights: fromObject });
+  let parity;
+  try {
+    assert(m.name === 'v2-mci0' && m.towers === 'both', `name ${m.name}, towers ${m.towers}`);
+    const io = await safetensors(fx('v2-mci0', 'io.safetensors'));
+    parity = await assertParity(m, io, TOL);
+    const px = new ImageData(40, 30);
+    const [a, b] = [await m.encodeImage(px), await o.encodeImage(px)];
+    assert(a.every((v, i) => v === b[i]), 'a config object gives other embeddings than its file');
+  } finally {
+    m.dispose();
+    o.dispose();
+  }
+  const img = await MobileClip.load({ weights: image });
+  try {
+    assert(img.towers === 'image' && img.labelPackId === clip.labelPackId && clip.labelPackId === clip.weightsId, `towers ${img.towers}, pack id ${img.labelPackId}`);
+    const e = await img.encodeImage(new ImageData(40, 30));
+    assert(e.length === img.embedDim, 'no image embedding');
+  } finally {
+    img.dispose();
+  }
+  return `f32 ${f32.length} B and auto image-only ${image.length} B identical to the CLI's; ${parity}`;
+});
+
+await check('MobileClip.convert: bad options and files reject with codes, and the module keeps working', async () => {
+  const cfg = await config('v2-mci0');
+  const weights = fx('v2-mci0', 'model.safetensors');
+  const msgs = [];
+  msgs.push(await rejectsWith(MobileClip.convert({ weights }), 'INVALID_ARGUMENT'));
+  msgs.push(await rejectsWith(MobileClip.convert({ model: cfg }), 'INVALID_ARGUMENT'));
+  msgs.push(await rejectsWith(MobileClip.convert({ model: cfg, weights, dtype: 'bf16' }), 'INVALID_ARGUMENT'));
+  msgs.push(await rejectsWith(MobileClip.convert({ model: cfg, weights, towers: 'vision' }), 'INVALID_ARGUMENT'));
+  msgs.push(await rejectsWith(MobileClip.convert({ model: cfg, weights, dtpye: 'f16' }), 'INVALID_ARGUMENT'));
+  msgs.push(await rejectsWith(MobileClip.convert({ model: 'MobileCLIP-S9', weights }), 'UNKNOWN_MODEL'));
+  msgs.push(await rejectsWith(MobileClip.convert({ model: cfg, weights: '/tests/fixtures/compact/v2-mci0-f32.safetensors' }), 'INVALID_ARGUMENT'));
+  msgs.push(await rejectsWith(MobileClip.convert({ model: cfg, weights: new Uint8Array(1000).fill(7) }), 'INVALID_WEIGHTS'));
+  msgs.push(await rejectsWith(MobileClip.convert({ model: await config('v1-mci-mct'), weights }), 'WEIGHTS_MISMATCH'));
+  msgs.push(await rejectsWith(MobileClip.convert({ model: cfg, weights: '/no/such/file.pt' }), 'WEIGHTS_DOWNLOAD'));
+  const ac = new AbortController();
+  ac.abort();
+  msgs.push(await rejectsWith(MobileClip.convert({ model: cfg, weights, signal: ac.signal }), 'ABORTED'));
+  const after = await MobileClip.convert({ model: cfg, weights, dtype: 'f16', towers: 'text' });
+  const m = await MobileClip.load({ weights: after });
+  try {
+    assert(m.towers === 'text', `towers ${m.towers}`);
+    msgs.push(await rejectsWith(m.encodeImage(new ImageData(4, 4)), 'NO_IMAGE_TOWER'));
+  } finally {
+    m.dispose();
+  }
+  assert((await clip.encodeImage(new ImageData(4, 4))).length === clip.embedDim, 'the loaded model broke');
+  return msgs.join(' | ');
+});
+
 await check('compact files: no model name, integrity, image-only (NO_TEXT_TOWER)', async () => {
   const url = '/tests/fixtures/compact/v2-mci0-f32.safetensors';
   const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());

@@ -2,8 +2,11 @@
 // the production build (webpack) served from a sub-path of 127.0.0.1 with a random-weight
 // full-size MobileCLIP-S0 checkpoint on the same origin. Loads the model (progress to 100%), tags
 // the sample photos (same scores as the package's main-thread zeroShot), searches, edits labels,
-// adds photos by paste, drop, file picker and camera, survives bad weights files, loads from the
-// Cache API on the next visit, works on a phone-sized viewport, and sends no request to any other
+// adds photos by paste, drop, file picker and camera, survives bad weights files, converts the
+// checkpoint into compact image and text towers after the first download and drops it, loads the
+// image tower alone from the Cache API on the next visit (tags from the stored label pack) and the
+// text tower only for a new label or a search, works on a phone-sized viewport, lists open_clip's
+// files for the v1 models, and sends no request to any other
 // origin (the CSP blocks one it is asked to make). It is served cross-origin isolated, as
 // tools/serve.mjs does, so the model runs on the package's threaded CPU module; the last step opens
 // it without isolation (one thread, the same tags). Screenshots go to target/demo-screenshots/.
@@ -165,11 +168,21 @@ try {
     const large = options.find((o) => o.v === 'MobileCLIP2-L-14');
     assert(large && !large.d, `L-14 should be listed and selectable (${JSON.stringify(large)})`);
     assert(await page.$eval('#model', (s) => s.value) === 'MobileCLIP-S0', 'default model');
+    // v1 models offer open_clip's file too (apple/MobileCLIP-S1/S2/B-OpenCLIP)
+    const files = {};
+    for (const m of ['MobileCLIP-S1', 'MobileCLIP-S2', 'MobileCLIP-B', 'MobileCLIP-S0']) {
+      await page.selectOption('#model', m);
+      files[m] = await page.$$eval('#published-file option', (os) => os.map((o) => o.textContent));
+    }
+    for (const m of ['MobileCLIP-S1', 'MobileCLIP-S2', 'MobileCLIP-B']) {
+      assert(files[m].includes(`apple/${m}-OpenCLIP · open_clip_model.safetensors`) && files[m].length === 2, `${m}: ${files[m]}`);
+    }
+    assert(files['MobileCLIP-S0'].length === 1 && await page.$eval('#published-choice', (e) => e.hidden), `S0: ${files['MobileCLIP-S0']}`);
     assert((await page.textContent('#privacy')).includes('Your photos never leave this device'), 'privacy note');
     const unnamed = await unnamedControls(page);
     assert(unnamed.length === 0, `controls without a name: ${unnamed}`);
     await shot(page, '01-start.png');
-    return `${options.length} models, all selectable (L-14: "${large.t}")`;
+    return `${options.length} models, all selectable (L-14: "${large.t}"); S2's files: ${files['MobileCLIP-S2'].join(', ')}`;
   });
 
   let loadMs = 0;
@@ -357,6 +370,23 @@ try {
     return `${names.length} cards; notes.txt: "${bad[1]}"`;
   });
 
+  await step('after the first download: the checkpoint becomes two compact towers (in a worker) and is dropped; the page says what it keeps', async () => {
+    const row = (key) => page.$eval(`#kept tr[data-key=${key}]`, (r) => [...r.cells].map((c) => c.textContent).join(' | ')).catch(() => '');
+    await page.waitForFunction(() => /dropped/.test(document.querySelector('#kept tr[data-key=checkpoint]')?.textContent ?? ''), null, { timeout: 300_000 });
+    await page.$eval('#kept', (e) => e.scrollIntoView());
+    await shot(page, '06-kept.png', false);
+    const [image, text, ckpt, packs] = [await row('image'), await row('text'), await row('checkpoint'), await row('packs')];
+    const mb = (r) => parseFloat(r.split(' | ')[1]);
+    const size = statSync(checkpoint).size / 1e6;
+    assert(/^Image tower \| [\d.]+ MB \| compact/.test(image) && /^Text tower \| [\d.]+ MB \| compact/.test(text), `rows: ${image} / ${text}`);
+    // sizes are not fixed (the `auto` choice may change): the towers must be well under the checkpoint
+    assert(mb(image) < size / 4 && mb(image) + mb(text) < size / 2, `image ${mb(image)} MB + text ${mb(text)} MB vs checkpoint ${size.toFixed(0)} MB`);
+    assert(new RegExp(`dropped: the ${Math.round(size)} MB download`).test(ckpt), ckpt);
+    const cache = await page.evaluate(async () => (await (await caches.open('mobileclip-weights-v1')).keys()).map((r) => r.url));
+    assert(!cache.some((u) => u.endsWith('/fixtures/model.pt')) && cache.filter((u) => /mobileclip-compact=(image|text)-auto/.test(u)).length === 2, `cache keys: ${cache}`);
+    return `${image} / ${text} / ${packs} / ${ckpt}; total ${await page.textContent('#kept-total')}`;
+  });
+
   await step('bad weights files and a missing WebGPU: plain errors by code, then the page recovers', async () => {
     const before = statCount(await stats(page), 'image embeddings computed');
     page.expectErrors = true;
@@ -390,16 +420,42 @@ try {
     return `"${msg1}" / "${msg2}" / "${msg3}"; then loaded ${origin}`;
   });
 
-  await step('cached for the next visit: a reload loads from the Cache API, no download', async () => {
+  await step('the next visit: the image tower alone from the Cache API, no checkpoint; tags from the stored label pack', async () => {
     const downloads = () => main.requests.filter((r) => r.url === '/fixtures/model.pt').length;
     const before = downloads(); // the page's first load and the test's reference model
     await page.reload();
     await page.waitForSelector('#model-status .ready', { timeout: 120_000 });
     const origin = await page.$eval('#model-status dd[data-key=weights]', (e) => e.textContent);
-    assert(/cache/.test(origin) && downloads() === before, `weights ${origin}, ${downloads() - before} more downloads`);
+    assert(/image tower from this browser’s cache/.test(origin) && downloads() === before, `weights ${origin}, ${downloads() - before} more downloads`);
     assert((await page.textContent('#download-text')).startsWith('100%'), await page.textContent('#download-text'));
     await page.waitForFunction(() => /ready \(20 remembered from an earlier visit/.test(document.getElementById('labels-status').textContent), null, { timeout: 30_000 });
-    return `${origin}; ${await page.textContent('#labels-status')}`;
+    await page.click('#samples');
+    await allTagged(page, 4);
+    const text = await page.$eval('#kept tr[data-key=text]', (r) => r.textContent);
+    assert(/not loaded yet/.test(text), `text tower: ${text}`);
+    assert(/in use/.test(await page.$eval('#kept tr[data-key=image]', (r) => r.textContent)), 'image tower not in use');
+    await shot(page, '11-image-only.png');
+    return `${origin}; ${await page.textContent('#labels-status')}; ${text}`;
+  });
+
+  await step('a new label brings the text tower (from the cache), and only that label is encoded', async () => {
+    const downloads = () => main.requests.filter((r) => r.url === '/fixtures/model.pt').length;
+    const before = downloads();
+    const labels = await page.inputValue('#labels');
+    await page.fill('#labels', `${labels}\nlighthouse`);
+    await page.waitForFunction(() => /21 labels × 1 template: ready \(20 already encoded\)/.test(document.getElementById('labels-status').textContent), null, { timeout: 120_000 });
+    const text = await page.$eval('#kept tr[data-key=text]', (r) => r.textContent);
+    assert(/loaded now/.test(text), `text tower: ${text}`);
+    assert(downloads() === before, `${downloads() - before} checkpoint downloads`);
+    await page.fill('#search', 'a lighthouse by the sea');
+    await page.press('#search', 'Enter');
+    await page.waitForFunction(() => /sorted/.test(document.getElementById('search-status').textContent), null, { timeout: 60_000 });
+    await page.click('#clear-search');
+    await page.$eval('#kept', (e) => e.scrollIntoView());
+    await shot(page, '12-text-tower.png', false);
+    await page.fill('#labels', labels); // back to the 20 everyday labels for the next steps
+    await page.waitForFunction(() => /20 labels × 1 template: ready/.test(document.getElementById('labels-status').textContent), null, { timeout: 60_000 });
+    return `${await page.textContent('#labels-status')}; ${text}`;
   });
 
   await step('phone-sized viewport: no sideways scrolling, photos tagged', async () => {

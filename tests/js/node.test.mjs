@@ -144,3 +144,20 @@ test('stress: 1,000 encodes keep wasm memory bounded; 50 concurrent calls', asyn
   const many = await Promise.all(Array.from({ length: 50 }, (_, k) => (k % 2 ? clip.encodeImage(img) : clip.encodeText(['x'.repeat(k)]).catch((e) => e.code))));
   many.forEach((r, k) => (k % 2 ? assert.deepEqual(r, first) : assert.equal(r, 'INVALID_TEXT')));
 });
+
+test('MobileClip.convert in Node: the committed compact files byte for byte, loadable without a model; bad options coded', async () => {
+  const dir = `${fixtures}/v2-mci0`;
+  const config = await readFile(`${dir}/config.json`, 'utf8'); // the text, as the CLI reads it
+  const weights = new Uint8Array(await readFile(`${dir}/model.safetensors`));
+  for (const [file, dtype, towers] of [['v2-mci0-f32.safetensors', 'f32', undefined], ['v2-mci0-auto-image.safetensors', 'auto', 'image']]) {
+    const bytes = await MobileClip.convert({ model: config, weights, dtype, towers });
+    assert.deepEqual(Buffer.from(bytes), await readFile(`${root}tests/fixtures/compact/${file}`), `${file} differs from the CLI's`);
+    const clip = await MobileClip.load({ weights: bytes, backend: 'cpu' });
+    assert.equal(clip.towers, towers ?? 'both');
+    clip.dispose();
+  }
+  for (const [options, code] of [[{ model: config, weights, dtype: 'fp8' }, 'INVALID_ARGUMENT'], [{ model: config, weights, towers: 'all' }, 'INVALID_ARGUMENT'],
+    [{ model: 42, weights }, 'INVALID_ARGUMENT'], [{ model: 'MobileCLIP-S0', weights }, 'WEIGHTS_MISMATCH'], [{ model: config, weights: weights.subarray(0, 999) }, 'INVALID_WEIGHTS']]) {
+    await assert.rejects(MobileClip.convert(options), (e) => e instanceof MobileClipError && e.code === code, JSON.stringify(Object.keys(options)));
+  }
+});

@@ -19,10 +19,16 @@ export async function use(canvas: HTMLCanvasElement, signal: AbortSignal): Promi
   const direct = await clip.zeroShot(canvas, ['cat'], { templates: ['{}'], topK: 2, onProgress: () => {} });
   const w = await MobileClipWorker.load({ weights: new Uint8Array(8) });
   const compact = await MobileClip.load({ weights: '/s0-image.safetensors', integrity: 'sha256-abc' });
+  const converted: Uint8Array = await MobileClip.convert({ model: 'MobileCLIP-S0', weights: '/s0.pt', dtype: 'auto', towers: 'image', onProgress: ({ loaded }) => loaded, signal });
+  const inWorker: Uint8Array = await MobileClipWorker.convert({ model: { name: 'x' }, weights: converted, dtype: 'f16' });
+  // @ts-expect-error: dtype is one of f32, f16, int8, auto
+  await MobileClip.convert({ model: 'MobileCLIP-S0', weights: inWorker, dtype: 'bf16' });
+  // @ts-expect-error: convert needs the checkpoint's model
+  await MobileClipWorker.convert({ weights: inWorker });
   const towers: 'both' | 'image' | 'text' = compact.towers === 'image' ? w.towers : clip.towers;
   const fromWorker: LabelPack = await w.labelEmbeddings(['x'], { reuse: pack });
   const s: number = similarity(image, one) + clip.similarity(images[0], many[0]) + px.length + ids.length + fromWorker.dim + wasmMemoryBytes();
-  const batch: number = clip.batchSize.images + w.batchSize.texts + towers.length;
+  const batch: number = clip.batchSize.images + w.batchSize.texts + towers.length + compact.labelPackId.length;
   try {
     await clip.zeroShot(image, pack);
   } catch (e) {

@@ -73,7 +73,7 @@ await check('load from a URL (fetched in the worker), progress forwarded, same g
   clip = await MobileClipWorker.load({ model: cfg, weights: weightsUrl, onProgress: (p) => progress.push(p) });
   const last = progress.at(-1);
   assert(progress.length > 0 && last.loaded === last.total && last.total > 0, `progress ${JSON.stringify(last)}`);
-  for (const k of ['backend', 'backendReason', 'threads', 'name', 'embedDim', 'imageSize', 'logitScale', 'weightsId']) assert(clip[k] === main[k], `${k}: ${clip[k]} vs ${main[k]}`);
+  for (const k of ['backend', 'backendReason', 'threads', 'name', 'embedDim', 'imageSize', 'logitScale', 'weightsId', 'labelPackId']) assert(clip[k] === main[k], `${k}: ${clip[k]} vs ${main[k]}`);
   // the worker starts its own pool on an isolated page (run.mjs serves the suite both ways)
   const cores = Math.min(navigator.hardwareConcurrency, 8);
   const [threads, why] = !crossOriginIsolated ? [1, '; 1 thread (the page is not cross-origin isolated'] : cores > 1 ? [cores, `; ${cores} threads`] : [1, '; 1 thread'];
@@ -197,6 +197,41 @@ await check('abort: before, during the in-worker download, and mid-preparation',
   setTimeout(() => soon.abort(), 0);
   await rejectsWith(p, 'ABORTED');
   return `${events} progress event(s) before the mid-download abort`;
+});
+
+await check('convert in a worker of its own: the CLI\'s bytes, coded errors, abort', async () => {
+  const committed = await bytesOf('/tests/fixtures/compact/v2-mci0-auto-image.safetensors');
+  const before = workersStarted;
+  const progress = [];
+  const text = await (await fetch(fx('v2-mci0', 'config.json'))).text(); // as the CLI reads it (see tests/browser/page.mjs)
+  const bytes = await MobileClipWorker.convert({ model: text, weights: weightsUrl, dtype: 'auto', towers: 'image', onProgress: (p) => progress.push(p) });
+  assert(bytes instanceof Uint8Array && bytes.length === committed.length && bytes.every((v, i) => v === committed[i]), `${bytes?.length} bytes, not the CLI's ${committed.length}`);
+  assert(workersStarted === before + 1, `${workersStarted - before} workers started`);
+  assert(progress.at(-1)?.loaded === progress.at(-1)?.total, `progress ${JSON.stringify(progress.at(-1))}`);
+  const fromBytes = await MobileClipWorker.convert({ model: text, weights: await bytesOf(weightsUrl), dtype: 'f32' });
+  const f32 = await bytesOf('/tests/fixtures/compact/v2-mci0-f32.safetensors');
+  assert(fromBytes.length === f32.length && fromBytes.every((v, i) => v === f32[i]), 'f32 from bytes differs from the CLI\'s');
+  const size = bytes.length;
+  const m = await MobileClipWorker.load({ weights: bytes }); // transferred: `bytes` is empty afterwards
+  try {
+    assert(m.towers === 'image' && m.labelPackId === main.labelPackId && m.weightsId !== main.weightsId, `towers ${m.towers}, pack id ${m.labelPackId}`);
+    const e = await m.encodeImage(new ImageData(40, 30));
+    const ref = await main.encodeImage(new ImageData(40, 30));
+    assert(e.length === ref.length, 'no embedding');
+    await rejectsWith(m.encodeText('a cat'), 'NO_TEXT_TOWER');
+  } finally {
+    m.dispose();
+  }
+  const msgs = [];
+  msgs.push(await rejectsWith(MobileClipWorker.convert({ model: cfg, weights: weightsUrl, dtype: 'int4' }), 'INVALID_ARGUMENT'));
+  msgs.push(await rejectsWith(MobileClipWorker.convert({ weights: weightsUrl }), 'INVALID_ARGUMENT'));
+  msgs.push(await rejectsWith(MobileClipWorker.convert({ model: 'MobileCLIP-S0', weights: weightsUrl }), 'WEIGHTS_MISMATCH'));
+  msgs.push(await rejectsWith(MobileClipWorker.convert({ model: cfg, weights: new Uint8Array(64) }), 'INVALID_WEIGHTS'));
+  const soon = new AbortController();
+  const p = MobileClipWorker.convert({ model: cfg, weights: await bytesOf(weightsUrl), signal: soon.signal });
+  setTimeout(() => soon.abort(), 0);
+  msgs.push(await rejectsWith(p, 'ABORTED'));
+  return `${size} B image-only auto, identical to the CLI's; ${msgs.join(' | ')}`;
 });
 
 await check('dispose terminates the worker: pending and later calls reject with DISPOSED', async () => {
