@@ -67,7 +67,7 @@ export type ImageSource =
   | HTMLImageElement
   | HTMLVideoElement;
 
-export type WeightsSource = string | URL | Response | Blob | ArrayBuffer | ArrayBufferView;
+export type WeightsSource = string | URL | Response | Blob | ReadableStream<Uint8Array> | ArrayBuffer | ArrayBufferView;
 
 export interface LoadOptions {
   /**
@@ -78,7 +78,10 @@ export interface LoadOptions {
   model?: string | object;
   /**
    * The published checkpoint (PyTorch .pt/.bin or .safetensors), or a compact file made by
-   * `mobileclip convert` (fused, f32/f16/int8 tensors, one or both towers), as a URL or bytes.
+   * `mobileclip convert` (fused, f32/f16/int8 tensors, one or both towers), as a URL, bytes or a
+   * stream. It is read into the model tensor by tensor as it arrives (a download, a Blob's or a
+   * ReadableStream's chunks), never held whole in wasm memory; a stream that ends early rejects
+   * with INVALID_WEIGHTS naming the tensor or zip entry it ended in.
    */
   weights: WeightsSource;
   /**
@@ -213,6 +216,9 @@ export interface ClipModel {
   /** "both", or "image" / "text" for a model loaded from a one-tower compact file (the other
    * tower's calls reject with NO_TEXT_TOWER / NO_IMAGE_TOWER). */
   readonly towers: 'both' | 'image' | 'text';
+  /** Bytes the model's parameters hold in wasm memory (f32, whatever the file stored): what
+   * loading it needs at least (a streamed load peaks within 15 % above it, BENCHMARKS.md). */
+  readonly parameterBytes: number;
   /** `sha256-<base64>` of the weights file loaded (a Subresource Integrity hash; for a compact file, of that file).
    * Label packs carry the checkpoint's id (for a compact file, its source checkpoint's), so packs of a checkpoint
    * work on every compact file converted from it. */

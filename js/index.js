@@ -7,7 +7,7 @@
 import initCpu, * as cpu from './cpu/mobileclip_wasm.js';
 import {
   abortable, aborted, breathe, checkConvert, checkEmbedding, checkOptions, DEFAULT_TEMPLATES, describe, disposed, imageSources,
-  isTrap, labelList, MobileClipError, OPTIONS, readResponse, report, textList, throwIfAborted, toError, toRgba, TRAP_FOR_TESTS,
+  isA, isTrap, labelList, MobileClipError, OPTIONS, readResponse, report, textList, throwIfAborted, toError, toRgba, TRAP_FOR_TESTS,
 } from './common.js';
 import { LabelPack } from './label-pack.js';
 import { AUTO_MAX_THREADS, startPool, threadsUnsupported } from './threads.js';
@@ -183,27 +183,87 @@ async function chooseBackend(backend) {
   }
 }
 
-/** Weights as bytes from a URL, Response, Blob, ArrayBuffer or Uint8Array. */
+/** Weights as bytes from a URL, Response, Blob, ArrayBuffer or Uint8Array (for `convert`, which reads the whole file). */
 async function weightsBytes(weights, onProgress, signal) {
   if (weights instanceof Uint8Array) return weights;
   if (weights instanceof ArrayBuffer) return new Uint8Array(weights);
   if (ArrayBuffer.isView(weights)) return new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength);
-  if (typeof Blob !== 'undefined' && weights instanceof Blob) {
+  if (isA(weights, 'Blob')) {
     const b = new Uint8Array(await weights.arrayBuffer());
     onProgress?.({ loaded: b.length, total: b.length });
     return b;
   }
-  if (typeof Response !== 'undefined' && weights instanceof Response) return readResponse(weights, onProgress, signal);
-  if (typeof weights === 'string' || weights instanceof URL) {
-    return readResponse(await fetch(weights, { signal }), onProgress, signal);
-  }
+  if (isA(weights, 'Response')) return readResponse(weights, onProgress, signal);
+  if (typeof weights === 'string' || weights instanceof URL) return readResponse(await fetch(weights, { signal }), onProgress, signal);
   throw new MobileClipError('INVALID_ARGUMENT', `weights must be a URL, Response, Blob, ArrayBuffer or Uint8Array, got ${describe(weights)}`);
 }
 
-/** The weights' id: `sha256-<base64>` of the checkpoint bytes (WebCrypto; an SRI hash). */
-async function weightsId(bytes) {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-  return `sha256-${btoa(String.fromCharCode(...digest))}`;
+/** Bytes handed to wasm at a time from weights given as bytes (each is copied into wasm memory). */
+const PUSH_BYTES = 4 << 20;
+
+/**
+ * Where weights come from, opened (a URL fetched: its headers arrived, its body not yet read):
+ * `{ bytes }` or `{ stream, total, keep }`, `keep` being what a reload reads again (the URL, the
+ * Blob; undefined: kept from the chunks as they pass).
+ */
+async function openWeights(weights, signal) {
+  if (weights instanceof ArrayBuffer) return { bytes: new Uint8Array(weights) };
+  if (ArrayBuffer.isView(weights)) return { bytes: new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) };
+  if (isA(weights, 'Blob')) return { stream: weights.stream(), total: weights.size, keep: weights };
+  if (isA(weights, 'ReadableStream')) return { stream: weights, total: 0 };
+  const body = (response, keep) => {
+    if (!response.ok) throw new MobileClipError('WEIGHTS_DOWNLOAD', `downloading the weights failed: HTTP ${response.status} ${response.statusText}`);
+    if (response.bodyUsed) throw new MobileClipError('INVALID_ARGUMENT', 'the weights Response was already read');
+    const total = Number(response.headers.get('content-length')) || 0;
+    return response.body ? { stream: response.body, total, keep } : { bytes: null, response, keep };
+  };
+  if (isA(weights, 'Response')) return body(weights);
+  if (typeof weights === 'string' || weights instanceof URL) return body(await fetch(weights, { signal }), String(weights));
+  throw new MobileClipError('INVALID_ARGUMENT', `weights must be a URL, Response, Blob, ReadableStream, ArrayBuffer or Uint8Array, got ${describe(weights)}`);
+}
+
+/**
+ * Streams opened weights into a new `WasmWeights` of `glue`, tensor by tensor (the file is never
+ * whole in wasm memory), reporting `{loaded, total}` per chunk; abortable. Resolves to
+ * `{ reader, kept }`: `kept` is what the model reloads from after a trap or a lost GPU device
+ * (the URL or Blob given; otherwise a Blob of the bytes, which the browser may keep on disk).
+ */
+async function streamWeights(glue, source, onProgress, signal) {
+  const reader = new glue.WasmWeights(source.bytes?.length ?? source.total);
+  try {
+    if (source.bytes === null) source = { bytes: new Uint8Array(await source.response.arrayBuffer()), keep: source.keep };
+    if (source.bytes) {
+      const { bytes } = source;
+      for (let at = 0; at < bytes.length || at === 0; at += PUSH_BYTES) {
+        throwIfAborted(signal);
+        reader.push(bytes.subarray(at, at + PUSH_BYTES));
+        report(onProgress, Math.min(at + PUSH_BYTES, bytes.length), bytes.length);
+        if (bytes.length === 0) break;
+      }
+      return { reader, kept: source.keep ?? (typeof Blob !== 'undefined' ? new Blob([bytes]) : bytes) };
+    }
+    const parts = source.keep === undefined ? [] : null;
+    const chunks = source.stream.getReader();
+    let loaded = 0;
+    try {
+      for (;;) {
+        throwIfAborted(signal);
+        const { done, value } = await abortable(chunks.read(), signal);
+        if (done) break;
+        reader.push(value);
+        parts?.push(value);
+        loaded += value.length;
+        onProgress?.({ loaded, total: source.total || loaded });
+      }
+    } finally {
+      if (signal?.aborted) chunks.cancel().catch(() => {});
+      chunks.releaseLock();
+    }
+    return { reader, kept: source.keep ?? new Blob(parts) };
+  } catch (e) {
+    reader.free();
+    throw e;
+  }
 }
 
 /** Pixels read when a call is made; beyond this many bytes, each part's pixels are read when it starts. */
@@ -279,7 +339,7 @@ export class MobileClip {
     this.#threads = threads;
     this.#cpu = cpuModule ?? null;
     this.#glue = glue;
-    this.#info = { name: raw.name, towers: raw.towers, packId: raw.labelPackId, embedDim: raw.embedDim, imageSize: raw.imageSize, logitScale: raw.logitScale, weightsId, imageBatch: raw.imageBatch, textBatch: raw.textBatch };
+    this.#info = { name: raw.name, towers: raw.towers, parameterBytes: raw.parameterBytes, packId: raw.labelPackId, embedDim: raw.embedDim, imageSize: raw.imageSize, logitScale: raw.logitScale, weightsId, imageBatch: raw.imageBatch, textBatch: raw.textBatch };
     if (backend === 'webgpu') {
       let reject;
       const promise = new Promise((_, r) => { reject = r; });
@@ -293,7 +353,7 @@ export class MobileClip {
    * @param {object} options
    * @param {string|object} [options.model] a shipped model name or a config object (default: a
    *   compact file's own config, MobileCLIP-S0 for a published checkpoint)
-   * @param {string|URL|Response|Blob|ArrayBuffer|Uint8Array} options.weights the published checkpoint,
+   * @param {string|URL|Response|Blob|ReadableStream|ArrayBuffer|Uint8Array} options.weights the published checkpoint,
    *   or a compact file (`mobileclip convert`)
    * @param {string} [options.integrity] "sha256-<base64>": the bytes are checked before use
    *   (INTEGRITY_MISMATCH otherwise)
@@ -314,21 +374,20 @@ export class MobileClip {
       const config = model === undefined || typeof model === 'string' ? model : JSON.stringify(model);
       // On the CPU: the module for the `threads` option (a WebGPU model chooses it if it moves).
       const pick = async () => { const c = await chooseBackend(backend); return c.gpu ? c : { ...c, cpu: await chooseCpu(threads) }; };
-      const [chosen, bytes] = await Promise.all([pick(), weightsBytes(weights, onProgress, signal)]);
-      const id = await weightsId(bytes);
-      if (signal?.aborted) throw new MobileClipError('ABORTED', 'loading was aborted');
+      // The module starts while the download's headers arrive; the body streams into it.
+      const [chosen, source] = await Promise.all([pick(), openWeights(weights, signal)]);
       const on = chosen.gpu ? 'webgpu' : 'cpu';
+      const glue = chosen.gpu ?? chosen.cpu.glue;
       let raw;
       try {
-        raw = await (chosen.gpu ?? chosen.cpu.glue).WasmModel.load(config, bytes, on, id, integrity);
+        const { reader, kept } = await streamWeights(glue, source, onProgress, signal);
+        throwIfAborted(signal);
+        raw = await glue.WasmModel.loadStream(config, reader, on, integrity);
+        return new MobileClip(raw, { config, weights: kept, weightsId: raw.weightsId, backend: on, reason: chosen.reason, threads, cpu: chosen.cpu, glue });
       } catch (e) {
         if (isTrap(e) && !chosen.gpu) replaceInstance(chosen.cpu.threaded, e);
         throw e;
       }
-      // Kept as a Blob (the browser may keep it on disk) to reload from after a trap or a lost
-      // GPU device; a Blob given by the caller is kept as it is.
-      const kept = typeof Blob !== 'undefined' && weights instanceof Blob ? weights : new Blob([bytes]);
-      return new MobileClip(raw, { config, weights: kept, weightsId: id, backend: on, reason: chosen.reason, threads, cpu: chosen.cpu, glue: chosen.gpu ?? chosen.cpu.glue });
     } catch (e) {
       throw toError(e);
     }
@@ -381,7 +440,8 @@ export class MobileClip {
   /** A new CPU model from the kept checkpoint, on the module the `threads` option gets now. */
   async #loadOnCpu() {
     const chosen = await chooseCpu(this.#threads);
-    const raw = await chosen.glue.WasmModel.load(this.#config, new Uint8Array(await this.#weights.arrayBuffer()), 'cpu', this.#info.weightsId, undefined);
+    const { reader } = await streamWeights(chosen.glue, await openWeights(this.#weights));
+    const raw = await chosen.glue.WasmModel.loadStream(this.#config, reader, 'cpu', this.#info.weightsId);
     this.#instance = cpuInstance;
     this.#cpu = chosen;
     this.#glue = chosen.glue;
@@ -478,6 +538,8 @@ export class MobileClip {
   get name() { return this.#raw ? this.#info.name : undefined; }
   /** "both", or "image" / "text" for a model loaded from a one-tower compact file. */
   get towers() { return this.#raw ? this.#info.towers : undefined; }
+  /** Bytes the model's parameters hold in wasm memory (f32): what loading it needs at least. */
+  get parameterBytes() { return this.#raw ? this.#info.parameterBytes : undefined; }
   get embedDim() { return this.#raw ? this.#info.embedDim : undefined; }
   get imageSize() { return this.#raw ? this.#info.imageSize : undefined; }
   get logitScale() { return this.#raw ? this.#info.logitScale : undefined; }

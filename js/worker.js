@@ -58,12 +58,12 @@ async function weightsPart(weights, onProgress, signal) {
     const copy = new Uint8Array(buffer, byteOffset, byteLength).slice();
     return [copy, [copy.buffer]];
   }
-  if (isA(weights, 'Response')) { // read here (its body cannot move to the worker everywhere)
-    const bytes = await readResponse(weights, onProgress, signal);
+  if (isA(weights, 'Response') || isA(weights, 'ReadableStream')) { // read here (a stream cannot move to the worker everywhere)
+    const bytes = await readResponse(isA(weights, 'Response') ? weights : new Response(weights), onProgress, signal);
     return [bytes, [bytes.buffer]];
   }
   if (weights === undefined) return [undefined, []]; // the worker's MobileClip.load says what is missing
-  throw new MobileClipError('INVALID_ARGUMENT', `weights must be a URL, Response, Blob, ArrayBuffer or Uint8Array, got ${describe(weights)}`);
+  throw new MobileClipError('INVALID_ARGUMENT', `weights must be a URL, Response, Blob, ReadableStream, ArrayBuffer or Uint8Array, got ${describe(weights)}`);
 }
 
 /** A fresh module Worker running worker-entry.js. */
@@ -266,6 +266,7 @@ export class MobileClipWorker {
   get name() { return this.#disposed ? undefined : this.#info.name; }
   /** "both", or "image" / "text" for a model loaded from a one-tower compact file. */
   get towers() { return this.#disposed ? undefined : this.#info.towers; }
+  get parameterBytes() { return this.#disposed ? undefined : this.#info.parameterBytes; }
   get embedDim() { return this.#disposed ? undefined : this.#info.embedDim; }
   get imageSize() { return this.#disposed ? undefined : this.#info.imageSize; }
   get logitScale() { return this.#disposed ? undefined : this.#info.logitScale; }

@@ -41,7 +41,7 @@ use model::clip::{Clip, ImageEncoder, l2_normalize};
 use model::text::TextEncoder;
 use preprocess::{ImageView, preprocess};
 use tokenizer::ClipTokenizer;
-use weights::{Checkpoint, ConvertOptions, FusedWeights, Towers, compact};
+use weights::{Checkpoint, ConvertOptions, FusedWeights, Towers, WeightsReader, compact};
 use zero_shot::LabelScore;
 
 /// How many images and how many texts go through a tower at once.
@@ -145,11 +145,42 @@ impl MobileClip {
     }
 
     /// Loads a model from a weights file: a compact file (`config` may be `None`) or a
-    /// published checkpoint (`config` needed), as [`MobileClip::load`].
+    /// published checkpoint (`config` needed), as [`MobileClip::load`]. The file is streamed
+    /// through a [`WeightsReader`] in 8 MiB chunks, never held whole.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load_file(config: Option<ModelConfig>, path: &std::path::Path, device: Device) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-        Self::load(config, bytes, device)
+        use std::io::Read;
+        let io = |source| Error::Io { path: path.display().to_string(), source };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        let mut reader = WeightsReader::with_size(Some(size));
+        let mut chunk = vec![0; 8 << 20];
+        loop {
+            let n = file.read(&mut chunk).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            reader.push(&chunk[..n])?;
+        }
+        Self::load_stream(config, reader, None, device)
+    }
+
+    /// Loads a model from a [`WeightsReader`] that was given the whole file: as
+    /// [`MobileClip::load`], the weights id being the sha256 of the bytes it read; with
+    /// `integrity` (`"sha256-<base64>"`), the bytes are checked against it before the model is
+    /// built (`INTEGRITY_MISMATCH`).
+    pub fn load_stream(
+        config: Option<ModelConfig>,
+        reader: WeightsReader,
+        integrity: Option<&str>,
+        device: Device,
+    ) -> Result<Self> {
+        let (ckpt, digest) = reader.finish()?;
+        let id = sha256_id(&digest);
+        if let Some(integrity) = integrity {
+            compact::check_integrity(&id, integrity)?;
+        }
+        Self::load_checkpoint(config, ckpt, id, device)
     }
 
     /// [`MobileClip::load`] with the weights id computed by the caller (the browser hashes the
@@ -236,6 +267,14 @@ impl MobileClip {
             source_weights_id: ids.source,
             batch: BatchSize::default(),
         })
+    }
+
+    /// Bytes the model's parameters hold (`f32`, both towers or the one loaded): what a load
+    /// needs at least, the measure of its peak memory.
+    pub fn parameter_bytes(&self) -> usize {
+        let image = self.model.image.as_ref().map_or(0, burn::module::Module::num_params);
+        let text = self.model.text.as_ref().map_or(0, burn::module::Module::num_params);
+        4 * (image + text)
     }
 
     /// Which towers the model has (one only when loaded from a one-tower compact file).

@@ -264,3 +264,48 @@ fn bad_inputs_to_a_loaded_model() {
     let s = m.config().preprocess.image_size;
     assert_eq!(m.encode_pixels(&vec![0.5; 3 * s * s], 1).unwrap().len(), 1);
 }
+
+/// Weights streamed in chunks of every awkward size (a byte, a few, a page and a bit: headers,
+/// elements, data descriptors split between chunks) load to the same embeddings as the bytes at
+/// once, with the same weights id; a stream that ends early names the tensor or zip entry.
+#[test]
+fn streamed_weights_load_as_the_bytes_do() {
+    use mobileclip_wasm::weights::WeightsReader;
+    let stream = |b: &[u8], sizes: &[usize]| {
+        let mut reader = WeightsReader::new();
+        let (mut at, mut i) = (0, 0);
+        while at < b.len() {
+            let n = sizes[i % sizes.len()].min(b.len() - at);
+            reader.push(&b[at..at + n])?;
+            at += n;
+            i += 1;
+        }
+        Ok::<_, Error>(reader)
+    };
+    let compact = std::fs::read(fixtures_root().join("../compact/v2-mci0-f32.safetensors")).unwrap();
+    let cases = [
+        ("v1-mci-mct", bytes("v1-mci-mct", "model.pt")),
+        ("v2-mci0", bytes("v2-mci0", "model.safetensors")),
+        ("v2-mci0", compact),
+    ];
+    for (model, b) in cases {
+        let io = common::read_io(&fixtures_root().join(model));
+        let whole = load(model, b.clone()).unwrap();
+        let want = (whole.encode_pixels(&io.image, io.n_images).unwrap(), whole.encode_tokens(&io.tokens).unwrap());
+        for sizes in [&[1, 7, 4099][..], &[65536]] {
+            let streamed =
+                MobileClip::load_stream(Some(config(model)), stream(&b, sizes).unwrap(), None, Device::flex()).unwrap();
+            assert_eq!(streamed.weights_id(), whole.weights_id());
+            let got =
+                (streamed.encode_pixels(&io.image, io.n_images).unwrap(), streamed.encode_tokens(&io.tokens).unwrap());
+            assert!(got == want, "{model} in chunks of {sizes:?}");
+        }
+    }
+    let pt = bytes("v1-mci-mct", "model.pt");
+    let e = stream(&pt[..pt.len() / 2], &[5000]).unwrap().finish().unwrap_err();
+    assert_eq!(e.code(), "INVALID_WEIGHTS");
+    assert!(e.to_string().contains("the file ends inside zip entry `") && e.to_string().contains("/data/"), "{e}");
+    let st = bytes("v2-mci0", "model.safetensors");
+    let e = stream(&st[..st.len() - 100], &[5000]).unwrap().finish().unwrap_err();
+    assert!(e.to_string().contains("the file ends inside tensor `"), "{e}");
+}

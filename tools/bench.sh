@@ -52,6 +52,8 @@ if [ $quick = 0 ]; then
   # and the sizes of the models benchmarked above
   tools/compact-accuracy.sh
   tools/compact-accuracy.sh --sizes "$out"
+  # peak wasm memory of streamed loads (MobileCLIP2-L-14 too when $MOBILECLIP_FULL_FIXTURES has it)
+  node benches/memory.mjs "${MOBILECLIP_FULL_FIXTURES:-$PWD/$out}"
 fi
 
 # Side by side: the bench's own runtimes (benches/package.json, never in the published package)

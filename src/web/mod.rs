@@ -23,7 +23,7 @@ use wasm_bindgen::prelude::*;
 use burn::tensor::Device;
 
 use crate::preprocess::{ImageView, PixelFormat};
-use crate::weights::{Checkpoint, ConvertOptions, compact};
+use crate::weights::{Checkpoint, ConvertOptions, WeightsReader, compact};
 use crate::{BatchSize, Error, MobileClip, ModelConfig, zero_shot};
 
 #[cfg(feature = "webgpu")]
@@ -188,6 +188,36 @@ type Model = threads::DropInPool<MobileClip>;
 #[cfg(not(feature = "threads"))]
 type Model = MobileClip;
 
+/// Weights arriving in chunks (a download, a `Blob`'s stream): each chunk is read into wasm
+/// memory tensor by tensor ([`WeightsReader`]); give it to `WasmModel.loadStream` when all
+/// arrived. A chunk that shows the file is broken rejects (`INVALID_WEIGHTS`), and the
+/// reader is then spent.
+#[wasm_bindgen]
+pub struct WasmWeights {
+    reader: WeightsReader,
+}
+
+#[wasm_bindgen]
+impl WasmWeights {
+    /// A reader waiting for the first chunk; `size` is the file's size in bytes when known
+    /// (no tensor's buffer is reserved larger than it).
+    #[wasm_bindgen(constructor)]
+    pub fn new(size: Option<f64>) -> WasmWeights {
+        WasmWeights { reader: WeightsReader::with_size(size.filter(|&n| n > 0.0).map(|n| n as u64)) }
+    }
+
+    /// Reads the next chunk of the file.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsValue> {
+        self.reader.push(chunk).map_err(|e| js_error(&e))
+    }
+
+    /// Bytes read so far.
+    #[wasm_bindgen(getter)]
+    pub fn received(&self) -> f64 {
+        self.reader.received() as f64
+    }
+}
+
 /// A loaded model on the CPU (burn flex, wasm SIMD128) or on WebGPU.
 #[wasm_bindgen]
 pub struct WasmModel {
@@ -229,11 +259,47 @@ impl WasmModel {
         )
     }
 
+    /// Loads a model from weights streamed into `weights` (see [`WasmWeights`]): a promise of a
+    /// `WasmModel`, as [`WasmModel::load`]; the weights id is the sha256 of the bytes streamed,
+    /// and `integrity` is checked against it before the model is built.
+    #[wasm_bindgen(js_name = loadStream)]
+    pub fn load_stream(
+        model: Option<String>,
+        weights: WasmWeights,
+        backend: &str,
+        integrity: Option<String>,
+    ) -> Result<Promise, JsValue> {
+        let device = device_for(backend)?;
+        let config = model.as_deref().map(ModelConfig::from_name_or_json).transpose().map_err(|e| js_error(&e))?;
+        let reader = weights.reader;
+        compute(
+            move || async move {
+                let (ckpt, digest) = reader.finish()?;
+                let id = crate::sha256_id(&digest);
+                if let Some(integrity) = &integrity {
+                    compact::check_integrity(&id, integrity)?;
+                }
+                let config = match config {
+                    None if !compact::is_compact(&ckpt) => Some(ModelConfig::builtin(DEFAULT_MODEL)?),
+                    given => given,
+                };
+                MobileClip::load_checkpoint(config, ckpt, id, device)
+            },
+            |inner| Ok(WasmModel { inner: Arc::new(Model::from(inner)) }.into()),
+        )
+    }
+
     /// Which towers the model has: `"both"`, or `"image"` / `"text"` (from a one-tower compact
     /// file).
     #[wasm_bindgen(getter)]
     pub fn towers(&self) -> String {
         self.inner.towers().to_string()
+    }
+
+    /// Bytes the model's parameters hold (`f32`): what its load needs at least.
+    #[wasm_bindgen(getter, js_name = parameterBytes)]
+    pub fn parameter_bytes(&self) -> f64 {
+        self.inner.parameter_bytes() as f64
     }
 
     /// The names of the shipped model configs.

@@ -293,8 +293,9 @@ fn invalid(msg: impl fmt::Display) -> Error {
 }
 
 /// Reads a compact file (see [`is_compact`]): what it says about itself, and its fused tensors
-/// (`int8` and `f16` ones kept as stored, turned into `f32` when a module takes them).
-pub fn read(ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
+/// (`int8` ones kept as stored, turned into `f32` when a module takes them; `f16` ones were
+/// turned into `f32` as they were read, exactly).
+pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
     let meta = ckpt.metadata();
     let get = |key: &str| meta.get(key).ok_or_else(|| invalid(format!("its metadata has no `{key}`")));
     let format = get("format")?;
@@ -333,8 +334,7 @@ pub fn read(ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
             return Err(invalid(format!("tensor `{name}` is not in its storage table")));
         }
         let want = crc.get(name).ok_or_else(|| invalid(format!("tensor `{name}` has no checksum")))?;
-        let range = ckpt.byte_range(name).expect("listed");
-        let got = format!("{:08x}", super::crc32::crc32(&ckpt.bytes()[range]));
+        let got = format!("{:08x}", ckpt.crc32(name).expect("a compact file's checksums are computed as it is read"));
         if &got != want {
             return Err(invalid(format!(
                 "tensor `{name}` is corrupted (its CRC-32 is {got}, the file says {want}): download or convert it again"
@@ -356,11 +356,11 @@ pub fn read(ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
         let stored = match kind.as_str() {
             "f32" => {
                 dtype_is(DType::F32)?;
-                Storage::F32(ckpt.read_f32(name)?)
+                Storage::F32(ckpt.take_f32(name)?)
             }
             "f16" => {
                 dtype_is(DType::F16)?;
-                Storage::F16(ckpt.read_f32(name)?.into_iter().map(half::f16::from_f32).collect())
+                Storage::F32(ckpt.take_f32(name)?)
             }
             int8 => {
                 let unknown = || invalid(format!("tensor `{name}` has an unknown storage {kind:?}"));
@@ -371,15 +371,16 @@ pub fn read(ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
                 };
                 let group = group.parse::<usize>().map_err(|_| unknown())?;
                 dtype_is(DType::I8)?;
-                let vector = |suffix: &str| {
+                let mut vector = |suffix: &str| {
                     let n = format!("{name}{suffix}");
                     if ckpt.dtype(&n) != Some(DType::F32) || ckpt.shape(&n).map(<[usize]>::len) != Some(1) {
                         return Err(invalid(format!("`{n}` is missing or not a vector of F32")));
                     }
-                    ckpt.read_f32(&n)
+                    ckpt.take_f32(&n)
                 };
                 let columns = if columns { vector(COLUMNS)? } else { Vec::new() };
-                Storage::Int8 { values: ckpt.read_i8(name)?, scales: vector(SCALES)?, group, columns }
+                let scales = vector(SCALES)?;
+                Storage::Int8 { values: ckpt.take_i8(name)?, scales, group, columns }
             }
         };
         let t = FusedTensor::new(shape.clone(), stored).ok_or_else(|| {

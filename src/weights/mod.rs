@@ -1,10 +1,12 @@
 //! From a published checkpoint to the tensors modules are built from, in one pass downwards:
 //!
-//! 1. [`Checkpoint`] reads the container (PyTorch zip or safetensors) lazily: names, shapes and
-//!    where the bytes are;
+//! 1. [`WeightsReader`] reads the container (PyTorch zip or safetensors) as a stream of chunks
+//!    into a [`Checkpoint`]: names, shapes and each tensor's values, converted to `f32` as they
+//!    arrive (the file is never held whole);
 //! 2. [`names`] renames every tensor to one canonical naming (timm / open_clip);
 //! 3. [`fold`] folds the train-time branches, BatchNorms and layer scales of each block into
-//!    its inference tensors, giving [`FusedWeights`] (the checkpoint's bytes are released);
+//!    its inference tensors, giving [`FusedWeights`] (each checkpoint tensor released as it is
+//!    taken);
 //! 4. `model/` builds burn modules from the fused map through a scoped [`VarBuilder`]
 //!    (`vb.pp("stages").pp(0)`), never seeing a train-time name; [`VarBuilder::finish`] reports
 //!    every missing, mis-shaped or unexpected tensor in one `WEIGHTS_MISMATCH` error.
@@ -21,12 +23,14 @@ pub mod names;
 mod pickle;
 mod problems;
 pub mod quantize;
+mod stream;
 mod var_builder;
 
 pub use checkpoint::{Checkpoint, Format};
 pub use compact::{CompactInfo, ConvertOptions, Towers};
 pub use fused::{FusedTensor, FusedWeights, HostTensor, Storage};
 pub use quantize::{Precision, Tolerance};
+pub use stream::WeightsReader;
 pub use var_builder::VarBuilder;
 
 use problems::Problems;

@@ -45,6 +45,22 @@ impl DType {
         }
     }
 
+    /// Whether the type is a floating-point one (what [`DType::decode_f32`] reads).
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F64 | DType::F32 | DType::F16 | DType::BF16)
+    }
+
+    /// One little-endian element of a float type as `f32` (`bytes` holds [`DType::size`] bytes).
+    pub fn decode_f32(self, b: &[u8]) -> f32 {
+        match self {
+            DType::F32 => f32::from_le_bytes(b.try_into().expect("4 bytes")),
+            DType::F64 => f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32,
+            DType::F16 => half::f16::from_le_bytes(b.try_into().expect("2 bytes")).to_f32(),
+            DType::BF16 => half::bf16::from_le_bytes(b.try_into().expect("2 bytes")).to_f32(),
+            _ => panic!("decode_f32 of a non-float dtype"),
+        }
+    }
+
     fn from_storage_name(name: &str) -> DType {
         match name {
             "FloatStorage" => DType::F32,
@@ -64,6 +80,9 @@ impl DType {
 pub struct TensorRef {
     /// The storage's key (the zip entry `data/<key>`).
     pub storage: String,
+    /// The storage's length in elements, as its persistent id says (what lets a streamed archive
+    /// know where the storage's entry ends before reading its data descriptor).
+    pub storage_len: Option<usize>,
     /// Element type of the storage.
     pub dtype: DType,
     /// Offset of the first element, in elements.
@@ -97,8 +116,9 @@ pub enum Value {
     Dict(Vec<(Value, Value)>),
     /// A reference to a global (`module.name`).
     Global(String, String),
-    /// A storage from a persistent id.
-    Storage(String, DType),
+    /// A storage from a persistent id: its key, element type and length in elements (when the
+    /// id says it).
+    Storage(String, DType, Option<usize>),
     /// A rebuilt tensor.
     Tensor(TensorRef),
     /// Anything else, kept opaque.
@@ -440,7 +460,7 @@ impl Machine<'_> {
                     let pid = self.pop()?;
                     let storage = persistent_storage(pid.value)?;
                     let payload = match &storage {
-                        Value::Storage(key, _) => key.len(),
+                        Value::Storage(key, ..) => key.len(),
                         _ => 0,
                     };
                     self.push(Item::leaf(storage, payload))?
@@ -488,8 +508,12 @@ fn persistent_storage(pid: Value) -> Result<Value> {
         return Err(bad("persistent id is not a tuple"));
     };
     match parts.as_slice() {
-        [Value::Str(kind), Value::Global(_, ty), Value::Str(key), ..] if kind == "storage" => {
-            Ok(Value::Storage(key.clone(), DType::from_storage_name(ty)))
+        [Value::Str(kind), Value::Global(_, ty), Value::Str(key), rest @ ..] if kind == "storage" => {
+            let numel = match rest.get(1) {
+                Some(Value::Int(n)) => usize::try_from(*n).ok(),
+                _ => None,
+            };
+            Ok(Value::Storage(key.clone(), DType::from_storage_name(ty), numel))
         }
         _ => Err(bad("unsupported persistent id")),
     }
@@ -517,13 +541,14 @@ fn reduce(callable: Value, args: Value) -> Result<Value> {
     };
     match (module.as_str(), name.as_str()) {
         ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor") => {
-            let (Some(Value::Storage(key, dtype)), Some(Value::Int(offset)), Some(size), Some(stride)) =
+            let (Some(Value::Storage(key, dtype, numel)), Some(Value::Int(offset)), Some(size), Some(stride)) =
                 (args.first(), args.get(1), args.get(2), args.get(3))
             else {
                 return Err(bad("malformed _rebuild_tensor arguments"));
             };
             Ok(Value::Tensor(TensorRef {
                 storage: key.clone(),
+                storage_len: *numel,
                 dtype: *dtype,
                 offset: usize::try_from(*offset).map_err(|_| bad("negative storage offset"))?,
                 shape: as_usize_list(size)?,

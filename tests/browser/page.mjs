@@ -84,6 +84,53 @@ await check('bad weights and aborted loads reject with codes', async () => {
   await rejectsWith(MobileClip.load({ model: cfg, weights: fx('v2-mci0', 'model.safetensors'), signal: ac.signal }), 'ABORTED');
 });
 
+await check('streamed loads: odd-sized chunks of a .pt and a compact file, a Response; truncated streams name the entry; abort mid-stream', async () => {
+  // A ReadableStream of `bytes` in chunks of the given sizes, in turn (headers, elements and data
+  // descriptors split across chunks).
+  const stream = (bytes, sizes) => {
+    let at = 0;
+    let i = 0;
+    return new ReadableStream({
+      pull(c) {
+        if (at >= bytes.length) { c.close(); return; }
+        const n = sizes[i++ % sizes.length];
+        c.enqueue(bytes.slice(at, at + n));
+        at += n;
+      },
+    });
+  };
+  const bytes = async (url) => new Uint8Array(await (await fetch(url)).arrayBuffer());
+  const pt = await bytes(fx('v1-mci-mct', 'model.pt'));
+  const msgs = [];
+  const progress = [];
+  const m = await MobileClip.load({ model: await config('v1-mci-mct'), weights: stream(pt, [7, 4099, 1, 65536]), onProgress: (p) => progress.push(p.loaded) });
+  try {
+    assert(progress.at(-1) === pt.length && progress.length > 10, `progress ${progress.length} events, last ${progress.at(-1)} of ${pt.length}`);
+    msgs.push(`.pt: ${await assertParity(m, await safetensors(fx('v1-mci-mct', 'io.safetensors')), TOL)}`);
+  } finally {
+    m.dispose();
+  }
+  const compact = await bytes('/tests/fixtures/compact/v2-mci0-f32.safetensors');
+  const c = await MobileClip.load({ weights: new Response(stream(compact, [3, 1000, 17])) });
+  try {
+    msgs.push(`compact: ${await assertParity(c, await safetensors(fx('v2-mci0', 'io.safetensors')), TOL)}`);
+  } finally {
+    c.dispose();
+  }
+  // Cut inside a storage entry of the zip, and inside a tensor of the safetensors file.
+  const cutPt = await rejectsWith(MobileClip.load({ model: await config('v1-mci-mct'), weights: stream(pt.slice(0, pt.length >> 1), [5000]) }), 'INVALID_WEIGHTS');
+  assert(/ends inside zip entry `[^`]+\/data\/\d+`/.test(cutPt), cutPt);
+  const cutSt = await rejectsWith(MobileClip.load({ weights: stream(compact.slice(0, compact.length - 100), [5000]) }), 'INVALID_WEIGHTS');
+  assert(/ends inside tensor `[^`]+`/.test(cutSt), cutSt);
+  msgs.push(cutPt, cutSt);
+  // A download that stalls after its first chunk, aborted.
+  const ac = new AbortController();
+  const stalled = new ReadableStream({ start(ctl) { ctl.enqueue(pt.slice(0, 1000)); } });
+  setTimeout(() => ac.abort(), 50);
+  await rejectsWith(MobileClip.load({ model: await config('v1-mci-mct'), weights: stalled, signal: ac.signal }), 'ABORTED');
+  return msgs.join(' | ');
+});
+
 await check('MobileClip.convert: the bytes `mobileclip convert` writes; they load without a model name', async () => {
   // The config file's text, as the CLI reads it: a config object is written as JSON.stringify
   // spells it (`2` for the file's `2.0`), which is the same model in other bytes (checked below).

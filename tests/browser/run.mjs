@@ -13,7 +13,11 @@
 //               suite there too), without WebAssembly SIMD, without WebAssembly
 //   full.mjs    full-size parity (CPU) on the shipped models found in $MOBILECLIP_FULL_FIXTURES
 //               (a folder written by tools/gen_fixtures.py --full; MobileCLIP-S0 and
-//               MobileCLIP2-S0 are used when present); only when asked: `run.mjs full`.
+//               MobileCLIP2-S0 are used when present; MobileCLIP2-L-14 too with
+//               MOBILECLIP_BROWSER_LARGE=1, in a page of its own: its safetensors within a peak
+//               wasm memory of its parameters + 15 %, and an f16 compact file of it (needs
+//               target/release/mobileclip; about 6 minutes, so not in tools/test.sh)); only when
+//               asked: `run.mjs full`.
 //               tools/test.sh runs it in Chromium only: the numbers are the same in the three to
 //               the last digit (S0 2.44e-7 / 1.64e-7, S2-S0 2.46e-7 / 1.71e-7), the small fixtures
 //               check the others
@@ -25,7 +29,8 @@
 //               `run.mjs threads`
 //   node tests/browser/run.mjs [page|webgpu|soak|degrade|full|threads]     MOBILECLIP_ENGINES=chromium,firefox,webkit
 // Needs: tools/build-wasm.sh (pkg/), the browsers (tools/setup.sh browsers).
-import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -131,16 +136,41 @@ async function runSuite(suite, query = '') {
   return failed;
 }
 
+/** The largest shipped model: checked in the browser when its full-size fixture is there. */
+const LARGE = 'MobileCLIP2-L-14';
+
+/**
+ * MobileCLIP2-L-14 in Chromium, in a page of its own (a fresh wasm memory): its published
+ * safetensors (peak wasm memory within its parameters + 15 %) and an f16 compact file of it
+ * (`mobileclip convert --dtype f16`, written to target/ and deleted after), each against the
+ * reference's outputs.
+ */
+async function runLarge(dir, fixturesUrl) {
+  const compact = join(root, 'target', `${LARGE}.f16.safetensors`);
+  execFileSync(join(root, 'target/release/mobileclip'), ['convert', '--model', LARGE, '--weights', join(dir, LARGE, 'model.safetensors'), '--dtype', 'f16', '-o', compact], { stdio: 'inherit' });
+  try {
+    const compacts = JSON.stringify({ [LARGE]: `/target/${LARGE}.f16.safetensors` });
+    return await runSuite('full', `&fixtures=${encodeURIComponent(fixturesUrl)}&models=${LARGE}&memory=${LARGE}&compacts=${encodeURIComponent(compacts)}`);
+  } finally {
+    rmSync(compact, { force: true });
+  }
+}
+
 const only = process.argv[2]; // optional: "page", "webgpu", "soak", "degrade", "full" or "threads"
 let failed = 0;
 for (const suite of ['page', 'webgpu', 'soak', 'degrade']) if (!only || only === suite) failed += await runSuite(suite);
 if (only === 'full') {
   const dir = process.env.MOBILECLIP_FULL_FIXTURES;
-  const models = ['MobileCLIP-S0', 'MobileCLIP2-S0'].filter((m) => dir && existsSync(join(dir, m, 'io.safetensors')));
-  if (models.length === 0) throw new Error('MOBILECLIP_FULL_FIXTURES holds neither MobileCLIP-S0 nor MobileCLIP2-S0');
+  const has = (m) => dir && existsSync(join(dir, m, 'io.safetensors'));
+  const models = ['MobileCLIP-S0', 'MobileCLIP2-S0'].filter(has);
+  // L-14 takes about 6 minutes on 2 busy cores (conversion 2, each load and parity 2): only when asked.
+  const large = has(LARGE) && process.env.MOBILECLIP_BROWSER_LARGE === '1';
+  if (models.length === 0 && !large) throw new Error(`MOBILECLIP_FULL_FIXTURES holds neither MobileCLIP-S0 nor MobileCLIP2-S0 (nor ${LARGE} with MOBILECLIP_BROWSER_LARGE=1)`);
+  if (has(LARGE) && !large) console.log(`${LARGE}: skipped (MOBILECLIP_BROWSER_LARGE=1 runs it)`);
   const fixtures = await serve(dir, { 'access-control-allow-origin': '*' });
   try {
-    failed += await runSuite('full', `&fixtures=${encodeURIComponent(fixtures.url)}&models=${models.join(',')}`);
+    if (models.length) failed += await runSuite('full', `&fixtures=${encodeURIComponent(fixtures.url)}&models=${models.join(',')}`);
+    if (large) failed += await runLarge(dir, fixtures.url);
   } finally {
     fixtures.server.close();
   }

@@ -165,7 +165,8 @@ try {
     assert(/default-src 'self'/.test(csp) && /script-src 'self' 'wasm-unsafe-eval';/.test(csp), `CSP: ${csp}`);
     const options = await page.$$eval('#model option', (os) => os.map((o) => ({ v: o.value, t: o.textContent, d: o.disabled })));
     assert(options.length === 10, `${options.length} models`);
-    assert(options.find((o) => o.v === 'MobileCLIP2-L-14')?.d, 'L-14 should be disabled');
+    const large = options.find((o) => o.v === 'MobileCLIP2-L-14');
+    assert(large && !large.d, `L-14 should be listed and selectable (${JSON.stringify(large)})`);
     assert(await page.$eval('#model', (s) => s.value) === 'MobileCLIP-S0', 'default model');
     // v1 models offer open_clip's file too (apple/MobileCLIP-S1/S2/B-OpenCLIP)
     const files = {};
@@ -181,7 +182,7 @@ try {
     const unnamed = await unnamedControls(page);
     assert(unnamed.length === 0, `controls without a name: ${unnamed}`);
     await shot(page, '01-start.png');
-    return `${options.length} models (L-14 disabled: "${options.find((o) => o.v === 'MobileCLIP2-L-14').t}"); S2's files: ${files['MobileCLIP-S2'].join(', ')}`;
+    return `${options.length} models, all selectable (L-14: "${large.t}"); S2's files: ${files['MobileCLIP-S2'].join(', ')}`;
   });
 
   let loadMs = 0;
