@@ -92,7 +92,7 @@ fn tensor_report(
     tolerance: Tolerance,
 ) {
     use mobileclip_wasm::weights::{fuse_published, quantize};
-    let (config, _, fused) = fuse_published(Checkpoint::from_bytes(bytes.to_vec()).unwrap(), config).unwrap();
+    let (config, _, fused) = fuse_published(Checkpoint::from_bytes(bytes).unwrap(), config).unwrap();
     let options = ConvertOptions { precision: Precision::F32, towers: Towers::Image, tolerance };
     let image_cosine = |fused: &mobileclip_wasm::weights::FusedWeights| {
         let file = compact::write(&config, fused, &options, &"0".repeat(64));
