@@ -114,13 +114,25 @@ impl Checkpoint {
         }
         let past_end = || Error::WeightsFormat(format!("tensor `{name}` reaches past the end of its storage"));
         match &self.parts[e.part] {
-            Part::F32(values) => Self::read_with(e, |i| values.get(i).copied().ok_or_else(past_end)),
+            Part::F32(values) => match contiguous(e) {
+                Some(range) => Ok(values.get(range).ok_or_else(past_end)?.to_vec()),
+                None => Self::read_with(e, |i| values.get(i).copied().ok_or_else(past_end)),
+            },
             Part::Raw(bytes) => {
                 let size = e.dtype.size();
-                Self::read_with(e, |i| {
-                    let b = bytes.get(i * size..(i + 1) * size).ok_or_else(past_end)?;
-                    Ok(e.dtype.decode_f32(b))
-                })
+                match contiguous(e) {
+                    Some(range) => {
+                        let end = range.end.checked_mul(size);
+                        let stored = end.and_then(|end| bytes.get(range.start * size..end)).ok_or_else(past_end)?;
+                        let mut out = Vec::with_capacity(range.len());
+                        e.dtype.decode_f32_into(stored, &mut out);
+                        Ok(out)
+                    }
+                    None => Self::read_with(e, |i| {
+                        let b = bytes.get(i * size..(i + 1) * size).ok_or_else(past_end)?;
+                        Ok(e.dtype.decode_f32(b))
+                    }),
+                }
             }
             Part::Gone => Err(taken(name)),
         }
@@ -134,7 +146,10 @@ impl Checkpoint {
         }
         let past_end = || Error::WeightsFormat(format!("tensor `{name}` reaches past the end of its storage"));
         match &self.parts[e.part] {
-            Part::Raw(bytes) => Self::read_with(e, |i| bytes.get(i).map(|&b| b as i8).ok_or_else(past_end)),
+            Part::Raw(bytes) => match contiguous(e) {
+                Some(range) => Ok(bytes.get(range).ok_or_else(past_end)?.iter().map(|&b| b as i8).collect()),
+                None => Self::read_with(e, |i| bytes.get(i).map(|&b| b as i8).ok_or_else(past_end)),
+            },
             Part::F32(_) => unreachable!("only float storages are converted"),
             Part::Gone => Err(taken(name)),
         }
@@ -191,17 +206,17 @@ impl Checkpoint {
         self.entries.get(name).map(|e| e.dtype)
     }
 
-    /// Reads the elements of `e` in row-major order with `read(element index in storage)`.
+    /// Reads the elements of a strided (not [`contiguous`]) `e` in row-major order with
+    /// `read(element index in storage)`, one element at a time.
     fn read_with<T>(e: &Entry, read: impl Fn(usize) -> Result<T>) -> Result<Vec<T>> {
         let numel: usize = e.shape.iter().product();
         let mut out = Vec::with_capacity(numel);
         if numel == 0 {
             return Ok(out);
         }
-        let contiguous = contiguous_strides(&e.shape);
-        if e.stride == contiguous || e.shape.len() <= 1 && e.stride.iter().all(|&s| s == 1) {
-            for i in 0..numel {
-                out.push(read(e.offset + i)?);
+        if let Some(range) = contiguous(e) {
+            for i in range {
+                out.push(read(i)?);
             }
         } else {
             let mut idx = vec![0usize; e.shape.len()];
@@ -219,6 +234,18 @@ impl Checkpoint {
         }
         Ok(out)
     }
+}
+
+/// The elements of `e` in its storage, when they lie there in row-major order one after the
+/// other (the tensors of safetensors and compact files, most of PyTorch's): a range of element
+/// indices, read as a slice; `None` for a strided view.
+fn contiguous(e: &Entry) -> Option<std::ops::Range<usize>> {
+    let numel: usize = e.shape.iter().product();
+    if numel == 0 {
+        return Some(0..0);
+    }
+    let dense = e.stride == contiguous_strides(&e.shape) || e.shape.len() <= 1 && e.stride.iter().all(|&s| s == 1);
+    dense.then(|| e.offset..e.offset.saturating_add(numel))
 }
 
 fn taken(name: &str) -> Error {

@@ -152,19 +152,7 @@ impl FusedTensor {
         let data = match self.storage {
             Storage::F32(data) => data,
             Storage::F16(values) => values.iter().map(|v| v.to_f32()).collect(),
-            Storage::Int8 { values, scales, group, columns } => {
-                let mut data: Vec<f32> = values
-                    .chunks(group)
-                    .zip(&scales)
-                    .flat_map(|(q, &s)| q.iter().map(move |&v| f32::from(v) * s))
-                    .collect();
-                if !columns.is_empty() {
-                    for row in data.chunks_mut(columns.len()) {
-                        row.iter_mut().zip(&columns).for_each(|(v, c)| *v *= c);
-                    }
-                }
-                data
-            }
+            Storage::Int8 { values, scales, group, columns } => dequantise(&values, &scales, group, &columns),
         };
         HostTensor { shape: self.shape, data }
     }
@@ -173,6 +161,30 @@ impl FusedTensor {
     pub fn to_f32(&self) -> Vec<f32> {
         self.clone().into_host().data
     }
+}
+
+/// `int8` values times their group's scale (and their column's factor, when there are any), in
+/// one pass into a preallocated output: a group at a time, so that the inner loops are plain
+/// slice maps the compiler vectorises (SIMD128 in wasm). Each value is `(q · scale) · column`,
+/// the order [`Storage::Int8`] documents, so the result is the same bit for bit whatever the
+/// chunking. The storage was checked by [`FusedTensor::new`]: `group` divides the rows, one
+/// scale per group, `columns` empty or a row long.
+fn dequantise(values: &[i8], scales: &[f32], group: usize, columns: &[f32]) -> Vec<f32> {
+    let mut data = Vec::with_capacity(values.len());
+    if columns.is_empty() {
+        for (q, &s) in values.chunks_exact(group).zip(scales) {
+            data.extend(q.iter().map(|&v| f32::from(v) * s));
+        }
+    } else {
+        let per_row = columns.len() / group;
+        for (q_row, s_row) in values.chunks_exact(columns.len()).zip(scales.chunks_exact(per_row)) {
+            for ((q, c), &s) in q_row.chunks_exact(group).zip(columns.chunks_exact(group)).zip(s_row) {
+                data.extend(q.iter().zip(c).map(|(&v, &c)| f32::from(v) * s * c));
+            }
+        }
+    }
+    debug_assert_eq!(data.len(), values.len(), "an int8 storage checked by FusedTensor::new");
+    data
 }
 
 impl From<HostTensor> for FusedTensor {

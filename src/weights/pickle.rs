@@ -61,6 +61,22 @@ impl DType {
         }
     }
 
+    /// Appends little-endian elements of a float type to `out` as `f32` ([`DType::decode_f32`]
+    /// of each [`DType::size`] bytes, the type matched once rather than per element; a partial
+    /// element at the end is ignored).
+    pub fn decode_f32_into(self, bytes: &[u8], out: &mut Vec<f32>) {
+        fn each<const N: usize>(bytes: &[u8], out: &mut Vec<f32>, f: impl Fn([u8; N]) -> f32) {
+            out.extend(bytes.chunks_exact(N).map(|b| f(b.try_into().expect("N bytes"))));
+        }
+        match self {
+            DType::F32 => each(bytes, out, f32::from_le_bytes),
+            DType::F64 => each(bytes, out, |b| f64::from_le_bytes(b) as f32),
+            DType::F16 => each(bytes, out, |b| half::f16::from_le_bytes(b).to_f32()),
+            DType::BF16 => each(bytes, out, |b| half::bf16::from_le_bytes(b).to_f32()),
+            _ => panic!("decode_f32 of a non-float dtype"),
+        }
+    }
+
     fn from_storage_name(name: &str) -> DType {
         match name {
             "FloatStorage" => DType::F32,

@@ -256,11 +256,7 @@ impl WeightsReader {
                     }
                 }
                 let whole = piece.len() / size * size;
-                if f.dtype == DType::F32 {
-                    values.extend(piece[..whole].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4"))));
-                } else {
-                    values.extend(piece[..whole].chunks_exact(size).map(|b| f.dtype.decode_f32(b)));
-                }
+                f.dtype.decode_f32_into(&piece[..whole], values);
                 f.carry.extend_from_slice(&piece[whole..]);
             }
             Part::Raw(bytes) => bytes.extend_from_slice(piece),
