@@ -116,7 +116,7 @@ impl Checkpoint {
         match &self.parts[e.part] {
             Part::F32(values) => match contiguous(e) {
                 Some(range) => Ok(values.get(range).ok_or_else(past_end)?.to_vec()),
-                None => Self::read_with(e, |i| values.get(i).copied().ok_or_else(past_end)),
+                None => Self::read_strided(e, |i| values.get(i).copied().ok_or_else(past_end)),
             },
             Part::Raw(bytes) => {
                 let size = e.dtype.size();
@@ -128,7 +128,7 @@ impl Checkpoint {
                         e.dtype.decode_f32_into(stored, &mut out);
                         Ok(out)
                     }
-                    None => Self::read_with(e, |i| {
+                    None => Self::read_strided(e, |i| {
                         let b = bytes.get(i * size..(i + 1) * size).ok_or_else(past_end)?;
                         Ok(e.dtype.decode_f32(b))
                     }),
@@ -148,7 +148,7 @@ impl Checkpoint {
         match &self.parts[e.part] {
             Part::Raw(bytes) => match contiguous(e) {
                 Some(range) => Ok(bytes.get(range).ok_or_else(past_end)?.iter().map(|&b| b as i8).collect()),
-                None => Self::read_with(e, |i| bytes.get(i).map(|&b| b as i8).ok_or_else(past_end)),
+                None => Self::read_strided(e, |i| bytes.get(i).map(|&b| b as i8).ok_or_else(past_end)),
             },
             Part::F32(_) => unreachable!("only float storages are converted"),
             Part::Gone => Err(taken(name)),
@@ -159,8 +159,8 @@ impl Checkpoint {
     /// no other tensor views it (moved out without a copy when the tensor is all of it).
     pub fn take_f32(&mut self, name: &str) -> Result<Vec<f32>> {
         let e = self.entry(name)?;
-        let (part, whole) = (e.part, e.offset == 0 && e.stride == contiguous_strides(&e.shape));
         let numel: usize = e.shape.iter().product();
+        let (part, whole) = (e.part, contiguous(e) == Some(0..numel));
         if e.dtype.is_float()
             && self.users[part] == 1
             && whole
@@ -208,28 +208,19 @@ impl Checkpoint {
 
     /// Reads the elements of a strided (not [`contiguous`]) `e` in row-major order with
     /// `read(element index in storage)`, one element at a time.
-    fn read_with<T>(e: &Entry, read: impl Fn(usize) -> Result<T>) -> Result<Vec<T>> {
+    fn read_strided<T>(e: &Entry, read: impl Fn(usize) -> Result<T>) -> Result<Vec<T>> {
         let numel: usize = e.shape.iter().product();
         let mut out = Vec::with_capacity(numel);
-        if numel == 0 {
-            return Ok(out);
-        }
-        if let Some(range) = contiguous(e) {
-            for i in range {
-                out.push(read(i)?);
-            }
-        } else {
-            let mut idx = vec![0usize; e.shape.len()];
-            for _ in 0..numel {
-                let at = e.offset + idx.iter().zip(&e.stride).map(|(i, s)| i * s).sum::<usize>();
-                out.push(read(at)?);
-                for d in (0..idx.len()).rev() {
-                    idx[d] += 1;
-                    if idx[d] < e.shape[d] {
-                        break;
-                    }
-                    idx[d] = 0;
+        let mut idx = vec![0usize; e.shape.len()];
+        for _ in 0..numel {
+            let at = e.offset + idx.iter().zip(&e.stride).map(|(i, s)| i * s).sum::<usize>();
+            out.push(read(at)?);
+            for d in (0..idx.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < e.shape[d] {
+                    break;
                 }
+                idx[d] = 0;
             }
         }
         Ok(out)
