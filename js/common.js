@@ -135,9 +135,34 @@ export async function breathe() {
   lastBreath = globalThis.performance?.now() ?? Date.now();
 }
 
+/** Refuses a weights download whose response is an HTTP error (`WEIGHTS_DOWNLOAD`). */
+export function checkDownload(response) {
+  if (!response.ok) throw new MobileClipError('WEIGHTS_DOWNLOAD', `downloading the weights failed: HTTP ${response.status} ${response.statusText}`);
+}
+
+/**
+ * The next chunk of a weights stream (`reader.read()`, abortable): a stream that fails (a
+ * network error mid-download, a stream erroring) rejects with `WEIGHTS_DOWNLOAD`, a chunk that is
+ * not bytes with `INVALID_ARGUMENT`.
+ */
+export async function readChunk(reader, signal) {
+  let chunk;
+  try {
+    chunk = await abortable(reader.read(), signal);
+  } catch (e) {
+    if (e instanceof MobileClipError) throw e;
+    throw new MobileClipError('WEIGHTS_DOWNLOAD', `reading the weights failed: ${e?.message ?? String(e)}`);
+  }
+  // (by tag, not instanceof: a stream made in another realm, an iframe's, gives its own Uint8Arrays)
+  if (!chunk.done && Object.prototype.toString.call(chunk.value) !== '[object Uint8Array]') {
+    throw new MobileClipError('INVALID_ARGUMENT', `a weights stream must give Uint8Array chunks, got ${describe(chunk.value)}`);
+  }
+  return chunk;
+}
+
 /** The body of a weights download as bytes, reporting `{loaded, total}` per chunk; abortable. */
 export async function readResponse(response, onProgress, signal) {
-  if (!response.ok) throw new MobileClipError('WEIGHTS_DOWNLOAD', `downloading the weights failed: HTTP ${response.status} ${response.statusText}`);
+  checkDownload(response);
   const total = Number(response.headers.get('content-length')) || 0;
   if (!response.body) return new Uint8Array(await response.arrayBuffer());
   const reader = response.body.getReader();
@@ -145,7 +170,7 @@ export async function readResponse(response, onProgress, signal) {
   let loaded = 0;
   for (;;) {
     if (signal?.aborted) throw new MobileClipError('ABORTED', 'loading was aborted');
-    const { done, value } = await reader.read();
+    const { done, value } = await readChunk(reader);
     if (done) break;
     chunks.push(value);
     loaded += value.length;

@@ -4,7 +4,7 @@
  * - `INVALID_CONFIG`: a config object that cannot be used (a missing or inconsistent field).
  * - `INVALID_WEIGHTS`: the weights file cannot be read (truncated, corrupt, not a checkpoint).
  * - `WEIGHTS_MISMATCH`: the weights are another model's (tensors missing, unexpected or mis-shaped).
- * - `WEIGHTS_DOWNLOAD`: downloading the weights failed (HTTP status).
+ * - `WEIGHTS_DOWNLOAD`: downloading the weights failed (an HTTP error status, or the download / the weights stream failing midway).
  * - `INTEGRITY_MISMATCH`: the weights' sha256 is not the one the load's `integrity` names.
  * - `NO_TEXT_TOWER`, `NO_IMAGE_TOWER`: a call needing the tower a one-tower compact file left out.
  * - `INVALID_IMAGE`, `TAINTED_IMAGE`: an image that cannot be read (wrong type, empty, cross-origin without CORS).

@@ -6,8 +6,8 @@
 
 import initCpu, * as cpu from './cpu/mobileclip_wasm.js';
 import {
-  abortable, aborted, breathe, checkConvert, checkEmbedding, checkOptions, DEFAULT_TEMPLATES, describe, disposed, imageSources,
-  isA, isTrap, labelList, MobileClipError, OPTIONS, readResponse, report, textList, throwIfAborted, toError, toRgba, TRAP_FOR_TESTS,
+  abortable, aborted, breathe, checkConvert, checkDownload, checkEmbedding, checkOptions, DEFAULT_TEMPLATES, describe, disposed, imageSources,
+  isA, isTrap, labelList, MobileClipError, OPTIONS, readChunk, readResponse, report, textList, throwIfAborted, toError, toRgba, TRAP_FOR_TESTS,
 } from './common.js';
 import { LabelPack } from './label-pack.js';
 import { AUTO_MAX_THREADS, startPool, threadsUnsupported } from './threads.js';
@@ -212,7 +212,7 @@ async function openWeights(weights, signal) {
   if (isA(weights, 'Blob')) return { stream: weights.stream(), total: weights.size, keep: weights };
   if (isA(weights, 'ReadableStream')) return { stream: weights, total: 0 };
   const body = (response, keep) => {
-    if (!response.ok) throw new MobileClipError('WEIGHTS_DOWNLOAD', `downloading the weights failed: HTTP ${response.status} ${response.statusText}`);
+    checkDownload(response);
     if (response.bodyUsed) throw new MobileClipError('INVALID_ARGUMENT', 'the weights Response was already read');
     const total = Number(response.headers.get('content-length')) || 0;
     return response.body ? { stream: response.body, total, keep } : { bytes: null, response, keep };
@@ -248,7 +248,7 @@ async function streamWeights(glue, source, onProgress, signal) {
     try {
       for (;;) {
         throwIfAborted(signal);
-        const { done, value } = await abortable(chunks.read(), signal);
+        const { done, value } = await readChunk(chunks, signal);
         if (done) break;
         reader.push(value);
         parts?.push(value);

@@ -84,7 +84,7 @@ await check('bad weights and aborted loads reject with codes', async () => {
   await rejectsWith(MobileClip.load({ model: cfg, weights: fx('v2-mci0', 'model.safetensors'), signal: ac.signal }), 'ABORTED');
 });
 
-await check('streamed loads: odd-sized chunks of a .pt and a compact file, a Response; truncated streams name the entry; abort mid-stream', async () => {
+await check('streamed loads: odd-sized chunks of a .pt and a compact file, a Response; truncated streams name the entry; failing and non-byte streams are coded errors; abort mid-stream', async () => {
   // A ReadableStream of `bytes` in chunks of the given sizes, in turn (headers, elements and data
   // descriptors split across chunks).
   const stream = (bytes, sizes) => {
@@ -123,6 +123,11 @@ await check('streamed loads: odd-sized chunks of a .pt and a compact file, a Res
   const cutSt = await rejectsWith(MobileClip.load({ weights: stream(compact.slice(0, compact.length - 100), [5000]) }), 'INVALID_WEIGHTS');
   assert(/ends inside tensor `[^`]+`/.test(cutSt), cutSt);
   msgs.push(cutPt, cutSt);
+  // A stream that fails mid-download, and one that gives something other than bytes.
+  const failing = new ReadableStream({ start(ctl) { ctl.enqueue(pt.slice(0, 1000)); ctl.error(new Error('network down')); } });
+  msgs.push(await rejectsWith(MobileClip.load({ model: await config('v1-mci-mct'), weights: failing }), 'WEIGHTS_DOWNLOAD'));
+  const strings = new ReadableStream({ start(ctl) { ctl.enqueue('PK'); ctl.close(); } });
+  msgs.push(await rejectsWith(MobileClip.load({ model: await config('v1-mci-mct'), weights: strings }), 'INVALID_ARGUMENT'));
   // A download that stalls after its first chunk, aborted.
   const ac = new AbortController();
   const stalled = new ReadableStream({ start(ctl) { ctl.enqueue(pt.slice(0, 1000)); } });
