@@ -108,9 +108,9 @@ impl TextEncoder {
             for layer in &self.layers {
                 x = self.forward_layer(layer, x);
             }
+            let x = self.ln_final.forward(x);
             let d = x.dims()[2];
-            let pooled = select_rows(x, eot).reshape([b, d]);
-            return self.ln_final.forward(pooled).matmul(self.projection.val());
+            return select_rows(x, eot).reshape([b, d]).matmul(self.projection.val());
         }
         let last = self.layers.iter().rposition(|layer| matches!(layer, TextLayer::Transformer(_)));
         let (head, tail) = self.layers.split_at(last.map_or(0, |i| i + 1));
