@@ -192,27 +192,39 @@ fn linear_impl<const D: usize>(
     let mut shape: [usize; D] = x.dims();
     let out_dim = cols.len();
     let rows = shape[..D - 1].iter().product::<usize>();
-    let xs = primitive(x);
     let weight = param(&l.weight);
     let bias = l.bias.as_ref().map(param);
-    let res = residual.map(primitive);
-    let mut out = vec![0.0f32; rows * out_dim];
-    let ep = Epilogue {
-        bias: bias.as_ref().map_or(Bias::None, |b| Bias::Col(&values(b)[cols.start..])),
-        gelu,
-        residual: res.as_ref().map(|r| (values(r), out_dim)),
-        scale: 1.0,
-    };
-    gemm::gemm(
+    let out = row_product(
+        primitive(x),
         [rows, out_dim, inp],
-        Mat::rows(values(&xs), inp),
         Mat::rows(&values(&weight)[cols.start..], width),
-        &mut out,
-        out_dim,
-        &ep,
+        bias.as_ref().map(|b| &values(b)[cols.start..]),
+        gelu,
+        residual.map(primitive),
     );
     shape[D - 1] = out_dim;
     tensor(out, shape)
+}
+
+/// `act(x · w + bias) + residual` for `x` `[rows, in]` (flex values), `w` an `in × out` view,
+/// one bias value per output column: `[rows, out]` values.
+fn row_product(
+    x: FlexTensor,
+    [rows, out, inp]: [usize; 3],
+    w: Mat,
+    bias: Option<&[f32]>,
+    gelu: bool,
+    residual: Option<FlexTensor>,
+) -> Vec<f32> {
+    let mut y = vec![0.0f32; rows * out];
+    let ep = Epilogue {
+        bias: bias.map_or(Bias::None, Bias::Col),
+        gelu,
+        residual: residual.as_ref().map(|r| (values(r), out)),
+        scale: 1.0,
+    };
+    gemm::gemm([rows, out, inp], Mat::rows(values(&x), inp), w, &mut y, out, &ep);
+    y
 }
 
 /// A 1×1 convolution applied to rows of channels, `[R, in]` → `[R, out]`: GELU after it when
@@ -229,24 +241,15 @@ pub fn pointwise(conv: &Conv2d, x: Tensor<2>, gelu: bool, residual: Option<Tenso
         return unfused(y, gelu, residual);
     }
     let rows = x.dims()[0];
-    let xs = primitive(x);
     let weight = param(&conv.weight);
     let bias = conv.bias.as_ref().map(param);
-    let res = residual.map(primitive);
-    let mut out = vec![0.0f32; rows * cout];
-    let ep = Epilogue {
-        bias: bias.as_ref().map_or(Bias::None, |b| Bias::Col(values(b))),
-        gelu,
-        residual: res.as_ref().map(|r| (values(r), cout)),
-        scale: 1.0,
-    };
-    gemm::gemm(
+    let out = row_product(
+        primitive(x),
         [rows, cout, cin],
-        Mat::rows(values(&xs), cin),
         Mat::transposed(values(&weight), cin),
-        &mut out,
-        cout,
-        &ep,
+        bias.as_ref().map(values),
+        gelu,
+        residual.map(primitive),
     );
     tensor(out, [rows, cout])
 }
