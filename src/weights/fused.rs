@@ -151,7 +151,7 @@ impl FusedTensor {
     pub fn into_host(self) -> HostTensor {
         let data = match self.storage {
             Storage::F32(data) => data,
-            Storage::F16(values) => values.iter().map(|v| v.to_f32()).collect(),
+            Storage::F16(values) => values.iter().map(|v| super::pickle::f16_to_f32(v.to_bits())).collect(),
             Storage::Int8 { values, scales, group, columns } => dequantise(&values, &scales, group, &columns),
         };
         HostTensor { shape: self.shape, data }
