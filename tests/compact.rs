@@ -402,6 +402,29 @@ fn integrity_names_the_digest() {
     }
 }
 
+/// Each tower a conversion writes is checked to build the model exactly; a tower it does not
+/// write is not (a text-only file of a checkpoint whose image tower is damaged is fine).
+#[test]
+fn each_tower_written_is_checked_against_the_model() {
+    let (config, bytes) = fixture("v2-mci0");
+    let (mut header, data) = split(&bytes);
+    // a tensor a module takes as it is (not one folding consumes: the folding's problems are
+    // the checkpoint's, reported whatever is written)
+    let info = header.remove("visual.trunk.head.fc.weight").unwrap();
+    header.insert("visual.renamed.weight".into(), info);
+    let damaged = join(&header, &data);
+    let options = |towers| ConvertOptions { precision: Precision::F16, towers, ..Default::default() };
+    for towers in [Towers::Image, Towers::Both] {
+        let e = MobileClip::convert(&config, damaged.clone(), &options(towers)).unwrap_err();
+        assert_eq!(e.code(), "WEIGHTS_MISMATCH", "{towers}: {e}");
+        assert!(e.to_string().contains("renamed"), "{towers}: {e}");
+    }
+    let text = MobileClip::convert(&config, damaged, &options(Towers::Text)).unwrap();
+    let m = MobileClip::load(None, text, Device::flex()).unwrap();
+    assert_eq!(m.towers(), Towers::Text);
+    m.encode_tokens(&read_io(&fixtures_root().join("v2-mci0")).tokens).unwrap();
+}
+
 /// A config object from JavaScript (`JSON.stringify` writes `0.0` as `0`, in its own key
 /// order and spacing) is stored in the same bytes as the same config read from its file or
 /// taken by a shipped model's name: the file does not depend on how the config was given.

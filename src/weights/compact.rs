@@ -201,9 +201,9 @@ pub fn convert(config: &ModelConfig, checkpoint: Vec<u8>, options: &ConvertOptio
 /// given the whole file), into a compact file's bytes. The checkpoint is folded (each tensor
 /// released as it is taken), each fused tensor stored as `options` say (released as it is),
 /// each tower written checked to build the model exactly (every tensor present, of its shape,
-/// nothing left over), then written. What it holds at most is about the fused tensors and the
-/// file (or, while a tower is checked, the stored tensors and that tower's `f32` parameters),
-/// never the checkpoint twice.
+/// nothing left over: [`Clip::check`](crate::model::clip::Clip::check)), then written. What it
+/// holds at most is about the fused tensors and the file (or, while a tower is checked, the
+/// stored tensors and that tower's `f32` parameters), never the checkpoint twice.
 pub fn convert_stream(config: &ModelConfig, reader: WeightsReader, options: &ConvertOptions) -> Result<Vec<u8>> {
     let (ckpt, digest) = reader.finish()?;
     let source_sha256 = hex(&digest);
@@ -215,14 +215,13 @@ pub fn convert_stream(config: &ModelConfig, reader: WeightsReader, options: &Con
     // stored with the description the model is built from (open_clip's, for such a v1 checkpoint)
     let (config, arch, fused) = super::fuse_published(ckpt, config)?;
     let (problems, folded) = (fused.problems.clone(), fused.folded.clone());
-    let stored = store(fused, options);
+    let mut stored = store(fused, options);
+    // the folding's problems are reported with the modules' own
+    (stored.problems, stored.folded) = (problems, folded);
     for tower in [Towers::Image, Towers::Text].into_iter().filter(|t| options.towers.keeps_tower(*t)) {
-        // this tower's tensors, as a load of the file will find them (the folding's problems
-        // reported with its own)
-        let mut part: FusedWeights =
-            stored.iter().filter(|(n, _)| tower.keeps(n)).map(|(n, t)| (n.to_string(), t.clone())).collect();
-        (part.problems, part.folded) = (problems.clone(), folded.clone());
-        crate::model::clip::Clip::load(&arch, part, tower, &burn::tensor::Device::flex())?;
+        let (checked, back) = crate::model::clip::Clip::check(&arch, stored, tower);
+        checked?;
+        stored = back;
     }
     Ok(write(&config, &stored, options, &source_sha256))
 }
