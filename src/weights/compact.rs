@@ -243,40 +243,31 @@ pub fn store(fused: FusedWeights, options: &ConvertOptions) -> FusedWeights {
 /// bytes are made again straight into the file: nothing but the file itself is held beside the
 /// tensors.
 pub fn write(config: &ModelConfig, fused: &FusedWeights, options: &ConvertOptions, source_sha256: &str) -> Vec<u8> {
-    // (stored name, tensor name, part, dtype, shape, bytes)
-    let mut entries: Vec<(String, &str, Part, &'static str, Vec<usize>, usize)> = Vec::new();
+    let mut entries: Vec<Entry> = Vec::new();
     let mut storage = BTreeMap::new();
-    for (name, t) in fused.iter() {
-        storage.insert(name.to_string(), t.storage().kind());
+    for (tensor, t) in fused.iter() {
+        storage.insert(tensor.to_string(), t.storage().kind());
+        let entry = |name: String, part, dtype, shape, len| Entry { name, tensor, part, dtype, shape, len };
         let shape = t.shape().to_vec();
         match t.storage() {
-            Storage::F32(v) => entries.push((name.into(), name, Part::Values, "F32", shape, 4 * v.len())),
-            Storage::F16(v) => entries.push((name.into(), name, Part::Values, "F16", shape, 2 * v.len())),
+            Storage::F32(v) => entries.push(entry(tensor.into(), Part::Values, "F32", shape, 4 * v.len())),
+            Storage::F16(v) => entries.push(entry(tensor.into(), Part::Values, "F16", shape, 2 * v.len())),
             Storage::Int8 { values, scales, columns, .. } => {
-                entries.push((name.into(), name, Part::Values, "I8", shape, values.len()));
-                entries.push((
-                    format!("{name}{SCALES}"),
-                    name,
-                    Part::Scales,
-                    "F32",
-                    vec![scales.len()],
-                    4 * scales.len(),
-                ));
+                entries.push(entry(tensor.into(), Part::Values, "I8", shape, values.len()));
+                let n = scales.len();
+                entries.push(entry(format!("{tensor}{SCALES}"), Part::Scales, "F32", vec![n], 4 * n));
                 if !columns.is_empty() {
                     let n = columns.len();
-                    entries.push((format!("{name}{COLUMNS}"), name, Part::Columns, "F32", vec![n], 4 * n));
+                    entries.push(entry(format!("{tensor}{COLUMNS}"), Part::Columns, "F32", vec![n], 4 * n));
                 }
             }
         }
     }
     // one order for the header's keys and the bytes: by stored name
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let bytes_of =
-        |tensor: &str, part: Part| part_bytes(fused.get(tensor).expect("listed from the map").storage(), part);
-    let crc: BTreeMap<&str, String> = entries
-        .iter()
-        .map(|(n, t, part, ..)| (n.as_str(), format!("{:08x}", super::crc32::crc32(&bytes_of(t, *part)))))
-        .collect();
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let bytes_of = |e: &Entry| part_bytes(fused.get(e.tensor).expect("listed from the map").storage(), e.part);
+    let crc: BTreeMap<&str, String> =
+        entries.iter().map(|e| (e.name.as_str(), format!("{:08x}", super::crc32::crc32(&bytes_of(e))))).collect();
     let metadata: BTreeMap<&str, String> = BTreeMap::from([
         ("format", FORMAT.to_string()),
         ("version", VERSION.to_string()),
@@ -290,10 +281,10 @@ pub fn write(config: &ModelConfig, fused: &FusedWeights, options: &ConvertOption
     let mut header = serde_json::Map::new();
     header.insert("__metadata__".into(), serde_json::to_value(metadata).expect("strings"));
     let mut offset = 0;
-    for (name, _, _, dtype, shape, len) in &entries {
-        let info = serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len]});
-        header.insert(name.clone(), info);
-        offset += len;
+    for e in &entries {
+        let info = serde_json::json!({"dtype": e.dtype, "shape": e.shape, "data_offsets": [offset, offset + e.len]});
+        header.insert(e.name.clone(), info);
+        offset += e.len;
     }
     // A safetensors file with its header's keys in a fixed order (metadata first, then tensors
     // by name: serde_json's map is sorted, and `__` sorts first) and the tensors' bytes in name
@@ -305,10 +296,24 @@ pub fn write(config: &ModelConfig, fused: &FusedWeights, options: &ConvertOption
     let mut out = Vec::with_capacity(8 + header.len() + offset);
     out.extend((header.len() as u64).to_le_bytes());
     out.extend(header);
-    for (_, tensor, part, ..) in &entries {
-        out.extend(bytes_of(tensor, *part));
+    for e in &entries {
+        out.extend(bytes_of(e));
     }
     out
+}
+
+/// One tensor of a compact file: which array of which stored tensor it holds, as what.
+struct Entry<'a> {
+    /// Its name in the file.
+    name: String,
+    /// The stored tensor it comes from.
+    tensor: &'a str,
+    part: Part,
+    /// safetensors dtype.
+    dtype: &'static str,
+    shape: Vec<usize>,
+    /// Bytes.
+    len: usize,
 }
 
 /// Which of a stored tensor's arrays a file's tensor holds.
