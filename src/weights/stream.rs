@@ -21,6 +21,9 @@ use super::checkpoint::{self, Checkpoint, Entry, Format, Part};
 use super::pickle::{self, DType};
 use crate::error::{Error, Result};
 
+/// Bytes an entry of unknown length (or the central directory) takes into the buffer per step.
+const SCAN_STEP: usize = 64 << 10;
+
 const LOCAL: &[u8; 4] = b"PK\x03\x04";
 const CENTRAL: &[u8; 4] = b"PK\x01\x02";
 const DESCRIPTOR: &[u8; 4] = b"PK\x07\x08";
@@ -323,7 +326,9 @@ impl WeightsReader {
             let need = self.need();
             let take = match need {
                 Some(need) => need.saturating_sub(self.buf.len()).min(data.len() - taken),
-                None => data.len() - taken,
+                // At most SCAN_STEP at a time: the rest of a large chunk is not copied into
+                // the buffer (and out again at each following entry: quadratic in the chunk).
+                None => (data.len() - taken).min(SCAN_STEP),
             };
             self.buf.extend_from_slice(&data[taken..taken + take]);
             taken += take;
