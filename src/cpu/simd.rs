@@ -308,14 +308,11 @@ impl Vector for F32x4 {
     fn round(self) -> Self {
         F32x4::round(self)
     }
+    /// (With relaxed SIMD: inlined into the kernels, which enable it, and from there its
+    /// fused instruction.)
     #[inline(always)]
     fn mul_add(self, b: Self, c: Self) -> Self {
-        #[cfg(all(target_arch = "wasm32", feature = "relaxed-simd"))]
-        // SAFETY: a module built with relaxed SIMD only instantiates where the engine validates
-        // it (and this is inlined into the kernels, which enable it).
-        return unsafe { F32x4::mul_add(self, b, c) };
-        #[cfg(not(all(target_arch = "wasm32", feature = "relaxed-simd")))]
-        return F32x4::mul_add(self, b, c);
+        F32x4::mul_add(self, b, c)
     }
 }
 
