@@ -67,7 +67,7 @@ type Row = [Time; 4];
 fn timed(n: usize, mut f: impl FnMut()) -> Time {
     f();
     let cpu = cpu_ms();
-    let mut t: Vec<f64> = (0..n)
+    let t: Vec<f64> = (0..n)
         .map(|_| {
             let s = Instant::now();
             f();
@@ -75,18 +75,21 @@ fn timed(n: usize, mut f: impl FnMut()) -> Time {
         })
         .collect();
     let cpu = (cpu_ms() - cpu) / n as f64;
-    t.sort_by(f64::total_cmp);
-    Time { wall: t[n / 2], cpu }
+    Time { wall: median(t), cpu }
+}
+
+/// The median (the mean of the middle two for an even count).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
 /// Median of each figure over rounds.
 fn median_rows(rows: &[Row]) -> Row {
-    std::array::from_fn(|i| {
-        let mut w: Vec<f64> = rows.iter().map(|r| r[i].wall).collect();
-        let mut c: Vec<f64> = rows.iter().map(|r| r[i].cpu).collect();
-        w.sort_by(f64::total_cmp);
-        c.sort_by(f64::total_cmp);
-        Time { wall: w[w.len() / 2], cpu: c[c.len() / 2] }
+    std::array::from_fn(|i| Time {
+        wall: median(rows.iter().map(|r| r[i].wall).collect()),
+        cpu: median(rows.iter().map(|r| r[i].cpu).collect()),
     })
 }
 
@@ -274,7 +277,9 @@ Measured by `cargo bench --bench native` (run by `tools/bench.sh`; see benches/n
 random-weight full-size checkpoints), {iters} timed calls per figure after one warm-up, median over rounds; load average \
 at the end {load}. Each cell: median wall ms (mean process CPU ms per call, all threads). **Ratio** (on our rows): \
 PyTorch's time over ours, above 1 = we are faster; from CPU time on 1 thread (robust to the other load on this \
-shared machine), from wall time on 2 threads.\n\n{table}\n| model | load (ms): parse + fold + upload of the train-time checkpoint |\n|---|---|\n{loads}\n\
+shared machine), from wall time on 2 threads. Two-thread wall times mean something only on a quiet machine \
+(load average well under 1 on 2 cores): on a loaded one both runtimes wait for cores, PyTorch's spinning OpenMP threads \
+most.\n\n{table}\n| model | load (ms): parse + fold + upload of the train-time checkpoint |\n|---|---|\n{loads}\n\
 | step | time |\n|---|---|\n{pre}"
     );
     write_section(Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md").as_path(), "## Native CPU", &section);
