@@ -59,9 +59,6 @@ pub struct WeightsReader {
     peak_buf: usize,
 }
 
-/// The most bytes of a chunk handed to the parser at a time (see [`WeightsReader::push`]).
-const PARSE_PIECE: usize = 64 << 10;
-
 /// The most bytes reserved ahead for one tensor when the file's size is unknown (beyond it, a
 /// tensor's buffer grows as its bytes arrive).
 const RESERVE: usize = 256 << 20;
@@ -176,14 +173,10 @@ impl WeightsReader {
         let mut data = chunk;
         while !data.is_empty() {
             // A tensor's bytes go straight into its buffer; headers and entries of unknown
-            // length go through the parser's buffer a bounded piece at a time, so that what
-            // stays buffered after a step (and is moved along by the next) never exceeds a
-            // piece, however large the chunk (a whole file pushed at once).
-            let n = if self.fill.is_some() {
-                self.fill_from(data)?
-            } else {
-                self.parse(&data[..data.len().min(PARSE_PIECE)])?.0
-            };
+            // length go through the parser's buffer, which takes at most what the next header
+            // needs or SCAN_STEP (see `parse`), however large the chunk (a whole file pushed at
+            // once).
+            let n = if self.fill.is_some() { self.fill_from(data)? } else { self.parse(data)?.0 };
             self.consumed += n as u64;
             data = &data[n..];
         }
