@@ -2,7 +2,7 @@
 // a developer's tool for kernel work, not part of the test suite.
 //
 //   node tools/wasm-ab.mjs [--model DIR] [--iters N] [--batch B] [--tower image|text|both]
-//                          [--profile OUT.json] PKG[:simd128] [PKG[:simd128]...]
+//                          [--threads N] [--profile OUT.json] PKG[:simd128] [PKG[:simd128]...]
 //
 // Each PKG is a package folder under the repository (e.g. pkg, target/pkg-main) with index.js and
 // cpu/ (and cpu-relaxed/, which Chromium loads; `PKG:simd128` makes that page's engine report no
@@ -13,8 +13,12 @@
 // machine than wall time, though not immune to them). --profile records a CPU profile (DevTools Protocol, Profiler
 // domain) of the first package's timed runs and prints its heaviest functions by self time
 // (build that package with the name section kept: wasm-bindgen without --remove-name-section).
+// --threads N (N > 1) serves the pages cross-origin isolated and loads the threaded module with
+// N threads (each page its own pool; only wall time counts then: the pool's threads are not the
+// main thread).
 import { launch } from '../tests/browser/chromium.mjs';
 import { serve } from '../tests/browser/server.mjs';
+import { ISOLATION_HEADERS } from './serve.mjs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,12 +38,13 @@ const iters = Number(opt('--iters', 7));
 const batch = Number(opt('--batch', 1));
 const tower = opt('--tower', 'both');
 const profileOut = opt('--profile', null);
+const threads = Number(opt('--threads', 1));
 const pkgs = args.length ? args : ['pkg'];
 const towers = tower === 'both' ? ['image', 'text'] : [tower];
 const modelDir = relative(root, join(root, model));
 const file = ['model_reparam.pt', 'model.pt', 'model.safetensors'].find((f) => existsSync(join(root, modelDir, f)));
 
-const server = await serve(root);
+const server = threads > 1 ? await serve(root, ISOLATION_HEADERS) : await serve(root);
 const profileDir = await mkdtemp(join(tmpdir(), 'mobileclip-ab-'));
 const browser = await launch(profileDir);
 try {
@@ -59,12 +64,12 @@ try {
       });
     }
     page.on('console', (m) => m.type() === 'error' && console.error(spec, m.text()));
-    await page.route(`${server.url}/__blank.html`, (r) => r.fulfill({ contentType: 'text/html', body: '<!doctype html><title>ab</title>' }));
+    await page.route(`${server.url}/__blank.html`, (r) => r.fulfill({ contentType: 'text/html', headers: threads > 1 ? ISOLATION_HEADERS : {}, body: '<!doctype html><title>ab</title>' }));
     await page.goto(`${server.url}/__blank.html`);
-    await page.evaluate(async ({ pkg, modelDir, file, batch }) => {
+    const backend = await page.evaluate(async ({ pkg, modelDir, file, batch, threads }) => {
       const { MobileClip } = await import(`/${pkg}/index.js`);
       const config = await (await fetch(`/${modelDir}/config.json`)).json();
-      const clip = await MobileClip.load({ model: config, weights: `/${modelDir}/${file}`, backend: 'cpu' });
+      const clip = await MobileClip.load({ model: config, weights: `/${modelDir}/${file}`, backend: 'cpu', threads });
       const s = clip.imageSize;
       const px = new Float32Array(batch * 3 * s * s).map((_, i) => (i % 255) / 255);
       const texts = Array.from({ length: batch }, (_, i) => `a photo of a cat on the table, number ${i}`);
@@ -75,7 +80,9 @@ try {
       };
       await window.__run('image');
       await window.__run('text');
-    }, { pkg, modelDir, file, batch });
+      return clip.backendReason;
+    }, { pkg, modelDir, file, batch, threads });
+    console.log(`${spec}: ${backend}`);
     const session = await page.context().newCDPSession(page);
     await session.send('Performance.enable', { timeDomain: 'threadTicks' });
     pages.push({ page, session });
