@@ -151,7 +151,7 @@ impl<'a> Rhs<'a> {
     }
 
     /// Columns from `j` on (`j` at a panel boundary for packed weights).
-    fn from_column(&self, j: usize) -> Self {
+    fn columns_from(&self, j: usize) -> Self {
         match *self {
             Rhs::Mat(b) => Rhs::Mat(Mat { data: &b.data[(j * b.cs).min(b.data.len())..], ..b }),
             Rhs::Packed(p) => Rhs::Packed(p.columns(j..p.n)),
@@ -247,7 +247,7 @@ pub fn gemm<'a>([m, n, k]: [usize; 3], a: Mat, b: impl Into<Rhs<'a>>, c: &mut [f
                     residual: ep.residual.map(|(v, ld)| (&v[r.start..], ld)),
                     ..*ep
                 };
-                serial([m, r.len(), k], a, b.from_column(r.start), out.add(r.start), ldc, &ep);
+                serial([m, r.len(), k], a, b.columns_from(r.start), out.add(r.start), ldc, &ep);
             } else {
                 let a = Mat { data: &a.data[r.start * a.rs..], ..a };
                 let ep = Epilogue {

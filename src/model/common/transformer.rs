@@ -147,7 +147,7 @@ mod tests {
         assert_eq!(plain.c_fc.weight.dims(), [d, ffn]);
         let x = Tensor::<3>::from_data(TensorData::new(values(2 * 9 * d, 99), [2, 9, d]), &device);
         let close = |a: Tensor<3>, b: Tensor<3>, what: &str| {
-            let (a, b) = (a.into_data().to_vec::<f32>().unwrap(), b.into_data().to_vec::<f32>().unwrap());
+            let (a, b) = (a.into_data().try_to_vec::<f32>().unwrap(), b.into_data().try_to_vec::<f32>().unwrap());
             let err = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
             assert!(err < 1e-5, "{what}: max |Δ| {err}");
         };
