@@ -210,19 +210,8 @@ impl Default for Epilogue<'_> {
 /// products are split over the thread pool (see [`super::par`]) along their larger side.
 pub fn gemm<'a>([m, n, k]: [usize; 3], a: Mat, b: impl Into<Rhs<'a>>, c: &mut [f32], ldc: usize, ep: &Epilogue) {
     let b = b.into();
-    if m == 0 || n == 0 {
+    if !check([m, n, k], &a, &b, c, ldc, ep) {
         return;
-    }
-    a.check(m, k);
-    b.check(k, n);
-    assert!(n <= ldc && (m - 1) * ldc + n <= c.len(), "output out of bounds");
-    match ep.bias {
-        Bias::Row(v) => assert!(v.len() >= m),
-        Bias::Col(v) => assert!(v.len() >= n),
-        Bias::None => {}
-    }
-    if let Some((r, ld)) = ep.residual {
-        assert!((m - 1) * ld + n <= r.len(), "residual out of bounds");
     }
     let parts = par::parts(m * n * k.max(1));
     let out = Out(c.as_mut_ptr());
@@ -262,6 +251,26 @@ pub fn gemm<'a>([m, n, k]: [usize; 3], a: Mat, b: impl Into<Rhs<'a>>, c: &mut [f
             }
         }
     });
+}
+
+/// Checks [`gemm`]'s arguments (panics on views too small for the shapes); false for an empty
+/// product.
+fn check([m, n, k]: [usize; 3], a: &Mat, b: &Rhs, c: &[f32], ldc: usize, ep: &Epilogue) -> bool {
+    if m == 0 || n == 0 {
+        return false;
+    }
+    a.check(m, k);
+    b.check(k, n);
+    assert!(n <= ldc && (m - 1) * ldc + n <= c.len(), "output out of bounds");
+    match ep.bias {
+        Bias::Row(v) => assert!(v.len() >= m),
+        Bias::Col(v) => assert!(v.len() >= n),
+        Bias::None => {}
+    }
+    if let Some((r, ld)) = ep.residual {
+        assert!((m - 1) * ld + n <= r.len(), "residual out of bounds");
+    }
+    true
 }
 
 /// [`gemm`] on the calling thread.
@@ -603,13 +612,10 @@ pub(crate) mod own {
     #[cfg(test)]
     pub fn gemm<'a>([m, n, k]: [usize; 3], a: Mat, b: impl Into<Rhs<'a>>, c: &mut [f32], ldc: usize, ep: &Epilogue) {
         let b = b.into();
-        if m == 0 || n == 0 {
+        if !super::check([m, n, k], &a, &b, c, ldc, ep) {
             return;
         }
-        a.check(m, k);
-        b.check(k, n);
-        assert!(n <= ldc && (m - 1) * ldc + n <= c.len(), "output out of bounds");
-        // SAFETY: checked above (the epilogue's slices are indexed with bounds checks).
+        // SAFETY: checked above.
         unsafe { gemm_raw([m, n, k], a, b, c.as_mut_ptr(), ldc, ep) }
     }
 
@@ -666,7 +672,7 @@ pub(crate) mod own {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn naive(m: usize, n: usize, k: usize, a: &Mat, b: &Mat, ep: &Epilogue) -> Vec<f32> {
@@ -695,7 +701,8 @@ mod tests {
         c
     }
 
-    fn values(n: usize, seed: u32) -> Vec<f32> {
+    /// `n` pseudo-random values in [-1, 1) from `seed`.
+    pub(crate) fn values(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
         (0..n)
             .map(|_| {

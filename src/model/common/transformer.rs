@@ -101,15 +101,7 @@ mod tests {
     use crate::weights::{FusedTensor, FusedWeights};
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s % 2000) as f32 / 4000.0 - 0.25
-            })
-            .collect()
+        gemm::tests::values(n, seed).into_iter().map(|v| v / 4.0).collect()
     }
 
     /// A layer built with its linear weights packed (the wasm build's) computes what the
