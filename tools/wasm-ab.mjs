@@ -14,13 +14,14 @@
 // domain) of the first package's timed runs and prints its heaviest functions by self time
 // (build that package with the name section kept: wasm-bindgen without --remove-name-section).
 // --threads N (N > 1) serves the pages cross-origin isolated and loads the threaded module with
-// N threads (each page its own pool; only wall time counts then: the pool's threads are not the
-// main thread).
+// N threads (each page its own pool); CPU time is then the page's renderer process's (all its
+// threads, the pool's workers included: /proc, 10 ms ticks summed over the rounds), which
+// shows what a split costs in total even where load keeps the threads from running at once.
 import { launch } from '../tests/browser/chromium.mjs';
 import { serve } from '../tests/browser/server.mjs';
 import { ISOLATION_HEADERS } from './serve.mjs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +52,7 @@ try {
   const pages = [];
   for (const spec of pkgs) {
     const [pkg, variant] = spec.split(':');
+    const before = renderers(profileDir);
     const page = await browser.newPage();
     if (variant === 'simd128') {
       // js/index.js probes relaxed SIMD with a module holding f32x4.relaxed_madd (0xfd 0x85 0x02).
@@ -85,9 +87,14 @@ try {
     console.log(`${spec}: ${backend}`);
     const session = await page.context().newCDPSession(page);
     await session.send('Performance.enable', { timeDomain: 'threadTicks' });
-    pages.push({ page, session });
+    // the page's renderer: of the browser's new ones (the first page also brings the initial
+    // blank page's), the one that did the warm-up's work
+    const pids = renderers(profileDir).filter((pid) => !before.includes(pid));
+    const pid = pids.sort((x, y) => processTime(y) - processTime(x))[0];
+    if (threads > 1 && pid === undefined) throw new Error(`${spec}: no renderer process found`);
+    pages.push({ page, session, pid });
   }
-  const threadTime = async (session) => (await session.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime').value * 1e3;
+  const mainThreadTime = async (session) => (await session.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime').value * 1e3;
   let cdp = null;
   if (profileOut) {
     cdp = pages[0].session;
@@ -99,19 +106,22 @@ try {
   const cpu = pkgs.map(() => Object.fromEntries(towers.map((t) => [t, []])));
   const firsts = pkgs.map(() => ({}));
   for (let i = 0; i < iters; i++) {
-    for (const [p, { page, session }] of pages.entries()) {
+    for (const [p, { page, session, pid }] of pages.entries()) {
+      const threadTime = threads > 1 ? async () => processTime(pid) : () => mainThreadTime(session);
       for (const t of towers) {
-        const before = await threadTime(session);
+        const before = await threadTime();
         const r = await page.evaluate((t) => window.__run(t), t);
-        cpu[p][t].push((await threadTime(session)) - before);
+        cpu[p][t].push((await threadTime()) - before);
         times[p][t].push(r.ms);
         firsts[p][t] = r.first;
       }
     }
   }
   const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
   for (const [p, pkg] of pkgs.entries()) {
-    const cols = towers.map((t) => `${t} ${med(times[p][t]).toFixed(1)} ms (min ${Math.min(...times[p][t]).toFixed(1)}; cpu ${med(cpu[p][t]).toFixed(1)}, min ${Math.min(...cpu[p][t]).toFixed(1)}) [${firsts[p][t].map((v) => v.toFixed(6)).join(', ')}]`);
+    const cpuText = (c) => (threads > 1 ? `process cpu ${mean(c).toFixed(1)} (mean)` : `cpu ${med(c).toFixed(1)}, min ${Math.min(...c).toFixed(1)}`);
+    const cols = towers.map((t) => `${t} ${med(times[p][t]).toFixed(1)} ms (min ${Math.min(...times[p][t]).toFixed(1)}; ${cpuText(cpu[p][t])}) [${firsts[p][t].map((v) => v.toFixed(6)).join(', ')}]`);
     console.log(`${pkg.padEnd(28)} batch ${batch}: ${cols.join('  ')}`);
   }
   if (cdp) {
@@ -123,6 +133,19 @@ try {
   await browser.close();
   server.server.close();
   await rm(profileDir, { recursive: true, force: true });
+}
+
+/** ms of CPU the process `pid` has used (utime + stime, in 10 ms ticks). */
+function processTime(pid) {
+  return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ').slice(11, 13).reduce((a, v) => a + Number(v) * 10, 0);
+}
+
+/** Pids of the renderer processes of the Chromium whose profile is `profile` (other browsers may run on this machine). */
+function renderers(profile) {
+  const read = (pid, f) => { try { return readFileSync(`/proc/${pid}/${f}`, 'utf8'); } catch { return ''; } };
+  const parent = (pid) => Number(read(pid, 'stat').split(') ')[1]?.split(' ')[1] ?? 0);
+  const ours = (pid) => { for (let p = pid; p > 1; p = parent(p)) if (read(p, 'cmdline').includes(profile)) return true; return false; };
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d) && read(d, 'cmdline').includes('--type=renderer') && ours(Number(d))).map(Number);
 }
 
 /** Prints the functions with the most self time (samples), with their share. */
