@@ -12,7 +12,7 @@
 //! pool are split along their larger side: by columns each thread reads (and packs) only its
 //! share of B.
 
-use super::math::gelu4;
+use super::math::{gelu1, gelu4};
 use super::par;
 use super::simd::F32x4;
 #[cfg(not(target_arch = "wasm32"))]
@@ -583,6 +583,81 @@ pub(crate) mod own {
         }
     }
 
+    /// `sum(a[p] · b[p])` over `k` values of each of the 4 rows of B's transpose at `b`
+    /// (rows `ldb` apart), 4 lanes at a time.
+    #[cfg_attr(not(all(target_arch = "wasm32", feature = "relaxed-simd")), inline(always))]
+    #[cfg_attr(all(target_arch = "wasm32", feature = "relaxed-simd"), target_feature(enable = "relaxed-simd"))]
+    unsafe fn dot4(k: usize, a: *const f32, b: *const f32, ldb: usize) -> [f32; 4] {
+        unsafe {
+            let zero = F32x4::splat(0.0);
+            let mut acc = [zero; 4];
+            let mut p = 0;
+            while p + 4 <= k {
+                let av = F32x4::load(a.add(p));
+                for (t, acc) in acc.iter_mut().enumerate() {
+                    *acc = av.mul_add(F32x4::load(b.add(t * ldb + p)), *acc);
+                }
+                p += 4;
+            }
+            let mut out = acc.map(F32x4::sum);
+            for p in p..k {
+                for (t, o) in out.iter_mut().enumerate() {
+                    *o += *a.add(p) * *b.add(t * ldb + p);
+                }
+            }
+            out
+        }
+    }
+
+    /// The product of a few contiguous rows of A and a B whose columns are contiguous (a 1×1
+    /// convolution's `[out, in]` weights on a text tower's pooled rows): dot products along
+    /// the depth, 4 columns at a time, B read once per row and never packed.
+    ///
+    /// # Safety
+    /// As [`super::serial`], with `a.cs == 1` and `b.rs == 1`.
+    unsafe fn dots([m, n, k]: [usize; 3], a: &Mat, b: &Mat, c: *mut f32, ldc: usize, ep: &Epilogue) {
+        unsafe {
+            for i in 0..m {
+                let ar = a.data.as_ptr().add(i * a.rs);
+                let mut j = 0;
+                while j < n {
+                    let cols = (n - j).min(4);
+                    let v = if cols == 4 {
+                        dot4(k, ar, b.data.as_ptr().add(j * b.cs), b.cs)
+                    } else {
+                        let mut v = [0.0; 4];
+                        for (t, v) in v.iter_mut().enumerate().take(cols) {
+                            *v = dot4(k, ar, b.data.as_ptr().add((j + t) * b.cs), 0)[0];
+                        }
+                        v
+                    };
+                    for (t, v) in v.iter().enumerate().take(cols) {
+                        *c.add(i * ldc + j + t) = finish1(*v, i, j + t, ep);
+                    }
+                    j += cols;
+                }
+            }
+        }
+    }
+
+    /// The epilogue of one value `v` of `A·B` at `(i, j)`.
+    #[inline(always)]
+    fn finish1(v: f32, i: usize, j: usize, ep: &Epilogue) -> f32 {
+        let mut v = v * ep.scale
+            + match ep.bias {
+                Bias::Row(b) => b[i],
+                Bias::Col(b) => b[j],
+                Bias::None => 0.0,
+            };
+        if ep.gelu {
+            v = gelu1(v);
+        }
+        if let Some((r, ld)) = ep.residual {
+            v += r[i * ld + j];
+        }
+        v
+    }
+
     /// Copies rows `k0..k0 + kc`, columns `jb..jb + nc` of B into panels of 8 columns
     /// (`[panel][row][8]`, the last one zero-padded): contiguous for the kernel whatever B's
     /// strides (rows of weights and NCHW activations are often a multiple of 4 KiB apart, which
@@ -624,6 +699,14 @@ pub(crate) mod own {
     /// # Safety
     /// As [`super::serial`].
     pub unsafe fn gemm_raw([m, n, k]: [usize; 3], a: Mat, b: Rhs, cp: *mut f32, ldc: usize, ep: &Epilogue) {
+        if let Rhs::Mat(bm) = b
+            && m <= MR
+            && bm.rs == 1
+            && a.cs == 1
+        {
+            // SAFETY: as this function's; contiguous rows of A and columns of B.
+            return unsafe { dots([m, n, k], &a, &bm, cp, ldc, ep) };
+        }
         // The depth is split evenly when it is not much deeper than one block.
         let kc_max = if k <= KC + KC / 4 { k } else { KC };
         // A few rows (a text tower's pooled rows) read each value of B once or twice: packing it
