@@ -53,6 +53,9 @@ pub struct WeightsReader {
     reserve: usize,
 }
 
+/// The most bytes of a chunk handed to the parser at a time (see [`WeightsReader::push`]).
+const PARSE_PIECE: usize = 64 << 10;
+
 /// The most bytes reserved ahead for one tensor when the file's size is unknown (beyond it, a
 /// tensor's buffer grows as its bytes arrive).
 const RESERVE: usize = 256 << 20;
@@ -164,7 +167,15 @@ impl WeightsReader {
         self.seen += chunk.len() as u64;
         let mut data = chunk;
         while !data.is_empty() {
-            let n = if self.fill.is_some() { self.fill_from(data)? } else { self.parse(data)?.0 };
+            // A tensor's bytes go straight into its buffer; headers and entries of unknown
+            // length go through the parser's buffer a bounded piece at a time, so that what
+            // stays buffered after a step (and is moved along by the next) never exceeds a
+            // piece, however large the chunk (a whole file pushed at once).
+            let n = if self.fill.is_some() {
+                self.fill_from(data)?
+            } else {
+                self.parse(&data[..data.len().min(PARSE_PIECE)])?.0
+            };
             self.consumed += n as u64;
             data = &data[n..];
         }
