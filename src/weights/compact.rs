@@ -194,7 +194,11 @@ pub fn convert(config: &ModelConfig, checkpoint: Vec<u8>, options: &ConvertOptio
     let (config, arch, fused) = super::fuse_published(ckpt, config)?;
     let config = &config;
     crate::model::clip::Clip::load(&arch, fused.clone(), Towers::Both, &burn::tensor::Device::flex())?;
-    let stored = store(fused, options);
+    let stored = if options.precision == Precision::Auto {
+        super::calibration::store_auto(config, &arch, fused, options.towers, &options.tolerance)?.0
+    } else {
+        store(fused, options)
+    };
     Ok(write(config, &stored, options, &source_sha256))
 }
 
