@@ -53,7 +53,9 @@ if [ $quick = 0 ]; then
   tools/compact-accuracy.sh
   tools/compact-accuracy.sh --sizes "$out"
   # peak wasm memory of streamed loads (MobileCLIP2-L-14 too when $MOBILECLIP_FULL_FIXTURES has it)
-  node benches/memory.mjs "${MOBILECLIP_FULL_FIXTURES:-$PWD/$out}"
+  node benches/memory.mjs --compact "${MOBILECLIP_FULL_FIXTURES:-$PWD/$out}"
+  # conversion: the CLI, a worker and the page's thread side by side (time, peak wasm memory)
+  node benches/convert.mjs "${MOBILECLIP_FULL_FIXTURES:-$PWD/$out}"
 fi
 
 # Side by side: the bench's own runtimes (benches/package.json, never in the published package)

@@ -317,9 +317,19 @@ pub(crate) mod own {
         }
     }
 
-    /// One block of C: columns `jb..jb + nc` (B's block packed in `pack`) for the depth block
+    /// Where a block of B is read from: its panels of 8 columns, `panel` apart, rows `ld` apart
+    /// (packed: `kc · 8` and 8; B itself, row-major: 8 and B's row stride).
+    #[derive(Clone, Copy)]
+    struct Panels {
+        data: *const f32,
+        panel: usize,
+        ld: usize,
+    }
+
+    /// One block of C: columns `jb..jb + nc` (B's block in `panels`) for the depth block
     /// `k0..k0 + kc`, row tile by row tile (the tile of A stays in L1 across the panels), panel
-    /// by panel; the right edge (< 8 columns) through a zero-padded scratch tile.
+    /// by panel; the right edge (< 8 columns, packed panels only) through a zero-padded scratch
+    /// tile.
     #[allow(clippy::too_many_arguments)]
     unsafe fn block(
         m: usize,
@@ -329,7 +339,7 @@ pub(crate) mod own {
         kc: usize,
         k: usize,
         a: &Mat,
-        pack: *const f32,
+        panels: Panels,
         c: *mut f32,
         ldc: usize,
         ep: &Epilogue,
@@ -342,7 +352,8 @@ pub(crate) mod own {
                 let mut j = jb;
                 while j < jb + nc {
                     let cols = (jb + nc - j).min(NR);
-                    let b = pack.add((j - jb) / NR * kc * NR);
+                    let b = panels.data.add((j - jb) / NR * panels.panel);
+                    let ldb = panels.ld;
                     let edge = cols < NR;
                     let (out, ldo) = if edge { (scratch.as_mut_ptr(), NR) } else { (c.add(i * ldc + j), ldc) };
                     if edge && k0 > 0 {
@@ -351,10 +362,10 @@ pub(crate) mod own {
                         }
                     }
                     match rows {
-                        4 => tile::<4>(i, j, k0, kc, k, a, b, NR, out, ldo, cols, ep),
-                        3 => tile::<3>(i, j, k0, kc, k, a, b, NR, out, ldo, cols, ep),
-                        2 => tile::<2>(i, j, k0, kc, k, a, b, NR, out, ldo, cols, ep),
-                        _ => tile::<1>(i, j, k0, kc, k, a, b, NR, out, ldo, cols, ep),
+                        4 => tile::<4>(i, j, k0, kc, k, a, b, ldb, out, ldo, cols, ep),
+                        3 => tile::<3>(i, j, k0, kc, k, a, b, ldb, out, ldo, cols, ep),
+                        2 => tile::<2>(i, j, k0, kc, k, a, b, ldb, out, ldo, cols, ep),
+                        _ => tile::<1>(i, j, k0, kc, k, a, b, ldb, out, ldo, cols, ep),
                     }
                     if edge {
                         for r in 0..rows {
@@ -397,7 +408,11 @@ pub(crate) mod own {
     pub fn gemm([m, n, k]: [usize; 3], a: Mat, b: Mat, c: &mut [f32], ldc: usize, ep: &Epilogue) {
         // The depth is split evenly when it is not much deeper than one block.
         let kc_max = if k <= KC + KC / 4 { k } else { KC };
-        let mut pack = vec![0.0f32; kc_max.max(1) * NC.min(n).next_multiple_of(NR)];
+        // A few rows (a text tower's pooled rows) read each value of B once or twice: packing it
+        // would cost as much as the product, so the kernel reads row-major B in place (whole
+        // panels only).
+        let direct = m <= 2 * MR && b.cs == 1 && n.is_multiple_of(NR);
+        let mut pack = if direct { Vec::new() } else { vec![0.0f32; kc_max.max(1) * NC.min(n).next_multiple_of(NR)] };
         let cp = c.as_mut_ptr();
         let mut k0 = 0;
         // One pass even for k = 0 (an empty product: the epilogue of zeros).
@@ -406,10 +421,16 @@ pub(crate) mod own {
             let mut jb = 0;
             while jb < n {
                 let nc = NC.min(n - jb);
-                pack_block(&b, k0, kc, jb, nc, &mut pack);
+                let panels = if direct {
+                    // k0 + kc ≤ k and jb + nc ≤ n: inside the checked view (kc = 0 reads nothing).
+                    Panels { data: b.data[(k0 * b.rs + jb).min(b.data.len())..].as_ptr(), panel: NR, ld: b.rs }
+                } else {
+                    pack_block(&b, k0, kc, jb, nc, &mut pack);
+                    Panels { data: pack.as_ptr(), panel: kc * NR, ld: NR }
+                };
                 // SAFETY: every index in `block` was bounds-checked by `super::gemm` (views) or
                 // stays inside `pack`, which holds the padded block.
-                unsafe { block(m, jb, nc, k0, kc, k, &a, pack.as_ptr(), cp, ldc, ep) };
+                unsafe { block(m, jb, nc, k0, kc, k, &a, panels, cp, ldc, ep) };
                 jb += nc;
             }
             k0 += kc;
@@ -467,10 +488,20 @@ mod tests {
     /// transposed operands and every epilogue.
     #[test]
     fn matches_a_naive_product() {
-        // (130, 70, 200) is split over the threads with the `rayon` feature.
-        for &(m, n, k) in
-            &[(1, 1, 1), (5, 13, 7), (4, 8, 300), (77, 77, 64), (9, 40, 700), (3, 257, 33), (130, 70, 200)]
-        {
+        // (130, 70, 200) is split over the threads with the `rayon` feature; up to 8 rows with
+        // whole panels read row-major B in place (several column and depth blocks: (7, 520, 20),
+        // (2, 16, 700)).
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (5, 13, 7),
+            (4, 8, 300),
+            (77, 77, 64),
+            (9, 40, 700),
+            (3, 257, 33),
+            (130, 70, 200),
+            (1, 64, 300),
+            (7, 520, 20),
+        ] {
             let a_rm = values(m * k, 1);
             let b_rm = values(k * n, 2);
             let b_t = values(n * k, 3);
