@@ -9,6 +9,11 @@
 use super::math::gelu4;
 use super::par;
 use super::simd::F32x4;
+#[cfg(not(target_arch = "wasm32"))]
+use super::{
+    math::gelu,
+    simd::{Isa, Vector},
+};
 
 /// A strided view of a matrix: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy)]
@@ -117,7 +122,13 @@ fn serial([m, n, k]: [usize; 3], a: Mat, b: Mat, c: &mut [f32], ldc: usize, ep: 
 
 /// The `gemm` crate's product, then the epilogue as a second pass.
 #[cfg(not(target_arch = "wasm32"))]
-fn native([m, n, k]: [usize; 3], a: Mat, b: Mat, c: &mut [f32], ldc: usize, ep: &Epilogue) {
+fn native(mnk: [usize; 3], a: Mat, b: Mat, c: &mut [f32], ldc: usize, ep: &Epilogue) {
+    native_on(Isa::best(), mnk, a, b, c, ldc, ep);
+}
+
+/// [`native`] with the epilogue on the vectors of `isa`.
+#[cfg(not(target_arch = "wasm32"))]
+fn native_on(isa: Isa, [m, n, k]: [usize; 3], a: Mat, b: Mat, c: &mut [f32], ldc: usize, ep: &Epilogue) {
     // SAFETY: the views were checked to hold m × k, k × n and m × n elements (with their strides).
     unsafe {
         gemm::gemm(
@@ -145,51 +156,62 @@ fn native([m, n, k]: [usize; 3], a: Mat, b: Mat, c: &mut [f32], ldc: usize, ep: 
     if matches!(ep.bias, Bias::None) && !ep.gelu && ep.residual.is_none() {
         return;
     }
-    for i in 0..m {
-        let row = &mut c[i * ldc..i * ldc + n];
-        let residual = ep.residual.map(|(r, ld)| &r[i * ld..i * ld + n]);
-        finish_row(row, i, ep, residual);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2` is only chosen where the CPU has AVX2 and FMA.
+        Isa::Avx2 => unsafe { finish_avx2([m, n], c, ldc, ep) },
+        Isa::V4 => finish::<F32x4>([m, n], c, ldc, ep),
     }
 }
 
-/// Applies bias, GELU and residual to row `i` of C (the scale is already in).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn finish_avx2(mn: [usize; 2], c: &mut [f32], ldc: usize, ep: &Epilogue) {
+    finish::<super::simd::F32x8>(mn, c, ldc, ep);
+}
+
+/// Applies bias, GELU and residual to the `m × n` product in `c` (the scale is already in).
 #[cfg(not(target_arch = "wasm32"))]
-fn finish_row(row: &mut [f32], i: usize, ep: &Epilogue, residual: Option<&[f32]>) {
-    let n = row.len();
-    let mut j = 0;
-    while j + 4 <= n {
-        // SAFETY: j + 4 ≤ n for the row, the bias (≥ n columns) and the residual row.
-        unsafe {
-            let mut v = F32x4::load(row.as_ptr().add(j));
-            v = match ep.bias {
-                Bias::Row(b) => v + F32x4::splat(b[i]),
-                Bias::Col(b) => v + F32x4::load(b.as_ptr().add(j)),
-                Bias::None => v,
-            };
+#[inline(always)]
+fn finish<V: Vector>([m, n]: [usize; 2], c: &mut [f32], ldc: usize, ep: &Epilogue) {
+    for i in 0..m {
+        let row = &mut c[i * ldc..i * ldc + n];
+        let residual = ep.residual.map(|(r, ld)| &r[i * ld..i * ld + n]);
+        let mut j = 0;
+        while j + V::LANES <= n {
+            // SAFETY: j + LANES ≤ n for the row, the bias (≥ n columns) and the residual row.
+            unsafe {
+                let mut v = V::load(row.as_ptr().add(j));
+                v = match ep.bias {
+                    Bias::Row(b) => v + V::splat(b[i]),
+                    Bias::Col(b) => v + V::load(b.as_ptr().add(j)),
+                    Bias::None => v,
+                };
+                if ep.gelu {
+                    v = gelu(v);
+                }
+                if let Some(r) = residual {
+                    v = v + V::load(r.as_ptr().add(j));
+                }
+                v.store(row.as_mut_ptr().add(j));
+            }
+            j += V::LANES;
+        }
+        for j in j..n {
+            let mut v = row[j]
+                + match ep.bias {
+                    Bias::Row(b) => b[i],
+                    Bias::Col(b) => b[j],
+                    Bias::None => 0.0,
+                };
             if ep.gelu {
-                v = gelu4(v);
+                v = super::math::gelu1(v);
             }
             if let Some(r) = residual {
-                v = v + F32x4::load(r.as_ptr().add(j));
+                v += r[j];
             }
-            v.store(row.as_mut_ptr().add(j));
+            row[j] = v;
         }
-        j += 4;
-    }
-    for j in j..n {
-        let mut v = row[j]
-            + match ep.bias {
-                Bias::Row(b) => b[i],
-                Bias::Col(b) => b[j],
-                Bias::None => 0.0,
-            };
-        if ep.gelu {
-            v = super::math::gelu1(v);
-        }
-        if let Some(r) = residual {
-            v += r[j];
-        }
-        row[j] = v;
     }
 }
 
@@ -522,7 +544,15 @@ mod tests {
                     own::gemm([m, n, k], a, bm, &mut got, n, ep);
                     let mut got2 = vec![f32::NAN; m * n];
                     gemm([m, n, k], a, bm, &mut got2, n, ep);
-                    for (g, name) in [(&got, "own"), (&got2, "dispatched")] {
+                    let mut all = vec![(got, "own".to_string()), (got2, "dispatched".to_string())];
+                    // natively: the epilogue on every vector width this CPU has
+                    #[cfg(not(target_arch = "wasm32"))]
+                    for isa in Isa::all() {
+                        let mut got = vec![f32::NAN; m * n];
+                        native_on(isa, [m, n, k], a, bm, &mut got, n, ep);
+                        all.push((got, format!("native {isa:?}")));
+                    }
+                    for (g, name) in &all {
                         let err = g.iter().zip(&want).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
                         assert!(err < 1e-4 * (k as f32).sqrt(), "{name} {m}×{n}×{k}: error {err}");
                     }
