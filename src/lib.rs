@@ -254,18 +254,6 @@ impl MobileClip {
         compact::convert(config, checkpoint, options)
     }
 
-    /// One tower (`Towers::Image` or `Towers::Text`) built on the CPU from its fused tensors
-    /// and `logit_scale`, unnamed: what a conversion measures its storage choices with.
-    pub(crate) fn tower(
-        config: ModelConfig,
-        arch: Architecture,
-        weights: FusedWeights,
-        towers: Towers,
-    ) -> Result<Self> {
-        let ids = WeightsIds { own: String::new(), source: None };
-        Self::build(config, arch, weights, towers, ids, Device::flex())
-    }
-
     /// [`MobileClip::convert`] of the checkpoint file at `path`, streamed from the file as
     /// [`MobileClip::load_file`] does (never held whole).
     #[cfg(not(target_arch = "wasm32"))]

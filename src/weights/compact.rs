@@ -214,15 +214,7 @@ pub fn convert_stream(config: &ModelConfig, reader: WeightsReader, options: &Con
     }
     // stored with the description the model is built from (open_clip's, for such a v1 checkpoint)
     let (config, arch, fused) = super::fuse_published(ckpt, config)?;
-    let mut stored = if options.precision == Precision::Auto {
-        let (problems, folded) = (fused.problems.clone(), fused.folded.clone());
-        let mut stored = super::calibration::store_auto(&config, &arch, fused, options.towers, &options.tolerance)?.0;
-        // the folding's problems are reported with the modules' own
-        (stored.problems, stored.folded) = (problems, folded);
-        stored
-    } else {
-        store(fused, options)
-    };
+    let mut stored = store(fused, options);
     for tower in [Towers::Image, Towers::Text].into_iter().filter(|t| options.towers.keeps_tower(*t)) {
         let (checked, back) = crate::model::clip::Clip::check(&arch, stored, tower);
         checked?;
@@ -240,7 +232,8 @@ pub fn store(mut fused: FusedWeights, options: &ConvertOptions) -> FusedWeights 
         .into_iter()
         .filter(|(name, _)| options.towers.keeps(name))
         .map(|(name, t)| {
-            let s = quantize::store(&t, options.precision, options.tolerance.for_tensor(&name, t.numel()));
+            let tolerance = options.tolerance.for_tensor(&name, t.numel());
+            let s = quantize::store(t, options.precision, tolerance);
             (name, s)
         })
         .collect();

@@ -14,7 +14,6 @@
 //! [`fuse_checkpoint`] runs steps 1–3. A [`compact`] model file is the fused map written to
 //! disk (optionally at lower precision, see [`quantize`]): reading one skips steps 2 and 3.
 
-pub mod calibration;
 mod checkpoint;
 pub mod compact;
 mod crc32;
