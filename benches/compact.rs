@@ -329,8 +329,8 @@ of a tensor of 2^18 values or more; a tensor of n values gets √(n / 2^18) of i
 What these fixtures cannot show: their weights are random (Gaussian, fan-in scaled), only their BatchNorm statistics look trained, so the \
 kernels have trained-looking channel and column scales after folding but not trained weights' own outliers and structure; the photos are \
 scikit-image's, and top-1 agreement over 100 labels on random weights measures how often near-ties survive, not a trained model's \
-zero-shot accuracy (a label's lead over the next is often under 1e-4 of image–text cosine here, which any storage but f32 may flip). `auto`'s tolerances are set on these two fixtures; the image tower cannot reach 12 MB with int8 weights and f32 vectors \
-(MobileCLIP-S0: 11.31 M weight values and 0.23 M vector values, 12.23 MB at one byte and four bytes each, before any scale).\n\n{table}",
+zero-shot accuracy (a photo whose best label leads the next by less than a storage moves its image–text cosines is a tie that storage may flip; `full_size_accuracy_bars` prints the smallest and the median lead, and both margins of a disagreement). `auto`'s tolerances are set on these two fixtures. The int8 rows (one scale per channel for every weight) are the floor of weight-only \
+int8: an image-tower target (12 MB for MobileCLIP-S0) leaves only its difference to that floor for the finer storage the sensitive tensors need.\n\n{table}",
         photos.len(),
         names.join(", "),
         texts.len(),

@@ -259,18 +259,19 @@ pub fn worst_channel_error(original: &[f32], approx: &[f32], row: usize) -> f64 
     w.worst
 }
 
-/// [`worst_channel_error`] of `form`, computed as the values are stored, without storing them.
-fn error_of(values: &[f32], row: usize, form: Option<(usize, bool)>) -> f64 {
+/// [`worst_channel_error`] of `form`, computed as the values are stored, without storing them
+/// (`columns`: the values' [`column_factors`], used where the form has them).
+fn error_of(values: &[f32], row: usize, form: Option<(usize, bool)>, columns: &[f32]) -> f64 {
     let mut w = WorstChannel::new(row);
     match form {
-        Some((group, columns)) => {
-            let factors = if columns { column_factors(values, row) } else { Vec::new() };
+        Some((group, with_columns)) => {
+            let factors = if with_columns { columns } else { &[] };
             let (scale, mut at) = (std::cell::Cell::new(0f32), 0);
             quantise_groups(
                 values,
                 row,
                 group,
-                &factors,
+                factors,
                 |s| scale.set(s),
                 |v, q| {
                     let f = factors.get(at % row).copied().unwrap_or(1.0);
@@ -311,7 +312,8 @@ pub fn store(t: FusedTensor, precision: Precision, tolerance: f64) -> FusedTenso
                 .chain(std::iter::once((2 * numel, None)))
                 .collect();
             candidates.sort_by_key(|&(bytes, _)| bytes);
-            match candidates.into_iter().map(|(_, c)| c).find(|&c| error_of(&values, row, c) <= tolerance) {
+            let columns = if row >= MIN_INT8_ROW { column_factors(&values, row) } else { Vec::new() };
+            match candidates.into_iter().map(|(_, c)| c).find(|&c| error_of(&values, row, c, &columns) <= tolerance) {
                 Some(Some((g, columns))) => int8(&shape, &values, g, columns),
                 Some(None) => f16(&shape, &values),
                 None => FusedTensor::f32(shape, values),
