@@ -268,6 +268,23 @@ fn full_size_accuracy_bars() {
         };
         let want = embed(&MobileClip::from_bytes(config.clone(), bytes.clone(), Device::flex()).unwrap());
         let want_top1 = top1(&want.0, &want.1);
+        // how far each photo's best label leads the next (f32): what a reduced storage must not flip
+        let mut leads: Vec<f64> = want
+            .0
+            .iter()
+            .map(|i| {
+                let mut s: Vec<f64> = want.1.iter().map(|l| cosine(i, l)).collect();
+                s.sort_by(|a, b| b.total_cmp(a));
+                s[0] - s[1]
+            })
+            .collect();
+        leads.sort_by(f64::total_cmp);
+        println!(
+            "{}: f32 top-1 lead over the next label min {:.2e}, median {:.2e}",
+            config.name,
+            leads[0],
+            leads[leads.len() / 2]
+        );
         for (precision, image_bar, text_bar) in [(Precision::F16, 0.9999, 0.9999), (Precision::Auto, 0.999, 0.998)] {
             let file = convert(&config, &bytes, precision, Towers::Both);
             let got = embed(&MobileClip::load(None, file, Device::flex()).unwrap());
@@ -275,6 +292,21 @@ fn full_size_accuracy_bars() {
             let got_top1 = top1(&got.0, &got.1);
             let agree = want_top1.iter().zip(&got_top1).filter(|(a, b)| a == b).count() as f64 / photos.len() as f64;
             println!("{} {precision}: image {ci:.6}, text {ct:.6}, top-1 agreement {agree:.3}", config.name);
+            // a disagreement with its margins: f32's lead of its label over the other one, and
+            // the reduced model's lead the other way
+            for (i, (&a, &b)) in want_top1.iter().zip(&got_top1).enumerate().filter(|(_, (a, b))| a != b) {
+                let lead = |e: &(Vec<Vec<f32>>, Vec<Vec<f32>>), x: usize, y: usize| {
+                    cosine(&e.0[i], &e.1[x]) - cosine(&e.0[i], &e.1[y])
+                };
+                println!(
+                    "  {}: f32 {:?} ahead of {:?} by {:.2e} (image-text cosine), {precision} the other way by {:.2e}",
+                    photo_paths[i].file_name().unwrap().to_string_lossy(),
+                    labels[a],
+                    labels[b],
+                    lead(&want, a, b),
+                    lead(&got, b, a)
+                );
+            }
             assert!(ci >= image_bar, "{} {precision}: image cosine {ci}", config.name);
             assert!(ct >= text_bar, "{} {precision}: text cosine {ct}", config.name);
             assert!(agree >= 0.99, "{} {precision}: zero-shot top-1 agreement {agree}", config.name);

@@ -232,7 +232,8 @@ pub fn store(mut fused: FusedWeights, options: &ConvertOptions) -> FusedWeights 
         .into_iter()
         .filter(|(name, _)| options.towers.keeps(name))
         .map(|(name, t)| {
-            let s = quantize::store(&t, options.precision, options.tolerance.for_tensor(&name, t.numel()));
+            let tolerance = options.tolerance.for_tensor(&name, t.numel());
+            let s = quantize::store(t, options.precision, tolerance);
             (name, s)
         })
         .collect();
