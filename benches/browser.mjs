@@ -1,9 +1,11 @@
 // Browser benchmark: the npm package in the three browser engines (tests/browser/engines.mjs).
 // Sizes of the wasm modules (raw and gzip -9), cold load to first embedding (wasm init + weights
 // over loopback + parse/fold + first image), image and text latency: the CPU module (flex) in
-// Chromium, Firefox and WebKitGTK, same run, same weights; in Chromium also the ndarray variant
-// for comparison and the WebGPU module (on this machine's only adapter, SwiftShader: a
-// correctness path, slow). Writes the "## Browser" section of BENCHMARKS.md.
+// Chromium, Firefox and WebKitGTK, same run, same weights; in Chromium also the WebGPU module (on
+// this machine's only adapter, SwiftShader: a correctness path, slow) and, when
+// target/pkg-ndarray exists (tools/bench.sh with MOBILECLIP_BENCH_NDARRAY=1 builds it, ~15 more
+// minutes), burn's ndarray backend in place of flex, the comparison that chose flex. Writes the
+// "## Browser" section of BENCHMARKS.md.
 // Run through tools/bench.sh (needs pkg/ and target/bench-fixtures); MOBILECLIP_ENGINES picks
 // the engines (default all three).
 import { launch, selectedEngines } from '../tests/browser/engines.mjs';
@@ -26,8 +28,12 @@ const gpuWasm = await readFile(join(root, 'pkg/gpu/mobileclip_wasm_bg.wasm'));
 const mtWasm = await readFile(join(root, 'pkg/cpu-mt/mobileclip_wasm_bg.wasm'));
 const poolJs = Buffer.concat([await readFile(join(root, 'pkg/threads.js')), await readFile(join(root, 'pkg/thread-worker.js')), await readFile(join(root, 'pkg/cpu-mt/mobileclip_wasm.js'))]);
 const row = (name, bytes) => `| ${name} | ${mb(bytes.length)} MB | ${mb(gzipSync(bytes, { level: 9 }).length)} MB |\n`;
-const sizes = row('CPU module, flex (`pkg/cpu/mobileclip_wasm_bg.wasm`), loaded where threads cannot run', wasm)
+const relaxed = await readFile(join(root, 'pkg/cpu-relaxed/mobileclip_wasm_bg.wasm'));
+const mtRelaxed = await readFile(join(root, 'pkg/cpu-mt-relaxed/mobileclip_wasm_bg.wasm'));
+const sizes = row('CPU module, flex (`pkg/cpu/mobileclip_wasm_bg.wasm`), loaded where threads cannot run and relaxed SIMD is missing', wasm)
+  + row('its relaxed-SIMD build (`pkg/cpu-relaxed/`), loaded instead where the engine validates relaxed SIMD (Chromium, Firefox)', relaxed)
   + row('Threaded CPU module (`pkg/cpu-mt/mobileclip_wasm_bg.wasm`), loaded instead on cross-origin-isolated pages', mtWasm)
+  + row('its relaxed-SIMD build (`pkg/cpu-mt-relaxed/`)', mtRelaxed)
   + row('its JS: glue + thread pool (`cpu-mt/mobileclip_wasm.js`, `threads.js`, `thread-worker.js`)', poolJs)
   + row('WebGPU module (`pkg/gpu/mobileclip_wasm_bg.wasm`), loaded only with a WebGPU adapter', gpuWasm)
   + (nd ? row('CPU module, ndarray variant (not shipped)', nd) : '')
@@ -35,12 +41,12 @@ const sizes = row('CPU module, flex (`pkg/cpu/mobileclip_wasm_bg.wasm`), loaded 
 
 const fixtures = join(root, 'target/bench-fixtures');
 const models = (await readdir(fixtures)).filter((d) => existsSync(join(fixtures, d, 'config.json'))).sort();
+const loadStart = (await readFile('/proc/loadavg', 'utf8')).split(' ')[0];
 const server = await serve(root);
 let rows = '';
 const versions = new Map(); // engine -> browser version
-// flex (the shipped CPU module) for every model in every engine; in Chromium, ndarray (built by
-// tools/bench.sh) to decide the default CPU backend, and WebGPU on S0 only (SwiftShader takes
-// seconds per image).
+// flex (the shipped CPU module) for every model in every engine; in Chromium, ndarray (when built)
+// and WebGPU on S0 only (SwiftShader takes seconds per image).
 const engines = selectedEngines();
 const variants = engines.map((engine) => [engine, 'cpu (flex)', '/pkg', models, false, 'cpu', iters]);
 if (engines.includes('chromium')) {
@@ -67,8 +73,13 @@ for (const [engine, label, pkg, list, webgpu, backend, n] of variants) {
 }
 server.server.close();
 const tested = [...versions.values()].join('; ');
-const section = `## Browser\n\nMeasured by \`tools/bench.sh\` in one run on this machine (see the native section) in ${tested}; `
-  + `headless except WebKitGTK's MiniBrowser (under Xvfb); wasm SIMD128, one thread; weights served over loopback; ${iters} iterations (WebGPU: 1), median after one warm-up. `
+const loadEnd = (await readFile('/proc/loadavg', 'utf8')).split(' ')[0];
+const ndarrayNote = nd
+  ? 'The ndarray rows run burn\'s ndarray backend in place of flex (not shipped; built with MOBILECLIP_BENCH_NDARRAY=1): the comparison that made flex the CPU backend. '
+  : 'The flex-vs-ndarray comparison (burn\'s ndarray backend in place of flex, not shipped) is left out: it needs a build of its own (~15 minutes), `MOBILECLIP_BENCH_NDARRAY=1 tools/bench.sh` adds it. ';
+const section = `## Browser\n\nMeasured by \`tools/bench.sh\` (benches/browser.mjs) in one run on this machine (see the native section; 1-minute load average ${loadStart} at the start, ${loadEnd} at the end) in ${tested}; `
+  + `headless except WebKitGTK's MiniBrowser (under Xvfb); the CPU module each engine loads on a page that is not cross-origin isolated (one thread; relaxed SIMD in Chromium and Firefox, SIMD128 in WebKitGTK); weights served over loopback; ${iters} iterations (WebGPU: 1), median after one warm-up, wall time (the side-by-side section below compares runtimes; this one the models and engines). `
+  + ndarrayNote
   + `The only WebGPU adapter headless Chromium offers here is SwiftShader (a CPU emulation of a GPU), so the WebGPU row shows the path works, not its speed on real GPUs. `
   + `Cold = from \`MobileClip.load\` (wasm instantiation, download, parse, fold) to the first image embedding of a 640×480 image.\n\n`
   + `| file | raw | gzip -9 |\n|---|---|---|\n${sizes}\n`

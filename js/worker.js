@@ -7,15 +7,12 @@
 
 import {
   abortable, aborted, checkConvert, checkEmbedding, checkOptions, describe, disposed, imageSource, imageSources, isA, labelList,
-  MobileClipError, OPTIONS, readResponse, report, textList, throwIfAborted, toError, toRgba, TRAP_FOR_TESTS,
+  MobileClipError, OPTIONS, readResponse, report, textList, throwIfAborted, toError, toRgba, TRAP_FOR_TESTS, yieldTurn,
 } from './common.js';
 import { LabelPack, similarity } from './index.js';
 import { packParts } from './label-pack.js';
 
 export { LabelPack, MobileClipError };
-
-/** Yields to the event loop (timers, input, rendering) between chunks of work on this thread. */
-const pause = () => new Promise((r) => setTimeout(r, 0));
 
 /**
  * An image source as a message part: `[value, transferList]`. Never detaches the caller's data.
@@ -305,7 +302,7 @@ export class MobileClipWorker {
             images.push(image);
             transfer.push(...t);
             copied += image.data?.byteLength ?? 0;
-            if (copied > 4 << 20) { copied = 0; await pause(); } // long batches of pixels: let the page breathe
+            if (copied > 4 << 20) { copied = 0; await yieldTurn(); } // long batches of pixels: let the page breathe
           }
         } catch (e) {
           for (const im of images) im.close?.();

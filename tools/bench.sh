@@ -19,6 +19,8 @@
 #   MOBILECLIP_BENCH_MODELS   comma-separated configs of the native and browser sections (default:
 #                             MobileCLIP-S0,MobileCLIP2-S0,MobileCLIP-B); side by side: the S0s of them
 #   MOBILECLIP_BENCH_SKIP_PKG=1  reuse pkg/ as it is (CI has just built it)
+#   MOBILECLIP_BENCH_NDARRAY=1   also build the CPU module on burn's ndarray backend (~15 minutes)
+#                                and time it beside flex in the "Browser" section
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=0
@@ -44,9 +46,13 @@ if [ "${MOBILECLIP_BENCH_SKIP_PKG:-0}" != 1 ] || [ ! -f pkg/cpu-mt/mobileclip_wa
 if [ $quick = 0 ]; then
   # native CPU beside PyTorch eager on 1 and 2 threads (benches/native.rs; it runs alone too)
   MOBILECLIP_BENCH_FIXTURES="$PWD/$out" MOBILECLIP_BENCH_PYTHON="$py" cargo bench --bench native
-  # The ndarray variant of the CPU module, for the flex-vs-ndarray comparison (own target dir).
-  CARGO_TARGET_DIR=target/ndarray MOBILECLIP_GPU=0 MOBILECLIP_THREADS=0 MOBILECLIP_WASM_FEATURES=web,ndarray \
-    MOBILECLIP_PKG_OUT=target/pkg-ndarray tools/build-wasm.sh
+  # The ndarray variant of the CPU module, for the flex-vs-ndarray comparison (own target dir,
+  # ~15 minutes): only when asked; without it the "Browser" section says the rows are left out.
+  rm -rf target/pkg-ndarray
+  if [ "${MOBILECLIP_BENCH_NDARRAY:-0}" = 1 ]; then
+    CARGO_TARGET_DIR=target/ndarray MOBILECLIP_GPU=0 MOBILECLIP_THREADS=0 MOBILECLIP_WASM_FEATURES=web,ndarray \
+      MOBILECLIP_PKG_OUT=target/pkg-ndarray tools/build-wasm.sh
+  fi
   node benches/browser.mjs
   node benches/batch.mjs # batch sizes (CPU time and memory per pass), 10,000 labels' memory
   node benches/cold-start.mjs --write # S0 from the Cache API: checkpoint vs compact image tower
