@@ -90,23 +90,30 @@ fn conv2d_direct_on(
 
     // Every input plane, padded and split into phases.
     let count = g.batch * g.cin;
-    let planes = filled(count, plane, count * plane, |i, d| geometry.pad(&x[i * g.h * g.w..(i + 1) * g.h * g.w], d));
+    // SAFETY: `pad` writes every value of its plane (the border and the copied rows).
+    let planes =
+        unsafe { filled(count, plane, count * plane, |i, d| geometry.pad(&x[i * g.h * g.w..(i + 1) * g.h * g.w], d)) };
 
     // Every output plane.
     let count = g.batch * g.cout;
-    filled(count, oh * ow, count * oh * ow * cpg * g.kh * g.kw, |i, d| {
-        let (b, oc) = (i / g.cout, i % g.cout);
-        let first_in = b * g.cin + oc / opg * cpg;
-        let src = &planes[first_in * plane..(first_in + cpg) * plane];
-        let wk = &weight[oc * cpg * g.kh * g.kw..(oc + 1) * cpg * g.kh * g.kw];
-        geometry.output(src, wk, bias.map_or(0.0, |v| v[oc]), gelu, d);
-    })
+    // SAFETY: `output` writes every value of its output plane.
+    unsafe {
+        filled(count, oh * ow, count * oh * ow * cpg * g.kh * g.kw, |i, d| {
+            let (b, oc) = (i / g.cout, i % g.cout);
+            let first_in = b * g.cin + oc / opg * cpg;
+            let src = &planes[first_in * plane..(first_in + cpg) * plane];
+            let wk = &weight[oc * cpg * g.kh * g.kw..(oc + 1) * cpg * g.kh * g.kw];
+            geometry.output(src, wk, bias.map_or(0.0, |v| v[oc]), gelu, d);
+        })
+    }
 }
 
-/// `count` pieces of `len` values, piece `i` written by `fill(i, piece)`, which must write every
-/// value of its piece; spread over the thread pool by `work` (see [`par::parts`]). Nothing is
-/// zeroed first.
-fn filled(
+/// `count` pieces of `len` values, piece `i` written by `fill(i, piece)`; spread over the thread
+/// pool by `work` (see [`par::parts`]). Nothing is zeroed first.
+///
+/// # Safety
+/// `fill` must write every value of the piece it is given: the result is read as initialised.
+unsafe fn filled(
     count: usize,
     len: usize,
     work: usize,
