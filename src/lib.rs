@@ -16,6 +16,8 @@
 
 pub mod config;
 pub mod error;
+#[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
+pub mod gpu;
 pub mod model;
 pub mod preprocess;
 pub mod tokenizer;

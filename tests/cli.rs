@@ -119,6 +119,27 @@ fn errors_are_one_line() {
     );
 }
 
+#[test]
+fn bench_prints_a_line_per_call_and_batch() {
+    let (cfg, weights) = (fixture("v2-mci0", "config.json"), fixture("v2-mci0", "model.safetensors"));
+    let out = stdout(&cli(&["bench", "--model", &cfg, "--weights", &weights, "--batch", "1,3", "--iters", "1"]));
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<(String, u64)> =
+        lines.iter().map(|l| (l["call"].as_str().unwrap().to_string(), l["batch"].as_u64().unwrap())).collect();
+    assert_eq!(got, [("image".into(), 1), ("text".into(), 1), ("image".into(), 3), ("text".into(), 3)]);
+    for l in &lines {
+        assert_eq!(l["backend"], "cpu");
+        assert!(l["ms_per_call"].as_f64().unwrap() > 0.0, "{l}");
+        assert!(l.get("launches").is_none(), "the CPU launches no GPU kernels: {l}");
+    }
+    assert_error(
+        &cli(&["bench", "--model", &cfg, "--weights", &weights, "--batch", "1,0"]),
+        "--batch takes sizes from 1 to 256",
+    );
+    assert_error(&cli(&["bench", "--model", &cfg, "--weights", &weights, "--batch", "100000"]), "--batch");
+    assert_error(&cli(&["bench", "--model", &cfg, "--weights", &weights, "--iters", "0"]), "--iters takes 1 to 1000");
+}
+
 /// Runs the CLI with its stdout a pipe whose reader is already closed (as after `| head -1`).
 fn cli_into_closed_pipe(args: &[&str]) -> Output {
     let (reader, writer) = std::io::pipe().unwrap();
@@ -132,8 +153,9 @@ fn output_into_a_closed_pipe_ends_quietly() {
     let photo = photo();
     let p = photo.to_str().unwrap();
     // (zero-shot writes the same way, but needs a model with CLIP's vocabulary: see zero_shot_full_size)
-    let commands: [&[&str]; 6] = [
+    let commands: [&[&str]; 7] = [
         &["models"],
+        &["bench", "--model", &cfg, "--weights", &weights, "--batch", "1", "--iters", "1"],
         &["tokenize", "--text", "a photo of a cat"],
         &["embed", "--model", &cfg, "--weights", &weights, "--image", p, "--image", p],
         &["--help"],

@@ -16,18 +16,22 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Native builds with the GPU path (cargo feature wgpu: burn-wgpu, fusion), so that one build serves
+# the CPU tests and the GPU parity tests (tests/gpu.rs, on Mesa's lavapipe: .ci/run installs it).
+native=(--release --features wgpu)
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (all targets, warnings are errors; native and the wasm adapter)"
-cargo clippy --release --all-targets -- -D warnings
+step "cargo clippy (all targets, warnings are errors; native with the GPU path, and the wasm adapter)"
+cargo clippy "${native[@]}" --all-targets -- -D warnings
 # the wasm adapter with the WebGPU module's features (a superset of the CPU module's), and with the
 # threaded module's (its pool; stable checks it, only the build needs nightly's atomics std)
 cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features webgpu -- -D warnings
 cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features threads -- -D warnings
 
-step "cargo test --release (unit, tokenizer, preprocessing, small-model parity)"
-cargo test --release
+step "cargo test --release --features wgpu (unit, tokenizer, preprocessing, small-model parity on the CPU and on lavapipe)"
+cargo test "${native[@]}"
 
 step "wasm package (pkg/): build, Node tests, browser tests in Chromium, Firefox and WebKit (CPU, WebGPU, npm pack into plain and webpack 5 apps, the worker helper), the extension and the demo page in Chromium"
 tools/build-wasm.sh
@@ -56,9 +60,9 @@ if [ "$models" != "none" ]; then
   [ "$models" = "all" ] || select=(--models "$models")
   "$py" tools/gen_fixtures.py --full --no-reload-check --out "$out" "${select[@]}"
   export MOBILECLIP_FULL_FIXTURES="$out"
-  cargo test --release --test parity -- --ignored --nocapture full_size_models
+  cargo test "${native[@]}" --test parity -- --ignored --nocapture full_size_models
   if [ -d "$out/MobileCLIP-S0" ]; then
-    cargo test --release --test cli -- --ignored zero_shot_full_size
+    cargo test "${native[@]}" --test cli -- --ignored zero_shot_full_size
   fi
   if [ -d "$out/MobileCLIP-S0" ] || [ -d "$out/MobileCLIP2-S0" ]; then
     # the same checkpoints in headless Chromium (CPU module; the small fixtures cover the other engines)
