@@ -15,6 +15,9 @@ use mobileclip_wasm::preprocess::{ImageView, PixelFormat, preprocess};
 use mobileclip_wasm::tokenizer::ClipTokenizer;
 use mobileclip_wasm::{MobileClip, ModelConfig};
 
+mod common;
+use common::write_section;
+
 /// Median of `n` timed runs after one warm-up.
 fn median(n: usize, mut f: impl FnMut()) -> Duration {
     f();
@@ -121,32 +124,4 @@ Random-weight full-size checkpoints written by the reference code; load = parse 
     );
     write_section(Path::new(env!("CARGO_MANIFEST_DIR")).join("BENCHMARKS.md").as_path(), "## Native CPU", &section);
     println!("{section}");
-}
-
-/// Replaces (or appends) the section starting with `heading` in `path`, keeping the others.
-fn write_section(path: &Path, heading: &str, section: &str) {
-    let old = std::fs::read_to_string(path)
-        .unwrap_or_else(|_| "# Benchmarks\n\nWritten by `tools/bench.sh`; do not edit by hand.\n\n".into());
-    let mut out = String::new();
-    let mut skipping = false;
-    let mut replaced = false;
-    for line in old.lines() {
-        if line.starts_with("## ") {
-            skipping = line.starts_with(heading);
-            if skipping && !replaced {
-                out.push_str(section.trim_end());
-                out.push_str("\n\n");
-                replaced = true;
-            }
-        }
-        if !skipping {
-            out.push_str(line);
-            out.push('\n');
-        }
-    }
-    if !replaced {
-        out.push_str(section.trim_end());
-        out.push('\n');
-    }
-    std::fs::write(path, out).unwrap();
 }

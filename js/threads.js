@@ -11,9 +11,10 @@ export const AUTO_MAX_THREADS = 8;
 
 /**
  * Why this context cannot run the threaded module, or null when it can. It needs Web Workers,
- * cross-origin isolation and a shared WebAssembly.Memory; it does not need the global
- * `SharedArrayBuffer`, which WebKit leaves undefined even on isolated pages while sharing wasm
- * memories between workers.
+ * cross-origin isolation and a shared WebAssembly.Memory it can post to a worker; it does not
+ * need the global `SharedArrayBuffer` itself (a Chromium page without it still runs threads).
+ * WebKitGTK 2.50 leaves that global undefined even on isolated pages and then refuses to post
+ * a shared memory: one thread there.
  */
 export function threadsUnsupported() {
   if (typeof process !== 'undefined' && process.versions?.node) return 'Node has no Web Workers';
@@ -22,10 +23,23 @@ export function threadsUnsupported() {
   }
   if (typeof Worker === 'undefined') return 'this context cannot start Web Workers';
   if (typeof Atomics === 'undefined') return 'this browser has no Atomics';
+  let memory;
   try {
-    new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+    memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
   } catch {
     return 'this browser cannot share WebAssembly memory between threads';
+  }
+  // WebKitGTK makes shared memories but cannot send one to a worker (DataCloneError) while its
+  // global SharedArrayBuffer is off: found here, before the threaded module is fetched.
+  if (typeof MessageChannel === 'undefined') return 'this context has no MessageChannel to send shared memory with';
+  const channel = new MessageChannel();
+  try {
+    channel.port1.postMessage(memory);
+  } catch (e) {
+    return `this browser cannot send shared WebAssembly memory to a Web Worker (${e.name}${typeof SharedArrayBuffer === 'undefined' ? '; its SharedArrayBuffer is off' : ''})`;
+  } finally {
+    channel.port1.close();
+    channel.port2.close();
   }
   return null;
 }
@@ -52,16 +66,21 @@ export async function startPool(glue, threads) {
   }
 
   const pending = new Map(); // job id -> { done, fail }
-  let dead = null; // why the pool can no longer run jobs
+  let dead = null; // the failure of a pool thread, once one failed
+  // A pool thread that failed (a trap: a bug, or out of memory) leaves the module's shared memory
+  // and locks in an unknown state: the whole threaded module is given up. Its calls reject with a
+  // trap (a WebAssembly.RuntimeError as the cause), so that index.js switches to the
+  // single-threaded module and its models reload there, as after a trap on the calling thread.
+  const failure = () => new MobileClipError('INTERNAL', `the threaded CPU module failed (${dead}); the single-threaded one takes over and the next call reloads the model`, { cause: new WebAssembly.RuntimeError(dead) });
   const fail = (message) => {
-    dead ??= `a thread of the threaded CPU module failed (${message}); load the model again with threads: 1`;
-    for (const p of pending.values()) p.fail(new MobileClipError('INTERNAL', dead));
+    dead ??= message;
+    for (const p of pending.values()) p.fail(failure());
     pending.clear();
   };
   // The waiter src/web/threads.rs calls for each job before queueing it: a promise of `take()`
   // (the job's result, as JavaScript values made on this thread), once the job posts its id.
   glue.buildThreadPool(threads, (id, take) => new Promise((resolve, reject) => {
-    if (dead) { reject(new MobileClipError('INTERNAL', dead)); return; }
+    if (dead) { reject(failure()); return; }
     pending.set(id, {
       done: () => { try { resolve(take()); } catch (e) { reject(e); } },
       fail: reject,

@@ -27,12 +27,32 @@ pub enum Error {
     /// Text that cannot be encoded (for example an empty list of texts).
     #[error("invalid text: {0}")]
     Text(String),
-    /// Any other invalid argument.
+    /// The model was loaded from a compact file without a text tower (`--towers image`).
+    #[error("this model has no text tower: {0}")]
+    NoTextTower(String),
+    /// The model was loaded from a compact file without an image tower (`--towers text`).
+    #[error("this model has no image tower: {0}")]
+    NoImageTower(String),
+    /// The weights' bytes do not have the digest the caller's `integrity` names.
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
+    /// Any other invalid argument (an option out of range, an embedding with NaN, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// Bytes that are not a label pack this crate can read (garbage, truncated, another version).
+    #[error("invalid label pack: {0}")]
+    LabelPackFormat(String),
+    /// A label pack made by another model or other weights than the one asked to use it.
+    #[error("label pack does not match the model: {0}")]
+    LabelPackMismatch(String),
     /// The compute device failed (for example a GPU device lost mid-session).
     #[error("device error: {0}")]
     Device(String),
+    /// No GPU could be initialised (natively, `gpu::init` with the cargo feature `wgpu`: no
+    /// Vulkan / Metal / DX12 adapter, or its driver failed). The browser never sees it: there the
+    /// package falls back to the CPU instead.
+    #[error("no GPU: {0}")]
+    NoGpu(String),
     /// Reading a file failed.
     #[error("i/o error on {path}: {source}")]
     Io {
@@ -54,8 +74,14 @@ impl Error {
             Error::WeightsMismatch(_) => "WEIGHTS_MISMATCH",
             Error::Image(_) => "INVALID_IMAGE",
             Error::Text(_) => "INVALID_TEXT",
+            Error::NoTextTower(_) => "NO_TEXT_TOWER",
+            Error::NoImageTower(_) => "NO_IMAGE_TOWER",
+            Error::Integrity(_) => "INTEGRITY_MISMATCH",
             Error::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Error::LabelPackFormat(_) => "INVALID_LABEL_PACK",
+            Error::LabelPackMismatch(_) => "LABEL_PACK_MISMATCH",
             Error::Device(_) => "DEVICE_LOST",
+            Error::NoGpu(_) => "NO_GPU",
             Error::Io { .. } => "IO_ERROR",
         }
     }

@@ -35,11 +35,16 @@ static GPU: OnceLock<std::result::Result<Gpu, String>> = OnceLock::new();
 /// Initialises wgpu's default adapter (a high-performance GPU where there is one; the
 /// `CUBECL_WGPU_DEFAULT_DEVICE` environment variable overrides the choice, e.g.
 /// `IntegratedGpu(0)` or `Cpu`), once per process: later calls return the same device.
+///
+/// # Errors
+///
+/// [`Error::NoGpu`] (`NO_GPU`) when wgpu finds no adapter or cannot open it (for example a
+/// machine without a Vulkan driver): the same error on every later call.
 pub fn init() -> Result<Gpu> {
     GPU.get_or_init(|| {
         let (device, setup) = Device::wgpu_options()
             .init_with_setup()
-            .map_err(|e| format!("no GPU could be initialised through wgpu: {e}"))?;
+            .map_err(|e| format!("no GPU adapter could be initialised through wgpu (Vulkan / Metal / DX12): {e}"))?;
         let info = setup.adapter.get_info();
         let shader_f16 = setup.device.features().contains(Features::SHADER_F16);
         let kind = match info.device_type {
@@ -57,7 +62,7 @@ pub fn init() -> Result<Gpu> {
         })
     })
     .clone()
-    .map_err(Error::Device)
+    .map_err(Error::NoGpu)
 }
 
 /// GPU kernel launches (one compute dispatch each), counted per kernel name.

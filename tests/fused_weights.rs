@@ -6,15 +6,17 @@ mod common;
 use common::*;
 
 use burn::tensor::Device;
-use mobileclip_wasm::weights::{Checkpoint, FusedTensor, FusedWeights, Storage, fuse_checkpoint};
-use mobileclip_wasm::{MobileClip, ModelConfig};
+use mobileclip_wasm::weights::{
+    Checkpoint, FusedTensor, FusedWeights, Storage, config_for_checkpoint, fuse_checkpoint,
+};
+use mobileclip_wasm::{MobileClip, ModelConfig, weights_id};
 
 /// The map as safetensors bytes (f32, little-endian), and back.
 fn round_trip(fused: &FusedWeights) -> FusedWeights {
     let data: Vec<(String, Vec<usize>, Vec<u8>)> = fused
         .iter()
         .map(|(name, t)| {
-            let Storage::F32(values) = t.storage();
+            let Storage::F32(values) = t.storage() else { panic!("folding makes f32 tensors") };
             (name.to_string(), t.shape().to_vec(), values.iter().flat_map(|v| v.to_le_bytes()).collect())
         })
         .collect();
@@ -58,8 +60,12 @@ fn fused_map_written_and_read_back_builds_the_same_model() {
         for file in ["model.pt", "model.safetensors", "model_reparam.pt", "model_reparam.safetensors"] {
             let Ok(bytes) = std::fs::read(dir.join(file)) else { continue };
             let direct = MobileClip::from_bytes(config.clone(), bytes.clone(), Device::flex()).unwrap();
+            let id = weights_id(&bytes);
+            let ckpt = Checkpoint::from_bytes(bytes).unwrap();
+            // a v1 model's open_clip-layout file is described by its open_clip config, as the library does
+            let config = config_for_checkpoint(&ckpt, &config).unwrap();
             let arch = config.resolve().unwrap();
-            let fused = fuse_checkpoint(Checkpoint::from_bytes(bytes).unwrap(), &config, &arch).unwrap();
+            let fused = fuse_checkpoint(ckpt, &config, &arch).unwrap();
             assert!(!fused.has_problems());
             for (name, _) in fused.iter() {
                 assert!(
@@ -68,7 +74,7 @@ fn fused_map_written_and_read_back_builds_the_same_model() {
                     dir.display()
                 );
             }
-            let rebuilt = MobileClip::from_fused(config.clone(), round_trip(&fused), Device::flex()).unwrap();
+            let rebuilt = MobileClip::from_fused(config.clone(), round_trip(&fused), id, Device::flex()).unwrap();
             let same = |a: Vec<Vec<f32>>, b: Vec<Vec<f32>>| {
                 a.iter().flatten().zip(b.iter().flatten()).all(|(x, y)| x.to_bits() == y.to_bits())
                     && a.len() == b.len()
@@ -78,6 +84,7 @@ fn fused_map_written_and_read_back_builds_the_same_model() {
             assert!(same(image(&direct), image(&rebuilt)), "{}/{file}: image embeddings differ", dir.display());
             assert!(same(text(&direct), text(&rebuilt)), "{}/{file}: text embeddings differ", dir.display());
             assert_eq!(direct.logit_scale().to_bits(), rebuilt.logit_scale().to_bits());
+            assert_eq!(direct.weights_id(), rebuilt.weights_id());
             checked += 1;
         }
     }
@@ -93,10 +100,10 @@ fn a_fused_map_missing_a_tensor_is_refused_by_name() {
     let mut fused = fuse_checkpoint(ckpt, &config, &arch).unwrap();
     let gone = "visual.stages.0.blocks.0.token_mixer.reparam_conv.weight";
     let shape = fused.remove(gone).unwrap().shape().to_vec();
-    let e = MobileClip::from_fused(config.clone(), fused.clone(), Device::flex()).unwrap_err();
+    let e = MobileClip::from_fused(config.clone(), fused.clone(), String::new(), Device::flex()).unwrap_err();
     assert_eq!(e.code(), "WEIGHTS_MISMATCH");
     assert!(e.to_string().contains(&format!("1 missing tensor(s): `{gone}` {shape:?}")), "{e}");
     fused.insert("visual.extra", FusedTensor::f32(vec![2], vec![0.0, 1.0]));
-    let e = MobileClip::from_fused(config, fused, Device::flex()).unwrap_err();
+    let e = MobileClip::from_fused(config, fused, String::new(), Device::flex()).unwrap_err();
     assert!(e.to_string().contains("1 unexpected tensor(s): `visual.extra`"), "{e}");
 }

@@ -1,5 +1,6 @@
-//! Mutation fuzzing of the checkpoint readers (zip, pickle, safetensors) over the real fixture
-//! checkpoints: no input may panic, and none may make a reader allocate beyond a bound.
+//! Mutation fuzzing of the checkpoint readers (zip, pickle, safetensors, compact model files)
+//! over the real fixture checkpoints and compact files made from them: no input may panic, and
+//! none may make a reader allocate beyond a bound.
 //!
 //! A seeded mutator (deterministic: a failure names the iteration that reproduces it) mixes
 //! byte-level damage (bit flips, interesting integers, cut/duplicated/spliced stretches,
@@ -24,7 +25,8 @@ use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use common::{fixtures_root, hostile};
-use mobileclip_wasm::weights::Checkpoint;
+use mobileclip_wasm::weights::{Checkpoint, ConvertOptions, Precision, Towers, compact};
+use mobileclip_wasm::{MobileClip, ModelConfig};
 
 // ---------------------------------------------------------------------------------------------
 // Allocation counting, per thread (the test harness runs other threads).
@@ -353,16 +355,39 @@ fn seeds() -> Vec<Seed> {
             seeds.push(Seed { name, bytes, entries });
         }
     }
+    // Compact model files (safetensors with int8, f16 and f32 tensors, scales and checksums).
+    for (name, precision, towers) in
+        [("v1-mci-mct", Precision::Auto, Towers::Both), ("v2-mci0", Precision::Int8, Towers::Image)]
+    {
+        let dir = fixtures_root().join(name);
+        let config = ModelConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+        let file = ["model.pt", "model.safetensors"].iter().map(|f| dir.join(f)).find(|p| p.exists()).unwrap();
+        let options = ConvertOptions { precision, towers, ..Default::default() };
+        let bytes = MobileClip::convert(&config, std::fs::read(file).unwrap(), &options).unwrap();
+        seeds.push(Seed { name: format!("{name}/compact-{precision}-{towers}"), bytes, entries: None });
+    }
     seeds.sort_by(|a, b| a.name.cmp(&b.name));
     seeds
 }
 
-/// What the readers do with an input: parse it, then read every tensor.
+/// What the readers do with an input: parse it, then read every tensor (a compact file: read
+/// it as a compact file first).
 fn read_all(bytes: Vec<u8>) -> Result<usize, String> {
     let ckpt = Checkpoint::from_bytes(bytes).map_err(|e| {
         assert_eq!(e.code(), "INVALID_WEIGHTS", "{e}");
         e.to_string()
     })?;
+    if compact::is_compact(&ckpt) {
+        match compact::read(ckpt) {
+            Ok((_, fused)) => {
+                return Ok(fused.into_iter().map(|(_, t)| t.into_host().data.len()).sum());
+            }
+            Err(e) => {
+                assert!(matches!(e.code(), "INVALID_WEIGHTS" | "WEIGHTS_MISMATCH"), "{e}");
+                return Err(e.to_string());
+            }
+        }
+    }
     let names: Vec<String> = ckpt.names().map(str::to_string).collect();
     let mut values = 0;
     for name in names {
@@ -458,7 +483,14 @@ fn mutated_fixtures_never_panic_nor_allocate_past_the_bound() {
     }
     // The structure-aware mutators must reach past the outer checks often.
     assert!(parsed * 20 > iterations as usize, "only {parsed} of {iterations} inputs parsed");
-    for needle in ["PyTorch pickle: ", "safetensors: invalid offset", "is corrupted", "reaches past the end"] {
+    let needles = [
+        "PyTorch pickle: ",
+        "safetensors: invalid offset",
+        "is corrupted",
+        "reaches past the end",
+        "compact model file: ",
+    ];
+    for needle in needles {
         assert!(errors.keys().any(|e| e.contains(needle)), "no `{needle}` error among {errors:#?}");
     }
 }

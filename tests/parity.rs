@@ -38,6 +38,23 @@ fn v2_mci3() {
     run("v2-mci3");
 }
 
+/// v1 models in open_clip's layout, written by open_clip's own `MobileCLIP-S1` / `-S2` / `-B`
+/// (the config is the v1 one; the checkpoint's tensor names pick its `open_clip` description).
+#[test]
+fn openclip_s1() {
+    run("openclip-s1");
+}
+
+#[test]
+fn openclip_s2() {
+    run("openclip-s2");
+}
+
+#[test]
+fn openclip_b() {
+    run("openclip-b");
+}
+
 /// Full-size models written by `tools/gen_fixtures.py --full --out DIR` (not committed: run by
 /// the test command with `MOBILECLIP_FULL_FIXTURES=DIR`). Each sub-folder is one shipped config.
 #[test]

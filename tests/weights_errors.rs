@@ -98,6 +98,28 @@ fn weights_of_another_model_are_listed() {
 }
 
 #[test]
+fn a_v1_model_in_open_clips_layout_checks_its_tensors_too() {
+    // The layout is recognised and open_clip's description of the model taken; another model's
+    // file in that layout is still another model's.
+    let e = load("openclip-s1", bytes("openclip-s2", "model.safetensors")).unwrap_err();
+    assert_eq!(e.code(), "WEIGHTS_MISMATCH");
+    assert!(e.to_string().contains("mis-shaped tensor(s): `visual.stem.0"), "{e}");
+    assert!(e.to_string().contains("weights of another model"), "{e}");
+    let e = load("openclip-b", bytes("v2-mci0", "model.safetensors")).unwrap_err();
+    assert_eq!(e.code(), "WEIGHTS_MISMATCH");
+    assert!(e.to_string().contains("weights of another model"), "{e}");
+    // A v1 model not published in open_clip's layout refuses it by its layout.
+    let e = load("v1-mci-mct", bytes("openclip-s1", "model.safetensors")).unwrap_err();
+    assert_eq!(e.code(), "WEIGHTS_MISMATCH");
+    assert!(e.to_string().contains("the checkpoint is in open_clip's layout"), "{e}");
+    assert!(e.to_string().contains("expects Apple's MobileCLIP v1 layout"), "{e}");
+    // The model keeps its own layout: the fixture's config with the open_clip file loads.
+    let clip = load("openclip-s1", bytes("openclip-s1", "model.safetensors")).unwrap();
+    assert_eq!(clip.config().family, mobileclip_wasm::config::Family::OpenClip);
+    assert_eq!(clip.config().name, "openclip-s1");
+}
+
+#[test]
 fn missing_and_misshaped_tensors_are_named() {
     let good = bytes("v2-mci0", "model.safetensors");
     let gone = "visual.trunk.final_conv.se.fc2.bias";
@@ -241,4 +263,49 @@ fn bad_inputs_to_a_loaded_model() {
     // and the model still works
     let s = m.config().preprocess.image_size;
     assert_eq!(m.encode_pixels(&vec![0.5; 3 * s * s], 1).unwrap().len(), 1);
+}
+
+/// Weights streamed in chunks of every awkward size (a byte, a few, a page and a bit: headers,
+/// elements, data descriptors split between chunks) load to the same embeddings as the bytes at
+/// once, with the same weights id; a stream that ends early names the tensor or zip entry.
+#[test]
+fn streamed_weights_load_as_the_bytes_do() {
+    use mobileclip_wasm::weights::WeightsReader;
+    let stream = |b: &[u8], sizes: &[usize]| {
+        let mut reader = WeightsReader::new();
+        let (mut at, mut i) = (0, 0);
+        while at < b.len() {
+            let n = sizes[i % sizes.len()].min(b.len() - at);
+            reader.push(&b[at..at + n])?;
+            at += n;
+            i += 1;
+        }
+        Ok::<_, Error>(reader)
+    };
+    let compact = std::fs::read(fixtures_root().join("../compact/v2-mci0-f32.safetensors")).unwrap();
+    let cases = [
+        ("v1-mci-mct", bytes("v1-mci-mct", "model.pt")),
+        ("v2-mci0", bytes("v2-mci0", "model.safetensors")),
+        ("v2-mci0", compact),
+    ];
+    for (model, b) in cases {
+        let io = common::read_io(&fixtures_root().join(model));
+        let whole = load(model, b.clone()).unwrap();
+        let want = (whole.encode_pixels(&io.image, io.n_images).unwrap(), whole.encode_tokens(&io.tokens).unwrap());
+        for sizes in [&[1, 7, 4099][..], &[65536]] {
+            let streamed =
+                MobileClip::load_stream(Some(config(model)), stream(&b, sizes).unwrap(), None, Device::flex()).unwrap();
+            assert_eq!(streamed.weights_id(), whole.weights_id());
+            let got =
+                (streamed.encode_pixels(&io.image, io.n_images).unwrap(), streamed.encode_tokens(&io.tokens).unwrap());
+            assert!(got == want, "{model} in chunks of {sizes:?}");
+        }
+    }
+    let pt = bytes("v1-mci-mct", "model.pt");
+    let e = stream(&pt[..pt.len() / 2], &[5000]).unwrap().finish().unwrap_err();
+    assert_eq!(e.code(), "INVALID_WEIGHTS");
+    assert!(e.to_string().contains("the file ends inside zip entry `") && e.to_string().contains("/data/"), "{e}");
+    let st = bytes("v2-mci0", "model.safetensors");
+    let e = stream(&st[..st.len() - 100], &[5000]).unwrap().finish().unwrap_err();
+    assert!(e.to_string().contains("the file ends inside tensor `"), "{e}");
 }

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Benchmarks: writes BENCHMARKS.md (`npm run bench`). Generates random-weight full-size checkpoints
 # with the PyTorch reference (cached in target/bench-fixtures), times the native CPU path, our wasm
-# modules in headless Chromium, and side by side in one Chromium run: our CPU module on 1 and N
-# threads against onnxruntime-web and LiteRT.js on the same models (ONNX and .tflite exported from
-# the reference, benches/export.py), and PyTorch eager natively (benches/compare.mjs); the WebGPU
-# work per call of ours and onnxruntime-web's (benches/gpu-counts.mjs).
+# modules in headless Chromium (and their batch sizes: benches/batch.mjs; cold start from the Cache
+# API: benches/cold-start.mjs), compact files' sizes and accuracy (tools/compact-accuracy.sh), and
+# side by side in one run in each browser engine (Chromium, Firefox, WebKit; MOBILECLIP_ENGINES
+# narrows it): our CPU module on 1 and N threads against onnxruntime-web and LiteRT.js on the same
+# models (ONNX and .tflite exported from the reference, benches/export.py), and PyTorch eager
+# natively (benches/compare.mjs); the WebGPU work per call of ours and onnxruntime-web's
+# (benches/gpu-counts.mjs).
 #   tools/bench.sh           the full benchmark (about an hour on 2 cores)
 #   tools/bench.sh --quick   the side-by-side harness end to end on two small committed fixtures
-#                            (v1-mci-mct, v2-mci0: export, conversion, every runtime, parity), one
-#                            round of 2 iterations, written to target/bench-quick.md, not
+#                            (v1-mci-mct, v2-mci0: export, conversion, every runtime in every
+#                            engine, parity), one round, and benches/batch.mjs at batches 1-2 with
+#                            100 labels, written to target/bench-quick.md, not
 #                            BENCHMARKS.md: CI runs it so that the harness cannot rot; its figures
 #                            are printed, never asserted (a few minutes, most of it the bench venv)
 #   MOBILECLIP_BENCH_MODELS   comma-separated configs of the native and browser sections (default:
@@ -42,6 +46,14 @@ if [ $quick = 0 ]; then
   CARGO_TARGET_DIR=target/ndarray MOBILECLIP_GPU=0 MOBILECLIP_THREADS=0 MOBILECLIP_WASM_FEATURES=web,ndarray \
     MOBILECLIP_PKG_OUT=target/pkg-ndarray tools/build-wasm.sh
   node benches/browser.mjs
+  node benches/batch.mjs # batch sizes (CPU time and memory per pass), 10,000 labels' memory
+  node benches/cold-start.mjs --write # S0 from the Cache API: checkpoint vs compact image tower
+  # compact files: size and accuracy per dtype on trained-looking BatchNorms (fixtures of its own),
+  # and the sizes of the models benchmarked above
+  tools/compact-accuracy.sh
+  tools/compact-accuracy.sh --sizes "$out"
+  # peak wasm memory of streamed loads (MobileCLIP2-L-14 too when $MOBILECLIP_FULL_FIXTURES has it)
+  node benches/memory.mjs "${MOBILECLIP_FULL_FIXTURES:-$PWD/$out}"
 fi
 
 # Side by side: the bench's own runtimes (benches/package.json, never in the published package)
@@ -57,3 +69,8 @@ MOBILECLIP_BENCH_PYTHON=$bpy node benches/compare.mjs "${flags[@]}" "${dirs[@]}"
 # WebGPU work per call (dispatches, submits, buffers, read-backs), ours vs onnxruntime-web's
 # WebGPU EP on the same exports (about 15 minutes on SwiftShader)
 if [ $quick = 0 ]; then node benches/gpu-counts.mjs --write "${dirs[@]}"; fi
+# Batch sizes and the wasm memory of many labels (benches/batch.mjs); quick: batches 1-2 and 100
+# labels into target/bench-quick.md, on the full-size S0 that tools/test.sh writes before this
+if [ $quick = 1 ]; then
+  if [ -f target/bench-fixtures/MobileCLIP-S0/model.pt ]; then node benches/batch.mjs --quick; else echo "no target/bench-fixtures/MobileCLIP-S0: batch benchmark skipped"; fi
+fi

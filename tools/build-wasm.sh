@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Builds the npm package into pkg/: three wasm modules with their wasm-bindgen glue, the
+# Builds the npm package into pkg/: the wasm modules with their wasm-bindgen glue, the
 # JavaScript API (js/) and the manifest (pkg.json).
 #   pkg/cpu/     the CPU module (burn flex, SIMD128): one thread, loaded when the page cannot
 #                run threads (not cross-origin isolated) or `threads: 1` is asked for
 #   pkg/cpu-mt/  the threaded CPU module: the same adapter with shared memory and atomics, flex's
 #                parallel kernels on a pool of Web Workers (js/threads.js); built with the pinned
 #                nightly (tools/setup.sh), std rebuilt with atomics (-Z build-std)
+#   pkg/cpu-relaxed/, pkg/cpu-mt-relaxed/  the same two with wasm relaxed SIMD's fused multiply-add
+#                in the CPU kernels' inner loops (feature relaxed-simd), loaded instead where the
+#                engine validates relaxed SIMD; only their .wasm (the glue is cpu/'s and cpu-mt/'s,
+#                checked identical)
 #   pkg/gpu/     the WebGPU module (burn-wgpu), fetched only where the browser offers an adapter
 # Needs: rustup target wasm32-unknown-unknown; wasm-bindgen-cli matching Cargo.lock's wasm-bindgen;
 # the nightly toolchain (tools/setup.sh installs all three). All builds share one target dir.
@@ -13,7 +17,9 @@
 #                             builds the ndarray variant the benchmark compares against)
 #   MOBILECLIP_THREADS        0 skips the threaded module (default 1)
 #   MOBILECLIP_GPU            0 skips the WebGPU module (default 1)
+#   MOBILECLIP_RELAXED        0 skips the relaxed-SIMD variants (default 1)
 #   MOBILECLIP_PKG_OUT        output folder (default pkg)
+#   MOBILECLIP_KEEP_NAMES     1 keeps the name section (function names in browser CPU profiles)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/setup.sh # MOBILECLIP_NIGHTLY
@@ -23,8 +29,14 @@ target=${CARGO_TARGET_DIR:-target}
 # bindgen <folder>: the glue of the module just built
 bindgen() {
   mkdir -p "$out/$1"
-  # The name section (function names, ~20 % of the GPU module) only helps profiling: dropped.
-  wasm-bindgen --target web --remove-name-section --out-dir "$out/$1" "$target/wasm32-unknown-unknown/release/mobileclip_wasm.wasm"
+  # The name section (function names, ~20 % of the GPU module) only helps profiling: dropped
+  # unless MOBILECLIP_KEEP_NAMES=1. The one-thread CPU module (and its relaxed-SIMD variant, which
+  # shares its glue) gets __wbg_reset_state, which replaces an instance that trapped (js/index.js);
+  # the threaded one's memory is shared with its pool, it is replaced otherwise.
+  local names=(--remove-name-section) reset=()
+  [ "${MOBILECLIP_KEEP_NAMES:-0}" = 1 ] && names=()
+  case "$1" in cpu | cpu-relaxed) reset=(--experimental-reset-state-function) ;; esac
+  wasm-bindgen --target web "${names[@]}" "${reset[@]}" --out-dir "$out/$1" "$target/wasm32-unknown-unknown/release/mobileclip_wasm.wasm"
 }
 
 # module <cargo features> <folder>
@@ -40,18 +52,35 @@ module() {
 # worker's instantiation calls; `cargo rustc` passes those to the final crate only. The memory
 # declares a 4 GiB maximum: a shared memory cannot grow past it, and the large models need more
 # than rustc's 1 GiB default.
-threaded_module() {
+threaded_module() { # <cargo features> <folder>
   RUSTFLAGS="-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals -C link-arg=--max-memory=4294967296" \
     cargo "+$MOBILECLIP_NIGHTLY" rustc -Z build-std=panic_abort,std --target wasm32-unknown-unknown --release \
-    --no-default-features --features threads --lib -- \
+    --no-default-features --features "$1" --lib -- \
     -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--export=__wasm_init_tls \
     -C link-arg=--export=__tls_size -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base
-  bindgen cpu-mt
+  bindgen "$2"
+}
+
+# relaxed <build function> <cargo features> <folder>: the relaxed-SIMD variant of the module in
+# <folder> (only this crate is recompiled: the feature enables relaxed-simd per function). It
+# keeps only its .wasm: js/index.js loads it with <folder>'s glue, which must be the same but for
+# comments (wasm-bindgen's comments name internal function indices, which differ).
+relaxed() {
+  "$1" "$2,relaxed-simd" "$3-relaxed"
+  local code=(grep -v '^[[:space:]]*//')
+  for f in mobileclip_wasm.js mobileclip_wasm.d.ts mobileclip_wasm_bg.wasm.d.ts; do
+    cmp -s <("${code[@]}" "$out/$3/$f") <("${code[@]}" "$out/$3-relaxed/$f") || { echo "$3-relaxed/$f differs from $3/$f: the modules cannot share their glue" >&2; exit 1; }
+    rm "$out/$3-relaxed/$f"
+  done
 }
 
 rm -rf "$out" && mkdir -p "$out"
 module "${MOBILECLIP_WASM_FEATURES:-web}" cpu
-if [ "${MOBILECLIP_THREADS:-1}" != 0 ]; then threaded_module; fi
+if [ "${MOBILECLIP_RELAXED:-1}" != 0 ]; then relaxed module "${MOBILECLIP_WASM_FEATURES:-web}" cpu; fi
+if [ "${MOBILECLIP_THREADS:-1}" != 0 ]; then
+  threaded_module threads cpu-mt
+  if [ "${MOBILECLIP_RELAXED:-1}" != 0 ]; then relaxed threaded_module threads cpu-mt; fi
+fi
 if [ "${MOBILECLIP_GPU:-1}" != 0 ]; then module webgpu gpu; fi
 cp js/*.js js/*.d.ts "$out/"
 cp pkg.json "$out/package.json"

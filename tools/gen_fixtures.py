@@ -43,6 +43,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
 CONTEXT_LENGTH = 77
+# --full: the fixture of a v1 config's `open_clip` description (apple/MobileCLIP-S2-OpenCLIP, ...)
+OPEN_CLIP_SUFFIX = "-OpenCLIP"
 
 # ----------------------------------------------------------------------------------------------
 # Small fixtures.  "base" is the shipped config the fixture is derived from; "arch" overrides the
@@ -156,6 +158,21 @@ SMALL = {
         text=dict(width=32, heads=2, layers=2, vocab_size=256),
     ),
 }
+
+# v1 models in open_clip's layout (apple/MobileCLIP-*-OpenCLIP), written by open_clip's own
+# MobileCLIP-S1 / -S2 / -B configs ("layout": the config.json is the v1 base config with its reduced
+# `open_clip` description; the loader picks that by the checkpoint's tensor names).
+# open_clip's MobileCLIP-B: timm vit_base_mci_224 (not Apple's vit_b16: no stem padding, LayerNorm
+# eps 1e-6) + causal open_clip text, reduced as v2-vit-b.
+SMALL["openclip-b"] = dict(SMALL["v2-vit-b"], base="MobileCLIP-B", layout="open_clip")
+# MobileCLIP-S1 / -S2 (fastvit_mci1 / _mci2 trunks): v2-mci0's reduced trunk and text at other
+# depths and widths.
+SMALL["openclip-s1"] = dict(
+    base="MobileCLIP-S1", layout="open_clip", image_size=64, embed_dim=24,  # 64 -> 16 -> 8 -> 4 -> 2
+    arch=dict(SMALL["v2-mci0"]["arch"], layers=[1, 2, 1, 1]), text=SMALL["v2-mci0"]["text"])
+SMALL["openclip-s2"] = dict(
+    SMALL["openclip-s1"], base="MobileCLIP-S2", image_size=80, embed_dim=32,  # 80 -> 20 -> 10 -> 5 -> 3
+    arch=dict(SMALL["v2-mci0"]["arch"], layers=[1, 1, 2, 1], embed_dims=[16, 16, 32, 64]))
 
 # Opt-in extras (not in the committed set; select with --small --models NAME).
 EXTRA_SMALL = {
@@ -404,7 +421,7 @@ class Builder:
 # Randomisation
 # ----------------------------------------------------------------------------------------------
 
-def randomize_(model, g, images, tokens):
+def randomize_(model, g, images, tokens, trained_bn=False):
     """Give every parameter and persistent buffer a random value (seeded by `g`).
 
     Weights are ~N(0, std=1/sqrt(fan_in)); BN/LN affine ~U(0.5,1.5)/N(0,0.1); layer scales ~U(0.2,1.0);
@@ -412,6 +429,10 @@ def randomize_(model, g, images, tokens):
     order, from the statistics of the actual input each BN sees (forward pre-hooks, one float64 pass
     over the fixture inputs) and perturbed (mean + N(0,0.1)*std, var * U(0.5,1.5)), so that activations
     stay O(1) through deep stacks while no BN fold is an identity.
+    With `trained_bn` (--trained-bn) the statistics look like a trained network's instead, the case
+    that quantization must survive: running_var is the measured variance times a log-normal factor
+    10^N(0, 1) (four decades between the 2nd and 98th percentiles, so that folding makes some output
+    channels dominant), and about 2% of each BN's channels are near-dead (weight scaled by 1e-3).
     Returns (number of state-dict tensors set, number of BatchNorm layers calibrated).
     """
     import torch
@@ -504,7 +525,13 @@ def randomize_(model, g, images, tokens):
         var = x.var(dims, unbiased=False).clamp_min(1e-3)
         c = mean.shape[0]
         rm = mean + normal((c,), 0.1) * var.sqrt()
-        rv = var * uniform((c,), 0.5, 1.5)
+        if trained_bn:
+            rv = var * torch.pow(10.0, normal((c,), 1.0)).to(var.dtype)
+            dead = torch.rand((c,), generator=g) < 0.02
+            with torch.no_grad():
+                mod.weight.mul_(torch.where(dead, 1e-3, 1.0).to(mod.weight.dtype))
+        else:
+            rv = var * uniform((c,), 0.5, 1.5)
         # round to bfloat16 precision: the stored weights then don't depend on the last bits of
         # the reduction (thread count / CPU), only the reference outputs do
         mod.running_mean.copy_(rm.to(torch.bfloat16).float())
@@ -696,11 +723,37 @@ def reload_checks(builder, cfg, files, images, tokens, keep, keep_rep):
     return load_diffs
 
 
+def open_clip_view(cfg):
+    """A v1 config as open_clip describes the model (its `open_clip` object): what the Rust loader
+    makes of it for a checkpoint in open_clip's layout (ModelConfig::in_layout)."""
+    oc = cfg["open_clip"]
+    view = {k: copy.deepcopy(v) for k, v in cfg.items() if k not in ("open_clip", "image_cfg", "text_cfg")}
+    view.update({k: copy.deepcopy(v) for k, v in oc.items()})
+    view["family"] = "open_clip"
+    return view
+
+
 def small_config(name, spec):
+    """(config written to config.json, config the reference model is built from)."""
     cfg = json.loads((CONFIGS / f"{spec['base']}.json").read_text())
     cfg["name"] = name
     cfg["embed_dim"] = spec["embed_dim"]
     s = spec["image_size"]
+    cfg["preprocess"]["image_size"] = s
+    cfg["fixture"] = {"base": spec["base"], "generator": "tools/gen_fixtures.py"}
+    if spec.get("layout") == "open_clip":
+        # Only the open_clip description is reduced (the v1 one keeps the shipped tower at the
+        # fixture's image size, and no file of the fixture is in Apple's layout).
+        cfg["image_cfg"]["image_size"] = s
+        oc = cfg["open_clip"]
+        oc["vision_cfg"]["image_size"] = s
+        oc["vision_cfg"]["arch"] = copy.deepcopy(spec["arch"])
+        oc["text_cfg"].update(spec["text"])
+        oc["weights"] = {"url": "model.safetensors", "format": "safetensors",
+                         "notes": "random-weight parity fixture (tools/gen_fixtures.py) in open_clip's "
+                                  "layout; reparameterized one in model_reparam.safetensors"}
+        cfg["weights"] = {"notes": "no file of this fixture is in Apple's layout"}
+        return cfg, open_clip_view(cfg)
     if cfg["family"] == "mobileclip":
         cfg["image_cfg"]["image_size"] = s
         cfg["image_cfg"]["arch"] = copy.deepcopy(spec["arch"])
@@ -717,13 +770,13 @@ def small_config(name, spec):
             cfg["weights"]["alternatives"] = ["model_apple.pt"]
     cfg["text_cfg"].update(spec["text"])
     assert cfg["text_cfg"]["context_length"] == CONTEXT_LENGTH
-    cfg["preprocess"]["image_size"] = s
-    cfg["fixture"] = {"base": spec["base"], "generator": "tools/gen_fixtures.py"}
-    return cfg
+    return cfg, cfg
 
 
 def generate(builder, name, cfg, out_dir, seed, n_images, n_tokens, apple_pt, config_src=None,
-             reload_check=True):
+             reload_check=True, written_cfg=None, trained_bn=False):
+    """Builds the reference model of `cfg` and writes the fixture; config.json is a copy of
+    `config_src`, else `written_cfg` (a v1 config whose `open_clip` view `cfg` is), else `cfg`."""
     import torch
     from safetensors.torch import save_file
 
@@ -748,7 +801,7 @@ def generate(builder, name, cfg, out_dir, seed, n_images, n_tokens, apple_pt, co
     n_params = sum(p.numel() for p in model.parameters())
 
     t = time.time()
-    n_set, n_bn = randomize_(model, g, images, tokens)
+    n_set, n_bn = randomize_(model, g, images, tokens, trained_bn)
     times["randomize"] = time.time() - t
 
     t = time.time()
@@ -806,7 +859,7 @@ def generate(builder, name, cfg, out_dir, seed, n_images, n_tokens, apple_pt, co
     if config_src is not None:
         shutil.copyfile(config_src, out_dir / "config.json")
     else:
-        c = {k: v for k, v in cfg.items() if k != "_base"}
+        c = written_cfg or {k: v for k, v in cfg.items() if k != "_base"}
         (out_dir / "config.json").write_text(dumps_config(c))
     times["save"] = time.time() - t
 
@@ -861,6 +914,9 @@ def main(argv=None):
     ap.add_argument("--no-reload-check", action="store_true",
                     help="skip re-loading the written checkpoints into fresh models (about a third of "
                          "the time of --full); the reparam-vs-train check always runs")
+    ap.add_argument("--trained-bn", action="store_true",
+                    help="BatchNorm statistics that look trained (log-normal running_var over four "
+                         "decades, a few near-dead channels): the accuracy fixtures of compact files")
     args = ap.parse_args(argv)
 
     if not (args.reference / "mobileclip" / "__init__.py").exists():
@@ -876,6 +932,9 @@ def main(argv=None):
         known = names + list(EXTRA_SMALL)
     else:
         names = sorted(p.stem for p in CONFIGS.glob("*.json"))
+        # a v1 model also published in open_clip's layout: "<name>-OpenCLIP", built by open_clip
+        names = sorted(names + [f"{n}{OPEN_CLIP_SUFFIX}" for n in names
+                                if "open_clip" in json.loads((CONFIGS / f"{n}.json").read_text())])
         known = names
     if args.models:
         wanted = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -893,14 +952,18 @@ def main(argv=None):
             shutil.rmtree(out_dir)
         if args.small:
             spec = SMALL.get(name) or EXTRA_SMALL[name]
-            cfg = small_config(name, spec)
+            written, cfg = small_config(name, spec)
             total += generate(builder, name, cfg, out_dir, seed, n_images=2, n_tokens=4,
-                              apple_pt=bool(spec.get("apple_pt")), reload_check=not args.no_reload_check)
+                              apple_pt=bool(spec.get("apple_pt")), reload_check=not args.no_reload_check,
+                              written_cfg=written, trained_bn=args.trained_bn)
         else:
-            src = CONFIGS / f"{name}.json"
+            src = CONFIGS / f"{name.removesuffix(OPEN_CLIP_SUFFIX)}.json"
             cfg = json.loads(src.read_text())
+            if name.endswith(OPEN_CLIP_SUFFIX):
+                cfg = open_clip_view(cfg)
             total += generate(builder, name, cfg, out_dir, seed, n_images=3, n_tokens=4,
-                              apple_pt=False, config_src=src, reload_check=not args.no_reload_check)
+                              apple_pt=False, config_src=src, reload_check=not args.no_reload_check,
+                              trained_bn=args.trained_bn)
         gc.collect()
     log(f"done: {len(names)} model(s), {total / 1e6:.2f} MB in {args.out}, {time.time() - t0:.1f}s, "
         f"peak RSS {maxrss_mb():.0f} MB")

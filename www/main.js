@@ -5,9 +5,10 @@ import { setupCamera } from './camera.js';
 import { makeItem, renderCard, reorder } from './gallery.js';
 import { explain, showError } from './messages.js';
 import { LABEL_PRESETS, labelPreset, templatePreset } from './presets.js';
-import { forgetPrompts, loadPrompts, savePrompts } from './store.js';
-import { PRIORITY, Scheduler, cosine, labelEmbeddings, parseLines, prompts, rank } from './tagging.js';
-import { anyCached, cached, fetchWeights, forgetWeights, guessModel, isCheckpoint, megabytes, storageUsed } from './weights.js';
+import { forgetPacks, loadPack, packsKept, savePack } from './store.js';
+import {
+  anyCached, cached, cachedTower, dropCheckpoint, fetchWeights, forgetWeights, guessModel, hasCache, isCheckpoint, keepTower, keptFor, megabytes,
+} from './weights.js';
 
 /* global __DEMO_MODELS__ */
 const MODELS = __DEMO_MODELS__; // [{ name, url, unsupported? }] from configs/*.json (www/models.mjs)
@@ -18,30 +19,37 @@ const SAMPLES = [
   new URL('./samples/astronaut.jpg', import.meta.url),
 ];
 const STALE = Symbol('stale'); // queued work of a model that was replaced
-const CHUNK = 8; // prompts per worker call: big enough to be efficient, small enough to interleave
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
 const state = {
-  clip: null, // MobileClipWorker
-  modelKey: '', // the model and its weights: the key of stored prompt embeddings
-  preparing: false, // the preparation bar follows the label prompts until the first set is ready
+  clip: null, // MobileClipWorker: both towers, or (from the kept compact file) the image tower only
+  text: null, // promise of a model with the text tower, loaded when `clip` has none and labels or a search need it
+  url: null, // the published checkpoint's URL (null for a file): the key of what is kept
+  keeping: '', // what the conversion for the next visit is doing ('' when idle)
+  modelKey: '', // the model and its weights: the key of stored label packs
+  preparing: false, // the preparation bar follows the labels until the first pack is ready
   session: 0, // bumped on every load; work of older sessions is dropped
   loading: null, // AbortController of the load in progress
-  prompts: new Map(), // prompt → text embedding, for the current model
+  labelling: null, // AbortController of the label encoding in progress
+  packs: [], // label packs of the current model (the package reuses their rows)
   labels: [],
   templates: [],
-  labelEmbs: null, // per-label embeddings of the current labels × templates
-  labelsGen: 0,
+  pack: null, // the label pack of the current labels × templates
   topK: 3,
   items: [],
+  photos: Promise.resolve(), // photos are embedded one after the other
   searchEmb: null,
   batch: { total: 0, done: 0 },
-  stats: { images: 0, prompts: 0 },
-  msPerPrompt: null,
+  stats: { images: 0, labels: 0 },
+  msPerLabel: new Map(), // templates count → ms per label, for the time estimate
 };
-const scheduler = new Scheduler();
+
+/** Lines of a text box, trimmed, without blanks and repeats. */
+function parseLines(text) {
+  return [...new Set(text.split('\n').map((l) => l.trim()).filter(Boolean))];
+}
 
 // ---------------------------------------------------------------- model
 
@@ -49,7 +57,15 @@ function weightsUrl() {
   const name = $('model').value;
   const override = params.get('weights');
   if (override && name === (params.get('model') ?? 'MobileCLIP-S0')) return new URL(override, location.href).href;
-  return MODELS.find((m) => m.name === name)?.url ?? null;
+  const info = MODELS.find((m) => m.name === name);
+  return info?.files.find((f) => f.url === $('published-file').value)?.url ?? info?.url ?? null;
+}
+
+/** The chosen model's published files in the file menu (v1 models: Apple's checkpoint and open_clip's file). */
+function listPublishedFiles() {
+  const files = MODELS.find((m) => m.name === $('model').value)?.files ?? [];
+  $('published-file').replaceChildren(...files.map((f) => new Option(f.label, f.url)));
+  $('published-choice').hidden = files.length < 2;
 }
 
 /** "huggingface.co/apple/MobileCLIP-S0/…/mobileclip_s0.pt" */
@@ -69,7 +85,7 @@ async function showModelChoice() {
   $('weights-url').textContent = url ? shortUrl(url) : 'no published URL: use a file';
   $('weights-url').href = url ?? '#';
   $('weights-url').title = url ?? '';
-  const hit = url && await cached(url);
+  const hit = url && (await cachedTower(url, 'image') ?? await cached(url));
   $('cache-note').textContent = hit ? '(downloaded before: loads offline)' : '';
   return hit;
 }
@@ -81,14 +97,10 @@ function setBar(bar, text, value, max, label) {
   text.textContent = label;
 }
 
-function describeBackend(backend) {
-  const [kind, ...why] = backend.split(':');
-  const name = { cpu: 'CPU (WebAssembly SIMD)', webgpu: 'WebGPU', gpu: 'WebGPU' }[kind.trim()] ?? kind;
-  return { name, why: why.join(':').trim() };
-}
+const BACKEND_NAMES = { cpu: 'CPU (WebAssembly SIMD)', webgpu: 'WebGPU' };
 
 function showReady(clip, { ms, origin }) {
-  const { name, why } = describeBackend(clip.backend);
+  const [name, why] = [BACKEND_NAMES[clip.backend], clip.backendReason];
   const dl = document.createElement('dl');
   for (const [k, v] of [['Model', `${clip.name} (${clip.embedDim}-d embeddings, ${clip.imageSize}px input)`], ['Backend', name], ['Why', why || '—'], ['Weights', origin], ['Loaded in', `${(ms / 1000).toFixed(1)} s`]]) {
     const dt = document.createElement('dt');
@@ -104,11 +116,83 @@ function showReady(clip, { ms, origin }) {
   $('model-status').replaceChildren(p, dl);
 }
 
-async function showStorage() {
-  const used = await storageUsed();
-  const any = await anyCached();
-  $('storage-text').textContent = any && used ? `Downloaded weights use ${megabytes(used)} of this browser’s storage.` : '';
-  $('forget').hidden = !any;
+/** "Kept in this browser": the compact towers, the label packs and the checkpoint, with their sizes. */
+async function showKept() {
+  const url = state.clip ? state.url : weightsUrl(); // before a load: what the chosen model has kept
+  const key = state.clip ? state.modelKey : `${$('model').value} ${url}`;
+  const kept = url ? await keptFor(url) : { checkpoint: null, image: null, text: null, converted: null };
+  const packs = url ? await packsKept(key) : { labels: 0, bytes: 0 };
+  const imageOnly = state.clip?.towers === 'image';
+  const textState = state.text ? 'loaded now' : 'not loaded yet';
+  const rows = [];
+  if (kept.image !== null) rows.push(['image', 'Image tower', megabytes(kept.image), `compact (auto), loaded on every visit${imageOnly ? ' · in use' : ''}`]);
+  if (kept.text !== null) rows.push(['text', 'Text tower', megabytes(kept.text), `compact (auto), loaded only to encode new labels or search${imageOnly ? ` · ${textState}` : ''}`]);
+  if (packs.labels) rows.push(['packs', 'Label packs', megabytes(packs.bytes), `${packs.labels} label embeddings: known labels need no text tower`]);
+  if (kept.checkpoint !== null) rows.push(['checkpoint', 'Checkpoint', megabytes(kept.checkpoint), state.keeping ? `published file, ${state.keeping}`
+    : kept.checkpoint > CONVERT_MAX_BYTES ? 'published file, kept: too large to convert in a browser tab (`mobileclip convert` does it)' : 'published file, kept until it is converted']);
+  else if (kept.converted) rows.push(['checkpoint', 'Checkpoint', '—', `dropped: the ${megabytes(kept.converted)} download was converted to the towers above`]);
+  const total = (kept.checkpoint ?? 0) + (kept.image ?? 0) + (kept.text ?? 0) + packs.bytes;
+  const box = $('kept');
+  box.hidden = rows.length === 0;
+  $('kept-total').textContent = rows.length ? `${megabytes(total)} in all` : '';
+  const table = $('kept-table');
+  table.replaceChildren(...rows.map(([key, what, size, note]) => {
+    const tr = document.createElement('tr');
+    tr.dataset.key = key;
+    for (const [tag, text] of [['th', what], ['td', size], ['td', note]]) tr.append(Object.assign(document.createElement(tag), { textContent: text }));
+    return tr;
+  }));
+  $('forget').hidden = !(await anyCached());
+}
+
+/**
+ * The largest checkpoint converted in the page: a conversion holds about twice the checkpoint in
+ * the worker's 32-bit wasm memory (MobileCLIP-S0: 418 MiB for 216 MB), which cannot pass 4 GiB.
+ */
+const CONVERT_MAX_BYTES = 1.2e9;
+
+/**
+ * After a model was loaded from the published checkpoint: converts it (in a worker of its own)
+ * into one compact file per tower, keeps them, and drops the checkpoint. The next visit loads the
+ * image tower alone (a fraction of the download) and the text tower only when it is needed.
+ */
+async function keepCompact(url, name, checkpoint) {
+  if (!hasCache() || checkpoint.size > CONVERT_MAX_BYTES) return;
+  const session = state.session;
+  try {
+    for (const tower of ['image', 'text']) {
+      state.keeping = `converting it to the ${tower} tower for the next visit…`;
+      showKept();
+      const bytes = await MobileClipWorker.convert({ model: name, weights: checkpoint, dtype: 'auto', towers: tower });
+      await keepTower(url, tower, bytes, checkpoint.size);
+    }
+    await dropCheckpoint(url);
+  } catch (e) {
+    if (session === state.session) showError($('model-error'), Object.assign(new Error(`the weights could not be made smaller for the next visit (${e.message}); the checkpoint stays cached`), { code: 'STORAGE' }));
+  } finally {
+    state.keeping = '';
+    if (session === state.session) showKept();
+  }
+}
+
+/**
+ * A model with the text tower: the loaded one, or (when it has the image tower only) the kept text
+ * tower, loaded once (the published checkpoint again if it is not kept).
+ */
+function textModel() {
+  const clip = state.clip;
+  if (clip.towers !== 'image') return Promise.resolve(clip);
+  const session = state.session;
+  state.text ??= (async () => {
+    const kept = await cachedTower(state.url, 'text');
+    const weights = kept ?? (await fetchWeights(state.url, { onProgress: () => {} })).blob;
+    const m = await MobileClipWorker.load({ model: kept ? undefined : clip.name, weights, backend: $('backend').value });
+    if (session !== state.session) { m.dispose(); throw STALE; }
+    showKept();
+    return m;
+  })();
+  state.text.catch(() => { if (session === state.session) state.text = null; });
+  return state.text;
 }
 
 async function load() {
@@ -122,13 +206,16 @@ async function load() {
   if (!fromFile && !url) return;
 
   state.loading?.abort();
+  state.labelling?.abort();
   state.clip?.dispose();
   state.clip = null;
+  state.text?.then((m) => m.dispose(), () => {});
+  state.text = null;
+  state.url = url;
   const session = ++state.session;
   state.preparing = false;
-  scheduler.clear(STALE);
-  state.prompts.clear();
-  state.labelEmbs = null;
+  state.packs = [];
+  state.pack = null;
   state.searchEmb = null;
   for (const it of state.items) Object.assign(it, { embedding: null, tags: null, match: null, timings: null, state: it.state === 'error' && it.error?.code === 'INVALID_IMAGE' ? 'error' : 'queued' });
   state.batch = { total: 0, done: 0 };
@@ -146,8 +233,14 @@ async function load() {
   const t0 = performance.now();
   let ticker = null;
   try {
-    let weights, origin;
-    if (file) {
+    let weights, origin, compact = false, downloaded = null;
+    const image = url ? await cachedTower(url, 'image') : null;
+    if (image) {
+      weights = image;
+      compact = true;
+      origin = `image tower from this browser’s cache (${megabytes(image.size)}; the text tower only when needed)`;
+      setBar($('download-bar'), $('download-text'), 1, 1, `100% · ${megabytes(image.size)} image tower from the cache, no download`);
+    } else if (file) {
       weights = file;
       origin = `file ${file.name} (${megabytes(file.size)})`;
       setBar($('download-bar'), $('download-text'), 1, 1, `${megabytes(file.size)} from this device`);
@@ -158,6 +251,7 @@ async function load() {
           ? `${Math.floor((100 * loaded) / total)}% · ${megabytes(loaded)} of ${megabytes(total)}` : megabytes(loaded)),
       });
       weights = r.blob;
+      downloaded = r.blob;
       origin = r.fromCache ? `from this browser’s cache (${megabytes(r.blob.size)})` : `downloaded (${megabytes(r.blob.size)})`;
       if (r.fromCache) setBar($('download-bar'), $('download-text'), 1, 1, `100% · ${megabytes(r.blob.size)} from the cache`);
       if (r.cacheError) showError($('model-error'), Object.assign(r.cacheError, { code: 'STORAGE' }));
@@ -167,17 +261,18 @@ async function load() {
     const tick = () => setBar($('prepare-bar'), $('prepare-text'), null, 1, `building the model… ${((performance.now() - t1) / 1000).toFixed(1)} s`);
     tick();
     ticker = setInterval(tick, 100); // also shows that the page stays responsive meanwhile
-    const clip = await MobileClipWorker.load({ model: name, weights, backend: $('backend').value, signal: ac.signal });
+    const clip = await MobileClipWorker.load({ model: compact ? undefined : name, weights, backend: $('backend').value, signal: ac.signal });
     clearInterval(ticker);
     if (session !== state.session) { clip.dispose(); return; }
     state.clip = clip;
     state.modelKey = `${name} ${file ? `file:${file.name}:${file.size}:${file.lastModified}` : url}`;
     showReady(clip, { ms: performance.now() - t0, origin });
-    showStorage();
+    showKept();
+    if (downloaded) keepCompact(url, name, downloaded); // not awaited: the model is ready
     showModelChoice();
     queueImages(state.items.filter((it) => it.state === 'queued'));
     state.preparing = true;
-    updateLabels(); // not awaited: loading is over, the prompts have their own progress
+    updateLabels(); // not awaited: loading is over, the labels have their own progress
   } catch (e) {
     if (session !== state.session || e === STALE) return;
     showError($('model-error'), e, { model: name });
@@ -195,13 +290,21 @@ async function load() {
 
 // ---------------------------------------------------------------- labels
 
+/** The labels of `packs` made with `templates`: those the package will not encode again. */
+function knownLabels(packs, templates) {
+  const same = (p) => p.templates.length === templates.length && p.templates.every((t, i) => t === templates[i]);
+  return new Set(packs.filter(same).flatMap((p) => p.labels));
+}
+
 async function updateLabels() {
-  const gen = ++state.labelsGen;
+  state.labelling?.abort();
+  const ac = new AbortController();
+  state.labelling = ac;
   const session = state.session;
   state.labels = parseLines($('labels').value);
   state.templates = parseLines($('templates').value);
   state.topK = Math.max(1, Math.min(20, Number($('topk').value) || 3));
-  state.labelEmbs = null;
+  state.pack = null;
   $('labels-error').hidden = true;
   const bad = state.templates.find((t) => !t.includes('{}'));
   const problem = state.labels.length === 0 ? 'the label list is empty'
@@ -213,62 +316,78 @@ async function updateLabels() {
     renderAll();
     return;
   }
-  let need = [...new Set(prompts(state.labels, state.templates))].filter((p) => !state.prompts.has(p));
-  let remembered = 0;
-  if (state.clip && need.length) {
-    const found = await loadPrompts(state.modelKey, need);
-    if (gen !== state.labelsGen || session !== state.session) return;
-    for (const [p, e] of found) state.prompts.set(p, e);
-    remembered = found.size;
-    need = need.filter((p) => !found.has(p));
+  const { labels, templates } = state;
+  const counts = `${labels.length} labels × ${templates.length} template${templates.length > 1 ? 's' : ''}`;
+  if (!state.clip) {
+    $('labels-status').textContent = `${counts}. They are encoded once a model is loaded.`;
+    renderAll();
+    return;
   }
-  const total = need.length;
+  const clip = state.clip;
+  const stale = () => ac.signal.aborted || session !== state.session;
+  // The pack kept from an earlier visit for this model and these templates, and this visit's.
+  const found = await loadPack(state.modelKey, templates);
+  if (stale()) return;
+  const stored = found?.weightsId === clip.labelPackId ? found : null; // not if the file behind the URL changed
+  const reuse = stored ? [stored, ...state.packs] : state.packs;
+  const known = knownLabels(reuse, templates);
+  const total = labels.filter((l) => !known.has(l)).length;
+  const thisVisit = knownLabels(state.packs, templates);
+  const remembered = labels.filter((l) => known.has(l) && !thisVisit.has(l)).length;
+  const already = labels.length - total - remembered;
+  const kept = [remembered && `${remembered} remembered from an earlier visit`, already && `${already} already encoded`].filter(Boolean).join(', ');
   const status = (done) => {
-    const left = state.msPerPrompt ? ` · about ${formatDuration((total - done) * state.msPerPrompt)} left` : '';
-    setBar($('labels-bar'), $('labels-text'), done, total, `${done} of ${total}${left}`);
-    if (state.preparing) setBar($('prepare-bar'), $('prepare-text'), 1 + done, 1 + total, `model built · label prompts ${done} of ${total}`);
+    const left = state.msPerLabel.get(templates.length);
+    setBar($('labels-bar'), $('labels-text'), done, total, `${done} of ${total}${left ? ` · about ${formatDuration((total - done) * left)} left` : ''}`);
+    if (state.preparing) setBar($('prepare-bar'), $('prepare-text'), 1 + done, 1 + total, `model built · labels ${done} of ${total}`);
   };
-  const counts = `${state.labels.length} labels × ${state.templates.length} template${state.templates.length > 1 ? 's' : ''}`;
-  const kept = remembered ? ` (${remembered} prompts remembered from an earlier visit)` : '';
-  $('labels-status').textContent = `${counts} = ${state.labels.length * state.templates.length} prompts`
-    + (total && state.clip ? `, ${total} to encode${kept}.` : `${kept}.`) + (state.clip ? '' : ' They are encoded once a model is loaded.');
-  if (!state.clip) { renderAll(); return; }
+  $('labels-status').textContent = `${counts} = ${labels.length * templates.length} prompts${total ? `, ${total} labels to encode` : ''}${kept && ` (${kept})`}.`;
   $('labels-progress').hidden = total === 0;
   status(0);
   renderAll();
-  // Few prompts: encode them before the photos, so that each photo is tagged as soon as it is
-  // embedded. Many (ImageNet): photos first, then the prompts.
-  const priority = total <= 64 ? PRIORITY.search + 0.5 : PRIORITY.prompts;
+  let pack;
+  let encoded = 0;
+  let first = null;
+  const t0 = performance.now();
   try {
-    for (let i = 0; i < need.length; i += CHUNK) {
-      const chunk = need.slice(i, i + CHUNK);
-      const clip = state.clip;
-      const rows = await scheduler.run(priority, async () => {
-        if (gen !== state.labelsGen || session !== state.session) throw STALE;
-        const t = performance.now();
-        const out = await clip.encodeText(chunk);
-        state.msPerPrompt = (performance.now() - t) / chunk.length;
-        return out;
-      });
-      chunk.forEach((p, k) => state.prompts.set(p, rows[k]));
-      savePrompts(state.modelKey, chunk.map((p, k) => [p, rows[k]]));
-      state.stats.prompts += chunk.length;
-      if (gen !== state.labelsGen) return; // superseded: the newer call shows its own progress
-      status(Math.min(i + CHUNK, total));
-      showStats();
-    }
+    // Labels not in a pack need the text tower: an image-only model loads it first.
+    if (total && clip.towers === 'image') $('labels-status').textContent = `${counts}: loading the text tower for ${total} new label${total > 1 ? 's' : ''}…`;
+    const encoder = total ? await textModel() : clip;
+    if (stale()) return;
+    // The package encodes only the labels not in `reuse`, a few at a time, between the photos.
+    pack = await encoder.labelEmbeddings(labels, {
+      templates, reuse, signal: ac.signal,
+      onProgress: ({ done }) => {
+        // The rate since the first part (the first one may have waited behind photos).
+        first ??= { done, at: performance.now() };
+        const rate = done > first.done ? (performance.now() - first.at) / (done - first.done) : (performance.now() - t0) / done;
+        state.msPerLabel.set(templates.length, rate);
+        state.stats.labels += done - encoded;
+        encoded = done;
+        status(done);
+        showStats();
+      },
+    });
   } catch (e) {
-    if (e === STALE || e?.code === 'DISPOSED' || session !== state.session) return;
+    if (stale() || e === STALE || e?.code === 'ABORTED' || e?.code === 'DISPOSED') return;
     showError($('labels-error'), e);
     return;
   }
-  if (gen !== state.labelsGen || session !== state.session) return;
-  state.labelEmbs = labelEmbeddings(state.labels, state.templates, (p) => state.prompts.get(p));
+  if (stale()) return;
+  state.pack = pack;
+  state.packs = [pack, ...state.packs.filter((p) => p !== pack)].slice(0, 8);
   if (state.preparing) setBar($('prepare-bar'), $('prepare-text'), 1, 1, '100% · ready');
   state.preparing = false;
   $('labels-progress').hidden = true;
-  $('labels-status').textContent = `${counts}: ready${kept}.`;
+  $('labels-status').textContent = `${counts}: ready${kept && ` (${kept})`}.`;
   retag();
+  // Keep every label encoded with these templates for the next visit: the stored pack grown by
+  // this one (the package copies the rows: nothing is encoded).
+  if (total) {
+    const union = [...new Set([...(stored?.labels ?? []), ...labels])];
+    clip.labelEmbeddings(union, { templates, reuse: [pack, ...(stored ? [stored] : [])] })
+      .then((all) => savePack(state.modelKey, all)).then(showKept).catch(() => {});
+  }
 }
 
 function formatDuration(ms) {
@@ -276,11 +395,18 @@ function formatDuration(ms) {
   return `${Math.round(ms / 60_000)} min`;
 }
 
-function retag() {
-  for (const it of state.items) {
-    if (it.embedding && state.labelEmbs) it.tags = rank(it.embedding, state.labelEmbs, state.labels, state.clip.logitScale, state.topK);
-  }
-  renderAll();
+/** Ranks a photo's labels (the package's zeroShot on the current pack). */
+async function tag(it) {
+  const pack = state.pack;
+  if (!it.embedding || !pack) return;
+  const tags = await state.clip.zeroShot(it.embedding, pack, { topK: state.topK });
+  if (pack === state.pack) it.tags = tags;
+}
+
+async function retag() {
+  const session = state.session;
+  await Promise.all(state.items.map((it) => tag(it).catch(() => {})));
+  if (session === state.session) renderAll();
 }
 
 let labelTimer = null;
@@ -334,7 +460,7 @@ function queueImages(items) {
   const session = state.session;
   for (const it of items) {
     it.state = 'queued';
-    scheduler.run(PRIORITY.image, async () => {
+    state.photos = state.photos.then(async () => {
       if (session !== state.session) throw STALE;
       if (!state.items.includes(it)) return;
       it.state = 'working';
@@ -355,8 +481,8 @@ function queueImages(items) {
       it.timings = { decodeMs: t1 - t0, encodeMs: performance.now() - t1 };
       state.stats.images++;
       it.state = 'done';
-      if (state.labelEmbs) it.tags = rank(it.embedding, state.labelEmbs, state.labels, state.clip.logitScale, state.topK);
-      if (state.searchEmb) { it.match = cosine(state.searchEmb, it.embedding); sortBySearch(); }
+      await tag(it);
+      if (state.searchEmb) { it.match = state.clip.similarity(state.searchEmb, it.embedding); sortBySearch(); }
     }).catch((e) => {
       if (e === STALE || session !== state.session) return;
       it.state = 'error';
@@ -385,7 +511,8 @@ function renderAll() {
 function showStats() {
   const n = state.items.length;
   $('empty').hidden = n > 0;
-  $('stats').textContent = n === 0 ? '' : `${n} photo${n > 1 ? 's' : ''} · ${state.stats.images} image embeddings computed · ${state.prompts.size} prompt embeddings cached (${state.stats.prompts} computed)`;
+  const labels = new Set(state.packs.flatMap((p) => p.labels)).size;
+  $('stats').textContent = n === 0 ? '' : `${n} photo${n > 1 ? 's' : ''} · ${state.stats.images} image embeddings computed · ${labels} label embeddings kept (${state.stats.labels} computed)`;
 }
 
 // ---------------------------------------------------------------- search
@@ -401,10 +528,11 @@ async function search(query) {
   const session = state.session;
   $('search-status').textContent = `Searching for “${query}”…`;
   try {
-    const emb = state.prompts.get(query) ?? await scheduler.run(PRIORITY.search, () => state.clip.encodeText(query));
+    if (state.clip.towers === 'image' && !state.text) $('search-status').textContent = `Loading the text tower to search for “${query}”…`;
+    const emb = await (await textModel()).encodeText(query);
     if (session !== state.session) return;
     state.searchEmb = emb;
-    for (const it of state.items) it.match = it.embedding ? cosine(emb, it.embedding) : null;
+    for (const it of state.items) it.match = it.embedding ? state.clip.similarity(emb, it.embedding) : null;
     sortBySearch();
     renderAll();
     $('clear-search').hidden = false;
@@ -445,6 +573,7 @@ async function init() {
   }
   const wanted = params.get('model') ?? 'MobileCLIP-S0';
   $('model').value = names.includes(wanted) ? wanted : 'MobileCLIP-S0';
+  listPublishedFiles();
   for (const [key, p] of Object.entries(LABEL_PRESETS)) $('preset').append(new Option(p.title, key));
   $('preset').append(new Option('Custom', 'custom'));
   $('preset').value = 'everyday';
@@ -452,12 +581,17 @@ async function init() {
   $('templates').value = (await templatePreset('single')).join('\n');
 
   $('model-form').addEventListener('submit', (e) => { e.preventDefault(); load(); });
+  $('load').disabled = false; // disabled in the HTML until this handler exists: a click before it would submit the form
   $('cancel').addEventListener('click', () => state.loading?.abort());
+  $('published-file').addEventListener('change', async () => {
+    if (await showModelChoice() && document.querySelector('input[name=source]:checked').value === 'url') load();
+  });
   $('model').addEventListener('change', async () => {
+    listPublishedFiles();
     if (await showModelChoice() && document.querySelector('input[name=source]:checked').value === 'url') load();
   });
   $('weights-file').addEventListener('change', weightsFileChosen);
-  $('forget').addEventListener('click', async () => { await Promise.all([forgetWeights(), forgetPrompts()]); showStorage(); showModelChoice(); });
+  $('forget').addEventListener('click', async () => { await Promise.all([forgetWeights(), forgetPacks()]); showKept(); showModelChoice(); });
   $('preset').addEventListener('change', () => applyPreset($('preset').value));
   $('labels').addEventListener('input', labelsEdited);
   $('templates').addEventListener('input', () => { clearTimeout(labelTimer); labelTimer = setTimeout(updateLabels, 600); });
@@ -490,7 +624,7 @@ async function init() {
     (file) => addFiles([file]));
 
   updateLabels();
-  showStorage();
+  showKept();
   if (await showModelChoice()) load(); // downloaded before: load it straight away, offline
 }
 

@@ -14,15 +14,38 @@ function browserUrl(name, url) {
   return url;
 }
 
-/** Models that cannot run in a browser yet, and why (shown next to them, not selectable). */
-const UNSUPPORTED = {
-  'MobileCLIP2-L-14': 'its 1.7 GB checkpoint does not fit in a browser’s 32-bit WebAssembly memory yet',
-};
+/**
+ * Models that cannot run in a browser yet, and why (shown next to them, not selectable): none
+ * since weights stream into wasm tensor by tensor (MobileCLIP2-L-14's 1.7 GB checkpoint loads
+ * within its 1.7 GB of parameters + 15 %).
+ */
+const UNSUPPORTED = {};
 
-/** `[{ name, url, unsupported? }]` from the parsed configs, sorted by name. */
+/** "apple/MobileCLIP-S2-OpenCLIP · open_clip_model.safetensors" for a Hugging Face file URL. */
+function fileLabel(url) {
+  const u = new URL(url);
+  const parts = u.pathname.split('/').filter(Boolean);
+  return u.hostname === 'huggingface.co' && parts.length >= 3 ? `${parts[0]}/${parts[1]} · ${parts.at(-1)}` : `${u.hostname} · ${parts.at(-1)}`;
+}
+
+/**
+ * The published files the page can load a model from, `[{ label, url }]`: the config's own, then
+ * (v1 models) the same model in open_clip's layout (`apple/MobileCLIP-S1/S2/B-OpenCLIP`,
+ * open_clip_model.safetensors), which the package detects by its tensor names.
+ */
+function publishedFiles(c) {
+  const files = [browserUrl(c.name, c.weights.url)];
+  if (c.open_clip?.weights?.url) files.push(c.open_clip.weights.url);
+  return files.map((url) => ({ label: fileLabel(url), url }));
+}
+
+/** `[{ name, url, files, unsupported? }]` from the parsed configs, sorted by name (`url`: the first of `files`). */
 export function demoModels(configs) {
   return configs
-    .map((c) => ({ name: c.name, url: browserUrl(c.name, c.weights.url), ...(UNSUPPORTED[c.name] ? { unsupported: UNSUPPORTED[c.name] } : {}) }))
+    .map((c) => {
+      const files = publishedFiles(c);
+      return { name: c.name, url: files[0].url, files, ...(UNSUPPORTED[c.name] ? { unsupported: UNSUPPORTED[c.name] } : {}) };
+    })
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
@@ -31,7 +54,7 @@ export function demoModels(configs) {
  * redirects downloads to (cas-bridge.xethub.hf.co, cdn-lfs*.hf.co, ...).
  */
 export function weightsOrigins(models) {
-  const origins = new Set(models.map((m) => new URL(m.url).origin));
+  const origins = new Set(models.flatMap((m) => m.files.map((f) => new URL(f.url).origin)));
   if ([...origins].some((o) => o === 'https://huggingface.co')) {
     origins.add('https://*.huggingface.co');
     origins.add('https://*.hf.co');

@@ -1,10 +1,10 @@
-// Checkpoints: downloaded once with progress and kept in the Cache API for the next visit, or
-// read from a file on the device. The download runs on the page (under its CSP); the bytes then
+// Checkpoints: downloaded once with progress and kept in the Cache API until they are converted
+// to compact files (below), or read from a file on the device. The download runs on the page (under its CSP); the bytes then
 // go to the worker as a Blob, by reference.
 import { MobileClipError } from 'mobileclip-wasm';
 
 const CACHE = 'mobileclip-weights-v1';
-const hasCache = () => typeof caches !== 'undefined' && window.isSecureContext;
+export const hasCache = () => typeof caches !== 'undefined' && window.isSecureContext;
 
 /** The cached checkpoint for `url`, or null. */
 export async function cached(url) {
@@ -47,6 +47,50 @@ export async function fetchWeights(url, { onProgress, signal }) {
   const blob = await new Response(toModel).blob();
   await store;
   return { blob, fromCache: false, cacheError: signal?.aborted ? null : cacheError };
+}
+
+// After the first download, the page keeps the model as two compact files (MobileClip.convert,
+// dtype 'auto'), one per tower, under keys derived from the checkpoint's URL, and drops the
+// checkpoint: the image tower is loaded on every visit, the text tower only when labels must be
+// encoded or a search is typed (label packs cover the labels already encoded, see store.js).
+
+/** The Cache API key of a tower's compact file converted from the checkpoint at `url`. */
+function compactKey(url, tower) {
+  const key = new URL(url);
+  key.searchParams.set('mobileclip-compact', `${tower}-auto`);
+  return key.href;
+}
+
+/** The kept compact file of `tower` ('image' or 'text') for the checkpoint at `url`, as a Blob, or null. */
+export async function cachedTower(url, tower) {
+  const hit = await cached(compactKey(url, tower));
+  return hit ? hit.blob() : null;
+}
+
+/** Keeps a tower's compact file (bytes) for the checkpoint at `url`; throws when the cache refuses it. */
+export async function keepTower(url, tower, bytes, checkpointSize) {
+  const headers = { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length), 'x-checkpoint-size': String(checkpointSize) };
+  await (await caches.open(CACHE)).put(compactKey(url, tower), new Response(bytes, { headers }));
+}
+
+/** Drops the cached checkpoint at `url` (its compact towers are kept). */
+export async function dropCheckpoint(url) {
+  if (hasCache()) await (await caches.open(CACHE)).delete(url);
+}
+
+/**
+ * What is kept for the checkpoint at `url`: `{ checkpoint, image, text, converted }`, each the size
+ * in bytes of what the cache holds (or null); `converted` is the size of the checkpoint the towers
+ * came from.
+ */
+export async function keptFor(url) {
+  const entry = async (key) => {
+    const hit = await cached(key);
+    if (!hit) return null;
+    return { size: Number(hit.headers.get('content-length')) || (await hit.blob()).size, from: Number(hit.headers.get('x-checkpoint-size')) || null };
+  };
+  const [checkpoint, image, text] = await Promise.all([entry(url), entry(compactKey(url, 'image')), entry(compactKey(url, 'text'))]);
+  return { checkpoint: checkpoint?.size ?? null, image: image?.size ?? null, text: text?.size ?? null, converted: image?.from ?? text?.from ?? null };
 }
 
 /** Bytes this site keeps in the browser's storage (mostly cached weights), or null if unknown. */

@@ -1,9 +1,10 @@
-//! `mobileclip`: embed images and texts, zero-shot tag an image, tokenize, list models.
+//! `mobileclip`: embed images and texts, zero-shot tag an image, write label packs, tokenize,
+//! list models.
 //!
 //! Errors are one line on stderr and a non-zero exit code. Output into a pipe whose reader has
 //! gone (`mobileclip models | head -1`) ends the command quietly, with status 0.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -11,8 +12,9 @@ use burn::tensor::Device;
 use clap::{Parser, Subcommand};
 use mobileclip_wasm::preprocess::{ImageView, PixelFormat, load_image_file};
 use mobileclip_wasm::tokenizer::ClipTokenizer;
+use mobileclip_wasm::weights::ConvertOptions;
 use mobileclip_wasm::zero_shot::DEFAULT_TEMPLATE;
-use mobileclip_wasm::{Error, MobileClip, ModelConfig, Result};
+use mobileclip_wasm::{Error, LabelPack, MobileClip, ModelConfig, Result};
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -65,10 +67,11 @@ impl Backend {
 enum Command {
     /// Print L2-normalised embeddings of images and/or texts as JSON.
     Embed {
-        /// Model name (see `mobileclip models`) or path to a config JSON.
+        /// Model name (see `mobileclip models`) or path to a config JSON; not needed for a
+        /// compact file (made by `convert`).
         #[arg(long)]
-        model: String,
-        /// Checkpoint file (.pt / .bin / .safetensors) as published.
+        model: Option<String>,
+        /// Checkpoint file (.pt / .bin / .safetensors) as published, or a compact file.
         #[arg(long)]
         weights: PathBuf,
         /// Image files to embed.
@@ -80,20 +83,23 @@ enum Command {
     },
     /// Rank labels for an image (softmax over cosine similarity × logit scale).
     ZeroShot {
-        /// Model name or config JSON path.
+        /// Model name or config JSON path (not needed for a compact file).
         #[arg(long)]
-        model: String,
-        /// Checkpoint file.
+        model: Option<String>,
+        /// Checkpoint file, or a compact file.
         #[arg(long)]
         weights: PathBuf,
         /// The image.
         #[arg(long)]
         image: PathBuf,
         /// Comma-separated labels.
+        #[arg(long, required_unless_present = "pack", conflicts_with = "pack")]
+        labels: Option<String>,
+        /// A label pack (`mobileclip labels`) to rank instead of `--labels`.
         #[arg(long)]
-        labels: String,
+        pack: Option<PathBuf>,
         /// Prompt template(s) with `{}` for the label; several are averaged.
-        #[arg(long = "template")]
+        #[arg(long = "template", conflicts_with = "pack")]
         templates: Vec<String>,
         /// Print only the best K labels.
         #[arg(long)]
@@ -102,13 +108,53 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Convert a published checkpoint into a compact model file: its fused inference tensors
+    /// (f32, f16 or int8), with the model's config inside (loads need no model name).
+    Convert {
+        /// Model name or config JSON path.
+        #[arg(long)]
+        model: String,
+        /// The published checkpoint.
+        #[arg(long)]
+        weights: PathBuf,
+        /// Storage of matrices and kernels: f32 (bit-identical embeddings), f16, int8 (one
+        /// scale per output channel), or auto (per tensor, the smallest that keeps its error
+        /// within bounds).
+        #[arg(long, default_value = "auto")]
+        dtype: String,
+        /// Which towers to keep: image, text or both.
+        #[arg(long, default_value = "both")]
+        towers: String,
+        /// The compact file to write.
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+    /// Write a label pack: the label embeddings, to rank images against without the text tower
+    /// (in this CLI with `zero-shot --pack`, in JavaScript with `LabelPack.fromBytes`).
+    Labels {
+        /// Model name or config JSON path (not needed for a compact file).
+        #[arg(long)]
+        model: Option<String>,
+        /// Checkpoint file, or a compact file.
+        #[arg(long)]
+        weights: PathBuf,
+        /// A text file with one label per line (blank lines are skipped).
+        #[arg(long)]
+        labels: PathBuf,
+        /// Prompt template(s) with `{}` for the label; several are averaged.
+        #[arg(long = "template")]
+        templates: Vec<String>,
+        /// The pack file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
     /// Print the 77 CLIP token ids of a text.
     Tokenize {
         /// The text.
         #[arg(long)]
         text: String,
     },
-    /// List the shipped model configs and where their published weights are.
+    /// List the shipped model configs and where their published weights are (one line per file).
     Models,
     /// Print the GPU adapter `--backend wgpu` runs on, as JSON: its name, graphics API and kind,
     /// whether it is a software one (Mesa's lavapipe, SwiftShader, WARP) and whether it offers
@@ -120,10 +166,10 @@ enum Command {
     /// pixels or words); with `--backend wgpu` also the GPU kernels one call launches. One JSON
     /// line per call and batch size.
     Bench {
-        /// Model name or config JSON path.
+        /// Model name or config JSON path (not needed for a compact file).
         #[arg(long)]
-        model: String,
-        /// Checkpoint file.
+        model: Option<String>,
+        /// Checkpoint file, or a compact file.
         #[arg(long)]
         weights: PathBuf,
         /// Comma-separated batch sizes (1 to 256).
@@ -243,8 +289,18 @@ fn load_config(model: &str) -> Result<ModelConfig> {
     }
 }
 
-fn load_model(model: &str, weights: &Path, backend: Backend) -> Result<MobileClip> {
-    MobileClip::from_file(load_config(model)?, weights, backend.device()?)
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })
+}
+
+/// The templates given, or the default one.
+fn template_list(templates: &[String]) -> Vec<&str> {
+    if templates.is_empty() { vec![DEFAULT_TEMPLATE] } else { templates.iter().map(String::as_str).collect() }
+}
+
+fn load_model(model: Option<&str>, weights: &Path, backend: Backend) -> Result<MobileClip> {
+    let config = model.map(load_config).transpose()?;
+    MobileClip::load_file(config, weights, backend.device()?)
 }
 
 fn embed_files(model: &MobileClip, paths: &[PathBuf]) -> Result<Vec<Vec<f32>>> {
@@ -281,23 +337,25 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
             if images.is_empty() && texts.is_empty() {
                 return Err(Error::InvalidArgument("give at least one --image or --text".into()).into());
             }
-            let m = load_model(&model, &weights, cli.backend)?;
+            let m = load_model(model.as_deref(), &weights, cli.backend)?;
             let image_embeddings = embed_files(&m, &images)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let text_embeddings = if refs.is_empty() { Vec::new() } else { m.encode_texts(&refs)? };
             let output = EmbedOutput { model: &m.config().name, image_embeddings, text_embeddings };
             writeln!(out, "{}", serde_json::to_string(&output).expect("serialisable"))?;
         }
-        Command::ZeroShot { model, weights, image, labels, templates, top_k, json } => {
-            let m = load_model(&model, &weights, cli.backend)?;
-            let labels: Vec<&str> = labels.split(',').collect();
-            let templates: Vec<&str> = if templates.is_empty() {
-                vec![DEFAULT_TEMPLATE]
-            } else {
-                templates.iter().map(String::as_str).collect()
+        Command::ZeroShot { model, weights, image, labels, pack, templates, top_k, json } => {
+            let m = load_model(model.as_deref(), &weights, cli.backend)?;
+            let pack = match (pack, labels) {
+                (Some(path), _) => LabelPack::from_bytes(&read(&path)?)?,
+                (None, Some(labels)) => {
+                    let labels: Vec<&str> = labels.split(',').collect();
+                    m.label_pack(&labels, &template_list(&templates))?
+                }
+                (None, None) => unreachable!("clap requires --labels or --pack"),
             };
             let emb = embed_files(&m, &[image])?;
-            let ranked = m.zero_shot(&emb[0], &labels, &templates, top_k)?;
+            let ranked = m.zero_shot(&emb[0], &pack, top_k)?;
             if json {
                 writeln!(out, "{}", serde_json::to_string(&ranked).expect("serialisable"))?;
             } else {
@@ -305,6 +363,39 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
                     writeln!(out, "{:>7.4}  {}", s.score, s.label)?;
                 }
             }
+        }
+        Command::Convert { model, weights, dtype, towers, output } => {
+            let options = ConvertOptions { precision: dtype.parse()?, towers: towers.parse()?, ..Default::default() };
+            let config = load_config(&model)?;
+            let bytes = MobileClip::convert(&config, read(&weights)?, &options)?;
+            std::fs::write(&output, &bytes)
+                .map_err(|source| Error::Io { path: output.display().to_string(), source })?;
+            writeln!(
+                out,
+                "{}: {}, towers: {}, dtype: {}, {} bytes",
+                output.display(),
+                config.name,
+                options.towers,
+                options.precision,
+                bytes.len()
+            )?;
+        }
+        Command::Labels { model, weights, labels, templates, output } => {
+            let text = String::from_utf8(read(&labels)?)
+                .map_err(|_| Error::InvalidArgument(format!("{} is not UTF-8 text", labels.display())))?;
+            let labels: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            let m = load_model(model.as_deref(), &weights, cli.backend)?;
+            // Progress on a terminal only: piped stderr keeps the one-line error contract.
+            let tty = io::stderr().is_terminal();
+            let progress = |done: usize, total: usize| {
+                if tty {
+                    let end = if done == total { "\n" } else { "" };
+                    let _ = write!(io::stderr(), "\rencoding labels: {done} of {total}{end}");
+                }
+            };
+            let pack = m.label_pack_with_progress(&labels, &template_list(&templates), progress)?;
+            std::fs::write(&output, pack.to_bytes())
+                .map_err(|source| Error::Io { path: output.display().to_string(), source })?;
         }
         Command::Tokenize { text } => {
             let ids = ClipTokenizer::new()?.encode(&text)?;
@@ -319,7 +410,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
             if iters == 0 || iters > 1000 {
                 return Err(Error::InvalidArgument(format!("--iters takes 1 to 1000, got {iters}")).into());
             }
-            let m = load_model(&model, &weights, cli.backend)?;
+            let m = load_model(model.as_deref(), &weights, cli.backend)?;
             bench(&m, cli.backend, &batches, iters, kernels, out)?;
         }
         Command::Adapter => {
@@ -337,7 +428,10 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
         Command::Models => {
             for name in ModelConfig::builtin_names() {
                 let cfg = ModelConfig::builtin(name)?;
-                writeln!(out, "{name}\t{}", cfg.weights.url.as_deref().unwrap_or("-"))?;
+                let urls: Vec<&str> = cfg.weights_urls().collect();
+                for url in if urls.is_empty() { vec!["-"] } else { urls } {
+                    writeln!(out, "{name}\t{url}")?;
+                }
             }
         }
     }

@@ -45,6 +45,24 @@ pub struct WeightsInfo {
     pub notes: Option<String>,
 }
 
+/// A v1 model as open_clip describes it (its `MobileCLIP-S1`, `-S2`, `-B` configs): open_clip's
+/// `vision_cfg` / `text_cfg` (a timm trunk and open_clip's text tower) and where the weights in
+/// that layout are. The preprocessing is the model's own (open_clip's `datacompdr` one equals
+/// Apple's v1 one).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenClipLayout {
+    /// open_clip's image config.
+    pub vision_cfg: Value,
+    /// open_clip's text config.
+    pub text_cfg: Value,
+    /// Where to get the weights in this layout.
+    #[serde(default)]
+    pub weights: WeightsInfo,
+    /// Every other key (`custom_text`), kept verbatim.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
+}
+
 /// A model config as stored in `configs/*.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -67,6 +85,10 @@ pub struct ModelConfig {
     /// Where to get the published weights.
     #[serde(default)]
     pub weights: WeightsInfo,
+    /// The same model as open_clip describes it, for a v1 model also published in open_clip's
+    /// layout (`apple/MobileCLIP-S1-OpenCLIP`, ...): see [`ModelConfig::in_layout`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_clip: Option<OpenClipLayout>,
     /// Every other key of the file, kept verbatim.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, Value>,
@@ -117,6 +139,37 @@ impl ModelConfig {
     /// Names of the shipped configs.
     pub fn builtin_names() -> impl Iterator<Item = &'static str> {
         BUILTIN_CONFIGS.iter().map(|(n, _)| *n)
+    }
+
+    /// This model's config for a checkpoint in `family`'s layout: itself in its own family's
+    /// layout; a v1 model's open_clip description ([`Self::open_clip`], family `open_clip`) in
+    /// open_clip's; `None` where the model is not published in that layout.
+    pub fn in_layout(&self, family: Family) -> Option<ModelConfig> {
+        if family == self.family {
+            return Some(self.clone());
+        }
+        let oc = self.open_clip.as_ref().filter(|_| family == Family::OpenClip)?;
+        let mut extra = self.extra.clone();
+        extra.extend(oc.extra.clone());
+        Some(ModelConfig {
+            name: self.name.clone(),
+            family,
+            embed_dim: self.embed_dim,
+            image_cfg: None,
+            vision_cfg: Some(oc.vision_cfg.clone()),
+            text_cfg: oc.text_cfg.clone(),
+            preprocess: self.preprocess.clone(),
+            weights: oc.weights.clone(),
+            open_clip: None,
+            extra,
+        })
+    }
+
+    /// The official download URLs of this model's weights: its default file, then the file in
+    /// open_clip's layout where the model is also published so.
+    pub fn weights_urls(&self) -> impl Iterator<Item = &str> {
+        let open_clip = self.open_clip.as_ref().and_then(|oc| oc.weights.url.as_deref());
+        self.weights.url.as_deref().into_iter().chain(open_clip)
     }
 
     /// Resolves the encoders' hyper-parameters, and checks that the image tower is built for
@@ -298,6 +351,10 @@ mod tests {
             assert_eq!(cfg.name, name);
             let arch = cfg.resolve().unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(arch.text.context_length, 77);
+            if let Some(oc) = cfg.in_layout(Family::OpenClip).filter(|_| cfg.family == Family::Mobileclip) {
+                let oc_arch = oc.resolve().unwrap_or_else(|e| panic!("{name} (open_clip): {e}"));
+                assert_eq!((oc_arch.embed_dim, &oc_arch.text), (arch.embed_dim, &arch.text), "{name}");
+            }
         }
     }
 

@@ -7,7 +7,7 @@ use super::image::vit::VisionTransformer;
 use super::text::TextEncoder;
 use crate::config::{Architecture, ImageArch};
 use crate::error::Result;
-use crate::weights::{FusedWeights, VarBuilder};
+use crate::weights::{FusedWeights, Towers, VarBuilder};
 
 /// The image tower.
 // Built once per model and never moved in a hot path: variant sizes do not matter.
@@ -30,27 +30,28 @@ impl ImageEncoder {
     }
 }
 
-/// Both towers and the learned temperature.
+/// Both towers (or one of them, loaded from a compact file holding one) and the learned
+/// temperature.
 #[derive(Module, Debug)]
 pub struct Clip {
     /// Image tower.
-    pub image: ImageEncoder,
+    pub image: Option<ImageEncoder>,
     /// Text tower.
-    pub text: TextEncoder,
+    pub text: Option<TextEncoder>,
     /// `exp(logit_scale)` clamped to 100, as the reference returns it.
     pub logit_scale: f32,
 }
 
 impl Clip {
-    /// Builds both towers from fused weights (`visual.*`, `text.*`, `logit_scale`); every
-    /// missing, mis-shaped or unexpected tensor is reported in one error.
-    pub fn load(arch: &Architecture, weights: FusedWeights, device: &Device) -> Result<Self> {
+    /// Builds `towers` from fused weights (`visual.*`, `text.*`, `logit_scale`); every missing,
+    /// mis-shaped or unexpected tensor (a tower not asked for included) is reported in one error.
+    pub fn load(arch: &Architecture, weights: FusedWeights, towers: Towers, device: &Device) -> Result<Self> {
         let vb = VarBuilder::new(weights, device.clone());
-        let image = match &arch.image {
+        let image = towers.has_image().then(|| match &arch.image {
             ImageArch::FastVit(a) => ImageEncoder::FastVit(FastVit::load(a, arch.embed_dim, &vb.pp("visual"))),
             ImageArch::Vit(a) => ImageEncoder::Vit(VisionTransformer::load(a, arch.embed_dim, &vb.pp("visual"))),
-        };
-        let text = TextEncoder::load(&arch.text, arch.embed_dim, &vb.pp("text"));
+        });
+        let text = towers.has_text().then(|| TextEncoder::load(&arch.text, arch.embed_dim, &vb.pp("text")));
         let raw = vb.host("logit_scale", &[1]).data[0];
         vb.finish()?;
         Ok(Self { image, text, logit_scale: raw.exp().clamp(0.0, 100.0) })

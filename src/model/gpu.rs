@@ -13,11 +13,11 @@ use crate::weights::HostTensor;
 
 /// Whether `device` is a GPU (a cubecl device), where the layouts of this module apply.
 pub fn is_gpu(device: &Device) -> bool {
-    #[cfg(any(feature = "wgpu", feature = "webgpu"))]
+    #[cfg(feature = "webgpu")]
     {
         matches!(device.as_dispatch(), burn::backend::DispatchDevice::Cube(_))
     }
-    #[cfg(not(any(feature = "wgpu", feature = "webgpu")))]
+    #[cfg(not(feature = "webgpu"))]
     {
         let _ = device;
         false

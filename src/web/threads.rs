@@ -145,6 +145,12 @@ impl<T: Send + 'static> std::ops::Deref for DropInPool<T> {
     }
 }
 
+impl<T: Send + 'static> std::ops::DerefMut for DropInPool<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.0.as_mut().expect("present until dropped")
+    }
+}
+
 impl<T: Send + 'static> Drop for DropInPool<T> {
     fn drop(&mut self) {
         if let (Some(value), Some(pool)) = (self.0.take(), POOL.get()) {

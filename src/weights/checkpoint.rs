@@ -1,22 +1,34 @@
-//! Checkpoint containers: PyTorch zip files (`.pt`, `.pth`, `.bin`) and safetensors, read from
-//! memory so that the same code serves files natively and `ArrayBuffer`s in the browser.
+//! Checkpoint containers: PyTorch zip files (`.pt`, `.pth`, `.bin`) and safetensors, read as a
+//! stream by [`super::stream::WeightsReader`] (the same code for files natively and for
+//! `ArrayBuffer`s and downloads in the browser): each tensor's bytes are converted as they
+//! arrive, and a tensor's values are released when a reader takes them.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
 
-use super::pickle::{self, DType, TensorRef, Value};
+use super::pickle::{DType, TensorRef, Value};
 use crate::error::{Error, Result};
 
-/// One tensor of a checkpoint, not yet converted.
+/// One tensor of a checkpoint: a view into one of its parts.
 #[derive(Clone, Debug)]
-struct Entry {
-    dtype: DType,
-    shape: Vec<usize>,
-    /// Byte range of the tensor's storage inside the file.
-    storage: std::ops::Range<usize>,
-    /// Offset of the first element inside the storage, in elements.
-    offset: usize,
-    stride: Vec<usize>,
+pub(super) struct Entry {
+    pub(super) dtype: DType,
+    pub(super) shape: Vec<usize>,
+    /// Index of the part (a storage, or a safetensors tensor's bytes) holding the values.
+    pub(super) part: usize,
+    /// Offset of the first element inside the part, in elements.
+    pub(super) offset: usize,
+    pub(super) stride: Vec<usize>,
+    /// CRC-32 of the stored bytes, for a safetensors tensor of a file that lists checksums.
+    pub(super) crc: Option<u32>,
+}
+
+/// The values of a storage as they arrived: floats converted to `f32` on the way, other types
+/// as their bytes; `Gone` once every tensor viewing it was taken.
+#[derive(Debug)]
+pub(super) enum Part {
+    F32(Vec<f32>),
+    Raw(Vec<u8>),
+    Gone,
 }
 
 /// The container a checkpoint was read from.
@@ -28,12 +40,17 @@ pub enum Format {
     Safetensors,
 }
 
-/// A parsed checkpoint: tensor names, shapes and where their bytes are; conversion to `f32`
-/// happens tensor by tensor in [`Checkpoint::read_f32`].
+/// A read checkpoint: tensor names, shapes and their values (converted to `f32` as they were
+/// read, for float tensors); [`Checkpoint::take_f32`] hands a tensor's values over and releases
+/// them, so that a model built from a checkpoint never holds the checkpoint and the model whole.
 pub struct Checkpoint {
-    bytes: Vec<u8>,
-    entries: BTreeMap<String, Entry>,
-    format: Format,
+    pub(super) parts: Vec<Part>,
+    /// How many entries still view each part.
+    pub(super) users: Vec<usize>,
+    pub(super) entries: BTreeMap<String, Entry>,
+    pub(super) format: Format,
+    /// A safetensors file's `__metadata__` (string to string).
+    pub(super) metadata: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -43,33 +60,17 @@ impl std::fmt::Debug for Checkpoint {
 }
 
 impl Checkpoint {
-    /// Parses a checkpoint, detecting its container from the bytes.
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
-        if bytes.is_empty() {
-            return Err(Error::WeightsFormat("the weights file is empty".into()));
-        }
-        if bytes.starts_with(b"PK\x03\x04") {
-            Self::from_pytorch_zip(bytes)
-        } else if looks_like_safetensors(&bytes) {
-            Self::from_safetensors(bytes)
-        } else {
-            Err(Error::WeightsFormat(format!(
-                "unrecognised file ({} bytes): expected a PyTorch zip checkpoint (.pt/.pth/.bin) or safetensors",
-                bytes.len()
-            )))
-        }
+    /// Reads a checkpoint from its bytes, detecting its container (the streaming reader, fed
+    /// the bytes at once).
+    pub fn from_bytes(bytes: impl AsRef<[u8]>) -> Result<Self> {
+        let mut reader = super::WeightsReader::with_size(Some(bytes.as_ref().len() as u64));
+        reader.push(bytes.as_ref())?;
+        Ok(reader.finish()?.0)
     }
 
-    /// Reads a checkpoint file.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn from_file(path: &std::path::Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-        Self::from_bytes(bytes)
-    }
-
-    /// The container format.
-    pub fn format(&self) -> Format {
-        self.format
+    /// A safetensors file's `__metadata__` (empty for PyTorch checkpoints and files without it).
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
     }
 
     /// Number of tensors.
@@ -98,174 +99,174 @@ impl Checkpoint {
         self.entries = entries.into_iter().filter_map(|(k, v)| f(&k).map(|k| (k, v))).collect();
     }
 
-    /// Converts a tensor to row-major `f32`.
+    fn entry(&self, name: &str) -> Result<&Entry> {
+        self.entries.get(name).ok_or_else(|| Error::WeightsMismatch(format!("missing tensor `{name}`")))
+    }
+
+    /// Converts a tensor to row-major `f32`, leaving it in the checkpoint.
     pub fn read_f32(&self, name: &str) -> Result<Vec<f32>> {
-        let e = self.entries.get(name).ok_or_else(|| Error::WeightsMismatch(format!("missing tensor `{name}`")))?;
-        let size = e.dtype.size();
-        if size == 0 || matches!(e.dtype, DType::I64 | DType::I32) {
+        let e = self.entry(name)?;
+        if !e.dtype.is_float() {
             return Err(Error::WeightsMismatch(format!(
                 "tensor `{name}` has dtype {:?}, expected a float type",
                 e.dtype
             )));
         }
-        let storage = &self.bytes[e.storage.clone()];
+        let past_end = || Error::WeightsFormat(format!("tensor `{name}` reaches past the end of its storage"));
+        match &self.parts[e.part] {
+            Part::F32(values) => match contiguous(e) {
+                Some(range) => Ok(values.get(range).ok_or_else(past_end)?.to_vec()),
+                None => Self::read_strided(e, |i| values.get(i).copied().ok_or_else(past_end)),
+            },
+            Part::Raw(bytes) => {
+                let size = e.dtype.size();
+                match contiguous(e) {
+                    Some(range) => {
+                        let end = range.end.checked_mul(size);
+                        let stored = end.and_then(|end| bytes.get(range.start * size..end)).ok_or_else(past_end)?;
+                        let mut out = Vec::with_capacity(range.len());
+                        e.dtype.decode_f32_into(stored, &mut out);
+                        Ok(out)
+                    }
+                    None => Self::read_strided(e, |i| {
+                        let b = bytes.get(i * size..(i + 1) * size).ok_or_else(past_end)?;
+                        Ok(e.dtype.decode_f32(b))
+                    }),
+                }
+            }
+            Part::Gone => Err(taken(name)),
+        }
+    }
+
+    /// Reads an `int8` tensor (row-major), leaving it in the checkpoint.
+    pub fn read_i8(&self, name: &str) -> Result<Vec<i8>> {
+        let e = self.entry(name)?;
+        if e.dtype != DType::I8 {
+            return Err(Error::WeightsMismatch(format!("tensor `{name}` has dtype {:?}, expected I8", e.dtype)));
+        }
+        let past_end = || Error::WeightsFormat(format!("tensor `{name}` reaches past the end of its storage"));
+        match &self.parts[e.part] {
+            Part::Raw(bytes) => match contiguous(e) {
+                Some(range) => Ok(bytes.get(range).ok_or_else(past_end)?.iter().map(|&b| b as i8).collect()),
+                None => Self::read_strided(e, |i| bytes.get(i).map(|&b| b as i8).ok_or_else(past_end)),
+            },
+            Part::F32(_) => unreachable!("only float storages are converted"),
+            Part::Gone => Err(taken(name)),
+        }
+    }
+
+    /// [`Checkpoint::read_f32`], handing the values over: the tensor's storage is released once
+    /// no other tensor views it (moved out without a copy when the tensor is all of it).
+    pub fn take_f32(&mut self, name: &str) -> Result<Vec<f32>> {
+        let e = self.entry(name)?;
+        let numel: usize = e.shape.iter().product();
+        let (part, whole) = (e.part, contiguous(e) == Some(0..numel));
+        if e.dtype.is_float()
+            && self.users[part] == 1
+            && whole
+            && matches!(&self.parts[part], Part::F32(v) if v.len() == numel)
+        {
+            let Part::F32(values) = std::mem::replace(&mut self.parts[part], Part::Gone) else { unreachable!() };
+            self.users[part] = 0;
+            return Ok(values);
+        }
+        let out = self.read_f32(name);
+        if out.is_ok() {
+            self.release(part);
+        }
+        out
+    }
+
+    /// [`Checkpoint::read_i8`], releasing the storage once no other tensor views it.
+    pub fn take_i8(&mut self, name: &str) -> Result<Vec<i8>> {
+        let out = self.read_i8(name);
+        if out.is_ok() {
+            let part = self.entries[name].part;
+            self.release(part);
+        }
+        out
+    }
+
+    /// One viewer of `part` fewer; its values are dropped when none is left.
+    fn release(&mut self, part: usize) {
+        self.users[part] = self.users[part].saturating_sub(1);
+        if self.users[part] == 0 {
+            self.parts[part] = Part::Gone;
+        }
+    }
+
+    /// The CRC-32 of a safetensors tensor's stored bytes, for a file that lists checksums
+    /// (a compact file), computed as the bytes streamed by.
+    pub(crate) fn crc32(&self, name: &str) -> Option<u32> {
+        self.entries.get(name).and_then(|e| e.crc)
+    }
+
+    /// The dtype of a tensor.
+    pub(crate) fn dtype(&self, name: &str) -> Option<DType> {
+        self.entries.get(name).map(|e| e.dtype)
+    }
+
+    /// Reads the elements of a strided (not [`contiguous`]) `e` in row-major order with
+    /// `read(element index in storage)`, one element at a time.
+    fn read_strided<T>(e: &Entry, read: impl Fn(usize) -> Result<T>) -> Result<Vec<T>> {
         let numel: usize = e.shape.iter().product();
         let mut out = Vec::with_capacity(numel);
-        let read = |i: usize| -> Result<f32> {
-            let b = storage
-                .get(i * size..(i + 1) * size)
-                .ok_or_else(|| Error::WeightsFormat(format!("tensor `{name}` reaches past the end of its storage")))?;
-            Ok(match e.dtype {
-                DType::F32 => f32::from_le_bytes(b.try_into().expect("4 bytes")),
-                DType::F64 => f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32,
-                DType::F16 => half::f16::from_le_bytes(b.try_into().expect("2 bytes")).to_f32(),
-                DType::BF16 => half::bf16::from_le_bytes(b.try_into().expect("2 bytes")).to_f32(),
-                _ => unreachable!("integer dtypes rejected above"),
-            })
-        };
-        if numel == 0 {
-            return Ok(out);
-        }
-        let contiguous = contiguous_strides(&e.shape);
-        if e.stride == contiguous || e.shape.len() <= 1 && e.stride.iter().all(|&s| s == 1) {
-            for i in 0..numel {
-                out.push(read(e.offset + i)?);
-            }
-        } else {
-            let mut idx = vec![0usize; e.shape.len()];
-            for _ in 0..numel {
-                let at = e.offset + idx.iter().zip(&e.stride).map(|(i, s)| i * s).sum::<usize>();
-                out.push(read(at)?);
-                for d in (0..idx.len()).rev() {
-                    idx[d] += 1;
-                    if idx[d] < e.shape[d] {
-                        break;
-                    }
-                    idx[d] = 0;
+        let mut idx = vec![0usize; e.shape.len()];
+        for _ in 0..numel {
+            let at = e.offset + idx.iter().zip(&e.stride).map(|(i, s)| i * s).sum::<usize>();
+            out.push(read(at)?);
+            for d in (0..idx.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < e.shape[d] {
+                    break;
                 }
+                idx[d] = 0;
             }
         }
         Ok(out)
     }
+}
 
-    fn from_pytorch_zip(bytes: Vec<u8>) -> Result<Self> {
-        let zerr = |e: zip::result::ZipError| {
-            Error::WeightsFormat(format!("PyTorch zip checkpoint: {e} (is the file truncated?)"))
-        };
-        let mut archive = zip::ZipArchive::new(Cursor::new(bytes.as_slice())).map_err(zerr)?;
-        // Entries sharing bytes would have them checked (and read) again and again: thousands of
-        // directory records pointing at one large entry would take hours.
-        if archive.has_overlapping_entries().map_err(zerr)? {
-            return Err(Error::WeightsFormat("PyTorch zip checkpoint: its entries overlap (a zip bomb?)".into()));
-        }
-        let mut pkl = None;
-        let mut storages = BTreeMap::new();
-        for i in 0..archive.len() {
-            let file = archive.by_index_raw(i).map_err(zerr)?;
-            let name = file.name().map_err(zerr)?.into_owned();
-            let start = file
-                .data_start()
-                .ok_or_else(|| Error::WeightsFormat(format!("zip entry `{name}` has no data offset")))?
-                as usize;
-            let len = file.compressed_size() as usize;
-            if start.checked_add(len).is_none_or(|end| end > bytes.len()) {
-                return Err(Error::WeightsFormat(format!("zip entry `{name}` is truncated")));
-            }
-            if file.compression() != zip::CompressionMethod::Stored {
-                return Err(Error::WeightsFormat(format!(
-                    "zip entry `{name}` is compressed; torch.save writes stored entries"
-                )));
-            }
-            // Every entry is read in full anyway, so each is checked against its CRC-32 once.
-            let crc = super::crc32::crc32(&bytes[start..start + len]);
-            if crc != file.crc32() {
-                return Err(Error::WeightsFormat(format!(
-                    "zip entry `{name}` is corrupted (its CRC-32 is {crc:08x}, the archive says {:08x}): \
-                     download the file again",
-                    file.crc32()
-                )));
-            }
-            if name.ends_with("/data.pkl") || name == "data.pkl" {
-                pkl = Some((name, start..start + len));
-            } else if let Some((_, key)) = name.rsplit_once("/data/") {
-                storages.insert(key.to_string(), start..start + len);
-            }
-        }
-        drop(archive);
-        let pkl =
-            pkl.ok_or_else(|| Error::WeightsFormat("zip archive has no data.pkl: not a torch.save checkpoint".into()))?;
-        let (pkl_name, pkl) = pkl;
-        let root = pickle::parse(&bytes[pkl]).map_err(|e| match e {
-            Error::WeightsFormat(msg) => Error::WeightsFormat(format!("zip entry `{pkl_name}`: {msg}")),
-            other => other,
-        })?;
-        let dict = state_dict(root)?;
-        let mut entries = BTreeMap::new();
-        for (name, t) in dict {
-            let TensorRef { storage, dtype, offset, shape, stride } = t;
-            let range = storages.get(&storage).cloned().ok_or_else(|| {
-                Error::WeightsFormat(format!(
-                    "tensor `{name}` points at missing storage `{storage}` (truncated archive?)"
-                ))
-            })?;
-            if shape.len() != stride.len() {
-                return Err(Error::WeightsFormat(format!(
-                    "tensor `{name}` has shape {shape:?} but strides {stride:?}"
-                )));
-            }
-            check_extent(&name, &shape, &stride, offset, dtype, range.len())?;
-            entries.insert(name, Entry { dtype, shape, storage: range, offset, stride });
-        }
-        Ok(Self { bytes, entries, format: Format::PytorchZip })
+/// The elements of `e` in its storage, when they lie there in row-major order one after the
+/// other (the tensors of safetensors and compact files, most of PyTorch's): a range of element
+/// indices, read as a slice; `None` for a strided view.
+fn contiguous(e: &Entry) -> Option<std::ops::Range<usize>> {
+    let numel: usize = e.shape.iter().product();
+    if numel == 0 {
+        return Some(0..0);
     }
+    let dense = e.stride == contiguous_strides(&e.shape) || e.shape.len() <= 1 && e.stride.iter().all(|&s| s == 1);
+    dense.then(|| e.offset..e.offset.saturating_add(numel))
+}
 
-    fn from_safetensors(bytes: Vec<u8>) -> Result<Self> {
-        let declared = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-        if declared > MAX_SAFETENSORS_HEADER {
-            return Err(Error::WeightsFormat(format!(
-                "safetensors header of {declared} bytes is larger than the {} MiB allowed",
-                MAX_SAFETENSORS_HEADER >> 20
-            )));
-        }
-        let (header_len, meta) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| {
-            use safetensors::SafeTensorError as E;
-            let hint = match &e {
-                E::InvalidHeaderLength | E::MetadataIncompleteBuffer => " (is the file truncated?)".to_string(),
-                E::TensorInvalidInfo => (bytes.get(8..8 + declared as usize))
-                    .and_then(inconsistent_tensor)
-                    .map(|name| format!(": `{name}`'s byte range does not fit its shape and dtype"))
-                    .unwrap_or_default(),
-                _ => String::new(),
-            };
-            Error::WeightsFormat(format!("safetensors: {e}{hint}"))
+fn taken(name: &str) -> Error {
+    Error::WeightsMismatch(format!("tensor `{name}` is used twice (its values were already handed over)"))
+}
+
+/// The tensors of a `torch.save` pickle, checked against their storages (`storages`: key →
+/// part index and length in bytes): the entries of a checkpoint read from a zip archive.
+pub(super) fn zip_entries(
+    dict: Vec<(String, TensorRef)>,
+    storages: &BTreeMap<String, (usize, usize)>,
+) -> Result<BTreeMap<String, Entry>> {
+    let mut entries = BTreeMap::new();
+    for (name, t) in dict {
+        let TensorRef { storage, dtype, offset, shape, stride, .. } = t;
+        let &(part, len) = storages.get(&storage).ok_or_else(|| {
+            Error::WeightsFormat(format!("tensor `{name}` points at missing storage `{storage}` (truncated archive?)"))
         })?;
-        let base = 8 + header_len;
-        let mut entries = BTreeMap::new();
-        for (name, info) in meta.tensors() {
-            let dtype = match info.dtype {
-                safetensors::Dtype::F32 => DType::F32,
-                safetensors::Dtype::F64 => DType::F64,
-                safetensors::Dtype::F16 => DType::F16,
-                safetensors::Dtype::BF16 => DType::BF16,
-                safetensors::Dtype::I64 => DType::I64,
-                safetensors::Dtype::I32 => DType::I32,
-                _ => DType::Other,
-            };
-            let (start, end) = info.data_offsets;
-            let storage = base + start..base + end;
-            if storage.end > bytes.len() {
-                return Err(Error::WeightsFormat(format!("safetensors: tensor `{name}` is truncated")));
-            }
-            let stride = contiguous_strides(&info.shape);
-            entries.insert(name, Entry { dtype, shape: info.shape.clone(), storage, offset: 0, stride });
+        if shape.len() != stride.len() {
+            return Err(Error::WeightsFormat(format!("tensor `{name}` has shape {shape:?} but strides {stride:?}")));
         }
-        Ok(Self { bytes, entries, format: Format::Safetensors })
+        check_extent(&name, &shape, &stride, offset, dtype, len)?;
+        entries.insert(name, Entry { dtype, shape, part, offset, stride, crc: None });
     }
+    Ok(entries)
 }
 
 /// The largest safetensors header accepted: shipped checkpoints have headers under 256 KiB (the
 /// format's own limit, 100 MB, would let a hostile header cost several times that to parse).
-const MAX_SAFETENSORS_HEADER: u64 = 16 << 20;
+pub(super) const MAX_SAFETENSORS_HEADER: u64 = 16 << 20;
 
 /// Checks that a strided view of `shape` from element `offset` stays inside a storage of
 /// `storage_len` bytes, in arithmetic that cannot overflow.
@@ -295,24 +296,11 @@ fn check_extent(
 }
 
 /// A safetensors file starts with the header's length (u64) and the header's JSON object.
-fn looks_like_safetensors(bytes: &[u8]) -> bool {
+pub(super) fn looks_like_safetensors(bytes: &[u8]) -> bool {
     bytes.len() >= 10 && bytes[8] == b'{' && u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) > 1
 }
 
-/// The first tensor of a safetensors header whose byte range is not shape × dtype (the
-/// `safetensors` crate's error does not say which).
-fn inconsistent_tensor(header: &[u8]) -> Option<String> {
-    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header).ok()?;
-    header.into_iter().find_map(|(name, info)| {
-        let dtype: safetensors::Dtype = serde_json::from_value(info.get("dtype")?.clone()).ok()?;
-        let shape: Vec<usize> = serde_json::from_value(info.get("shape")?.clone()).ok()?;
-        let [start, end]: [usize; 2] = serde_json::from_value(info.get("data_offsets")?.clone()).ok()?;
-        let bits = shape.iter().try_fold(dtype.bitsize(), |n, &d| n.checked_mul(d));
-        (bits != end.checked_sub(start).and_then(|len| len.checked_mul(8))).then_some(name)
-    })
-}
-
-fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
+pub(super) fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];
     for i in (0..shape.len().saturating_sub(1)).rev() {
         s[i] = s[i + 1] * shape[i + 1];
@@ -321,7 +309,7 @@ fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
 }
 
 /// Finds the dict of tensors: the root itself, or a nested `state_dict` / `model` / `module` entry.
-fn state_dict(root: Value) -> Result<Vec<(String, TensorRef)>> {
+pub(super) fn state_dict(root: Value) -> Result<Vec<(String, TensorRef)>> {
     fn tensors_of(items: &[(Value, Value)]) -> Vec<(String, TensorRef)> {
         items
             .iter()

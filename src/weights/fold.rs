@@ -17,11 +17,11 @@ use crate::config::BN_EPS;
 use crate::error::Error;
 
 /// Folds every block of a canonically named checkpoint (see [`super::names`]) and passes the
-/// other tensors through, converted to `f32`. The checkpoint (and its bytes) is released at the
-/// end; tensors are read one block at a time, so at most one block's train-time branches are
-/// in memory beside the fused map.
-pub fn fold(ckpt: Checkpoint) -> FusedWeights {
-    let mut src = Sources { ckpt: &ckpt, taken: BTreeSet::new(), problems: Problems::default() };
+/// other tensors through, converted to `f32`. Each tensor's values are released as they are
+/// taken (moved into the fused map when passed through), so the checkpoint and the fused map
+/// together hold about one model's values at any time.
+pub fn fold(mut ckpt: Checkpoint) -> FusedWeights {
+    let mut src = Sources { ckpt: &mut ckpt, taken: BTreeSet::new(), problems: Problems::default() };
     let mut out = FusedWeights::new();
     // Outer blocks first: a RepMixer folds the MobileOne blocks inside it, a MobileOne block
     // the conv + BatchNorm pairs of its branches, and what a rule takes is not seen again.
@@ -70,7 +70,7 @@ pub fn fold(ckpt: Checkpoint) -> FusedWeights {
         }
     }
     out.folded = src.taken.clone();
-    let rest: Vec<String> = ckpt.names().filter(|n| !src.taken.contains(*n)).map(String::from).collect();
+    let rest: Vec<String> = src.ckpt.names().filter(|n| !src.taken.contains(*n)).map(String::from).collect();
     for name in rest {
         if out.contains(&name) {
             src.taken.insert(name.clone());
@@ -78,7 +78,7 @@ pub fn fold(ckpt: Checkpoint) -> FusedWeights {
             continue;
         }
         let Some(shape) = src.shape(&name).map(<[usize]>::to_vec) else { continue };
-        match ckpt.read_f32(&name) {
+        match src.ckpt.take_f32(&name) {
             Ok(data) => {
                 out.insert(name, HostTensor { shape, data }.into());
             }
@@ -118,7 +118,7 @@ impl FusedWeights {
 /// The tensors of a canonically named checkpoint as the rules read them, with books of what
 /// was taken and of what was missing or mis-shaped.
 struct Sources<'a> {
-    ckpt: &'a Checkpoint,
+    ckpt: &'a mut Checkpoint,
     taken: BTreeSet<String>,
     problems: Problems,
 }
@@ -161,7 +161,7 @@ impl Sources<'_> {
         if !self.problems.check(name, found.as_deref(), shape) {
             return HostTensor::zeros(shape);
         }
-        match self.ckpt.read_f32(name) {
+        match self.ckpt.take_f32(name) {
             Ok(data) => HostTensor { shape: shape.to_vec(), data },
             Err(e) => {
                 self.problems.unreadable(e);

@@ -47,13 +47,53 @@ impl HostTensor {
     }
 }
 
-/// How a [`FusedTensor`]'s values are stored. Only `f32` today; reduced-precision variants
-/// (f16, int8 with per-channel scales) belong here, turned back into `f32` by
-/// [`FusedTensor::into_host`] when a module is built.
+/// How a [`FusedTensor`]'s values are stored: as computed (`f32`), or at the lower precision a
+/// compact model file keeps them in (see [`super::compact`]). Compute is always `f32`:
+/// [`FusedTensor::into_host`] turns any storage back into `f32` when a module is built.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Storage {
     /// Row-major `f32` values.
     F32(Vec<f32>),
+    /// Row-major IEEE half values.
+    F16(Vec<half::f16>),
+    /// Symmetric 8-bit integers with one scale per group: the tensor's rows (its first
+    /// dimension: a convolution's or linear layer's output channels, an embedding's tokens) are
+    /// cut into groups of `group` consecutive values (`group` divides the row length; a whole
+    /// row is per-output-channel quantisation); value `i` at column `j` (`i` modulo the row
+    /// length) is `values[i] * scales[i / group] * columns[j]`, `columns` being empty (all 1) or
+    /// one factor per column: the scale of each input channel / kernel tap that a BatchNorm
+    /// folded into the kernel's input side gave it.
+    Int8 {
+        /// The quantised values, row-major, in `-127..=127`.
+        values: Vec<i8>,
+        /// One scale per group, in group order.
+        scales: Vec<f32>,
+        /// Values per scale.
+        group: usize,
+        /// Empty, or one factor per column (the row length).
+        columns: Vec<f32>,
+    },
+}
+
+impl Storage {
+    /// Bytes the values take on disk (scales included).
+    pub fn bytes(&self) -> usize {
+        match self {
+            Storage::F32(v) => 4 * v.len(),
+            Storage::F16(v) => 2 * v.len(),
+            Storage::Int8 { values, scales, columns, .. } => values.len() + 4 * (scales.len() + columns.len()),
+        }
+    }
+
+    /// The storage's name in a compact file's metadata: `f32`, `f16`, or `int8:<group>`.
+    pub fn kind(&self) -> String {
+        match self {
+            Storage::F32(_) => "f32".into(),
+            Storage::F16(_) => "f16".into(),
+            Storage::Int8 { group, columns, .. } if columns.is_empty() => format!("int8:{group}"),
+            Storage::Int8 { group, .. } => format!("int8:{group}:columns"),
+        }
+    }
 }
 
 /// One fused inference tensor: its shape and stored values.
@@ -68,6 +108,27 @@ impl FusedTensor {
     pub fn f32(shape: Vec<usize>, data: Vec<f32>) -> Self {
         assert_eq!(shape.iter().product::<usize>(), data.len(), "tensor data does not fill its shape");
         Self { shape, storage: Storage::F32(data) }
+    }
+
+    /// A tensor of `shape` with stored values, or `None` when the storage does not fill the
+    /// shape (a count that differs, a group that does not divide the rows, scales missing).
+    pub fn new(shape: Vec<usize>, storage: Storage) -> Option<Self> {
+        let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
+        let fits = match &storage {
+            Storage::F32(v) => v.len() == numel,
+            Storage::F16(v) => v.len() == numel,
+            Storage::Int8 { values, scales, group, columns } => {
+                let row = if shape.is_empty() { 1 } else { numel / shape[0].max(1) };
+                values.len() == numel
+                    && *group > 0
+                    && row.is_multiple_of(*group)
+                    && scales.len() == numel / group
+                    && (columns.is_empty() || columns.len() == row)
+                    && values.iter().all(|&q| q != i8::MIN)
+                    && scales.iter().chain(columns.iter()).all(|s| s.is_finite() && *s >= 0.0)
+            }
+        };
+        fits.then_some(Self { shape, storage })
     }
 
     /// Dimensions.
@@ -85,12 +146,45 @@ impl FusedTensor {
         &self.storage
     }
 
-    /// The values as `f32` in host memory (moved, not copied, when stored as `f32`).
+    /// The values as `f32` in host memory (moved, not copied, when stored as `f32`; converted
+    /// from `f16`, dequantised from `int8`).
     pub fn into_host(self) -> HostTensor {
-        match self.storage {
-            Storage::F32(data) => HostTensor { shape: self.shape, data },
+        let data = match self.storage {
+            Storage::F32(data) => data,
+            Storage::F16(values) => values.iter().map(|v| v.to_f32()).collect(),
+            Storage::Int8 { values, scales, group, columns } => dequantise(&values, &scales, group, &columns),
+        };
+        HostTensor { shape: self.shape, data }
+    }
+
+    /// The values as `f32`, leaving the tensor as it is.
+    pub fn to_f32(&self) -> Vec<f32> {
+        self.clone().into_host().data
+    }
+}
+
+/// `int8` values times their group's scale (and their column's factor, when there are any), in
+/// one pass into a preallocated output: a group at a time, so that the inner loops are plain
+/// slice maps the compiler vectorises (SIMD128 in wasm). Each value is `(q · scale) · column`,
+/// the order [`Storage::Int8`] documents, so the result is the same bit for bit whatever the
+/// chunking. The storage was checked by [`FusedTensor::new`]: `group` divides the rows, one
+/// scale per group, `columns` empty or a row long.
+fn dequantise(values: &[i8], scales: &[f32], group: usize, columns: &[f32]) -> Vec<f32> {
+    let mut data = Vec::with_capacity(values.len());
+    if columns.is_empty() {
+        for (q, &s) in values.chunks_exact(group).zip(scales) {
+            data.extend(q.iter().map(|&v| f32::from(v) * s));
+        }
+    } else {
+        let per_row = columns.len() / group;
+        for (q_row, s_row) in values.chunks_exact(columns.len()).zip(scales.chunks_exact(per_row)) {
+            for ((q, c), &s) in q_row.chunks_exact(group).zip(columns.chunks_exact(group)).zip(s_row) {
+                data.extend(q.iter().zip(c).map(|(&v, &c)| f32::from(v) * s * c));
+            }
         }
     }
+    debug_assert_eq!(data.len(), values.len(), "an int8 storage checked by FusedTensor::new");
+    data
 }
 
 impl From<HostTensor> for FusedTensor {

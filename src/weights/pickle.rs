@@ -27,6 +27,8 @@ pub enum DType {
     I64,
     /// 32-bit signed integer.
     I32,
+    /// 8-bit signed integer (the quantised tensors of compact model files).
+    I8,
     /// Other integer or boolean types, kept so that the names can be reported.
     Other,
 }
@@ -38,7 +40,40 @@ impl DType {
             DType::F64 | DType::I64 => 8,
             DType::F32 | DType::I32 => 4,
             DType::F16 | DType::BF16 => 2,
+            DType::I8 => 1,
             DType::Other => 0,
+        }
+    }
+
+    /// Whether the type is a floating-point one (what [`DType::decode_f32`] reads).
+    pub fn is_float(self) -> bool {
+        matches!(self, DType::F64 | DType::F32 | DType::F16 | DType::BF16)
+    }
+
+    /// One little-endian element of a float type as `f32` (`bytes` holds [`DType::size`] bytes).
+    pub fn decode_f32(self, b: &[u8]) -> f32 {
+        match self {
+            DType::F32 => f32::from_le_bytes(b.try_into().expect("4 bytes")),
+            DType::F64 => f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32,
+            DType::F16 => half::f16::from_le_bytes(b.try_into().expect("2 bytes")).to_f32(),
+            DType::BF16 => half::bf16::from_le_bytes(b.try_into().expect("2 bytes")).to_f32(),
+            _ => panic!("decode_f32 of a non-float dtype"),
+        }
+    }
+
+    /// Appends little-endian elements of a float type to `out` as `f32` ([`DType::decode_f32`]
+    /// of each [`DType::size`] bytes, the type matched once rather than per element; a partial
+    /// element at the end is ignored).
+    pub fn decode_f32_into(self, bytes: &[u8], out: &mut Vec<f32>) {
+        fn each<const N: usize>(bytes: &[u8], out: &mut Vec<f32>, f: impl Fn([u8; N]) -> f32) {
+            out.extend(bytes.chunks_exact(N).map(|b| f(b.try_into().expect("N bytes"))));
+        }
+        match self {
+            DType::F32 => each(bytes, out, f32::from_le_bytes),
+            DType::F64 => each(bytes, out, |b| f64::from_le_bytes(b) as f32),
+            DType::F16 => each(bytes, out, |b| half::f16::from_le_bytes(b).to_f32()),
+            DType::BF16 => each(bytes, out, |b| half::bf16::from_le_bytes(b).to_f32()),
+            _ => panic!("decode_f32 of a non-float dtype"),
         }
     }
 
@@ -50,6 +85,7 @@ impl DType {
             "BFloat16Storage" => DType::BF16,
             "LongStorage" => DType::I64,
             "IntStorage" => DType::I32,
+            "CharStorage" => DType::I8,
             _ => DType::Other,
         }
     }
@@ -60,6 +96,9 @@ impl DType {
 pub struct TensorRef {
     /// The storage's key (the zip entry `data/<key>`).
     pub storage: String,
+    /// The storage's length in elements, as its persistent id says (what lets a streamed archive
+    /// know where the storage's entry ends before reading its data descriptor).
+    pub storage_len: Option<usize>,
     /// Element type of the storage.
     pub dtype: DType,
     /// Offset of the first element, in elements.
@@ -93,8 +132,9 @@ pub enum Value {
     Dict(Vec<(Value, Value)>),
     /// A reference to a global (`module.name`).
     Global(String, String),
-    /// A storage from a persistent id.
-    Storage(String, DType),
+    /// A storage from a persistent id: its key, element type and length in elements (when the
+    /// id says it).
+    Storage(String, DType, Option<usize>),
     /// A rebuilt tensor.
     Tensor(TensorRef),
     /// Anything else, kept opaque.
@@ -436,7 +476,7 @@ impl Machine<'_> {
                     let pid = self.pop()?;
                     let storage = persistent_storage(pid.value)?;
                     let payload = match &storage {
-                        Value::Storage(key, _) => key.len(),
+                        Value::Storage(key, ..) => key.len(),
                         _ => 0,
                     };
                     self.push(Item::leaf(storage, payload))?
@@ -484,8 +524,12 @@ fn persistent_storage(pid: Value) -> Result<Value> {
         return Err(bad("persistent id is not a tuple"));
     };
     match parts.as_slice() {
-        [Value::Str(kind), Value::Global(_, ty), Value::Str(key), ..] if kind == "storage" => {
-            Ok(Value::Storage(key.clone(), DType::from_storage_name(ty)))
+        [Value::Str(kind), Value::Global(_, ty), Value::Str(key), rest @ ..] if kind == "storage" => {
+            let numel = match rest.get(1) {
+                Some(Value::Int(n)) => usize::try_from(*n).ok(),
+                _ => None,
+            };
+            Ok(Value::Storage(key.clone(), DType::from_storage_name(ty), numel))
         }
         _ => Err(bad("unsupported persistent id")),
     }
@@ -513,13 +557,14 @@ fn reduce(callable: Value, args: Value) -> Result<Value> {
     };
     match (module.as_str(), name.as_str()) {
         ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor") => {
-            let (Some(Value::Storage(key, dtype)), Some(Value::Int(offset)), Some(size), Some(stride)) =
+            let (Some(Value::Storage(key, dtype, numel)), Some(Value::Int(offset)), Some(size), Some(stride)) =
                 (args.first(), args.get(1), args.get(2), args.get(3))
             else {
                 return Err(bad("malformed _rebuild_tensor arguments"));
             };
             Ok(Value::Tensor(TensorRef {
                 storage: key.clone(),
+                storage_len: *numel,
                 dtype: *dtype,
                 offset: usize::try_from(*offset).map_err(|_| bad("negative storage offset"))?,
                 shape: as_usize_list(size)?,

@@ -11,6 +11,10 @@
 //   await page.screenshot(path);                      the whole page as a PNG
 //   page.native                                       playwright's / puppeteer's page (null in WebKit),
 //                                                     for what only one engine offers
+//   await page.front();                               makes it the visible tab (background tabs'
+//                                                     timers are throttled)
+//   browser.workerCpu()                               CPU time (ns) of the browser's Web Worker
+//                                                     threads by thread id (Linux /proc)
 //   await page.close(); await browser.close();
 //
 //   chromium  Debian's `chromium`, new headless, driven by playwright-core (chromium.mjs).
@@ -29,7 +33,7 @@
 // The binaries: $CHROMIUM, $FIREFOX, $WEBKIT_WEBDRIVER / $MINIBROWSER override the Debian paths;
 // tools/setup.sh installs them (setup_browsers).
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -81,6 +85,9 @@ class Page {
     }
   }
 
+  /** Makes this page the visible, focused tab (a background tab's timers are throttled). */
+  async front() { await this.native.bringToFront(); }
+
   /** Uncaught errors, unhandled rejections and console.error calls the server's probe recorded. */
   errors() {
     return this.evaluate(readErrors).catch((e) => [`could not read the page's errors: ${e.message}`]);
@@ -90,6 +97,33 @@ class Page {
 function need(path, what) {
   if (!existsSync(path)) throw new Error(`${what} not found at ${path}: tools/setup.sh browsers installs it (or set MOBILECLIP_ENGINES to the engines you have)`);
   return path;
+}
+
+/** The name each engine gives a Web Worker's thread (/proc shows its first 15 characters). */
+const WORKER_THREAD = { chromium: 'DedicatedWorker', firefox: 'DOM Worker', webkit: 'WebCore: Worker' };
+
+/**
+ * CPU time (ns, from /proc/<pid>/task/<tid>/schedstat) of the Web Worker threads of `engine`'s
+ * processes that descend from (or are) the processes `isRoot(pid, cmdline)` picks, by thread id.
+ */
+function workerCpu(engine, isRoot) {
+  const read = (f) => { try { return readFileSync(f, 'utf8'); } catch { return ''; } };
+  const procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  const parent = new Map(procs.map((p) => [p, read(`/proc/${p}/stat`).replace(/^.*\) /, '').split(' ')[1]]));
+  const ours = new Set(procs.filter((p) => isRoot(p, read(`/proc/${p}/cmdline`))));
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [p, pp] of parent) if (!ours.has(p) && ours.has(pp)) { ours.add(p); grew = true; }
+  }
+  const cpu = {};
+  for (const p of ours) {
+    let tasks = [];
+    try { tasks = readdirSync(`/proc/${p}/task`); } catch { continue; }
+    for (const t of tasks) {
+      if (read(`/proc/${p}/task/${t}/comm`).startsWith(WORKER_THREAD[engine])) cpu[t] = Number(read(`/proc/${p}/task/${t}/schedstat`).split(' ')[0]);
+    }
+  }
+  return cpu;
 }
 
 // ---- Chromium: playwright-core -------------------------------------------------------------
@@ -117,6 +151,8 @@ class Chromium {
     this.version = version;
   }
   async newPage() { return new ChromiumPage(await this.context.newPage()); }
+  /** The processes started with this profile folder, and their descendants (zygote, renderers). */
+  workerCpu() { return workerCpu('chromium', (_, cmdline) => cmdline.includes(this.profile)); }
   async close() {
     await this.context.close();
     await rm(this.profile, { recursive: true, force: true });
@@ -159,6 +195,7 @@ class Firefox {
     this.version = version;
   }
   async newPage() { return new FirefoxPage(await this.browser.newPage()); }
+  workerCpu() { const pid = String(this.browser.process()?.pid); return workerCpu('firefox', (p) => p === pid); }
   close() { return this.browser.close(); }
 }
 
@@ -201,6 +238,7 @@ class WebKitPage extends Page {
     await this.browser.focus(this.handle);
     await this.browser.command('POST', '/url', { url });
   }
+  front() { return this.browser.focus(this.handle); }
   async evaluate(fn, arg) {
     await this.browser.focus(this.handle);
     // a function source, run with its argument; promises are awaited, errors come back as text
@@ -295,6 +333,9 @@ class WebKit {
 
   command(method, path, body) { return this.request(method, `/session/${this.session}${path}`, body); }
 
+  /** WebKitWebDriver, MiniBrowser and WebKit's processes under them. */
+  workerCpu() { const pid = String(this.driver.pid); return workerCpu('webkit', (p) => p === pid); }
+
   async focus(handle) {
     if (this.current === handle) return;
     await this.command('POST', '/window', { handle });
@@ -316,7 +357,9 @@ class WebKit {
       this.fresh = false;
       return new WebKitPage(this, this.current);
     }
-    const { handle } = await this.command('POST', '/window/new', { type: 'tab' });
+    // a window, not a tab: WebKitGTK keeps a tab it is switched to hidden (document.visibilityState,
+    // throttled timers), but shows every window
+    const { handle } = await this.command('POST', '/window/new', { type: 'window' });
     await this.focus(handle);
     await this.setSize(this.viewport);
     return new WebKitPage(this, handle);

@@ -77,8 +77,8 @@ export function finish() {
  * "_reparam" for a re-parameterised checkpoint's outputs.
  */
 export async function assertParity(model, io, tol, sfx = '') {
-  const di = maxDiff(await model.raw.encodePixels(io.image.data, io.image.shape[0]), io[`image_embeddings${sfx}`].data);
-  const dt = maxDiff(await model.raw.encodeTokens(Uint32Array.from(io.tokens.data), io.tokens.shape[0]), io[`text_embeddings${sfx}`].data);
+  const di = maxDiff(await model.encodePixels(io.image.data, io.image.shape[0]), io[`image_embeddings${sfx}`].data);
+  const dt = maxDiff(await model.encodeTokens(Uint32Array.from(io.tokens.data), io.tokens.shape[0]), io[`text_embeddings${sfx}`].data);
   assert(di <= tol && dt <= tol, `image ${di}, text ${dt}`);
   return `image max|Δ| ${di.toExponential(2)}, text max|Δ| ${dt.toExponential(2)}`;
 }

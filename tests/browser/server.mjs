@@ -1,4 +1,5 @@
 // A static file server for the browser tests, on the loopback interface only.
+import { createReadStream } from 'node:fs';
 import { createServer } from 'node:http';
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, normalize } from 'node:path';
@@ -28,13 +29,21 @@ const PROBE = `(() => {
 
 /**
  * Serves `root` on 127.0.0.1 (random port); `headers` are added to every response. With
- * `probe`, HTML pages get the error probe above as their first script.
+ * `probe`, HTML pages get the error probe above as their first script. `routes` maps paths to
+ * functions whose (awaited) value is sent as JSON: what a page asks of the test runner, the
+ * same way in every engine (e.g. its worker threads' CPU time).
  */
-export function serve(root, headers = {}, { probe = false } = {}) {
+export function serve(root, headers = {}, { probe = false, routes = {} } = {}) {
   const requests = [];
   const server = createServer(async (req, res) => {
     requests.push(req.url);
     const pathname = new URL(req.url, 'http://x').pathname;
+    if (Object.hasOwn(routes, pathname)) {
+      const body = Buffer.from(JSON.stringify(await routes[pathname]()));
+      res.writeHead(200, { 'content-type': TYPES['.json'], 'content-length': body.length, 'cache-control': 'no-store', ...headers });
+      res.end(body);
+      return;
+    }
     if (probe && pathname === PROBE_PATH) {
       res.writeHead(200, { 'content-type': TYPES['.js'], ...headers });
       res.end(PROBE);
@@ -43,7 +52,13 @@ export function serve(root, headers = {}, { probe = false } = {}) {
     const path = normalize(decodeURIComponent(pathname)).replace(/^(\.\.[/\\])+/, '');
     const file = join(root, path);
     try {
-      if (!(await stat(file)).isFile()) throw new Error('not a file');
+      const info = await stat(file);
+      if (!info.isFile()) throw new Error('not a file');
+      if (extname(file) !== '.html') { // streamed: full-size checkpoints are gigabytes
+        res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': info.size, ...headers });
+        createReadStream(file).on('error', () => res.destroy()).pipe(res);
+        return;
+      }
       let body = await readFile(file);
       if (probe && extname(file) === '.html') {
         const html = body.toString();

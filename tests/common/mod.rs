@@ -125,3 +125,50 @@ pub fn check_fixture_on(dir: &Path, device: &burn::tensor::Device) -> Vec<(Strin
     }
     report
 }
+
+/// CLIP's vocabulary size: a model needs it for text to go through the real tokenizer.
+pub const CLIP_VOCAB: usize = 49408;
+
+/// The small fixture `name` (open_clip safetensors) with its 256-row token embedding grown to
+/// CLIP's vocabulary, so that texts go through the real tokenizer: the config (named
+/// `<name>-clip-vocab`) and the checkpoint bytes. Row i = base[i % n] + base[⌊i / n⌋ % n] / 2,
+/// the rule of `widenVocabulary` in tests/js/safetensors.mjs (the JavaScript tests' copy).
+pub fn clip_vocab_fixture(name: &str) -> (ModelConfig, Vec<u8>) {
+    use safetensors::tensor::TensorView;
+    let dir = fixtures_root().join(name);
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    json["name"] = format!("{name}-clip-vocab").into();
+    json["text_cfg"]["vocab_size"] = CLIP_VOCAB.into();
+    let config = ModelConfig::from_json(&json.to_string()).unwrap();
+    let bytes = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (tensor, view) in st.tensors() {
+        let (mut shape, mut data) = (view.shape().to_vec(), view.data().to_vec());
+        if tensor == "text.token_embedding.weight" {
+            let (rows, width) = (shape[0], shape[1]);
+            let base: Vec<f32> = data.chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+            let wide = (0..CLIP_VOCAB * width).map(|j| {
+                let (i, k) = (j / width, j % width);
+                base[(i % rows) * width + k] + base[(i / rows % rows) * width + k] / 2.0
+            });
+            data = wide.flat_map(f32::to_le_bytes).collect();
+            shape = vec![CLIP_VOCAB, width];
+        }
+        owned.push((tensor, view.dtype(), shape, data));
+    }
+    let views = owned.iter().map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()));
+    (config, safetensors::serialize(views, None).unwrap())
+}
+
+/// [`clip_vocab_fixture`] written into `dir` as `config.json` and `model.safetensors` (for the
+/// CLI): their paths.
+pub fn write_clip_vocab_fixture(name: &str, dir: &Path) -> (String, String) {
+    let (config, bytes) = clip_vocab_fixture(name);
+    std::fs::create_dir_all(dir).unwrap();
+    let (cfg, weights) = (dir.join("config.json"), dir.join("model.safetensors"));
+    std::fs::write(&cfg, serde_json::to_string(&config).unwrap()).unwrap();
+    std::fs::write(&weights, bytes).unwrap();
+    (cfg.to_string_lossy().into_owned(), weights.to_string_lossy().into_owned())
+}

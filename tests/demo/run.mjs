@@ -2,8 +2,11 @@
 // the production build (webpack) served from a sub-path of 127.0.0.1 with a random-weight
 // full-size MobileCLIP-S0 checkpoint on the same origin. Loads the model (progress to 100%), tags
 // the sample photos (same scores as the package's main-thread zeroShot), searches, edits labels,
-// adds photos by paste, drop, file picker and camera, survives bad weights files, loads from the
-// Cache API on the next visit, works on a phone-sized viewport, and sends no request to any other
+// adds photos by paste, drop, file picker and camera, survives bad weights files, converts the
+// checkpoint into compact image and text towers after the first download and drops it, loads the
+// image tower alone from the Cache API on the next visit (tags from the stored label pack) and the
+// text tower only for a new label or a search, works on a phone-sized viewport, lists open_clip's
+// files for the v1 models, and sends no request to any other
 // origin (the CSP blocks one it is asked to make). It is served cross-origin isolated, as
 // tools/serve.mjs does, so the model runs on the package's threaded CPU module; the last step opens
 // it without isolation (one thread, the same tags). Screenshots go to target/demo-screenshots/.
@@ -86,13 +89,35 @@ async function step(name, f) {
 function assert(cond, msg) { if (!cond) throw new Error(msg); }
 const shot = (page, name, fullPage = true) => page.screenshot({ path: join(shots, name), fullPage });
 
-// Frame gaps on the page: requestAnimationFrame keeps firing while the worker computes.
-const startFrames = (page) => page.evaluate(() => {
-  window.__frames = { gap: 0, n: 0, last: performance.now() };
-  const f = () => { const t = performance.now(); window.__frames.gap = Math.max(window.__frames.gap, t - window.__frames.last); window.__frames.last = t; window.__frames.n++; window.__frames.raf = requestAnimationFrame(f); };
+// Frame gaps on the page: requestAnimationFrame keeps firing while the worker computes. `frozen` is
+// the share of the time spent in gaps of 100 ms or more: the model on the main thread makes it close
+// to 1 (the page freezes for every encode), while a loaded machine only adds scattered long gaps, so
+// the checks bound that share rather than the longest gap (which a load average of 20 pushed past 1 s
+// with the model in its worker).
+const LONG_GAP_MS = 100;
+const startFrames = (page) => page.evaluate((long) => {
+  const start = performance.now();
+  window.__frames = { gap: 0, n: 0, long: 0, longMs: long, start, last: start };
+  const f = () => {
+    const fr = window.__frames;
+    const t = performance.now();
+    const gap = t - fr.last;
+    fr.gap = Math.max(fr.gap, gap);
+    if (gap >= long) fr.long += gap;
+    fr.last = t;
+    fr.n++;
+    fr.raf = requestAnimationFrame(f);
+  };
   window.__frames.raf = requestAnimationFrame(f);
+}, LONG_GAP_MS);
+const stopFrames = (page) => page.evaluate(() => {
+  const fr = window.__frames;
+  cancelAnimationFrame(fr.raf);
+  const tail = performance.now() - fr.last; // a page frozen to the end drew no frame to close its gap
+  if (tail >= fr.longMs) fr.long += tail;
+  return { ...fr, frozen: fr.long / Math.max(1, performance.now() - fr.start) };
 });
-const stopFrames = (page) => page.evaluate(() => { cancelAnimationFrame(window.__frames.raf); return window.__frames; });
+const framesText = (f) => `${f.n} frames, ${(100 * f.frozen).toFixed(0)}% of the time in gaps ≥ ${LONG_GAP_MS} ms, longest ${f.gap.toFixed(0)} ms`;
 
 // Accessibility checks: every control has a name; visible text has WCAG AA contrast (4.5:1, 3:1 when large).
 const unnamedControls = (page) => page.evaluate(() => [...document.querySelectorAll('input, select, textarea, button')].filter((el) => {
@@ -140,13 +165,24 @@ try {
     assert(/default-src 'self'/.test(csp) && /script-src 'self' 'wasm-unsafe-eval';/.test(csp), `CSP: ${csp}`);
     const options = await page.$$eval('#model option', (os) => os.map((o) => ({ v: o.value, t: o.textContent, d: o.disabled })));
     assert(options.length === 10, `${options.length} models`);
-    assert(options.find((o) => o.v === 'MobileCLIP2-L-14')?.d, 'L-14 should be disabled');
+    const large = options.find((o) => o.v === 'MobileCLIP2-L-14');
+    assert(large && !large.d, `L-14 should be listed and selectable (${JSON.stringify(large)})`);
     assert(await page.$eval('#model', (s) => s.value) === 'MobileCLIP-S0', 'default model');
+    // v1 models offer open_clip's file too (apple/MobileCLIP-S1/S2/B-OpenCLIP)
+    const files = {};
+    for (const m of ['MobileCLIP-S1', 'MobileCLIP-S2', 'MobileCLIP-B', 'MobileCLIP-S0']) {
+      await page.selectOption('#model', m);
+      files[m] = await page.$$eval('#published-file option', (os) => os.map((o) => o.textContent));
+    }
+    for (const m of ['MobileCLIP-S1', 'MobileCLIP-S2', 'MobileCLIP-B']) {
+      assert(files[m].includes(`apple/${m}-OpenCLIP · open_clip_model.safetensors`) && files[m].length === 2, `${m}: ${files[m]}`);
+    }
+    assert(files['MobileCLIP-S0'].length === 1 && await page.$eval('#published-choice', (e) => e.hidden), `S0: ${files['MobileCLIP-S0']}`);
     assert((await page.textContent('#privacy')).includes('Your photos never leave this device'), 'privacy note');
     const unnamed = await unnamedControls(page);
     assert(unnamed.length === 0, `controls without a name: ${unnamed}`);
     await shot(page, '01-start.png');
-    return `${options.length} models (L-14 disabled: "${options.find((o) => o.v === 'MobileCLIP2-L-14').t}")`;
+    return `${options.length} models, all selectable (L-14: "${large.t}"); S2's files: ${files['MobileCLIP-S2'].join(', ')}`;
   });
 
   let loadMs = 0;
@@ -181,8 +217,8 @@ try {
     assert(/CPU|WebGPU/.test(backend) && why.length > 3, `backend ${backend} / ${why}`);
     const cores = await page.evaluate(() => crossOriginIsolated && Math.min(navigator.hardwareConcurrency, 8));
     assert(cores && why.endsWith(cores > 1 ? `; ${cores} threads` : '; 1 thread (one core)'), `isolated ${cores}, why "${why}"`);
-    assert(frames.gap < 500, `the page froze for ${frames.gap.toFixed(0)} ms while loading`);
-    return `${(size / 1e6).toFixed(0)} MB, ${between} intermediate download values, ready in ${(loadMs / 1000).toFixed(1)} s; backend "${backend}" because "${why}"; longest frame gap ${frames.gap.toFixed(0)} ms`;
+    assert(frames.frozen < 0.25, `the page froze while loading: ${framesText(frames)}`);
+    return `${(size / 1e6).toFixed(0)} MB, ${between} intermediate download values, ready in ${(loadMs / 1000).toFixed(1)} s; backend "${backend}" because "${why}"; ${framesText(frames)}`;
   });
 
   await step('tag the sample photos: a card each, top-3 score bars, timings, batch progress; the page stays responsive', async () => {
@@ -204,7 +240,7 @@ try {
     }
     assert(await page.$eval('#batch-bar', (b) => b.value === 4 && b.max === 4), 'batch progress');
     assert(await page.textContent('#batch-text') === '4 of 4 photos tagged', await page.textContent('#batch-text'));
-    assert(frames.gap < 250 && frames.n > ms / 100, `main thread blocked: longest frame gap ${frames.gap.toFixed(0)} ms, ${frames.n} frames in ${ms} ms`);
+    assert(frames.frozen < 0.25, `main thread blocked while tagging: ${framesText(frames)} in ${ms} ms`);
     await shot(page, '03-tagged.png');
     for (const scheme of ['light', 'dark']) {
       await page.emulateMedia({ colorScheme: scheme });
@@ -213,7 +249,7 @@ try {
     }
     await shot(page, '03-tagged-dark.png');
     await page.emulateMedia({ colorScheme: 'light' });
-    return `${(ms / 1000).toFixed(1)} s for 20 label prompts + 4 photos; ${cards.map((c) => c.timing.replace(/.*embedded in /, '')).join(', ')}; ${frames.n} frames, longest gap ${frames.gap.toFixed(0)} ms`;
+    return `${(ms / 1000).toFixed(1)} s for 20 labels + 4 photos; ${cards.map((c) => c.timing.replace(/.*embedded in /, '')).join(', ')}; ${framesText(frames)}`;
   });
 
   await step('tags equal the package\'s zeroShot on the main thread', async () => {
@@ -272,7 +308,7 @@ try {
     return `“${query}”: ${before.join(', ')} → ${after.join(', ')}`;
   });
 
-  await step('editing labels re-ranks from cached embeddings (no image re-encoded, only new prompts)', async () => {
+  await step('editing labels re-ranks from the label pack (no image re-encoded, only the new label)', async () => {
     const s0 = await stats(page);
     await page.fill('#labels', 'cat\nrocket\ncoffee\nastronaut');
     await page.fill('#topk', '4');
@@ -281,18 +317,20 @@ try {
       && [...t.querySelectorAll('.label')].map((l) => l.textContent).sort().join() === 'astronaut,cat,coffee,rocket'), null, { timeout: 60_000 });
     const s1 = await stats(page);
     assert(statCount(s1, 'image embeddings computed') === statCount(s0, 'image embeddings computed'), `images re-encoded: ${s0} → ${s1}`);
-    assert(statCount(s1, 'computed\\)') === statCount(s0, 'computed\\)') + 1, `prompts: ${s0} → ${s1} (only "a photo of a coffee." is new)`);
+    assert(statCount(s1, 'computed\\)') === statCount(s0, 'computed\\)') + 1, `labels: ${s0} → ${s1} (only "coffee" is new)`);
     assert(await page.$eval('#preset', (s) => s.value) === 'custom', 'preset should read Custom');
     return s1;
   });
 
   await step('ImageNet preset: 1,000 classes, CLIP\'s templates, a time estimate; switching away cancels it', async () => {
     await page.selectOption('#preset', 'imagenet');
-    await page.waitForFunction(() => /^998 labels × 1 template = 998 prompts, 997 to encode/.test(document.getElementById('labels-status').textContent)
+    await page.waitForFunction(() => /^998 labels × 1 template = 998 prompts, 997 labels to encode/.test(document.getElementById('labels-status').textContent)
       && /of 997 · about \d+ (s|min) left/.test(document.getElementById('labels-text').textContent), null, { timeout: 60_000 });
     const lines = (await page.inputValue('#labels')).split('\n').length;
     assert(lines === 1000, `${lines} ImageNet classes`);
     const estimate = await page.textContent('#labels-text');
+    await page.$eval('#labels-panel', (e) => e.scrollIntoView());
+    await shot(page, '05-labels-progress.png', false);
     await page.click('[data-templates=clip7]');
     // 998 distinct labels: open_clip's list names two classes twice (missile, sunglasses)
     await page.waitForFunction(() => /998 labels × 7 templates = 6986 prompts/.test(document.getElementById('labels-status').textContent));
@@ -332,6 +370,23 @@ try {
     return `${names.length} cards; notes.txt: "${bad[1]}"`;
   });
 
+  await step('after the first download: the checkpoint becomes two compact towers (in a worker) and is dropped; the page says what it keeps', async () => {
+    const row = (key) => page.$eval(`#kept tr[data-key=${key}]`, (r) => [...r.cells].map((c) => c.textContent).join(' | ')).catch(() => '');
+    await page.waitForFunction(() => /dropped/.test(document.querySelector('#kept tr[data-key=checkpoint]')?.textContent ?? ''), null, { timeout: 300_000 });
+    await page.$eval('#kept', (e) => e.scrollIntoView());
+    await shot(page, '06-kept.png', false);
+    const [image, text, ckpt, packs] = [await row('image'), await row('text'), await row('checkpoint'), await row('packs')];
+    const mb = (r) => parseFloat(r.split(' | ')[1]);
+    const size = statSync(checkpoint).size / 1e6;
+    assert(/^Image tower \| [\d.]+ MB \| compact/.test(image) && /^Text tower \| [\d.]+ MB \| compact/.test(text), `rows: ${image} / ${text}`);
+    // sizes are not fixed (the `auto` choice may change): the towers must be well under the checkpoint
+    assert(mb(image) < size / 4 && mb(image) + mb(text) < size / 2, `image ${mb(image)} MB + text ${mb(text)} MB vs checkpoint ${size.toFixed(0)} MB`);
+    assert(new RegExp(`dropped: the ${Math.round(size)} MB download`).test(ckpt), ckpt);
+    const cache = await page.evaluate(async () => (await (await caches.open('mobileclip-weights-v1')).keys()).map((r) => r.url));
+    assert(!cache.some((u) => u.endsWith('/fixtures/model.pt')) && cache.filter((u) => /mobileclip-compact=(image|text)-auto/.test(u)).length === 2, `cache keys: ${cache}`);
+    return `${image} / ${text} / ${packs} / ${ckpt}; total ${await page.textContent('#kept-total')}`;
+  });
+
   await step('bad weights files and a missing WebGPU: plain errors by code, then the page recovers', async () => {
     const before = statCount(await stats(page), 'image embeddings computed');
     page.expectErrors = true;
@@ -365,16 +420,42 @@ try {
     return `"${msg1}" / "${msg2}" / "${msg3}"; then loaded ${origin}`;
   });
 
-  await step('cached for the next visit: a reload loads from the Cache API, no download', async () => {
+  await step('the next visit: the image tower alone from the Cache API, no checkpoint; tags from the stored label pack', async () => {
     const downloads = () => main.requests.filter((r) => r.url === '/fixtures/model.pt').length;
     const before = downloads(); // the page's first load and the test's reference model
     await page.reload();
     await page.waitForSelector('#model-status .ready', { timeout: 120_000 });
     const origin = await page.$eval('#model-status dd[data-key=weights]', (e) => e.textContent);
-    assert(/cache/.test(origin) && downloads() === before, `weights ${origin}, ${downloads() - before} more downloads`);
+    assert(/image tower from this browser’s cache/.test(origin) && downloads() === before, `weights ${origin}, ${downloads() - before} more downloads`);
     assert((await page.textContent('#download-text')).startsWith('100%'), await page.textContent('#download-text'));
-    await page.waitForFunction(() => /ready \(20 prompts remembered/.test(document.getElementById('labels-status').textContent), null, { timeout: 30_000 });
-    return `${origin}; ${await page.textContent('#labels-status')}`;
+    await page.waitForFunction(() => /ready \(20 remembered from an earlier visit/.test(document.getElementById('labels-status').textContent), null, { timeout: 30_000 });
+    await page.click('#samples');
+    await allTagged(page, 4);
+    const text = await page.$eval('#kept tr[data-key=text]', (r) => r.textContent);
+    assert(/not loaded yet/.test(text), `text tower: ${text}`);
+    assert(/in use/.test(await page.$eval('#kept tr[data-key=image]', (r) => r.textContent)), 'image tower not in use');
+    await shot(page, '11-image-only.png');
+    return `${origin}; ${await page.textContent('#labels-status')}; ${text}`;
+  });
+
+  await step('a new label brings the text tower (from the cache), and only that label is encoded', async () => {
+    const downloads = () => main.requests.filter((r) => r.url === '/fixtures/model.pt').length;
+    const before = downloads();
+    const labels = await page.inputValue('#labels');
+    await page.fill('#labels', `${labels}\nlighthouse`);
+    await page.waitForFunction(() => /21 labels × 1 template: ready \(20 already encoded\)/.test(document.getElementById('labels-status').textContent), null, { timeout: 120_000 });
+    const text = await page.$eval('#kept tr[data-key=text]', (r) => r.textContent);
+    assert(/loaded now/.test(text), `text tower: ${text}`);
+    assert(downloads() === before, `${downloads() - before} checkpoint downloads`);
+    await page.fill('#search', 'a lighthouse by the sea');
+    await page.press('#search', 'Enter');
+    await page.waitForFunction(() => /sorted/.test(document.getElementById('search-status').textContent), null, { timeout: 60_000 });
+    await page.click('#clear-search');
+    await page.$eval('#kept', (e) => e.scrollIntoView());
+    await shot(page, '12-text-tower.png', false);
+    await page.fill('#labels', labels); // back to the 20 everyday labels for the next steps
+    await page.waitForFunction(() => /20 labels × 1 template: ready/.test(document.getElementById('labels-status').textContent), null, { timeout: 60_000 });
+    return `${await page.textContent('#labels-status')}; ${text}`;
   });
 
   await step('phone-sized viewport: no sideways scrolling, photos tagged', async () => {

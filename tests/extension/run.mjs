@@ -192,16 +192,37 @@ try {
     await options.waitForSelector('#weights-status.ok, #weights-status.error', { timeout: 120_000 });
     const msg = await options.textContent('#weights-status');
     assert(await options.locator('#weights-status.ok').count() === 1, msg);
-    return `${msg} ${await options.textContent('#current')}`;
+    // Kept: a compact file per tower, not the checkpoint.
+    const rec = await options.evaluate(() => new Promise((resolve, reject) => {
+      const req = indexedDB.open('mobileclip-extension');
+      req.onsuccess = () => {
+        const get = req.result.transaction('kv').objectStore('kv').get('weights');
+        get.onsuccess = () => resolve({ keys: Object.keys(get.result), image: get.result.image?.size, text: get.result.text?.size, bytes: get.result.bytes });
+      };
+      req.onerror = () => reject(req.error);
+    }));
+    assert(!rec.keys.includes('blob') && rec.image > 0 && rec.text > 0 && rec.image + rec.text < rec.bytes, `stored: ${JSON.stringify(rec)}`);
+    const current = await options.textContent('#current');
+    assert(/image tower of .* text tower of .*not kept/.test(current), current);
+    return `${msg} ${current}`;
   });
-  await check('options page: labels, templates and top-k saved', async () => {
+  await check('options page: labels, templates and top-k saved; the label pack\'s progress shown while it is encoded', async () => {
     await options.fill('#labels', labels.join('\n'));
     await options.click('summary');
     await options.fill('#templates', templates.join('\n'));
     await options.fill('#topk', String(topK));
+    await options.evaluate(() => {
+      window.__statuses = [];
+      const el = document.getElementById('labels-status');
+      new MutationObserver(() => window.__statuses.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
+    });
     await options.click('#save');
     await options.waitForSelector('#labels-status.ok');
-    return options.textContent('#labels-status');
+    const seen = await options.evaluate(() => window.__statuses);
+    const progress = seen.filter((t) => /Encoding the labels \(once\): \d+\/10…/.test(t));
+    assert(progress.length > 0, `no label progress among ${JSON.stringify(seen)}`);
+    assert(seen.some((t) => /Loading the text tower for the new labels/.test(t)), `new labels did not bring the text tower: ${JSON.stringify(seen)}`);
+    return `${await options.textContent('#labels-status')} (progress seen: ${progress.map((t) => t.replace(/.*: /, '')).join(', ')})`;
   });
   await options.screenshot({ path: join(shots, 'options.png'), fullPage: true });
   await check("extension CSP: wasm compiles (the model loaded above), string code does not", async () => {
@@ -218,13 +239,17 @@ try {
     return `${csp} → string code ${r}`;
   });
 
-  // The package's own answer for the same bytes in a normal page (the cat from the page's origin).
+  // The package's own answer for the same bytes in a normal page (the cat from the page's origin),
+  // the extension's way: the checkpoint converted to a compact image and text tower, labels
+  // encoded by the text tower, ranked for the image tower's embedding.
   const expected = async (path) => page.evaluate(async ({ model, weights, path, labels, templates, topK }) => {
     const { MobileClip } = await import('/pkg/index.js');
-    const clip = await MobileClip.load({ model, weights, backend: 'cpu' });
+    const [image, text] = await Promise.all(['image', 'text'].map(async (towers) => MobileClip.load({ weights: await MobileClip.convert({ model, weights, dtype: 'auto', towers }), backend: 'cpu' })));
     const bitmap = await createImageBitmap(await (await fetch(path)).blob());
-    const tags = await clip.zeroShot(bitmap, labels, { templates, topK });
-    clip.dispose();
+    const pack = await text.labelEmbeddings(labels, { templates });
+    const tags = await image.zeroShot(bitmap, pack, { topK });
+    image.dispose();
+    text.dispose();
     return tags;
   }, { model: model.name ?? model.config, weights: weightsUrl, path, labels, templates, topK });
 
@@ -244,6 +269,7 @@ try {
     const state = await pending;
     const ms = performance.now() - t;
     assert(state?.status === 'done', `state ${JSON.stringify(state)}`);
+    assert(state.towers === 'image' && state.textTower === false, `tagged with towers ${state.towers}, text tower loaded: ${state.textTower}`);
     await overlay(n).locator('li.tag').first().waitFor();
     assert(await overlay(n).getAttribute('data-status') === 'done', 'overlay not done');
     const shown = await overlay(n).locator('li.tag').evaluateAll((lis) => lis.map((li) => ({ label: li.dataset.label, score: Number(li.dataset.score), text: li.innerText })));
@@ -254,8 +280,8 @@ try {
     assert(diff <= 1e-5, `ranking differs from the package's: ${JSON.stringify(shown)} vs ${JSON.stringify(want)}`);
     const worker = Object.entries(state.timings).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ');
     // the manifest isolates the extension's pages (COOP/COEP keys): the worker runs on threads
-    assert(/; (\d+ threads|1 thread \(one core\))$/.test(state.backend), `backend "${state.backend}"`);
-    return `backend "${state.backend}"; top "${shown[0].label}" (${shown[0].text.replace(/\s+/g, ' ')}), max |Δscore| vs package ${diff.toExponential(1)}; ${Math.round(ms)} ms click → tags (worker ms: ${worker}); progress shown: ${[...busy].map((b) => JSON.stringify(b)).join(', ') || 'none caught'}`;
+    assert(state.backend === 'cpu' && state.threads >= 1 && /; (\d+ threads|1 thread \(one core\))$/.test(state.backendReason), `backend "${state.backend}" (${state.backendReason}), ${state.threads} threads`);
+    return `backend "${state.backend}" (${state.backendReason}); top "${shown[0].label}" (${shown[0].text.replace(/\s+/g, ' ')}), max |Δscore| vs package ${diff.toExponential(1)}; ${Math.round(ms)} ms click → tags (worker ms: ${worker}); progress shown: ${[...busy].map((b) => JSON.stringify(b)).join(', ') || 'none caught'}`;
   };
   await check('cross-origin photo (no CORS): tags drawn over it equal the package\'s zeroShot', () => tagged(0, catUrl, '/tests/fixtures/preprocess/chelsea_301x217.png'));
   await check('same-origin photo, second click', () => tagged(1, rocketUrl, '/tests/fixtures/preprocess/rocket_513x260.png'));

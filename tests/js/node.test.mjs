@@ -39,10 +39,10 @@ for (const [name, file] of [['v1-mci-mct', 'model.pt'], ['v2-mci3', 'model.safet
     const clip = await MobileClip.load({ model: config, weights, backend: 'cpu' });
     const suffix = file.includes('reparam') ? '_reparam' : '';
     const n = io.image.shape[0];
-    const img = await clip.raw.encodePixels(io.image.data, n);
+    const img = await clip.encodePixels(io.image.data, n);
     const di = maxDiff(img, io[`image_embeddings${suffix}`].data);
     const tok = io.tokens;
-    const txt = await clip.raw.encodeTokens(Uint32Array.from(tok.data), tok.shape[0]);
+    const txt = await clip.encodeTokens(Uint32Array.from(tok.data), tok.shape[0]);
     const dt = maxDiff(txt, io[`text_embeddings${suffix}`].data);
     console.log(`${name}/${file}: image max|d| ${di.toExponential(2)}, text max|d| ${dt.toExponential(2)}`);
     assert.ok(di <= TOL && dt <= TOL, `image ${di}, text ${dt}`);
@@ -54,7 +54,8 @@ for (const [name, file] of [['v1-mci-mct', 'model.pt'], ['v2-mci3', 'model.safet
 test('image sources: ImageData-like pixels, batches equal single calls', async () => {
   const { config, weights } = await fixture('v2-mci0', 'model.safetensors');
   const clip = await MobileClip.load({ model: config, weights });
-  assert.match(clip.backend, /^cpu: WebGPU is not available in Node/);
+  assert.equal(clip.backend, 'cpu');
+  assert.match(clip.backendReason, /^WebGPU is not available in Node/);
   const make = (w, h, seed) => ({ width: w, height: h, data: Uint8ClampedArray.from({ length: w * h * 4 }, (_, i) => (i * seed) % 251) });
   const a = make(97, 61, 7), b = make(40, 120, 13);
   const [ea, eb] = await clip.encodeImages([a, b]);
@@ -142,4 +143,21 @@ test('stress: 1,000 encodes keep wasm memory bounded; 50 concurrent calls', asyn
   assert.ok(grown <= 8 * 2 ** 20, `wasm memory grew by ${grown} bytes`);
   const many = await Promise.all(Array.from({ length: 50 }, (_, k) => (k % 2 ? clip.encodeImage(img) : clip.encodeText(['x'.repeat(k)]).catch((e) => e.code))));
   many.forEach((r, k) => (k % 2 ? assert.deepEqual(r, first) : assert.equal(r, 'INVALID_TEXT')));
+});
+
+test('MobileClip.convert in Node: the committed compact files byte for byte, loadable without a model; bad options coded', async () => {
+  const dir = `${fixtures}/v2-mci0`;
+  const config = await readFile(`${dir}/config.json`, 'utf8'); // the text, as the CLI reads it
+  const weights = new Uint8Array(await readFile(`${dir}/model.safetensors`));
+  for (const [file, dtype, towers] of [['v2-mci0-f32.safetensors', 'f32', undefined], ['v2-mci0-auto-image.safetensors', 'auto', 'image']]) {
+    const bytes = await MobileClip.convert({ model: config, weights, dtype, towers });
+    assert.deepEqual(Buffer.from(bytes), await readFile(`${root}tests/fixtures/compact/${file}`), `${file} differs from the CLI's`);
+    const clip = await MobileClip.load({ weights: bytes, backend: 'cpu' });
+    assert.equal(clip.towers, towers ?? 'both');
+    clip.dispose();
+  }
+  for (const [options, code] of [[{ model: config, weights, dtype: 'fp8' }, 'INVALID_ARGUMENT'], [{ model: config, weights, towers: 'all' }, 'INVALID_ARGUMENT'],
+    [{ model: 42, weights }, 'INVALID_ARGUMENT'], [{ model: 'MobileCLIP-S0', weights }, 'WEIGHTS_MISMATCH'], [{ model: config, weights: weights.subarray(0, 999) }, 'INVALID_WEIGHTS']]) {
+    await assert.rejects(MobileClip.convert(options), (e) => e instanceof MobileClipError && e.code === code, JSON.stringify(Object.keys(options)));
+  }
 });

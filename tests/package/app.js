@@ -14,18 +14,19 @@ async function main() {
   const single = await MobileClip.load({ model, weights, threads: 1 });
   const ref = await single.encodeImage(img);
   const clip = await MobileClip.load({ model, weights, threads: 2 });
-  const rows = await clip.raw.encodePixels(io.image.data, io.image.shape[0]);
+  const rows = await clip.encodePixels(io.image.data, io.image.shape[0]);
   let diff = 0, i = 0;
   for (const r of rows) for (const v of r) diff = Math.max(diff, Math.abs(v - io.image_embeddings.data[i++]));
   const e = await clip.encodeImage(img);
   const inWorker = await MobileClipWorker.load({ model, weights, threads: 2 });
   const w = await inWorker.encodeImage(img);
-  const workerBackend = inWorker.backend;
+  const [workerBackend, workerReason, workerThreads] = [inWorker.backend, inWorker.backendReason, inWorker.threads];
   inWorker.dispose();
   const same = (a) => a.length === ref.length && a.every((v, k) => v === ref[k]);
-  const threads = crossOriginIsolated ? '; 2 threads' : '; 1 thread (the page is not cross-origin isolated';
-  const ok = diff <= 1e-4 && e.length === clip.embedDim && same(e) && same(w) && clip.backend.includes(threads) && workerBackend.includes(threads);
-  return { ok, detail: `backend "${clip.backend}", in the worker "${workerBackend}", image max|Δ| ${diff.toExponential(2)}, dim ${e.length}, page ${same(e) ? 'and' : 'DIFFERS,'} worker ${same(w) ? 'identical to one thread' : 'DIFFERS'}` };
+  const threads = crossOriginIsolated ? 2 : 1;
+  const why = crossOriginIsolated ? /; 2 threads$/ : /; 1 thread \(the page is not cross-origin isolated/;
+  const ok = diff <= 1e-4 && e.length === clip.embedDim && same(e) && same(w) && clip.threads === threads && workerThreads === threads && why.test(clip.backendReason) && why.test(workerReason);
+  return { ok, detail: `backend "${clip.backend}" (${clip.backendReason}), in the worker "${workerBackend}" (${workerReason}), image max|Δ| ${diff.toExponential(2)}, dim ${e.length}, page ${same(e) ? 'and' : 'DIFFERS,'} worker ${same(w) ? 'identical to one thread' : 'DIFFERS'}` };
 }
 
 main()

@@ -53,7 +53,7 @@ async function onContextMenuClick(info, tab) {
     await ensureOffscreen();
     const res = await chrome.runtime.sendMessage({ target: 'offscreen', type: 'tag', id, srcUrl: info.srcUrl, ...settings });
     state = res?.ok
-      ? { status: 'done', tags: res.tags, model: res.model, backend: res.backend, ms: res.ms, timings: res.timings }
+      ? { status: 'done', tags: res.tags, model: res.model, backend: res.backend, backendReason: res.backendReason, threads: res.threads, towers: res.towers, textTower: res.textTower, ms: res.ms, timings: res.timings }
       : { status: 'error', code: res?.code, text: res?.message ?? 'the model page did not answer' };
   } catch (e) {
     state = { status: 'error', code: 'INTERNAL', text: e?.message ?? String(e) };
@@ -158,6 +158,6 @@ function renderOverlay(srcUrl, state) {
       li.append(el('span', 'label', label), el('span', 'score', `${(100 * score).toFixed(1)}%`), bar);
       list.append(li);
     }
-    body.append(list, el('div', 'foot', `${state.model} · ${Math.round(state.ms)} ms · on this device`));
+    body.append(list, el('div', 'foot', `${state.model}${state.towers === 'image' ? ' (image tower)' : ''} · ${Math.round(state.ms)} ms · on this device`));
   }
 }

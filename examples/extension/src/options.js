@@ -1,6 +1,9 @@
-// The options page: choose the weights once (download from Hugging Face or a local file), checked
-// by loading them with the package, then stored in the extension's IndexedDB; edit the labels.
+// The options page: choose the weights once (download from Hugging Face or a local file); they
+// are converted (in a worker) into one compact file per tower, which the extension's IndexedDB
+// keeps instead of the checkpoint: tagging loads the image tower alone, the text tower is loaded
+// only to encode labels the stored label pack lacks. Edit the labels.
 import { MobileClip } from './mobileclip/index.js';
+import { MobileClipWorker } from './mobileclip/worker.js';
 import { BACKEND, DEFAULT_SETTINGS, MODELS, loadSettings } from './settings.js';
 import { deleteItem, getWeights, setWeights } from './store.js';
 
@@ -16,9 +19,10 @@ const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
 
 async function showCurrent() {
   const rec = await getWeights();
-  $('current').textContent = rec
-    ? `In use: ${rec.modelName}, ${mb(rec.bytes)} from ${rec.source} (${new Date(rec.savedAt).toLocaleString()}).`
-    : 'No weights yet: download them or choose a file below.';
+  const when = rec && new Date(rec.savedAt).toLocaleString();
+  $('current').textContent = !rec ? 'No weights yet: download them or choose a file below.'
+    : rec.image ? `In use: ${rec.modelName}, kept as an image tower of ${mb(rec.image.size)} (loaded to tag) and a text tower of ${mb(rec.text.size)} (loaded only when labels change), converted from the ${mb(rec.bytes)} checkpoint from ${rec.source}, which is not kept (${when}).`
+      : `In use: ${rec.modelName}, ${mb(rec.bytes)} from ${rec.source} (${when}).`;
   $('remove').disabled = !rec;
 }
 
@@ -67,15 +71,22 @@ async function prepareLabels(id, prefix) {
   }
 }
 
-/** Loads the weights once to check they fit the model, then stores them. */
+/**
+ * Converts the checkpoint (in a worker; this also checks that it fits the model) into a compact
+ * file per tower, checks the image tower loads, and stores both instead of the checkpoint.
+ */
 async function checkAndStore(blob, source) {
   const { model, modelName } = await chosenModel();
-  status('weights-status', `Checking ${mb(blob.size)} of weights against ${modelName}…`);
+  const towers = {};
+  for (const tower of ['image', 'text']) {
+    status('weights-status', `Converting ${mb(blob.size)} of weights of ${modelName} to a small ${tower} tower (once)…`);
+    towers[tower] = new Blob([await MobileClipWorker.convert({ model, weights: blob, dtype: 'auto', towers: tower })]);
+  }
   const t0 = performance.now();
-  const clip = await MobileClip.load({ model, weights: blob, backend: BACKEND });
-  const info = `${clip.name}, ${clip.embedDim}-d embeddings, loaded in ${Math.round(performance.now() - t0)} ms`;
+  const clip = await MobileClip.load({ weights: towers.image, backend: BACKEND });
+  const info = `${clip.name}, ${clip.embedDim}-d embeddings, image tower loaded in ${Math.round(performance.now() - t0)} ms`;
   clip.dispose();
-  await setWeights({ model, modelName, blob, source, bytes: blob.size, savedAt: Date.now() });
+  await setWeights({ model, modelName, image: towers.image, text: towers.text, source, bytes: blob.size, savedAt: Date.now() });
   status('weights-status', `Saved. ${info}.`);
   await showCurrent();
   await prepareLabels('weights-status', `Saved. ${info}.`);
@@ -137,7 +148,7 @@ $('file').addEventListener('change', async () => {
 
 $('remove').addEventListener('click', async () => {
   await deleteItem('weights');
-  await deleteItem('labelEmbeddings');
+  await deleteItem('labelPack');
   status('weights-status', 'Removed.');
   await showCurrent();
 });

@@ -29,8 +29,11 @@ export const setItem = (key, value) => tx('readwrite', (s) => s.put(value, key))
 export const deleteItem = (key) => tx('readwrite', (s) => s.delete(key));
 
 /**
- * The weights record, or undefined: `{ model, modelName, blob, source, bytes, savedAt }`;
- * `model` is a shipped model name or a config object, as `MobileClip.load` takes it.
+ * The weights record, or undefined: `{ model, modelName, image, text, source, bytes, savedAt }`:
+ * `image` and `text` are the compact files of the two towers (Blobs, `MobileClip.convert`),
+ * `bytes` the size of the checkpoint they came from (not kept); `model` is a shipped model name
+ * or a config object, as `MobileClip.convert` takes it. Records of earlier versions hold the
+ * checkpoint itself as `blob` instead of `image` and `text`.
  */
 export const getWeights = () => getItem('weights');
 export const setWeights = (record) => setItem('weights', record);

@@ -1,11 +1,12 @@
-// The model worker: loads the weights the user chose (IndexedDB) with the npm package's public
-// API, fetches and decodes the clicked image, and ranks the labels. Label embeddings are computed
-// once per (weights, labels, templates) and kept in IndexedDB: the options page has them computed
-// ('prepare') when the weights or labels change, so a click only pays for the image.
-import { MobileClip } from './mobileclip/index.js';
+// The model worker: loads the image tower the user's weights were converted to (IndexedDB) with
+// the npm package's public API, fetches and decodes the clicked image, and ranks the labels with
+// the package's zeroShot. The labels' embeddings are a label pack, computed once per (weights,
+// labels, templates) and kept in IndexedDB as bytes: the options page has it computed ('prepare')
+// when the weights or labels change, so a click only pays for the image. The text tower is loaded
+// only to encode labels the stored pack lacks, and freed right after.
+import { LabelPack, MobileClip } from './mobileclip/index.js';
 import { BACKEND } from './settings.js';
 import { getItem, getWeights, setItem } from './store.js';
-import { labelEmbeddings, rank } from './zero-shot.js';
 
 let current = null; // { savedAt, clip }
 let queue = Promise.resolve();
@@ -28,20 +29,22 @@ async function handle(req) {
       req.type === 'tag' ? fetchImage(req.srcUrl).then((b) => { lap('image fetch+decode', t0); return b; }) : null,
     ]);
     let t = performance.now();
-    const labelEmb = await cachedLabelEmbeddings(clip, rec, req.labels, req.templates, progress);
+    const { pack, textTower } = await labelPack(clip, rec, req.labels, req.templates, progress);
     t = lap('labels', t);
     if (req.type === 'prepare') {
       timings.total = performance.now() - t0;
-      postMessage({ id: req.id, type: 'result', ok: true, model: clip.name, count: labelEmb.length, ms: timings.total, timings });
+      postMessage({ id: req.id, type: 'result', ok: true, model: clip.name, count: pack.size, textTower, ms: timings.total, timings });
       return;
     }
     progress('Looking at the image…');
     const image = await clip.encodeImage(bitmap);
     bitmap.close();
-    lap('image encode', t);
-    const tags = rank(image, labelEmb, req.labels, clip.logitScale, req.topK);
+    t = lap('image encode', t);
+    const tags = await clip.zeroShot(image, pack, { topK: req.topK });
+    lap('rank', t);
     timings.total = performance.now() - t0;
-    postMessage({ id: req.id, type: 'result', ok: true, tags, model: clip.name, backend: clip.backend, ms: timings.total, timings });
+    const { backend, backendReason, threads, towers } = clip;
+    postMessage({ id: req.id, type: 'result', ok: true, tags, model: clip.name, backend, backendReason, threads, towers, textTower, ms: timings.total, timings });
   } catch (e) {
     postMessage({ id: req.id, type: 'result', ok: false, code: e?.code ?? 'INTERNAL', message: e?.message ?? String(e) });
   }
@@ -57,7 +60,8 @@ async function model(rec, progress) {
   current?.clip.dispose();
   current = null;
   progress(`Loading ${rec.modelName}…`);
-  const clip = await MobileClip.load({ model: rec.model, weights: rec.blob, backend: BACKEND });
+  // the image tower's compact file (a record of an earlier version: the checkpoint, both towers)
+  const clip = rec.image ? await MobileClip.load({ weights: rec.image, backend: BACKEND }) : await MobileClip.load({ model: rec.model, weights: rec.blob, backend: BACKEND });
   current = { savedAt: rec.savedAt, clip };
   return clip;
 }
@@ -80,11 +84,34 @@ async function fetchImage(url) {
   }
 }
 
-async function cachedLabelEmbeddings(clip, rec, labels, templates, progress) {
-  const key = JSON.stringify([rec.savedAt, labels, templates]);
-  const cached = await getItem('labelEmbeddings').catch(() => undefined);
-  if (cached?.key === key) return cached.embeddings;
-  const embeddings = await labelEmbeddings(clip, labels, templates, (done, total) => progress(`Encoding the labels (once): ${done}/${total}…`));
-  await setItem('labelEmbeddings', { key, embeddings }).catch(() => {});
-  return embeddings;
+/**
+ * The label pack of the settings' labels and templates: the stored one when it was made by these
+ * weights with these labels and templates, else encoded now (reusing the labels of the stored pack
+ * that are still there) and stored. `{ pack, textTower }`: whether the text tower had to be loaded
+ * (only for labels not in the stored pack, when `clip` is the image tower alone).
+ */
+async function labelPack(clip, rec, labels, templates, progress) {
+  let stored = null;
+  try {
+    const bytes = await getItem('labelPack');
+    stored = bytes ? LabelPack.fromBytes(bytes) : null;
+  } catch { /* none, or unreadable: encode again */ }
+  const fits = stored?.weightsId === clip.labelPackId && stored.model === clip.name;
+  const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+  if (fits && same(stored.labels, labels.map((l) => l.trim())) && same(stored.templates, templates)) return { pack: stored, textTower: false };
+  const known = new Set(fits && same(stored.templates, templates) ? stored.labels : []);
+  const needText = clip.towers === 'image' && labels.some((l) => !known.has(l.trim()));
+  if (needText) progress('Loading the text tower for the new labels…');
+  const text = needText ? await MobileClip.load({ weights: rec.text, backend: BACKEND }) : null;
+  try {
+    const pack = await (text ?? clip).labelEmbeddings(labels, {
+      templates,
+      reuse: fits ? stored : [],
+      onProgress: ({ done, total }) => progress(`Encoding the labels (once): ${done}/${total}…`),
+    });
+    await setItem('labelPack', pack.toBytes()).catch(() => {});
+    return { pack, textTower: needText };
+  } finally {
+    text?.dispose(); // its memory is not needed until the labels change again
+  }
 }

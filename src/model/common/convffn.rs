@@ -4,7 +4,8 @@
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
-use super::layers::{conv2d, conv2d_config, gelu};
+use super::layers::{conv2d, conv2d_config};
+use crate::cpu;
 use crate::weights::VarBuilder;
 
 /// A convolutional FFN.
@@ -42,6 +43,16 @@ impl ConvFfnConfig {
 impl ConvFfn {
     /// `[B, C, H, W]` → `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.fc2.forward(gelu(self.fc1.forward(self.conv.forward(x))))
+        cpu::conv2d(&self.fc2, self.hidden(x), false)
+    }
+
+    /// `residual + forward(x)`, the residual added in the last convolution.
+    pub fn forward_add(&self, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+        cpu::conv2d_add(&self.fc2, self.hidden(x), residual)
+    }
+
+    /// `gelu(fc1(conv(x)))`.
+    fn hidden(&self, x: Tensor<4>) -> Tensor<4> {
+        cpu::conv2d(&self.fc1, cpu::conv2d(&self.conv, x, false), true)
     }
 }

@@ -13,6 +13,7 @@ use burn::prelude::*;
 
 use super::layers::{conv2d, conv2d_config, gelu};
 use super::squeeze_excite::{SqueezeExcite, SqueezeExciteConfig};
+use crate::cpu;
 use crate::weights::VarBuilder;
 
 /// conv → (SE) → (GELU).
@@ -60,10 +61,13 @@ impl ReparamConvConfig {
 impl ReparamConv {
     /// Applies conv, SE and activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let mut x = self.conv.forward(x);
-        if let Some(se) = &self.se {
-            x = se.forward(x);
+        match &self.se {
+            // The activation fused into the convolution.
+            None => cpu::conv2d(&self.conv, x, self.act),
+            Some(se) => {
+                let x = se.forward(cpu::conv2d(&self.conv, x, false));
+                if self.act { gelu(x) } else { x }
+            }
         }
-        if self.act { gelu(x) } else { x }
     }
 }

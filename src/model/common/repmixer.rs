@@ -49,6 +49,6 @@ impl RepMixerBlock {
     /// `[B, C, H, W]` → `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.token_mixer.forward(x);
-        x.clone() + self.mlp.forward(x)
+        self.mlp.forward_add(x.clone(), x)
     }
 }

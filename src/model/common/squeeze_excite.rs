@@ -6,6 +6,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
 
 use super::layers::{conv2d, conv2d_config};
+use crate::cpu;
 use crate::weights::VarBuilder;
 
 /// Squeeze-and-excite gate over channels.
@@ -39,7 +40,7 @@ impl SqueezeExcite {
     /// Gates `x` `[B, C, H, W]` channel-wise.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let s = x.clone().mean_dims(&[2, 3]);
-        let s = sigmoid(self.fc2.forward(relu(self.fc1.forward(s))));
+        let s = sigmoid(cpu::conv2d(&self.fc2, relu(cpu::conv2d(&self.fc1, s, false)), false));
         x * s
     }
 }

@@ -5,9 +5,10 @@
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
-use super::layers::{gelu, layer_norm, linear, linear_named};
+use super::layers::{layer_norm, linear, linear_named};
 use super::multi_head_attention::multi_head_attention;
 use crate::config::LN_EPS;
+use crate::cpu;
 use crate::weights::VarBuilder;
 
 /// One pre-norm transformer layer.
@@ -58,11 +59,12 @@ impl TransformerLayerConfig {
 }
 
 impl TransformerLayer {
-    /// `[B, L, D]` → `[B, L, D]`, with an optional additive `[L, L]` mask.
-    pub fn forward(&self, x: Tensor<3>, mask: Option<Tensor<2>>) -> Tensor<3> {
-        let y = multi_head_attention(self.in_proj.forward(self.ln_1.forward(x.clone())), self.heads, mask);
-        let x = x + self.out_proj.forward(y);
-        let y = self.c_proj.forward(gelu(self.c_fc.forward(self.ln_2.forward(x.clone()))));
-        x + y
+    /// `[B, L, D]` → `[B, L, D]`; `causal`: causal attention.
+    pub fn forward(&self, x: Tensor<3>, causal: bool) -> Tensor<3> {
+        let y =
+            multi_head_attention(cpu::linear(&self.in_proj, self.ln_1.forward(x.clone()), false), self.heads, causal);
+        let x = cpu::linear_add(&self.out_proj, y, x);
+        let y = cpu::linear(&self.c_fc, self.ln_2.forward(x.clone()), true);
+        cpu::linear_add(&self.c_proj, y, x)
     }
 }

@@ -9,6 +9,7 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
 use crate::config::{CONV_FFN_KERNEL, LN_EPS, NormKind};
+use crate::cpu;
 use crate::model::common::convffn::{ConvFfn, ConvFfnConfig};
 use crate::model::common::layers::{layer_norm, linear};
 use crate::model::common::multi_head_attention::multi_head_attention;
@@ -63,13 +64,14 @@ impl AttentionBlock {
     /// `[B, C, H, W]` → `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
-        let mut tokens = x.clone().reshape([b, c, h * w]).swap_dims(1, 2);
-        if let Some(norm) = &self.norm {
-            tokens = norm.forward(tokens);
-        }
-        let y = multi_head_attention(self.qkv.forward(tokens), self.heads, None);
-        let y = self.proj.forward(y).swap_dims(1, 2).reshape([b, c, h, w]);
-        let x = x + y;
-        x.clone() + self.mlp.forward(x)
+        let tokens = x.reshape([b, c, h * w]).swap_dims(1, 2);
+        let normed = match &self.norm {
+            Some(norm) => norm.forward(tokens.clone()),
+            None => tokens.clone(),
+        };
+        let y = multi_head_attention(cpu::linear(&self.qkv, normed, false), self.heads, false);
+        // x + proj(y), in the token layout, back to [B, C, H, W].
+        let x = cpu::linear_add(&self.proj, y, tokens).swap_dims(1, 2).reshape([b, c, h, w]);
+        self.mlp.forward_add(x.clone(), x)
     }
 }

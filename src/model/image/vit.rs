@@ -11,7 +11,7 @@ use burn::nn::{LayerNorm, LayerNormConfig, Linear, PaddingConfig2d};
 use burn::prelude::*;
 
 use crate::config::{VitArch, VitStem};
-use crate::model::common::layers::{conv2d, gelu, image_head, layer_norm};
+use crate::model::common::layers::{conv2d, image_head, layer_norm};
 use crate::model::common::transformer::{TransformerLayer, TransformerLayerConfig};
 use crate::weights::{HostTensor, VarBuilder};
 
@@ -110,10 +110,7 @@ impl VisionTransformer {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let mut x = x;
         for s in &self.stem {
-            x = s.conv.forward(x);
-            if s.act {
-                x = gelu(x);
-            }
+            x = crate::cpu::conv2d(&s.conv, x, s.act);
         }
         let [b, d, h, w] = x.dims();
         let patches = x.reshape([b, d, h * w]).swap_dims(1, 2);
@@ -128,7 +125,7 @@ impl VisionTransformer {
             x = n.forward(x);
         }
         for block in &self.blocks {
-            x = block.forward(x, None);
+            x = block.forward(x, false);
         }
         let x = self.norm.forward(x);
         let cls = x.narrow(1, 0, 1).reshape([b, d]);

@@ -11,6 +11,7 @@ use crate::weights::VarBuilder;
 #[derive(Module, Debug)]
 pub struct TextRepMixerBlock {
     block: RepMixerBlock,
+    reach: usize,
 }
 
 /// Config of [`TextRepMixerBlock`].
@@ -30,11 +31,20 @@ impl TextRepMixerBlockConfig {
     /// Loads `token_mixer` and `mlp`.
     pub fn load(&self, vb: &VarBuilder) -> TextRepMixerBlock {
         let k = [1, self.kernel];
-        TextRepMixerBlock { block: RepMixerBlockConfig::new(self.dim, self.dim * self.mlp_ratio, k, k).load(vb) }
+        TextRepMixerBlock {
+            block: RepMixerBlockConfig::new(self.dim, self.dim * self.mlp_ratio, k, k).load(vb),
+            // Two convolutions along the sequence (token mixer, then the FFN's), `kernel / 2` each way.
+            reach: 2 * (self.kernel / 2),
+        }
     }
 }
 
 impl TextRepMixerBlock {
+    /// How many positions on either side of a position its output depends on.
+    pub fn reach(&self) -> usize {
+        self.reach
+    }
+
     /// `[B, L, D]` → `[B, L, D]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let [b, l, d] = x.dims();

@@ -9,7 +9,6 @@ use burn::prelude::*;
 
 use crate::config::{LN_EPS, TextArch, TextVariant};
 use crate::model::common::layers::layer_norm;
-use crate::model::common::multi_head_attention::causal_mask;
 use crate::model::common::transformer::{TransformerLayer, TransformerLayerConfig};
 use crate::weights::VarBuilder;
 use mct::{TextRepMixerBlock, TextRepMixerBlockConfig};
@@ -67,15 +66,45 @@ impl TextEncoder {
 
     /// Unnormalised text features `[B, embed_dim]` from token ids `[B, L]`; `eot` holds, per
     /// sequence, the position of the highest id (the end-of-text token), as the reference pools.
+    ///
+    /// With causal attention only the first [`Self::positions_needed`] positions can reach the
+    /// pooled one, so the rest (padding) is dropped before the layers: a short prompt costs a
+    /// fraction of a full 77-token context, with the same features (see [`Self::forward_prefix`]).
     pub fn forward(&self, tokens: Tensor<2, Int>, eot: &[usize]) -> Tensor<2> {
+        let keep = self.positions_needed(tokens.dims()[1], eot);
+        self.forward_prefix(tokens.narrow(1, 0, keep), eot)
+    }
+
+    /// How many leading positions of `l` decide the features pooled at `eot`: with causal
+    /// attention, up to the last end-of-text token plus the reach of the non-causal RepMixer
+    /// blocks ("mct"); all `l` without.
+    pub fn positions_needed(&self, l: usize, eot: &[usize]) -> usize {
+        if !self.causal {
+            return l;
+        }
+        let reach: usize = self
+            .layers
+            .iter()
+            .map(|layer| match layer {
+                TextLayer::RepMixer(r) => r.reach(),
+                TextLayer::Transformer(_) => 0,
+            })
+            .sum();
+        eot.iter().max().map_or(l, |&e| (e + 1 + reach).min(l))
+    }
+
+    /// [`Self::forward`] on the tokens as given, `[B, L']` with `L'` at least
+    /// [`Self::positions_needed`]: the same features for any such `L'` (bit for bit on the CPU
+    /// kernels, whose causal attention leaves exact zeros after each row's position; tested
+    /// against the full context).
+    pub fn forward_prefix(&self, tokens: Tensor<2, Int>, eot: &[usize]) -> Tensor<2> {
         let [b, l] = tokens.dims();
         let device = tokens.device();
         let pos = self.positional_embedding.val().narrow(0, 0, l).unsqueeze_dim::<3>(0);
         let mut x = self.token_embedding.forward(tokens) + pos;
-        let mask = self.causal.then(|| causal_mask(l, &device));
         for layer in &self.layers {
             x = match layer {
-                TextLayer::Transformer(t) => t.forward(x, mask.clone()),
+                TextLayer::Transformer(t) => t.forward(x, self.causal),
                 TextLayer::RepMixer(r) => r.forward(x),
             };
         }

@@ -1,0 +1,279 @@
+//! Direct NCHW convolution for few input channels per group: depthwise (RepMixer 3×3, ConvFFN
+//! and RepCPE 7×7, the text tower's 1×11), channel-multiplier grouped convolutions
+//! (ReparamLargeKernelConv 7×7 stride 2 of the patch embeddings, the final 3×3 conv) and the
+//! 3-channel stem. No im2col: each output row is accumulated in registers, 16 columns at a
+//! time, over every kernel tap; the input planes of a group are copied once, zero-padded (and
+//! split into `stride` column phases, so that strided taps are contiguous loads).
+
+use super::math::gelu4;
+use super::par;
+use super::simd::F32x4;
+
+/// Geometry of a 2-d convolution (symmetric padding).
+#[derive(Clone, Copy, Debug)]
+pub struct ConvGeometry {
+    /// Batch.
+    pub batch: usize,
+    /// Input channels.
+    pub cin: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Stride (both axes).
+    pub stride: usize,
+    /// Padding of the top and bottom.
+    pub pad_h: usize,
+    /// Padding of the left and right.
+    pub pad_w: usize,
+    /// Groups.
+    pub groups: usize,
+}
+
+impl ConvGeometry {
+    /// Output height.
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.pad_h - self.kh) / self.stride + 1
+    }
+
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.pad_w - self.kw) / self.stride + 1
+    }
+}
+
+/// Output columns accumulated together (4 vectors).
+const CHUNK: usize = 16;
+
+/// `y = act(conv(x, weight) + bias)`; `x` `[batch, cin, h, w]`, `weight`
+/// `[cout, cin / groups, kh, kw]`, result `[batch, cout, out_h, out_w]`.
+pub fn conv2d_direct(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvGeometry, gelu: bool) -> Vec<f32> {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let cpg = g.cin / g.groups;
+    let opg = g.cout / g.groups;
+    let s = g.stride;
+    assert!(s >= 1 && g.cin.is_multiple_of(g.groups) && g.cout.is_multiple_of(g.groups));
+    assert_eq!(x.len(), g.batch * g.cin * g.h * g.w);
+    assert_eq!(weight.len(), g.cout * cpg * g.kh * g.kw);
+    // Padded rows; each row split into `s` phases of `pw` columns: phase q, column c holds
+    // padded column s·c + q. `pw` covers every load of a chunk (full vectors past `ow`).
+    let hp = g.h + 2 * g.pad_h;
+    let pw = ow.next_multiple_of(CHUNK) + (g.kw - 1) / s + 1;
+    let plane = s * hp * pw;
+    // Offset of each tap (dy, dx) from the top-left of its output's window, in a plane.
+    let taps: Vec<usize> =
+        (0..g.kh).flat_map(|dy| (0..g.kw).map(move |dx| ((dx % s) * hp + dy) * pw + dx / s)).collect();
+    let geometry = Planes { g: *g, hp, pw, plane, taps };
+
+    // Every input plane, padded and split into phases.
+    let count = g.batch * g.cin;
+    let mut planes = vec![0.0f32; count * plane];
+    let ranges = par::ranges(count, par::parts(count * plane), 1);
+    let cuts: Vec<usize> = ranges[1..].iter().map(|r| r.start * plane).collect();
+    let pieces = par::split_at(&mut planes, &cuts);
+    par::run(ranges.into_iter().zip(pieces).collect(), |(r, dst)| {
+        for (i, d) in r.zip(dst.chunks_exact_mut(plane)) {
+            geometry.pad(&x[i * g.h * g.w..(i + 1) * g.h * g.w], d);
+        }
+    });
+
+    // Every output plane.
+    let mut out = vec![0.0f32; g.batch * g.cout * oh * ow];
+    let count = g.batch * g.cout;
+    let work = count * oh * ow * cpg * g.kh * g.kw;
+    let ranges = par::ranges(count, par::parts(work), 1);
+    let cuts: Vec<usize> = ranges[1..].iter().map(|r| r.start * oh * ow).collect();
+    let pieces = par::split_at(&mut out, &cuts);
+    par::run(ranges.into_iter().zip(pieces).collect(), |(r, dst)| {
+        for (i, d) in r.zip(dst.chunks_exact_mut(oh * ow)) {
+            let (b, oc) = (i / g.cout, i % g.cout);
+            let first_in = b * g.cin + oc / opg * cpg;
+            let src = &planes[first_in * plane..(first_in + cpg) * plane];
+            let wk = &weight[oc * cpg * g.kh * g.kw..(oc + 1) * cpg * g.kh * g.kw];
+            geometry.output(src, wk, bias.map_or(0.0, |v| v[oc]), gelu, d);
+        }
+    });
+    out
+}
+
+/// The padded, phase-split layout of input planes.
+struct Planes {
+    g: ConvGeometry,
+    /// Padded height.
+    hp: usize,
+    /// Columns of a phase row.
+    pw: usize,
+    /// Values per plane (all phases).
+    plane: usize,
+    /// Offset of each tap from its output's window origin.
+    taps: Vec<usize>,
+}
+
+impl Planes {
+    /// Copies one `[h, w]` input plane into its padded, phase-split form (`dst` is zeroed).
+    fn pad(&self, src: &[f32], dst: &mut [f32]) {
+        let (g, s) = (&self.g, self.g.stride);
+        for r in 0..g.h {
+            let pr = r + g.pad_h;
+            let row = &src[r * g.w..(r + 1) * g.w];
+            for q in 0..s {
+                // Padded columns q, q + s, ... of this row; the first real one is input column
+                // `first`.
+                let first = (q + s - g.pad_w % s) % s;
+                let start = (q * self.hp + pr) * self.pw + (first + g.pad_w) / s;
+                let values = row.iter().skip(first).step_by(s);
+                dst[start..].iter_mut().zip(values).for_each(|(d, &v)| *d = v);
+            }
+        }
+    }
+
+    /// One output plane from the `cpg` padded input planes of its group (`src`) and its kernel.
+    fn output(&self, src: &[f32], wk: &[f32], bias: f32, gelu: bool, dst: &mut [f32]) {
+        let (oh, ow, s) = (self.g.out_h(), self.g.out_w(), self.g.stride);
+        let cpg = src.len() / self.plane;
+        let max_tap = self.taps.iter().copied().max().unwrap_or(0);
+        let mut row_tmp = [0.0f32; CHUNK];
+        for r in 0..oh {
+            let drow = &mut dst[r * ow..(r + 1) * ow];
+            let mut c0 = 0;
+            while c0 < ow {
+                let n = (ow - c0).min(CHUNK);
+                let first = s * r * self.pw + c0;
+                assert!(first + max_tap + CHUNK <= self.plane);
+                // SAFETY: every load is at `first + taps[t] + 4v` (v < 4) in one of the `cpg`
+                // planes of `src`, below `first + max_tap + 16 ≤ plane` (asserted).
+                let acc = unsafe {
+                    let p = src.as_ptr().add(first);
+                    if n <= 8 {
+                        // Narrow maps (8×8 in the last stage): two vectors.
+                        let [a, b] = chunk::<2>(p, self.plane, cpg, &self.taps, wk, bias, gelu);
+                        [a, b, a, b]
+                    } else {
+                        chunk::<4>(p, self.plane, cpg, &self.taps, wk, bias, gelu)
+                    }
+                };
+                if n == CHUNK {
+                    for (v, a) in acc.iter().enumerate() {
+                        // SAFETY: c0 + 16 ≤ ow.
+                        unsafe { a.store(drow.as_mut_ptr().add(c0 + 4 * v)) };
+                    }
+                } else {
+                    for (v, a) in acc.iter().enumerate() {
+                        // SAFETY: row_tmp holds 16 values.
+                        unsafe { a.store(row_tmp.as_mut_ptr().add(4 * v)) };
+                    }
+                    drow[c0..c0 + n].copy_from_slice(&row_tmp[..n]);
+                }
+                c0 += n;
+            }
+        }
+    }
+}
+
+/// `4·V` outputs: the bias, then for every input plane (`plane` apart from `src`) and kernel tap
+/// `t` (offset `taps[t]` in the plane, weight `wk[ci · taps.len() + t]`), then GELU.
+///
+/// # Safety
+/// `src + ci · plane + taps[t] + 4·V` must stay inside one allocation for every `ci < cpg`, `t`.
+#[cfg_attr(not(all(target_arch = "wasm32", feature = "relaxed-simd")), inline(always))]
+#[cfg_attr(all(target_arch = "wasm32", feature = "relaxed-simd"), target_feature(enable = "relaxed-simd"))]
+unsafe fn chunk<const V: usize>(
+    src: *const f32,
+    plane: usize,
+    cpg: usize,
+    taps: &[usize],
+    wk: &[f32],
+    bias: f32,
+    gelu: bool,
+) -> [F32x4; V] {
+    let mut acc = [F32x4::splat(bias); V];
+    for ci in 0..cpg {
+        let base = unsafe { src.add(ci * plane) };
+        let w = &wk[ci * taps.len()..(ci + 1) * taps.len()];
+        for (&off, &t) in taps.iter().zip(w) {
+            let t = F32x4::splat(t);
+            let p = unsafe { base.add(off) };
+            for (v, a) in acc.iter_mut().enumerate() {
+                *a = t.mul_add(unsafe { F32x4::load(p.add(4 * v)) }, *a);
+            }
+        }
+    }
+    if gelu {
+        for a in &mut acc {
+            *a = gelu4(*a);
+        }
+    }
+    acc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(x: &[f32], w: &[f32], bias: Option<&[f32]>, g: &ConvGeometry) -> Vec<f32> {
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let (cpg, opg) = (g.cin / g.groups, g.cout / g.groups);
+        let mut out = vec![0.0f32; g.batch * g.cout * oh * ow];
+        for b in 0..g.batch {
+            for oc in 0..g.cout {
+                for r in 0..oh {
+                    for c in 0..ow {
+                        let mut s = bias.map_or(0.0, |v| v[oc]) as f64;
+                        for ci in 0..cpg {
+                            let ic = (oc / opg) * cpg + ci;
+                            for dy in 0..g.kh {
+                                for dx in 0..g.kw {
+                                    let (y, xx) = (
+                                        (r * g.stride + dy) as isize - g.pad_h as isize,
+                                        (c * g.stride + dx) as isize - g.pad_w as isize,
+                                    );
+                                    if y < 0 || xx < 0 || y >= g.h as isize || xx >= g.w as isize {
+                                        continue;
+                                    }
+                                    s += x[((b * g.cin + ic) * g.h + y as usize) * g.w + xx as usize] as f64
+                                        * w[((oc * cpg + ci) * g.kh + dy) * g.kw + dx] as f64;
+                                }
+                            }
+                        }
+                        out[((b * g.cout + oc) * oh + r) * ow + c] = s as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_a_naive_convolution() {
+        let shapes = [
+            // (batch, cin, h, w, cout, kh, kw, stride, pad_h, pad_w, groups)
+            (2, 8, 9, 13, 8, 3, 3, 1, 1, 1, 8),     // depthwise 3×3
+            (1, 4, 8, 8, 4, 7, 7, 1, 3, 3, 4),      // depthwise 7×7 on 8×8 (last stage)
+            (1, 6, 11, 17, 12, 7, 7, 2, 3, 3, 6),   // multiplier 2, stride 2
+            (1, 3, 10, 21, 5, 3, 3, 2, 1, 1, 1),    // dense stem
+            (2, 5, 1, 77, 5, 1, 11, 1, 0, 5, 5),    // text 1×11
+            (1, 4, 12, 12, 8, 3, 3, 1, 1, 1, 4),    // final conv: multiplier 2
+            (2, 16, 32, 32, 16, 7, 7, 1, 3, 3, 16), // split over threads with `rayon`
+        ];
+        for (i, &(batch, cin, h, w, cout, kh, kw, stride, pad_h, pad_w, groups)) in shapes.iter().enumerate() {
+            let g = ConvGeometry { batch, cin, h, w, cout, kh, kw, stride, pad_h, pad_w, groups };
+            let x: Vec<f32> = (0..batch * cin * h * w).map(|v| ((v * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            let wt: Vec<f32> =
+                (0..cout * cin / groups * kh * kw).map(|v| ((v * 53 % 97) as f32 - 48.0) / 40.0).collect();
+            let bias: Vec<f32> = (0..cout).map(|v| v as f32 * 0.1 - 0.2).collect();
+            let want = naive(&x, &wt, Some(&bias), &g);
+            let got = conv2d_direct(&x, &wt, Some(&bias), &g, false);
+            let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            assert!(err < 1e-4, "shape {i}: error {err}");
+            let act = conv2d_direct(&x, &wt, Some(&bias), &g, true);
+            let err = act.iter().zip(&want).map(|(a, b)| (a - crate::cpu::math::gelu1(*b)).abs()).fold(0.0, f32::max);
+            assert!(err < 1e-4, "shape {i} with GELU: error {err}");
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Fast CPU kernels for burn's flex device, behind the few operations the models use: a
+//! convolution or linear layer with its activation (and residual) fused, GELU, and multi-head
+//! attention on a packed `qkv`. Each takes and returns burn tensors: on flex (f32) it runs this
+//! module's kernels on the tensors' memory; on any other device (WebGPU) it runs burn's ops, so
+//! the model code has one forward pass for both.
+//!
+//! Why: in the browser (wasm SIMD128, one thread) burn flex spent its time on GELU through
+//! libm's scalar `erff`, depthwise and grouped convolutions through im2col + per-group gemm or
+//! a scalar strided loop, separate bias/residual passes, copies making permuted tensors
+//! contiguous, and a gemm microkernel whose 12×4 tiles spill V8's registers. See
+//! `BENCHMARKS.md` for the figures.
+
+pub mod attention;
+pub mod conv;
+pub mod gemm;
+pub mod math;
+pub mod par;
+pub mod simd;
+
+use burn::backend::flex::FlexTensor;
+use burn::backend::{BackendTensor, DispatchDevice, DispatchTensor, DispatchTensorKind};
+use burn::nn::conv::Conv2d;
+use burn::nn::{Linear, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::DType;
+
+use conv::ConvGeometry;
+use gemm::{Bias, Epilogue, Mat};
+
+/// Whether `t` is an f32 tensor on the flex device (where these kernels run).
+pub fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
+    matches!(t.device().as_dispatch(), DispatchDevice::Flex(_)) && t.dtype() == DType::F32
+}
+
+/// The flex primitive of an f32 tensor on flex, contiguous from offset 0 (zero-copy when it
+/// already is).
+fn primitive<const D: usize>(t: Tensor<D>) -> FlexTensor {
+    #[allow(unreachable_patterns)] // the only variant in the CPU module
+    let f = match t.into_dispatch().kind {
+        DispatchTensorKind::Flex(BackendTensor::Float(f)) => f,
+        _ => unreachable!("checked by on_flex"),
+    };
+    if f.is_contiguous() && f.layout().start_offset() == 0 { f } else { f.to_contiguous() }
+}
+
+/// The values of a primitive from [`primitive`].
+fn values(f: &FlexTensor) -> &[f32] {
+    f.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+/// A flex tensor of `shape` owning `data`.
+fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
+    let f = FlexTensor::from_data(TensorData::new(data, shape));
+    Tensor::from_dispatch(DispatchTensor {
+        kind: DispatchTensorKind::Flex(BackendTensor::Float(f)),
+        autodiff: Default::default(),
+    })
+}
+
+/// The values of a parameter tensor (no copy).
+fn param<const D: usize>(p: &burn::module::Param<Tensor<D>>) -> FlexTensor {
+    primitive(p.val())
+}
+
+/// Exact GELU.
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if !on_flex(&x) {
+        return burn::tensor::activation::gelu(x);
+    }
+    let shape: [usize; D] = x.dims();
+    let f = primitive(x);
+    let mut data = values(&f).to_vec();
+    math::gelu_in_place(&mut data);
+    tensor(data, shape)
+}
+
+/// burn's ops for what the kernels would fuse: `y`, then GELU when `gelu`, plus `residual`.
+fn unfused<const D: usize>(y: Tensor<D>, gelu: bool, residual: Option<Tensor<D>>) -> Tensor<D> {
+    let y = if gelu { burn::tensor::activation::gelu(y) } else { y };
+    match residual {
+        Some(r) => y + r,
+        None => y,
+    }
+}
+
+/// `conv(x)`, then GELU when `gelu`.
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>, gelu: bool) -> Tensor<4> {
+    conv2d_impl(conv, x, gelu, None)
+}
+
+/// `conv(x) + residual` (residual shaped like the output).
+pub fn conv2d_add(conv: &Conv2d, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+    conv2d_impl(conv, x, false, Some(residual))
+}
+
+fn conv2d_impl(conv: &Conv2d, x: Tensor<4>, gelu: bool, residual: Option<Tensor<4>>) -> Tensor<4> {
+    let [b, cin, h, w] = x.dims();
+    let [cout, cpg, kh, kw] = conv.weight.dims();
+    let pads = match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => Some((top, left)),
+        PaddingConfig2d::Valid => Some((0, 0)),
+        _ => None,
+    };
+    let supported = on_flex(&x)
+        && conv.dilation == [1, 1]
+        && conv.stride[0] == conv.stride[1]
+        && pads.is_some()
+        && (residual.is_none() || kh * kw == 1);
+    let Some((pad_h, pad_w)) = pads.filter(|_| supported) else {
+        return unfused(conv.forward(x), gelu, residual);
+    };
+    let g =
+        ConvGeometry { batch: b, cin, h, w, cout, kh, kw, stride: conv.stride[0], pad_h, pad_w, groups: conv.groups };
+    let weight = param(&conv.weight);
+    let bias = conv.bias.as_ref().map(param);
+    let bias = bias.as_ref().map(values);
+    let (oh, ow) = (g.out_h(), g.out_w());
+    if kh * kw == 1 && g.stride == 1 && pad_h == 0 && pad_w == 0 && g.groups == 1 {
+        // 1×1: per image, out[cout, hw] = W[cout, cin] · x[cin, hw].
+        let xs = primitive(x);
+        let res = residual.map(primitive);
+        let hw = h * w;
+        let mut out = vec![0.0f32; b * cout * hw];
+        for i in 0..b {
+            let ep = Epilogue {
+                bias: bias.map_or(Bias::None, Bias::Row),
+                gelu,
+                residual: res.as_ref().map(|r| (&values(r)[i * cout * hw..(i + 1) * cout * hw], hw)),
+                scale: 1.0,
+            };
+            gemm::gemm(
+                [cout, hw, cin],
+                Mat::rows(values(&weight), cin),
+                Mat::rows(&values(&xs)[i * cin * hw..(i + 1) * cin * hw], hw),
+                &mut out[i * cout * hw..(i + 1) * cout * hw],
+                hw,
+                &ep,
+            );
+        }
+        return tensor(out, [b, cout, oh, ow]);
+    }
+    if cpg <= 4 {
+        let xs = primitive(x);
+        let out = conv::conv2d_direct(values(&xs), values(&weight), bias, &g, gelu);
+        return tensor(out, [b, cout, oh, ow]);
+    }
+    let y = conv.forward(x);
+    if gelu { self::gelu(y) } else { y }
+}
+
+/// `linear(x)`, then GELU when `gelu`; `x` `[.., in]`.
+pub fn linear<const D: usize>(l: &Linear, x: Tensor<D>, gelu: bool) -> Tensor<D> {
+    linear_impl(l, x, gelu, None)
+}
+
+/// `linear(x) + residual`.
+pub fn linear_add<const D: usize>(l: &Linear, x: Tensor<D>, residual: Tensor<D>) -> Tensor<D> {
+    linear_impl(l, x, false, Some(residual))
+}
+
+fn linear_impl<const D: usize>(l: &Linear, x: Tensor<D>, gelu: bool, residual: Option<Tensor<D>>) -> Tensor<D> {
+    if !on_flex(&x) {
+        return unfused(l.forward(x), gelu, residual);
+    }
+    let mut shape: [usize; D] = x.dims();
+    let [inp, out_dim] = l.weight.dims();
+    let rows = shape[..D - 1].iter().product::<usize>();
+    let xs = primitive(x);
+    let weight = param(&l.weight);
+    let bias = l.bias.as_ref().map(param);
+    let res = residual.map(primitive);
+    let mut out = vec![0.0f32; rows * out_dim];
+    let ep = Epilogue {
+        bias: bias.as_ref().map_or(Bias::None, |b| Bias::Col(values(b))),
+        gelu,
+        residual: res.as_ref().map(|r| (values(r), out_dim)),
+        scale: 1.0,
+    };
+    gemm::gemm(
+        [rows, out_dim, inp],
+        Mat::rows(values(&xs), inp),
+        Mat::rows(values(&weight), out_dim),
+        &mut out,
+        out_dim,
+        &ep,
+    );
+    shape[D - 1] = out_dim;
+    tensor(out, shape)
+}
+
+/// Multi-head attention over `qkv` `[B, N, 3·C]` (`[3, heads, head_dim]` along the last axis),
+/// causal or not; `[B, N, C]`. Only for tensors on flex (see [`on_flex`]).
+pub fn attention(qkv: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
+    let [b, n, c3] = qkv.dims();
+    let x = primitive(qkv);
+    let out = attention::attention(values(&x), b, n, c3 / 3, heads, causal);
+    tensor(out, [b, n, c3 / 3])
+}

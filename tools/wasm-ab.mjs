@@ -1,0 +1,141 @@
+// Side-by-side timing (and optional CPU profile) of CPU wasm modules in one headless Chromium run:
+// a developer's tool for kernel work, not part of the test suite.
+//
+//   node tools/wasm-ab.mjs [--model DIR] [--iters N] [--batch B] [--tower image|text|both]
+//                          [--profile OUT.json] PKG[:simd128] [PKG[:simd128]...]
+//
+// Each PKG is a package folder under the repository (e.g. pkg, target/pkg-main) with index.js and
+// cpu/ (and cpu-relaxed/, which Chromium loads; `PKG:simd128` makes that page's engine report no
+// relaxed SIMD, so it runs the SIMD128 build). Every package gets its own page (fresh wasm instance) with the same checkpoint; rounds
+// alternate between the packages so that load on this shared machine hits them alike. Prints the
+// median per package and tower, in wall time and in CPU time of the page's main thread (DevTools
+// Protocol Performance.getMetrics ThreadTime: less disturbed by other processes on a loaded
+// machine than wall time, though not immune to them). --profile records a CPU profile (DevTools Protocol, Profiler
+// domain) of the first package's timed runs and prints its heaviest functions by self time
+// (build that package with the name section kept: wasm-bindgen without --remove-name-section).
+import { launch } from '../tests/browser/chromium.mjs';
+import { serve } from '../tests/browser/server.mjs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../', import.meta.url));
+const args = process.argv.slice(2);
+const opt = (name, def) => {
+  const i = args.indexOf(name);
+  if (i < 0) return def;
+  const [v] = args.splice(i, 2).slice(1);
+  return v;
+};
+const model = opt('--model', 'target/bench-fixtures/MobileCLIP-S0');
+const iters = Number(opt('--iters', 7));
+const batch = Number(opt('--batch', 1));
+const tower = opt('--tower', 'both');
+const profileOut = opt('--profile', null);
+const pkgs = args.length ? args : ['pkg'];
+const towers = tower === 'both' ? ['image', 'text'] : [tower];
+const modelDir = relative(root, join(root, model));
+const file = ['model_reparam.pt', 'model.pt', 'model.safetensors'].find((f) => existsSync(join(root, modelDir, f)));
+
+const server = await serve(root);
+const profileDir = await mkdtemp(join(tmpdir(), 'mobileclip-ab-'));
+const browser = await launch(profileDir);
+try {
+  const pages = [];
+  for (const spec of pkgs) {
+    const [pkg, variant] = spec.split(':');
+    const page = await browser.newPage();
+    if (variant === 'simd128') {
+      // js/index.js probes relaxed SIMD with a module holding f32x4.relaxed_madd (0xfd 0x85 0x02).
+      await page.addInitScript(() => {
+        const validate = WebAssembly.validate;
+        WebAssembly.validate = (bytes) => {
+          const b = new Uint8Array(bytes.buffer ?? bytes);
+          for (let i = 0; i + 2 < b.length; i++) if (b[i] === 0xfd && b[i + 1] === 0x85 && b[i + 2] === 0x02) return false;
+          return validate(bytes);
+        };
+      });
+    }
+    page.on('console', (m) => m.type() === 'error' && console.error(spec, m.text()));
+    await page.route(`${server.url}/__blank.html`, (r) => r.fulfill({ contentType: 'text/html', body: '<!doctype html><title>ab</title>' }));
+    await page.goto(`${server.url}/__blank.html`);
+    await page.evaluate(async ({ pkg, modelDir, file, batch }) => {
+      const { MobileClip } = await import(`/${pkg}/index.js`);
+      const config = await (await fetch(`/${modelDir}/config.json`)).json();
+      const clip = await MobileClip.load({ model: config, weights: `/${modelDir}/${file}`, backend: 'cpu' });
+      const s = clip.imageSize;
+      const px = new Float32Array(batch * 3 * s * s).map((_, i) => (i % 255) / 255);
+      const texts = Array.from({ length: batch }, (_, i) => `a photo of a cat on the table, number ${i}`);
+      window.__run = async (t) => {
+        const t0 = performance.now();
+        const out = t === 'image' ? await clip.encodePixels(px, batch) : await clip.encodeText(texts);
+        return { ms: performance.now() - t0, first: Array.from(out[0].slice(0, 4)) };
+      };
+      await window.__run('image');
+      await window.__run('text');
+    }, { pkg, modelDir, file, batch });
+    const session = await page.context().newCDPSession(page);
+    await session.send('Performance.enable', { timeDomain: 'threadTicks' });
+    pages.push({ page, session });
+  }
+  const threadTime = async (session) => (await session.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime').value * 1e3;
+  let cdp = null;
+  if (profileOut) {
+    cdp = pages[0].session;
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+    await cdp.send('Profiler.start');
+  }
+  const times = pkgs.map(() => Object.fromEntries(towers.map((t) => [t, []])));
+  const cpu = pkgs.map(() => Object.fromEntries(towers.map((t) => [t, []])));
+  const firsts = pkgs.map(() => ({}));
+  for (let i = 0; i < iters; i++) {
+    for (const [p, { page, session }] of pages.entries()) {
+      for (const t of towers) {
+        const before = await threadTime(session);
+        const r = await page.evaluate((t) => window.__run(t), t);
+        cpu[p][t].push((await threadTime(session)) - before);
+        times[p][t].push(r.ms);
+        firsts[p][t] = r.first;
+      }
+    }
+  }
+  const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  for (const [p, pkg] of pkgs.entries()) {
+    const cols = towers.map((t) => `${t} ${med(times[p][t]).toFixed(1)} ms (min ${Math.min(...times[p][t]).toFixed(1)}; cpu ${med(cpu[p][t]).toFixed(1)}, min ${Math.min(...cpu[p][t]).toFixed(1)}) [${firsts[p][t].map((v) => v.toFixed(6)).join(', ')}]`);
+    console.log(`${pkg.padEnd(28)} batch ${batch}: ${cols.join('  ')}`);
+  }
+  if (cdp) {
+    const { profile } = await cdp.send('Profiler.stop');
+    await writeFile(profileOut, JSON.stringify(profile));
+    summarize(profile);
+  }
+} finally {
+  await browser.close();
+  server.server.close();
+  await rm(profileDir, { recursive: true, force: true });
+}
+
+/** Prints the functions with the most self time (samples), with their share. */
+function summarize(profile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  const dt = new Map();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const id = profile.samples[i];
+    dt.set(id, (dt.get(id) ?? 0) + (profile.timeDeltas[i + 1] ?? 0));
+  }
+  let total = 0;
+  for (const [id, us] of dt) {
+    const n = byId.get(id);
+    const name = n.callFrame.functionName || `(anonymous ${n.callFrame.url.split('/').pop()})`;
+    if (name === '(idle)' || name === '(program)') continue;
+    self.set(name, (self.get(name) ?? 0) + us);
+    total += us;
+  }
+  const rows = [...self].sort((a, b) => b[1] - a[1]).slice(0, 40);
+  console.log(`\nself time, ${(total / 1e3).toFixed(0)} ms sampled:`);
+  for (const [name, us] of rows) console.log(`${((100 * us) / total).toFixed(1).padStart(5)} %  ${(us / 1e3).toFixed(1).padStart(8)} ms  ${name.slice(0, 140)}`);
+}
