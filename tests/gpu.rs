@@ -93,7 +93,11 @@ fn no_adapter_is_a_coded_error() {
         (&no_driver[..], &embed[..]),
         (&[("CUBECL_WGPU_DEFAULT_DEVICE", "DiscreteGpu(99)")][..], &["--backend", "wgpu", "adapter"][..]),
     ] {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_mobileclip")).args(args).envs(env.iter().copied()).output().unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_mobileclip"))
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{env:?} {args:?}: {err}");
         assert!(err.starts_with("error: no GPU: ") && err.lines().count() == 1, "{env:?} {args:?}: {err}");
