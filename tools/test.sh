@@ -11,6 +11,8 @@
 #                            the default: every config in configs/; "all": those and the v1
 #                            models in open_clip's layout, <name>-OpenCLIP, whose layout the small
 #                            openclip-* fixtures cover in CI; "none" skips it)
+#   MOBILECLIP_NATIVE_GPU    0: the native build and tests without the GPU path (cargo feature
+#                            wgpu; default 1: with it, tests/gpu.rs on Mesa's lavapipe)
 #   MOBILECLIP_ENGINES       browser engines for the package's browser tests (default
 #                            "chromium,firefox,webkit")
 set -euo pipefail
@@ -19,8 +21,11 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 # Native builds with the GPU path (cargo feature wgpu: burn-wgpu, fusion), so that one build serves
-# the CPU tests and the GPU parity tests (tests/gpu.rs, on Mesa's lavapipe: .ci/run installs it).
-native=(--release --features wgpu)
+# the CPU tests and the GPU parity tests (tests/gpu.rs, on Mesa's lavapipe: .ci/run installs it);
+# the feature changes the features of most native dependencies, so a second, CPU-only build would
+# rebuild nearly all of them. MOBILECLIP_NATIVE_GPU=0 builds and tests natively without it.
+native=(--release)
+[ "${MOBILECLIP_NATIVE_GPU:-1}" = 0 ] || native+=(--features wgpu)
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
