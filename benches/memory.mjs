@@ -1,7 +1,7 @@
 // Peak wasm memory of a streamed load, in headless Chromium (CPU module, one thread): for each
-// model, its published checkpoint, and with --compact an f16 compact file too (`mobileclip
-// convert --dtype f16`, written to target/memory-bench and deleted after), each loaded by URL in
-// a fresh page. The
+// model, its published checkpoint, and with --compact its f16 and int8 compact files too
+// (`mobileclip convert --dtype f16|int8`, written to target/memory-bench and deleted after), each
+// loaded by URL in a fresh page. The
 // wasm memory only grows, so its size after the load is the load's high-water mark; the model
 // holds its parameters' bytes (`parameterBytes`, f32 whatever the file stored). The bound
 // (issue 10): peak <= parameters + 15 %. Writes the "## Load memory" section of BENCHMARKS.md.
@@ -45,11 +45,12 @@ try {
     if (!existsSync(join(dir, 'config.json'))) { skipped.push(model); continue; }
     const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
     const published = existsSync(join(dir, 'model.pt')) && config.family !== 'open_clip' ? 'model.pt' : 'model.safetensors';
-    const compact = join(scratch, `${model}.f16.safetensors`);
+    const compactDtypes = withCompact ? ['f16', 'int8'] : [];
+    const compact = (dtype) => join(scratch, `${model}.${dtype}.safetensors`);
     const loads = [[published, `${files.url}/${model}/${published}`, model, statSync(join(dir, published)).size]];
-    if (withCompact) {
-      execFileSync(cli, ['convert', '--model', model, '--weights', join(dir, published), '--dtype', 'f16', '-o', compact], { stdio: 'inherit' });
-      loads.push(['f16 compact', `${compacts.url}/memory-bench/${model}.f16.safetensors`, null, statSync(compact).size]);
+    for (const dtype of compactDtypes) {
+      execFileSync(cli, ['convert', '--model', model, '--weights', join(dir, published), '--dtype', dtype, '-o', compact(dtype)], { stdio: 'inherit' });
+      loads.push([`${dtype} compact`, `${compacts.url}/memory-bench/${model}.${dtype}.safetensors`, null, statSync(compact(dtype)).size]);
     }
     try {
       for (const [what, url, name, size] of loads) {
@@ -67,7 +68,7 @@ try {
         }
       }
     } finally {
-      await rm(compact, { force: true });
+      for (const dtype of compactDtypes) await rm(compact(dtype), { force: true });
     }
   }
 } finally {

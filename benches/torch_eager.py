@@ -3,7 +3,8 @@
 
 For each fixture folder: the reference model, re-parameterised, timed at each thread count
 (`torch.set_num_threads`): image batch 1, image batch 8, text batch 1 (median of --iters after one
-warm-up), plus the max |Δ| of its embeddings of io.safetensors' inputs. Prints one JSON object
+warm-up) and text batch 8, each also as process CPU time per call (the mean over the timed calls:
+less disturbed by other load than wall time on one thread), plus the max |Δ| of its embeddings of io.safetensors' inputs. Prints one JSON object
 per (folder, threads) on stdout.
 
 Usage: python benches/torch_eager.py DIR... --threads 1,2 [--iters 5] [--reference PATH]
@@ -40,25 +41,33 @@ def main(argv=None):
         txt = embedder(model, lambda m, t: m.encode_text(t))
         pixels, tokens = io["image"], io["tokens"].long()
         px8 = pixels[torch.arange(8) % pixels.shape[0]].contiguous()
+        tok8 = tokens[torch.arange(8) % tokens.shape[0]].contiguous()
         for n in (int(t) for t in args.threads.split(",")):
             torch.set_num_threads(n)
 
-            def median(f):
+            def timed(f):
+                """(median wall ms, mean process CPU ms) per call."""
                 f()
                 times = []
+                cpu = time.process_time()
                 for _ in range(args.iters):
                     t = time.perf_counter()
                     f()
                     times.append((time.perf_counter() - t) * 1e3)
-                return statistics.median(times)
+                return statistics.median(times), (time.process_time() - cpu) * 1e3 / args.iters
 
+            image, image8, text, text8 = (
+                timed(lambda: img(pixels[:1])),
+                timed(lambda: img(px8)),
+                timed(lambda: txt(tokens[:1])),
+                timed(lambda: txt(tok8)),
+            )
             print(json.dumps({
                 "model": cfg["name"], "threads": n, "describe": f"PyTorch {torch.__version__} eager, native",
                 "image_max_diff": max_diff(img(pixels), io["image_embeddings_reparam"]),
                 "text_max_diff": max_diff(txt(tokens), io["text_embeddings_reparam"]),
-                "image_ms": median(lambda: img(pixels[:1])),
-                "image8_ms": median(lambda: img(px8)),
-                "text_ms": median(lambda: txt(tokens[:1])),
+                "image_ms": image[0], "image8_ms": image8[0], "text_ms": text[0], "text8_ms": text8[0],
+                "image_cpu_ms": image[1], "image8_cpu_ms": image8[1], "text_cpu_ms": text[1], "text8_cpu_ms": text8[1],
             }), flush=True)
 
 

@@ -109,11 +109,11 @@ export interface LoadOptions {
 export interface ConvertOptions {
   /**
    * The checkpoint's model: a shipped model name (see `modelNames()`), a config object or its JSON
-   * text. Required. The file stores the config; an object is stored as `JSON.stringify` spells it
-   * (`2` for a file's `2.0`): the same model, but the CLI's bytes exactly only from a name or the text.
+   * text. Required. The file stores the config as canonical JSON, so a name, the text or an object
+   * give the CLI's bytes exactly.
    */
   model: string | object;
-  /** The published checkpoint (PyTorch .pt/.bin or .safetensors, either layout), as a URL or bytes. */
+  /** The published checkpoint (PyTorch .pt/.bin or .safetensors, either layout), as a URL, a stream or bytes: it streams into wasm memory. */
   weights: WeightsSource;
   /**
    * Storage of the matrices and kernels (default "auto"): "f32" (embeddings bit-identical to the

@@ -7,7 +7,7 @@
 import initCpu, * as cpu from './cpu/mobileclip_wasm.js';
 import {
   abortable, aborted, breathe, checkConvert, checkDownload, checkEmbedding, checkOptions, DEFAULT_TEMPLATES, describe, disposed, imageSources,
-  isA, isTrap, labelList, MobileClipError, OPTIONS, readChunk, readResponse, report, textList, throwIfAborted, toError, toRgba, TRAP_FOR_TESTS,
+  isA, isTrap, labelList, MobileClipError, OPTIONS, readChunk, report, textList, throwIfAborted, toError, toRgba, TRAP_FOR_TESTS,
 } from './common.js';
 import { LabelPack } from './label-pack.js';
 import { AUTO_MAX_THREADS, startPool, threadsUnsupported } from './threads.js';
@@ -183,21 +183,6 @@ async function chooseBackend(backend) {
   }
 }
 
-/** Weights as bytes from a URL, Response, Blob, ArrayBuffer or Uint8Array (for `convert`, which reads the whole file). */
-async function weightsBytes(weights, onProgress, signal) {
-  if (weights instanceof Uint8Array) return weights;
-  if (weights instanceof ArrayBuffer) return new Uint8Array(weights);
-  if (ArrayBuffer.isView(weights)) return new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength);
-  if (isA(weights, 'Blob')) {
-    const b = new Uint8Array(await weights.arrayBuffer());
-    onProgress?.({ loaded: b.length, total: b.length });
-    return b;
-  }
-  if (isA(weights, 'Response')) return readResponse(weights, onProgress, signal);
-  if (typeof weights === 'string' || weights instanceof URL) return readResponse(await fetch(weights, { signal }), onProgress, signal);
-  throw new MobileClipError('INVALID_ARGUMENT', `weights must be a URL, Response, Blob, ArrayBuffer or Uint8Array, got ${describe(weights)}`);
-}
-
 /** Bytes handed to wasm at a time from weights given as bytes (each is copied into wasm memory). */
 const PUSH_BYTES = 4 << 20;
 
@@ -240,7 +225,7 @@ async function streamWeights(glue, source, onProgress, signal) {
         report(onProgress, Math.min(at + PUSH_BYTES, bytes.length), bytes.length);
         if (bytes.length === 0) break;
       }
-      return { reader, kept: source.keep ?? (typeof Blob !== 'undefined' ? new Blob([bytes]) : bytes) };
+      return { reader, kept: source.keep !== undefined ? source.keep : (typeof Blob !== 'undefined' ? new Blob([bytes]) : bytes) };
     }
     const parts = source.keep === undefined ? [] : null;
     const chunks = source.stream.getReader();
@@ -259,7 +244,7 @@ async function streamWeights(glue, source, onProgress, signal) {
       if (signal?.aborted) chunks.cancel().catch(() => {});
       chunks.releaseLock();
     }
-    return { reader, kept: source.keep ?? new Blob(parts) };
+    return { reader, kept: parts ? new Blob(parts) : source.keep };
   } catch (e) {
     reader.free();
     throw e;
@@ -398,7 +383,7 @@ export class MobileClip {
    * byte): its fused inference tensors at `dtype`, one or both towers, with the model's config
    * inside, so that `load({ weights })` needs no model name. Convert once, keep (or host) the
    * small file, load that afterwards. Runs on this thread in the single-threaded CPU module (a
-   * few seconds and several times the checkpoint's size in wasm memory for MobileCLIP-S0): the
+   * few seconds; the checkpoint streams into wasm memory, which holds about its fused tensors and the file at most): the
    * worker helper's `MobileClipWorker.convert` does it in a worker of its own, freed afterwards.
    * @param {object} options
    * @param {string|object} options.model the checkpoint's model: a shipped model name or a config object
@@ -413,13 +398,15 @@ export class MobileClip {
     try {
       const { model, weights, dtype, towers, onProgress, signal } = checkConvert(options);
       throwIfAborted(signal);
-      const [bytes] = await Promise.all([weightsBytes(weights, onProgress, signal), initWasm()]);
+      const [source] = await Promise.all([openWeights(weights, signal), initWasm()]);
       throwIfAborted(signal);
       const config = typeof model === 'string' ? model : JSON.stringify(model);
+      // Nothing kept for a reload: the checkpoint streams into wasm and is converted there.
+      const { reader } = await streamWeights(cpu, { ...source, keep: null }, onProgress, signal);
       const run = queue.then(async () => {
         await breathe();
         try {
-          return cpu.convertCheckpoint(config, bytes, dtype, towers);
+          return cpu.convertStream(config, reader, dtype, towers);
         } catch (e) {
           if (isTrap(e)) replaceInstance(false, e);
           throw e;

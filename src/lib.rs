@@ -46,6 +46,25 @@ use tokenizer::ClipTokenizer;
 use weights::{Checkpoint, ConvertOptions, FusedWeights, Towers, WeightsReader, compact};
 use zero_shot::LabelScore;
 
+/// The file at `path` read through a [`WeightsReader`] in 8 MiB chunks.
+#[cfg(not(target_arch = "wasm32"))]
+fn read_file(path: &std::path::Path) -> Result<WeightsReader> {
+    use std::io::Read;
+    let io = |source| Error::Io { path: path.display().to_string(), source };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let mut reader = WeightsReader::with_size(Some(size));
+    let mut chunk = vec![0; 8 << 20];
+    loop {
+        let n = file.read(&mut chunk).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        reader.push(&chunk[..n])?;
+    }
+    Ok(reader)
+}
+
 /// How many images and how many texts go through a tower at once.
 ///
 /// Peak memory grows with these (activations of one batch), and speed per item levels off
@@ -151,20 +170,7 @@ impl MobileClip {
     /// through a [`WeightsReader`] in 8 MiB chunks, never held whole.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load_file(config: Option<ModelConfig>, path: &std::path::Path, device: Device) -> Result<Self> {
-        use std::io::Read;
-        let io = |source| Error::Io { path: path.display().to_string(), source };
-        let mut file = std::fs::File::open(path).map_err(io)?;
-        let size = file.metadata().map_err(io)?.len();
-        let mut reader = WeightsReader::with_size(Some(size));
-        let mut chunk = vec![0; 8 << 20];
-        loop {
-            let n = file.read(&mut chunk).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            reader.push(&chunk[..n])?;
-        }
-        Self::load_stream(config, reader, None, device)
+        Self::load_stream(config, read_file(path)?, None, device)
     }
 
     /// Loads a model from a [`WeightsReader`] that was given the whole file: as
@@ -248,6 +254,13 @@ impl MobileClip {
     /// See [`weights::compact`] for the format.
     pub fn convert(config: &ModelConfig, checkpoint: Vec<u8>, options: &ConvertOptions) -> Result<Vec<u8>> {
         compact::convert(config, checkpoint, options)
+    }
+
+    /// [`MobileClip::convert`] of the checkpoint file at `path`, streamed from the file as
+    /// [`MobileClip::load_file`] does (never held whole).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn convert_file(config: &ModelConfig, path: &std::path::Path, options: &ConvertOptions) -> Result<Vec<u8>> {
+        compact::convert_stream(config, read_file(path)?, options)
     }
 
     fn build(

@@ -215,7 +215,8 @@ fn reduced_storage_meets_the_accuracy_bars() {
         let mut sizes = Vec::new();
         for (precision, image_bar, text_bar) in [(Precision::F16, 0.9999, 0.9999), (Precision::Auto, 0.999, 0.998)] {
             let file = convert(&config, &bytes, precision, Towers::Both);
-            sizes.push(file.len());
+            // the tensors' bytes (the headers differ by the dtype's name, and its padding)
+            sizes.push(file.len() - 8 - u64::from_le_bytes(file[..8].try_into().unwrap()) as usize);
             let got = embed(&MobileClip::load(None, file, Device::flex()).unwrap());
             let (ci, ct) = (min_cosine(&want.0, &got.0), min_cosine(&want.1, &got.1));
             println!("{name} {precision}: image {ci:.6}, text {ct:.6}");
@@ -399,6 +400,53 @@ fn integrity_names_the_digest() {
     for bad in ["", "sha256-", "sha256-notbase64!", "sha384-AAAA", "md5-xyz", "sha256-AAAA"] {
         assert_eq!(check_integrity(&weights_id(b"abc"), bad).unwrap_err().code(), "INVALID_ARGUMENT", "{bad}");
     }
+}
+
+/// Each tower a conversion writes is checked to build the model exactly; a tower it does not
+/// write is not (a text-only file of a checkpoint whose image tower is damaged is fine).
+#[test]
+fn each_tower_written_is_checked_against_the_model() {
+    let (config, bytes) = fixture("v2-mci0");
+    let (mut header, data) = split(&bytes);
+    // a tensor a module takes as it is (not one folding consumes: the folding's problems are
+    // the checkpoint's, reported whatever is written)
+    let info = header.remove("visual.trunk.head.fc.weight").unwrap();
+    header.insert("visual.renamed.weight".into(), info);
+    let damaged = join(&header, &data);
+    let options = |towers| ConvertOptions { precision: Precision::F16, towers, ..Default::default() };
+    for towers in [Towers::Image, Towers::Both] {
+        let e = MobileClip::convert(&config, damaged.clone(), &options(towers)).unwrap_err();
+        assert_eq!(e.code(), "WEIGHTS_MISMATCH", "{towers}: {e}");
+        assert!(e.to_string().contains("renamed"), "{towers}: {e}");
+    }
+    let text = MobileClip::convert(&config, damaged, &options(Towers::Text)).unwrap();
+    let m = MobileClip::load(None, text, Device::flex()).unwrap();
+    assert_eq!(m.towers(), Towers::Text);
+    m.encode_tokens(&read_io(&fixtures_root().join("v2-mci0")).tokens).unwrap();
+}
+
+/// A config object from JavaScript (`JSON.stringify` writes `0.0` as `0`, in its own key
+/// order and spacing) is stored in the same bytes as the same config read from its file or
+/// taken by a shipped model's name: the file does not depend on how the config was given.
+#[test]
+fn the_config_is_stored_the_same_however_it_was_given() {
+    let as_javascript_writes_it = |text: &str| {
+        assert!(text.contains(".0,") || text.contains(".0\n"), "the config has integral floats to write as integers");
+        let v: serde_json::Value = serde_json::from_str(&text.replace(".0,", ",").replace(".0\n", "\n")).unwrap();
+        ModelConfig::from_json(&v.to_string()).unwrap()
+    };
+    let (config, bytes) = fixture("v2-mci0");
+    let text = std::fs::read_to_string(fixtures_root().join("v2-mci0/config.json")).unwrap();
+    let from_js = as_javascript_writes_it(&text);
+    assert_eq!(
+        convert(&from_js, &bytes, Precision::Int8, Towers::Image),
+        convert(&config, &bytes, Precision::Int8, Towers::Image)
+    );
+    let shipped = ModelConfig::builtin("MobileCLIP-S0").unwrap();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/MobileCLIP-S0.json")).unwrap();
+    assert_eq!(as_javascript_writes_it(&text).canonical_json(), shipped.canonical_json());
+    assert!(shipped.canonical_json().contains(r#""ffn_multiplier_per_layer":4,"#));
 }
 
 /// The compact files the browser suites load (`tests/fixtures/compact`) are what `convert`

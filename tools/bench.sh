@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks: writes BENCHMARKS.md (`npm run bench`). Generates random-weight full-size checkpoints
-# with the PyTorch reference (cached in target/bench-fixtures), times the native CPU path, our wasm
+# with the PyTorch reference (cached in target/bench-fixtures), times the native CPU path beside
+# PyTorch eager (benches/native.rs + benches/torch_eager.py, 1 and 2 threads), our wasm
 # modules in headless Chromium (and their batch sizes: benches/batch.mjs; cold start from the Cache
 # API: benches/cold-start.mjs), compact files' sizes and accuracy (tools/compact-accuracy.sh), and
 # side by side in one run in each browser engine (Chromium, Firefox, WebKit; MOBILECLIP_ENGINES
@@ -41,7 +42,8 @@ fi
 if [ "${MOBILECLIP_BENCH_SKIP_PKG:-0}" != 1 ] || [ ! -f pkg/cpu-mt/mobileclip_wasm_bg.wasm ]; then tools/build-wasm.sh; fi
 
 if [ $quick = 0 ]; then
-  MOBILECLIP_BENCH_FIXTURES="$PWD/$out" cargo bench --bench native
+  # native CPU beside PyTorch eager on 1 and 2 threads (benches/native.rs; it runs alone too)
+  MOBILECLIP_BENCH_FIXTURES="$PWD/$out" MOBILECLIP_BENCH_PYTHON="$py" cargo bench --bench native
   # The ndarray variant of the CPU module, for the flex-vs-ndarray comparison (own target dir).
   CARGO_TARGET_DIR=target/ndarray MOBILECLIP_GPU=0 MOBILECLIP_THREADS=0 MOBILECLIP_WASM_FEATURES=web,ndarray \
     MOBILECLIP_PKG_OUT=target/pkg-ndarray tools/build-wasm.sh
@@ -53,7 +55,9 @@ if [ $quick = 0 ]; then
   tools/compact-accuracy.sh
   tools/compact-accuracy.sh --sizes "$out"
   # peak wasm memory of streamed loads (MobileCLIP2-L-14 too when $MOBILECLIP_FULL_FIXTURES has it)
-  node benches/memory.mjs "${MOBILECLIP_FULL_FIXTURES:-$PWD/$out}"
+  node benches/memory.mjs --compact "${MOBILECLIP_FULL_FIXTURES:-$PWD/$out}"
+  # conversion: the CLI, a worker and the page's thread side by side (time, peak wasm memory)
+  node benches/convert.mjs "${MOBILECLIP_FULL_FIXTURES:-$PWD/$out}"
 fi
 
 # Side by side: the bench's own runtimes (benches/package.json, never in the published package)

@@ -367,7 +367,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
         Command::Convert { model, weights, dtype, towers, output } => {
             let options = ConvertOptions { precision: dtype.parse()?, towers: towers.parse()?, ..Default::default() };
             let config = load_config(&model)?;
-            let bytes = MobileClip::convert(&config, read(&weights)?, &options)?;
+            let bytes = MobileClip::convert_file(&config, &weights, &options)?;
             std::fs::write(&output, &bytes)
                 .map_err(|source| Error::Io { path: output.display().to_string(), source })?;
             writeln!(

@@ -94,6 +94,24 @@ pub struct ModelConfig {
     pub extra: serde_json::Map<String, Value>,
 }
 
+/// Writes every number of `v` that has an integral value (within the exactly representable
+/// range) as an integer; object keys are sorted already (serde_json's maps are).
+fn integral_numbers_as_integers(v: &mut Value) {
+    match v {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64())
+                && f.fract() == 0.0
+                && f.abs() < 2f64.powi(53)
+            {
+                *n = serde_json::Number::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers_as_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_numbers_as_integers),
+        _ => {}
+    }
+}
+
 macro_rules! builtin_configs {
     ($($file:literal),* $(,)?) => {
         /// The configs shipped in `configs/`, as `(name, json)`.
@@ -115,8 +133,24 @@ builtin_configs!(
 
 impl ModelConfig {
     /// Parses a config from JSON text.
+    ///
+    /// The reference's own vocabulary is kept verbatim, except that a number with an integral
+    /// value is read as an integer (`4.0` as `4`), as JavaScript gives it: one config is one
+    /// value however it was written.
     pub fn from_json(json: &str) -> Result<Self> {
-        serde_json::from_str(json).map_err(|e| Error::Config(e.to_string()))
+        let mut v: Value = serde_json::from_str(json).map_err(|e| Error::Config(e.to_string()))?;
+        integral_numbers_as_integers(&mut v);
+        serde_json::from_value(v).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// The config as canonical JSON text: object keys sorted, numbers with an integral value
+    /// written as integers (`4.0` as `4`), no whitespace. The same config gives the same bytes
+    /// however it was given (a shipped name, a file, an object from JavaScript, where `4.0` and
+    /// `4` are one number), so that a compact file does not depend on it.
+    pub fn canonical_json(&self) -> String {
+        let mut v = serde_json::to_value(self).expect("a config serialises");
+        integral_numbers_as_integers(&mut v);
+        v.to_string()
     }
 
     /// A config given either as JSON text (starting with `{`) or as a shipped model's name.

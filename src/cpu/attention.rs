@@ -15,42 +15,78 @@ use super::simd::F32x4;
 /// `[B, N, C]` attention output from `qkv` `[B, N, 3C]`; `causal`: position `i` attends to
 /// positions `0..=i` only.
 pub fn attention(qkv: &[f32], b: usize, n: usize, c: usize, heads: usize, causal: bool) -> Vec<f32> {
-    assert!(heads > 0 && c.is_multiple_of(heads));
     assert_eq!(qkv.len(), b * n * 3 * c);
+    let part = |i: usize| Rows { data: qkv, ld: 3 * c, offset: i * c };
+    let positions: Option<Vec<usize>> = causal.then(|| (0..b).flat_map(|_| 0..n).collect());
+    attend(part(0), part(1), part(2), [b, n, n], c, heads, positions.as_deref())
+}
+
+/// Where the rows of one projection (queries, keys or values, `C` values a row) lie in a
+/// buffer: row `t` of sequence `s` (`rows` per sequence) starts at `(s · rows + t) · ld + offset`.
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    /// The buffer.
+    pub data: &'a [f32],
+    /// Distance between rows.
+    pub ld: usize,
+    /// Start of row 0's values.
+    pub offset: usize,
+}
+
+/// `[B, R, C]` attention output of `r` query rows per sequence over `n` key and value rows per
+/// sequence (`[b, r, n]`), `heads` heads of `C / heads` values; `positions` (causal attention):
+/// the position in its sequence of each query row (`b · r` of them), which attends to positions
+/// `0..=position` only.
+pub fn attend(
+    q: Rows,
+    k: Rows,
+    v: Rows,
+    [b, r, n]: [usize; 3],
+    c: usize,
+    heads: usize,
+    positions: Option<&[usize]>,
+) -> Vec<f32> {
+    assert!(heads > 0 && c.is_multiple_of(heads));
+    if let Some(p) = positions {
+        assert!(p.len() == b * r && p.iter().all(|&p| p < n), "query positions out of range");
+    }
     let hd = c / heads;
     let scale = (hd as f32).powf(-0.5);
-    // Each (sequence, head) into its own [n, hd] block, in parallel; then into [B, N, C].
-    let mut blocks = vec![0.0f32; b * heads * n * hd];
+    fn at<'a>(x: Rows<'a>, rows: usize, s: usize, col: usize) -> &'a [f32] {
+        &x.data[s * rows * x.ld + x.offset + col..]
+    }
+    // Each (sequence, head) into its own [r, hd] block, in parallel; then into [B, R, C].
+    let mut blocks = vec![0.0f32; b * heads * r * hd];
     let count = b * heads;
-    let ranges = par::ranges(count, par::parts(count * n * n * hd * 2), 1);
-    let cuts: Vec<usize> = ranges[1..].iter().map(|r| r.start * n * hd).collect();
+    let ranges = par::ranges(count, par::parts(count * r * n * hd * 2), 1);
+    let cuts: Vec<usize> = ranges[1..].iter().map(|g| g.start * r * hd).collect();
     let pieces = par::split_at(&mut blocks, &cuts);
-    par::run(ranges.into_iter().zip(pieces).collect(), |(r, dst)| {
-        let mut scores = vec![0.0f32; n * n];
-        for (i, out) in r.zip(dst.chunks_exact_mut(n * hd)) {
-            let (bi, h) = (i / heads, i % heads);
-            let x = &qkv[bi * n * 3 * c..(bi + 1) * n * 3 * c];
-            let q = Mat::rows(&x[h * hd..], 3 * c);
-            let kt = Mat::transposed(&x[c + h * hd..], 3 * c);
-            gemm([n, n, hd], q, kt, &mut scores, n, &Epilogue { scale, ..Epilogue::default() });
-            for (i, row) in scores.chunks_exact_mut(n).enumerate() {
-                if causal {
-                    let (seen, after) = row.split_at_mut(i + 1);
-                    softmax_in_place(seen);
-                    after.fill(0.0);
-                } else {
-                    softmax_in_place(row);
+    par::run(ranges.into_iter().zip(pieces).collect(), |(g, dst)| {
+        let mut scores = vec![0.0f32; r * n];
+        for (i, out) in g.zip(dst.chunks_exact_mut(r * hd)) {
+            let (s, h) = (i / heads, i % heads);
+            let qm = Mat::rows(at(q, r, s, h * hd), q.ld);
+            let kt = Mat::transposed(at(k, n, s, h * hd), k.ld);
+            gemm([r, n, hd], qm, kt, &mut scores, n, &Epilogue { scale, ..Epilogue::default() });
+            for (t, row) in scores.chunks_exact_mut(n).enumerate() {
+                match positions {
+                    Some(p) => {
+                        let (seen, after) = row.split_at_mut(p[s * r + t] + 1);
+                        softmax_in_place(seen);
+                        after.fill(0.0);
+                    }
+                    None => softmax_in_place(row),
                 }
             }
-            let v = Mat::rows(&x[2 * c + h * hd..], 3 * c);
-            gemm([n, hd, n], Mat::rows(&scores, n), v, out, hd, &Epilogue::default());
+            let vm = Mat::rows(at(v, n, s, h * hd), v.ld);
+            gemm([r, hd, n], Mat::rows(&scores, n), vm, out, hd, &Epilogue::default());
         }
     });
-    let mut out = vec![0.0f32; b * n * c];
-    for (i, block) in blocks.chunks_exact(n * hd).enumerate() {
-        let (bi, h) = (i / heads, i % heads);
+    let mut out = vec![0.0f32; b * r * c];
+    for (i, block) in blocks.chunks_exact(r * hd).enumerate() {
+        let (s, h) = (i / heads, i % heads);
         for (t, row) in block.chunks_exact(hd).enumerate() {
-            out[(bi * n + t) * c + h * hd..][..hd].copy_from_slice(row);
+            out[(s * r + t) * c + h * hd..][..hd].copy_from_slice(row);
         }
     }
     out
@@ -110,6 +146,45 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Queries of some rows only (`attend` with separate q and kv buffers, as a text tower's last
+    /// layer calls it) give those rows of the full attention, causal or not.
+    #[test]
+    fn query_rows_match_the_full_attention() {
+        let (b, n, c, heads) = (2, 11, 16, 2);
+        let qkv: Vec<f32> = (0..b * n * 3 * c).map(|i| ((i * 37 % 89) as f32 - 44.0) / 35.0).collect();
+        let positions = [0, 4, 10, 3, 7, 9]; // 3 rows per sequence
+        let r = positions.len() / b;
+        let mut q = Vec::new();
+        let mut kv = Vec::new();
+        for row in qkv.chunks_exact(3 * c) {
+            kv.extend_from_slice(&row[c..]);
+        }
+        for (i, &p) in positions.iter().enumerate() {
+            let s = i / r;
+            q.extend_from_slice(&qkv[(s * n + p) * 3 * c..][..c]);
+        }
+        for causal in [false, true] {
+            let full = attention(&qkv, b, n, c, heads, causal);
+            let rows = |data, ld, offset| Rows { data, ld, offset };
+            let got = attend(
+                rows(&q, c, 0),
+                rows(&kv, 2 * c, 0),
+                rows(&kv, 2 * c, c),
+                [b, r, n],
+                c,
+                heads,
+                causal.then_some(&positions[..]),
+            );
+            for (i, &p) in positions.iter().enumerate() {
+                let s = i / r;
+                let (g, f) = (&got[i * c..][..c], &full[(s * n + p) * c..][..c]);
+                // Natively the `gemm` crate's summation order may depend on the row count.
+                let err = g.iter().zip(f).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+                assert!(err <= 1e-6, "row {i} (causal {causal}): {err:e}");
             }
         }
     }

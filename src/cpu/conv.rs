@@ -5,9 +5,9 @@
 //! time, over every kernel tap; the input planes of a group are copied once, zero-padded (and
 //! split into `stride` column phases, so that strided taps are contiguous loads).
 
-use super::math::gelu4;
+use super::math::gelu;
 use super::par;
-use super::simd::F32x4;
+use super::simd::{F32x4, Isa, Vector};
 
 /// Geometry of a 2-d convolution (symmetric padding).
 #[derive(Clone, Copy, Debug)]
@@ -54,6 +54,18 @@ const CHUNK: usize = 16;
 /// `y = act(conv(x, weight) + bias)`; `x` `[batch, cin, h, w]`, `weight`
 /// `[cout, cin / groups, kh, kw]`, result `[batch, cout, out_h, out_w]`.
 pub fn conv2d_direct(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvGeometry, gelu: bool) -> Vec<f32> {
+    conv2d_direct_on(Isa::best(), x, weight, bias, g, gelu)
+}
+
+/// [`conv2d_direct`] on the vectors of `isa`.
+fn conv2d_direct_on(
+    isa: Isa,
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    g: &ConvGeometry,
+    gelu: bool,
+) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
     let cpg = g.cin / g.groups;
     let opg = g.cout / g.groups;
@@ -69,7 +81,7 @@ pub fn conv2d_direct(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &ConvGe
     // Offset of each tap (dy, dx) from the top-left of its output's window, in a plane.
     let taps: Vec<usize> =
         (0..g.kh).flat_map(|dy| (0..g.kw).map(move |dx| ((dx % s) * hp + dy) * pw + dx / s)).collect();
-    let geometry = Planes { g: *g, hp, pw, plane, taps };
+    let geometry = Planes { g: *g, hp, pw, plane, taps, isa };
 
     // Every input plane, padded and split into phases.
     let count = g.batch * g.cin;
@@ -113,6 +125,8 @@ struct Planes {
     plane: usize,
     /// Offset of each tap from its output's window origin.
     taps: Vec<usize>,
+    /// The vectors the outputs are computed with.
+    isa: Isa,
 }
 
 impl Planes {
@@ -133,8 +147,35 @@ impl Planes {
         }
     }
 
-    /// One output plane from the `cpg` padded input planes of its group (`src`) and its kernel.
+    /// One output plane from the `cpg` padded input planes of its group (`src`) and its kernel,
+    /// on the vectors of `isa` (8-lane AVX2/FMA natively where the CPU has them).
     fn output(&self, src: &[f32], wk: &[f32], bias: f32, gelu: bool, dst: &mut [f32]) {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Isa::Avx2` is only chosen where the CPU has AVX2 and FMA.
+            Isa::Avx2 => unsafe { self.output_avx2(src, wk, bias, gelu, dst) },
+            Isa::V4 => self.output_with::<F32x4, 4, 2>(src, wk, bias, gelu, dst),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn output_avx2(&self, src: &[f32], wk: &[f32], bias: f32, gelu: bool, dst: &mut [f32]) {
+        self.output_with::<super::simd::F32x8, 2, 1>(src, wk, bias, gelu, dst);
+    }
+
+    /// [`Planes::output`] on vectors `V`: `WIDE` of them make a chunk of 16 columns, `NARROW`
+    /// its first 8 (the last stage's 8×8 maps).
+    #[inline(always)]
+    fn output_with<V: Vector, const WIDE: usize, const NARROW: usize>(
+        &self,
+        src: &[f32],
+        wk: &[f32],
+        bias: f32,
+        gelu: bool,
+        dst: &mut [f32],
+    ) {
+        debug_assert!(WIDE * V::LANES == CHUNK && 2 * NARROW == WIDE);
         let (oh, ow, s) = (self.g.out_h(), self.g.out_w(), self.g.stride);
         let cpg = src.len() / self.plane;
         let max_tap = self.taps.iter().copied().max().unwrap_or(0);
@@ -146,28 +187,25 @@ impl Planes {
                 let n = (ow - c0).min(CHUNK);
                 let first = s * r * self.pw + c0;
                 assert!(first + max_tap + CHUNK <= self.plane);
-                // SAFETY: every load is at `first + taps[t] + 4v` (v < 4) in one of the `cpg`
-                // planes of `src`, below `first + max_tap + 16 ≤ plane` (asserted).
-                let acc = unsafe {
+                // SAFETY: every load is at `first + taps[t] + LANES·v` (LANES·v < 16) in one of
+                // the `cpg` planes of `src`, below `first + max_tap + 16 ≤ plane` (asserted);
+                // stores go to `drow[c0..c0 + 16]` (c0 + 16 ≤ ow) or `row_tmp`.
+                unsafe {
                     let p = src.as_ptr().add(first);
-                    if n <= 8 {
-                        // Narrow maps (8×8 in the last stage): two vectors.
-                        let [a, b] = chunk::<2>(p, self.plane, cpg, &self.taps, wk, bias, gelu);
-                        [a, b, a, b]
+                    if n <= CHUNK / 2 {
+                        let acc = chunk::<V, NARROW>(p, self.plane, cpg, &self.taps, wk, bias, gelu);
+                        for (v, a) in acc.iter().enumerate() {
+                            a.store(row_tmp.as_mut_ptr().add(V::LANES * v));
+                        }
                     } else {
-                        chunk::<4>(p, self.plane, cpg, &self.taps, wk, bias, gelu)
+                        let acc = chunk::<V, WIDE>(p, self.plane, cpg, &self.taps, wk, bias, gelu);
+                        let to = if n == CHUNK { drow.as_mut_ptr().add(c0) } else { row_tmp.as_mut_ptr() };
+                        for (v, a) in acc.iter().enumerate() {
+                            a.store(to.add(V::LANES * v));
+                        }
                     }
-                };
-                if n == CHUNK {
-                    for (v, a) in acc.iter().enumerate() {
-                        // SAFETY: c0 + 16 ≤ ow.
-                        unsafe { a.store(drow.as_mut_ptr().add(c0 + 4 * v)) };
-                    }
-                } else {
-                    for (v, a) in acc.iter().enumerate() {
-                        // SAFETY: row_tmp holds 16 values.
-                        unsafe { a.store(row_tmp.as_mut_ptr().add(4 * v)) };
-                    }
+                }
+                if n < CHUNK {
                     drow[c0..c0 + n].copy_from_slice(&row_tmp[..n]);
                 }
                 c0 += n;
@@ -176,14 +214,15 @@ impl Planes {
     }
 }
 
-/// `4·V` outputs: the bias, then for every input plane (`plane` apart from `src`) and kernel tap
-/// `t` (offset `taps[t]` in the plane, weight `wk[ci · taps.len() + t]`), then GELU.
+/// `N` vectors of outputs: the bias, then for every input plane (`plane` apart from `src`) and
+/// kernel tap `t` (offset `taps[t]` in the plane, weight `wk[ci · taps.len() + t]`), then GELU.
 ///
 /// # Safety
-/// `src + ci · plane + taps[t] + 4·V` must stay inside one allocation for every `ci < cpg`, `t`.
+/// `src + ci · plane + taps[t] + N·LANES` must stay inside one allocation for every `ci < cpg`,
+/// `t`.
 #[cfg_attr(not(all(target_arch = "wasm32", feature = "relaxed-simd")), inline(always))]
 #[cfg_attr(all(target_arch = "wasm32", feature = "relaxed-simd"), target_feature(enable = "relaxed-simd"))]
-unsafe fn chunk<const V: usize>(
+unsafe fn chunk<V: Vector, const N: usize>(
     src: *const f32,
     plane: usize,
     cpg: usize,
@@ -191,22 +230,22 @@ unsafe fn chunk<const V: usize>(
     wk: &[f32],
     bias: f32,
     gelu: bool,
-) -> [F32x4; V] {
-    let mut acc = [F32x4::splat(bias); V];
+) -> [V; N] {
+    let mut acc = [V::splat(bias); N];
     for ci in 0..cpg {
         let base = unsafe { src.add(ci * plane) };
         let w = &wk[ci * taps.len()..(ci + 1) * taps.len()];
         for (&off, &t) in taps.iter().zip(w) {
-            let t = F32x4::splat(t);
+            let t = V::splat(t);
             let p = unsafe { base.add(off) };
             for (v, a) in acc.iter_mut().enumerate() {
-                *a = t.mul_add(unsafe { F32x4::load(p.add(4 * v)) }, *a);
+                *a = t.mul_add(unsafe { V::load(p.add(V::LANES * v)) }, *a);
             }
         }
     }
     if gelu {
         for a in &mut acc {
-            *a = gelu4(*a);
+            *a = self::gelu(*a);
         }
     }
     acc
@@ -268,12 +307,16 @@ mod tests {
                 (0..cout * cin / groups * kh * kw).map(|v| ((v * 53 % 97) as f32 - 48.0) / 40.0).collect();
             let bias: Vec<f32> = (0..cout).map(|v| v as f32 * 0.1 - 0.2).collect();
             let want = naive(&x, &wt, Some(&bias), &g);
-            let got = conv2d_direct(&x, &wt, Some(&bias), &g, false);
-            let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-            assert!(err < 1e-4, "shape {i}: error {err}");
-            let act = conv2d_direct(&x, &wt, Some(&bias), &g, true);
-            let err = act.iter().zip(&want).map(|(a, b)| (a - crate::cpu::math::gelu1(*b)).abs()).fold(0.0, f32::max);
-            assert!(err < 1e-4, "shape {i} with GELU: error {err}");
+            // every vector width this CPU has (natively on x86-64 with AVX2: 4 and 8 lanes)
+            for isa in Isa::all() {
+                let got = conv2d_direct_on(isa, &x, &wt, Some(&bias), &g, false);
+                let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+                assert!(err < 1e-4, "shape {i} on {isa:?}: error {err}");
+                let act = conv2d_direct_on(isa, &x, &wt, Some(&bias), &g, true);
+                let err =
+                    act.iter().zip(&want).map(|(a, b)| (a - crate::cpu::math::gelu1(*b)).abs()).fold(0.0, f32::max);
+                assert!(err < 1e-4, "shape {i} with GELU on {isa:?}: error {err}");
+            }
         }
     }
 }

@@ -9,6 +9,11 @@
 use super::math::gelu4;
 use super::par;
 use super::simd::F32x4;
+#[cfg(not(target_arch = "wasm32"))]
+use super::{
+    math::gelu,
+    simd::{Isa, Vector},
+};
 
 /// A strided view of a matrix: element `(i, j)` is `data[i * rs + j * cs]`.
 #[derive(Clone, Copy)]
@@ -117,7 +122,13 @@ fn serial([m, n, k]: [usize; 3], a: Mat, b: Mat, c: &mut [f32], ldc: usize, ep: 
 
 /// The `gemm` crate's product, then the epilogue as a second pass.
 #[cfg(not(target_arch = "wasm32"))]
-fn native([m, n, k]: [usize; 3], a: Mat, b: Mat, c: &mut [f32], ldc: usize, ep: &Epilogue) {
+fn native(mnk: [usize; 3], a: Mat, b: Mat, c: &mut [f32], ldc: usize, ep: &Epilogue) {
+    native_on(Isa::best(), mnk, a, b, c, ldc, ep);
+}
+
+/// [`native`] with the epilogue on the vectors of `isa`.
+#[cfg(not(target_arch = "wasm32"))]
+fn native_on(isa: Isa, [m, n, k]: [usize; 3], a: Mat, b: Mat, c: &mut [f32], ldc: usize, ep: &Epilogue) {
     // SAFETY: the views were checked to hold m × k, k × n and m × n elements (with their strides).
     unsafe {
         gemm::gemm(
@@ -145,51 +156,62 @@ fn native([m, n, k]: [usize; 3], a: Mat, b: Mat, c: &mut [f32], ldc: usize, ep: 
     if matches!(ep.bias, Bias::None) && !ep.gelu && ep.residual.is_none() {
         return;
     }
-    for i in 0..m {
-        let row = &mut c[i * ldc..i * ldc + n];
-        let residual = ep.residual.map(|(r, ld)| &r[i * ld..i * ld + n]);
-        finish_row(row, i, ep, residual);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2` is only chosen where the CPU has AVX2 and FMA.
+        Isa::Avx2 => unsafe { finish_avx2([m, n], c, ldc, ep) },
+        Isa::V4 => finish::<F32x4>([m, n], c, ldc, ep),
     }
 }
 
-/// Applies bias, GELU and residual to row `i` of C (the scale is already in).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn finish_avx2(mn: [usize; 2], c: &mut [f32], ldc: usize, ep: &Epilogue) {
+    finish::<super::simd::F32x8>(mn, c, ldc, ep);
+}
+
+/// Applies bias, GELU and residual to the `m × n` product in `c` (the scale is already in).
 #[cfg(not(target_arch = "wasm32"))]
-fn finish_row(row: &mut [f32], i: usize, ep: &Epilogue, residual: Option<&[f32]>) {
-    let n = row.len();
-    let mut j = 0;
-    while j + 4 <= n {
-        // SAFETY: j + 4 ≤ n for the row, the bias (≥ n columns) and the residual row.
-        unsafe {
-            let mut v = F32x4::load(row.as_ptr().add(j));
-            v = match ep.bias {
-                Bias::Row(b) => v + F32x4::splat(b[i]),
-                Bias::Col(b) => v + F32x4::load(b.as_ptr().add(j)),
-                Bias::None => v,
-            };
+#[inline(always)]
+fn finish<V: Vector>([m, n]: [usize; 2], c: &mut [f32], ldc: usize, ep: &Epilogue) {
+    for i in 0..m {
+        let row = &mut c[i * ldc..i * ldc + n];
+        let residual = ep.residual.map(|(r, ld)| &r[i * ld..i * ld + n]);
+        let mut j = 0;
+        while j + V::LANES <= n {
+            // SAFETY: j + LANES ≤ n for the row, the bias (≥ n columns) and the residual row.
+            unsafe {
+                let mut v = V::load(row.as_ptr().add(j));
+                v = match ep.bias {
+                    Bias::Row(b) => v + V::splat(b[i]),
+                    Bias::Col(b) => v + V::load(b.as_ptr().add(j)),
+                    Bias::None => v,
+                };
+                if ep.gelu {
+                    v = gelu(v);
+                }
+                if let Some(r) = residual {
+                    v = v + V::load(r.as_ptr().add(j));
+                }
+                v.store(row.as_mut_ptr().add(j));
+            }
+            j += V::LANES;
+        }
+        for j in j..n {
+            let mut v = row[j]
+                + match ep.bias {
+                    Bias::Row(b) => b[i],
+                    Bias::Col(b) => b[j],
+                    Bias::None => 0.0,
+                };
             if ep.gelu {
-                v = gelu4(v);
+                v = super::math::gelu1(v);
             }
             if let Some(r) = residual {
-                v = v + F32x4::load(r.as_ptr().add(j));
+                v += r[j];
             }
-            v.store(row.as_mut_ptr().add(j));
+            row[j] = v;
         }
-        j += 4;
-    }
-    for j in j..n {
-        let mut v = row[j]
-            + match ep.bias {
-                Bias::Row(b) => b[i],
-                Bias::Col(b) => b[j],
-                Bias::None => 0.0,
-            };
-        if ep.gelu {
-            v = super::math::gelu1(v);
-        }
-        if let Some(r) = residual {
-            v += r[j];
-        }
-        row[j] = v;
     }
 }
 
@@ -317,9 +339,19 @@ pub(crate) mod own {
         }
     }
 
-    /// One block of C: columns `jb..jb + nc` (B's block packed in `pack`) for the depth block
+    /// Where a block of B is read from: its panels of 8 columns, `panel` apart, rows `ld` apart
+    /// (packed: `kc · 8` and 8; B itself, row-major: 8 and B's row stride).
+    #[derive(Clone, Copy)]
+    struct Panels {
+        data: *const f32,
+        panel: usize,
+        ld: usize,
+    }
+
+    /// One block of C: columns `jb..jb + nc` (B's block in `panels`) for the depth block
     /// `k0..k0 + kc`, row tile by row tile (the tile of A stays in L1 across the panels), panel
-    /// by panel; the right edge (< 8 columns) through a zero-padded scratch tile.
+    /// by panel; the right edge (< 8 columns, packed panels only) through a zero-padded scratch
+    /// tile.
     #[allow(clippy::too_many_arguments)]
     unsafe fn block(
         m: usize,
@@ -329,7 +361,7 @@ pub(crate) mod own {
         kc: usize,
         k: usize,
         a: &Mat,
-        pack: *const f32,
+        panels: Panels,
         c: *mut f32,
         ldc: usize,
         ep: &Epilogue,
@@ -342,7 +374,8 @@ pub(crate) mod own {
                 let mut j = jb;
                 while j < jb + nc {
                     let cols = (jb + nc - j).min(NR);
-                    let b = pack.add((j - jb) / NR * kc * NR);
+                    let b = panels.data.add((j - jb) / NR * panels.panel);
+                    let ldb = panels.ld;
                     let edge = cols < NR;
                     let (out, ldo) = if edge { (scratch.as_mut_ptr(), NR) } else { (c.add(i * ldc + j), ldc) };
                     if edge && k0 > 0 {
@@ -351,10 +384,10 @@ pub(crate) mod own {
                         }
                     }
                     match rows {
-                        4 => tile::<4>(i, j, k0, kc, k, a, b, NR, out, ldo, cols, ep),
-                        3 => tile::<3>(i, j, k0, kc, k, a, b, NR, out, ldo, cols, ep),
-                        2 => tile::<2>(i, j, k0, kc, k, a, b, NR, out, ldo, cols, ep),
-                        _ => tile::<1>(i, j, k0, kc, k, a, b, NR, out, ldo, cols, ep),
+                        4 => tile::<4>(i, j, k0, kc, k, a, b, ldb, out, ldo, cols, ep),
+                        3 => tile::<3>(i, j, k0, kc, k, a, b, ldb, out, ldo, cols, ep),
+                        2 => tile::<2>(i, j, k0, kc, k, a, b, ldb, out, ldo, cols, ep),
+                        _ => tile::<1>(i, j, k0, kc, k, a, b, ldb, out, ldo, cols, ep),
                     }
                     if edge {
                         for r in 0..rows {
@@ -397,7 +430,11 @@ pub(crate) mod own {
     pub fn gemm([m, n, k]: [usize; 3], a: Mat, b: Mat, c: &mut [f32], ldc: usize, ep: &Epilogue) {
         // The depth is split evenly when it is not much deeper than one block.
         let kc_max = if k <= KC + KC / 4 { k } else { KC };
-        let mut pack = vec![0.0f32; kc_max.max(1) * NC.min(n).next_multiple_of(NR)];
+        // A few rows (a text tower's pooled rows) read each value of B once or twice: packing it
+        // would cost as much as the product, so the kernel reads row-major B in place (whole
+        // panels only).
+        let direct = m <= 2 * MR && b.cs == 1 && n.is_multiple_of(NR);
+        let mut pack = if direct { Vec::new() } else { vec![0.0f32; kc_max.max(1) * NC.min(n).next_multiple_of(NR)] };
         let cp = c.as_mut_ptr();
         let mut k0 = 0;
         // One pass even for k = 0 (an empty product: the epilogue of zeros).
@@ -406,10 +443,16 @@ pub(crate) mod own {
             let mut jb = 0;
             while jb < n {
                 let nc = NC.min(n - jb);
-                pack_block(&b, k0, kc, jb, nc, &mut pack);
+                let panels = if direct {
+                    // k0 + kc ≤ k and jb + nc ≤ n: inside the checked view (kc = 0 reads nothing).
+                    Panels { data: b.data[(k0 * b.rs + jb).min(b.data.len())..].as_ptr(), panel: NR, ld: b.rs }
+                } else {
+                    pack_block(&b, k0, kc, jb, nc, &mut pack);
+                    Panels { data: pack.as_ptr(), panel: kc * NR, ld: NR }
+                };
                 // SAFETY: every index in `block` was bounds-checked by `super::gemm` (views) or
                 // stays inside `pack`, which holds the padded block.
-                unsafe { block(m, jb, nc, k0, kc, k, &a, pack.as_ptr(), cp, ldc, ep) };
+                unsafe { block(m, jb, nc, k0, kc, k, &a, panels, cp, ldc, ep) };
                 jb += nc;
             }
             k0 += kc;
@@ -467,10 +510,20 @@ mod tests {
     /// transposed operands and every epilogue.
     #[test]
     fn matches_a_naive_product() {
-        // (130, 70, 200) is split over the threads with the `rayon` feature.
-        for &(m, n, k) in
-            &[(1, 1, 1), (5, 13, 7), (4, 8, 300), (77, 77, 64), (9, 40, 700), (3, 257, 33), (130, 70, 200)]
-        {
+        // (130, 70, 200) is split over the threads with the `rayon` feature; up to 8 rows with
+        // whole panels read row-major B in place (several column and depth blocks: (7, 520, 20),
+        // (2, 16, 700)).
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (5, 13, 7),
+            (4, 8, 300),
+            (77, 77, 64),
+            (9, 40, 700),
+            (3, 257, 33),
+            (130, 70, 200),
+            (1, 64, 300),
+            (7, 520, 20),
+        ] {
             let a_rm = values(m * k, 1);
             let b_rm = values(k * n, 2);
             let b_t = values(n * k, 3);
@@ -491,7 +544,15 @@ mod tests {
                     own::gemm([m, n, k], a, bm, &mut got, n, ep);
                     let mut got2 = vec![f32::NAN; m * n];
                     gemm([m, n, k], a, bm, &mut got2, n, ep);
-                    for (g, name) in [(&got, "own"), (&got2, "dispatched")] {
+                    let mut all = vec![(got, "own".to_string()), (got2, "dispatched".to_string())];
+                    // natively: the epilogue on every vector width this CPU has
+                    #[cfg(not(target_arch = "wasm32"))]
+                    for isa in Isa::all() {
+                        let mut got = vec![f32::NAN; m * n];
+                        native_on(isa, [m, n, k], a, bm, &mut got, n, ep);
+                        all.push((got, format!("native {isa:?}")));
+                    }
+                    for (g, name) in &all {
                         let err = g.iter().zip(&want).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
                         assert!(err < 1e-4 * (k as f32).sqrt(), "{name} {m}×{n}×{k}: error {err}");
                     }

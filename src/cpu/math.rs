@@ -7,7 +7,7 @@
 //! `exp` uses the usual range reduction `x = n·ln2 + r`, `|r| ≤ ln2/2`, and a degree-7 Taylor
 //! polynomial (relative error < 2e-7 before rounding).
 
-use super::simd::F32x4;
+use super::simd::{F32x4, Vector};
 
 /// Numerator of the `erf` fit, in powers of `z²`.
 const ERF_P: [f32; 7] =
@@ -15,27 +15,34 @@ const ERF_P: [f32; 7] =
 /// Denominator of the `erf` fit, in powers of `z²`.
 const ERF_Q: [f32; 5] = [1.0, 0.521_347_05, 0.120_053_53, 0.015_390_576, 0.001_075_408_2];
 
-/// `erf` of 4 lanes.
+/// `erf` of each lane (separate multiplies and adds, so every vector type gives the same
+/// result lane by lane).
 #[inline(always)]
-pub fn erf4(z: F32x4) -> F32x4 {
-    let z = z.max(F32x4::splat(-4.0)).min(F32x4::splat(4.0));
+pub fn erf<V: Vector>(z: V) -> V {
+    let z = z.max(V::splat(-4.0)).min(V::splat(4.0));
     let u = z * z;
-    let mut p = F32x4::splat(ERF_P[6]);
+    let mut p = V::splat(ERF_P[6]);
     for &c in ERF_P[..6].iter().rev() {
-        p = p * u + F32x4::splat(c);
+        p = p * u + V::splat(c);
     }
-    let mut q = F32x4::splat(ERF_Q[4]);
+    let mut q = V::splat(ERF_Q[4]);
     for &c in ERF_Q[..4].iter().rev() {
-        q = q * u + F32x4::splat(c);
+        q = q * u + V::splat(c);
     }
-    (z * p / q).max(F32x4::splat(-1.0)).min(F32x4::splat(1.0))
+    (z * p / q).max(V::splat(-1.0)).min(V::splat(1.0))
 }
 
-/// Exact (erf) GELU of 4 lanes: `x/2 · (1 + erf(x/√2))`.
+/// Exact (erf) GELU of each lane: `x/2 · (1 + erf(x/√2))`.
+#[inline(always)]
+pub fn gelu<V: Vector>(x: V) -> V {
+    let half = V::splat(0.5);
+    half * x * (V::splat(1.0) + erf(x * V::splat(core::f32::consts::FRAC_1_SQRT_2)))
+}
+
+/// [`gelu`] of 4 lanes.
 #[inline(always)]
 pub fn gelu4(x: F32x4) -> F32x4 {
-    let half = F32x4::splat(0.5);
-    half * x * (F32x4::splat(1.0) + erf4(x * F32x4::splat(core::f32::consts::FRAC_1_SQRT_2)))
+    gelu(x)
 }
 
 /// GELU of one value, computed as one lane of [`gelu4`] (same result as the vector path).
@@ -67,12 +74,28 @@ pub fn exp1(x: f32) -> f32 {
     exp4(F32x4::splat(x)).to_array()[0]
 }
 
-/// GELU over a slice, in place.
+/// GELU over a slice, in place (8 lanes at a time natively where the CPU has AVX2).
 pub fn gelu_in_place(x: &mut [f32]) {
-    let mut chunks = x.chunks_exact_mut(4);
+    match super::simd::Isa::best() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2 and FMA checked.
+        super::simd::Isa::Avx2 => unsafe { gelu_in_place_avx2(x) },
+        super::simd::Isa::V4 => gelu_slice::<F32x4>(x),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_in_place_avx2(x: &mut [f32]) {
+    gelu_slice::<super::simd::F32x8>(x);
+}
+
+#[inline(always)]
+fn gelu_slice<V: Vector>(x: &mut [f32]) {
+    let mut chunks = x.chunks_exact_mut(V::LANES);
     for c in &mut chunks {
-        // SAFETY: `c` holds 4 values.
-        unsafe { gelu4(F32x4::load(c.as_ptr())).store(c.as_mut_ptr()) };
+        // SAFETY: `c` holds LANES values.
+        unsafe { gelu(V::load(c.as_ptr())).store(c.as_mut_ptr()) };
     }
     for v in chunks.into_remainder() {
         *v = gelu1(*v);
@@ -134,9 +157,13 @@ mod tests {
 
     #[test]
     fn slices_use_the_same_function_for_tails() {
-        let mut v: Vec<f32> = (0..11).map(|i| i as f32 * 0.7 - 3.0).collect();
+        // 8-lane chunks (AVX2 natively), 4-lane chunks and the scalar tail: one function.
+        let mut v: Vec<f32> = (0..19).map(|i| i as f32 * 0.7 - 6.0).collect();
         let expected: Vec<f32> = v.iter().map(|&x| gelu1(x)).collect();
         gelu_in_place(&mut v);
         assert_eq!(v, expected);
+        let mut w: Vec<f32> = (0..19).map(|i| i as f32 * 0.7 - 6.0).collect();
+        gelu_slice::<F32x4>(&mut w);
+        assert_eq!(w, expected);
     }
 }

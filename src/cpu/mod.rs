@@ -23,6 +23,7 @@ use burn::nn::conv::Conv2d;
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::DType;
+use core::ops::Range;
 
 use conv::ConvGeometry;
 use gemm::{Bias, Epilogue, Mat};
@@ -150,42 +151,107 @@ fn conv2d_impl(conv: &Conv2d, x: Tensor<4>, gelu: bool, residual: Option<Tensor<
 
 /// `linear(x)`, then GELU when `gelu`; `x` `[.., in]`.
 pub fn linear<const D: usize>(l: &Linear, x: Tensor<D>, gelu: bool) -> Tensor<D> {
-    linear_impl(l, x, gelu, None)
+    let out = l.weight.dims()[1];
+    linear_impl(l, 0..out, x, gelu, None)
 }
 
 /// `linear(x) + residual`.
 pub fn linear_add<const D: usize>(l: &Linear, x: Tensor<D>, residual: Tensor<D>) -> Tensor<D> {
-    linear_impl(l, x, false, Some(residual))
+    let out = l.weight.dims()[1];
+    linear_impl(l, 0..out, x, false, Some(residual))
 }
 
-fn linear_impl<const D: usize>(l: &Linear, x: Tensor<D>, gelu: bool, residual: Option<Tensor<D>>) -> Tensor<D> {
+/// The output columns `cols` of `linear(x)` (of a packed projection: its keys and values, say),
+/// computing only those.
+pub fn linear_columns<const D: usize>(l: &Linear, cols: Range<usize>, x: Tensor<D>) -> Tensor<D> {
+    linear_impl(l, cols, x, false, None)
+}
+
+fn linear_impl<const D: usize>(
+    l: &Linear,
+    cols: Range<usize>,
+    x: Tensor<D>,
+    gelu: bool,
+    residual: Option<Tensor<D>>,
+) -> Tensor<D> {
+    let [inp, width] = l.weight.dims();
+    assert!(cols.end <= width, "columns {cols:?} of a {width}-wide linear layer");
     if !on_flex(&x) {
-        return unfused(l.forward(x), gelu, residual);
+        let y = if cols.len() == width {
+            l.forward(x)
+        } else {
+            let w = l.weight.val().narrow(1, cols.start, cols.len()).unsqueeze::<D>();
+            let y = x.matmul(w);
+            match &l.bias {
+                Some(b) => y + b.val().narrow(0, cols.start, cols.len()).unsqueeze::<D>(),
+                None => y,
+            }
+        };
+        return unfused(y, gelu, residual);
     }
     let mut shape: [usize; D] = x.dims();
-    let [inp, out_dim] = l.weight.dims();
+    let out_dim = cols.len();
     let rows = shape[..D - 1].iter().product::<usize>();
-    let xs = primitive(x);
     let weight = param(&l.weight);
     let bias = l.bias.as_ref().map(param);
-    let res = residual.map(primitive);
-    let mut out = vec![0.0f32; rows * out_dim];
-    let ep = Epilogue {
-        bias: bias.as_ref().map_or(Bias::None, |b| Bias::Col(values(b))),
-        gelu,
-        residual: res.as_ref().map(|r| (values(r), out_dim)),
-        scale: 1.0,
-    };
-    gemm::gemm(
+    let out = row_product(
+        primitive(x),
         [rows, out_dim, inp],
-        Mat::rows(values(&xs), inp),
-        Mat::rows(values(&weight), out_dim),
-        &mut out,
-        out_dim,
-        &ep,
+        Mat::rows(&values(&weight)[cols.start..], width),
+        bias.as_ref().map(|b| &values(b)[cols.start..]),
+        gelu,
+        residual.map(primitive),
     );
     shape[D - 1] = out_dim;
     tensor(out, shape)
+}
+
+/// `act(x · w + bias) + residual` for `x` `[rows, in]` (flex values), `w` an `in × out` view,
+/// one bias value per output column: `[rows, out]` values.
+fn row_product(
+    x: FlexTensor,
+    [rows, out, inp]: [usize; 3],
+    w: Mat,
+    bias: Option<&[f32]>,
+    gelu: bool,
+    residual: Option<FlexTensor>,
+) -> Vec<f32> {
+    let mut y = vec![0.0f32; rows * out];
+    let ep = Epilogue {
+        bias: bias.map_or(Bias::None, Bias::Col),
+        gelu,
+        residual: residual.as_ref().map(|r| (values(r), out)),
+        scale: 1.0,
+    };
+    gemm::gemm([rows, out, inp], Mat::rows(values(&x), inp), w, &mut y, out, &ep);
+    y
+}
+
+/// A 1×1 convolution applied to rows of channels, `[R, in]` → `[R, out]`: GELU after it when
+/// `gelu`, plus `residual` (`[R, out]`).
+pub fn pointwise(conv: &Conv2d, x: Tensor<2>, gelu: bool, residual: Option<Tensor<2>>) -> Tensor<2> {
+    let [cout, cin, kh, kw] = conv.weight.dims();
+    assert!(kh * kw == 1 && conv.groups == 1, "a 1×1 convolution without groups");
+    if !on_flex(&x) {
+        let y = x.matmul(conv.weight.val().reshape([cout, cin]).transpose());
+        let y = match &conv.bias {
+            Some(b) => y + b.val().unsqueeze::<2>(),
+            None => y,
+        };
+        return unfused(y, gelu, residual);
+    }
+    let rows = x.dims()[0];
+    let weight = param(&conv.weight);
+    let bias = conv.bias.as_ref().map(param);
+    let out = row_product(
+        primitive(x),
+        [rows, cout, cin],
+        Mat::transposed(values(&weight), cin),
+        bias.as_ref().map(values),
+        gelu,
+        residual.map(primitive),
+    );
+    tensor(out, [rows, cout])
 }
 
 /// Multi-head attention over `qkv` `[B, N, 3·C]` (`[3, heads, head_dim]` along the last axis),
@@ -195,4 +261,19 @@ pub fn attention(qkv: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
     let x = primitive(qkv);
     let out = attention::attention(values(&x), b, n, c3 / 3, heads, causal);
     tensor(out, [b, n, c3 / 3])
+}
+
+/// Multi-head attention of queries `q` `[B, R, C]` over keys and values `kv` `[B, N, 2·C]`
+/// (`[2, heads, head_dim]` along the last axis); `positions` (causal attention): each query
+/// row's position in its sequence. `[B, R, C]`. Only for tensors on flex (see [`on_flex`]).
+pub fn attention_rows(q: Tensor<3>, kv: Tensor<3>, heads: usize, positions: Option<&[usize]>) -> Tensor<3> {
+    let [b, r, c] = q.dims();
+    let n = kv.dims()[1];
+    assert_eq!(kv.dims(), [b, n, 2 * c]);
+    let (q, kv) = (primitive(q), primitive(kv));
+    let rows = |data, ld, offset| attention::Rows { data, ld, offset };
+    let (qs, kvs) = (values(&q), values(&kv));
+    let out =
+        attention::attend(rows(qs, c, 0), rows(kvs, 2 * c, 0), rows(kvs, 2 * c, c), [b, r, n], c, heads, positions);
+    tensor(out, [b, r, c])
 }

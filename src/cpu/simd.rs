@@ -2,8 +2,9 @@
 //! SSE on x86-64 and NEON on aarch64 (both part of the baseline), plain arrays elsewhere.
 //!
 //! Only what the kernels use, all `#[inline(always)]` so that the kernels compile to straight
-//! vector code. There is no fused multiply-add: wasm SIMD128 has none (relaxed SIMD is not in
-//! every engine), and the kernels give the same results on every target this way.
+//! vector code. [`F32x4`] has no fused multiply-add (wasm SIMD128 has none; relaxed SIMD is not
+//! in every engine). Natively on x86-64, [`F32x8`] (AVX2 + FMA, runtime-detected) serves the
+//! kernels written over [`Vector`].
 
 #[cfg(target_arch = "aarch64")]
 use core::arch::aarch64 as arch;
@@ -240,6 +241,198 @@ binary!(Add, add, f32x4_add, _mm_add_ps, vaddq_f32, +);
 binary!(Sub, sub, f32x4_sub, _mm_sub_ps, vsubq_f32, -);
 binary!(Mul, mul, f32x4_mul, _mm_mul_ps, vmulq_f32, *);
 binary!(Div, div, f32x4_div, _mm_div_ps, vdivq_f32, /);
+
+/// What the generic kernels (the direct convolution, the native gemm epilogue, GELU) need of
+/// an `f32` vector: [`F32x4`] on every target, and natively on x86-64 [`F32x8`] (AVX2 + FMA),
+/// which they run on where the CPU has it ([`Isa`]).
+pub trait Vector:
+    Copy
+    + core::ops::Add<Output = Self>
+    + core::ops::Sub<Output = Self>
+    + core::ops::Mul<Output = Self>
+    + core::ops::Div<Output = Self>
+{
+    /// Lanes.
+    const LANES: usize;
+    /// All lanes `v`.
+    fn splat(v: f32) -> Self;
+    /// Loads `LANES` values from `p` (any alignment).
+    ///
+    /// # Safety
+    /// `p` must be valid for reading `LANES` `f32`.
+    unsafe fn load(p: *const f32) -> Self;
+    /// Stores the lanes at `p` (any alignment).
+    ///
+    /// # Safety
+    /// `p` must be valid for writing `LANES` `f32`.
+    unsafe fn store(self, p: *mut f32);
+    /// Lane-wise minimum.
+    fn min(self, o: Self) -> Self;
+    /// Lane-wise maximum.
+    fn max(self, o: Self) -> Self;
+    /// `2^n` for integral `n` in `[-126, 127]` given as floats.
+    fn exp2_int(n: Self) -> Self;
+    /// Rounds to an integer (nearest).
+    fn round(self) -> Self;
+    /// `self · b + c`: fused where the vector type has FMA (see [`F32x4::mul_add`]).
+    fn mul_add(self, b: Self, c: Self) -> Self;
+}
+
+impl Vector for F32x4 {
+    const LANES: usize = LANES;
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        F32x4::splat(v)
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        unsafe { F32x4::load(p) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        unsafe { F32x4::store(self, p) }
+    }
+    #[inline(always)]
+    fn min(self, o: Self) -> Self {
+        F32x4::min(self, o)
+    }
+    #[inline(always)]
+    fn max(self, o: Self) -> Self {
+        F32x4::max(self, o)
+    }
+    #[inline(always)]
+    fn exp2_int(n: Self) -> Self {
+        F32x4::exp2_int(n)
+    }
+    #[inline(always)]
+    fn round(self) -> Self {
+        F32x4::round(self)
+    }
+    /// (With relaxed SIMD: inlined into the kernels, which enable it, and from there its
+    /// fused instruction.)
+    #[inline(always)]
+    fn mul_add(self, b: Self, c: Self) -> Self {
+        F32x4::mul_add(self, b, c)
+    }
+}
+
+/// The vectors the generic kernels run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// [`F32x4`] (wasm SIMD128, SSE, NEON).
+    V4,
+    /// [`F32x8`]: AVX2 + FMA (x86-64 CPUs that have them).
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Isa {
+    /// The widest this CPU runs, checked once; natively `MOBILECLIP_MAX_ISA=v4` keeps the
+    /// kernels on 4 lanes (for A/B measurements).
+    #[inline]
+    pub fn best() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+            *BEST.get_or_init(|| {
+                let capped = std::env::var("MOBILECLIP_MAX_ISA").is_ok_and(|v| v.eq_ignore_ascii_case("v4"));
+                if !capped && std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    Self::Avx2
+                } else {
+                    Self::V4
+                }
+            })
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Self::V4
+    }
+
+    /// Every one this CPU runs (the kernels' tests check each).
+    pub fn all() -> Vec<Self> {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return vec![Self::V4, Self::Avx2];
+        }
+        vec![Self::V4]
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub use avx::F32x8;
+
+/// Eight `f32` lanes in an AVX register, with fused multiply-add.
+#[cfg(target_arch = "x86_64")]
+mod avx {
+    use core::arch::x86_64::*;
+
+    /// Eight `f32` lanes (AVX2 + FMA). Its operations are plain inlined intrinsics: only code
+    /// compiled with `#[target_feature(enable = "avx2,fma")]` and reached after
+    /// [`super::Isa::best`] returned [`super::Isa::Avx2`] may use it (the kernels' `*_avx2` entry points, whose
+    /// callers check).
+    #[derive(Clone, Copy)]
+    #[repr(transparent)]
+    pub struct F32x8(__m256);
+
+    // SAFETY (every `unsafe` block below): AVX2 and FMA are present, by the type's contract.
+    impl super::Vector for F32x8 {
+        const LANES: usize = 8;
+        #[inline(always)]
+        fn splat(v: f32) -> Self {
+            Self(unsafe { _mm256_set1_ps(v) })
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            Self(unsafe { _mm256_loadu_ps(p) })
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm256_storeu_ps(p, self.0) }
+        }
+        #[inline(always)]
+        fn min(self, o: Self) -> Self {
+            Self(unsafe { _mm256_min_ps(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn max(self, o: Self) -> Self {
+            Self(unsafe { _mm256_max_ps(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn exp2_int(n: Self) -> Self {
+            Self(unsafe {
+                _mm256_castsi256_ps(_mm256_slli_epi32(
+                    _mm256_add_epi32(_mm256_cvttps_epi32(n.0), _mm256_set1_epi32(127)),
+                    23,
+                ))
+            })
+        }
+        #[inline(always)]
+        fn round(self) -> Self {
+            Self(unsafe { _mm256_cvtepi32_ps(_mm256_cvtps_epi32(self.0)) })
+        }
+        #[inline(always)]
+        fn mul_add(self, b: Self, c: Self) -> Self {
+            Self(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
+        }
+    }
+
+    macro_rules! binary {
+        ($trait:ident, $method:ident, $avx:ident) => {
+            impl core::ops::$trait for F32x8 {
+                type Output = Self;
+                #[inline(always)]
+                fn $method(self, o: Self) -> Self {
+                    // SAFETY: AVX is present, by the type's contract.
+                    Self(unsafe { $avx(self.0, o.0) })
+                }
+            }
+        };
+    }
+
+    binary!(Add, add, _mm256_add_ps);
+    binary!(Sub, sub, _mm256_sub_ps);
+    binary!(Mul, mul, _mm256_mul_ps);
+    binary!(Div, div, _mm256_div_ps);
+}
 
 #[cfg(test)]
 mod tests {

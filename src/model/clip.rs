@@ -47,14 +47,34 @@ impl Clip {
     /// mis-shaped or unexpected tensor (a tower not asked for included) is reported in one error.
     pub fn load(arch: &Architecture, weights: FusedWeights, towers: Towers, device: &Device) -> Result<Self> {
         let vb = VarBuilder::new(weights, device.clone());
+        let clip = Self::build(arch, &vb, towers);
+        vb.finish()?;
+        Ok(clip)
+    }
+
+    /// Checks that `weights` build `tower` (one tower, or both) exactly, as [`Clip::load`] of a
+    /// file holding them would, and gives them back: the tower is built (on the CPU) from copies
+    /// of its tensors taken one at a time, so this holds the weights and that tower's `f32`
+    /// parameters, never a second copy of the weights. Another tower's tensors are left alone.
+    pub fn check(arch: &Architecture, weights: FusedWeights, tower: Towers) -> (Result<()>, FusedWeights) {
+        let counts: fn(&str) -> bool = match tower {
+            Towers::Image => |n| Towers::Image.keeps(n),
+            Towers::Text => |n| Towers::Text.keeps(n),
+            Towers::Both => |_| true,
+        };
+        let vb = VarBuilder::checking(weights, counts, Device::flex());
+        drop(Self::build(arch, &vb, tower));
+        vb.finish_checking()
+    }
+
+    fn build(arch: &Architecture, vb: &VarBuilder, towers: Towers) -> Self {
         let image = towers.has_image().then(|| match &arch.image {
             ImageArch::FastVit(a) => ImageEncoder::FastVit(FastVit::load(a, arch.embed_dim, &vb.pp("visual"))),
             ImageArch::Vit(a) => ImageEncoder::Vit(VisionTransformer::load(a, arch.embed_dim, &vb.pp("visual"))),
         });
         let text = towers.has_text().then(|| TextEncoder::load(&arch.text, arch.embed_dim, &vb.pp("text")));
         let raw = vb.host("logit_scale", &[1]).data[0];
-        vb.finish()?;
-        Ok(Self { image, text, logit_scale: raw.exp().clamp(0.0, 100.0) })
+        Self { image, text, logit_scale: raw.exp().clamp(0.0, 100.0) }
     }
 }
 

@@ -168,15 +168,16 @@ pub fn check_labels(labels: Vec<String>, templates: Vec<String>) -> Result<(), J
     zero_shot::check_labels(&labels, &templates).map_err(|e| js_error(&e))
 }
 
-/// Converts a published checkpoint into a compact file's bytes ([`MobileClip::convert`]), as
-/// `mobileclip convert` does: `model` a shipped model name or a config as JSON text, `dtype`
-/// `f32` / `f16` / `int8` / `auto`, `towers` `image` / `text` / `both`. Synchronous: the package
-/// calls it on the single-threaded CPU module (in a worker with the worker helper).
-#[wasm_bindgen(js_name = convertCheckpoint)]
-pub fn convert_checkpoint(model: &str, weights: Vec<u8>, dtype: &str, towers: &str) -> Result<Vec<u8>, JsValue> {
+/// Converts a published checkpoint, streamed into `weights` (see [`WasmWeights`]), into a
+/// compact file's bytes ([`compact::convert_stream`]), as `mobileclip convert` does: `model` a
+/// shipped model name or a config as JSON text, `dtype` `f32` / `f16` / `int8` / `auto`,
+/// `towers` `image` / `text` / `both`. Synchronous: the package calls it on the
+/// single-threaded CPU module (in a worker with the worker helper).
+#[wasm_bindgen(js_name = convertStream)]
+pub fn convert_stream(model: &str, weights: WasmWeights, dtype: &str, towers: &str) -> Result<Vec<u8>, JsValue> {
     let convert = || -> crate::Result<Vec<u8>> {
         let options = ConvertOptions { precision: dtype.parse()?, towers: towers.parse()?, ..Default::default() };
-        MobileClip::convert(&ModelConfig::from_name_or_json(model)?, weights, &options)
+        compact::convert_stream(&ModelConfig::from_name_or_json(model)?, weights.reader, &options)
     };
     convert().map_err(|e| js_error(&e))
 }

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `format` | `mobileclip-wasm/compact` |
 //! | `version` | `1` |
-//! | `config` | the full model config as JSON ([`ModelConfig`], as `configs/*.json`) |
+//! | `config` | the full model config as canonical JSON ([`ModelConfig::canonical_json`]: the same bytes however the config was given) |
 //! | `towers` | `image`, `text` or `both`: which towers' tensors the file holds (`logit_scale` always) |
 //! | `dtype` | what it was converted with: `f32`, `f16`, `int8` or `auto` (informative) |
 //! | `source_sha256` | hex sha256 of the published checkpoint it was converted from |
@@ -35,7 +35,7 @@ use std::str::FromStr;
 
 use super::pickle::DType;
 use super::quantize::{self, Precision, Tolerance};
-use super::{Checkpoint, FusedTensor, FusedWeights, Storage};
+use super::{Checkpoint, FusedTensor, FusedWeights, Storage, WeightsReader};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 
@@ -69,6 +69,11 @@ impl Towers {
     /// Whether the text tower is there.
     pub fn has_text(self) -> bool {
         self != Towers::Image
+    }
+
+    /// Whether `tower` (one tower) is kept here.
+    pub fn keeps_tower(self, tower: Towers) -> bool {
+        self == Towers::Both || self == tower
     }
 
     /// Whether the tensor `name` belongs to a tower kept here (`logit_scale` belongs to both).
@@ -147,7 +152,11 @@ impl CompactInfo {
 
 /// Hex sha256 of `bytes` (a compact file's `source_sha256`).
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    crate::sha256(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    hex(&crate::sha256(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks a weights id ([`crate::weights_id`] of the bytes loaded) against a
@@ -179,12 +188,25 @@ pub fn is_compact(ckpt: &Checkpoint) -> bool {
     ckpt.metadata().get("format").is_some_and(|f| f.starts_with("mobileclip-wasm/"))
 }
 
-/// Converts a published checkpoint of `config`'s model into a compact file's bytes. The
-/// checkpoint is folded, checked to build the model exactly (every tensor present, of its
-/// shape, nothing left over), then stored as `options` say.
+/// Converts a published checkpoint of `config`'s model into a compact file's bytes (see
+/// [`convert_stream`]; the bytes are read as one chunk).
 pub fn convert(config: &ModelConfig, checkpoint: Vec<u8>, options: &ConvertOptions) -> Result<Vec<u8>> {
-    let source_sha256 = sha256_hex(&checkpoint);
-    let ckpt = Checkpoint::from_bytes(checkpoint)?;
+    let mut reader = WeightsReader::with_size(Some(checkpoint.len() as u64));
+    reader.push(&checkpoint)?;
+    drop(checkpoint);
+    convert_stream(config, reader, options)
+}
+
+/// Converts a published checkpoint of `config`'s model, streamed into `reader` (which was
+/// given the whole file), into a compact file's bytes. The checkpoint is folded (each tensor
+/// released as it is taken), each fused tensor stored as `options` say (released as it is),
+/// each tower written checked to build the model exactly (every tensor present, of its shape,
+/// nothing left over: [`Clip::check`](crate::model::clip::Clip::check)), then written. What it
+/// holds at most is about the fused tensors and the file (or, while a tower is checked, the
+/// stored tensors and that tower's `f32` parameters), never the checkpoint twice.
+pub fn convert_stream(config: &ModelConfig, reader: WeightsReader, options: &ConvertOptions) -> Result<Vec<u8>> {
+    let (ckpt, digest) = reader.finish()?;
+    let source_sha256 = hex(&digest);
     if is_compact(&ckpt) {
         return Err(Error::InvalidArgument(
             "this is already a compact file: convert the published checkpoint it came from".into(),
@@ -192,10 +214,16 @@ pub fn convert(config: &ModelConfig, checkpoint: Vec<u8>, options: &ConvertOptio
     }
     // stored with the description the model is built from (open_clip's, for such a v1 checkpoint)
     let (config, arch, fused) = super::fuse_published(ckpt, config)?;
-    let config = &config;
-    crate::model::clip::Clip::load(&arch, fused.clone(), Towers::Both, &burn::tensor::Device::flex())?;
-    let stored = store(fused, options);
-    Ok(write(config, &stored, options, &source_sha256))
+    let (problems, folded) = (fused.problems.clone(), fused.folded.clone());
+    let mut stored = store(fused, options);
+    // the folding's problems are reported with the modules' own
+    (stored.problems, stored.folded) = (problems, folded);
+    for tower in [Towers::Image, Towers::Text].into_iter().filter(|t| options.towers.keeps_tower(*t)) {
+        let (checked, back) = crate::model::clip::Clip::check(&arch, stored, tower);
+        checked?;
+        stored = back;
+    }
+    Ok(write(&config, &stored, options, &source_sha256))
 }
 
 /// The fused tensors of `options.towers`, stored at `options.precision`.
@@ -210,73 +238,104 @@ pub fn store(fused: FusedWeights, options: &ConvertOptions) -> FusedWeights {
         .collect()
 }
 
-/// Writes stored fused tensors as a compact file.
+/// Writes stored fused tensors as a compact file. The header comes first (each stored
+/// tensor's CRC-32 computed from its bytes, made one tensor at a time), then each tensor's
+/// bytes are made again straight into the file: nothing but the file itself is held beside the
+/// tensors.
 pub fn write(config: &ModelConfig, fused: &FusedWeights, options: &ConvertOptions, source_sha256: &str) -> Vec<u8> {
-    let mut tensors: Vec<(String, &'static str, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut entries: Vec<Entry> = Vec::new();
     let mut storage = BTreeMap::new();
-    for (name, t) in fused.iter() {
-        storage.insert(name.to_string(), t.storage().kind());
+    for (tensor, t) in fused.iter() {
+        storage.insert(tensor.to_string(), t.storage().kind());
+        let entry = |name: String, part, dtype, shape, len| Entry { name, tensor, part, dtype, shape, len };
         let shape = t.shape().to_vec();
         match t.storage() {
-            Storage::F32(v) => tensors.push((name.into(), "F32", shape, le_bytes(v))),
-            Storage::F16(v) => {
-                let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                tensors.push((name.into(), "F16", shape, bytes));
-            }
+            Storage::F32(v) => entries.push(entry(tensor.into(), Part::Values, "F32", shape, 4 * v.len())),
+            Storage::F16(v) => entries.push(entry(tensor.into(), Part::Values, "F16", shape, 2 * v.len())),
             Storage::Int8 { values, scales, columns, .. } => {
-                let bytes = values.iter().map(|&q| q as u8).collect();
-                tensors.push((name.into(), "I8", shape, bytes));
-                let scales_name = format!("{name}{SCALES}");
-                tensors.push((scales_name, "F32", vec![scales.len()], le_bytes(scales)));
+                entries.push(entry(tensor.into(), Part::Values, "I8", shape, values.len()));
+                let n = scales.len();
+                entries.push(entry(format!("{tensor}{SCALES}"), Part::Scales, "F32", vec![n], 4 * n));
                 if !columns.is_empty() {
-                    let columns_name = format!("{name}{COLUMNS}");
-                    tensors.push((columns_name, "F32", vec![columns.len()], le_bytes(columns)));
+                    let n = columns.len();
+                    entries.push(entry(format!("{tensor}{COLUMNS}"), Part::Columns, "F32", vec![n], 4 * n));
                 }
             }
         }
     }
+    // one order for the header's keys and the bytes: by stored name
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let bytes_of = |e: &Entry| part_bytes(fused.get(e.tensor).expect("listed from the map").storage(), e.part);
     let crc: BTreeMap<&str, String> =
-        tensors.iter().map(|(n, _, _, b)| (n.as_str(), format!("{:08x}", super::crc32::crc32(b)))).collect();
+        entries.iter().map(|e| (e.name.as_str(), format!("{:08x}", super::crc32::crc32(&bytes_of(e))))).collect();
     let metadata: BTreeMap<&str, String> = BTreeMap::from([
         ("format", FORMAT.to_string()),
         ("version", VERSION.to_string()),
-        ("config", json(config)),
+        ("config", config.canonical_json()),
         ("towers", options.towers.to_string()),
         ("dtype", options.precision.to_string()),
         ("source_sha256", source_sha256.to_string()),
         ("storage", json(&storage)),
         ("crc32", json(&crc)),
     ]);
-    serialize(metadata, tensors)
-}
-
-/// A safetensors file with its header's keys in a fixed order (metadata first, then tensors by
-/// name) and the tensors' bytes in name order, so that one conversion always gives the same
-/// bytes (and the same `integrity` digest); the `safetensors` crate writes its metadata map in
-/// hash order.
-fn serialize(
-    metadata: BTreeMap<&str, String>,
-    mut tensors: Vec<(String, &'static str, Vec<usize>, Vec<u8>)>,
-) -> Vec<u8> {
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let mut header = serde_json::Map::new();
     header.insert("__metadata__".into(), serde_json::to_value(metadata).expect("strings"));
     let mut offset = 0;
-    for (name, dtype, shape, bytes) in &tensors {
-        let info = serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + bytes.len()]});
-        header.insert(name.clone(), info);
-        offset += bytes.len();
+    for e in &entries {
+        let info = serde_json::json!({"dtype": e.dtype, "shape": e.shape, "data_offsets": [offset, offset + e.len]});
+        header.insert(e.name.clone(), info);
+        offset += e.len;
     }
+    // A safetensors file with its header's keys in a fixed order (metadata first, then tensors
+    // by name: serde_json's map is sorted, and `__` sorts first) and the tensors' bytes in name
+    // order, so that one conversion always gives the same bytes (and the same `integrity`
+    // digest); the `safetensors` crate writes its metadata map in hash order.
     let mut header = serde_json::to_vec(&header).expect("serialisable");
     // The data starts 8-byte aligned, as the safetensors crate writes it.
     header.resize(header.len().next_multiple_of(8), b' ');
     let mut out = Vec::with_capacity(8 + header.len() + offset);
     out.extend((header.len() as u64).to_le_bytes());
     out.extend(header);
-    for (_, _, _, bytes) in tensors {
-        out.extend(bytes);
+    for e in &entries {
+        out.extend(bytes_of(e));
     }
     out
+}
+
+/// One tensor of a compact file: which array of which stored tensor it holds, as what.
+struct Entry<'a> {
+    /// Its name in the file.
+    name: String,
+    /// The stored tensor it comes from.
+    tensor: &'a str,
+    part: Part,
+    /// safetensors dtype.
+    dtype: &'static str,
+    shape: Vec<usize>,
+    /// Bytes.
+    len: usize,
+}
+
+/// Which of a stored tensor's arrays a file's tensor holds.
+#[derive(Clone, Copy)]
+enum Part {
+    /// Its values (`F32`, `F16` or `I8`).
+    Values,
+    /// An `int8` tensor's scales.
+    Scales,
+    /// An `int8` tensor's column factors.
+    Columns,
+}
+
+/// The little-endian bytes of one part of a stored tensor.
+fn part_bytes(storage: &Storage, part: Part) -> Vec<u8> {
+    match (storage, part) {
+        (Storage::F32(v), _) => le_bytes(v),
+        (Storage::F16(v), _) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        (Storage::Int8 { values, .. }, Part::Values) => values.iter().map(|&q| q as u8).collect(),
+        (Storage::Int8 { scales, .. }, Part::Scales) => le_bytes(scales),
+        (Storage::Int8 { columns, .. }, Part::Columns) => le_bytes(columns),
+    }
 }
 
 /// A metadata value (config, tables) as JSON text.

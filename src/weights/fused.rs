@@ -151,16 +151,26 @@ impl FusedTensor {
     pub fn into_host(self) -> HostTensor {
         let data = match self.storage {
             Storage::F32(data) => data,
-            Storage::F16(values) => values.iter().map(|v| v.to_f32()).collect(),
+            Storage::F16(values) => f16_values(&values),
             Storage::Int8 { values, scales, group, columns } => dequantise(&values, &scales, group, &columns),
         };
         HostTensor { shape: self.shape, data }
     }
 
-    /// The values as `f32`, leaving the tensor as it is.
+    /// The values as `f32`, leaving the tensor as it is (converted from the stored values, not
+    /// from a copy of them).
     pub fn to_f32(&self) -> Vec<f32> {
-        self.clone().into_host().data
+        match &self.storage {
+            Storage::F32(data) => data.clone(),
+            Storage::F16(values) => f16_values(values),
+            Storage::Int8 { values, scales, group, columns } => dequantise(values, scales, *group, columns),
+        }
     }
+}
+
+/// Half values as `f32` ([`super::pickle::f16_to_f32`], a loop that vectorises).
+fn f16_values(values: &[half::f16]) -> Vec<f32> {
+    values.iter().map(|v| super::pickle::f16_to_f32(v.to_bits())).collect()
 }
 
 /// `int8` values times their group's scale (and their column's factor, when there are any), in

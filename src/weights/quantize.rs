@@ -145,19 +145,19 @@ pub fn int8(shape: &[usize], values: &[f32], group: usize, columns: bool) -> Fus
     } else {
         Vec::new()
     };
-    let scaled: Vec<f32>;
-    let values = if columns {
-        scaled = values
-            .chunks(row)
-            .flat_map(|r| r.iter().zip(&factors).map(|(&v, &c)| if c > 0.0 { v / c } else { 0.0 }))
-            .collect();
-        &scaled
-    } else {
-        values
-    };
     let mut q = Vec::with_capacity(values.len());
     let mut scales = Vec::with_capacity(values.len() / group);
-    for chunk in values.chunks(group) {
+    // one group divided by its columns' factors at a time (not a copy of the whole tensor)
+    let mut scaled = vec![0f32; if columns { group } else { 0 }];
+    for (i, chunk) in values.chunks(group).enumerate() {
+        let chunk = if columns {
+            let at = i * group % row;
+            let divided = chunk.iter().zip(&factors[at..at + chunk.len()]);
+            scaled.iter_mut().zip(divided).for_each(|(s, (&v, &c))| *s = if c > 0.0 { v / c } else { 0.0 });
+            &scaled[..chunk.len()]
+        } else {
+            chunk
+        };
         let max = chunk.iter().fold(0f32, |m, v| m.max(v.abs()));
         let scale = max / 127.0;
         scales.push(scale);

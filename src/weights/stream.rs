@@ -21,6 +21,9 @@ use super::checkpoint::{self, Checkpoint, Entry, Format, Part};
 use super::pickle::{self, DType};
 use crate::error::{Error, Result};
 
+/// Bytes an entry of unknown length (or the central directory) takes into the buffer per step.
+const SCAN_STEP: usize = 64 << 10;
+
 const LOCAL: &[u8; 4] = b"PK\x03\x04";
 const CENTRAL: &[u8; 4] = b"PK\x01\x02";
 const DESCRIPTOR: &[u8; 4] = b"PK\x07\x08";
@@ -51,6 +54,9 @@ pub struct WeightsReader {
     /// The most bytes reserved ahead for one tensor: the file's size when known (a header
     /// cannot make the reader reserve more than the file could fill), else [`RESERVE`].
     reserve: usize,
+    /// The most bytes the buffer held (its test: one large push is not buffered whole).
+    #[cfg(test)]
+    peak_buf: usize,
 }
 
 /// The most bytes reserved ahead for one tensor when the file's size is unknown (beyond it, a
@@ -138,6 +144,8 @@ impl WeightsReader {
     pub fn with_size(size: Option<u64>) -> Self {
         Self {
             reserve: size.map_or(RESERVE, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            #[cfg(test)]
+            peak_buf: 0,
             sha: sha2::Digest::new(),
             seen: 0,
             consumed: 0,
@@ -164,6 +172,10 @@ impl WeightsReader {
         self.seen += chunk.len() as u64;
         let mut data = chunk;
         while !data.is_empty() {
+            // A tensor's bytes go straight into its buffer; headers and entries of unknown
+            // length go through the parser's buffer, which takes at most what the next header
+            // needs or SCAN_STEP (see `parse`), however large the chunk (a whole file pushed at
+            // once).
             let n = if self.fill.is_some() { self.fill_from(data)? } else { self.parse(data)?.0 };
             self.consumed += n as u64;
             data = &data[n..];
@@ -323,10 +335,18 @@ impl WeightsReader {
             let need = self.need();
             let take = match need {
                 Some(need) => need.saturating_sub(self.buf.len()).min(data.len() - taken),
-                None => data.len() - taken,
+                // What the buffer holds is scanned before more is taken, and then at most
+                // SCAN_STEP: the rest of a large chunk is not copied into the buffer (and out
+                // again at each following entry: quadratic in the chunk).
+                None if matches!(self.state, State::ZipScan { scanned, .. } if scanned + 24 <= self.buf.len()) => 0,
+                None => (data.len() - taken).min(SCAN_STEP),
             };
             self.buf.extend_from_slice(&data[taken..taken + take]);
             taken += take;
+            #[cfg(test)]
+            {
+                self.peak_buf = self.peak_buf.max(self.buf.len());
+            }
             match need {
                 Some(need) if self.buf.len() < need => return Ok((taken, false)),
                 Some(_) if self.need() != need => continue,
@@ -756,4 +776,25 @@ fn zip64_size(extra: &[u8]) -> Option<usize> {
         at += 4 + len;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A whole checkpoint in one push (`MobileClip::from_bytes`): its entries of unknown length
+    /// are buffered step by step, not the rest of the file at once (copied again at every
+    /// following entry, that made loading a 215 MB checkpoint take minutes).
+    #[test]
+    fn one_large_push_is_not_buffered_whole() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/models/v1-mci-mct/model.pt");
+        let bytes = std::fs::read(path).unwrap();
+        assert!(bytes.len() > 4 * SCAN_STEP);
+        let mut reader = WeightsReader::with_size(Some(bytes.len() as u64));
+        reader.push(&bytes).unwrap();
+        let peak = reader.peak_buf;
+        let (ckpt, _) = reader.finish().unwrap();
+        assert!(ckpt.len() > 100);
+        assert!(peak <= 2 * SCAN_STEP, "buffered {peak} of the file's {} bytes at once", bytes.len());
+    }
 }

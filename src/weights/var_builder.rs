@@ -21,6 +21,9 @@ struct Shared {
 
 struct State {
     weights: FusedWeights,
+    /// When set, tensors are copied out as they are taken (one at a time) and the map stays
+    /// whole ([`VarBuilder::checking`]); only the names it holds count as unexpected when left.
+    keep: Option<fn(&str) -> bool>,
     /// Names taken so far (a tensor is moved out of the map when taken).
     taken: BTreeSet<String>,
     /// Problems of the modules' requests (the fold's own stay in `weights.problems`).
@@ -42,7 +45,17 @@ pub struct VarBuilder {
 impl VarBuilder {
     /// The root scope over `weights`, building on `device`.
     pub fn new(weights: FusedWeights, device: Device) -> Self {
-        let state = State { weights, taken: BTreeSet::new(), problems: Problems::default() };
+        Self::with(State { weights, keep: None, taken: BTreeSet::new(), problems: Problems::default() }, device)
+    }
+
+    /// A root scope that builds from copies of the tensors, one at a time, leaving `weights`
+    /// whole: [`VarBuilder::finish_checking`] gives it back with the verdict. Tensors for which
+    /// `counts` is false are not reported when left (another tower's, when one is checked).
+    pub fn checking(weights: FusedWeights, counts: fn(&str) -> bool, device: Device) -> Self {
+        Self::with(State { weights, keep: Some(counts), taken: BTreeSet::new(), problems: Problems::default() }, device)
+    }
+
+    fn with(state: State, device: Device) -> Self {
         Self { shared: Rc::new(Shared { device, state: RefCell::new(state) }), prefix: String::new() }
     }
 
@@ -63,12 +76,12 @@ impl VarBuilder {
 
     /// Whether the tensor `name` exists (and is not yet taken).
     pub fn contains(&self, name: &str) -> bool {
-        self.shared.state.borrow().weights.contains(&self.path(name))
+        self.shared.state.borrow().get(&self.path(name)).is_some()
     }
 
-    /// The shape of the tensor `name`, if it exists.
+    /// The shape of the tensor `name`, if it exists (and is not yet taken).
     pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        self.shared.state.borrow().weights.get(&self.path(name)).map(|t| t.shape().to_vec())
+        self.shared.state.borrow().get(&self.path(name)).map(|t| t.shape().to_vec())
     }
 
     /// Takes the tensor `name` into host memory as `f32`; it must have `shape` (size-1
@@ -77,7 +90,10 @@ impl VarBuilder {
     pub fn host(&self, name: &str, shape: &[usize]) -> HostTensor {
         let full = self.path(name);
         let mut state = self.shared.state.borrow_mut();
-        let found = state.weights.remove(&full);
+        let found = match state.keep {
+            Some(_) => state.get(&full).cloned(),
+            None => state.weights.remove(&full),
+        };
         if found.is_none() && state.weights.folded.contains(&full) {
             // e.g. a BatchNorm folded into the layer after it, where the model has a LayerNorm
             let expected = format!("{shape:?} (folded away: the checkpoint has another kind of layer here)");
@@ -108,8 +124,15 @@ impl VarBuilder {
     /// fused tensor no module took), with the problems folding met, or `Ok` if the weights fit
     /// the model exactly.
     pub fn finish(self) -> Result<()> {
+        self.finish_checking().0
+    }
+
+    /// [`VarBuilder::finish`], and the weights: the whole map for a [`VarBuilder::checking`]
+    /// builder, what no module took otherwise.
+    pub fn finish_checking(self) -> (Result<()>, FusedWeights) {
         let state = self.shared.state.replace(State {
             weights: FusedWeights::new(),
+            keep: None,
             taken: BTreeSet::new(),
             problems: Problems::default(),
         });
@@ -117,8 +140,21 @@ impl VarBuilder {
         let mut all = state.weights.problems.clone();
         all.append(state.problems);
         for (name, _) in state.weights.iter() {
-            all.unexpected(name, "");
+            let left = match state.keep {
+                Some(counts) => counts(name) && !state.taken.contains(name),
+                None => true,
+            };
+            if left {
+                all.unexpected(name, "");
+            }
         }
-        all.into_result(asked).map_err(Error::WeightsMismatch)
+        (all.into_result(asked).map_err(Error::WeightsMismatch), state.weights)
+    }
+}
+
+impl State {
+    /// The tensor `name` if it is there to take.
+    fn get(&self, name: &str) -> Option<&super::FusedTensor> {
+        self.weights.get(name).filter(|_| self.keep.is_none() || !self.taken.contains(name))
     }
 }

@@ -156,6 +156,10 @@ test('MobileClip.convert in Node: the committed compact files byte for byte, loa
     assert.equal(clip.towers, towers ?? 'both');
     clip.dispose();
   }
+  // A config object (JSON.stringify writes its 0.0s as 0) gives the same bytes: the file holds the
+  // config as canonical JSON. So does a stream of the checkpoint.
+  const object = await MobileClip.convert({ model: JSON.parse(config), weights: new Blob([weights]).stream(), dtype: 'f32' });
+  assert.deepEqual(Buffer.from(object), await readFile(`${root}tests/fixtures/compact/v2-mci0-f32.safetensors`), 'a config object changes the file');
   for (const [options, code] of [[{ model: config, weights, dtype: 'fp8' }, 'INVALID_ARGUMENT'], [{ model: config, weights, towers: 'all' }, 'INVALID_ARGUMENT'],
     [{ model: 42, weights }, 'INVALID_ARGUMENT'], [{ model: 'MobileCLIP-S0', weights }, 'WEIGHTS_MISMATCH'], [{ model: config, weights: weights.subarray(0, 999) }, 'INVALID_WEIGHTS']]) {
     await assert.rejects(MobileClip.convert(options), (e) => e instanceof MobileClipError && e.code === code, JSON.stringify(Object.keys(options)));

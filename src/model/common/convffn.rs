@@ -4,7 +4,7 @@
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
-use super::layers::{conv2d, conv2d_config};
+use super::layers::{conv2d, conv2d_config, select_rows};
 use crate::cpu;
 use crate::weights::VarBuilder;
 
@@ -49,6 +49,21 @@ impl ConvFfn {
     /// `residual + forward(x)`, the residual added in the last convolution.
     pub fn forward_add(&self, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
         cpu::conv2d_add(&self.fc2, self.hidden(x), residual)
+    }
+
+    /// [`Self::forward_add`] with `x` as the residual, at one position per image (`at[i]`
+    /// indexes image `i`'s `H·W` plane): `[B, C]`. The depthwise convolution runs on the whole
+    /// map, the 1×1 convolutions on those positions only.
+    pub fn forward_add_at(&self, x: Tensor<4>, at: &[usize]) -> Tensor<2> {
+        let [b, c, h, w] = x.dims();
+        assert_eq!(at.len(), b, "one position per image");
+        let pick = |t: Tensor<4>| {
+            let t = select_rows(t.reshape([b, c, h * w]).swap_dims(1, 2), at);
+            t.reshape([b, c])
+        };
+        let y = pick(cpu::conv2d(&self.conv, x.clone(), false));
+        let y = cpu::pointwise(&self.fc1, y, true, None);
+        cpu::pointwise(&self.fc2, y, false, Some(pick(x)))
     }
 
     /// `gelu(fc1(conv(x)))`.

@@ -3,7 +3,7 @@
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::model::gpu;
 use crate::weights::VarBuilder;
@@ -69,4 +69,15 @@ pub fn layer_norm(vb: &VarBuilder, config: &LayerNormConfig) -> LayerNorm {
 /// Exact (erf) GELU, as `torch.nn.GELU()`.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     crate::cpu::gelu(x)
+}
+
+/// The rows of `x` `[B, L, D]` at `positions` (the same number `R` per sequence, `[B, R]`
+/// row-major): `[B, R, D]`.
+pub fn select_rows(x: Tensor<3>, positions: &[usize]) -> Tensor<3> {
+    let [b, l, d] = x.dims();
+    assert!(positions.len().is_multiple_of(b), "{} positions for {b} sequences", positions.len());
+    let r = positions.len() / b;
+    let idx: Vec<i64> = positions.iter().enumerate().map(|(i, &p)| ((i / r) * l + p) as i64).collect();
+    let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [b * r]), &x.device());
+    x.reshape([b * l, d]).select(0, idx).reshape([b, r, d])
 }

@@ -51,4 +51,11 @@ impl RepMixerBlock {
         let x = self.token_mixer.forward(x);
         self.mlp.forward_add(x.clone(), x)
     }
+
+    /// [`Self::forward`] at one position per image (`at[i]` indexes image `i`'s `H·W` plane):
+    /// `[B, C]`; the FFN's pointwise convolutions run on those positions only.
+    pub fn forward_at(&self, x: Tensor<4>, at: &[usize]) -> Tensor<2> {
+        let x = self.token_mixer.forward(x);
+        self.mlp.forward_add_at(x, at)
+    }
 }

@@ -5,8 +5,8 @@
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
-use super::layers::{layer_norm, linear, linear_named};
-use super::multi_head_attention::multi_head_attention;
+use super::layers::{layer_norm, linear, linear_named, select_rows};
+use super::multi_head_attention::{attention_rows, multi_head_attention};
 use crate::config::LN_EPS;
 use crate::cpu;
 use crate::weights::VarBuilder;
@@ -64,6 +64,25 @@ impl TransformerLayer {
         let y =
             multi_head_attention(cpu::linear(&self.in_proj, self.ln_1.forward(x.clone()), false), self.heads, causal);
         let x = cpu::linear_add(&self.out_proj, y, x);
+        self.mlp(x)
+    }
+
+    /// The rows of [`Self::forward`] at `positions` (`R` per sequence, `[B, R]` row-major):
+    /// `[B, R, D]`. Keys and values come from every position, the queries, the attention output,
+    /// its projection and the MLP only from those rows (a text tower's last layer, whose output
+    /// is pooled at the end-of-text token).
+    pub fn forward_rows(&self, x: Tensor<3>, positions: &[usize], causal: bool) -> Tensor<3> {
+        let d = x.dims()[2];
+        let h = self.ln_1.forward(x.clone());
+        let kv = cpu::linear_columns(&self.in_proj, d..3 * d, h.clone());
+        let q = cpu::linear_columns(&self.in_proj, 0..d, select_rows(h, positions));
+        let y = attention_rows(q, kv, self.heads, causal.then_some(positions));
+        let x = cpu::linear_add(&self.out_proj, y, select_rows(x, positions));
+        self.mlp(x)
+    }
+
+    /// `x + mlp(ln_2(x))`.
+    fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
         let y = cpu::linear(&self.c_fc, self.ln_2.forward(x.clone()), true);
         cpu::linear_add(&self.c_proj, y, x)
     }

@@ -51,4 +51,10 @@ impl TextRepMixerBlock {
         let y = self.block.forward(x.swap_dims(1, 2).reshape([b, d, 1, l]));
         y.reshape([b, d, l]).swap_dims(1, 2)
     }
+
+    /// [`Self::forward`] at one position per sequence (`at`): `[B, D]`.
+    pub fn forward_at(&self, x: Tensor<3>, at: &[usize]) -> Tensor<2> {
+        let [b, l, d] = x.dims();
+        self.block.forward_at(x.swap_dims(1, 2).reshape([b, d, 1, l]), at)
+    }
 }

@@ -8,8 +8,9 @@ use burn::nn::{Embedding, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 use crate::config::{LN_EPS, TextArch, TextVariant};
-use crate::model::common::layers::layer_norm;
+use crate::model::common::layers::{layer_norm, select_rows};
 use crate::model::common::transformer::{TransformerLayer, TransformerLayerConfig};
+use crate::model::gpu;
 use crate::weights::VarBuilder;
 use mct::{TextRepMixerBlock, TextRepMixerBlockConfig};
 
@@ -82,14 +83,7 @@ impl TextEncoder {
         if !self.causal {
             return l;
         }
-        let reach: usize = self
-            .layers
-            .iter()
-            .map(|layer| match layer {
-                TextLayer::RepMixer(r) => r.reach(),
-                TextLayer::Transformer(_) => 0,
-            })
-            .sum();
+        let reach: usize = self.layers.iter().map(TextLayer::reach).sum();
         eot.iter().max().map_or(l, |&e| (e + 1 + reach).min(l))
     }
 
@@ -97,22 +91,88 @@ impl TextEncoder {
     /// [`Self::positions_needed`]: the same features for any such `L'` (bit for bit on the CPU
     /// kernels, whose causal attention leaves exact zeros after each row's position; tested
     /// against the full context).
+    ///
+    /// Only the pooled (end-of-text) rows are needed from the last layer, so the last transformer
+    /// layer computes its queries, attention output and MLP for a window of rows around each
+    /// end-of-text token (keys and values for every position): the token alone, or, when RepMixer
+    /// blocks follow ("mct"), the positions within their reach, which run on that window, the last
+    /// block's FFN at the token only. ln_final and the projection act per row.
     pub fn forward_prefix(&self, tokens: Tensor<2, Int>, eot: &[usize]) -> Tensor<2> {
         let [b, l] = tokens.dims();
-        let device = tokens.device();
+        assert_eq!(eot.len(), b, "one end-of-text position per sequence");
         let pos = self.positional_embedding.val().narrow(0, 0, l).unsqueeze_dim::<3>(0);
         let mut x = self.token_embedding.forward(tokens) + pos;
-        for layer in &self.layers {
-            x = match layer {
-                TextLayer::Transformer(t) => t.forward(x, self.causal),
-                TextLayer::RepMixer(r) => r.forward(x),
-            };
+        if gpu::is_gpu(&x.device()) {
+            // Every row on a GPU: there the row path's gathers are extra dispatches, and it was
+            // not measured.
+            for layer in &self.layers {
+                x = self.forward_layer(layer, x);
+            }
+            let x = self.ln_final.forward(x);
+            let d = x.dims()[2];
+            return select_rows(x, eot).reshape([b, d]).matmul(self.projection.val());
         }
-        let x = self.ln_final.forward(x);
-        let d = x.dims()[2];
-        let flat = x.reshape([b * l, d]);
-        let idx: Vec<i64> = eot.iter().enumerate().map(|(i, &p)| (i * l + p) as i64).collect();
-        let pooled = flat.select(0, Tensor::<1, Int>::from_data(TensorData::new(idx, [b]), &device));
-        pooled.matmul(self.projection.val())
+        let last = self.layers.iter().rposition(|layer| matches!(layer, TextLayer::Transformer(_)));
+        let (head, tail) = self.layers.split_at(last.map_or(0, |i| i + 1));
+        let (rows, at) = window(l, eot, tail.iter().map(TextLayer::reach).sum());
+        let mut x = match head.split_last() {
+            Some((TextLayer::Transformer(t), before)) => {
+                for layer in before {
+                    x = self.forward_layer(layer, x);
+                }
+                t.forward_rows(x, &rows, self.causal)
+            }
+            // No transformer layer: the window of the embeddings.
+            None => select_rows(x, &rows),
+            Some((TextLayer::RepMixer(_), _)) => unreachable!("the split is after the last transformer layer"),
+        };
+        let pooled = match tail.split_last() {
+            None => {
+                let d = x.dims()[2];
+                x.reshape([b, d])
+            }
+            Some((TextLayer::RepMixer(r), before)) => {
+                for layer in before {
+                    x = self.forward_layer(layer, x);
+                }
+                r.forward_at(x, &at)
+            }
+            Some((TextLayer::Transformer(_), _)) => unreachable!("after the last transformer layer"),
+        };
+        self.ln_final.forward(pooled).matmul(self.projection.val())
     }
+
+    fn forward_layer(&self, layer: &TextLayer, x: Tensor<3>) -> Tensor<3> {
+        match layer {
+            TextLayer::Transformer(t) => t.forward(x, self.causal),
+            TextLayer::RepMixer(r) => r.forward(x),
+        }
+    }
+}
+
+impl TextLayer {
+    /// How many positions on either side of a position its output depends on, beside those
+    /// attention reaches (0 for a transformer layer).
+    fn reach(&self) -> usize {
+        match self {
+            TextLayer::RepMixer(r) => r.reach(),
+            TextLayer::Transformer(_) => 0,
+        }
+    }
+}
+
+/// The rows around each end-of-text token that decide its features through layers of total
+/// `reach` along the sequence (length `l`): `(positions, at)`, `positions` the same number `w`
+/// per sequence (`[B, w]` row-major), `at[i]` the token's place within sequence `i`'s window.
+///
+/// The window spans `2·reach + 1` positions (all `l` if fewer), shifted inside the sequence where
+/// the token is near an end. Layers run on the window alone pad it with zeros at its ends, as the
+/// model pads the sequence: where a window end is not the sequence's, the token is at least
+/// `reach` positions away from it, beyond what the padding can change.
+fn window(l: usize, eot: &[usize], reach: usize) -> (Vec<usize>, Vec<usize>) {
+    let w = (2 * reach + 1).min(l);
+    let starts: Vec<usize> = eot.iter().map(|&p| p.saturating_sub(reach).min(l - w)).collect();
+    let positions = starts.iter().flat_map(|&s| s..s + w).collect();
+    let at = eot.iter().zip(&starts).map(|(p, s)| p - s).collect();
+    (positions, at)
 }
