@@ -5,6 +5,7 @@ mod common;
 use common::{fixtures_root, hostile};
 
 use burn::tensor::Device;
+use mobileclip_wasm::weights::{ConvertOptions, Towers};
 use mobileclip_wasm::{Error, MobileClip, ModelConfig};
 
 fn config(name: &str) -> ModelConfig {
@@ -212,15 +213,19 @@ fn hostile_checkpoints_are_invalid_weights() {
 fn train_time_branches_are_checked_while_folding() {
     let good = bytes("v2-mci0", "model.safetensors");
     // The error of loading `good` with the tensor `name` of the stem's first block changed by
-    // `edit` (shape, values) → replacement, or removed.
+    // `edit` (shape, values) → replacement, or removed; converting it to a compact file fails
+    // with the same error (the folding's problems travel through the conversion).
     type Tensor = (Vec<usize>, Vec<f32>);
     let err = |name: &str, edit: &dyn Fn(Vec<usize>, Vec<f32>) -> Option<Tensor>| {
         let name = format!("visual.trunk.stem.0.{name}");
         let b = rewrite(&good, |n, s, v| {
             if n == name { edit(s, v).map(|(s, v)| (n.to_string(), s, v)) } else { Some((n.to_string(), s, v)) }
         });
+        let options = ConvertOptions { towers: Towers::Image, ..Default::default() };
+        let converted = MobileClip::convert(&config("v2-mci0"), b.clone(), &options).unwrap_err();
         let e = load("v2-mci0", b).unwrap_err();
         assert_eq!(e.code(), "WEIGHTS_MISMATCH");
+        assert_eq!((converted.code(), converted.to_string()), (e.code(), e.to_string()), "convert vs load");
         e.to_string()
     };
     // A BatchNorm statistic of a branch: named with the shape the branch needs.

@@ -57,12 +57,7 @@ impl Clip {
     /// of its tensors taken one at a time, so this holds the weights and that tower's `f32`
     /// parameters, never a second copy of the weights. Another tower's tensors are left alone.
     pub fn check(arch: &Architecture, weights: FusedWeights, tower: Towers) -> (Result<()>, FusedWeights) {
-        let counts: fn(&str) -> bool = match tower {
-            Towers::Image => |n| Towers::Image.keeps(n),
-            Towers::Text => |n| Towers::Text.keeps(n),
-            Towers::Both => |_| true,
-        };
-        let vb = VarBuilder::checking(weights, counts, Device::flex());
+        let vb = VarBuilder::checking(weights, tower, Device::flex());
         drop(Self::build(arch, &vb, tower));
         vb.finish_checking()
     }

@@ -214,10 +214,7 @@ pub fn convert_stream(config: &ModelConfig, reader: WeightsReader, options: &Con
     }
     // stored with the description the model is built from (open_clip's, for such a v1 checkpoint)
     let (config, arch, fused) = super::fuse_published(ckpt, config)?;
-    let (problems, folded) = (fused.problems.clone(), fused.folded.clone());
     let mut stored = store(fused, options);
-    // the folding's problems are reported with the modules' own
-    (stored.problems, stored.folded) = (problems, folded);
     for tower in [Towers::Image, Towers::Text].into_iter().filter(|t| options.towers.keeps_tower(*t)) {
         let (checked, back) = crate::model::clip::Clip::check(&arch, stored, tower);
         checked?;
@@ -226,16 +223,21 @@ pub fn convert_stream(config: &ModelConfig, reader: WeightsReader, options: &Con
     Ok(write(&config, &stored, options, &source_sha256))
 }
 
-/// The fused tensors of `options.towers`, stored at `options.precision`.
-pub fn store(fused: FusedWeights, options: &ConvertOptions) -> FusedWeights {
-    fused
+/// The fused tensors of `options.towers`, stored at `options.precision`, with the folding's
+/// problems and folded names kept (they are reported with the modules' own when the result is
+/// built).
+pub fn store(mut fused: FusedWeights, options: &ConvertOptions) -> FusedWeights {
+    let (problems, folded) = (std::mem::take(&mut fused.problems), std::mem::take(&mut fused.folded));
+    let mut stored: FusedWeights = fused
         .into_iter()
         .filter(|(name, _)| options.towers.keeps(name))
         .map(|(name, t)| {
             let s = quantize::store(&t, options.precision, options.tolerance.for_tensor(&name, t.numel()));
             (name, s)
         })
-        .collect()
+        .collect();
+    (stored.problems, stored.folded) = (problems, folded);
+    stored
 }
 
 /// Writes stored fused tensors as a compact file. The header comes first (each stored

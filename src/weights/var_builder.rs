@@ -11,7 +11,7 @@ use burn::module::Param;
 use burn::tensor::{Device, Tensor};
 
 use super::problems::Problems;
-use super::{FusedWeights, HostTensor};
+use super::{FusedWeights, HostTensor, Towers};
 use crate::error::{Error, Result};
 
 struct Shared {
@@ -22,8 +22,9 @@ struct Shared {
 struct State {
     weights: FusedWeights,
     /// When set, tensors are copied out as they are taken (one at a time) and the map stays
-    /// whole ([`VarBuilder::checking`]); only the names it holds count as unexpected when left.
-    keep: Option<fn(&str) -> bool>,
+    /// whole ([`VarBuilder::checking`]); only the tensors of the towers it keeps count as
+    /// unexpected when left.
+    keep: Option<Towers>,
     /// Names taken so far (a tensor is moved out of the map when taken).
     taken: BTreeSet<String>,
     /// Problems of the modules' requests (the fold's own stay in `weights.problems`).
@@ -49,10 +50,10 @@ impl VarBuilder {
     }
 
     /// A root scope that builds from copies of the tensors, one at a time, leaving `weights`
-    /// whole: [`VarBuilder::finish_checking`] gives it back with the verdict. Tensors for which
-    /// `counts` is false are not reported when left (another tower's, when one is checked).
-    pub fn checking(weights: FusedWeights, counts: fn(&str) -> bool, device: Device) -> Self {
-        Self::with(State { weights, keep: Some(counts), taken: BTreeSet::new(), problems: Problems::default() }, device)
+    /// whole: [`VarBuilder::finish_checking`] gives it back with the verdict. Tensors that
+    /// `towers` does not keep are not reported when left (another tower's, when one is checked).
+    pub fn checking(weights: FusedWeights, towers: Towers, device: Device) -> Self {
+        Self::with(State { weights, keep: Some(towers), taken: BTreeSet::new(), problems: Problems::default() }, device)
     }
 
     fn with(state: State, device: Device) -> Self {
@@ -141,7 +142,7 @@ impl VarBuilder {
         all.append(state.problems);
         for (name, _) in state.weights.iter() {
             let left = match state.keep {
-                Some(counts) => counts(name) && !state.taken.contains(name),
+                Some(towers) => towers.keeps(name) && !state.taken.contains(name),
                 None => true,
             };
             if left {
