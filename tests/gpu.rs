@@ -79,15 +79,24 @@ fn cli_on_the_gpu() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Without a usable adapter (here: the Vulkan loader pointed at no driver, or an adapter that
-/// does not exist) `--backend wgpu` is a one-line `no GPU` error (code `NO_GPU`), not a panic.
+/// Without a usable adapter (here: the Vulkan loader pointed at no driver and glvnd's EGL at no
+/// vendor, so that wgpu's OpenGL fallback finds no llvmpipe either; or an adapter that does not
+/// exist) `--backend wgpu` is a one-line `no GPU` error (code `NO_GPU`), not a panic.
 #[test]
 fn no_adapter_is_a_coded_error() {
     let dir = fixtures_root().join("v2-mci0");
     let (cfg, weights) = (dir.join("config.json"), dir.join("model.safetensors"));
     let embed = ["--backend", "wgpu", "embed", "--model", cfg.to_str().unwrap(), "--weights"];
     let embed = [&embed[..], &[weights.to_str().unwrap(), "--text", "a"]].concat();
-    let no_driver = [("VK_ICD_FILENAMES", "/nonexistent/icd.json"), ("VK_DRIVER_FILES", "/nonexistent/icd.json")];
+    let no_driver = [
+        ("VK_ICD_FILENAMES", "/nonexistent/icd.json"),
+        ("VK_DRIVER_FILES", "/nonexistent/icd.json"),
+        ("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent/egl.json"),
+    ];
+    // Mesa's Vulkan driver writes a line of its own to stderr where XDG_RUNTIME_DIR is unset (as
+    // in CI): give the child one, so that stderr holds only what the CLI says.
+    let runtime_dir = std::env::temp_dir().join(format!("mobileclip-gpu-xdg-{}", std::process::id()));
+    std::fs::create_dir_all(&runtime_dir).unwrap();
     for (env, args) in [
         (&no_driver[..], &["--backend", "wgpu", "adapter"][..]),
         (&no_driver[..], &embed[..]),
@@ -96,10 +105,12 @@ fn no_adapter_is_a_coded_error() {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_mobileclip"))
             .args(args)
             .envs(env.iter().copied())
+            .env("XDG_RUNTIME_DIR", &runtime_dir)
             .output()
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{env:?} {args:?}: {err}");
         assert!(err.starts_with("error: no GPU: ") && err.lines().count() == 1, "{env:?} {args:?}: {err}");
     }
+    std::fs::remove_dir_all(&runtime_dir).unwrap();
 }
