@@ -2,7 +2,7 @@
 // a developer's tool for kernel work, not part of the test suite.
 //
 //   node tools/wasm-ab.mjs [--model DIR] [--iters N] [--batch B] [--tower image|text|both]
-//                          [--profile OUT.json] PKG[:simd128] [PKG[:simd128]...]
+//                          [--threads N] [--profile OUT.json] PKG[:simd128] [PKG[:simd128]...]
 //
 // Each PKG is a package folder under the repository (e.g. pkg, target/pkg-main) with index.js and
 // cpu/ (and cpu-relaxed/, which Chromium loads; `PKG:simd128` makes that page's engine report no
@@ -13,10 +13,15 @@
 // machine than wall time, though not immune to them). --profile records a CPU profile (DevTools Protocol, Profiler
 // domain) of the first package's timed runs and prints its heaviest functions by self time
 // (build that package with the name section kept: wasm-bindgen without --remove-name-section).
+// --threads N (N > 1) serves the pages cross-origin isolated and loads the threaded module with
+// N threads (each page its own pool); CPU time is then the page's renderer process's (all its
+// threads, the pool's workers included: /proc, 10 ms ticks summed over the rounds), which
+// shows what a split costs in total even where load keeps the threads from running at once.
 import { launch } from '../tests/browser/chromium.mjs';
 import { serve } from '../tests/browser/server.mjs';
+import { ISOLATION_HEADERS } from './serve.mjs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,18 +39,20 @@ const iters = Number(opt('--iters', 7));
 const batch = Number(opt('--batch', 1));
 const tower = opt('--tower', 'both');
 const profileOut = opt('--profile', null);
+const threads = Number(opt('--threads', 1));
 const pkgs = args.length ? args : ['pkg'];
 const towers = tower === 'both' ? ['image', 'text'] : [tower];
 const modelDir = relative(root, join(root, model));
 const file = ['model_reparam.pt', 'model.pt', 'model.safetensors'].find((f) => existsSync(join(root, modelDir, f)));
 
-const server = await serve(root);
+const server = threads > 1 ? await serve(root, ISOLATION_HEADERS) : await serve(root);
 const profileDir = await mkdtemp(join(tmpdir(), 'mobileclip-ab-'));
 const browser = await launch(profileDir);
 try {
   const pages = [];
   for (const spec of pkgs) {
     const [pkg, variant] = spec.split(':');
+    const before = renderers(profileDir);
     const page = await browser.newPage();
     if (variant === 'simd128') {
       // js/index.js probes relaxed SIMD with a module holding f32x4.relaxed_madd (0xfd 0x85 0x02).
@@ -59,12 +66,12 @@ try {
       });
     }
     page.on('console', (m) => m.type() === 'error' && console.error(spec, m.text()));
-    await page.route(`${server.url}/__blank.html`, (r) => r.fulfill({ contentType: 'text/html', body: '<!doctype html><title>ab</title>' }));
+    await page.route(`${server.url}/__blank.html`, (r) => r.fulfill({ contentType: 'text/html', headers: threads > 1 ? ISOLATION_HEADERS : {}, body: '<!doctype html><title>ab</title>' }));
     await page.goto(`${server.url}/__blank.html`);
-    await page.evaluate(async ({ pkg, modelDir, file, batch }) => {
+    const backend = await page.evaluate(async ({ pkg, modelDir, file, batch, threads }) => {
       const { MobileClip } = await import(`/${pkg}/index.js`);
       const config = await (await fetch(`/${modelDir}/config.json`)).json();
-      const clip = await MobileClip.load({ model: config, weights: `/${modelDir}/${file}`, backend: 'cpu' });
+      const clip = await MobileClip.load({ model: config, weights: `/${modelDir}/${file}`, backend: 'cpu', threads });
       const s = clip.imageSize;
       const px = new Float32Array(batch * 3 * s * s).map((_, i) => (i % 255) / 255);
       const texts = Array.from({ length: batch }, (_, i) => `a photo of a cat on the table, number ${i}`);
@@ -75,12 +82,19 @@ try {
       };
       await window.__run('image');
       await window.__run('text');
-    }, { pkg, modelDir, file, batch });
+      return clip.backendReason;
+    }, { pkg, modelDir, file, batch, threads });
+    console.log(`${spec}: ${backend}`);
     const session = await page.context().newCDPSession(page);
     await session.send('Performance.enable', { timeDomain: 'threadTicks' });
-    pages.push({ page, session });
+    // the page's renderer: of the browser's new ones (the first page also brings the initial
+    // blank page's), the one that did the warm-up's work
+    const pids = renderers(profileDir).filter((pid) => !before.includes(pid));
+    const pid = pids.sort((x, y) => processTime(y) - processTime(x))[0];
+    if (threads > 1 && pid === undefined) throw new Error(`${spec}: no renderer process found`);
+    pages.push({ page, session, pid });
   }
-  const threadTime = async (session) => (await session.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime').value * 1e3;
+  const mainThreadTime = async (session) => (await session.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime').value * 1e3;
   let cdp = null;
   if (profileOut) {
     cdp = pages[0].session;
@@ -92,19 +106,22 @@ try {
   const cpu = pkgs.map(() => Object.fromEntries(towers.map((t) => [t, []])));
   const firsts = pkgs.map(() => ({}));
   for (let i = 0; i < iters; i++) {
-    for (const [p, { page, session }] of pages.entries()) {
+    for (const [p, { page, session, pid }] of pages.entries()) {
+      const threadTime = threads > 1 ? async () => processTime(pid) : () => mainThreadTime(session);
       for (const t of towers) {
-        const before = await threadTime(session);
+        const before = await threadTime();
         const r = await page.evaluate((t) => window.__run(t), t);
-        cpu[p][t].push((await threadTime(session)) - before);
+        cpu[p][t].push((await threadTime()) - before);
         times[p][t].push(r.ms);
         firsts[p][t] = r.first;
       }
     }
   }
   const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
   for (const [p, pkg] of pkgs.entries()) {
-    const cols = towers.map((t) => `${t} ${med(times[p][t]).toFixed(1)} ms (min ${Math.min(...times[p][t]).toFixed(1)}; cpu ${med(cpu[p][t]).toFixed(1)}, min ${Math.min(...cpu[p][t]).toFixed(1)}) [${firsts[p][t].map((v) => v.toFixed(6)).join(', ')}]`);
+    const cpuText = (c) => (threads > 1 ? `process cpu ${mean(c).toFixed(1)} (mean)` : `cpu ${med(c).toFixed(1)}, min ${Math.min(...c).toFixed(1)}`);
+    const cols = towers.map((t) => `${t} ${med(times[p][t]).toFixed(1)} ms (min ${Math.min(...times[p][t]).toFixed(1)}; ${cpuText(cpu[p][t])}) [${firsts[p][t].map((v) => v.toFixed(6)).join(', ')}]`);
     console.log(`${pkg.padEnd(28)} batch ${batch}: ${cols.join('  ')}`);
   }
   if (cdp) {
@@ -116,6 +133,19 @@ try {
   await browser.close();
   server.server.close();
   await rm(profileDir, { recursive: true, force: true });
+}
+
+/** ms of CPU the process `pid` has used (utime + stime, in 10 ms ticks). */
+function processTime(pid) {
+  return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ').slice(11, 13).reduce((a, v) => a + Number(v) * 10, 0);
+}
+
+/** Pids of the renderer processes of the Chromium whose profile is `profile` (other browsers may run on this machine). */
+function renderers(profile) {
+  const read = (pid, f) => { try { return readFileSync(`/proc/${pid}/${f}`, 'utf8'); } catch { return ''; } };
+  const parent = (pid) => Number(read(pid, 'stat').split(') ')[1]?.split(' ')[1] ?? 0);
+  const ours = (pid) => { for (let p = pid; p > 1; p = parent(p)) if (read(p, 'cmdline').includes(profile)) return true; return false; };
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d) && read(d, 'cmdline').includes('--type=renderer') && ours(Number(d))).map(Number);
 }
 
 /** Prints the functions with the most self time (samples), with their share. */

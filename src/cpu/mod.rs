@@ -26,7 +26,12 @@ use burn::tensor::DType;
 use core::ops::Range;
 
 use conv::ConvGeometry;
-use gemm::{Bias, Epilogue, Mat};
+use gemm::{Bias, Epilogue, Mat, PANEL, Packed, Rhs};
+
+/// Whether `device` is flex's (where these kernels run).
+pub fn is_flex(device: &burn::tensor::Device) -> bool {
+    matches!(device.as_dispatch(), DispatchDevice::Flex(_))
+}
 
 /// Whether `t` is an f32 tensor on the flex device (where these kernels run).
 pub fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
@@ -149,15 +154,27 @@ fn conv2d_impl(conv: &Conv2d, x: Tensor<4>, gelu: bool, residual: Option<Tensor<
     if gelu { self::gelu(y) } else { y }
 }
 
+/// The output width of `l` for inputs `inp` wide, and whether its weight is stored packed: a
+/// `[in, out]` weight is row-major, a `[out / PANEL · in, PANEL]` one holds the panels of
+/// [`gemm::pack`] (see `model::common::layers::packed_linear`; both read the same when
+/// `out = PANEL`).
+fn linear_width(l: &Linear, inp: usize) -> (usize, bool) {
+    match l.weight.dims() {
+        [r, c] if r == inp => (c, false),
+        [r, PANEL] if inp > 0 && r.is_multiple_of(inp) => (r / inp * PANEL, true),
+        [r, c] => panic!("a {r} × {c} linear weight for inputs {inp} wide"),
+    }
+}
+
 /// `linear(x)`, then GELU when `gelu`; `x` `[.., in]`.
 pub fn linear<const D: usize>(l: &Linear, x: Tensor<D>, gelu: bool) -> Tensor<D> {
-    let out = l.weight.dims()[1];
+    let out = linear_width(l, x.dims()[D - 1]).0;
     linear_impl(l, 0..out, x, gelu, None)
 }
 
 /// `linear(x) + residual`.
 pub fn linear_add<const D: usize>(l: &Linear, x: Tensor<D>, residual: Tensor<D>) -> Tensor<D> {
-    let out = l.weight.dims()[1];
+    let out = linear_width(l, x.dims()[D - 1]).0;
     linear_impl(l, 0..out, x, false, Some(residual))
 }
 
@@ -174,9 +191,11 @@ fn linear_impl<const D: usize>(
     gelu: bool,
     residual: Option<Tensor<D>>,
 ) -> Tensor<D> {
-    let [inp, width] = l.weight.dims();
+    let inp = x.dims()[D - 1];
+    let (width, packed) = linear_width(l, inp);
     assert!(cols.end <= width, "columns {cols:?} of a {width}-wide linear layer");
     if !on_flex(&x) {
+        assert!(!packed, "packed weights off flex");
         let y = if cols.len() == width {
             l.forward(x)
         } else {
@@ -194,10 +213,15 @@ fn linear_impl<const D: usize>(
     let rows = shape[..D - 1].iter().product::<usize>();
     let weight = param(&l.weight);
     let bias = l.bias.as_ref().map(param);
+    let w: Rhs = if packed {
+        Packed::new(values(&weight), inp, width).columns(cols.clone()).into()
+    } else {
+        Mat::rows(&values(&weight)[cols.start..], width).into()
+    };
     let out = row_product(
         primitive(x),
         [rows, out_dim, inp],
-        Mat::rows(&values(&weight)[cols.start..], width),
+        w,
         bias.as_ref().map(|b| &values(b)[cols.start..]),
         gelu,
         residual.map(primitive),
@@ -211,7 +235,7 @@ fn linear_impl<const D: usize>(
 fn row_product(
     x: FlexTensor,
     [rows, out, inp]: [usize; 3],
-    w: Mat,
+    w: Rhs,
     bias: Option<&[f32]>,
     gelu: bool,
     residual: Option<FlexTensor>,
@@ -246,7 +270,7 @@ pub fn pointwise(conv: &Conv2d, x: Tensor<2>, gelu: bool, residual: Option<Tenso
     let out = row_product(
         primitive(x),
         [rows, cout, cin],
-        Mat::transposed(values(&weight), cin),
+        Mat::transposed(values(&weight), cin).into(),
         bias.as_ref().map(values),
         gelu,
         residual.map(primitive),

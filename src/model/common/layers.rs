@@ -5,8 +5,9 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Int, Tensor, TensorData};
 
+use crate::cpu::gemm;
 use crate::model::gpu;
-use crate::weights::VarBuilder;
+use crate::weights::{HostTensor, VarBuilder};
 
 /// A convolution `[in, out]` with a `[kh, kw]` kernel padded by `k / 2` on each side (PyTorch's
 /// `padding=k // 2`): every convolution of the models but the ViT stems.
@@ -45,6 +46,25 @@ pub fn linear_named(vb: &VarBuilder, [weight, bias]: [&str; 2], config: &LinearC
     let (inp, out) = (config.d_input, config.d_output);
     let w = vb.host(weight, &[out, inp]).transpose();
     Linear { weight: w.into_param(vb.device()), bias: config.bias.then(|| vb.param(bias, [out])) }
+}
+
+/// [`linear_named`] for a layer that runs only through [`crate::cpu::linear`] and its kin
+/// (never burn's `Linear::forward`): with `pack` (the models pass [`gemm::PACKS_WEIGHTS`]: on
+/// wasm, where the kernel reads packed weights) on flex, the weight is packed here, once, into
+/// the panels the kernel reads ([`gemm::pack`]) and stored as a `[out / 8 · in, 8]` parameter
+/// (the same values as `[in, out]`, no more memory; burn's `forward` would refuse its shape).
+/// Layers whose width is not a multiple of 8 keep `[in, out]`.
+pub fn packed_linear(vb: &VarBuilder, [weight, bias]: [&str; 2], config: &LinearConfig, pack: bool) -> Linear {
+    let (inp, out) = (config.d_input, config.d_output);
+    if !pack || !crate::cpu::is_flex(vb.device()) || !out.is_multiple_of(gemm::PANEL) {
+        return linear_named(vb, [weight, bias], config);
+    }
+    // PyTorch's [out, in] is B's transpose.
+    let w = vb.host(weight, &[out, inp]);
+    let data = gemm::pack(gemm::Mat::transposed(&w.data, inp), inp, out);
+    drop(w);
+    let packed = HostTensor { shape: vec![out / gemm::PANEL * inp, gemm::PANEL], data };
+    Linear { weight: packed.into_param(vb.device()), bias: config.bias.then(|| vb.param(bias, [out])) }
 }
 
 /// The projection of an image tower into the joint space, in the scope `head`: Apple's v1
