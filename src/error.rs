@@ -48,6 +48,11 @@ pub enum Error {
     /// The compute device failed (for example a GPU device lost mid-session).
     #[error("device error: {0}")]
     Device(String),
+    /// No GPU could be initialised (natively, `gpu::init` with the cargo feature `wgpu`: no
+    /// Vulkan / Metal / DX12 adapter, or its driver failed). The browser never sees it: there the
+    /// package falls back to the CPU instead.
+    #[error("no GPU: {0}")]
+    NoGpu(String),
     /// Reading a file failed.
     #[error("i/o error on {path}: {source}")]
     Io {
@@ -76,6 +81,7 @@ impl Error {
             Error::LabelPackFormat(_) => "INVALID_LABEL_PACK",
             Error::LabelPackMismatch(_) => "LABEL_PACK_MISMATCH",
             Error::Device(_) => "DEVICE_LOST",
+            Error::NoGpu(_) => "NO_GPU",
             Error::Io { .. } => "IO_ERROR",
         }
     }

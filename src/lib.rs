@@ -21,6 +21,8 @@
 pub mod config;
 pub mod cpu;
 pub mod error;
+#[cfg(all(feature = "wgpu", not(target_arch = "wasm32")))]
+pub mod gpu;
 pub mod label_pack;
 pub mod model;
 pub mod preprocess;

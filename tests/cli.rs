@@ -125,6 +125,40 @@ fn errors_are_one_line() {
     );
 }
 
+/// `bench` times real prompts through CLIP's tokenizer, so it needs a model with CLIP's
+/// vocabulary (the small fixtures have 256 tokens): v2-mci0 with its token embedding grown.
+#[test]
+fn bench_prints_a_line_per_call_and_batch() {
+    let dir = tempdir().join("bench");
+    let (cfg, weights) = common::write_clip_vocab_fixture("v2-mci0", &dir);
+    let out = stdout(&cli(&["bench", "--model", &cfg, "--weights", &weights, "--batch", "1,3", "--iters", "1"]));
+    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<(String, u64)> =
+        lines.iter().map(|l| (l["call"].as_str().unwrap().to_string(), l["batch"].as_u64().unwrap())).collect();
+    assert_eq!(got, [("image".into(), 1), ("text".into(), 1), ("image".into(), 3), ("text".into(), 3)]);
+    for l in &lines {
+        assert_eq!(l["backend"], "cpu");
+        assert!(l["ms_per_call"].as_f64().unwrap() > 0.0, "{l}");
+        assert!(l.get("launches").is_none(), "the CPU launches no GPU kernels: {l}");
+    }
+    assert_error(
+        &cli(&["bench", "--model", &cfg, "--weights", &weights, "--batch", "1,0"]),
+        "--batch takes sizes from 1 to 256",
+    );
+    assert_error(&cli(&["bench", "--model", &cfg, "--weights", &weights, "--batch", "100000"]), "--batch");
+    assert_error(&cli(&["bench", "--model", &cfg, "--weights", &weights, "--iters", "0"]), "--iters takes 1 to 1000");
+    // On the CPU build (no `wgpu` feature) `--backend wgpu` is a coded one-line error, not a panic.
+    #[cfg(not(feature = "wgpu"))]
+    assert_error(
+        &cli(&["--backend", "wgpu", "bench", "--model", &cfg, "--weights", &weights]),
+        "built without GPU support",
+    );
+    // A model whose vocabulary is not CLIP's cannot take the bench's prompts: a coded error.
+    let (small_cfg, small) = (fixture("v2-mci0", "config.json"), fixture("v2-mci0", "model.safetensors"));
+    assert_error(&cli(&["bench", "--model", &small_cfg, "--weights", &small, "--iters", "1"]), "vocab");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Runs the CLI with its stdout a pipe whose reader is already closed (as after `| head -1`).
 fn cli_into_closed_pipe(args: &[&str]) -> Output {
     let (reader, writer) = std::io::pipe().unwrap();
@@ -135,11 +169,14 @@ fn cli_into_closed_pipe(args: &[&str]) -> Output {
 #[test]
 fn output_into_a_closed_pipe_ends_quietly() {
     let (cfg, weights) = (fixture("v2-mci0", "config.json"), fixture("v2-mci0", "model.safetensors"));
+    let dir = tempdir().join("closed-pipe");
+    let (clip_cfg, clip_weights) = common::write_clip_vocab_fixture("v2-mci0", &dir);
     let photo = photo();
     let p = photo.to_str().unwrap();
-    // (zero-shot writes the same way, but needs a model with CLIP's vocabulary: see zero_shot_full_size)
-    let commands: [&[&str]; 6] = [
+    let commands: [&[&str]; 8] = [
         &["models"],
+        &["zero-shot", "--model", &clip_cfg, "--weights", &clip_weights, "--image", p, "--labels", "cat,dog"],
+        &["bench", "--model", &clip_cfg, "--weights", &clip_weights, "--batch", "1", "--iters", "1"],
         &["tokenize", "--text", "a photo of a cat"],
         &["embed", "--model", &cfg, "--weights", &weights, "--image", p, "--image", p],
         &["--help"],
@@ -155,6 +192,7 @@ fn output_into_a_closed_pipe_ends_quietly() {
     // An error still says so, with the output closed.
     let o = cli_into_closed_pipe(&["embed", "--model", &cfg, "--weights", "/nonexistent/w.pt", "--text", "x"]);
     assert_error(&o, "/nonexistent/w.pt");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Zero-shot end to end on a full-size model (tokenizer, both towers, prompt ensembling).
@@ -288,14 +326,10 @@ fn convert_then_embed_without_a_model_name() {
 #[test]
 fn a_checkpoints_label_pack_ranks_on_its_image_only_compact_file() {
     let dir = tempdir().join("image-only-pack");
-    std::fs::create_dir_all(&dir).unwrap();
     let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
-    let (config, bytes) = common::clip_vocab_fixture("v2-mci0");
-    std::fs::write(path("config.json"), serde_json::to_string(&config).unwrap()).unwrap();
-    std::fs::write(path("model.safetensors"), bytes).unwrap();
+    let (cfg, weights) = common::write_clip_vocab_fixture("v2-mci0", &dir);
     std::fs::write(path("labels.txt"), "cat\ndog\ncar\n").unwrap();
-    let (cfg, weights, image_only, pack) =
-        (path("config.json"), path("model.safetensors"), path("image.safetensors"), path("pack.safetensors"));
+    let (image_only, pack) = (path("image.safetensors"), path("pack.safetensors"));
     let convert = ["convert", "--model", &cfg, "--weights", &weights, "--dtype", "f32", "--towers", "image"];
     stdout(&cli(&[&convert[..], &["-o", &image_only]].concat()));
     stdout(&cli(&["labels", "--model", &cfg, "--weights", &weights, "--labels", &path("labels.txt"), "-o", &pack]));

@@ -70,6 +70,12 @@ setup_browsers() {
   apt_install "${BROWSER_PACKAGES[@]}"
 }
 
+# Mesa's lavapipe, a software Vulkan driver: the adapter of the native GPU path's tests
+# (tests/gpu.rs, cargo feature wgpu) on machines without a GPU.
+setup_gpu() {
+  apt_install mesa-vulkan-drivers
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   set -euo pipefail
   cd "$(dirname "$0")/.."

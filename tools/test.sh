@@ -11,6 +11,8 @@
 #                            the default: every config in configs/; "all": those and the v1
 #                            models in open_clip's layout, <name>-OpenCLIP, whose layout the small
 #                            openclip-* fixtures cover in CI; "none" skips it)
+#   MOBILECLIP_NATIVE_GPU    0: the native build and tests without the GPU path (cargo feature
+#                            wgpu; default 1: with it, tests/gpu.rs on Mesa's lavapipe)
 #   MOBILECLIP_ENGINES       browser engines for the package's browser tests (default
 #                            "chromium,firefox,webkit")
 set -euo pipefail
@@ -18,18 +20,25 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Native builds with the GPU path (cargo feature wgpu: burn-wgpu, fusion), so that one build serves
+# the CPU tests and the GPU parity tests (tests/gpu.rs, on Mesa's lavapipe: .ci/run installs it);
+# the feature changes the features of most native dependencies, so a second, CPU-only build would
+# rebuild nearly all of them. MOBILECLIP_NATIVE_GPU=0 builds and tests natively without it.
+native=(--release)
+[ "${MOBILECLIP_NATIVE_GPU:-1}" = 0 ] || native+=(--features wgpu)
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (all targets, warnings are errors; native and the wasm adapter)"
-cargo clippy --release --all-targets -- -D warnings
+step "cargo clippy (all targets, warnings are errors; native with the GPU path, and the wasm adapter)"
+cargo clippy "${native[@]}" --all-targets -- -D warnings
 # the wasm adapter with the WebGPU module's features (a superset of the CPU module's), and with the
 # threaded module's (its pool; stable checks it, only the build needs nightly's atomics std)
 cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features webgpu -- -D warnings
 cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features threads,relaxed-simd -- -D warnings
 
-step "cargo test --release (unit, tokenizer, preprocessing, small-model parity)"
-cargo test --release
+step "cargo test --release --features wgpu (unit, tokenizer, preprocessing, small-model parity on the CPU and on lavapipe)"
+cargo test "${native[@]}"
 
 step "wasm package (pkg/): build, Node tests, browser tests in Chromium, Firefox and WebKit (CPU, WebGPU, npm pack into plain and webpack 5 apps, the worker helper), the extension and the demo page in Chromium"
 tools/build-wasm.sh
@@ -61,9 +70,9 @@ if [ "$models" != "none" ]; then
   [ "$models" = "all" ] || select=(--models "$models")
   "$py" tools/gen_fixtures.py --full --no-reload-check --out "$out" "${select[@]}"
   export MOBILECLIP_FULL_FIXTURES="$out"
-  cargo test --release --test parity -- --ignored --nocapture full_size_models
+  cargo test "${native[@]}" --test parity -- --ignored --nocapture full_size_models
   if [ -d "$out/MobileCLIP-S0" ]; then
-    cargo test --release --test cli -- --ignored zero_shot_full_size
+    cargo test "${native[@]}" --test cli -- --ignored zero_shot_full_size
   fi
   if [ -d "$out/MobileCLIP-S0" ] || [ -d "$out/MobileCLIP2-S0" ]; then
     # the same checkpoints in headless Chromium (CPU module; the small fixtures cover the other engines)

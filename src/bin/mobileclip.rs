@@ -8,6 +8,7 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use burn::tensor::Device;
 use clap::{Parser, Subcommand};
 use mobileclip_wasm::preprocess::{ImageView, PixelFormat, load_image_file};
 use mobileclip_wasm::tokenizer::ClipTokenizer;
@@ -17,10 +18,49 @@ use mobileclip_wasm::{Error, LabelPack, MobileClip, ModelConfig, Result};
 use serde::Serialize;
 
 #[derive(Parser)]
-#[command(name = "mobileclip", version, about = "MobileCLIP image/text embeddings on burn (CPU)")]
+#[command(
+    name = "mobileclip",
+    version,
+    about = "MobileCLIP image/text embeddings on burn (CPU, or GPU with --backend wgpu)"
+)]
 struct Cli {
+    /// Where the model runs: `cpu` (burn flex), or `wgpu` (a GPU through Vulkan / Metal / DX12;
+    /// builds with the cargo feature `wgpu` only).
+    #[arg(long, global = true, value_enum, default_value_t = Backend::Cpu)]
+    backend: Backend,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Backend {
+    Cpu,
+    Wgpu,
+}
+
+impl Backend {
+    fn device(self) -> Result<Device> {
+        match self {
+            Backend::Cpu => Ok(Device::flex()),
+            #[cfg(feature = "wgpu")]
+            Backend::Wgpu => {
+                let gpu = mobileclip_wasm::gpu::init()?;
+                if gpu.software {
+                    let _ = writeln!(
+                        io::stderr(),
+                        "note: {} is a software adapter, slower than --backend cpu",
+                        gpu.adapter
+                    );
+                }
+                Ok(gpu.device)
+            }
+            #[cfg(not(feature = "wgpu"))]
+            Backend::Wgpu => Err(Error::InvalidArgument(
+                "this mobileclip was built without GPU support: build it with `cargo build --release --features wgpu`"
+                    .into(),
+            )),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -116,6 +156,117 @@ enum Command {
     },
     /// List the shipped model configs and where their published weights are (one line per file).
     Models,
+    /// Print the GPU adapter `--backend wgpu` runs on, as JSON: its name, graphics API and kind,
+    /// whether it is a software one (Mesa's lavapipe, SwiftShader, WARP) and whether it offers
+    /// 16-bit floats (`shader-f16`). Choose another with the environment variable
+    /// `CUBECL_WGPU_DEFAULT_DEVICE` (e.g. `DiscreteGpu(1)`, `IntegratedGpu(0)`, `Cpu`).
+    Adapter,
+    /// Time image and text embeddings on the chosen backend: per batch size, the median of
+    /// `--iters` calls after a warm-up call, on synthetic inputs (the time does not depend on the
+    /// pixels or words); with `--backend wgpu` also the GPU kernels one call launches. One JSON
+    /// line per call and batch size.
+    Bench {
+        /// Model name or config JSON path (not needed for a compact file).
+        #[arg(long)]
+        model: Option<String>,
+        /// Checkpoint file, or a compact file.
+        #[arg(long)]
+        weights: PathBuf,
+        /// Comma-separated batch sizes (1 to 256).
+        #[arg(long, value_delimiter = ',', default_value = "1,16")]
+        batch: Vec<usize>,
+        /// Timed calls per figure (1 to 1000).
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+        /// Also list the GPU kernels of each call by name, with their launch counts (on stderr).
+        #[arg(long)]
+        kernels: bool,
+    },
+}
+
+/// One line of `bench`'s output.
+#[derive(Serialize)]
+struct BenchLine<'a> {
+    model: &'a str,
+    backend: &'a str,
+    call: &'static str,
+    batch: usize,
+    /// Median time of one call.
+    ms_per_call: f64,
+    /// `ms_per_call / batch`.
+    ms_per_item: f64,
+    /// GPU kernel launches (compute dispatches) of one call; absent on the CPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    launches: Option<usize>,
+}
+
+/// GPU kernel launches by kernel name, in first-launch order.
+type Kernels = Vec<(&'static str, usize)>;
+
+/// The median time of `iters` calls of `f` after a warm-up call, and the GPU kernels one call
+/// launches (counted on the warm-up's successor: caches and autotuning settled).
+fn time_calls(iters: usize, backend: Backend, f: impl Fn() -> Result<()>) -> Result<(f64, Option<Kernels>)> {
+    f()?;
+    let launches = match backend {
+        Backend::Cpu => None,
+        #[cfg(feature = "wgpu")]
+        Backend::Wgpu => {
+            let (r, launches) = mobileclip_wasm::gpu::count_launches(&f);
+            r?;
+            Some(launches.by_kernel)
+        }
+        #[cfg(not(feature = "wgpu"))]
+        Backend::Wgpu => None,
+    };
+    let mut times = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let start = std::time::Instant::now();
+        f()?;
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[iters / 2], launches))
+}
+
+fn bench(
+    m: &MobileClip,
+    backend: Backend,
+    batches: &[usize],
+    iters: usize,
+    kernels: bool,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    let backend_name = if backend == Backend::Cpu { "cpu" } else { "wgpu" };
+    let s = m.config().preprocess.image_size;
+    for &batch in batches {
+        let pixels: Vec<f32> = (0..batch * 3 * s * s).map(|i| ((i * 31) % 251) as f32 / 125.0 - 1.0).collect();
+        let texts: Vec<String> = (0..batch).map(|i| format!("a photo of item number {i} on a wooden table")).collect();
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let image = time_calls(iters, backend, || m.encode_pixels(&pixels, batch).map(drop))?;
+        let text = time_calls(iters, backend, || m.encode_texts(&texts).map(drop))?;
+        for (call, (ms, by_kernel)) in [("image", image), ("text", text)] {
+            if kernels && let Some(k) = &by_kernel {
+                let mut err = io::stderr().lock();
+                let _ = writeln!(err, "{} {call}, batch {batch}: kernels launched per call", m.config().name);
+                for (name, n) in k {
+                    let _ = writeln!(err, "{n:6}  {name}");
+                }
+            }
+            let launches = by_kernel.map(|k| k.iter().map(|(_, n)| n).sum());
+            let line = BenchLine {
+                model: &m.config().name,
+                backend: backend_name,
+                call,
+                batch,
+                ms_per_call: ms,
+                ms_per_item: ms / batch as f64,
+                launches,
+            };
+            writeln!(out, "{}", serde_json::to_string(&line).expect("serialisable"))?;
+            out.flush()?;
+        }
+    }
+    Ok(())
 }
 
 /// What `embed` prints, in this key order.
@@ -147,9 +298,9 @@ fn template_list(templates: &[String]) -> Vec<&str> {
     if templates.is_empty() { vec![DEFAULT_TEMPLATE] } else { templates.iter().map(String::as_str).collect() }
 }
 
-fn load_model(model: Option<&str>, weights: &Path) -> Result<MobileClip> {
+fn load_model(model: Option<&str>, weights: &Path, backend: Backend) -> Result<MobileClip> {
     let config = model.map(load_config).transpose()?;
-    MobileClip::load_file(config, weights, burn::tensor::Device::flex())
+    MobileClip::load_file(config, weights, backend.device()?)
 }
 
 fn embed_files(model: &MobileClip, paths: &[PathBuf]) -> Result<Vec<Vec<f32>>> {
@@ -186,7 +337,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
             if images.is_empty() && texts.is_empty() {
                 return Err(Error::InvalidArgument("give at least one --image or --text".into()).into());
             }
-            let m = load_model(model.as_deref(), &weights)?;
+            let m = load_model(model.as_deref(), &weights, cli.backend)?;
             let image_embeddings = embed_files(&m, &images)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let text_embeddings = if refs.is_empty() { Vec::new() } else { m.encode_texts(&refs)? };
@@ -194,7 +345,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
             writeln!(out, "{}", serde_json::to_string(&output).expect("serialisable"))?;
         }
         Command::ZeroShot { model, weights, image, labels, pack, templates, top_k, json } => {
-            let m = load_model(model.as_deref(), &weights)?;
+            let m = load_model(model.as_deref(), &weights, cli.backend)?;
             let pack = match (pack, labels) {
                 (Some(path), _) => LabelPack::from_bytes(&read(&path)?)?,
                 (None, Some(labels)) => {
@@ -233,7 +384,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
             let text = String::from_utf8(read(&labels)?)
                 .map_err(|_| Error::InvalidArgument(format!("{} is not UTF-8 text", labels.display())))?;
             let labels: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-            let m = load_model(model.as_deref(), &weights)?;
+            let m = load_model(model.as_deref(), &weights, cli.backend)?;
             // Progress on a terminal only: piped stderr keeps the one-line error contract.
             let tty = io::stderr().is_terminal();
             let progress = |done: usize, total: usize| {
@@ -249,6 +400,30 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
         Command::Tokenize { text } => {
             let ids = ClipTokenizer::new()?.encode(&text)?;
             writeln!(out, "{}", serde_json::to_string(&ids).expect("serialisable"))?;
+        }
+        Command::Bench { model, weights, batch: batches, iters, kernels } => {
+            if batches.is_empty() || batches.iter().any(|&b| b == 0 || b > 256) {
+                return Err(
+                    Error::InvalidArgument(format!("--batch takes sizes from 1 to 256, got {batches:?}")).into()
+                );
+            }
+            if iters == 0 || iters > 1000 {
+                return Err(Error::InvalidArgument(format!("--iters takes 1 to 1000, got {iters}")).into());
+            }
+            let m = load_model(model.as_deref(), &weights, cli.backend)?;
+            bench(&m, cli.backend, &batches, iters, kernels, out)?;
+        }
+        Command::Adapter => {
+            #[cfg(feature = "wgpu")]
+            {
+                let gpu = mobileclip_wasm::gpu::init()?;
+                let info = serde_json::json!({ "adapter": gpu.adapter, "software": gpu.software, "shader_f16": gpu.shader_f16 });
+                writeln!(out, "{info}")?;
+            }
+            #[cfg(not(feature = "wgpu"))]
+            {
+                Backend::Wgpu.device()?;
+            }
         }
         Command::Models => {
             for name in ModelConfig::builtin_names() {

@@ -13,11 +13,11 @@ use crate::weights::HostTensor;
 
 /// Whether `device` is a GPU (a cubecl device), where the layouts of this module apply.
 pub fn is_gpu(device: &Device) -> bool {
-    #[cfg(feature = "webgpu")]
+    #[cfg(any(feature = "webgpu", feature = "wgpu"))]
     {
         matches!(device.as_dispatch(), burn::backend::DispatchDevice::Cube(_))
     }
-    #[cfg(not(feature = "webgpu"))]
+    #[cfg(not(any(feature = "webgpu", feature = "wgpu")))]
     {
         let _ = device;
         false

@@ -66,9 +66,30 @@ pub fn max_abs_diff(a: &[Vec<f32>], b: &[f32]) -> f32 {
     flat.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
+/// The full-size fixture folders (one per shipped config) under `$MOBILECLIP_FULL_FIXTURES`, a
+/// folder written by `tools/gen_fixtures.py --full --out DIR` (not committed: the test command
+/// generates it); panics when it names none.
+pub fn full_fixture_dirs() -> Vec<PathBuf> {
+    let root = std::env::var("MOBILECLIP_FULL_FIXTURES")
+        .expect("MOBILECLIP_FULL_FIXTURES must name the folder written by gen_fixtures.py --full");
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("config.json").exists())
+        .collect();
+    dirs.sort();
+    assert!(!dirs.is_empty(), "no full-size fixtures under {root}");
+    dirs
+}
+
 /// Loads every checkpoint of the fixture and compares both towers with the reference outputs.
 /// Returns a report line per checkpoint: (file, image max |Δ|, text max |Δ|).
 pub fn check_fixture(dir: &Path) -> Vec<(String, f32, f32)> {
+    check_fixture_on(dir, &burn::tensor::Device::flex())
+}
+
+/// [`check_fixture`] on a given device.
+pub fn check_fixture_on(dir: &Path, device: &burn::tensor::Device) -> Vec<(String, f32, f32)> {
     let config = ModelConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     let io = read_io(dir);
     let mut report = Vec::new();
@@ -85,7 +106,7 @@ pub fn check_fixture(dir: &Path) -> Vec<(String, f32, f32)> {
     for path in files {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let suffix = if name.contains("reparam") { "_reparam" } else { "" };
-        let model = MobileClip::from_file(config.clone(), &path, burn::tensor::Device::flex())
+        let model = MobileClip::from_file(config.clone(), &path, device.clone())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let img = model.encode_pixels(&io.image, io.n_images).unwrap();
         let txt = model.encode_tokens(&io.tokens).unwrap();
@@ -139,4 +160,15 @@ pub fn clip_vocab_fixture(name: &str) -> (ModelConfig, Vec<u8>) {
     }
     let views = owned.iter().map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()));
     (config, safetensors::serialize(views, None).unwrap())
+}
+
+/// [`clip_vocab_fixture`] written into `dir` as `config.json` and `model.safetensors` (for the
+/// CLI): their paths.
+pub fn write_clip_vocab_fixture(name: &str, dir: &Path) -> (String, String) {
+    let (config, bytes) = clip_vocab_fixture(name);
+    std::fs::create_dir_all(dir).unwrap();
+    let (cfg, weights) = (dir.join("config.json"), dir.join("model.safetensors"));
+    std::fs::write(&cfg, serde_json::to_string(&config).unwrap()).unwrap();
+    std::fs::write(&weights, bytes).unwrap();
+    (cfg.to_string_lossy().into_owned(), weights.to_string_lossy().into_owned())
 }
