@@ -49,8 +49,8 @@ pub enum Error {
     #[error("device error: {0}")]
     Device(String),
     /// No GPU could be initialised (natively, `gpu::init` with the cargo feature `wgpu`: no
-    /// Vulkan / Metal / DX12 adapter, or its driver failed). The browser never sees it: there the
-    /// package falls back to the CPU instead.
+    /// Vulkan / Metal / DX12 or OpenGL adapter, or its driver failed). The browser never sees
+    /// it: there the package falls back to the CPU instead.
     #[error("no GPU: {0}")]
     NoGpu(String),
     /// Reading a file failed.

@@ -1,5 +1,5 @@
 //! Native GPUs (cargo feature `wgpu`): burn-wgpu with kernel fusion, on whichever API wgpu picks
-//! for the platform (Vulkan, Metal, DX12).
+//! for the platform (Vulkan, Metal, DX12; OpenGL where none of those has an adapter).
 //!
 //! ```no_run
 //! use mobileclip_wasm::{MobileClip, ModelConfig, gpu};
@@ -42,9 +42,9 @@ static GPU: OnceLock<std::result::Result<Gpu, String>> = OnceLock::new();
 /// machine without a Vulkan driver): the same error on every later call.
 pub fn init() -> Result<Gpu> {
     GPU.get_or_init(|| {
-        let (device, setup) = Device::wgpu_options()
-            .init_with_setup()
-            .map_err(|e| format!("no GPU adapter could be initialised through wgpu (Vulkan / Metal / DX12): {e}"))?;
+        let (device, setup) = Device::wgpu_options().init_with_setup().map_err(|e| {
+            format!("no GPU adapter could be initialised through wgpu (Vulkan / Metal / DX12, or OpenGL): {e}")
+        })?;
         let info = setup.adapter.get_info();
         let shader_f16 = setup.device.features().contains(Features::SHADER_F16);
         let kind = match info.device_type {
