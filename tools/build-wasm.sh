@@ -26,7 +26,8 @@ source tools/setup.sh # MOBILECLIP_NIGHTLY
 out=${MOBILECLIP_PKG_OUT:-pkg}
 target=${CARGO_TARGET_DIR:-target}
 
-# bindgen <folder>: the glue of the module just built
+# bindgen <folder> [profile]: the glue of the module just built (with cargo profile [profile],
+# default release)
 bindgen() {
   mkdir -p "$out/$1"
   # The name section (function names, ~20 % of the GPU module) only helps profiling: dropped
@@ -36,13 +37,13 @@ bindgen() {
   local names=(--remove-name-section) reset=()
   [ "${MOBILECLIP_KEEP_NAMES:-0}" = 1 ] && names=()
   case "$1" in cpu | cpu-relaxed) reset=(--experimental-reset-state-function) ;; esac
-  wasm-bindgen --target web "${names[@]}" "${reset[@]}" --out-dir "$out/$1" "$target/wasm32-unknown-unknown/release/mobileclip_wasm.wasm"
+  wasm-bindgen --target web "${names[@]}" "${reset[@]}" --out-dir "$out/$1" "$target/wasm32-unknown-unknown/${2:-release}/mobileclip_wasm.wasm"
 }
 
-# module <cargo features> <folder>
+# module <cargo features> <folder> [profile]
 module() {
-  cargo build --target wasm32-unknown-unknown --release --no-default-features --features "$1"
-  bindgen "$2"
+  cargo build --target wasm32-unknown-unknown --profile "${3:-release}" --no-default-features --features "$1"
+  bindgen "$2" "${3:-release}"
 }
 
 # The threaded module: atomics and bulk memory (shared memory, the atomic wait/notify the pool's
@@ -81,7 +82,8 @@ if [ "${MOBILECLIP_THREADS:-1}" != 0 ]; then
   threaded_module threads cpu-mt
   if [ "${MOBILECLIP_RELAXED:-1}" != 0 ]; then relaxed threaded_module threads cpu-mt; fi
 fi
-if [ "${MOBILECLIP_GPU:-1}" != 0 ]; then module webgpu gpu; fi
+# the WebGPU module with whole-program LTO (Cargo.toml's profile wasm-gpu): smaller download
+if [ "${MOBILECLIP_GPU:-1}" != 0 ]; then module webgpu gpu "${MOBILECLIP_GPU_PROFILE:-wasm-gpu}"; fi
 cp js/*.js js/*.d.ts "$out/"
 cp pkg.json "$out/package.json"
 cp README.md "$out/" 2>/dev/null || true

@@ -2,7 +2,8 @@
 // a developer's tool for kernel work, not part of the test suite.
 //
 //   node tools/wasm-ab.mjs [--model DIR] [--iters N] [--batch B] [--tower image|text|both]
-//                          [--threads N] [--profile OUT.json] PKG[:simd128] [PKG[:simd128]...]
+//                          [--threads N] [--backend cpu|webgpu] [--profile OUT.json]
+//                          PKG[:simd128] [PKG[:simd128]...]
 //
 // Each PKG is a package folder under the repository (e.g. pkg, target/pkg-main) with index.js and
 // cpu/ (and cpu-relaxed/, which Chromium loads; `PKG:simd128` makes that page's engine report no
@@ -17,6 +18,9 @@
 // N threads (each page its own pool); CPU time is then the page's renderer process's (all its
 // threads, the pool's workers included: /proc, 10 ms ticks summed over the rounds), which
 // shows what a split costs in total even where load keeps the threads from running at once.
+// --backend webgpu loads the packages' WebGPU module (pkg/gpu/) on Chromium's adapter (SwiftShader
+// here): the main thread's CPU time is then the module's own work per call (fusion, encoding,
+// dispatch), the adapter's runs in the GPU process.
 import { launch } from '../tests/browser/chromium.mjs';
 import { serve } from '../tests/browser/server.mjs';
 import { ISOLATION_HEADERS } from './serve.mjs';
@@ -38,6 +42,7 @@ const model = opt('--model', 'target/bench-fixtures/MobileCLIP-S0');
 const iters = Number(opt('--iters', 7));
 const batch = Number(opt('--batch', 1));
 const tower = opt('--tower', 'both');
+const backendName = opt('--backend', 'cpu');
 const profileOut = opt('--profile', null);
 const threads = Number(opt('--threads', 1));
 const pkgs = args.length ? args : ['pkg'];
@@ -47,7 +52,7 @@ const file = ['model_reparam.pt', 'model.pt', 'model.safetensors'].find((f) => e
 
 const server = threads > 1 ? await serve(root, ISOLATION_HEADERS) : await serve(root);
 const profileDir = await mkdtemp(join(tmpdir(), 'mobileclip-ab-'));
-const browser = await launch(profileDir);
+const browser = await launch(profileDir, { args: backendName === 'webgpu' ? ['--enable-unsafe-webgpu'] : [] });
 try {
   const pages = [];
   for (const spec of pkgs) {
@@ -68,10 +73,10 @@ try {
     page.on('console', (m) => m.type() === 'error' && console.error(spec, m.text()));
     await page.route(`${server.url}/__blank.html`, (r) => r.fulfill({ contentType: 'text/html', headers: threads > 1 ? ISOLATION_HEADERS : {}, body: '<!doctype html><title>ab</title>' }));
     await page.goto(`${server.url}/__blank.html`);
-    const backend = await page.evaluate(async ({ pkg, modelDir, file, batch, threads }) => {
+    const backend = await page.evaluate(async ({ pkg, modelDir, file, batch, threads, backendName, tower }) => {
       const { MobileClip } = await import(`/${pkg}/index.js`);
       const config = await (await fetch(`/${modelDir}/config.json`)).json();
-      const clip = await MobileClip.load({ model: config, weights: `/${modelDir}/${file}`, backend: 'cpu', threads });
+      const clip = await MobileClip.load({ model: config, weights: `/${modelDir}/${file}`, backend: backendName, threads });
       const s = clip.imageSize;
       const px = new Float32Array(batch * 3 * s * s).map((_, i) => (i % 255) / 255);
       const texts = Array.from({ length: batch }, (_, i) => `a photo of a cat on the table, number ${i}`);
@@ -80,10 +85,10 @@ try {
         const out = t === 'image' ? await clip.encodePixels(px, batch) : await clip.encodeText(texts);
         return { ms: performance.now() - t0, first: Array.from(out[0].slice(0, 4)) };
       };
-      await window.__run('image');
-      await window.__run('text');
+      if (tower !== 'text') await window.__run('image');
+      if (tower !== 'image') await window.__run('text');
       return clip.backendReason;
-    }, { pkg, modelDir, file, batch, threads });
+    }, { pkg, modelDir, file, batch, threads, backendName, tower });
     console.log(`${spec}: ${backend}`);
     const session = await page.context().newCDPSession(page);
     await session.send('Performance.enable', { timeDomain: 'threadTicks' });
