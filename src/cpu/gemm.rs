@@ -206,6 +206,26 @@ impl Default for Epilogue<'_> {
     }
 }
 
+impl Epilogue<'_> {
+    /// Bias, GELU and residual applied to one value `v` of the scaled product at `(i, j)`: the
+    /// scalar form of what the kernels do on vectors (their column tails, the dot-product path).
+    #[inline(always)]
+    fn finish_value(&self, v: f32, i: usize, j: usize) -> f32 {
+        let mut v = v + match self.bias {
+            Bias::Row(b) => b[i],
+            Bias::Col(b) => b[j],
+            Bias::None => 0.0,
+        };
+        if self.gelu {
+            v = gelu1(v);
+        }
+        if let Some((r, ld)) = self.residual {
+            v += r[i * ld + j];
+        }
+        v
+    }
+}
+
 /// `C[m × n] (row-major, rows ldc apart) = epilogue(A[m × k] · B[k × n])`; `[m, n, k]`. Large
 /// products are split over the thread pool (see [`super::par`]) along their larger side.
 pub fn gemm<'a>([m, n, k]: [usize; 3], a: Mat, b: impl Into<Rhs<'a>>, c: &mut [f32], ldc: usize, ep: &Epilogue) {
@@ -378,20 +398,8 @@ unsafe fn finish<V: Vector>([m, n]: [usize; 2], c: *mut f32, ldc: usize, ep: &Ep
             }
             j += V::LANES;
         }
-        for j in j..n {
-            let mut v = row[j]
-                + match ep.bias {
-                    Bias::Row(b) => b[i],
-                    Bias::Col(b) => b[j],
-                    Bias::None => 0.0,
-                };
-            if ep.gelu {
-                v = super::math::gelu1(v);
-            }
-            if let Some(r) = residual {
-                v += r[j];
-            }
-            row[j] = v;
+        for (j, v) in row.iter_mut().enumerate().skip(j) {
+            *v = ep.finish_value(*v, i, j);
         }
     }
 }
@@ -632,30 +640,12 @@ pub(crate) mod own {
                         v
                     };
                     for (t, v) in v.iter().enumerate().take(cols) {
-                        *c.add(i * ldc + j + t) = finish1(*v, i, j + t, ep);
+                        *c.add(i * ldc + j + t) = ep.finish_value(*v * ep.scale, i, j + t);
                     }
                     j += cols;
                 }
             }
         }
-    }
-
-    /// The epilogue of one value `v` of `A·B` at `(i, j)`.
-    #[inline(always)]
-    fn finish1(v: f32, i: usize, j: usize, ep: &Epilogue) -> f32 {
-        let mut v = v * ep.scale
-            + match ep.bias {
-                Bias::Row(b) => b[i],
-                Bias::Col(b) => b[j],
-                Bias::None => 0.0,
-            };
-        if ep.gelu {
-            v = gelu1(v);
-        }
-        if let Some((r, ld)) = ep.residual {
-            v += r[i * ld + j];
-        }
-        v
     }
 
     /// Copies rows `k0..k0 + kc`, columns `jb..jb + nc` of B into panels of 8 columns
