@@ -35,7 +35,7 @@ pub fn is_flex(device: &burn::tensor::Device) -> bool {
 
 /// Whether `t` is an f32 tensor on the flex device (where these kernels run).
 pub fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
-    matches!(t.device().as_dispatch(), DispatchDevice::Flex(_)) && t.dtype() == DType::F32
+    is_flex(&t.device()) && t.dtype() == DType::F32
 }
 
 /// The flex primitive of an f32 tensor on flex, contiguous from offset 0 (zero-copy when it
