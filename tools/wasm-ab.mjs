@@ -13,7 +13,10 @@
 // Protocol Performance.getMetrics ThreadTime: less disturbed by other processes on a loaded
 // machine than wall time, though not immune to them). --profile records a CPU profile (DevTools Protocol, Profiler
 // domain) of the first package's timed runs and prints its heaviest functions by self time
-// (build that package with the name section kept: wasm-bindgen without --remove-name-section).
+// (build that package with the name section kept: wasm-bindgen without --remove-name-section);
+// with --threads N it also profiles each of that page's pool workers (where the model runs:
+// OUT.worker<i>.json, their heaviest functions printed too): comparing the worker that ran the
+// call with the others shows what ran on one thread while the rest waited.
 // --threads N (N > 1) serves the pages cross-origin isolated and loads the threaded module with
 // N threads (each page its own pool); CPU time is then the page's renderer process's (all its
 // threads, the pool's workers included: /proc, 10 ms ticks summed over the rounds), which
@@ -101,11 +104,13 @@ try {
   }
   const mainThreadTime = async (session) => (await session.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime').value * 1e3;
   let cdp = null;
+  let workers = [];
   if (profileOut) {
     cdp = pages[0].session;
     await cdp.send('Profiler.enable');
     await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
     await cdp.send('Profiler.start');
+    if (threads > 1) workers = await profileWorkers(cdp);
   }
   const times = pkgs.map(() => Object.fromEntries(towers.map((t) => [t, []])));
   const cpu = pkgs.map(() => Object.fromEntries(towers.map((t) => [t, []])));
@@ -133,11 +138,54 @@ try {
     const { profile } = await cdp.send('Profiler.stop');
     await writeFile(profileOut, JSON.stringify(profile));
     summarize(profile);
+    for (const [i, w] of workers.entries()) {
+      const { profile: wp } = await w.send('Profiler.stop');
+      await writeFile(profileOut.replace(/(\.json)?$/, `.worker${i}.json`), JSON.stringify(wp));
+      console.log(`\nworker ${i} (${w.title}):`);
+      summarize(wp);
+    }
   }
 } finally {
   await browser.close();
   server.server.close();
   await rm(profileDir, { recursive: true, force: true });
+}
+
+/**
+ * Starts a CPU profile in each of the page's workers (the thread pool's), through the page's
+ * DevTools session (Target auto-attach, messages wrapped for each worker's session). Returns one
+ * `{ title, send }` per worker.
+ */
+async function profileWorkers(cdp) {
+  let next = 1;
+  const waiting = new Map();
+  const found = [];
+  cdp.on('Target.receivedMessageFromTarget', ({ message }) => {
+    const m = JSON.parse(message);
+    const w = waiting.get(m.id);
+    if (!w) return;
+    waiting.delete(m.id);
+    if (m.error) w.reject(new Error(m.error.message));
+    else w.resolve(m.result);
+  });
+  cdp.on('Target.attachedToTarget', ({ sessionId, targetInfo }) => found.push({ sessionId, title: targetInfo.title || targetInfo.url }));
+  await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
+  await new Promise((r) => setTimeout(r, 500));
+  const sessions = found.map(({ sessionId, title }) => ({
+    title,
+    send: (method, params = {}) => new Promise((resolve, reject) => {
+      const id = next++;
+      waiting.set(id, { resolve, reject });
+      cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) }).catch(reject);
+    }),
+  }));
+  for (const w of sessions) {
+    await w.send('Profiler.enable');
+    await w.send('Profiler.setSamplingInterval', { interval: 200 });
+    await w.send('Profiler.start');
+  }
+  console.log(`profiling ${sessions.length} worker(s): ${sessions.map((w) => w.title).join(', ')}`);
+  return sessions;
 }
 
 /** ms of CPU the process `pid` has used (utime + stime, in 10 ms ticks). */
