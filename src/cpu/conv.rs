@@ -97,25 +97,52 @@ fn conv2d_direct_on(
     let count = g.batch * g.cout;
     let in_plane = g.h * g.w;
     let work = count * oh * ow * cpg * g.kh * g.kw + g.batch * g.cin * plane;
-    let scratch = || (Vec::<f32>::with_capacity(cpg * plane), usize::MAX);
     // SAFETY: `output` writes every value of its output plane.
     unsafe {
-        filled(count, oh * ow, work, scratch, |(padded, group), i, d| {
+        filled(count, oh * ow, work, Scratch::take, |scratch, i, d| {
             let (b, oc) = (i / g.cout, i % g.cout);
             let first_in = b * g.cin + oc / opg * cpg;
-            if *group != first_in {
+            if scratch.group != Some(first_in) {
+                let padded = &mut scratch.planes;
                 padded.clear();
+                padded.reserve(cpg * plane);
                 let planes = &mut padded.spare_capacity_mut()[..cpg * plane];
                 for (j, dst) in planes.chunks_exact_mut(plane).enumerate() {
                     geometry.pad(&x[(first_in + j) * in_plane..][..in_plane], dst);
                 }
                 // SAFETY: `pad` wrote every value of the `cpg` planes (border and copied rows).
                 padded.set_len(cpg * plane);
-                *group = first_in;
+                scratch.group = Some(first_in);
             }
             let wk = &weight[oc * cpg * g.kh * g.kw..(oc + 1) * cpg * g.kh * g.kw];
-            geometry.output(padded, wk, bias.map_or(0.0, |v| v[oc]), gelu, d);
+            geometry.output(&scratch.planes, wk, bias.map_or(0.0, |v| v[oc]), gelu, d);
         })
+    }
+}
+
+std::thread_local! {
+    /// Each thread's buffer for padded planes, kept between convolutions (allocating it for each
+    /// piece cost more than the padding in the threaded wasm module, where the allocator has one
+    /// lock for all threads).
+    static SCRATCH: core::cell::Cell<Vec<f32>> = const { core::cell::Cell::new(Vec::new()) };
+}
+
+/// The padded input planes of one group (`group`: the index of its first input plane), in this
+/// thread's buffer until dropped.
+struct Scratch {
+    planes: Vec<f32>,
+    group: Option<usize>,
+}
+
+impl Scratch {
+    fn take() -> Self {
+        Self { planes: SCRATCH.take(), group: None }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        SCRATCH.set(core::mem::take(&mut self.planes));
     }
 }
 
