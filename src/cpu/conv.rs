@@ -368,6 +368,31 @@ mod tests {
         out
     }
 
+    /// The geometry of `(batch, cin, h, w, cout, kh, kw, stride, pad_h, pad_w, groups)`, with
+    /// an input, weights and biases for it.
+    #[allow(clippy::type_complexity)]
+    fn case(
+        (batch, cin, h, w, cout, kh, kw, stride, pad_h, pad_w, groups): (
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+        ),
+    ) -> (ConvGeometry, Vec<f32>, Vec<f32>, Vec<f32>) {
+        let g = ConvGeometry { batch, cin, h, w, cout, kh, kw, stride, pad_h, pad_w, groups };
+        let x: Vec<f32> = (0..batch * cin * h * w).map(|v| ((v * 37 % 101) as f32 - 50.0) / 25.0).collect();
+        let wt: Vec<f32> = (0..cout * cin / groups * kh * kw).map(|v| ((v * 53 % 97) as f32 - 48.0) / 40.0).collect();
+        let bias: Vec<f32> = (0..cout).map(|v| v as f32 * 0.1 - 0.2).collect();
+        (g, x, wt, bias)
+    }
+
     #[test]
     fn matches_a_naive_convolution() {
         let shapes = [
@@ -380,12 +405,8 @@ mod tests {
             (1, 4, 12, 12, 8, 3, 3, 1, 1, 1, 4),    // final conv: multiplier 2
             (2, 16, 32, 32, 16, 7, 7, 1, 3, 3, 16), // split over threads with `rayon`
         ];
-        for (i, &(batch, cin, h, w, cout, kh, kw, stride, pad_h, pad_w, groups)) in shapes.iter().enumerate() {
-            let g = ConvGeometry { batch, cin, h, w, cout, kh, kw, stride, pad_h, pad_w, groups };
-            let x: Vec<f32> = (0..batch * cin * h * w).map(|v| ((v * 37 % 101) as f32 - 50.0) / 25.0).collect();
-            let wt: Vec<f32> =
-                (0..cout * cin / groups * kh * kw).map(|v| ((v * 53 % 97) as f32 - 48.0) / 40.0).collect();
-            let bias: Vec<f32> = (0..cout).map(|v| v as f32 * 0.1 - 0.2).collect();
+        for (i, &shape) in shapes.iter().enumerate() {
+            let (g, x, wt, bias) = case(shape);
             let want = naive(&x, &wt, Some(&bias), &g);
             // every vector width this CPU has (natively on x86-64 with AVX2: 4 and 8 lanes)
             for isa in Isa::all() {
@@ -413,12 +434,8 @@ mod tests {
             (3, 2, 64, 64, 2, 7, 7, 1, 3, 3, 2),  // depthwise, 6 outputs, ragged over 4 threads
             (1, 1, 160, 160, 1, 7, 7, 1, 3, 3, 1), // one output: more threads than pieces
         ];
-        for (i, &(batch, cin, h, w, cout, kh, kw, stride, pad_h, pad_w, groups)) in shapes.iter().enumerate() {
-            let g = ConvGeometry { batch, cin, h, w, cout, kh, kw, stride, pad_h, pad_w, groups };
-            let x: Vec<f32> = (0..batch * cin * h * w).map(|v| ((v * 31 % 103) as f32 - 51.0) / 25.0).collect();
-            let wt: Vec<f32> =
-                (0..cout * cin / groups * kh * kw).map(|v| ((v * 59 % 97) as f32 - 48.0) / 40.0).collect();
-            let bias: Vec<f32> = (0..cout).map(|v| v as f32 * 0.1 - 0.3).collect();
+        for (i, &shape) in shapes.iter().enumerate() {
+            let (g, x, wt, bias) = case(shape);
             let want = naive(&x, &wt, Some(&bias), &g);
             let one = conv2d_direct_on(Isa::V4, &x, &wt, Some(&bias), &g, false);
             let err = one.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
