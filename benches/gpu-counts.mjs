@@ -75,6 +75,19 @@ for (const r of results) {
     rows += `| ${r.model} | ${call} | ${NAMES[r.engine]} | ${KEYS.map((k) => (k === 'dispatches' ? `${w[k]}${vs}` : w[k])).join(' | ')} | ${r[`${call}_max_diff`].toExponential(1)}${stable ? '' : ' (counts differ between two calls)'} |\n`;
   }
 }
+// Dispatches per kernel family: the pipeline's label (cubecl: the kernel's entry point, named after
+// the kernel plus its type parameters and a hash of its variant; onnxruntime-web: its program's
+// name) without the type parameters and the hash.
+const family = (name) => name.replace(/_[0-9a-f]{8}$/, '').replace(/_(e|t|c|lhs|in)_f(16|32)(_.*)?$/, '');
+let kinds = '';
+for (const r of results) {
+  for (const call of ['image', 'text']) {
+    const by = {};
+    for (const [k, n] of Object.entries(r[call].kernels)) by[family(k)] = (by[family(k)] ?? 0) + n;
+    const list = Object.entries(by).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
+    kinds += `| ${r.model} | ${call} | ${NAMES[r.engine]} | ${list} |\n`;
+  }
+}
 const version = execFileSync(executablePath, ['--version']).toString().trim().replace(/^Chromium\s*/, '');
 const section = '## WebGPU work per call\n\n'
   + `Counted by \`benches/gpu-counts.mjs\` (run by \`tools/bench.sh\`) in Debian's headless Chromium ${version}, adapter "${adapter}", `
@@ -86,6 +99,9 @@ const section = '## WebGPU work per call\n\n'
   + '(subgroups, shader-f16). max |Δ|: of the L2-normalised embeddings from the reference\'s. `tests/browser/webgpu.mjs` guards our counts '
   + 'on the small fixtures.\n\n'
   + '| model | call | runtime | compute passes | dispatches | submits | buffers created | read-backs (mapAsync) | pipelines compiled | writeBuffer | bind groups | max \\|Δ\\| |\n'
-  + `|---|---|---|---|---|---|---|---|---|---|---|---|\n${rows}`;
+  + `|---|---|---|---|---|---|---|---|---|---|---|---|\n${rows}`
+  + '\nThe same dispatches by kernel (the label of the pipeline each was recorded with, without its type parameters and variant hash; '
+  + 'ours: cubecl\'s kernels, elemwise_fuse being burn\'s fused element-wise chains, kernel_binop a lone unfused binary operation):\n\n'
+  + `| model | call | runtime | dispatches by kernel |\n|---|---|---|---|\n${kinds}`;
 if (args.includes('--write')) await writeSection(join(root, 'BENCHMARKS.md'), section);
 console.log(section);

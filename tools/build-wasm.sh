@@ -10,9 +10,10 @@
 #                in the CPU kernels' inner loops (feature relaxed-simd), loaded instead where the
 #                engine validates relaxed SIMD; only their .wasm (the glue is cpu/'s and cpu-mt/'s,
 #                checked identical)
-#   pkg/gpu/     the WebGPU module (burn-wgpu), fetched only where the browser offers an adapter
+#   pkg/gpu/     the WebGPU module (burn-wgpu), fetched only where the browser offers an adapter;
+#                shrunk after wasm-bindgen by binaryen's wasm-opt (see shrink)
 # Needs: rustup target wasm32-unknown-unknown; wasm-bindgen-cli matching Cargo.lock's wasm-bindgen;
-# the nightly toolchain (tools/setup.sh installs all three). All builds share one target dir.
+# the nightly toolchain (tools/setup.sh installs all three); npm's devDependencies (binaryen). All builds share one target dir.
 #   MOBILECLIP_WASM_FEATURES  cargo features of the CPU module (default "web"; "web,ndarray"
 #                             builds the ndarray variant the benchmark compares against)
 #   MOBILECLIP_THREADS        0 skips the threaded module (default 1)
@@ -38,6 +39,22 @@ bindgen() {
   [ "${MOBILECLIP_KEEP_NAMES:-0}" = 1 ] && names=()
   case "$1" in cpu | cpu-relaxed) reset=(--experimental-reset-state-function) ;; esac
   wasm-bindgen --target web "${names[@]}" "${reset[@]}" --out-dir "$out/$1" "$target/wasm32-unknown-unknown/${2:-release}/mobileclip_wasm.wasm"
+}
+
+# shrink <module.wasm>: binaryen's wasm-opt (npm devDependency `binaryen`), only the passes that
+# make the gzipped download smaller: identical functions merged (LTO leaves copies of generic
+# code, e.g. two of burn-ir's OperationIr::clone), unreferenced ones dropped. Measured on the
+# WebGPU module (benches' node zlib level 9): 3.52 -> 3.47 MB gzipped, raw 15.26 -> 14.76 MB, brotli
+# 2.35 -> 2.31; ~15 s of CPU. Its -Oz / -Os shrink the raw module more (12.2 / 13.1 MB) but
+# compress worse (3.65 / 3.66 MB gzipped), --merge-similar-functions too (3.46 gzipped, brotli 2.33).
+# The features are those rustc's target_features section lists for these modules (wasm-bindgen
+# drops that section, so wasm-opt cannot read them).
+shrink() {
+  [ -x node_modules/.bin/wasm-opt ] || setup_npm
+  node_modules/.bin/wasm-opt --enable-bulk-memory --enable-bulk-memory-opt --enable-call-indirect-overlong \
+    --enable-multivalue --enable-mutable-globals --enable-nontrapping-float-to-int --enable-reference-types \
+    --enable-sign-ext --enable-simd --duplicate-function-elimination --remove-unused-module-elements \
+    --strip-debug --strip-producers --vacuum "$1" -o "$1"
 }
 
 # module <cargo features> <folder> [profile]
@@ -83,7 +100,10 @@ if [ "${MOBILECLIP_THREADS:-1}" != 0 ]; then
   if [ "${MOBILECLIP_RELAXED:-1}" != 0 ]; then relaxed threaded_module threads cpu-mt; fi
 fi
 # the WebGPU module with whole-program LTO (Cargo.toml's profile wasm-gpu): smaller download
-if [ "${MOBILECLIP_GPU:-1}" != 0 ]; then module webgpu gpu "${MOBILECLIP_GPU_PROFILE:-wasm-gpu}"; fi
+if [ "${MOBILECLIP_GPU:-1}" != 0 ]; then
+  module webgpu gpu "${MOBILECLIP_GPU_PROFILE:-wasm-gpu}"
+  shrink "$out/gpu/mobileclip_wasm_bg.wasm"
+fi
 cp js/*.js js/*.d.ts "$out/"
 cp pkg.json "$out/package.json"
 cp README.md "$out/" 2>/dev/null || true

@@ -4,7 +4,11 @@
 //
 //   const work = await countGpuWork(() => clip.encodeImage(img));
 //   // { computePasses, dispatches, submits, commandBuffers, buffers, bufferBytes, mapAsync,
-//   //   pipelines, shaderModules, bindGroups, writeBuffers, writeBytes }
+//   //   pipelines, shaderModules, bindGroups, writeBuffers, writeBytes, kernels }
+//
+// `kernels` counts the dispatches per kernel: by the label of the pipeline bound when each was
+// recorded (cubecl labels its pipelines with the kernel's entry point name, which names the
+// kernel and its variant) or, unlabelled, by the shader's first entry point.
 
 const counts = {
   computePasses: 0, // GPUCommandEncoder.beginComputePass
@@ -20,6 +24,10 @@ const counts = {
   writeBuffers: 0, // GPUQueue.writeBuffer (uploads)
   writeBytes: 0, // their sizes
 };
+const kernels = new Map(); // kernel name -> dispatches
+const pipelineNames = new WeakMap(); // GPUComputePipeline -> kernel name
+const moduleNames = new WeakMap(); // GPUShaderModule -> its label or first entry point
+const boundNames = new WeakMap(); // GPUComputePassEncoder -> name of the pipeline it has bound
 
 function wrap(proto, name, count) {
   const original = proto?.[name];
@@ -32,8 +40,23 @@ function wrap(proto, name, count) {
 
 if (globalThis.GPUDevice) {
   wrap(GPUCommandEncoder.prototype, 'beginComputePass', () => counts.computePasses++);
-  wrap(GPUComputePassEncoder.prototype, 'dispatchWorkgroups', () => counts.dispatches++);
-  wrap(GPUComputePassEncoder.prototype, 'dispatchWorkgroupsIndirect', () => counts.dispatches++);
+  const dispatched = (pass) => {
+    counts.dispatches++;
+    const name = boundNames.get(pass) ?? '(no pipeline)';
+    kernels.set(name, (kernels.get(name) ?? 0) + 1);
+  };
+  for (const name of ['dispatchWorkgroups', 'dispatchWorkgroupsIndirect']) {
+    const original = GPUComputePassEncoder.prototype[name];
+    GPUComputePassEncoder.prototype[name] = function (...args) {
+      dispatched(this);
+      return original.apply(this, args);
+    };
+  }
+  const setPipeline = GPUComputePassEncoder.prototype.setPipeline;
+  GPUComputePassEncoder.prototype.setPipeline = function (pipeline) {
+    boundNames.set(this, pipelineNames.get(pipeline) ?? '(unnamed)');
+    return setPipeline.call(this, pipeline);
+  };
   wrap(GPUQueue.prototype, 'submit', (buffers) => {
     counts.submits++;
     counts.commandBuffers += buffers?.length ?? 0;
@@ -43,9 +66,29 @@ if (globalThis.GPUDevice) {
     counts.bufferBytes += Number(desc?.size ?? 0);
   });
   wrap(GPUBuffer.prototype, 'mapAsync', () => counts.mapAsync++);
-  wrap(GPUDevice.prototype, 'createComputePipeline', () => counts.pipelines++);
-  wrap(GPUDevice.prototype, 'createComputePipelineAsync', () => counts.pipelines++);
-  wrap(GPUDevice.prototype, 'createShaderModule', () => counts.shaderModules++);
+  const named = (desc) => desc?.label || moduleNames.get(desc?.compute?.module) || '(unnamed)';
+  const createComputePipeline = GPUDevice.prototype.createComputePipeline;
+  GPUDevice.prototype.createComputePipeline = function (desc) {
+    counts.pipelines++;
+    const pipeline = createComputePipeline.call(this, desc);
+    pipelineNames.set(pipeline, named(desc));
+    return pipeline;
+  };
+  const createComputePipelineAsync = GPUDevice.prototype.createComputePipelineAsync;
+  GPUDevice.prototype.createComputePipelineAsync = async function (desc) {
+    counts.pipelines++;
+    const pipeline = await createComputePipelineAsync.call(this, desc);
+    pipelineNames.set(pipeline, named(desc));
+    return pipeline;
+  };
+  const createShaderModule = GPUDevice.prototype.createShaderModule;
+  GPUDevice.prototype.createShaderModule = function (desc) {
+    counts.shaderModules++;
+    const module = createShaderModule.call(this, desc);
+    const entry = /@compute[^]*?fn\s+(\w+)/.exec(desc?.code ?? '')?.[1];
+    moduleNames.set(module, desc?.label || entry || '(unnamed)');
+    return module;
+  };
   wrap(GPUDevice.prototype, 'createBindGroup', () => counts.bindGroups++);
   wrap(GPUQueue.prototype, 'writeBuffer', (_buffer, _offset, data, _dataOffset, size) => {
     counts.writeBuffers++;
@@ -53,15 +96,21 @@ if (globalThis.GPUDevice) {
   });
 }
 
-/** A copy of the running totals. */
+/** A copy of the running totals (`kernels`: dispatches per kernel name). */
 export function gpuCounts() {
-  return { ...counts };
+  return { ...counts, kernels: Object.fromEntries(kernels) };
 }
 
-/** The WebGPU work done while `fn()` (sync or async) runs: the difference of the totals. */
+/**
+ * The WebGPU work done while `fn()` (sync or async) runs: the difference of the totals;
+ * `kernels` holds the kernels dispatched meanwhile, most dispatched first.
+ */
 export async function countGpuWork(fn) {
   const before = gpuCounts();
   await fn();
   const after = gpuCounts();
-  return Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - before[k]]));
+  const work = Object.fromEntries(Object.keys(counts).map((k) => [k, after[k] - before[k]]));
+  const diff = Object.entries(after.kernels).map(([k, n]) => [k, n - (before.kernels[k] ?? 0)]).filter(([, n]) => n > 0);
+  work.kernels = Object.fromEntries(diff.sort((a, b) => b[1] - a[1]));
+  return work;
 }

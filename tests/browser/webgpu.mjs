@@ -62,7 +62,8 @@ async function assertWork(m, name, io) {
     const got = `${call} ${w.dispatches} dispatches, ${w.submits} submits, ${w.mapAsync} read-back(s), ${w.buffers} buffers, ${w.pipelines} pipelines, ${w.shaderModules} shaders`;
     assert(w.buffers === 0 && w.pipelines === 0 && w.shaderModules === 0, `${got}: created during a warm call`);
     assert(w.mapAsync === 1, `${got}: one read-back expected`);
-    assert(w.dispatches <= max.dispatches && w.submits <= max.submits, `${got}: more than ${max.dispatches} dispatches / ${max.submits} submits`);
+    const kernels = Object.entries(w.kernels).map(([k, n]) => `${k} ${n}`).join(', ');
+    assert(w.dispatches <= max.dispatches && w.submits <= max.submits, `${got}: more than ${max.dispatches} dispatches / ${max.submits} submits (by kernel: ${kernels})`);
     seen.push(got);
   }
   return seen.join('; ');
