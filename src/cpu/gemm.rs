@@ -12,6 +12,8 @@
 //! pool are split along their larger side: by columns each thread reads (and packs) only its
 //! share of B.
 
+use core::mem::MaybeUninit;
+
 use super::math::{gelu1, gelu4};
 use super::par;
 use super::simd::F32x4;
@@ -229,12 +231,44 @@ impl Epilogue<'_> {
 /// `C[m × n] (row-major, rows ldc apart) = epilogue(A[m × k] · B[k × n])`; `[m, n, k]`. Large
 /// products are split over the thread pool (see [`super::par`]) along their larger side.
 pub fn gemm<'a>([m, n, k]: [usize; 3], a: Mat, b: impl Into<Rhs<'a>>, c: &mut [f32], ldc: usize, ep: &Epilogue) {
-    let b = b.into();
-    if !check([m, n, k], &a, &b, c, ldc, ep) {
+    // SAFETY: `c` holds `c.len()` initialised, writable values.
+    unsafe { gemm_to([m, n, k], a, b.into(), c.as_mut_ptr(), c.len(), ldc, ep) }
+}
+
+/// [`gemm`] into memory not yet initialised: C is only written (never read before), every one
+/// of its `m × n` values; between rows (`ldc > n`) nothing is touched. For outputs allocated
+/// just for the product, which need no zeroing first (see [`product`]).
+pub fn gemm_uninit<'a>(
+    [m, n, k]: [usize; 3],
+    a: Mat,
+    b: impl Into<Rhs<'a>>,
+    c: &mut [MaybeUninit<f32>],
+    ldc: usize,
+    ep: &Epilogue,
+) {
+    // SAFETY: `c` holds `c.len()` writable values; the kernels write C before they read it.
+    unsafe { gemm_to([m, n, k], a, b.into(), c.as_mut_ptr().cast(), c.len(), ldc, ep) }
+}
+
+/// `epilogue(A[m × k] · B[k × n])` as a new row-major `m × n` matrix, written once (no zeroing).
+pub fn product<'a>([m, n, k]: [usize; 3], a: Mat, b: impl Into<Rhs<'a>>, ep: &Epilogue) -> Vec<f32> {
+    let mut c = Vec::with_capacity(m * n);
+    gemm_uninit([m, n, k], a, b, &mut c.spare_capacity_mut()[..m * n], n, ep);
+    // SAFETY: `gemm_uninit` wrote every value of the m × n matrix, rows n apart.
+    unsafe { c.set_len(m * n) };
+    c
+}
+
+/// [`gemm`] into the `len` values at `c`.
+///
+/// # Safety
+/// `c` points at `len` writable values (initialised or not: C is written before it is read).
+unsafe fn gemm_to([m, n, k]: [usize; 3], a: Mat, b: Rhs, c: *mut f32, len: usize, ldc: usize, ep: &Epilogue) {
+    if !check([m, n, k], &a, &b, len, ldc, ep) {
         return;
     }
     let parts = par::parts(m * n * k.max(1));
-    let out = Out(c.as_mut_ptr());
+    let out = Out(c);
     // By columns each thread reads (and packs) only its share of B and all of A; by rows, all
     // of B: split along the larger side.
     let by_columns = n >= m;
@@ -275,13 +309,13 @@ pub fn gemm<'a>([m, n, k]: [usize; 3], a: Mat, b: impl Into<Rhs<'a>>, c: &mut [f
 
 /// Checks [`gemm`]'s arguments (panics on views too small for the shapes); false for an empty
 /// product.
-fn check([m, n, k]: [usize; 3], a: &Mat, b: &Rhs, c: &[f32], ldc: usize, ep: &Epilogue) -> bool {
+fn check([m, n, k]: [usize; 3], a: &Mat, b: &Rhs, len: usize, ldc: usize, ep: &Epilogue) -> bool {
     if m == 0 || n == 0 {
         return false;
     }
     a.check(m, k);
     b.check(k, n);
-    assert!(n <= ldc && (m - 1) * ldc + n <= c.len(), "output out of bounds");
+    assert!(n <= ldc && (m - 1) * ldc + n <= len, "output out of bounds");
     match ep.bias {
         Bias::Row(v) => assert!(v.len() >= m),
         Bias::Col(v) => assert!(v.len() >= n),
@@ -677,7 +711,7 @@ pub(crate) mod own {
     #[cfg(test)]
     pub fn gemm<'a>([m, n, k]: [usize; 3], a: Mat, b: impl Into<Rhs<'a>>, c: &mut [f32], ldc: usize, ep: &Epilogue) {
         let b = b.into();
-        if !super::check([m, n, k], &a, &b, c, ldc, ep) {
+        if !super::check([m, n, k], &a, &b, c.len(), ldc, ep) {
             return;
         }
         // SAFETY: checked above.
@@ -850,6 +884,25 @@ pub(crate) mod tests {
                     let mut all = vec![
                         (run(&|c| own::gemm([m, n, k], a, b, c, ldc, ep)), "own".to_string()),
                         (run(&|c| pool.install(|| gemm([m, n, k], a, b, c, ldc, ep))), "dispatched".to_string()),
+                        // C full of NaN as "uninitialised": a kernel that read C before writing
+                        // it would leave NaN
+                        (
+                            run(&|c| {
+                                // SAFETY: f32 and MaybeUninit<f32> share their layout; only f32
+                                // values are written.
+                                let c = unsafe { &mut *(c as *mut [f32] as *mut [MaybeUninit<f32>]) };
+                                pool.install(|| gemm_uninit([m, n, k], a, b, c, ldc, ep))
+                            }),
+                            "uninit".to_string(),
+                        ),
+                        (
+                            {
+                                let mut c = Vec::new();
+                                pool.install(|| c = product([m, n, k], a, b, ep));
+                                c
+                            },
+                            "product".to_string(),
+                        ),
                     ];
                     // natively: the epilogue on every vector width this CPU has
                     #[cfg(not(target_arch = "wasm32"))]
@@ -864,7 +917,13 @@ pub(crate) mod tests {
                         Rhs::Packed(_) => "packed",
                     };
                     for (g, name) in &all {
-                        let err = g.iter().zip(&want).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+                        // NaN (a value of C read before it was written) counts as infinite: f32::max
+                        // would skip it
+                        let err = g
+                            .iter()
+                            .zip(&want)
+                            .map(|(x, y)| (x - y).abs())
+                            .fold(0.0, |e, d| if d.is_nan() { f32::INFINITY } else { e.max(d) });
                         assert!(err < 1e-4 * (k as f32).sqrt(), "{name} {kind} {m}×{n}×{k}: error {err}");
                     }
                 }
