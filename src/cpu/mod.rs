@@ -126,7 +126,9 @@ fn conv2d_impl(conv: &Conv2d, x: Tensor<4>, gelu: bool, residual: Option<Tensor<
         let xs = primitive(x);
         let res = residual.map(primitive);
         let hw = h * w;
-        let mut out = vec![0.0f32; b * cout * hw];
+        // Written once by the products (nothing zeroed first).
+        let mut out = Vec::with_capacity(b * cout * hw);
+        let dst = &mut out.spare_capacity_mut()[..b * cout * hw];
         for i in 0..b {
             let ep = Epilogue {
                 bias: bias.map_or(Bias::None, Bias::Row),
@@ -134,15 +136,17 @@ fn conv2d_impl(conv: &Conv2d, x: Tensor<4>, gelu: bool, residual: Option<Tensor<
                 residual: res.as_ref().map(|r| (&values(r)[i * cout * hw..(i + 1) * cout * hw], hw)),
                 scale: 1.0,
             };
-            gemm::gemm(
+            gemm::gemm_uninit(
                 [cout, hw, cin],
                 Mat::rows(values(&weight), cin),
                 Mat::rows(&values(&xs)[i * cin * hw..(i + 1) * cin * hw], hw),
-                &mut out[i * cout * hw..(i + 1) * cout * hw],
+                &mut dst[i * cout * hw..(i + 1) * cout * hw],
                 hw,
                 &ep,
             );
         }
+        // SAFETY: the products wrote every value of each image's cout × hw block (rows hw apart).
+        unsafe { out.set_len(b * cout * hw) };
         return tensor(out, [b, cout, oh, ow]);
     }
     if cpg <= 4 {
@@ -240,15 +244,13 @@ fn row_product(
     gelu: bool,
     residual: Option<FlexTensor>,
 ) -> Vec<f32> {
-    let mut y = vec![0.0f32; rows * out];
     let ep = Epilogue {
         bias: bias.map_or(Bias::None, Bias::Col),
         gelu,
         residual: residual.as_ref().map(|r| (values(r), out)),
         scale: 1.0,
     };
-    gemm::gemm([rows, out, inp], Mat::rows(values(&x), inp), w, &mut y, out, &ep);
-    y
+    gemm::product([rows, out, inp], Mat::rows(values(&x), inp), w, &ep)
 }
 
 /// A 1×1 convolution applied to rows of channels, `[R, in]` → `[R, out]`: GELU after it when

@@ -10,8 +10,9 @@ use burn::prelude::*;
 
 use crate::config::{CONV_FFN_KERNEL, LN_EPS, NormKind};
 use crate::cpu;
+use crate::cpu::gemm;
 use crate::model::common::convffn::{ConvFfn, ConvFfnConfig};
-use crate::model::common::layers::{layer_norm, linear};
+use crate::model::common::layers::{layer_norm, packed_linear};
 use crate::model::common::multi_head_attention::multi_head_attention;
 use crate::weights::VarBuilder;
 
@@ -50,10 +51,12 @@ impl AttentionBlockConfig {
             NormKind::BatchNorm => (None, true),
         };
         let mixer = vb.pp("token_mixer");
+        // Both run only through `cpu::linear*`: their weights packed once for the CPU kernel.
+        let linear = |vb: &VarBuilder, config| packed_linear(vb, ["weight", "bias"], &config, gemm::PACKS_WEIGHTS);
         AttentionBlock {
             norm,
-            qkv: linear(&mixer.pp("qkv"), &LinearConfig::new(d, 3 * d).with_bias(qkv_bias)),
-            proj: linear(&mixer.pp("proj"), &LinearConfig::new(d, d)),
+            qkv: linear(&mixer.pp("qkv"), LinearConfig::new(d, 3 * d).with_bias(qkv_bias)),
+            proj: linear(&mixer.pp("proj"), LinearConfig::new(d, d)),
             mlp: ConvFfnConfig::new(d, self.hidden, CONV_FFN_KERNEL).load(&vb.pp("mlp")),
             heads: d / self.head_dim,
         }
