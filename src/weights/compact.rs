@@ -625,7 +625,7 @@ mod tests {
                     t = FusedTensor::new(shape.clone(), Storage::Int { bits, values, scales, group, columns }).unwrap();
                 }
                 assert_eq!(t.storage().kind(), format!("int{bits}:{group}{}", if columns { ":columns" } else { "" }));
-                assert!(row % group == 0);
+                assert!(row.is_multiple_of(group));
                 let name = format!("visual.t{bits}_{i}.weight");
                 want.push((name.clone(), t.clone()));
                 fused.insert(&name, t);
