@@ -354,8 +354,11 @@ of a tensor of 2^18 values or more; a tensor of n values gets √(n / 2^18) of i
 What these fixtures cannot show: their weights are random (Gaussian, fan-in scaled), only their BatchNorm statistics look trained, so the \
 kernels have trained-looking channel and column scales after folding but not trained weights' own outliers and structure; the photos are \
 scikit-image's, and top-1 agreement over 100 labels on random weights measures how often near-ties survive, not a trained model's \
-zero-shot accuracy (a photo whose best label leads the next by less than a storage moves its image–text cosines is a tie that storage may flip; `full_size_accuracy_bars` prints the smallest and the median lead, and both margins of a disagreement). `auto`'s tolerances are set on these two fixtures. The int8 rows (one scale per channel for every weight) are the floor of weight-only \
-int8: an image-tower target (12 MB for MobileCLIP-S0) leaves only its difference to that floor for the finer storage the sensitive tensors need.\n\n{table}",
+zero-shot accuracy (a photo whose best label leads the next by less than a storage moves its image–text cosines is a tie that storage may flip; `full_size_accuracy_bars` prints the smallest and the median lead, and both margins of a disagreement). `auto`'s tolerances are set on these two fixtures. The crops share their photo's content: they add near-ties to flip, not independent scenes. \
+Integer storage: `int<k>` = k-bit symmetric integers (k = 4 … 8; below 8 bit-packed), one scale per channel or per group of 256 … 32 values of a channel, \
+optionally per-column factors; scales and factors stored as halves. The int8 rows (one scale per channel for every weight) are the floor of weight-only \
+int8; `auto` takes fewer bits only where a tensor's measured error allows it, which on these trained-looking statistics is rare in the image towers \
+(their tolerance is tight: 4–7 bits measure 2–16x int8's error per channel).\n\n{table}",
         photos.len(),
         names.len(),
         names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
