@@ -358,7 +358,7 @@ zero-shot accuracy (a photo whose best label leads the next by less than a stora
 Integer storage: `int<k>` = k-bit symmetric integers (k = 4 … 8; below 8 bit-packed), one scale per channel or per group of 256 … 32 values of a channel, \
 optionally per-column factors; scales and factors stored as halves. The int8 rows (one scale per channel for every weight) are the floor of weight-only \
 int8; `auto` takes fewer bits only where a tensor's measured error allows it, which on these trained-looking statistics is rare in the image towers \
-(their tolerance is tight: 4–7 bits measure 2–16x int8's error per channel).\n\n{table}",
+(their tolerance is tight: 4–7 bits measure 2–18x int8's error per channel).\n\n{table}",
         photos.len(),
         names.len(),
         names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
