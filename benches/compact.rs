@@ -104,22 +104,47 @@ fn tensor_report(
     };
     let base: mobileclip_wasm::weights::FusedWeights = compact::store(fused.clone(), &options);
     let list_only = std::env::var("MOBILECLIP_ACCURACY_TENSORS").is_ok_and(|v| v == "list");
-    eprintln!("| tensor | shape | auto | auto bytes | int8/channel worst err | image cos min, only it int8/channel |");
+    // `MOBILECLIP_ACCURACY_TENSORS=<bits>`: the tensor alone stored at that many bits, one scale
+    // per 32 values with column factors (where 32 divides its rows), instead of int8 per channel
+    let only_bits: Option<u32> = std::env::var("MOBILECLIP_ACCURACY_TENSORS").ok().and_then(|v| v.parse().ok());
+    eprintln!(
+        "| tensor | shape | tolerance | auto | auto bytes | worst err int8/int7/int6/int5/int4 per channel | same, per 32 + columns | image cos min, only it int8/channel |"
+    );
     for (name, t) in fused.iter().filter(|(n, _)| n.starts_with("visual.")) {
         let q = quantize::store(t.clone(), Precision::Int8, 0.0);
         if q.storage().kind() == "f32" {
             continue;
         }
-        let auto = quantize::store(t.clone(), Precision::Auto, tolerance.for_tensor(name, t.numel()));
+        let tol = tolerance.for_tensor(name, t.numel());
+        let auto = quantize::store(t.clone(), Precision::Auto, tol);
         let row = t.numel() / t.shape()[0];
-        let err = quantize::worst_channel_error(&t.to_f32(), &q.to_f32(), row);
+        let values = t.to_f32();
+        let errs = |group: usize, columns: bool| {
+            if group > row || row % group != 0 {
+                return "-".to_string();
+            }
+            (4..=8u32)
+                .rev()
+                .map(|bits| {
+                    let q = quantize::quantise(t.shape(), &values, bits, group, columns);
+                    format!("{:.4}", quantize::worst_channel_error(&values, &q.to_f32(), row))
+                })
+                .collect::<Vec<_>>()
+                .join("/")
+        };
         let mut one = base.clone();
-        one.insert(name, q);
+        match only_bits {
+            Some(bits) if row % 32 == 0 => one.insert(name, quantize::quantise(t.shape(), &values, bits, 32, true)),
+            Some(_) => continue,
+            None => one.insert(name, q),
+        };
         eprintln!(
-            "| {name} | {:?} | {} | {} | {err:.4} | {:.6} |",
+            "| {name} | {:?} | {tol:.4} | {} | {} | {} | {} | {:.6} |",
             t.shape(),
             auto.storage().kind(),
             auto.storage().bytes(),
+            errs(row, false),
+            errs(32, true),
             if list_only { f64::NAN } else { image_cosine(&one) }
         );
     }
@@ -268,21 +293,19 @@ fn main() {
                     (e["data_offsets"][1].as_u64().unwrap() - e["data_offsets"][0].as_u64().unwrap()) as usize
                 })
             };
-            let mut kinds = std::collections::BTreeMap::<&str, (usize, usize)>::new();
+            let mut kinds = std::collections::BTreeMap::<String, (usize, usize)>::new();
             for (name, stored) in &storage {
                 let shape: Vec<usize> =
                     header[name]["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
                 let row = shape.iter().skip(1).product::<usize>().max(1);
                 let parts: Vec<&str> = stored.split(':').collect();
                 let kind = match parts.as_slice() {
-                    ["f32"] => "f32",
-                    ["f16"] => "f16",
-                    [_, group, rest @ ..] => match (group.parse::<usize>().unwrap() == row, rest.is_empty()) {
-                        (true, true) => "int8 per channel",
-                        (true, false) => "int8 per channel + columns",
-                        (false, true) => "int8 per group",
-                        (false, false) => "int8 per group + columns",
-                    },
+                    ["f32"] => "f32".to_string(),
+                    ["f16"] => "f16".to_string(),
+                    [int, group, rest @ ..] => {
+                        let per = if group.parse::<usize>().unwrap() == row { "per channel" } else { "per group" };
+                        format!("{int} {per}{}", if rest.is_empty() { "" } else { " + columns" })
+                    }
                     _ => panic!("unknown storage {stored}"),
                 };
                 let e = kinds.entry(kind).or_default();
@@ -317,22 +340,28 @@ fn main() {
             eprint!("{table}");
         }
     }
-    let names: Vec<String> =
+    // the photos, without their crops (`<photo>-<corner>.png`, tools/compact-accuracy.sh)
+    let stems: Vec<String> =
         photo_paths.iter().map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
+    let names: Vec<&String> = stems.iter().filter(|s| !s.contains('-')).collect();
     let section = format!(
         "## Compact files\n\nMeasured by `tools/compact-accuracy.sh`: each model's checkpoint (random weights whose BatchNorm statistics look trained: \
 `tools/gen_fixtures.py --full --trained-bn`, running_var log-normal over four decades, 2% near-dead channels) converted by `MobileClip::convert` \
-at each dtype; cosine of each embedding to the checkpoint's own (f32) over {} photos (scikit-image's bundled data: {}) and {} texts \
+at each dtype; cosine of each embedding to the checkpoint's own (f32) over {} images ({} of scikit-image's bundled photos: {}; and 5 crops of each, its 4 corners and its centre at 60 % of each side) and {} texts \
 ({} labels × {} prompt templates); zero-shot top-1 = each photo's best of the {} labels (\"a photo of a {{}}.\") agrees with f32's. \
 `auto` tolerances (worst per-channel relative error, the larger of ‖w − ŵ‖ / ‖w‖ and the same over the channel's values besides its largest, \
 of a tensor of 2^18 values or more; a tensor of n values gets √(n / 2^18) of it): image {}, text {}. Sizes in MB (10^6 bytes). Vectors (biases, norms) stay f32 in every file.\n\n\
 What these fixtures cannot show: their weights are random (Gaussian, fan-in scaled), only their BatchNorm statistics look trained, so the \
 kernels have trained-looking channel and column scales after folding but not trained weights' own outliers and structure; the photos are \
 scikit-image's, and top-1 agreement over 100 labels on random weights measures how often near-ties survive, not a trained model's \
-zero-shot accuracy (a photo whose best label leads the next by less than a storage moves its image–text cosines is a tie that storage may flip; `full_size_accuracy_bars` prints the smallest and the median lead, and both margins of a disagreement). `auto`'s tolerances are set on these two fixtures. The int8 rows (one scale per channel for every weight) are the floor of weight-only \
-int8: an image-tower target (12 MB for MobileCLIP-S0) leaves only its difference to that floor for the finer storage the sensitive tensors need.\n\n{table}",
+zero-shot accuracy (a photo whose best label leads the next by less than a storage moves its image–text cosines is a tie that storage may flip; `full_size_accuracy_bars` prints the smallest and the median lead, and both margins of a disagreement). `auto`'s tolerances are set on these two fixtures. The crops share their photo's content: they add near-ties to flip, not independent scenes. \
+Integer storage: `int<k>` = k-bit symmetric integers (k = 4 … 8; below 8 bit-packed), one scale per channel or per group of 256 … 32 values of a channel, \
+optionally per-column factors; scales and factors stored as halves. The int8 rows (one scale per channel for every weight) are the floor of weight-only \
+int8; `auto` takes fewer bits only where a tensor's measured error allows it, which on these trained-looking statistics is rare in the image towers \
+(their tolerance is tight: 4–7 bits measure 2–18x int8's error per channel).\n\n{table}",
         photos.len(),
-        names.join(", "),
+        names.len(),
+        names.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
         texts.len(),
         labels().len(),
         TEMPLATES.len(),

@@ -138,11 +138,12 @@ impl Checkpoint {
         }
     }
 
-    /// Reads an `int8` tensor (row-major), leaving it in the checkpoint.
+    /// Reads an `int8` tensor (row-major; a `uint8` one as its bytes), leaving it in the
+    /// checkpoint.
     pub fn read_i8(&self, name: &str) -> Result<Vec<i8>> {
         let e = self.entry(name)?;
-        if e.dtype != DType::I8 {
-            return Err(Error::WeightsMismatch(format!("tensor `{name}` has dtype {:?}, expected I8", e.dtype)));
+        if !matches!(e.dtype, DType::I8 | DType::U8) {
+            return Err(Error::WeightsMismatch(format!("tensor `{name}` has dtype {:?}, expected I8 or U8", e.dtype)));
         }
         let past_end = || Error::WeightsFormat(format!("tensor `{name}` reaches past the end of its storage"));
         match &self.parts[e.part] {

@@ -2,28 +2,38 @@
 //! safetensors, each matrix and kernel stored as `f32`, `f16` or `int8` with its scales, with the
 //! model's config inside so that loading needs no model name.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! A safetensors file whose `__metadata__` holds (all values strings, as safetensors requires):
 //!
 //! | key | value |
 //! |---|---|
 //! | `format` | `mobileclip-wasm/compact` |
-//! | `version` | `1` |
+//! | `version` | `2` |
 //! | `config` | the full model config as canonical JSON ([`ModelConfig::canonical_json`]: the same bytes however the config was given) |
 //! | `towers` | `image`, `text` or `both`: which towers' tensors the file holds (`logit_scale` always) |
 //! | `dtype` | what it was converted with: `f32`, `f16`, `int8` or `auto` (informative) |
 //! | `source_sha256` | hex sha256 of the published checkpoint it was converted from |
-//! | `storage` | JSON object: each fused tensor's name → `f32`, `f16`, `int8:<group>` or `int8:<group>:columns` |
+//! | `storage` | JSON object: each fused tensor's name → `f32`, `f16`, `int<k>:<group>` or `int<k>:<group>:columns` (`k` in 2 … 8 bits) |
+//! | `shapes` | JSON object: each bit-packed tensor's name (`int<k>`, `k` < 8) → its shape |
 //! | `crc32` | JSON object: every stored tensor's name → CRC-32 (8 hex digits) of its bytes |
 //!
 //! Tensors are stored under their canonical fused names (see [`super::names`]) with the dtype
-//! their storage names (`F32`, `F16`, `I8`). An `int8:<group>` tensor `N` has its scales in the
-//! `F32` tensor `N.scales` (one per `group` consecutive values of a row; the first dimension is
-//! the output channel, and a group equal to the row length is one scale per channel); value `i`
-//! is `N[i] · N.scales[i / group]`; an `int8:<group>:columns` tensor multiplies that by
-//! `N.columns[j]` (`F32`, one per column: `j` is `i` modulo the row length). Nothing else may be
-//! stored.
+//! their storage names (`F32`, `F16`; `I8` for `int8`). An `int<k>:<group>` tensor `N` holds
+//! integers `q` in `-(2^(k-1) - 1) ..= 2^(k-1) - 1`, its scales in the tensor `N.scales` (`F16`,
+//! or `F32` when one of them is not a half; one per `group` consecutive values of a row; the
+//! first dimension is the output channel, and a group equal to the row length is one scale per
+//! channel); value `i` is `q[i] · N.scales[i / group]`; an `int<k>:<group>:columns` tensor
+//! multiplies that by `N.columns[j]` (`F16` or `F32`, one per column: `j` is `i` modulo the row
+//! length). `int8` values are stored as `I8` of the tensor's shape; narrower ones are bit-packed
+//! into a `U8` vector of ⌈numel · k / 8⌉ bytes (their shape in `shapes`): value `i` is the `k`
+//! bits from bit `i · k` of the stream (bit `b` is bit `b mod 8` of byte `b / 8`, least
+//! significant first), read as an unsigned number `u`, and `q = u − (2^(k-1) − 1)` (so all
+//! zero bits is the most negative value); the unused bits of the last byte are zero. Nothing
+//! else may be stored.
+//!
+//! Version 1 (written before sub-8-bit storage) is version 2 without `shapes`, `int<k>` for
+//! `k` < 8, or `F16` scales and factors: this build reads both.
 //!
 //! A file whose version this build does not read, whose metadata or storage do not add up, or
 //! whose bytes do not have their CRC-32s is refused with `INVALID_WEIGHTS`; one whose tensors do
@@ -33,6 +43,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use super::fused::half_exact;
 use super::pickle::DType;
 use super::quantize::{self, Precision, Tolerance};
 use super::{Checkpoint, FusedTensor, FusedWeights, Storage, WeightsReader};
@@ -41,8 +52,8 @@ use crate::error::{Error, Result};
 
 /// The `format` metadata value of a compact file.
 pub const FORMAT: &str = "mobileclip-wasm/compact";
-/// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The format version this build writes (it also reads the versions before it, from 1).
+pub const VERSION: u32 = 2;
 /// Suffix of the tensor holding an `int8` tensor's scales.
 const SCALES: &str = ".scales";
 /// Suffix of the tensor holding an `int8` tensor's column factors.
@@ -248,6 +259,7 @@ pub fn store(mut fused: FusedWeights, options: &ConvertOptions) -> FusedWeights 
 pub fn write(config: &ModelConfig, fused: &FusedWeights, options: &ConvertOptions, source_sha256: &str) -> Vec<u8> {
     let mut entries: Vec<Entry> = Vec::new();
     let mut storage = BTreeMap::new();
+    let mut shapes = BTreeMap::new();
     for (tensor, t) in fused.iter() {
         storage.insert(tensor.to_string(), t.storage().kind());
         let entry = |name: String, part, dtype, shape, len| Entry { name, tensor, part, dtype, shape, len };
@@ -255,14 +267,22 @@ pub fn write(config: &ModelConfig, fused: &FusedWeights, options: &ConvertOption
         match t.storage() {
             Storage::F32(v) => entries.push(entry(tensor.into(), Part::Values, "F32", shape, 4 * v.len())),
             Storage::F16(v) => entries.push(entry(tensor.into(), Part::Values, "F16", shape, 2 * v.len())),
-            Storage::Int8 { values, scales, columns, .. } => {
-                entries.push(entry(tensor.into(), Part::Values, "I8", shape, values.len()));
-                let n = scales.len();
-                entries.push(entry(format!("{tensor}{SCALES}"), Part::Scales, "F32", vec![n], 4 * n));
-                if !columns.is_empty() {
-                    let n = columns.len();
-                    entries.push(entry(format!("{tensor}{COLUMNS}"), Part::Columns, "F32", vec![n], 4 * n));
-                }
+            Storage::Int { bits: 8, values, .. } => {
+                entries.push(entry(tensor.into(), Part::Values, "I8", shape, values.len()))
+            }
+            Storage::Int { bits, values, .. } => {
+                let n = (values.len() * *bits as usize).div_ceil(8);
+                entries.push(entry(tensor.into(), Part::Values, "U8", vec![n], n));
+                shapes.insert(tensor.to_string(), shape);
+            }
+        }
+        if let Storage::Int { scales, columns, .. } = t.storage() {
+            let factors = |v: &[f32]| if half_exact(v) { ("F16", 2 * v.len()) } else { ("F32", 4 * v.len()) };
+            let (dtype, len) = factors(scales);
+            entries.push(entry(format!("{tensor}{SCALES}"), Part::Scales, dtype, vec![scales.len()], len));
+            if !columns.is_empty() {
+                let (dtype, len) = factors(columns);
+                entries.push(entry(format!("{tensor}{COLUMNS}"), Part::Columns, dtype, vec![columns.len()], len));
             }
         }
     }
@@ -279,6 +299,7 @@ pub fn write(config: &ModelConfig, fused: &FusedWeights, options: &ConvertOption
         ("dtype", options.precision.to_string()),
         ("source_sha256", source_sha256.to_string()),
         ("storage", json(&storage)),
+        ("shapes", json(&shapes)),
         ("crc32", json(&crc)),
     ]);
     let mut header = serde_json::Map::new();
@@ -322,11 +343,11 @@ struct Entry<'a> {
 /// Which of a stored tensor's arrays a file's tensor holds.
 #[derive(Clone, Copy)]
 enum Part {
-    /// Its values (`F32`, `F16` or `I8`).
+    /// Its values (`F32`, `F16`, `I8`, or bit-packed `U8`).
     Values,
-    /// An `int8` tensor's scales.
+    /// An integer tensor's scales.
     Scales,
-    /// An `int8` tensor's column factors.
+    /// An integer tensor's column factors.
     Columns,
 }
 
@@ -335,10 +356,61 @@ fn part_bytes(storage: &Storage, part: Part) -> Vec<u8> {
     match (storage, part) {
         (Storage::F32(v), _) => le_bytes(v),
         (Storage::F16(v), _) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        (Storage::Int8 { values, .. }, Part::Values) => values.iter().map(|&q| q as u8).collect(),
-        (Storage::Int8 { scales, .. }, Part::Scales) => le_bytes(scales),
-        (Storage::Int8 { columns, .. }, Part::Columns) => le_bytes(columns),
+        (Storage::Int { bits: 8, values, .. }, Part::Values) => values.iter().map(|&q| q as u8).collect(),
+        (Storage::Int { bits, values, .. }, Part::Values) => pack(values, *bits),
+        (Storage::Int { scales, .. }, Part::Scales) => factor_bytes(scales),
+        (Storage::Int { columns, .. }, Part::Columns) => factor_bytes(columns),
     }
+}
+
+/// Scales or column factors as a file stores them: halves when they all are, else `f32`.
+fn factor_bytes(v: &[f32]) -> Vec<u8> {
+    if half_exact(v) { v.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect() } else { le_bytes(v) }
+}
+
+/// `bits`-bit integers (`|q| < 2^(bits-1)`) packed as the format says: each as the unsigned
+/// `q + 2^(bits-1) − 1`, `bits` bits from bit `i · bits` of the stream, least significant first.
+pub fn pack(values: &[i8], bits: u32) -> Vec<u8> {
+    let offset = (1i32 << (bits - 1)) - 1;
+    let mut out = vec![0u8; (values.len() * bits as usize).div_ceil(8)];
+    let (mut acc, mut filled, mut at) = (0u32, 0u32, 0);
+    for &q in values {
+        acc |= ((i32::from(q) + offset) as u32) << filled;
+        filled += bits;
+        while filled >= 8 {
+            out[at] = acc as u8;
+            (acc, filled, at) = (acc >> 8, filled - 8, at + 1);
+        }
+    }
+    if filled > 0 {
+        out[at] = acc as u8;
+    }
+    out
+}
+
+/// The `n` `bits`-bit integers of [`pack`]'s `bytes` (which hold exactly ⌈n · bits / 8⌉
+/// bytes), or `None` when a value is out of range (all ones: `2^(bits-1)`) or the last byte's
+/// unused bits are not zero.
+pub fn unpack(bytes: &[u8], bits: u32, n: usize) -> Option<Vec<i8>> {
+    if bytes.len() != (n * bits as usize).div_ceil(8) {
+        return None;
+    }
+    let (offset, mask) = ((1i32 << (bits - 1)) - 1, (1u32 << bits) - 1);
+    let mut out = Vec::with_capacity(n);
+    let (mut acc, mut filled, mut at) = (0u32, 0u32, 0);
+    for _ in 0..n {
+        while filled < bits {
+            acc |= u32::from(bytes[at]) << filled;
+            (filled, at) = (filled + 8, at + 1);
+        }
+        let u = (acc & mask) as i32;
+        if u > 2 * offset {
+            return None;
+        }
+        out.push((u - offset) as i8);
+        (acc, filled) = (acc >> bits, filled - bits);
+    }
+    (acc == 0).then_some(out)
 }
 
 /// A metadata value (config, tables) as JSON text.
@@ -364,12 +436,12 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
     if format != FORMAT {
         return Err(invalid(format!("format `{format}` is not one this build reads ({FORMAT})")));
     }
-    let version = get("version")?;
-    if version.parse::<u32>().ok() != Some(VERSION) {
+    let version_text = get("version")?;
+    let Some(version) = version_text.parse::<u32>().ok().filter(|v| (1..=VERSION).contains(v)) else {
         return Err(invalid(format!(
-            "format version {version:?}; this build of mobileclip-wasm reads version {VERSION} (convert the checkpoint again with this build, or update)"
+            "format version {version_text:?}; this build of mobileclip-wasm reads versions 1 to {VERSION} (convert the checkpoint again with this build, or update)"
         )));
-    }
+    };
     let config = ModelConfig::from_json(get("config")?).map_err(|e| invalid(format!("its config: {e}")))?;
     config.resolve().map_err(|e| invalid(format!("its config: {e}")))?;
     let towers: Towers = get("towers")?.parse().map_err(|e: Error| invalid(e.to_string()))?;
@@ -382,6 +454,12 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
         serde_json::from_str(get("storage")?).map_err(|e| invalid(format!("its storage table: {e}")))?;
     let crc: BTreeMap<String, String> =
         serde_json::from_str(get("crc32")?).map_err(|e| invalid(format!("its crc32 table: {e}")))?;
+    let shapes: BTreeMap<String, Vec<usize>> = match meta.get("shapes") {
+        Some(s) if version >= 2 => serde_json::from_str(s).map_err(|e| invalid(format!("its shapes table: {e}")))?,
+        Some(_) => return Err(invalid(format!("version {version} has no `shapes`"))),
+        None if version >= 2 => return Err(invalid("its metadata has no `shapes`")),
+        None => BTreeMap::new(),
+    };
 
     // Every stored tensor is listed, has its checksum, and is a tensor or an int8 tensor's scales.
     let names: Vec<String> = ckpt.names().map(String::from).collect();
@@ -390,7 +468,7 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
     }
     for name in &names {
         let listed = storage.contains_key(name)
-            || name.strip_suffix(SCALES).and_then(|n| storage.get(n)).is_some_and(|s| s.starts_with("int8:"))
+            || name.strip_suffix(SCALES).and_then(|n| storage.get(n)).is_some_and(|s| s.starts_with("int"))
             || name.strip_suffix(COLUMNS).and_then(|n| storage.get(n)).is_some_and(|s| s.ends_with(":columns"));
         if !listed {
             return Err(invalid(format!("tensor `{name}` is not in its storage table")));
@@ -405,7 +483,7 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
     }
     let mut fused = FusedWeights::new();
     for (name, kind) in &storage {
-        let shape =
+        let stored_shape =
             ckpt.shape(name).ok_or_else(|| invalid(format!("tensor `{name}` is listed but not stored")))?.to_vec();
         let dtype_is = |want: DType| {
             let got = ckpt.dtype(name).expect("stored");
@@ -415,6 +493,7 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
                 Err(invalid(format!("tensor `{name}` is {got:?}, its storage says {kind}")))
             }
         };
+        let mut shape = stored_shape.clone();
         let stored = match kind.as_str() {
             "f32" => {
                 dtype_is(DType::F32)?;
@@ -424,25 +503,47 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
                 dtype_is(DType::F16)?;
                 Storage::F32(ckpt.take_f32(name)?)
             }
-            int8 => {
+            int => {
                 let unknown = || invalid(format!("tensor `{name}` has an unknown storage {kind:?}"));
-                let spec = int8.strip_prefix("int8:").ok_or_else(unknown)?;
+                let (bits, spec) = int.strip_prefix("int").and_then(|s| s.split_once(':')).ok_or_else(unknown)?;
+                let bits = bits.parse::<u32>().ok().filter(|b| (2..=8).contains(b)).ok_or_else(unknown)?;
+                if bits < 8 && version < 2 {
+                    return Err(unknown());
+                }
                 let (group, columns) = match spec.strip_suffix(":columns") {
                     Some(g) => (g, true),
                     None => (spec, false),
                 };
                 let group = group.parse::<usize>().map_err(|_| unknown())?;
-                dtype_is(DType::I8)?;
+                let values = if bits == 8 {
+                    dtype_is(DType::I8)?;
+                    ckpt.take_i8(name)?
+                } else {
+                    dtype_is(DType::U8)?;
+                    shape =
+                        shapes.get(name).ok_or_else(|| invalid(format!("`{name}` has no shape in `shapes`")))?.clone();
+                    let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+                    let bytes: Vec<u8> = ckpt.take_i8(name)?.into_iter().map(|b| b as u8).collect();
+                    numel
+                        .filter(|_| stored_shape.len() == 1)
+                        .and_then(|n| unpack(&bytes, bits, n))
+                        .ok_or_else(|| invalid(format!("tensor `{name}`: its bytes are not {shape:?} packed {kind}")))?
+                };
                 let mut vector = |suffix: &str| {
                     let n = format!("{name}{suffix}");
-                    if ckpt.dtype(&n) != Some(DType::F32) || ckpt.shape(&n).map(<[usize]>::len) != Some(1) {
-                        return Err(invalid(format!("`{n}` is missing or not a vector of F32")));
+                    let float = match ckpt.dtype(&n) {
+                        Some(DType::F32) => true,
+                        Some(DType::F16) => version >= 2,
+                        _ => false,
+                    };
+                    if !float || ckpt.shape(&n).map(<[usize]>::len) != Some(1) {
+                        return Err(invalid(format!("`{n}` is missing or not a vector of F32 or F16")));
                     }
                     ckpt.take_f32(&n)
                 };
                 let columns = if columns { vector(COLUMNS)? } else { Vec::new() };
                 let scales = vector(SCALES)?;
-                Storage::Int8 { values: ckpt.take_i8(name)?, scales, group, columns }
+                Storage::Int { bits, values, scales, group, columns }
             }
         };
         let t = FusedTensor::new(shape.clone(), stored).ok_or_else(|| {
@@ -450,5 +551,98 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
         })?;
         fused.insert(name.clone(), t);
     }
+    if let Some(name) =
+        shapes.keys().find(|n| !storage.get(*n).is_some_and(|k| k.starts_with("int") && !k.starts_with("int8:")))
+    {
+        return Err(invalid(format!("`shapes` lists `{name}`, which is not a bit-packed tensor")));
+    }
     Ok((CompactInfo { config, towers, dtype, source_sha256 }, fused))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `n` values of `bits` bits covering the whole range, both ends included.
+    fn codes(n: usize, bits: u32) -> Vec<i8> {
+        let top = (1i32 << (bits - 1)) - 1;
+        (0..n).map(|i| ((i as i32 * 7919) % (2 * top + 1) - top) as i8).collect()
+    }
+
+    #[test]
+    fn packing_round_trips_every_width_and_length() {
+        for bits in 2..=8 {
+            for n in (0..=19).chain([63, 64, 65, 1001]) {
+                let q = codes(n, bits);
+                let packed = pack(&q, bits);
+                assert_eq!(packed.len(), (n * bits as usize).div_ceil(8), "{bits} bits, {n} values");
+                assert_eq!(unpack(&packed, bits, n).as_deref(), Some(&q[..]), "{bits} bits, {n} values");
+            }
+        }
+        // 4 bits: value i in the low nibble of byte i / 2 first; -7 is all zero bits, 7 is 14
+        assert_eq!(pack(&[-7, 7, 0], 4), [0xe0, 0x07]);
+    }
+
+    #[test]
+    fn unpacking_refuses_what_packing_cannot_write() {
+        // all ones is 2^(bits-1): out of the symmetric range
+        assert_eq!(unpack(&[0x0f], 4, 1), None);
+        assert_eq!(unpack(&[0x0e], 4, 1), Some(vec![7]));
+        // unused bits of the last byte set
+        assert_eq!(unpack(&[0x1e], 4, 1), None);
+        // too few or too many bytes
+        assert_eq!(unpack(&[0x00], 4, 3), None);
+        assert_eq!(unpack(&[0x00, 0x00], 4, 1), None);
+    }
+
+    /// Every integer width, odd row lengths, one scale per row and groups, column factors, and
+    /// scales that are halves or not: written to a file and read back, each tensor's storage is
+    /// the same, and its `f32` values too.
+    #[test]
+    fn integer_storage_round_trips_through_a_file() {
+        let config = ModelConfig::builtin("MobileCLIP-S0").unwrap();
+        let mut fused = FusedWeights::new();
+        let mut want = Vec::new();
+        for bits in 2..=8u32 {
+            for (i, (shape, group, columns)) in [
+                (vec![3, 45], 45, false),
+                (vec![5, 9, 3, 1], 9, true),
+                (vec![7, 15], 5, false),
+                (vec![2, 33], 11, true),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let numel: usize = shape.iter().product();
+                let row = numel / shape[0];
+                let values: Vec<f32> =
+                    (0..numel).map(|j| ((j * 31 + i) as f32 * 0.37).sin() * (1 + j % 5) as f32).collect();
+                let mut t = quantize::quantise(&shape, &values, bits, group, columns);
+                if i == 3 {
+                    // a scale that is not a half: the file keeps them all in f32
+                    let Storage::Int { values, mut scales, columns, .. } = t.storage().clone() else { panic!() };
+                    scales[0] = 1.0 / 3.0;
+                    t = FusedTensor::new(shape.clone(), Storage::Int { bits, values, scales, group, columns }).unwrap();
+                }
+                assert_eq!(t.storage().kind(), format!("int{bits}:{group}{}", if columns { ":columns" } else { "" }));
+                assert!(row.is_multiple_of(group));
+                let name = format!("visual.t{bits}_{i}.weight");
+                want.push((name.clone(), t.clone()));
+                fused.insert(&name, t);
+            }
+        }
+        let options = ConvertOptions { precision: Precision::Auto, towers: Towers::Image, ..Default::default() };
+        let file = write(&config, &fused, &options, &"0".repeat(64));
+        let (info, back) = read(Checkpoint::from_bytes(&file).unwrap()).unwrap();
+        assert_eq!(info.towers, Towers::Image);
+        for (name, t) in want {
+            let got = back.get(&name).unwrap();
+            assert_eq!(got, &t, "{name}");
+            assert_eq!(got.to_f32(), t.to_f32(), "{name}");
+        }
+        // the file's bytes are what the storage says they are
+        let tensors: usize = back.iter().map(|(_, t)| t.storage().bytes()).sum();
+        let header = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
+        assert_eq!(file.len() - 8 - header, tensors);
+    }
 }

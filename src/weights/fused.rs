@@ -56,15 +56,18 @@ pub enum Storage {
     F32(Vec<f32>),
     /// Row-major IEEE half values.
     F16(Vec<half::f16>),
-    /// Symmetric 8-bit integers with one scale per group: the tensor's rows (its first
-    /// dimension: a convolution's or linear layer's output channels, an embedding's tokens) are
-    /// cut into groups of `group` consecutive values (`group` divides the row length; a whole
-    /// row is per-output-channel quantisation); value `i` at column `j` (`i` modulo the row
-    /// length) is `values[i] * scales[i / group] * columns[j]`, `columns` being empty (all 1) or
-    /// one factor per column: the scale of each input channel / kernel tap that a BatchNorm
-    /// folded into the kernel's input side gave it.
-    Int8 {
-        /// The quantised values, row-major, in `-127..=127`.
+    /// Symmetric `bits`-bit integers (2 … 8) with one scale per group: the tensor's rows (its
+    /// first dimension: a convolution's or linear layer's output channels, an embedding's
+    /// tokens) are cut into groups of `group` consecutive values (`group` divides the row
+    /// length; a whole row is per-output-channel quantisation); value `i` at column `j` (`i`
+    /// modulo the row length) is `values[i] * scales[i / group] * columns[j]`, `columns` being
+    /// empty (all 1) or one factor per column: the scale of each input channel / kernel tap that
+    /// a BatchNorm folded into the kernel's input side gave it. In memory each value takes a
+    /// byte whatever `bits` is; a compact file packs them ([`super::compact`]).
+    Int {
+        /// Bits per value: the values are in `-(2^(bits-1) - 1) ..= 2^(bits-1) - 1`.
+        bits: u32,
+        /// The quantised values, row-major.
         values: Vec<i8>,
         /// One scale per group, in group order.
         scales: Vec<f32>,
@@ -75,23 +78,39 @@ pub enum Storage {
     },
 }
 
+/// Whether every value of `v` is an IEEE half exactly, so that a compact file stores it in two
+/// bytes (quantisation rounds scales and column factors to halves where they are in half's
+/// normal range).
+pub fn half_exact(v: &[f32]) -> bool {
+    v.iter().all(|&x| half::f16::from_f32(x).to_f32() == x)
+}
+
+/// Bytes a compact file takes for `v` (scales or column factors): two per value when all are
+/// halves ([`half_exact`]), four otherwise.
+fn factor_bytes(v: &[f32]) -> usize {
+    v.len() * if half_exact(v) { 2 } else { 4 }
+}
+
 impl Storage {
     /// Bytes the values take on disk (scales included).
     pub fn bytes(&self) -> usize {
         match self {
             Storage::F32(v) => 4 * v.len(),
             Storage::F16(v) => 2 * v.len(),
-            Storage::Int8 { values, scales, columns, .. } => values.len() + 4 * (scales.len() + columns.len()),
+            Storage::Int { bits, values, scales, columns, .. } => {
+                (values.len() * *bits as usize).div_ceil(8) + factor_bytes(scales) + factor_bytes(columns)
+            }
         }
     }
 
-    /// The storage's name in a compact file's metadata: `f32`, `f16`, or `int8:<group>`.
+    /// The storage's name in a compact file's metadata: `f32`, `f16`, `int<bits>:<group>` or
+    /// `int<bits>:<group>:columns`.
     pub fn kind(&self) -> String {
         match self {
             Storage::F32(_) => "f32".into(),
             Storage::F16(_) => "f16".into(),
-            Storage::Int8 { group, columns, .. } if columns.is_empty() => format!("int8:{group}"),
-            Storage::Int8 { group, .. } => format!("int8:{group}:columns"),
+            Storage::Int { bits, group, columns, .. } if columns.is_empty() => format!("int{bits}:{group}"),
+            Storage::Int { bits, group, .. } => format!("int{bits}:{group}:columns"),
         }
     }
 }
@@ -117,14 +136,16 @@ impl FusedTensor {
         let fits = match &storage {
             Storage::F32(v) => v.len() == numel,
             Storage::F16(v) => v.len() == numel,
-            Storage::Int8 { values, scales, group, columns } => {
+            Storage::Int { bits, values, scales, group, columns } => {
                 let row = if shape.is_empty() { 1 } else { numel / shape[0].max(1) };
-                values.len() == numel
+                let max = (1i32 << ((*bits).clamp(2, 8) - 1)) - 1;
+                (2..=8).contains(bits)
+                    && values.len() == numel
                     && *group > 0
                     && row.is_multiple_of(*group)
                     && scales.len() == numel / group
                     && (columns.is_empty() || columns.len() == row)
-                    && values.iter().all(|&q| q != i8::MIN)
+                    && values.iter().all(|&q| i32::from(q).abs() <= max)
                     && scales.iter().chain(columns.iter()).all(|s| s.is_finite() && *s >= 0.0)
             }
         };
@@ -147,12 +168,12 @@ impl FusedTensor {
     }
 
     /// The values as `f32` in host memory (moved, not copied, when stored as `f32`; converted
-    /// from `f16`, dequantised from `int8`).
+    /// from `f16`, dequantised from integers).
     pub fn into_host(self) -> HostTensor {
         let data = match self.storage {
             Storage::F32(data) => data,
             Storage::F16(values) => f16_values(&values),
-            Storage::Int8 { values, scales, group, columns } => dequantise(&values, &scales, group, &columns),
+            Storage::Int { values, scales, group, columns, .. } => dequantise(&values, &scales, group, &columns),
         };
         HostTensor { shape: self.shape, data }
     }
@@ -163,7 +184,7 @@ impl FusedTensor {
         match &self.storage {
             Storage::F32(data) => data.clone(),
             Storage::F16(values) => f16_values(values),
-            Storage::Int8 { values, scales, group, columns } => dequantise(values, scales, *group, columns),
+            Storage::Int { values, scales, group, columns, .. } => dequantise(values, scales, *group, columns),
         }
     }
 }
@@ -173,10 +194,10 @@ fn f16_values(values: &[half::f16]) -> Vec<f32> {
     values.iter().map(|v| super::pickle::f16_to_f32(v.to_bits())).collect()
 }
 
-/// `int8` values times their group's scale (and their column's factor, when there are any), in
+/// Quantised values times their group's scale (and their column's factor, when there are any), in
 /// one pass into a preallocated output: a group at a time, so that the inner loops are plain
 /// slice maps the compiler vectorises (SIMD128 in wasm). Each value is `(q · scale) · column`,
-/// the order [`Storage::Int8`] documents, so the result is the same bit for bit whatever the
+/// the order [`Storage::Int`] documents, so the result is the same bit for bit whatever the
 /// chunking. The storage was checked by [`FusedTensor::new`]: `group` divides the rows, one
 /// scale per group, `columns` empty or a row long.
 fn dequantise(values: &[i8], scales: &[f32], group: usize, columns: &[f32]) -> Vec<f32> {
@@ -193,7 +214,7 @@ fn dequantise(values: &[i8], scales: &[f32], group: usize, columns: &[f32]) -> V
             }
         }
     }
-    debug_assert_eq!(data.len(), values.len(), "an int8 storage checked by FusedTensor::new");
+    debug_assert_eq!(data.len(), values.len(), "an integer storage checked by FusedTensor::new");
     data
 }
 

@@ -29,6 +29,8 @@ pub enum DType {
     I32,
     /// 8-bit signed integer (the quantised tensors of compact model files).
     I8,
+    /// 8-bit unsigned integer (the bit-packed values of compact model files).
+    U8,
     /// Other integer or boolean types, kept so that the names can be reported.
     Other,
 }
@@ -40,7 +42,7 @@ impl DType {
             DType::F64 | DType::I64 => 8,
             DType::F32 | DType::I32 => 4,
             DType::F16 | DType::BF16 => 2,
-            DType::I8 => 1,
+            DType::I8 | DType::U8 => 1,
             DType::Other => 0,
         }
     }

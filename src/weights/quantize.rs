@@ -1,5 +1,7 @@
 //! Lower-precision storage of fused tensors for compact model files: `f16`, and weight-only
-//! symmetric `int8` with one scale per output channel or per group of a channel's values.
+//! symmetric integers of 4 … 8 bits with one scale per output channel or per group of a
+//! channel's values (scales and column factors rounded to halves where they are normal halves,
+//! so that a file keeps them in two bytes).
 //! Compute stays `f32`: the values are turned back into `f32` when a module is built
 //! ([`FusedTensor::into_host`]).
 //!
@@ -22,8 +24,9 @@
 //! the image cosine as much as the 524k-value projection, or more), so the bytes are best spent
 //! where they are few: minimising a file's bytes for a given sum of squared errors gives each
 //! tensor an error ∝ √n (the rate–distortion allocation). Small tensors (depthwise kernels,
-//! early stages) then stay f16 and the large matrices, most of the bytes, take int8 with one
-//! scale per channel or per group.
+//! early stages) then stay f16 and the large matrices, most of the bytes, take integers with one
+//! scale per channel or per group: 8 bits mostly, fewer where a tensor's values allow them
+//! within its share (a tensor whose rows are flat, or a text tower's, whose tolerance is looser).
 //!
 //! What a tensor costs the embeddings per unit of its own error still differs between tensors
 //! by two orders of magnitude (the first MLPs of the second stage and the first attention
@@ -38,8 +41,8 @@ use super::fused::{FusedTensor, Storage};
 use crate::error::{Error, Result};
 
 /// How a compact file stores its matrices and convolution kernels. Vectors (biases,
-/// normalisation parameters, the temperature) stay `f32` whatever is chosen: they are well
-/// under 1% of a model's bytes.
+/// normalisation parameters, the temperature) stay `f32` whatever is chosen: they are under 2 %
+/// of a model's bytes (MobileCLIP-S0's image tower: 0.2 of 13.9 MB at `auto`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Precision {
     /// As folded: loads to bit-identical embeddings.
@@ -48,9 +51,9 @@ pub enum Precision {
     F16,
     /// Symmetric int8, one scale per output channel (first dimension).
     Int8,
-    /// Per tensor, the smallest of int8 per channel, int8 per group (256 … 32 values), each
-    /// with or without per-column factors (channels of 64 values or more), f16 and f32 whose
-    /// measured error is within the tensor's share of the tower's [`Tolerance`].
+    /// Per tensor, the smallest of 4- to 8-bit integers per channel or per group (256 … 32
+    /// values), each with or without per-column factors (channels of 64 values or more), f16
+    /// and f32 whose measured error is within the tensor's share of the tower's [`Tolerance`].
     #[default]
     Auto,
 }
@@ -122,12 +125,15 @@ const FULL_SHARE: usize = 1 << 18;
 /// Group sizes `auto` tries after one scale per channel, largest first.
 const GROUPS: [usize; 4] = [256, 128, 64, 32];
 
-/// The shortest output channel `auto` stores as int8. Shorter ones (depthwise kernels, stems,
-/// the 1×1 convolutions of narrow stages) are where a re-parameterised block's identity or a
-/// folded BatchNorm leaves one tap dominant, and an error the channel's own norm hides shows
-/// in the embeddings (measured on the reduced fixtures: one 3×3 stem kernel in int8 alone cost
-/// 0.023 of image cosine); they are a small part of a model's bytes, so f16 keeps them.
-const MIN_INT8_ROW: usize = 64;
+/// Bits per value `auto` tries, fewest first (8 is [`Precision::Int8`]'s).
+const BITS: [u32; 5] = [4, 5, 6, 7, 8];
+
+/// The shortest output channel `auto` stores as integers. Shorter ones (depthwise kernels,
+/// stems, the 1×1 convolutions of narrow stages) are where a re-parameterised block's identity
+/// or a folded BatchNorm leaves one tap dominant, and an error the channel's own norm hides
+/// shows in the embeddings (measured on the reduced fixtures: one 3×3 stem kernel in int8 alone
+/// cost 0.023 of image cosine); they are a small part of a model's bytes, so f16 keeps them.
+const MIN_INT_ROW: usize = 64;
 
 /// Values in one output channel of `shape` (the product of all but the first dimension).
 fn row_len(shape: &[usize]) -> usize {
@@ -139,31 +145,51 @@ fn is_weight(t: &FusedTensor) -> bool {
     t.shape().iter().filter(|&&d| d > 1).count() >= 2
 }
 
-/// The column factors of [`int8`] storage: the square root of each column's root-mean-square
-/// over the rows. Half of a column's scale moves into its factor, half stays in the rows'
-/// scales (a kernel whose input side carries a folded BatchNorm has columns decades apart;
-/// moving all of it into the factors leaves rows that do not follow the columns' pattern worse
-/// off than before).
+/// `x` rounded to the nearest IEEE half when that is a normal half (so that a compact file
+/// stores it in two bytes), else `x` itself: scales and column factors are rounded so before
+/// the values are quantised against them.
+fn to_half(x: f32) -> f32 {
+    let h = half::f16::from_f32(x);
+    if h.is_normal() { h.to_f32() } else { x }
+}
+
+/// The column factors of integer storage: the square root of each column's root-mean-square
+/// over the rows ([`to_half`]). Half of a column's scale moves into its factor, half stays in
+/// the rows' scales (a kernel whose input side carries a folded BatchNorm has columns decades
+/// apart; moving all of it into the factors leaves rows that do not follow the columns' pattern
+/// worse off than before).
 fn column_factors(values: &[f32], row: usize) -> Vec<f32> {
     let rows = (values.len() / row) as f64;
     let mut sum = vec![0f64; row];
     for r in values.chunks(row) {
         sum.iter_mut().zip(r).for_each(|(s, &v)| *s += f64::from(v).powi(2));
     }
-    sum.iter().map(|s| (s / rows).sqrt().sqrt() as f32).collect()
+    sum.iter().map(|s| to_half((s / rows).sqrt().sqrt() as f32)).collect()
 }
 
-/// Int8 storage with one scale per `group` consecutive values of a row, each value divided by
-/// its column's factor first (when `factors` is not empty): calls `each(value, stored)` for
-/// every value in order, once per group with the group's scale first (`group_scale`).
+/// One integer storage: bits per value, values per scale, and whether there are column
+/// factors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Form {
+    bits: u32,
+    group: usize,
+    columns: bool,
+}
+
+/// `bits`-bit storage of whole rows (`values` holds whole rows of `row` values) with one scale
+/// per `group` consecutive values of a row ([`to_half`]), each value divided by its column's
+/// factor first (when `factors` is not empty): calls `each(value, stored)` for every value in
+/// order, once per group with the group's scale first (`group_scale`).
 fn quantise_groups(
     values: &[f32],
     row: usize,
     group: usize,
+    bits: u32,
     factors: &[f32],
     mut group_scale: impl FnMut(f32),
     mut each: impl FnMut(f32, i8),
 ) {
+    let top = ((1i32 << (bits - 1)) - 1) as f32;
     // one group divided by its columns' factors at a time (not a copy of the whole tensor)
     let mut scaled = vec![0f32; group];
     for (i, chunk) in values.chunks(group).enumerate() {
@@ -175,24 +201,24 @@ fn quantise_groups(
                 None => v,
             };
         }
-        let scale = scaled.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+        let scale = to_half(scaled.iter().fold(0f32, |m, v| m.max(v.abs())) / top);
         group_scale(scale);
         for (&s, &v) in scaled.iter().zip(chunk) {
-            each(v, if scale > 0.0 { (s / scale).round().clamp(-127.0, 127.0) as i8 } else { 0 });
+            each(v, if scale > 0.0 { (s / scale).round().clamp(-top, top) as i8 } else { 0 });
         }
     }
 }
 
-/// `values` quantised to int8 with one scale per `group` consecutive values of a row, after
-/// dividing each column by the square root of its root-mean-square over the rows when `columns`
-/// is set (those factors are stored with it).
-pub fn int8(shape: &[usize], values: &[f32], group: usize, columns: bool) -> FusedTensor {
+/// `values` quantised to `bits`-bit integers (2 … 8) with one scale per `group` consecutive
+/// values of a row, after dividing each column by the square root of its root-mean-square over
+/// the rows when `columns` is set (those factors are stored with it).
+pub fn quantise(shape: &[usize], values: &[f32], bits: u32, group: usize, columns: bool) -> FusedTensor {
     let row = row_len(shape);
     let factors: Vec<f32> = if columns { column_factors(values, row) } else { Vec::new() };
     let mut q = Vec::with_capacity(values.len());
     let mut scales = Vec::with_capacity(values.len() / group);
-    quantise_groups(values, row, group, &factors, |s| scales.push(s), |_, v| q.push(v));
-    FusedTensor::new(shape.to_vec(), Storage::Int8 { values: q, scales, group, columns: factors })
+    quantise_groups(values, row, group, bits, &factors, |s| scales.push(s), |_, v| q.push(v));
+    FusedTensor::new(shape.to_vec(), Storage::Int { bits, values: q, scales, group, columns: factors })
         .expect("groups divide the rows")
 }
 
@@ -259,28 +285,36 @@ pub fn worst_channel_error(original: &[f32], approx: &[f32], row: usize) -> f64 
     w.worst
 }
 
-/// [`worst_channel_error`] of `form`, computed as the values are stored, without storing them
-/// (`columns`: the values' [`column_factors`], used where the form has them).
-fn error_of(values: &[f32], row: usize, form: Option<(usize, bool)>, columns: &[f32]) -> f64 {
+/// [`worst_channel_error`] of `form` (f16 when `None`), computed as the values are stored,
+/// without storing them (`columns`: the values' [`column_factors`], used where the form has
+/// them). It stops at the first channel whose error is over `limit` (and returns that error):
+/// most of the candidates `auto` measures miss in their first channels.
+fn error_of(values: &[f32], row: usize, form: Option<Form>, columns: &[f32], limit: f64) -> f64 {
     let mut w = WorstChannel::new(row);
-    match form {
-        Some((group, with_columns)) => {
-            let factors = if with_columns { columns } else { &[] };
-            let (scale, mut at) = (std::cell::Cell::new(0f32), 0);
-            quantise_groups(
-                values,
-                row,
-                group,
-                factors,
-                |s| scale.set(s),
-                |v, q| {
-                    let f = factors.get(at % row).copied().unwrap_or(1.0);
-                    w.add(v, f32::from(q) * scale.get() * f);
-                    at += 1;
-                },
-            );
+    for rows in values.chunks(row * (4096 / row).max(1)) {
+        match form {
+            Some(Form { bits, group, columns: with_columns }) => {
+                let factors = if with_columns { columns } else { &[] };
+                let (scale, mut at) = (std::cell::Cell::new(0f32), 0);
+                quantise_groups(
+                    rows,
+                    row,
+                    group,
+                    bits,
+                    factors,
+                    |s| scale.set(s),
+                    |v, q| {
+                        let f = factors.get(at % row).copied().unwrap_or(1.0);
+                        w.add(v, f32::from(q) * scale.get() * f);
+                        at += 1;
+                    },
+                );
+            }
+            None => rows.iter().for_each(|&x| w.add(x, half::f16::from_f32(x).to_f32())),
         }
-        None => values.iter().for_each(|&x| w.add(x, half::f16::from_f32(x).to_f32())),
+        if w.worst > limit {
+            break;
+        }
     }
     w.worst
 }
@@ -297,24 +331,32 @@ pub fn store(t: FusedTensor, precision: Precision, tolerance: f64) -> FusedTenso
     let row = row_len(&shape);
     match precision {
         Precision::F16 => f16(&shape, &values),
-        Precision::Int8 => int8(&shape, &values, row, false),
+        Precision::Int8 => quantise(&shape, &values, 8, row, false),
         Precision::F32 => unreachable!("returned above"),
         Precision::Auto => {
-            // Every candidate with its size, smallest first (f16 before an int8 whose scales and
-            // column factors outweigh it, as in a small tensor); the first within tolerance wins.
+            // Every candidate with its size (scales and column factors as halves), smallest
+            // first (f16 before an integer storage whose scales and factors outweigh it, as in a
+            // small tensor); the first within tolerance wins.
             let numel = values.len();
             let groups = std::iter::once(row)
                 .chain(GROUPS.into_iter().filter(|&g| g < row && row.is_multiple_of(g)))
-                .filter(|_| row >= MIN_INT8_ROW);
-            let mut candidates: Vec<(usize, Option<(usize, bool)>)> = groups
-                .flat_map(|g| [(g, false), (g, true)])
-                .map(|(g, columns)| (numel + 4 * (numel / g + if columns { row } else { 0 }), Some((g, columns))))
+                .filter(|_| row >= MIN_INT_ROW);
+            let forms = groups.flat_map(|group| {
+                BITS.into_iter().flat_map(move |bits| [false, true].map(|columns| Form { bits, group, columns }))
+            });
+            let mut candidates: Vec<(usize, Option<Form>)> = forms
+                .map(|f| {
+                    let bytes =
+                        (numel * f.bits as usize).div_ceil(8) + 2 * (numel / f.group + if f.columns { row } else { 0 });
+                    (bytes, Some(f))
+                })
                 .chain(std::iter::once((2 * numel, None)))
                 .collect();
-            candidates.sort_by_key(|&(bytes, _)| bytes);
-            let columns = if row >= MIN_INT8_ROW { column_factors(&values, row) } else { Vec::new() };
-            match candidates.into_iter().map(|(_, c)| c).find(|&c| error_of(&values, row, c, &columns) <= tolerance) {
-                Some(Some((g, columns))) => int8(&shape, &values, g, columns),
+            candidates.sort_by_key(|&(bytes, f)| (bytes, f.map(|f| f.bits)));
+            let columns = if row >= MIN_INT_ROW { column_factors(&values, row) } else { Vec::new() };
+            let fits = |f: Option<Form>| error_of(&values, row, f, &columns, tolerance) <= tolerance;
+            match candidates.into_iter().map(|(_, f)| f).find(|&f| fits(f)) {
+                Some(Some(Form { bits, group, columns })) => quantise(&shape, &values, bits, group, columns),
                 Some(None) => f16(&shape, &values),
                 None => FusedTensor::f32(shape, values),
             }
@@ -329,12 +371,40 @@ mod tests {
     #[test]
     fn int8_round_trips_within_half_a_step() {
         let values: Vec<f32> = (0..64).map(|i| ((i * 37 % 64) as f32 - 31.5) * 0.013).collect();
-        let t = int8(&[4, 16], &values, 8, false);
+        let t = quantise(&[4, 16], &values, 8, 8, false);
         let back = t.to_f32();
-        let Storage::Int8 { scales, group, .. } = t.storage() else { panic!() };
+        let Storage::Int { scales, group, .. } = t.storage() else { panic!() };
         assert_eq!((*group, scales.len()), (8, 8));
         for (i, (a, b)) in values.iter().zip(&back).enumerate() {
             assert!((a - b).abs() <= scales[i / 8] / 2.0 + 1e-7, "{i}: {a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn every_width_round_trips_within_half_a_step() {
+        // odd row lengths (45: groups of 45, 15, 9, 5), with and without column factors
+        let values: Vec<f32> =
+            (0..7 * 45).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.011 * (1 + i % 3) as f32).collect();
+        for bits in 2..=8 {
+            for group in [45, 15, 9, 5] {
+                for columns in [false, true] {
+                    let t = quantise(&[7, 5, 9], &values, bits, group, columns);
+                    let Storage::Int { scales, columns: factors, values: q, .. } = t.storage() else { panic!() };
+                    let top = (1 << (bits - 1)) - 1;
+                    assert!(q.iter().all(|&v| i32::from(v).abs() <= top));
+                    assert_eq!(scales.len(), 7 * 45 / group);
+                    for (i, (a, b)) in values.iter().zip(t.to_f32()).enumerate() {
+                        let f = factors.get(i % 45).copied().unwrap_or(1.0);
+                        // half a step, and the rounding of a scale to a half (2^-11 of the
+                        // largest value of the group)
+                        let step = scales[i / group] * f;
+                        assert!(
+                            (a - b).abs() <= step * (0.5 + top as f32 / 2048.0) + 1e-6,
+                            "{bits} {group} {columns} {i}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -361,8 +431,8 @@ mod tests {
         // Column factors: a kernel whose columns differ in scale by decades (a BatchNorm folded
         // on its input side) keeps its small columns.
         let cols: Vec<f32> = (0..4 * 64).map(|i| ((i * 31 % 17) as f32 - 8.0) * 10f32.powi(i % 64 % 4 - 2)).collect();
-        let with = worst_channel_error(&cols, &int8(&[4, 64], &cols, 64, true).to_f32(), 64);
-        let without = worst_channel_error(&cols, &int8(&[4, 64], &cols, 64, false).to_f32(), 64);
+        let with = worst_channel_error(&cols, &quantise(&[4, 64], &cols, 8, 64, true).to_f32(), 64);
+        let without = worst_channel_error(&cols, &quantise(&[4, 64], &cols, 8, 64, false).to_f32(), 64);
         assert!(with < without * 0.6, "with column factors {with}, without {without}");
     }
 
@@ -375,7 +445,7 @@ mod tests {
         let values: Vec<f32> = (0..n * n)
             .map(|i| if i / n == i % n { 100.0 } else { ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.2 })
             .collect();
-        let per_channel = int8(&[n, n], &values, n, false).to_f32();
+        let per_channel = quantise(&[n, n], &values, 8, n, false).to_f32();
         let rows =
             |v: &[f32]| v.chunks(n).map(|r| r.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>()).collect::<Vec<_>>();
         let diff: Vec<f32> = values.iter().zip(&per_channel).map(|(a, b)| a - b).collect();
@@ -406,8 +476,8 @@ mod tests {
         let values: Vec<f32> =
             (0..128).map(|i| (i as f32 * 1.618).sin() * if i % 64 == 5 { 3.0 } else { 1.0 }).collect();
         let t = FusedTensor::f32(vec![2, 64], values.clone());
-        let per_channel = worst_channel_error(&values, &int8(&[2, 64], &values, 64, false).to_f32(), 64);
-        let grouped = worst_channel_error(&values, &int8(&[2, 64], &values, 32, true).to_f32(), 64);
+        let per_channel = worst_channel_error(&values, &quantise(&[2, 64], &values, 8, 64, false).to_f32(), 64);
+        let grouped = worst_channel_error(&values, &quantise(&[2, 64], &values, 8, 32, true).to_f32(), 64);
         let tight = (per_channel + grouped.max(1e-3)) / 2.0;
         assert!(grouped < tight && tight < per_channel, "{grouped} {tight} {per_channel}");
         assert_eq!(store(t.clone(), Precision::Auto, tight).storage().kind(), "f16");

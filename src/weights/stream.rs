@@ -530,6 +530,7 @@ impl WeightsReader {
                 safetensors::Dtype::I64 => DType::I64,
                 safetensors::Dtype::I32 => DType::I32,
                 safetensors::Dtype::I8 => DType::I8,
+                safetensors::Dtype::U8 => DType::U8,
                 _ => DType::Other,
             };
             order.push((start, end, name, dtype, shape));
