@@ -931,13 +931,8 @@ pub(crate) mod tests {
                         Rhs::Packed(_) => "packed",
                     };
                     for (g, name) in &all {
-                        // NaN (a value of C read before it was written) counts as infinite: f32::max
-                        // would skip it
-                        let err = g
-                            .iter()
-                            .zip(&want)
-                            .map(|(x, y)| (x - y).abs())
-                            .fold(0.0, |e, d| if d.is_nan() { f32::INFINITY } else { e.max(d) });
+                        // NaN (a value of C read before it was written) counts as infinite
+                        let err = crate::cpu::max_error(g, &want);
                         assert!(err < 1e-4 * (k as f32).sqrt(), "{name} {kind} {m}×{n}×{k}: error {err}");
                     }
                 }

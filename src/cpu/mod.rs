@@ -28,6 +28,15 @@ use core::ops::Range;
 use conv::ConvGeometry;
 use gemm::{Bias, Epilogue, Mat, PANEL, Packed, Rhs};
 
+/// The largest `|got − want|` over two equally long slices, a NaN counting as infinite
+/// (`f32::max` would skip it: a value read before it was written, or never written, must fail
+/// the kernels' tests).
+#[cfg(test)]
+pub(crate) fn max_error(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len(), "lengths");
+    got.iter().zip(want).map(|(x, y)| (x - y).abs()).fold(0.0, |e, d| if d.is_nan() { f32::INFINITY } else { e.max(d) })
+}
+
 /// Whether `device` is flex's (where these kernels run).
 pub fn is_flex(device: &burn::tensor::Device) -> bool {
     matches!(device.as_dispatch(), DispatchDevice::Flex(_))
