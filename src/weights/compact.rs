@@ -551,9 +551,10 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
         })?;
         fused.insert(name.clone(), t);
     }
-    if let Some(name) =
-        shapes.keys().find(|n| !storage.get(*n).is_some_and(|k| k.starts_with("int") && !k.starts_with("int8:")))
-    {
+    // what `shapes` lists was read as bit-packed (integers of fewer than 8 bits), nothing else
+    let packed =
+        |n: &String| fused.get(n).is_some_and(|t| matches!(t.storage(), Storage::Int { bits, .. } if *bits < 8));
+    if let Some(name) = shapes.keys().find(|n| !packed(n)) {
         return Err(invalid(format!("`shapes` lists `{name}`, which is not a bit-packed tensor")));
     }
     Ok((CompactInfo { config, towers, dtype, source_sha256 }, fused))
