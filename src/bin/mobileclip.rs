@@ -109,7 +109,8 @@ enum Command {
         json: bool,
     },
     /// Convert a published checkpoint into a compact model file: its fused inference tensors
-    /// (f32, f16 or int8), with the model's config inside (loads need no model name).
+    /// (f32, f16, or 4- to 8-bit integers with scales), with the model's config inside (loads
+    /// need no model name).
     Convert {
         /// Model name or config JSON path.
         #[arg(long)]
@@ -118,8 +119,8 @@ enum Command {
         #[arg(long)]
         weights: PathBuf,
         /// Storage of matrices and kernels: f32 (bit-identical embeddings), f16, int8 (one
-        /// scale per output channel), or auto (per tensor, the smallest that keeps its error
-        /// within bounds).
+        /// scale per output channel), or auto (per tensor, the smallest of f16 and 4- to 8-bit
+        /// integers per channel or per group that keeps its error within bounds).
         #[arg(long, default_value = "auto")]
         dtype: String,
         /// Which towers to keep: image, text or both.

@@ -1,6 +1,6 @@
 //! Compact model files: a model's fused inference tensors ([`FusedWeights`]) written to
-//! safetensors, each matrix and kernel stored as `f32`, `f16` or `int8` with its scales, with the
-//! model's config inside so that loading needs no model name.
+//! safetensors, each matrix and kernel stored as `f32`, `f16` or 2- to 8-bit integers with their
+//! scales, with the model's config inside so that loading needs no model name.
 //!
 //! # Format (version 2)
 //!
