@@ -88,13 +88,24 @@ async function adapter(browser) {
   }
 }
 
-/** Measures a group of rows (same engine, model and thread count) in interleaved rounds. */
+/** A crashed page's message, shortened for the table. */
+const crashed = (browser, e) => (browser.lost?.(e) ? 'the page crashed or hung (the browser ended the session)' : `the page failed: ${e.message.split('\n')[0]}`);
+
+/**
+ * Measures a group of rows (same engine, model and thread count) in interleaved rounds. A row
+ * whose page crashes or hangs is marked with the error and the others go on; where that ends
+ * the whole browser session (WebKitWebDriver deletes it with every window), a new session is
+ * started and the group measured again without that row.
+ */
 async function measureGroup(browser, dir, model, group) {
   const open = [];
+  const mine = []; // this attempt's rows, in `rows`
+  let lost = null; // the runtime whose page took the session with it
   try {
     for (const [runtime, threads, backend] of group) {
       const row = { engine: browser.engine, model, runtime, threads: backend === 'webgpu' ? 'webgpu' : threads, wall: {}, cpu: null };
       rows.push(row);
+      mine.push(row);
       try {
         const r = await openRow(browser, dir, runtime, threads, backend);
         row.info = r.info;
@@ -104,26 +115,43 @@ async function measureGroup(browser, dir, model, group) {
         for (const k of KINDS) { row.wall[k] = []; if (row.cpu) row.cpu[k] = []; await call(r, k); } // warm-up
         open.push({ ...r, row });
       } catch (e) {
-        row.error = e.message.split('\n')[0];
+        row.error = browser.lost?.(e) ? crashed(browser, e) : e.message.split('\n')[0];
         console.log(`${browser.engine} ${model} ${runtime}, ${row.threads} thread(s): ${row.error}`);
+        if (browser.lost?.(e)) { lost = row; break; }
       }
     }
-    for (let round = 0; round < rounds; round++) {
+    for (let round = 0; round < rounds && !lost; round++) {
       sampleLoad();
-      for (const r of round % 2 ? [...open].reverse() : open) {
-        await r.page.front();
-        // a background page's timers are throttled: count visits that found it hidden
-        if (await r.page.evaluate(() => document.visibilityState) !== 'visible') r.row.hidden = (r.row.hidden ?? 0) + 1;
-        for (const k of KINDS) {
-          const { wall, cpu } = await call(r, k);
-          r.row.wall[k].push(wall);
-          if (r.row.cpu) r.row.cpu[k].push(cpu);
+      for (const r of round % 2 ? [...open].reverse() : [...open]) {
+        try {
+          await r.page.front();
+          // a background page's timers are throttled: count visits that found it hidden
+          if (await r.page.evaluate(() => document.visibilityState) !== 'visible') r.row.hidden = (r.row.hidden ?? 0) + 1;
+          for (const k of KINDS) {
+            const { wall, cpu } = await call(r, k);
+            r.row.wall[k].push(wall);
+            if (r.row.cpu) r.row.cpu[k].push(cpu);
+          }
+        } catch (e) {
+          r.row.error = crashed(browser, e);
+          console.log(`${browser.engine} ${model} ${r.row.runtime}, ${r.row.threads} thread(s): ${r.row.error}`);
+          open.splice(open.indexOf(r), 1);
+          await r.page.close().catch(() => {});
+          if (browser.lost?.(e)) { lost = r.row; break; }
         }
       }
-      console.log(`${browser.engine} ${model} ${group[0][1]} thread(s) round ${round + 1}/${rounds}: ${open.map((r) => `${r.row.runtime} ${KINDS.map((k) => (r.row.cpu?.[k] ?? r.row.wall[k]).at(-1).toFixed(0)).join('/')}`).join(', ')} ms`);
+      if (!lost) console.log(`${browser.engine} ${model} ${group[0][1]} thread(s) round ${round + 1}/${rounds}: ${open.map((r) => `${r.row.runtime} ${KINDS.map((k) => (r.row.cpu?.[k] ?? r.row.wall[k]).at(-1).toFixed(0)).join('/')}`).join(', ')} ms`);
     }
   } finally {
-    for (const r of open) await r.page.close().catch(() => {});
+    if (!lost) for (const r of open) await r.page.close().catch(() => {});
+  }
+  if (lost) {
+    // the other rows' pages went with the session: measure them again in a new one
+    for (const row of mine) if (row !== lost) rows.splice(rows.indexOf(row), 1);
+    console.log(`${browser.engine}: the session ended with ${lost.runtime}'s page; a new session measures the others`);
+    await browser.recover();
+    const rest = group.filter(([runtime]) => runtime !== lost.runtime);
+    if (rest.length) await measureGroup(browser, dir, model, rest);
   }
 }
 

@@ -289,14 +289,8 @@ class WebKit {
     try {
       const features = [...(webgpu ? ['+WebGPU'] : []), ...(workerCanvas ? [] : ['-OffscreenCanvasInWorkers'])];
       const args = ['--automation', ...(features.length ? [`--features=${features.join(',')}`] : [])];
-      const session = await browser.request('POST', '/session', {
-        capabilities: { alwaysMatch: { browserName: 'MiniBrowser', 'webkitgtk:browserOptions': { binary, args } } },
-      });
-      browser.session = session.sessionId;
-      browser.version = `WebKitGTK ${session.capabilities.browserVersion} (MiniBrowser)`;
-      await browser.command('POST', '/timeouts', { script: 900_000, pageLoad: 120_000 });
-      browser.current = await browser.command('GET', '/window');
-      await browser.setSize(viewport);
+      browser.browserOptions = { binary, args };
+      await browser.startSession();
       return browser;
     } catch (e) {
       await browser.close();
@@ -310,6 +304,7 @@ class WebKit {
     this.xvfb = xvfb;
     this.viewport = viewport;
     this.session = null;
+    this.browserOptions = null; // MiniBrowser's binary and arguments, for each session
     this.current = null; // the window handle commands go to
     this.fresh = true; // the session's first window, not yet given out by newPage
     this.chrome = null; // the window's size minus the viewport's
@@ -332,6 +327,33 @@ class WebKit {
   }
 
   command(method, path, body) { return this.request(method, `/session/${this.session}${path}`, body); }
+
+  /** A WebDriver session on a new MiniBrowser, its one window sized to the viewport. */
+  async startSession() {
+    const session = await this.request('POST', '/session', {
+      capabilities: { alwaysMatch: { browserName: 'MiniBrowser', 'webkitgtk:browserOptions': this.browserOptions } },
+    });
+    this.session = session.sessionId;
+    this.version = `WebKitGTK ${session.capabilities.browserVersion} (MiniBrowser)`;
+    this.current = null;
+    this.fresh = true;
+    this.chrome = null;
+    await this.command('POST', '/timeouts', { script: 900_000, pageLoad: 120_000 });
+    this.current = await this.command('GET', '/window');
+    await this.setSize(this.viewport);
+  }
+
+  /**
+   * Whether `error` says the session is gone: WebKitWebDriver deletes the whole session (every
+   * window) when one page crashes or hangs.
+   */
+  lost(error) { return /invalid session id/.test(error?.message ?? ''); }
+
+  /** After `lost`: a new session (a new MiniBrowser); pages of the old one are gone. */
+  async recover() {
+    await this.command('DELETE', '').catch(() => {});
+    await this.startSession();
+  }
 
   /** WebKitWebDriver, MiniBrowser and WebKit's processes under them. */
   workerCpu() { const pid = String(this.driver.pid); return workerCpu('webkit', (p) => p === pid); }
