@@ -409,8 +409,8 @@ unsafe fn chunk2<V: Vector, const N: usize>(
         let base = unsafe { src.add(ci * plane) };
         let w = &wk[ci * kh * kw..(ci + 1) * kh * kw];
         // Input row i: tap (i, dx) of the first output row (i < kh), (i − 1, dx) of the second (i ≥ 1).
-        for dx in 0..kw {
-            let t = V::splat(w[dx]);
+        for (dx, &t) in w[..kw].iter().enumerate() {
+            let t = V::splat(t);
             let p = unsafe { base.add(dx) };
             for (v, a) in top.iter_mut().enumerate() {
                 *a = t.mul_add(unsafe { V::load(p.add(V::LANES * v)) }, *a);
