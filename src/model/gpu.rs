@@ -60,3 +60,81 @@ pub fn pixels(pixels: &[f32], batch: usize, size: usize, device: &Device) -> Ten
     }
     Tensor::<4>::from_data(TensorData::new(hwc, [batch, size, size, 3]), device).permute([0, 3, 1, 2])
 }
+
+#[cfg(any(feature = "webgpu", feature = "wgpu"))]
+mod fused;
+
+/// Whether `t` runs on this crate's fused GPU kernels (`fused.rs`): an f32 tensor on a GPU.
+pub fn fused_kernels<const D: usize>(t: &Tensor<D>) -> bool {
+    is_gpu(&t.device()) && t.dtype() == burn::tensor::DType::F32
+}
+
+/// LayerNorm of `x` over its last axis in one kernel (callers check [`fused_kernels`]).
+pub fn layer_norm<const D: usize>(
+    x: Tensor<D>,
+    gamma: &Param<Tensor<1>>,
+    beta: &Param<Tensor<1>>,
+    epsilon: f64,
+) -> Tensor<D> {
+    #[cfg(any(feature = "webgpu", feature = "wgpu"))]
+    {
+        use burn::backend::Dispatch;
+        let out = <Dispatch as fused::FusedOps>::layer_norm(
+            x.into_dispatch(),
+            gamma.val().into_dispatch(),
+            beta.val().into_dispatch(),
+            epsilon as f32,
+        );
+        Tensor::from_dispatch(out)
+    }
+    #[cfg(not(any(feature = "webgpu", feature = "wgpu")))]
+    {
+        let _ = (gamma, beta, epsilon);
+        unreachable!("no GPU in this build: {:?}", x.device())
+    }
+}
+
+/// Multi-head attention over `qkv` `[B, N, 3·C]` in one kernel (callers check
+/// [`fused_kernels`]); see [`crate::model::common::multi_head_attention::multi_head_attention`].
+pub fn attention(qkv: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
+    #[cfg(any(feature = "webgpu", feature = "wgpu"))]
+    {
+        use burn::backend::Dispatch;
+        Tensor::from_dispatch(<Dispatch as fused::FusedOps>::attention(qkv.into_dispatch(), heads, causal))
+    }
+    #[cfg(not(any(feature = "webgpu", feature = "wgpu")))]
+    {
+        let _ = (heads, causal);
+        unreachable!("no GPU in this build: {:?}", qkv.device())
+    }
+}
+
+/// Multi-head attention of queries `q` `[B, R, C]` over keys and values `kv` `[B, N, 2·C]` in
+/// one kernel (callers check [`fused_kernels`]); `positions` (causal): the position of each
+/// query row, which attends to keys `0..=position` only. See
+/// [`crate::model::common::multi_head_attention::attention_rows`].
+pub fn attention_rows(q: Tensor<3>, kv: Tensor<3>, heads: usize, positions: Option<&[usize]>) -> Tensor<3> {
+    let [b, r, _] = q.dims();
+    let n = kv.dims()[1];
+    let limits: Vec<f32> = match positions {
+        Some(p) => p.iter().map(|&p| (p + 1) as f32).collect(),
+        None => vec![n as f32; b * r],
+    };
+    let limits = Tensor::<1>::from_data(TensorData::new(limits, [b * r]), &q.device());
+    #[cfg(any(feature = "webgpu", feature = "wgpu"))]
+    {
+        use burn::backend::Dispatch;
+        let out = <Dispatch as fused::FusedOps>::attention_rows(
+            q.into_dispatch(),
+            kv.into_dispatch(),
+            limits.into_dispatch(),
+            heads,
+        );
+        Tensor::from_dispatch(out)
+    }
+    #[cfg(not(any(feature = "webgpu", feature = "wgpu")))]
+    {
+        let _ = (kv, heads, limits);
+        unreachable!("no GPU in this build: {:?}", q.device())
+    }
+}

@@ -1,6 +1,7 @@
 //! burn layers built from fused weights: the `Conv2d`, `Linear` and `LayerNorm` the blocks are
 //! made of, each described by burn's own config and read from a [`VarBuilder`] scope.
 
+use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -78,12 +79,30 @@ pub fn image_head(head: &VarBuilder, fc: &VarBuilder, inp: usize, out: usize) ->
     }
 }
 
+/// A LayerNorm over the last axis: burn's `LayerNorm`, which on a GPU runs as one kernel
+/// ([`gpu::layer_norm`]; burn's ops take several).
+#[derive(Module, Debug)]
+pub struct Norm {
+    ln: LayerNorm,
+    epsilon: f64,
+}
+
+impl Norm {
+    /// LayerNorm of `x` over its last axis.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        match &self.ln.beta {
+            Some(beta) if gpu::fused_kernels(&x) => gpu::layer_norm(x, &self.ln.gamma, beta, self.epsilon),
+            _ => self.ln.forward(x),
+        }
+    }
+}
+
 /// A LayerNorm as `config` describes it, from `weight` and `bias`.
-pub fn layer_norm(vb: &VarBuilder, config: &LayerNormConfig) -> LayerNorm {
+pub fn layer_norm(vb: &VarBuilder, config: &LayerNormConfig) -> Norm {
     let mut ln = config.init(vb.device());
     ln.gamma = vb.param("weight", [config.d_model]);
     ln.beta = Some(vb.param("bias", [config.d_model]));
-    ln
+    Norm { ln, epsilon: config.epsilon }
 }
 
 /// Exact (erf) GELU, as `torch.nn.GELU()`.

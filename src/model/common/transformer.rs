@@ -2,10 +2,10 @@
 //! open_clip's `ResidualAttentionBlock`) and the ViT image towers' (timm's `Block`):
 //! `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
 
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
-use super::layers::{layer_norm, packed_linear, select_rows};
+use super::layers::{Norm, layer_norm, packed_linear, select_rows};
 use super::multi_head_attention::{attention_rows, multi_head_attention};
 use crate::config::LN_EPS;
 use crate::cpu::{self, gemm};
@@ -14,10 +14,10 @@ use crate::weights::VarBuilder;
 /// One pre-norm transformer layer.
 #[derive(Module, Debug)]
 pub struct TransformerLayer {
-    ln_1: LayerNorm,
+    ln_1: Norm,
     in_proj: Linear,
     out_proj: Linear,
-    ln_2: LayerNorm,
+    ln_2: Norm,
     c_fc: Linear,
     c_proj: Linear,
     heads: usize,

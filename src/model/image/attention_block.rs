@@ -5,21 +5,21 @@
 //! bias); with the channel LayerNorm of mci3/mci4 it runs on the token layout. The layer scales
 //! are folded into `proj` and the FFN's `fc2`.
 
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
 use crate::config::{CONV_FFN_KERNEL, LN_EPS, NormKind};
 use crate::cpu;
 use crate::cpu::gemm;
 use crate::model::common::convffn::{ConvFfn, ConvFfnConfig};
-use crate::model::common::layers::{layer_norm, packed_linear};
+use crate::model::common::layers::{Norm, layer_norm, packed_linear};
 use crate::model::common::multi_head_attention::multi_head_attention;
 use crate::weights::VarBuilder;
 
 /// FastViT attention block.
 #[derive(Module, Debug)]
 pub struct AttentionBlock {
-    norm: Option<LayerNorm>,
+    norm: Option<Norm>,
     qkv: Linear,
     proj: Linear,
     mlp: ConvFfn,

@@ -1,0 +1,321 @@
+//! This crate's own GPU kernels (cubecl), for what burn's ops would spread over many dispatches:
+//! LayerNorm in one kernel (one workgroup per row: mean, variance, scale and shift), and
+//! multi-head attention in one kernel (one workgroup per query row and head: scores, mask,
+//! softmax and the weighted sum of the values, read straight from the packed projection, so no
+//! copies split or merge the heads).
+//!
+//! They reach burn's tensors through burn's backend extension: [`FusedOps`] is implemented for
+//! `CubeBackend` (the kernels), and `#[backend_extension(Cube, Fusion)]` generates the lazy
+//! implementation for burn's fusion backend (the kernel is recorded in the fusion stream like any
+//! other operation, and runs when its output is needed) and the routing from `Tensor`'s dispatch.
+//! Only the GPU builds (features `webgpu`, `wgpu`) compile this module; the CPU modules never see it.
+
+use burn::backend::cubecl::dtype_to_storage_type;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::wgpu::{CubeBackend, CubeTensor};
+use burn::backend::{Backend, backend_extension};
+use burn::tensor::{DType, Shape};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use cubecl::prelude::*;
+
+/// Units per workgroup of both kernels (a power of two: the reductions halve it).
+const BLOCK: usize = 64;
+
+/// The sum (`max == false`) or maximum of `value` over the workgroup's units (`BLOCK`, a power
+/// of two), through `red` (`BLOCK` slots), returned to every unit.
+#[cube]
+fn reduce_block<F: Float>(red: &mut Shared<[F]>, value: F, #[comptime] max: bool) -> F {
+    let unit = UNIT_POS_X as usize;
+    red[unit] = value;
+    sync_cube();
+    let mut half = CUBE_DIM_X as usize / 2;
+    while half > 0 {
+        if unit < half {
+            if max {
+                red[unit] = F::max(red[unit], red[unit + half]);
+            } else {
+                red[unit] = red[unit] + red[unit + half];
+            }
+        }
+        sync_cube();
+        half /= 2;
+    }
+    let out = red[0];
+    sync_cube();
+    out
+}
+
+/// LayerNorm of each `width`-long row of `x` (contiguous): one workgroup per row.
+#[cube(launch)]
+fn layer_norm_kernel<F: Float>(
+    x: &Tensor<F>,
+    gamma: &Tensor<F>,
+    beta: &Tensor<F>,
+    out: &mut Tensor<F>,
+    width: usize,
+    epsilon: f32,
+    #[define(F)] _dtype: ElemType,
+) {
+    let mut red = Shared::<[F]>::new_slice(BLOCK);
+    let row = CUBE_POS_X as usize * width;
+    let unit = UNIT_POS_X as usize;
+    let mut sum = F::new(0.0);
+    let mut i = unit;
+    while i < width {
+        sum += x[row + i];
+        i += BLOCK;
+    }
+    let mean = reduce_block::<F>(&mut red, sum, false) / F::cast_from(width as u32);
+    let mut squares = F::new(0.0);
+    let mut i = unit;
+    while i < width {
+        let d = x[row + i] - mean;
+        squares += d * d;
+        i += BLOCK;
+    }
+    let var = reduce_block::<F>(&mut red, squares, false) / F::cast_from(width as u32);
+    let scale = F::new(1.0) / (var + F::cast_from(epsilon)).sqrt();
+    let mut i = unit;
+    while i < width {
+        out[row + i] = (x[row + i] - mean) * scale * gamma[i] + beta[i];
+        i += BLOCK;
+    }
+}
+
+/// Where the heads of one attention call lie, in elements.
+#[derive(CubeLaunch, CubeType, Clone, Copy)]
+struct Layout {
+    /// Row stride of the queries' tensor and the keys/values' tensor.
+    q_stride: usize,
+    kv_stride: usize,
+    /// Column of the first query, key and value of head 0 (head `h` is `h · head_dim` further).
+    q_col: usize,
+    k_col: usize,
+    v_col: usize,
+    /// Query rows and key rows per sequence.
+    rows: usize,
+    keys: usize,
+    heads: usize,
+}
+
+/// One query row of one head (the workgroup's: `CUBE_POS_X` the row, `CUBE_POS_Y` the sequence
+/// and head): `softmax(q·kᵀ · scale)·v` over the first `limit` keys of its sequence, written
+/// to `out` (`[B·rows, heads·head_dim]`).
+#[cube]
+fn attend_row<F: Float>(
+    q: &Tensor<F>,
+    kv: &Tensor<F>,
+    out: &mut Tensor<F>,
+    layout: &Layout,
+    limit: usize,
+    scale: f32,
+    #[comptime] head_dim: usize,
+    #[comptime] max_keys: usize,
+) {
+    let mut query = Shared::<[F]>::new_slice(head_dim);
+    let mut scores = Shared::<[F]>::new_slice(max_keys);
+    let mut red = Shared::<[F]>::new_slice(BLOCK);
+    let unit = UNIT_POS_X as usize;
+    let row = CUBE_POS_X as usize;
+    let seq = CUBE_POS_Y as usize / layout.heads;
+    let head = CUBE_POS_Y as usize % layout.heads;
+    let q_row = seq * layout.rows + row;
+    let q_at = q_row * layout.q_stride + layout.q_col + head * head_dim;
+    let mut d = unit;
+    while d < head_dim {
+        query[d] = q[q_at + d] * F::cast_from(scale);
+        d += BLOCK;
+    }
+    sync_cube();
+    let first_key = seq * layout.keys;
+    let k_at = layout.k_col + head * head_dim;
+    let mut best = F::new(-3.0e38);
+    let mut j = unit;
+    while j < limit {
+        let at = (first_key + j) * layout.kv_stride + k_at;
+        let mut s = F::new(0.0);
+        for d in 0..head_dim {
+            s += query[d] * kv[at + d];
+        }
+        scores[j] = s;
+        best = F::max(best, s);
+        j += BLOCK;
+    }
+    let best = reduce_block::<F>(&mut red, best, true);
+    let mut total = F::new(0.0);
+    let mut j = unit;
+    while j < limit {
+        let p = (scores[j] - best).exp();
+        scores[j] = p;
+        total += p;
+        j += BLOCK;
+    }
+    let total = reduce_block::<F>(&mut red, total, false);
+    let v_at = layout.v_col + head * head_dim;
+    let out_at = q_row * layout.heads * head_dim + head * head_dim;
+    let mut d = unit;
+    while d < head_dim {
+        let mut acc = F::new(0.0);
+        for j in 0..limit {
+            acc += scores[j] * kv[(first_key + j) * layout.kv_stride + v_at + d];
+        }
+        out[out_at + d] = acc / total;
+        d += BLOCK;
+    }
+}
+
+/// Attention over a packed `qkv` (`[B·N, 3·C]`): every row a query; `causal`: row `i` attends
+/// to keys `0..=i`.
+#[cube(launch)]
+fn attention_kernel<F: Float>(
+    qkv: &Tensor<F>,
+    out: &mut Tensor<F>,
+    layout: Layout,
+    scale: f32,
+    #[comptime] head_dim: usize,
+    #[comptime] max_keys: usize,
+    #[comptime] causal: bool,
+    #[define(F)] _dtype: ElemType,
+) {
+    let limit = if causal { CUBE_POS_X as usize + 1 } else { layout.keys };
+    attend_row::<F>(qkv, qkv, out, &layout, limit, scale, head_dim, max_keys);
+}
+
+/// Attention of query rows `q` (`[B·R, C]`) over keys and values `kv` (`[B·N, 2·C]`), query row
+/// `r` of sequence `b` over that sequence's first `limits[b·R + r]` keys.
+#[cube(launch)]
+fn attention_rows_kernel<F: Float>(
+    q: &Tensor<F>,
+    kv: &Tensor<F>,
+    limits: &Tensor<F>,
+    out: &mut Tensor<F>,
+    layout: Layout,
+    scale: f32,
+    #[comptime] head_dim: usize,
+    #[comptime] max_keys: usize,
+    #[define(F)] _dtype: ElemType,
+) {
+    let seq = CUBE_POS_Y as usize / layout.heads;
+    let limit = u32::cast_from(limits[seq * layout.rows + CUBE_POS_X as usize]) as usize;
+    attend_row::<F>(q, kv, out, &layout, limit, scale, head_dim, max_keys);
+}
+
+/// `[.., 3·C]` → `[.., C]`.
+fn attention_shape(qkv: &Shape) -> Shape {
+    let mut shape = qkv.clone();
+    let last = shape.num_dims() - 1;
+    shape[last] /= 3;
+    shape
+}
+
+/// The fused operations (see the module's documentation).
+#[backend_extension(Cube, Fusion)]
+pub trait FusedOps: Backend {
+    /// LayerNorm over the last axis of `x`: `(x − mean) / √(var + epsilon) · gamma + beta`.
+    #[fusion(dtype = x, shape = x)]
+    fn layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f32,
+    ) -> FloatTensor<Self>;
+
+    /// Multi-head attention over `qkv` `[B, N, 3·C]` (`[3, heads, head_dim]` along the last
+    /// axis): `[B, N, C]`; `causal`: position `i` attends to `0..=i` only.
+    #[fusion(dtype = qkv, shape = attention_shape(qkv))]
+    fn attention(qkv: FloatTensor<Self>, heads: usize, causal: bool) -> FloatTensor<Self>;
+
+    /// Multi-head attention of queries `q` `[B, R, C]` over keys and values `kv` `[B, N, 2·C]`
+    /// (`[2, heads, head_dim]`): `[B, R, C]`, query row `r` of sequence `b` over the first
+    /// `limits[b·R + r]` keys of its sequence (`limits`: `[B·R]`, whole numbers as floats).
+    #[fusion(dtype = q, shape = q)]
+    fn attention_rows(
+        q: FloatTensor<Self>,
+        kv: FloatTensor<Self>,
+        limits: FloatTensor<Self>,
+        heads: usize,
+    ) -> FloatTensor<Self>;
+}
+
+/// An uninitialised contiguous tensor shaped `shape` beside `like`.
+fn empty_like(like: &CubeTensor, shape: Shape) -> CubeTensor {
+    empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, like.dtype)
+}
+
+/// Runs `launch` with the elements of `dtype`, which must be f32 (the callers check).
+fn f32_only(dtype: DType) -> ElemType {
+    assert_eq!(dtype, DType::F32, "the fused GPU kernels run in f32");
+    dtype_to_storage_type(dtype)
+}
+
+impl FusedOps for CubeBackend {
+    fn layer_norm(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, epsilon: f32) -> CubeTensor {
+        let x = into_contiguous(x);
+        let width = *x.meta.shape().last().expect("a LayerNorm input has an axis");
+        let rows = x.meta.num_elements() / width;
+        let out = empty_like(&x, x.meta.shape().clone());
+        let elem = f32_only(x.dtype);
+        layer_norm_kernel::launch(
+            &x.client.clone(),
+            CubeCount::Static(rows as u32, 1, 1),
+            CubeDim::new_1d(BLOCK as u32),
+            x.into_tensor_arg(),
+            into_contiguous(gamma).into_tensor_arg(),
+            into_contiguous(beta).into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            width,
+            epsilon,
+            elem,
+        );
+        out
+    }
+
+    fn attention(qkv: CubeTensor, heads: usize, causal: bool) -> CubeTensor {
+        let qkv = into_contiguous(qkv);
+        let &[b, n, c3] = qkv.meta.shape().as_slice() else { panic!("qkv is [B, N, 3·C]") };
+        let (c, head_dim) = (c3 / 3, c3 / 3 / heads);
+        let layout = LayoutLaunch::new(c3, c3, 0, c, 2 * c, n, n, heads);
+        let out = empty_like(&qkv, Shape::new([b, n, c]));
+        let elem = f32_only(qkv.dtype);
+        attention_kernel::launch(
+            &qkv.client.clone(),
+            CubeCount::Static(n as u32, (b * heads) as u32, 1),
+            CubeDim::new_1d(BLOCK as u32),
+            qkv.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            layout,
+            (head_dim as f32).powf(-0.5),
+            head_dim,
+            n,
+            causal,
+            elem,
+        );
+        out
+    }
+
+    fn attention_rows(q: CubeTensor, kv: CubeTensor, limits: CubeTensor, heads: usize) -> CubeTensor {
+        let (q, kv) = (into_contiguous(q), into_contiguous(kv));
+        let &[b, r, c] = q.meta.shape().as_slice() else { panic!("q is [B, R, C]") };
+        let n = kv.meta.shape()[1];
+        let head_dim = c / heads;
+        let layout = LayoutLaunch::new(c, 2 * c, 0, 0, c, r, n, heads);
+        let out = empty_like(&q, Shape::new([b, r, c]));
+        let elem = f32_only(q.dtype);
+        attention_rows_kernel::launch(
+            &q.client.clone(),
+            CubeCount::Static(r as u32, (b * heads) as u32, 1),
+            CubeDim::new_1d(BLOCK as u32),
+            q.into_tensor_arg(),
+            kv.into_tensor_arg(),
+            into_contiguous(limits).into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            layout,
+            (head_dim as f32).powf(-0.5),
+            head_dim,
+            n,
+            elem,
+        );
+        out
+    }
+}
