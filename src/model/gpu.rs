@@ -138,3 +138,47 @@ pub fn attention_rows(q: Tensor<3>, kv: Tensor<3>, heads: usize, positions: Opti
         unreachable!("no GPU in this build: {:?}", q.device())
     }
 }
+
+/// `x·weight + bias`, then exact GELU when `gelu`, plus `residual`, in one kernel (callers check
+/// [`fused_kernels`]; `weight` `[in, out]`).
+pub fn linear<const D: usize>(
+    x: Tensor<D>,
+    weight: &Param<Tensor<2>>,
+    bias: &Param<Tensor<1>>,
+    gelu: bool,
+    residual: Option<Tensor<D>>,
+) -> Tensor<D> {
+    #[cfg(any(feature = "webgpu", feature = "wgpu"))]
+    {
+        use burn::backend::Dispatch;
+        use fused::FusedOps;
+        let (x, w, b) = (x.into_dispatch(), weight.val().into_dispatch(), bias.val().into_dispatch());
+        Tensor::from_dispatch(match residual {
+            Some(r) => <Dispatch as FusedOps>::linear_add(x, w, b, r.into_dispatch()),
+            None => <Dispatch as FusedOps>::linear(x, w, b, gelu),
+        })
+    }
+    #[cfg(not(any(feature = "webgpu", feature = "wgpu")))]
+    {
+        let _ = (weight, bias, gelu, residual);
+        unreachable!("no GPU in this build: {:?}", x.device())
+    }
+}
+
+/// Tokens `[B, L, D]` as a `[B, D, 1, L]` image for convolutions along the sequence: on a GPU
+/// a view (`[B, L, D]` memory is already channels-last), elsewhere NCHW.
+pub fn tokens_as_image(x: Tensor<3>) -> Tensor<4> {
+    let [b, l, d] = x.dims();
+    if is_gpu(&x.device()) {
+        x.reshape([b, 1, l, d]).permute([0, 3, 1, 2])
+    } else {
+        x.swap_dims(1, 2).reshape([b, d, 1, l])
+    }
+}
+
+/// The inverse of [`tokens_as_image`]: `[B, D, 1, L]` → `[B, L, D]` (a view where the image is
+/// channels-last, as convolutions leave it on a GPU).
+pub fn image_as_tokens(y: Tensor<4>) -> Tensor<3> {
+    let [b, d, _, l] = y.dims();
+    if is_gpu(&y.device()) { y.permute([0, 2, 3, 1]).reshape([b, l, d]) } else { y.reshape([b, d, l]).swap_dims(1, 2) }
+}

@@ -68,6 +68,24 @@ pub fn packed_linear(vb: &VarBuilder, [weight, bias]: [&str; 2], config: &Linear
     Linear { weight: packed.into_param(vb.device()), bias: config.bias.then(|| vb.param(bias, [out])) }
 }
 
+/// `layer(x)`, then GELU when `gelu`: on a GPU one kernel ([`gpu::linear`]), elsewhere
+/// [`crate::cpu::linear`] (this crate's CPU kernels on flex, burn's ops otherwise).
+pub fn forward_linear<const D: usize>(layer: &Linear, x: Tensor<D>, gelu: bool) -> Tensor<D> {
+    match &layer.bias {
+        Some(bias) if gpu::fused_kernels(&x) => gpu::linear(x, &layer.weight, bias, gelu, None),
+        _ => crate::cpu::linear(layer, x, gelu),
+    }
+}
+
+/// `layer(x) + residual`: on a GPU one kernel ([`gpu::linear`]), elsewhere
+/// [`crate::cpu::linear_add`].
+pub fn forward_linear_add<const D: usize>(layer: &Linear, x: Tensor<D>, residual: Tensor<D>) -> Tensor<D> {
+    match &layer.bias {
+        Some(bias) if gpu::fused_kernels(&x) => gpu::linear(x, &layer.weight, bias, false, Some(residual)),
+        _ => crate::cpu::linear_add(layer, x, residual),
+    }
+}
+
 /// The projection of an image tower into the joint space, in the scope `head`: Apple's v1
 /// bias-free `proj` matrix `[in, out]` (its `GlobalPool2D` and ViT classifier) when the weights
 /// have one, else timm's linear layer in the scope `fc`.

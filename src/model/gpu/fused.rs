@@ -201,6 +201,91 @@ fn attention_rows_kernel<F: Float>(
     attend_row::<F>(q, kv, out, &layout, limit, scale, head_dim, max_keys);
 }
 
+/// Side of the square output tile one workgroup of the linear kernels computes (one unit per
+/// output), and the depth of the slices of `x` and `w` it stages in shared memory.
+const TILE: usize = 16;
+
+/// `x·w` at this unit's output (row `CUBE_POS_Y·TILE + UNIT_POS_Y`, column `CUBE_POS_X·TILE +
+/// UNIT_POS_X`; zero outside `rows × cols`): `x` `[rows, inner]` and `w` `[inner, cols]`, both
+/// contiguous, through `TILE × TILE` tiles in shared memory.
+#[cube]
+fn product_at<F: Float>(x: &Tensor<F>, w: &Tensor<F>, rows: usize, inner: usize, cols: usize) -> F {
+    let mut xs = Shared::<[F]>::new_slice(TILE * TILE);
+    let mut ws = Shared::<[F]>::new_slice(TILE * TILE);
+    let (ty, tx) = (UNIT_POS_Y as usize, UNIT_POS_X as usize);
+    let row = CUBE_POS_Y as usize * TILE + ty;
+    let col = CUBE_POS_X as usize * TILE + tx;
+    let mut acc = F::new(0.0);
+    let tiles = (inner + TILE - 1) / TILE;
+    for t in 0..tiles {
+        let k = t * TILE;
+        xs[ty * TILE + tx] = if row < rows && k + tx < inner { x[row * inner + k + tx] } else { F::new(0.0) };
+        ws[ty * TILE + tx] = if k + ty < inner && col < cols { w[(k + ty) * cols + col] } else { F::new(0.0) };
+        sync_cube();
+        for i in 0..TILE {
+            acc += xs[ty * TILE + i] * ws[i * TILE + tx];
+        }
+        sync_cube();
+    }
+    acc
+}
+
+/// `x·w + bias`, then exact GELU when `gelu`: `out` `[rows, cols]`.
+#[cube(launch)]
+fn linear_kernel<F: Float>(
+    x: &Tensor<F>,
+    w: &Tensor<F>,
+    bias: &Tensor<F>,
+    out: &mut Tensor<F>,
+    rows: usize,
+    inner: usize,
+    cols: usize,
+    #[comptime] gelu: bool,
+    #[define(F)] _dtype: ElemType,
+) {
+    let acc = product_at::<F>(x, w, rows, inner, cols);
+    let row = CUBE_POS_Y as usize * TILE + UNIT_POS_Y as usize;
+    let col = CUBE_POS_X as usize * TILE + UNIT_POS_X as usize;
+    if row < rows && col < cols {
+        let y = acc + bias[col];
+        if gelu {
+            out[row * cols + col] =
+                y * F::new(0.5) * (F::new(1.0) + (y * F::new(core::f32::consts::FRAC_1_SQRT_2)).erf());
+        } else {
+            out[row * cols + col] = y;
+        }
+    }
+}
+
+/// `x·w + bias + residual`: `out` `[rows, cols]`.
+#[cube(launch)]
+fn linear_add_kernel<F: Float>(
+    x: &Tensor<F>,
+    w: &Tensor<F>,
+    bias: &Tensor<F>,
+    residual: &Tensor<F>,
+    out: &mut Tensor<F>,
+    rows: usize,
+    inner: usize,
+    cols: usize,
+    #[define(F)] _dtype: ElemType,
+) {
+    let acc = product_at::<F>(x, w, rows, inner, cols);
+    let row = CUBE_POS_Y as usize * TILE + UNIT_POS_Y as usize;
+    let col = CUBE_POS_X as usize * TILE + UNIT_POS_X as usize;
+    if row < rows && col < cols {
+        out[row * cols + col] = acc + bias[col] + residual[row * cols + col];
+    }
+}
+
+/// `[.., inner]` · `[inner, cols]` → `[.., cols]`.
+fn linear_shape(x: &Shape, w: &Shape) -> Shape {
+    let mut shape = x.clone();
+    let last = shape.num_dims() - 1;
+    shape[last] = w[1];
+    shape
+}
+
 /// `[.., 3·C]` → `[.., C]`.
 fn attention_shape(qkv: &Shape) -> Shape {
     let mut shape = qkv.clone();
@@ -235,6 +320,25 @@ pub trait FusedOps: Backend {
         kv: FloatTensor<Self>,
         limits: FloatTensor<Self>,
         heads: usize,
+    ) -> FloatTensor<Self>;
+
+    /// A linear layer with its epilogue in one kernel: `x·weight + bias` (`weight` `[in, out]`),
+    /// then exact GELU when `gelu`.
+    #[fusion(dtype = x, shape = linear_shape(x, weight))]
+    fn linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        gelu: bool,
+    ) -> FloatTensor<Self>;
+
+    /// `x·weight + bias + residual` in one kernel (`residual` shaped like the output).
+    #[fusion(dtype = x, shape = residual)]
+    fn linear_add(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
 }
 
@@ -318,4 +422,54 @@ impl FusedOps for CubeBackend {
         );
         out
     }
+    fn linear(x: CubeTensor, weight: CubeTensor, bias: CubeTensor, gelu: bool) -> CubeTensor {
+        let (x, weight) = (into_contiguous(x), into_contiguous(weight));
+        let [inner, cols] = [weight.meta.shape()[0], weight.meta.shape()[1]];
+        let rows = x.meta.num_elements() / inner;
+        let out = empty_like(&x, linear_shape(x.meta.shape(), weight.meta.shape()));
+        let elem = f32_only(x.dtype);
+        linear_kernel::launch(
+            &x.client.clone(),
+            tiles(rows, cols),
+            CubeDim::new_2d(TILE as u32, TILE as u32),
+            x.into_tensor_arg(),
+            weight.into_tensor_arg(),
+            into_contiguous(bias).into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            rows,
+            inner,
+            cols,
+            gelu,
+            elem,
+        );
+        out
+    }
+
+    fn linear_add(x: CubeTensor, weight: CubeTensor, bias: CubeTensor, residual: CubeTensor) -> CubeTensor {
+        let (x, weight) = (into_contiguous(x), into_contiguous(weight));
+        let [inner, cols] = [weight.meta.shape()[0], weight.meta.shape()[1]];
+        let rows = x.meta.num_elements() / inner;
+        let out = empty_like(&x, linear_shape(x.meta.shape(), weight.meta.shape()));
+        let elem = f32_only(x.dtype);
+        linear_add_kernel::launch(
+            &x.client.clone(),
+            tiles(rows, cols),
+            CubeDim::new_2d(TILE as u32, TILE as u32),
+            x.into_tensor_arg(),
+            weight.into_tensor_arg(),
+            into_contiguous(bias).into_tensor_arg(),
+            into_contiguous(residual).into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            rows,
+            inner,
+            cols,
+            elem,
+        );
+        out
+    }
+}
+
+/// The workgroups covering a `rows × cols` output in `TILE × TILE` tiles.
+fn tiles(rows: usize, cols: usize) -> CubeCount {
+    CubeCount::Static(cols.div_ceil(TILE) as u32, rows.div_ceil(TILE) as u32, 1)
 }

@@ -9,10 +9,9 @@ use burn::nn::{LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
 use crate::config::{CONV_FFN_KERNEL, LN_EPS, NormKind};
-use crate::cpu;
 use crate::cpu::gemm;
 use crate::model::common::convffn::{ConvFfn, ConvFfnConfig};
-use crate::model::common::layers::{Norm, layer_norm, packed_linear};
+use crate::model::common::layers::{Norm, forward_linear, forward_linear_add, layer_norm, packed_linear};
 use crate::model::common::multi_head_attention::multi_head_attention;
 use crate::weights::VarBuilder;
 
@@ -51,7 +50,7 @@ impl AttentionBlockConfig {
             NormKind::BatchNorm => (None, true),
         };
         let mixer = vb.pp("token_mixer");
-        // Both run only through `cpu::linear*`: their weights packed once for the CPU kernel.
+        // Both run only through `forward_linear*`: their weights packed once for the CPU kernel.
         let linear = |vb: &VarBuilder, config| packed_linear(vb, ["weight", "bias"], &config, gemm::PACKS_WEIGHTS);
         AttentionBlock {
             norm,
@@ -72,9 +71,9 @@ impl AttentionBlock {
             Some(norm) => norm.forward(tokens.clone()),
             None => tokens.clone(),
         };
-        let y = multi_head_attention(cpu::linear(&self.qkv, normed, false), self.heads, false);
+        let y = multi_head_attention(forward_linear(&self.qkv, normed, false), self.heads, false);
         // x + proj(y), in the token layout, back to [B, C, H, W].
-        let x = cpu::linear_add(&self.proj, y, tokens).swap_dims(1, 2).reshape([b, c, h, w]);
+        let x = forward_linear_add(&self.proj, y, tokens).swap_dims(1, 2).reshape([b, c, h, w]);
         self.mlp.forward_add(x.clone(), x)
     }
 }
