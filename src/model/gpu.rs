@@ -165,20 +165,24 @@ pub fn linear<const D: usize>(
     }
 }
 
-/// Tokens `[B, L, D]` as a `[B, D, 1, L]` image for convolutions along the sequence: on a GPU
-/// a view (`[B, L, D]` memory is already channels-last), elsewhere NCHW.
-pub fn tokens_as_image(x: Tensor<3>) -> Tensor<4> {
-    let [b, l, d] = x.dims();
+/// An image `[B, C, H, W]` as tokens `[B, H·W, C]`: on a GPU a view (the channels-last memory
+/// convolutions leave there already is `[B, H·W, C]`), elsewhere a transposed view of NCHW.
+pub fn as_tokens(x: Tensor<4>) -> Tensor<3> {
+    let [b, c, h, w] = x.dims();
     if is_gpu(&x.device()) {
-        x.reshape([b, 1, l, d]).permute([0, 3, 1, 2])
+        x.permute([0, 2, 3, 1]).reshape([b, h * w, c])
     } else {
-        x.swap_dims(1, 2).reshape([b, d, 1, l])
+        x.reshape([b, c, h * w]).swap_dims(1, 2)
     }
 }
 
-/// The inverse of [`tokens_as_image`]: `[B, D, 1, L]` → `[B, L, D]` (a view where the image is
-/// channels-last, as convolutions leave it on a GPU).
-pub fn image_as_tokens(y: Tensor<4>) -> Tensor<3> {
-    let [b, d, _, l] = y.dims();
-    if is_gpu(&y.device()) { y.permute([0, 2, 3, 1]).reshape([b, l, d]) } else { y.reshape([b, d, l]).swap_dims(1, 2) }
+/// The inverse of [`as_tokens`]: tokens `[B, H·W, C]` as an image `[B, C, H, W]` (on a GPU a
+/// channels-last view, as convolutions take it without a copy).
+pub fn as_image(t: Tensor<3>, [h, w]: [usize; 2]) -> Tensor<4> {
+    let [b, _, c] = t.dims();
+    if is_gpu(&t.device()) {
+        t.reshape([b, h, w, c]).permute([0, 3, 1, 2])
+    } else {
+        t.swap_dims(1, 2).reshape([b, c, h, w])
+    }
 }

@@ -209,6 +209,7 @@ const TILE: usize = 16;
 /// UNIT_POS_X`; zero outside `rows × cols`): `x` `[rows, inner]` and `w` `[inner, cols]`, both
 /// contiguous, through `TILE × TILE` tiles in shared memory.
 #[cube]
+#[allow(clippy::manual_div_ceil)] // #[cube] translates operators, not `usize::div_ceil`
 fn product_at<F: Float>(x: &Tensor<F>, w: &Tensor<F>, rows: usize, inner: usize, cols: usize) -> F {
     let mut xs = Shared::<[F]>::new_slice(TILE * TILE);
     let mut ws = Shared::<[F]>::new_slice(TILE * TILE);

@@ -13,6 +13,7 @@ use crate::cpu::gemm;
 use crate::model::common::convffn::{ConvFfn, ConvFfnConfig};
 use crate::model::common::layers::{Norm, forward_linear, forward_linear_add, layer_norm, packed_linear};
 use crate::model::common::multi_head_attention::multi_head_attention;
+use crate::model::gpu;
 use crate::weights::VarBuilder;
 
 /// FastViT attention block.
@@ -65,15 +66,15 @@ impl AttentionBlockConfig {
 impl AttentionBlock {
     /// `[B, C, H, W]` → `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [b, c, h, w] = x.dims();
-        let tokens = x.reshape([b, c, h * w]).swap_dims(1, 2);
+        let [_, _, h, w] = x.dims();
+        let tokens = gpu::as_tokens(x);
         let normed = match &self.norm {
             Some(norm) => norm.forward(tokens.clone()),
             None => tokens.clone(),
         };
         let y = multi_head_attention(forward_linear(&self.qkv, normed, false), self.heads, false);
         // x + proj(y), in the token layout, back to [B, C, H, W].
-        let x = forward_linear_add(&self.proj, y, tokens).swap_dims(1, 2).reshape([b, c, h, w]);
+        let x = gpu::as_image(forward_linear_add(&self.proj, y, tokens), [h, w]);
         self.mlp.forward_add(x.clone(), x)
     }
 }

@@ -48,11 +48,13 @@ impl TextRepMixerBlock {
 
     /// `[B, L, D]` → `[B, L, D]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        gpu::image_as_tokens(self.block.forward(gpu::tokens_as_image(x)))
+        let l = x.dims()[1];
+        gpu::as_tokens(self.block.forward(gpu::as_image(x, [1, l])))
     }
 
     /// [`Self::forward`] at one position per sequence (`at`): `[B, D]`.
     pub fn forward_at(&self, x: Tensor<3>, at: &[usize]) -> Tensor<2> {
-        self.block.forward_at(gpu::tokens_as_image(x), at)
+        let l = x.dims()[1];
+        self.block.forward_at(gpu::as_image(x, [1, l]), at)
     }
 }
