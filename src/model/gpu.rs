@@ -148,19 +148,46 @@ pub fn linear<const D: usize>(
     gelu: bool,
     residual: Option<Tensor<D>>,
 ) -> Tensor<D> {
+    fused_linear(x, weight.val(), bias, gelu, residual, false)
+}
+
+/// A 1×1 convolution (stride 1, no padding, one group) of `x` `[B, I, H, W]` with `weight`
+/// `[O, I, 1, 1]` and `bias`, then exact GELU when `gelu`, plus `residual` `[B, O, H, W]`: one
+/// kernel over the channels-last tokens (callers check [`fused_kernels`]).
+pub fn pointwise_conv(
+    x: Tensor<4>,
+    weight: &Param<Tensor<4>>,
+    bias: &Param<Tensor<1>>,
+    gelu: bool,
+    residual: Option<Tensor<4>>,
+) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let out = fused_linear(as_tokens(x), weight.val(), bias, gelu, residual.map(as_tokens), true);
+    as_image(out, [h, w])
+}
+
+/// [`linear`] (`transposed`: `weight` is a 1×1 convolution's `[out, in, 1, 1]`).
+fn fused_linear<const D: usize, const W: usize>(
+    x: Tensor<D>,
+    weight: Tensor<W>,
+    bias: &Param<Tensor<1>>,
+    gelu: bool,
+    residual: Option<Tensor<D>>,
+    transposed: bool,
+) -> Tensor<D> {
     #[cfg(any(feature = "webgpu", feature = "wgpu"))]
     {
         use burn::backend::Dispatch;
         use fused::FusedOps;
-        let (x, w, b) = (x.into_dispatch(), weight.val().into_dispatch(), bias.val().into_dispatch());
+        let (x, w, b) = (x.into_dispatch(), weight.into_dispatch(), bias.val().into_dispatch());
         Tensor::from_dispatch(match residual {
-            Some(r) => <Dispatch as FusedOps>::linear_add(x, w, b, r.into_dispatch()),
-            None => <Dispatch as FusedOps>::linear(x, w, b, gelu),
+            Some(r) => <Dispatch as FusedOps>::linear_add(x, w, b, r.into_dispatch(), transposed),
+            None => <Dispatch as FusedOps>::linear(x, w, b, gelu, transposed),
         })
     }
     #[cfg(not(any(feature = "webgpu", feature = "wgpu")))]
     {
-        let _ = (weight, bias, gelu, residual);
+        let _ = (weight, bias, gelu, residual, transposed);
         unreachable!("no GPU in this build: {:?}", x.device())
     }
 }

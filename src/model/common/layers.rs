@@ -86,6 +86,36 @@ pub fn forward_linear_add<const D: usize>(layer: &Linear, x: Tensor<D>, residual
     }
 }
 
+/// `conv(x)`, then GELU when `gelu`: on a GPU a 1×1 convolution (stride 1, no padding, one
+/// group, with a bias) is one kernel with its epilogue ([`gpu::pointwise_conv`]); otherwise
+/// [`crate::cpu::conv2d`] (this crate's CPU kernels on flex, burn's ops elsewhere).
+pub fn forward_conv(conv: &Conv2d, x: Tensor<4>, gelu: bool) -> Tensor<4> {
+    match &conv.bias {
+        Some(bias) if is_pointwise(conv) && gpu::fused_kernels(&x) => {
+            gpu::pointwise_conv(x, &conv.weight, bias, gelu, None)
+        }
+        _ => crate::cpu::conv2d(conv, x, gelu),
+    }
+}
+
+/// `conv(x) + residual`: on a GPU one kernel for a 1×1 convolution (see [`forward_conv`]);
+/// otherwise [`crate::cpu::conv2d_add`].
+pub fn forward_conv_add(conv: &Conv2d, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+    match &conv.bias {
+        Some(bias) if is_pointwise(conv) && gpu::fused_kernels(&x) => {
+            gpu::pointwise_conv(x, &conv.weight, bias, false, Some(residual))
+        }
+        _ => crate::cpu::conv2d_add(conv, x, residual),
+    }
+}
+
+/// Whether `conv` is a 1×1 convolution with stride 1, no padding and one group: a product per
+/// position.
+fn is_pointwise(conv: &Conv2d) -> bool {
+    let unpadded = matches!(conv.padding, PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0));
+    conv.kernel_size == [1, 1] && conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1 && unpadded
+}
+
 /// The projection of an image tower into the joint space, in the scope `head`: Apple's v1
 /// bias-free `proj` matrix `[in, out]` (its `GlobalPool2D` and ViT classifier) when the weights
 /// have one, else timm's linear layer in the scope `fc`.

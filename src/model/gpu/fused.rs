@@ -206,11 +206,19 @@ fn attention_rows_kernel<F: Float>(
 const TILE: usize = 16;
 
 /// `x·w` at this unit's output (row `CUBE_POS_Y·TILE + UNIT_POS_Y`, column `CUBE_POS_X·TILE +
-/// UNIT_POS_X`; zero outside `rows × cols`): `x` `[rows, inner]` and `w` `[inner, cols]`, both
-/// contiguous, through `TILE × TILE` tiles in shared memory.
+/// UNIT_POS_X`; zero outside `rows × cols`): `x` `[rows, inner]` and `w` `[inner, cols]`
+/// (`transposed`: `w` holds `[cols, inner]`, a 1×1 convolution's kernel), both contiguous,
+/// through `TILE × TILE` tiles in shared memory.
 #[cube]
 #[allow(clippy::manual_div_ceil)] // #[cube] translates operators, not `usize::div_ceil`
-fn product_at<F: Float>(x: &Tensor<F>, w: &Tensor<F>, rows: usize, inner: usize, cols: usize) -> F {
+fn product_at<F: Float>(
+    x: &Tensor<F>,
+    w: &Tensor<F>,
+    rows: usize,
+    inner: usize,
+    cols: usize,
+    #[comptime] transposed: bool,
+) -> F {
     let mut xs = Shared::<[F]>::new_slice(TILE * TILE);
     let mut ws = Shared::<[F]>::new_slice(TILE * TILE);
     let (ty, tx) = (UNIT_POS_Y as usize, UNIT_POS_X as usize);
@@ -221,7 +229,8 @@ fn product_at<F: Float>(x: &Tensor<F>, w: &Tensor<F>, rows: usize, inner: usize,
     for t in 0..tiles {
         let k = t * TILE;
         xs[ty * TILE + tx] = if row < rows && k + tx < inner { x[row * inner + k + tx] } else { F::new(0.0) };
-        ws[ty * TILE + tx] = if k + ty < inner && col < cols { w[(k + ty) * cols + col] } else { F::new(0.0) };
+        let at = if transposed { col * inner + k + ty } else { (k + ty) * cols + col };
+        ws[ty * TILE + tx] = if k + ty < inner && col < cols { w[at] } else { F::new(0.0) };
         sync_cube();
         for i in 0..TILE {
             acc += xs[ty * TILE + i] * ws[i * TILE + tx];
@@ -242,9 +251,10 @@ fn linear_kernel<F: Float>(
     inner: usize,
     cols: usize,
     #[comptime] gelu: bool,
+    #[comptime] transposed: bool,
     #[define(F)] _dtype: ElemType,
 ) {
-    let acc = product_at::<F>(x, w, rows, inner, cols);
+    let acc = product_at::<F>(x, w, rows, inner, cols, transposed);
     let row = CUBE_POS_Y as usize * TILE + UNIT_POS_Y as usize;
     let col = CUBE_POS_X as usize * TILE + UNIT_POS_X as usize;
     if row < rows && col < cols {
@@ -269,9 +279,10 @@ fn linear_add_kernel<F: Float>(
     rows: usize,
     inner: usize,
     cols: usize,
+    #[comptime] transposed: bool,
     #[define(F)] _dtype: ElemType,
 ) {
-    let acc = product_at::<F>(x, w, rows, inner, cols);
+    let acc = product_at::<F>(x, w, rows, inner, cols, transposed);
     let row = CUBE_POS_Y as usize * TILE + UNIT_POS_Y as usize;
     let col = CUBE_POS_X as usize * TILE + UNIT_POS_X as usize;
     if row < rows && col < cols {
@@ -279,12 +290,24 @@ fn linear_add_kernel<F: Float>(
     }
 }
 
-/// `[.., inner]` · `[inner, cols]` → `[.., cols]`.
-fn linear_shape(x: &Shape, w: &Shape) -> Shape {
+/// `[.., inner]` · `[inner, cols]` (`transposed`: `[cols, inner, ..]`) → `[.., cols]`.
+fn linear_shape(x: &Shape, w: &Shape, transposed: &bool) -> Shape {
     let mut shape = x.clone();
     let last = shape.num_dims() - 1;
-    shape[last] = w[1];
+    shape[last] = if *transposed { w[0] } else { w[1] };
     shape
+}
+
+/// `[inner, cols]` of a weight (`transposed`: stored `[cols, inner, ..]`).
+fn inner_cols(w: &Shape, transposed: bool) -> [usize; 2] {
+    if transposed { [w[1], w[0]] } else { [w[0], w[1]] }
+}
+
+/// A 1×1 convolution's kernel `[O, I, 1, 1]` as `[O, I]` row-major memory: what it is when
+/// contiguous in either NCHW or channels-last (the 1×1 axes carry no data), else copied.
+fn kernel_rows(w: CubeTensor) -> CubeTensor {
+    let strides = w.meta.strides();
+    if strides[1] == 1 && strides[0] == w.meta.shape()[1] { w } else { into_contiguous(w) }
 }
 
 /// `[.., 3·C]` → `[.., C]`.
@@ -323,14 +346,15 @@ pub trait FusedOps: Backend {
         heads: usize,
     ) -> FloatTensor<Self>;
 
-    /// A linear layer with its epilogue in one kernel: `x·weight + bias` (`weight` `[in, out]`),
-    /// then exact GELU when `gelu`.
-    #[fusion(dtype = x, shape = linear_shape(x, weight))]
+    /// A linear layer with its epilogue in one kernel: `x·weight + bias` (`weight` `[in, out]`;
+    /// `transposed`: a 1×1 convolution's `[out, in, 1, 1]` kernel), then exact GELU when `gelu`.
+    #[fusion(dtype = x, shape = linear_shape(x, weight, transposed))]
     fn linear(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         gelu: bool,
+        transposed: bool,
     ) -> FloatTensor<Self>;
 
     /// `x·weight + bias + residual` in one kernel (`residual` shaped like the output).
@@ -340,6 +364,7 @@ pub trait FusedOps: Backend {
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
         residual: FloatTensor<Self>,
+        transposed: bool,
     ) -> FloatTensor<Self>;
 }
 
@@ -423,11 +448,12 @@ impl FusedOps for CubeBackend {
         );
         out
     }
-    fn linear(x: CubeTensor, weight: CubeTensor, bias: CubeTensor, gelu: bool) -> CubeTensor {
-        let (x, weight) = (into_contiguous(x), into_contiguous(weight));
-        let [inner, cols] = [weight.meta.shape()[0], weight.meta.shape()[1]];
+    fn linear(x: CubeTensor, weight: CubeTensor, bias: CubeTensor, gelu: bool, transposed: bool) -> CubeTensor {
+        let x = into_contiguous(x);
+        let weight = if transposed { kernel_rows(weight) } else { into_contiguous(weight) };
+        let [inner, cols] = inner_cols(weight.meta.shape(), transposed);
         let rows = x.meta.num_elements() / inner;
-        let out = empty_like(&x, linear_shape(x.meta.shape(), weight.meta.shape()));
+        let out = empty_like(&x, linear_shape(x.meta.shape(), weight.meta.shape(), &transposed));
         let elem = f32_only(x.dtype);
         linear_kernel::launch(
             &x.client.clone(),
@@ -441,16 +467,24 @@ impl FusedOps for CubeBackend {
             inner,
             cols,
             gelu,
+            transposed,
             elem,
         );
         out
     }
 
-    fn linear_add(x: CubeTensor, weight: CubeTensor, bias: CubeTensor, residual: CubeTensor) -> CubeTensor {
-        let (x, weight) = (into_contiguous(x), into_contiguous(weight));
-        let [inner, cols] = [weight.meta.shape()[0], weight.meta.shape()[1]];
+    fn linear_add(
+        x: CubeTensor,
+        weight: CubeTensor,
+        bias: CubeTensor,
+        residual: CubeTensor,
+        transposed: bool,
+    ) -> CubeTensor {
+        let x = into_contiguous(x);
+        let weight = if transposed { kernel_rows(weight) } else { into_contiguous(weight) };
+        let [inner, cols] = inner_cols(weight.meta.shape(), transposed);
         let rows = x.meta.num_elements() / inner;
-        let out = empty_like(&x, linear_shape(x.meta.shape(), weight.meta.shape()));
+        let out = empty_like(&x, linear_shape(x.meta.shape(), weight.meta.shape(), &transposed));
         let elem = f32_only(x.dtype);
         linear_add_kernel::launch(
             &x.client.clone(),
@@ -464,6 +498,7 @@ impl FusedOps for CubeBackend {
             rows,
             inner,
             cols,
+            transposed,
             elem,
         );
         out
