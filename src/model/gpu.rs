@@ -64,6 +64,10 @@ pub fn pixels(pixels: &[f32], batch: usize, size: usize, device: &Device) -> Ten
 #[cfg(any(feature = "webgpu", feature = "wgpu"))]
 mod fused;
 
+/// The most keys the fused attention kernel takes (their scores live in the workgroup's shared
+/// memory, of which WebGPU guarantees 16 KiB); longer sequences run on burn's ops.
+pub const MAX_ATTENTION_KEYS: usize = 2048;
+
 /// Whether `t` runs on this crate's fused GPU kernels (`fused.rs`): an f32 tensor on a GPU.
 pub fn fused_kernels<const D: usize>(t: &Tensor<D>) -> bool {
     is_gpu(&t.device()) && t.dtype() == burn::tensor::DType::F32

@@ -211,14 +211,8 @@ const TILE: usize = 16;
 /// through `TILE × TILE` tiles in shared memory.
 #[cube]
 #[allow(clippy::manual_div_ceil)] // #[cube] translates operators, not `usize::div_ceil`
-fn product_at<F: Float>(
-    x: &Tensor<F>,
-    w: &Tensor<F>,
-    rows: usize,
-    inner: usize,
-    cols: usize,
-    #[comptime] transposed: bool,
-) -> F {
+fn product_at<F: Float>(x: &Tensor<F>, w: &Tensor<F>, dims: &Dims, #[comptime] transposed: bool) -> F {
+    let (rows, inner, cols) = (dims.rows, dims.inner, dims.cols);
     let mut xs = Shared::<[F]>::new_slice(TILE * TILE);
     let mut ws = Shared::<[F]>::new_slice(TILE * TILE);
     let (ty, tx) = (UNIT_POS_Y as usize, UNIT_POS_X as usize);
@@ -240,6 +234,14 @@ fn product_at<F: Float>(
     acc
 }
 
+/// The sizes of a product: `x` `[rows, inner]` · `w` `[inner, cols]`.
+#[derive(CubeLaunch, CubeType, Clone, Copy)]
+struct Dims {
+    rows: usize,
+    inner: usize,
+    cols: usize,
+}
+
 /// `x·w + bias`, then exact GELU when `gelu`: `out` `[rows, cols]`.
 #[cube(launch)]
 fn linear_kernel<F: Float>(
@@ -247,17 +249,15 @@ fn linear_kernel<F: Float>(
     w: &Tensor<F>,
     bias: &Tensor<F>,
     out: &mut Tensor<F>,
-    rows: usize,
-    inner: usize,
-    cols: usize,
+    dims: Dims,
     #[comptime] gelu: bool,
     #[comptime] transposed: bool,
     #[define(F)] _dtype: ElemType,
 ) {
-    let acc = product_at::<F>(x, w, rows, inner, cols, transposed);
-    let row = CUBE_POS_Y as usize * TILE + UNIT_POS_Y as usize;
-    let col = CUBE_POS_X as usize * TILE + UNIT_POS_X as usize;
-    if row < rows && col < cols {
+    let acc = product_at::<F>(x, w, &dims, transposed);
+    let (row, col, cols) =
+        (CUBE_POS_Y as usize * TILE + UNIT_POS_Y as usize, CUBE_POS_X as usize * TILE + UNIT_POS_X as usize, dims.cols);
+    if row < dims.rows && col < cols {
         let y = acc + bias[col];
         if gelu {
             out[row * cols + col] =
@@ -276,16 +276,14 @@ fn linear_add_kernel<F: Float>(
     bias: &Tensor<F>,
     residual: &Tensor<F>,
     out: &mut Tensor<F>,
-    rows: usize,
-    inner: usize,
-    cols: usize,
+    dims: Dims,
     #[comptime] transposed: bool,
     #[define(F)] _dtype: ElemType,
 ) {
-    let acc = product_at::<F>(x, w, rows, inner, cols, transposed);
-    let row = CUBE_POS_Y as usize * TILE + UNIT_POS_Y as usize;
-    let col = CUBE_POS_X as usize * TILE + UNIT_POS_X as usize;
-    if row < rows && col < cols {
+    let acc = product_at::<F>(x, w, &dims, transposed);
+    let (row, col, cols) =
+        (CUBE_POS_Y as usize * TILE + UNIT_POS_Y as usize, CUBE_POS_X as usize * TILE + UNIT_POS_X as usize, dims.cols);
+    if row < dims.rows && col < cols {
         out[row * cols + col] = acc + bias[col] + residual[row * cols + col];
     }
 }
@@ -449,12 +447,7 @@ impl FusedOps for CubeBackend {
         out
     }
     fn linear(x: CubeTensor, weight: CubeTensor, bias: CubeTensor, gelu: bool, transposed: bool) -> CubeTensor {
-        let x = into_contiguous(x);
-        let weight = if transposed { kernel_rows(weight) } else { into_contiguous(weight) };
-        let [inner, cols] = inner_cols(weight.meta.shape(), transposed);
-        let rows = x.meta.num_elements() / inner;
-        let out = empty_like(&x, linear_shape(x.meta.shape(), weight.meta.shape(), &transposed));
-        let elem = f32_only(x.dtype);
+        let Product { x, weight, out, dims: [rows, inner, cols], elem } = Product::new(x, weight, transposed);
         linear_kernel::launch(
             &x.client.clone(),
             tiles(rows, cols),
@@ -463,9 +456,7 @@ impl FusedOps for CubeBackend {
             weight.into_tensor_arg(),
             into_contiguous(bias).into_tensor_arg(),
             out.clone().into_tensor_arg(),
-            rows,
-            inner,
-            cols,
+            DimsLaunch::new(rows, inner, cols),
             gelu,
             transposed,
             elem,
@@ -480,12 +471,8 @@ impl FusedOps for CubeBackend {
         residual: CubeTensor,
         transposed: bool,
     ) -> CubeTensor {
-        let x = into_contiguous(x);
-        let weight = if transposed { kernel_rows(weight) } else { into_contiguous(weight) };
-        let [inner, cols] = inner_cols(weight.meta.shape(), transposed);
-        let rows = x.meta.num_elements() / inner;
-        let out = empty_like(&x, linear_shape(x.meta.shape(), weight.meta.shape(), &transposed));
-        let elem = f32_only(x.dtype);
+        let Product { x, weight, out, dims: [rows, inner, cols], elem } = Product::new(x, weight, transposed);
+        let residual = into_contiguous(residual).into_tensor_arg();
         linear_add_kernel::launch(
             &x.client.clone(),
             tiles(rows, cols),
@@ -493,15 +480,35 @@ impl FusedOps for CubeBackend {
             x.into_tensor_arg(),
             weight.into_tensor_arg(),
             into_contiguous(bias).into_tensor_arg(),
-            into_contiguous(residual).into_tensor_arg(),
+            residual,
             out.clone().into_tensor_arg(),
-            rows,
-            inner,
-            cols,
+            DimsLaunch::new(rows, inner, cols),
             transposed,
             elem,
         );
         out
+    }
+}
+
+/// The operands of a linear kernel: `x` and the weight as the kernel reads them, the output,
+/// `[rows, inner, cols]` and the element type.
+struct Product {
+    x: CubeTensor,
+    weight: CubeTensor,
+    out: CubeTensor,
+    dims: [usize; 3],
+    elem: ElemType,
+}
+
+impl Product {
+    fn new(x: CubeTensor, weight: CubeTensor, transposed: bool) -> Self {
+        let x = into_contiguous(x);
+        let weight = if transposed { kernel_rows(weight) } else { into_contiguous(weight) };
+        let [inner, cols] = inner_cols(weight.meta.shape(), transposed);
+        let rows = x.meta.num_elements() / inner;
+        let out = empty_like(&x, linear_shape(x.meta.shape(), weight.meta.shape(), &transposed));
+        let elem = f32_only(x.dtype);
+        Product { x, weight, out, dims: [rows, inner, cols], elem }
     }
 }
 
