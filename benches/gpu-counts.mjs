@@ -78,7 +78,7 @@ for (const r of results) {
 // Dispatches per kernel family: the pipeline's label (cubecl: the kernel's entry point, named after
 // the kernel plus its type parameters and a hash of its variant; onnxruntime-web: its program's
 // name) without the type parameters and the hash.
-const family = (name) => name.replace(/_[0-9a-f]{8}$/, '').replace(/_(e|t|c|lhs|in)_f(16|32)(_.*)?$/, '');
+const family = (name) => name.replace(/_[0-9a-f]{8}$/, '').replace(/_(e|t|c|f|lhs|in)_f(16|32)(_.*)?$/, '');
 let kinds = '';
 for (const r of results) {
   for (const call of ['image', 'text']) {
@@ -101,7 +101,7 @@ const section = '## WebGPU work per call\n\n'
   + '| model | call | runtime | compute passes | dispatches | submits | buffers created | read-backs (mapAsync) | pipelines compiled | writeBuffer | bind groups | max \\|Δ\\| |\n'
   + `|---|---|---|---|---|---|---|---|---|---|---|---|\n${rows}`
   + '\nThe same dispatches by kernel (the label of the pipeline each was recorded with, without its type parameters and variant hash; '
-  + 'ours: cubecl\'s kernels, elemwise_fuse being burn\'s fused element-wise chains, kernel_binop a lone unfused binary operation):\n\n'
+  + 'ours: cubecl\'s kernels, elemwise_fuse being burn\'s fused element-wise chains, kernel_binop a lone unfused binary operation, layer_norm_kernel, attention_kernel, linear_kernel and linear_add_kernel this crate\'s own (src/model/gpu/fused.rs)):\n\n'
   + `| model | call | runtime | dispatches by kernel |\n|---|---|---|---|\n${kinds}`;
 if (args.includes('--write')) await writeSection(join(root, 'BENCHMARKS.md'), section);
 console.log(section);

@@ -60,3 +60,160 @@ pub fn pixels(pixels: &[f32], batch: usize, size: usize, device: &Device) -> Ten
     }
     Tensor::<4>::from_data(TensorData::new(hwc, [batch, size, size, 3]), device).permute([0, 3, 1, 2])
 }
+
+#[cfg(any(feature = "webgpu", feature = "wgpu"))]
+mod fused;
+
+/// The most keys the fused attention kernel takes (their scores live in the workgroup's shared
+/// memory, of which WebGPU guarantees 16 KiB); longer sequences run on burn's ops.
+pub const MAX_ATTENTION_KEYS: usize = 2048;
+
+/// Whether `t` runs on this crate's fused GPU kernels (`fused.rs`): an f32 tensor on a GPU.
+pub fn fused_kernels<const D: usize>(t: &Tensor<D>) -> bool {
+    is_gpu(&t.device()) && t.dtype() == burn::tensor::DType::F32
+}
+
+/// LayerNorm of `x` over its last axis in one kernel (callers check [`fused_kernels`]).
+pub fn layer_norm<const D: usize>(
+    x: Tensor<D>,
+    gamma: &Param<Tensor<1>>,
+    beta: &Param<Tensor<1>>,
+    epsilon: f64,
+) -> Tensor<D> {
+    #[cfg(any(feature = "webgpu", feature = "wgpu"))]
+    {
+        use burn::backend::Dispatch;
+        let out = <Dispatch as fused::FusedOps>::layer_norm(
+            x.into_dispatch(),
+            gamma.val().into_dispatch(),
+            beta.val().into_dispatch(),
+            epsilon as f32,
+        );
+        Tensor::from_dispatch(out)
+    }
+    #[cfg(not(any(feature = "webgpu", feature = "wgpu")))]
+    {
+        let _ = (gamma, beta, epsilon);
+        unreachable!("no GPU in this build: {:?}", x.device())
+    }
+}
+
+/// Multi-head attention over `qkv` `[B, N, 3·C]` in one kernel (callers check
+/// [`fused_kernels`]); see [`crate::model::common::multi_head_attention::multi_head_attention`].
+pub fn attention(qkv: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
+    #[cfg(any(feature = "webgpu", feature = "wgpu"))]
+    {
+        use burn::backend::Dispatch;
+        Tensor::from_dispatch(<Dispatch as fused::FusedOps>::attention(qkv.into_dispatch(), heads, causal))
+    }
+    #[cfg(not(any(feature = "webgpu", feature = "wgpu")))]
+    {
+        let _ = (heads, causal);
+        unreachable!("no GPU in this build: {:?}", qkv.device())
+    }
+}
+
+/// Multi-head attention of queries `q` `[B, R, C]` over keys and values `kv` `[B, N, 2·C]` in
+/// one kernel (callers check [`fused_kernels`]); `positions` (causal): the position of each
+/// query row, which attends to keys `0..=position` only. See
+/// [`crate::model::common::multi_head_attention::attention_rows`].
+pub fn attention_rows(q: Tensor<3>, kv: Tensor<3>, heads: usize, positions: Option<&[usize]>) -> Tensor<3> {
+    let [b, r, _] = q.dims();
+    let n = kv.dims()[1];
+    let limits: Vec<f32> = match positions {
+        Some(p) => p.iter().map(|&p| (p + 1) as f32).collect(),
+        None => vec![n as f32; b * r],
+    };
+    let limits = Tensor::<1>::from_data(TensorData::new(limits, [b * r]), &q.device());
+    #[cfg(any(feature = "webgpu", feature = "wgpu"))]
+    {
+        use burn::backend::Dispatch;
+        let out = <Dispatch as fused::FusedOps>::attention_rows(
+            q.into_dispatch(),
+            kv.into_dispatch(),
+            limits.into_dispatch(),
+            heads,
+        );
+        Tensor::from_dispatch(out)
+    }
+    #[cfg(not(any(feature = "webgpu", feature = "wgpu")))]
+    {
+        let _ = (kv, heads, limits);
+        unreachable!("no GPU in this build: {:?}", q.device())
+    }
+}
+
+/// `x·weight + bias`, then exact GELU when `gelu`, plus `residual`, in one kernel (callers check
+/// [`fused_kernels`]; `weight` `[in, out]`).
+pub fn linear<const D: usize>(
+    x: Tensor<D>,
+    weight: &Param<Tensor<2>>,
+    bias: &Param<Tensor<1>>,
+    gelu: bool,
+    residual: Option<Tensor<D>>,
+) -> Tensor<D> {
+    fused_linear(x, weight.val(), bias, gelu, residual, false)
+}
+
+/// A 1×1 convolution (stride 1, no padding, one group) of `x` `[B, I, H, W]` with `weight`
+/// `[O, I, 1, 1]` and `bias`, then exact GELU when `gelu`, plus `residual` `[B, O, H, W]`: one
+/// kernel over the channels-last tokens (callers check [`fused_kernels`]).
+pub fn pointwise_conv(
+    x: Tensor<4>,
+    weight: &Param<Tensor<4>>,
+    bias: &Param<Tensor<1>>,
+    gelu: bool,
+    residual: Option<Tensor<4>>,
+) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let out = fused_linear(as_tokens(x), weight.val(), bias, gelu, residual.map(as_tokens), true);
+    as_image(out, [h, w])
+}
+
+/// [`linear`] (`transposed`: `weight` is a 1×1 convolution's `[out, in, 1, 1]`).
+fn fused_linear<const D: usize, const W: usize>(
+    x: Tensor<D>,
+    weight: Tensor<W>,
+    bias: &Param<Tensor<1>>,
+    gelu: bool,
+    residual: Option<Tensor<D>>,
+    transposed: bool,
+) -> Tensor<D> {
+    #[cfg(any(feature = "webgpu", feature = "wgpu"))]
+    {
+        use burn::backend::Dispatch;
+        use fused::FusedOps;
+        let (x, w, b) = (x.into_dispatch(), weight.into_dispatch(), bias.val().into_dispatch());
+        Tensor::from_dispatch(match residual {
+            Some(r) => <Dispatch as FusedOps>::linear_add(x, w, b, r.into_dispatch(), transposed),
+            None => <Dispatch as FusedOps>::linear(x, w, b, gelu, transposed),
+        })
+    }
+    #[cfg(not(any(feature = "webgpu", feature = "wgpu")))]
+    {
+        let _ = (weight, bias, gelu, residual, transposed);
+        unreachable!("no GPU in this build: {:?}", x.device())
+    }
+}
+
+/// An image `[B, C, H, W]` as tokens `[B, H·W, C]`: on a GPU a view (the channels-last memory
+/// convolutions leave there already is `[B, H·W, C]`), elsewhere a transposed view of NCHW.
+pub fn as_tokens(x: Tensor<4>) -> Tensor<3> {
+    let [b, c, h, w] = x.dims();
+    if is_gpu(&x.device()) {
+        x.permute([0, 2, 3, 1]).reshape([b, h * w, c])
+    } else {
+        x.reshape([b, c, h * w]).swap_dims(1, 2)
+    }
+}
+
+/// The inverse of [`as_tokens`]: tokens `[B, H·W, C]` as an image `[B, C, H, W]` (on a GPU a
+/// channels-last view, as convolutions take it without a copy).
+pub fn as_image(t: Tensor<3>, [h, w]: [usize; 2]) -> Tensor<4> {
+    let [b, _, c] = t.dims();
+    if is_gpu(&t.device()) {
+        t.reshape([b, h, w, c]).permute([0, 3, 1, 2])
+    } else {
+        t.swap_dims(1, 2).reshape([b, c, h, w])
+    }
+}

@@ -4,7 +4,7 @@
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
-use super::layers::{conv2d, conv2d_config, select_rows};
+use super::layers::{conv2d, conv2d_config, forward_conv, forward_conv_add, select_rows};
 use crate::cpu;
 use crate::weights::VarBuilder;
 
@@ -43,12 +43,12 @@ impl ConvFfnConfig {
 impl ConvFfn {
     /// `[B, C, H, W]` → `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        cpu::conv2d(&self.fc2, self.hidden(x), false)
+        forward_conv(&self.fc2, self.hidden(x), false)
     }
 
     /// `residual + forward(x)`, the residual added in the last convolution.
     pub fn forward_add(&self, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
-        cpu::conv2d_add(&self.fc2, self.hidden(x), residual)
+        forward_conv_add(&self.fc2, self.hidden(x), residual)
     }
 
     /// [`Self::forward_add`] with `x` as the residual, at one position per image (`at[i]`
@@ -68,6 +68,6 @@ impl ConvFfn {
 
     /// `gelu(fc1(conv(x)))`.
     fn hidden(&self, x: Tensor<4>) -> Tensor<4> {
-        cpu::conv2d(&self.fc1, cpu::conv2d(&self.conv, x, false), true)
+        forward_conv(&self.fc1, cpu::conv2d(&self.conv, x, false), true)
     }
 }

@@ -1,6 +1,7 @@
 //! burn layers built from fused weights: the `Conv2d`, `Linear` and `LayerNorm` the blocks are
 //! made of, each described by burn's own config and read from a [`VarBuilder`] scope.
 
+use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -67,6 +68,54 @@ pub fn packed_linear(vb: &VarBuilder, [weight, bias]: [&str; 2], config: &Linear
     Linear { weight: packed.into_param(vb.device()), bias: config.bias.then(|| vb.param(bias, [out])) }
 }
 
+/// `layer(x)`, then GELU when `gelu`: on a GPU one kernel ([`gpu::linear`]), elsewhere
+/// [`crate::cpu::linear`] (this crate's CPU kernels on flex, burn's ops otherwise).
+pub fn forward_linear<const D: usize>(layer: &Linear, x: Tensor<D>, gelu: bool) -> Tensor<D> {
+    match &layer.bias {
+        Some(bias) if gpu::fused_kernels(&x) => gpu::linear(x, &layer.weight, bias, gelu, None),
+        _ => crate::cpu::linear(layer, x, gelu),
+    }
+}
+
+/// `layer(x) + residual`: on a GPU one kernel ([`gpu::linear`]), elsewhere
+/// [`crate::cpu::linear_add`].
+pub fn forward_linear_add<const D: usize>(layer: &Linear, x: Tensor<D>, residual: Tensor<D>) -> Tensor<D> {
+    match &layer.bias {
+        Some(bias) if gpu::fused_kernels(&x) => gpu::linear(x, &layer.weight, bias, false, Some(residual)),
+        _ => crate::cpu::linear_add(layer, x, residual),
+    }
+}
+
+/// `conv(x)`, then GELU when `gelu`: on a GPU a 1×1 convolution (stride 1, no padding, one
+/// group, with a bias) is one kernel with its epilogue ([`gpu::pointwise_conv`]); otherwise
+/// [`crate::cpu::conv2d`] (this crate's CPU kernels on flex, burn's ops elsewhere).
+pub fn forward_conv(conv: &Conv2d, x: Tensor<4>, gelu: bool) -> Tensor<4> {
+    match &conv.bias {
+        Some(bias) if is_pointwise(conv) && gpu::fused_kernels(&x) => {
+            gpu::pointwise_conv(x, &conv.weight, bias, gelu, None)
+        }
+        _ => crate::cpu::conv2d(conv, x, gelu),
+    }
+}
+
+/// `conv(x) + residual`: on a GPU one kernel for a 1×1 convolution (see [`forward_conv`]);
+/// otherwise [`crate::cpu::conv2d_add`].
+pub fn forward_conv_add(conv: &Conv2d, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+    match &conv.bias {
+        Some(bias) if is_pointwise(conv) && gpu::fused_kernels(&x) => {
+            gpu::pointwise_conv(x, &conv.weight, bias, false, Some(residual))
+        }
+        _ => crate::cpu::conv2d_add(conv, x, residual),
+    }
+}
+
+/// Whether `conv` is a 1×1 convolution with stride 1, no padding and one group: a product per
+/// position.
+fn is_pointwise(conv: &Conv2d) -> bool {
+    let unpadded = matches!(conv.padding, PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0));
+    conv.kernel_size == [1, 1] && conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1 && unpadded
+}
+
 /// The projection of an image tower into the joint space, in the scope `head`: Apple's v1
 /// bias-free `proj` matrix `[in, out]` (its `GlobalPool2D` and ViT classifier) when the weights
 /// have one, else timm's linear layer in the scope `fc`.
@@ -78,12 +127,30 @@ pub fn image_head(head: &VarBuilder, fc: &VarBuilder, inp: usize, out: usize) ->
     }
 }
 
+/// A LayerNorm over the last axis: burn's `LayerNorm`, which on a GPU runs as one kernel
+/// ([`gpu::layer_norm`]; burn's ops take several).
+#[derive(Module, Debug)]
+pub struct Norm {
+    ln: LayerNorm,
+    epsilon: f64,
+}
+
+impl Norm {
+    /// LayerNorm of `x` over its last axis.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        match &self.ln.beta {
+            Some(beta) if gpu::fused_kernels(&x) => gpu::layer_norm(x, &self.ln.gamma, beta, self.epsilon),
+            _ => self.ln.forward(x),
+        }
+    }
+}
+
 /// A LayerNorm as `config` describes it, from `weight` and `bias`.
-pub fn layer_norm(vb: &VarBuilder, config: &LayerNormConfig) -> LayerNorm {
+pub fn layer_norm(vb: &VarBuilder, config: &LayerNormConfig) -> Norm {
     let mut ln = config.init(vb.device());
     ln.gamma = vb.param("weight", [config.d_model]);
     ln.beta = Some(vb.param("bias", [config.d_model]));
-    ln
+    Norm { ln, epsilon: config.epsilon }
 }
 
 /// Exact (erf) GELU, as `torch.nn.GELU()`.

@@ -13,6 +13,9 @@ pub fn multi_head_attention(qkv: Tensor<3>, heads: usize, causal: bool) -> Tenso
     if crate::cpu::on_flex(&qkv) {
         return crate::cpu::attention(qkv, heads, causal);
     }
+    if crate::model::gpu::fused_kernels(&qkv) && qkv.dims()[1] <= crate::model::gpu::MAX_ATTENTION_KEYS {
+        return crate::model::gpu::attention(qkv, heads, causal);
+    }
     let [b, n, c3] = qkv.dims();
     let device = qkv.device();
     let hd = c3 / 3 / heads;
@@ -30,6 +33,9 @@ pub fn multi_head_attention(qkv: Tensor<3>, heads: usize, causal: bool) -> Tenso
 pub fn attention_rows(q: Tensor<3>, kv: Tensor<3>, heads: usize, positions: Option<&[usize]>) -> Tensor<3> {
     if crate::cpu::on_flex(&q) {
         return crate::cpu::attention_rows(q, kv, heads, positions);
+    }
+    if crate::model::gpu::fused_kernels(&q) && kv.dims()[1] <= crate::model::gpu::MAX_ATTENTION_KEYS {
+        return crate::model::gpu::attention_rows(q, kv, heads, positions);
     }
     let [b, r, c] = q.dims();
     let n = kv.dims()[1];

@@ -11,7 +11,7 @@
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
-use super::layers::{conv2d, conv2d_config};
+use super::layers::{conv2d, conv2d_config, forward_conv};
 use super::squeeze_excite::{SqueezeExcite, SqueezeExciteConfig};
 use crate::cpu;
 use crate::weights::VarBuilder;
@@ -63,7 +63,7 @@ impl ReparamConv {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match &self.se {
             // The activation fused into the convolution.
-            None => cpu::conv2d(&self.conv, x, self.act),
+            None => forward_conv(&self.conv, x, self.act),
             Some(se) => se.forward(cpu::conv2d(&self.conv, x, false), self.act),
         }
     }

@@ -2,10 +2,10 @@
 //! open_clip's `ResidualAttentionBlock`) and the ViT image towers' (timm's `Block`):
 //! `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
 
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
-use super::layers::{layer_norm, packed_linear, select_rows};
+use super::layers::{Norm, forward_linear, forward_linear_add, layer_norm, packed_linear, select_rows};
 use super::multi_head_attention::{attention_rows, multi_head_attention};
 use crate::config::LN_EPS;
 use crate::cpu::{self, gemm};
@@ -14,10 +14,10 @@ use crate::weights::VarBuilder;
 /// One pre-norm transformer layer.
 #[derive(Module, Debug)]
 pub struct TransformerLayer {
-    ln_1: LayerNorm,
+    ln_1: Norm,
     in_proj: Linear,
     out_proj: Linear,
-    ln_2: LayerNorm,
+    ln_2: Norm,
     c_fc: Linear,
     c_proj: Linear,
     heads: usize,
@@ -68,9 +68,12 @@ impl TransformerLayerConfig {
 impl TransformerLayer {
     /// `[B, L, D]` → `[B, L, D]`; `causal`: causal attention.
     pub fn forward(&self, x: Tensor<3>, causal: bool) -> Tensor<3> {
-        let y =
-            multi_head_attention(cpu::linear(&self.in_proj, self.ln_1.forward(x.clone()), false), self.heads, causal);
-        let x = cpu::linear_add(&self.out_proj, y, x);
+        let y = multi_head_attention(
+            forward_linear(&self.in_proj, self.ln_1.forward(x.clone()), false),
+            self.heads,
+            causal,
+        );
+        let x = forward_linear_add(&self.out_proj, y, x);
         self.mlp(x)
     }
 
@@ -84,14 +87,14 @@ impl TransformerLayer {
         let kv = cpu::linear_columns(&self.in_proj, d..3 * d, h.clone());
         let q = cpu::linear_columns(&self.in_proj, 0..d, select_rows(h, positions));
         let y = attention_rows(q, kv, self.heads, causal.then_some(positions));
-        let x = cpu::linear_add(&self.out_proj, y, select_rows(x, positions));
+        let x = forward_linear_add(&self.out_proj, y, select_rows(x, positions));
         self.mlp(x)
     }
 
     /// `x + mlp(ln_2(x))`.
     fn mlp(&self, x: Tensor<3>) -> Tensor<3> {
-        let y = cpu::linear(&self.c_fc, self.ln_2.forward(x.clone()), true);
-        cpu::linear_add(&self.c_proj, y, x)
+        let y = forward_linear(&self.c_fc, self.ln_2.forward(x.clone()), true);
+        forward_linear_add(&self.c_proj, y, x)
     }
 }
 

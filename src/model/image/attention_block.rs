@@ -5,21 +5,21 @@
 //! bias); with the channel LayerNorm of mci3/mci4 it runs on the token layout. The layer scales
 //! are folded into `proj` and the FFN's `fc2`.
 
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 
 use crate::config::{CONV_FFN_KERNEL, LN_EPS, NormKind};
-use crate::cpu;
 use crate::cpu::gemm;
 use crate::model::common::convffn::{ConvFfn, ConvFfnConfig};
-use crate::model::common::layers::{layer_norm, packed_linear};
+use crate::model::common::layers::{Norm, forward_linear, forward_linear_add, layer_norm, packed_linear};
 use crate::model::common::multi_head_attention::multi_head_attention;
+use crate::model::gpu;
 use crate::weights::VarBuilder;
 
 /// FastViT attention block.
 #[derive(Module, Debug)]
 pub struct AttentionBlock {
-    norm: Option<LayerNorm>,
+    norm: Option<Norm>,
     qkv: Linear,
     proj: Linear,
     mlp: ConvFfn,
@@ -51,7 +51,7 @@ impl AttentionBlockConfig {
             NormKind::BatchNorm => (None, true),
         };
         let mixer = vb.pp("token_mixer");
-        // Both run only through `cpu::linear*`: their weights packed once for the CPU kernel.
+        // Both run only through `forward_linear*`: their weights packed once for the CPU kernel.
         let linear = |vb: &VarBuilder, config| packed_linear(vb, ["weight", "bias"], &config, gemm::PACKS_WEIGHTS);
         AttentionBlock {
             norm,
@@ -66,15 +66,15 @@ impl AttentionBlockConfig {
 impl AttentionBlock {
     /// `[B, C, H, W]` → `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let [b, c, h, w] = x.dims();
-        let tokens = x.reshape([b, c, h * w]).swap_dims(1, 2);
+        let [_, _, h, w] = x.dims();
+        let tokens = gpu::as_tokens(x);
         let normed = match &self.norm {
             Some(norm) => norm.forward(tokens.clone()),
             None => tokens.clone(),
         };
-        let y = multi_head_attention(cpu::linear(&self.qkv, normed, false), self.heads, false);
+        let y = multi_head_attention(forward_linear(&self.qkv, normed, false), self.heads, false);
         // x + proj(y), in the token layout, back to [B, C, H, W].
-        let x = cpu::linear_add(&self.proj, y, tokens).swap_dims(1, 2).reshape([b, c, h, w]);
+        let x = gpu::as_image(forward_linear_add(&self.proj, y, tokens), [h, w]);
         self.mlp.forward_add(x.clone(), x)
     }
 }

@@ -7,11 +7,11 @@
 
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, PaddingConfig2d};
+use burn::nn::{LayerNormConfig, Linear, PaddingConfig2d};
 use burn::prelude::*;
 
 use crate::config::{VitArch, VitStem};
-use crate::model::common::layers::{conv2d, image_head, layer_norm};
+use crate::model::common::layers::{Norm, conv2d, image_head, layer_norm};
 use crate::model::common::transformer::{TransformerLayer, TransformerLayerConfig};
 use crate::weights::{HostTensor, VarBuilder};
 
@@ -29,9 +29,9 @@ pub struct VisionTransformer {
     cls_token: Param<Tensor<3>>,
     pos_embed: Param<Tensor<3>>,
     pos_includes_cls: bool,
-    norm_pre: Option<LayerNorm>,
+    norm_pre: Option<Norm>,
     blocks: Vec<TransformerLayer>,
-    norm: LayerNorm,
+    norm: Norm,
     head: Linear,
 }
 

@@ -5,6 +5,7 @@ use burn::prelude::*;
 
 use crate::config::TEXT_REPMIXER_KERNEL;
 use crate::model::common::repmixer::{RepMixerBlock, RepMixerBlockConfig};
+use crate::model::gpu;
 use crate::weights::VarBuilder;
 
 /// A RepMixer block over token sequences.
@@ -47,14 +48,13 @@ impl TextRepMixerBlock {
 
     /// `[B, L, D]` → `[B, L, D]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [b, l, d] = x.dims();
-        let y = self.block.forward(x.swap_dims(1, 2).reshape([b, d, 1, l]));
-        y.reshape([b, d, l]).swap_dims(1, 2)
+        let l = x.dims()[1];
+        gpu::as_tokens(self.block.forward(gpu::as_image(x, [1, l])))
     }
 
     /// [`Self::forward`] at one position per sequence (`at`): `[B, D]`.
     pub fn forward_at(&self, x: Tensor<3>, at: &[usize]) -> Tensor<2> {
-        let [b, l, d] = x.dims();
-        self.block.forward_at(x.swap_dims(1, 2).reshape([b, d, 1, l]), at)
+        let l = x.dims()[1];
+        self.block.forward_at(gpu::as_image(x, [1, l]), at)
     }
 }

@@ -4,11 +4,11 @@
 pub mod mct;
 
 use burn::module::Param;
-use burn::nn::{Embedding, LayerNorm, LayerNormConfig};
+use burn::nn::{Embedding, LayerNormConfig};
 use burn::prelude::*;
 
 use crate::config::{LN_EPS, TextArch, TextVariant};
-use crate::model::common::layers::{layer_norm, select_rows};
+use crate::model::common::layers::{Norm, layer_norm, select_rows};
 use crate::model::common::transformer::{TransformerLayer, TransformerLayerConfig};
 use crate::model::gpu;
 use crate::weights::VarBuilder;
@@ -31,7 +31,7 @@ pub struct TextEncoder {
     token_embedding: Embedding,
     positional_embedding: Param<Tensor<2>>,
     layers: Vec<TextLayer>,
-    ln_final: LayerNorm,
+    ln_final: Norm,
     projection: Param<Tensor<2>>,
     causal: bool,
 }
