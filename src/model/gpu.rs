@@ -155,6 +155,15 @@ pub fn linear<const D: usize>(
     fused_linear(x, weight.val(), bias, gelu, residual, false)
 }
 
+/// The most positions (B·H·W) a 1×1 convolution runs through [`pointwise_conv`] at: this crate's
+/// product kernel (16×16 tiles, one output per unit) saves the dispatches of the bias and the
+/// activation or residual, but on large products burn's tiled matmul is several times faster
+/// (a full-size MobileCLIP-S0 image with every 1×1 convolution fused took 4.5× longer on
+/// Chromium's SwiftShader). Up to this many rows (the text towers' 77 tokens, the image towers'
+/// last stage) the dispatches saved are worth more; no hardware GPU has measured where the two
+/// cross.
+pub const FUSED_CONV_ROWS: usize = 128;
+
 /// A 1×1 convolution (stride 1, no padding, one group) of `x` `[B, I, H, W]` with `weight`
 /// `[O, I, 1, 1]` and `bias`, then exact GELU when `gelu`, plus `residual` `[B, O, H, W]`: one
 /// kernel over the channels-last tokens (callers check [`fused_kernels`]).
