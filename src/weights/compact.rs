@@ -716,15 +716,20 @@ mod tests {
         fused.insert("visual.scaled.weight", t);
         let options = ConvertOptions { precision: Precision::Auto, towers: Towers::Image, ..Default::default() };
         let file = write(&config, &fused, &options, &"0".repeat(64));
-        // a version-2 file has neither values kept apart nor scaled halves
-        let key = br#""version":"3""#;
-        let at = file.windows(key.len()).position(|w| w == key).expect("the version in the header");
-        let mut v2 = file.clone();
-        v2[at + key.len() - 2] = b'2';
-        let Err(e) = read(Checkpoint::from_bytes(&v2).unwrap()) else {
-            panic!("a version-2 file with version-3 storage read")
+        // a version-2 file has neither scaled halves nor values kept apart
+        let as_version_2 = |fused: &FusedWeights| {
+            let mut file = write(&config, fused, &options, &"0".repeat(64));
+            let key = br#""version":"3""#;
+            let at = file.windows(key.len()).position(|w| w == key).expect("the version in the header");
+            file[at + key.len() - 2] = b'2';
+            read(Checkpoint::from_bytes(&file).unwrap()).map(|_| ()).unwrap_err().to_string()
         };
-        assert!(e.to_string().contains("unknown storage"), "{e}");
+        let e = as_version_2(&fused);
+        assert!(e.contains("`visual.scaled.weight` has an unknown storage"), "{e}");
+        let mut without_scaled = fused.clone();
+        without_scaled.remove("visual.scaled.weight");
+        let e = as_version_2(&without_scaled);
+        assert!(e.contains("`visual.t2_2.weight` has an unknown storage \"int2:5:exact\""), "{e}");
         let (info, back) = read(Checkpoint::from_bytes(&file).unwrap()).unwrap();
         assert_eq!(info.towers, Towers::Image);
         for (name, t) in want {
