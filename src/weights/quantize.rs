@@ -177,14 +177,18 @@ fn column_factors(values: &[f32], row: usize, exact: usize) -> Vec<f32> {
 /// The places in `row` of its `k` largest values by magnitude (the first of equal ones), in
 /// increasing order: the taps an integer storage keeps apart ([`Storage::Int`]'s `exact`).
 fn taps(row: &[f32], k: usize) -> Vec<usize> {
-    if k == 0 {
-        return Vec::new();
+    // one pass, the k largest so far in decreasing order (k is at most [`EXACT`])
+    let mut best: Vec<usize> = Vec::with_capacity(k + 1);
+    for (j, v) in row.iter().enumerate() {
+        let m = v.abs();
+        if best.len() < k || best.last().is_some_and(|&b| m > row[b].abs()) {
+            let at = best.iter().position(|&b| m > row[b].abs()).unwrap_or(best.len());
+            best.insert(at, j);
+            best.truncate(k);
+        }
     }
-    let mut order: Vec<usize> = (0..row.len()).collect();
-    order.sort_by(|&a, &b| row[b].abs().total_cmp(&row[a].abs()).then(a.cmp(&b)));
-    order.truncate(k);
-    order.sort_unstable();
-    order
+    best.sort_unstable();
+    best
 }
 
 /// One integer storage: bits per value, values per scale, whether there are column factors,
