@@ -50,13 +50,35 @@ const rows = []; // { engine, model, runtime, threads, info, wall: {kind: [per r
 const browsers = {}; // engine -> version
 const load = []; // load averages seen during the run
 const sampleLoad = () => load.push(loadavg()[0]);
+// how long a row may take to load, and one call to answer, before it counts as hung (a hung page
+// would otherwise hold the run until CI's own limit)
+const LOAD_MS = quick ? 180_000 : 900_000;
+const CALL_MS = quick ? 60_000 : 300_000;
+
+/** `promise`, or an error marked `hung` after `ms`. */
+function deadline(promise, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`no answer to ${what} in ${ms / 1000} s`), { hung: true })), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
 
 /** A page of `browser` running one row, with its info (window.__bench) once loaded. */
 async function openRow(browser, dir, runtime, threads, backend = 'cpu') {
   const page = await browser.newPage();
+  try {
+    return await loadRow(browser, page, dir, runtime, threads, backend);
+  } catch (e) {
+    if (!sessionGone(browser, e)) await page.close().catch(() => {}); // a hung page would spin on
+    throw e;
+  }
+}
+
+async function loadRow(browser, page, dir, runtime, threads, backend) {
   const url = `${server.url}/benches/compare.html?runtime=${runtime}&threads=${threads}&backend=${backend}&dir=/${relative(root, dir)}&file=${existsSync(join(dir, 'model.pt')) ? 'model.pt' : 'model.safetensors'}`;
   await page.goto(url);
-  const info = await page.waitFor(() => window.__bench, 900_000);
+  const info = await deadline(page.waitFor(() => window.__bench, LOAD_MS), LOAD_MS, 'loading');
   let cdp = null;
   if (browser.engine === 'chromium' && threads === 1 && !info.error) {
     cdp = await page.native.context().newCDPSession(page.native);
@@ -70,7 +92,7 @@ const threadTime = async (cdp) => (await cdp.send('Performance.getMetrics')).met
 /** One call of `kind` in a row's page: wall ms (in-page), and main-thread CPU ms where counted. */
 async function call({ page, cdp }, kind) {
   const before = cdp ? await threadTime(cdp) : 0;
-  const wall = await page.evaluate((k) => window.__op(k), kind);
+  const wall = await deadline(page.evaluate((k) => window.__op(k), kind), CALL_MS, kind);
   return { wall, cpu: cdp ? (await threadTime(cdp)) - before : undefined };
 }
 
@@ -88,7 +110,13 @@ async function adapter(browser) {
   }
 }
 
-/** A crashed page's message, shortened for the table. */
+/**
+ * Whether `e` took the browser session with it: WebKitWebDriver ends the session when a page
+ * crashes, and a page that hangs keeps its one command channel busy.
+ */
+const sessionGone = (browser, e) => !!browser.lost && (browser.lost(e) || !!e.hung);
+
+/** A crashed or hung page's message, shortened for the table. */
 const crashed = (browser, e) => (browser.lost?.(e) ? 'the page crashed or hung (the browser ended the session)' : `the page failed: ${e.message.split('\n')[0]}`);
 
 /**
@@ -106,8 +134,9 @@ async function measureGroup(browser, dir, model, group) {
       const row = { engine: browser.engine, model, runtime, threads: backend === 'webgpu' ? 'webgpu' : threads, wall: {}, cpu: null };
       rows.push(row);
       mine.push(row);
+      let r = null;
       try {
-        const r = await openRow(browser, dir, runtime, threads, backend);
+        r = await openRow(browser, dir, runtime, threads, backend);
         row.info = r.info;
         console.log(`${browser.engine} ${model} ${runtime}, ${row.threads} thread(s):`, JSON.stringify(r.info));
         if (r.info.error) { row.error = r.info.error; await r.page.close(); continue; }
@@ -115,9 +144,10 @@ async function measureGroup(browser, dir, model, group) {
         for (const k of KINDS) { row.wall[k] = []; if (row.cpu) row.cpu[k] = []; await call(r, k); } // warm-up
         open.push({ ...r, row });
       } catch (e) {
-        row.error = browser.lost?.(e) ? crashed(browser, e) : e.message.split('\n')[0];
+        row.error = browser.lost?.(e) || e.hung ? crashed(browser, e) : e.message.split('\n')[0];
         console.log(`${browser.engine} ${model} ${runtime}, ${row.threads} thread(s): ${row.error}`);
-        if (browser.lost?.(e)) { lost = row; break; }
+        if (sessionGone(browser, e)) { lost = row; break; }
+        await r?.page.close().catch(() => {}); // failed in its warm-up
       }
     }
     for (let round = 0; round < rounds && !lost; round++) {
@@ -137,7 +167,7 @@ async function measureGroup(browser, dir, model, group) {
           console.log(`${browser.engine} ${model} ${r.row.runtime}, ${r.row.threads} thread(s): ${r.row.error}`);
           open.splice(open.indexOf(r), 1);
           await r.page.close().catch(() => {});
-          if (browser.lost?.(e)) { lost = r.row; break; }
+          if (sessionGone(browser, e)) { lost = r.row; break; }
         }
       }
       if (!lost) console.log(`${browser.engine} ${model} ${group[0][1]} thread(s) round ${round + 1}/${rounds}: ${open.map((r) => `${r.row.runtime} ${KINDS.map((k) => (r.row.cpu?.[k] ?? r.row.wall[k]).at(-1).toFixed(0)).join('/')}`).join(', ')} ms`);

@@ -273,7 +273,27 @@ class WebKitPage extends Page {
 }
 
 class WebKit {
-  static async launch({ webgpu, viewport, workerCanvas, wasm }) {
+  static async launch(options) {
+    const browser = new WebKit(options);
+    await browser.start();
+    return browser;
+  }
+  constructor({ webgpu, viewport, workerCanvas, wasm }) {
+    this.engine = 'webkit';
+    this.options = { webgpu, workerCanvas, wasm };
+    this.viewport = viewport;
+    this.base = null;
+    this.driver = null;
+    this.xvfb = null;
+    this.session = null;
+    this.current = null; // the window handle commands go to
+    this.fresh = true; // the session's first window, not yet given out by newPage
+    this.chrome = null; // the window's size minus the viewport's
+  }
+
+  /** Xvfb, WebKitWebDriver, and a session on a new MiniBrowser with one window. */
+  async start() {
+    const { webgpu, workerCanvas, wasm } = this.options;
     const driverPath = need(process.env.WEBKIT_WEBDRIVER ?? '/usr/bin/WebKitWebDriver', 'WebKitWebDriver (package webkit2gtk-driver)');
     const binary = miniBrowser();
     const x = await startXvfb();
@@ -284,30 +304,38 @@ class WebKit {
     const driver = spawn(driverPath, [`--port=${port}`], { env: { ...process.env, DISPLAY: x.display, ...jsc }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     let log = '';
     driver.stderr.on('data', (d) => { log = (log + d).slice(-4000); });
-    const browser = new WebKit(`http://127.0.0.1:${port}`, driver, x.process, viewport);
-    process.once('exit', browser.kill);
+    Object.assign(this, { base: `http://127.0.0.1:${port}`, driver, xvfb: x.process, session: null, current: null, fresh: true, chrome: null });
+    process.once('exit', this.kill);
     try {
       const features = [...(webgpu ? ['+WebGPU'] : []), ...(workerCanvas ? [] : ['-OffscreenCanvasInWorkers'])];
       const args = ['--automation', ...(features.length ? [`--features=${features.join(',')}`] : [])];
-      browser.browserOptions = { binary, args };
-      await browser.startSession();
-      return browser;
+      const session = await this.request('POST', '/session', {
+        capabilities: { alwaysMatch: { browserName: 'MiniBrowser', 'webkitgtk:browserOptions': { binary, args } } },
+      });
+      this.session = session.sessionId;
+      this.version = `WebKitGTK ${session.capabilities.browserVersion} (MiniBrowser)`;
+      await this.command('POST', '/timeouts', { script: 900_000, pageLoad: 120_000 });
+      this.current = await this.command('GET', '/window');
+      await this.setSize(this.viewport);
     } catch (e) {
-      await browser.close();
+      await this.close();
       throw new Error(`WebKitWebDriver did not start a MiniBrowser session: ${e.message}\n${log}`);
     }
   }
-  constructor(base, driver, xvfb, viewport) {
-    this.engine = 'webkit';
-    this.base = base;
-    this.driver = driver;
-    this.xvfb = xvfb;
-    this.viewport = viewport;
-    this.session = null;
-    this.browserOptions = null; // MiniBrowser's binary and arguments, for each session
-    this.current = null; // the window handle commands go to
-    this.fresh = true; // the session's first window, not yet given out by newPage
-    this.chrome = null; // the window's size minus the viewport's
+
+  /**
+   * Whether `error` says the session is gone: WebKitWebDriver deletes the whole session (every
+   * window) when one page crashes or hangs.
+   */
+  lost(error) { return /invalid session id/.test(error?.message ?? ''); }
+
+  /**
+   * After `lost`, or a page that stopped answering (its command channel stays busy): the driver
+   * and MiniBrowser ended and started afresh; pages of the old session are gone.
+   */
+  async recover() {
+    await this.close();
+    await this.start();
   }
 
   /** One WebDriver request; retries while the driver is still starting. */
@@ -327,33 +355,6 @@ class WebKit {
   }
 
   command(method, path, body) { return this.request(method, `/session/${this.session}${path}`, body); }
-
-  /** A WebDriver session on a new MiniBrowser, its one window sized to the viewport. */
-  async startSession() {
-    const session = await this.request('POST', '/session', {
-      capabilities: { alwaysMatch: { browserName: 'MiniBrowser', 'webkitgtk:browserOptions': this.browserOptions } },
-    });
-    this.session = session.sessionId;
-    this.version = `WebKitGTK ${session.capabilities.browserVersion} (MiniBrowser)`;
-    this.current = null;
-    this.fresh = true;
-    this.chrome = null;
-    await this.command('POST', '/timeouts', { script: 900_000, pageLoad: 120_000 });
-    this.current = await this.command('GET', '/window');
-    await this.setSize(this.viewport);
-  }
-
-  /**
-   * Whether `error` says the session is gone: WebKitWebDriver deletes the whole session (every
-   * window) when one page crashes or hangs.
-   */
-  lost(error) { return /invalid session id/.test(error?.message ?? ''); }
-
-  /** After `lost`: a new session (a new MiniBrowser); pages of the old one are gone. */
-  async recover() {
-    await this.command('DELETE', '').catch(() => {});
-    await this.startSession();
-  }
 
   /** WebKitWebDriver, MiniBrowser and WebKit's processes under them. */
   workerCpu() { const pid = String(this.driver.pid); return workerCpu('webkit', (p) => p === pid); }
@@ -388,7 +389,8 @@ class WebKit {
   }
 
   async close() {
-    if (this.session) await this.command('DELETE', '').catch(() => {});
+    // a hung page can keep the driver from answering: wait for it a little, then end it anyway
+    if (this.session) await Promise.race([this.command('DELETE', '').catch(() => {}), sleep(5000)]);
     this.session = null;
     const gone = [this.driver, this.xvfb].filter((p) => p.exitCode === null && p.signalCode === null).map((p) => new Promise((r) => p.once('exit', r)));
     this.kill();
