@@ -362,7 +362,8 @@ kernels have trained-looking channel and column scales after folding but not tra
 scikit-image's, and top-1 agreement over 100 labels on random weights measures how often near-ties survive, not a trained model's \
 zero-shot accuracy (a photo whose best label leads the next by less than a storage moves its image–text cosines is a tie that storage may flip; `full_size_accuracy_bars` prints the smallest and the median lead, and both margins of a disagreement). `auto`'s tolerances are set on these two fixtures. The crops share their photo's content: they add near-ties to flip, not independent scenes. \
 Integer storage: `int<k>` = k-bit symmetric integers (k = 4 … 8; below 8 bit-packed), one scale per channel or per group of 256 … 32 values of a channel, \
-optionally per-column factors; scales and factors stored as halves. The int8 rows (one scale per channel for every weight) are the floor of weight-only \
+optionally per-column factors and with each row's one or two largest values kept apart (`exact`: stored as halves with their indices); scales and factors stored as halves. \
+`f16 per channel`: halves times a power-of-two scale per channel (for kernels whose near-dead channels plain halves flush). The int8 rows (one scale per channel for every weight) are the floor of weight-only \
 int8; `auto` takes fewer bits only where a tensor's measured error allows it, which on these trained-looking statistics is rare in the image towers \
 (their tolerance is tight: 4–7 bits measure 2–18x int8's error per channel).\n\n{table}",
         photos.len(),

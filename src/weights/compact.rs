@@ -709,7 +709,7 @@ mod tests {
             }
         }
         // scaled halves: channels decades apart, one under half's normal range
-        let values: Vec<f32> = (0..4 * 9).map(|j| (j as f32 * 0.61).cos() * 10f32.powi(-3 * (j / 9) as i32)).collect();
+        let values: Vec<f32> = (0..4 * 9).map(|j| (j as f32 * 0.61).cos() * 10f32.powi(-3 * (j / 9))).collect();
         let t = quantize::scaled_f16(&[4, 9], &values);
         assert_eq!(t.storage().kind(), "f16:9");
         want.push(("visual.scaled.weight".into(), t.clone()));

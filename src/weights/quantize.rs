@@ -1,7 +1,9 @@
-//! Lower-precision storage of fused tensors for compact model files: `f16`, and weight-only
-//! symmetric integers of 4 … 8 bits with one scale per output channel or per group of a
-//! channel's values (scales and column factors rounded to halves where they are normal halves,
-//! so that a file keeps them in two bytes).
+//! Lower-precision storage of fused tensors for compact model files: `f16`, halves with a
+//! power-of-two scale per output channel (channels under half's normal range, near-dead ones
+//! after folding), and weight-only symmetric integers of 4 … 8 bits with one scale per output
+//! channel or per group of a channel's values, optionally with each row's one or two largest
+//! values kept apart (scales, column factors and the values kept apart rounded to halves where
+//! they are normal halves, so that a file keeps them in two bytes).
 //! Compute stays `f32`: the values are turned back into `f32` when a module is built
 //! ([`FusedTensor::into_host`]).
 //!
@@ -12,7 +14,9 @@
 //! once BatchNorms are folded into them, have channels dominated by one tap: a 1×1 convolution
 //! whose re-parameterised identity branch normalises its own input channel gets a diagonal that
 //! is large exactly where that input is small, so the dominant tap and the rest carry the
-//! output alike, and one scale for the channel leaves the rest at zero. Measured on a full-size
+//! output alike, and one scale for the channel leaves the rest at zero (keeping that tap apart,
+//! exact, gives the rest the whole integer range: S0's last downsampling 1×1 convolution goes
+//! from f16 to int8 so). Measured on a full-size
 //! MobileCLIP2-S0 with trained-looking BatchNorms: the plain row error let the last stage's
 //! downsampling 1×1 convolution (512×512, 92 % of its rows led by the diagonal) take int8 per
 //! channel, and that tensor alone cost 5.1e-3 of image cosine, the whole miss of the bar.
@@ -52,7 +56,8 @@ pub enum Precision {
     /// Symmetric int8, one scale per output channel (first dimension).
     Int8,
     /// Per tensor, the smallest of 4- to 8-bit integers per channel or per group (256 … 32
-    /// values), each with or without per-column factors (channels of 64 values or more), f16
+    /// values), each with or without per-column factors and with 0 … 2 values of each row kept
+    /// apart (channels of 64 values or more), f16, halves with a power-of-two scale per channel,
     /// and f32 whose measured error is within the tensor's share of the tower's [`Tolerance`].
     #[default]
     Auto,
@@ -570,8 +575,7 @@ mod tests {
     fn channels_under_the_half_range_keep_their_values_in_scaled_halves() {
         // 3x3 kernels, channels from 1 down to 1e-9 (a near-dead channel after folding): plain
         // halves flush the small ones; one power-of-two scale per channel keeps them.
-        let values: Vec<f32> =
-            (0..6 * 9).map(|i| (i as f32 * 0.77).sin() * 10f32.powi(-((i / 9) as i32) * 9 / 5)).collect();
+        let values: Vec<f32> = (0..6 * 9).map(|i| (i as f32 * 0.77).sin() * 10f32.powi(-(i / 9) * 9 / 5)).collect();
         let plain = worst_channel_error(&values, &f16(&[6, 1, 3, 3], &values).to_f32(), 9);
         assert!(plain > 0.1, "plain halves {plain}");
         let t = FusedTensor::f32(vec![6, 1, 3, 3], values.clone());
