@@ -384,3 +384,30 @@ pub(super) fn state_dict(root: Value) -> Result<Vec<(String, TensorRef)>> {
     }
     Err(Error::WeightsFormat("the checkpoint holds no tensors (expected a state dict)".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each integer reader takes its own dtype and names the one it found otherwise (a compact
+    /// file's `I8` values, bit-packed `U8` bytes, `I32` indices).
+    #[test]
+    fn integer_readers_take_only_their_dtype() {
+        use safetensors::{Dtype, tensor::TensorView};
+        let (i8s, u8s) = ([0xffu8, 1, 0x80], [0xffu8, 1, 0x80]);
+        let i32s: Vec<u8> = [-2i32, 70000].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let views = [
+            ("a", TensorView::new(Dtype::I8, vec![3], &i8s).unwrap()),
+            ("b", TensorView::new(Dtype::U8, vec![3], &u8s).unwrap()),
+            ("c", TensorView::new(Dtype::I32, vec![2], &i32s).unwrap()),
+        ];
+        let ckpt = Checkpoint::from_bytes(safetensors::serialize(views, None).unwrap()).unwrap();
+        assert_eq!(ckpt.read_i8("a").unwrap(), [-1, 1, -128]);
+        assert_eq!(ckpt.read_u8("b").unwrap(), [255, 1, 128]);
+        assert_eq!(ckpt.read_i32("c").unwrap(), [-2, 70000]);
+        let refused = |r: Result<Vec<u8>>| r.map(|_| ()).unwrap_err().to_string();
+        assert!(refused(ckpt.read_u8("a")).contains("has dtype I8, expected U8"));
+        assert!(ckpt.read_i8("b").unwrap_err().to_string().contains("has dtype U8, expected I8"));
+        assert!(ckpt.read_i32("a").unwrap_err().to_string().contains("expected I32"));
+    }
+}
