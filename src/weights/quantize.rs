@@ -465,8 +465,13 @@ pub fn store(t: FusedTensor, precision: Precision, tolerance: f64) -> FusedTenso
                 .chain([(2 * numel, Candidate::F16), (2 * numel + 4 * rows, Candidate::ScaledF16)])
                 .collect();
             candidates.sort_by_key(|&(bytes, c)| (bytes, if let Candidate::Int(f) = c { f.bits } else { 16 }));
+            let identity = identity_led(&values, row);
+            // column factors for each number of values kept apart that a candidate may use
             let columns: Vec<Vec<f32>> = (0..=EXACT)
-                .map(|k| if row >= MIN_INT_ROW { column_factors(&values, row, k) } else { Vec::new() })
+                .map(|k| {
+                    let used = row >= MIN_INT_ROW && (k == 0 || identity);
+                    if used { column_factors(&values, row, k) } else { Vec::new() }
+                })
                 .collect();
             let fits = |c: Candidate| error_of(&values, row, c, &columns, tolerance) <= tolerance;
             // Values kept apart only in a folded identity (a square kernel most of whose rows are
@@ -476,7 +481,6 @@ pub fn store(t: FusedTensor, precision: Precision, tolerance: f64) -> FusedTenso
             // fit, or MobileCLIP2-S0's last attention qkv) they measured within tolerance per
             // channel but cost MobileCLIP2-S0's image embeddings 1e-3 of cosine: error the
             // per-channel measure does not see.
-            let identity = identity_led(&values, row);
             let apart = |c: &Candidate| matches!(c, Candidate::Int(f) if f.exact > 0);
             candidates.retain(|(_, c)| identity || !apart(c));
             let plain = candidates.iter().filter(|(_, c)| !apart(c)).find(|(_, c)| fits(*c)).copied();
