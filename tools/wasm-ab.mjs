@@ -11,7 +11,8 @@
 // alternate between the packages so that load on this shared machine hits them alike. Prints the
 // median per package and tower, in wall time and in CPU time of the page's main thread (DevTools
 // Protocol Performance.getMetrics ThreadTime: less disturbed by other processes on a loaded
-// machine than wall time, though not immune to them). --profile records a CPU profile (DevTools Protocol, Profiler
+// machine than wall time, though not immune to them). Each package's last embedding is compared with the first
+// package's (max |Δ|: 0 where the arithmetic is unchanged). --profile records a CPU profile (DevTools Protocol, Profiler
 // domain) of the first package's timed runs and prints its heaviest functions by self time
 // (build that package with the name section kept: wasm-bindgen without --remove-name-section);
 // with --threads N it also profiles each of that page's pool workers (where the model runs:
@@ -86,7 +87,7 @@ try {
       window.__run = async (t) => {
         const t0 = performance.now();
         const out = t === 'image' ? await clip.encodePixels(px, batch) : await clip.encodeText(texts);
-        return { ms: performance.now() - t0, first: Array.from(out[0].slice(0, 4)) };
+        return { ms: performance.now() - t0, embedding: Array.from(out[0]) };
       };
       if (tower !== 'text') await window.__run('image');
       if (tower !== 'image') await window.__run('text');
@@ -123,7 +124,7 @@ try {
         const r = await page.evaluate((t) => window.__run(t), t);
         cpu[p][t].push((await threadTime()) - before);
         times[p][t].push(r.ms);
-        firsts[p][t] = r.first;
+        firsts[p][t] = r.embedding;
       }
     }
   }
@@ -131,7 +132,9 @@ try {
   const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
   for (const [p, pkg] of pkgs.entries()) {
     const cpuText = (c) => (threads > 1 ? `process cpu ${mean(c).toFixed(1)} (mean)` : `cpu ${med(c).toFixed(1)}, min ${Math.min(...c).toFixed(1)}`);
-    const cols = towers.map((t) => `${t} ${med(times[p][t]).toFixed(1)} ms (min ${Math.min(...times[p][t]).toFixed(1)}; ${cpuText(cpu[p][t])}) [${firsts[p][t].map((v) => v.toFixed(6)).join(', ')}]`);
+    // the first values of the last embedding, and (other packages) its largest difference from the first package's
+    const diff = (t) => (p === 0 ? '' : ` max |Δ| vs ${pkgs[0]} ${Math.max(...firsts[p][t].map((v, i) => Math.abs(v - firsts[0][t][i]))).toExponential(2)}`);
+    const cols = towers.map((t) => `${t} ${med(times[p][t]).toFixed(1)} ms (min ${Math.min(...times[p][t]).toFixed(1)}; ${cpuText(cpu[p][t])}) [${firsts[p][t].slice(0, 4).map((v) => v.toFixed(6)).join(', ')}]${diff(t)}`);
     console.log(`${pkg.padEnd(28)} batch ${batch}: ${cols.join('  ')}`);
   }
   if (cdp) {

@@ -212,6 +212,8 @@ impl Planes {
                 if s == 1 {
                     // SAFETY: `n ≤ row.len()` values into `out[lead..lead + n]` (both in bounds).
                     unsafe { core::ptr::copy_nonoverlapping(row.as_ptr(), out[lead..lead + n].as_mut_ptr().cast(), n) };
+                } else if s == 2 {
+                    every_other(&row[first..], &mut out[lead..lead + n]);
                 } else {
                     for (d, &v) in out[lead..lead + n].iter_mut().zip(row.iter().skip(first).step_by(s)) {
                         *d = MaybeUninit::new(v);
@@ -256,41 +258,92 @@ impl Planes {
         assert_eq!(dst.len(), oh * ow);
         let cpg = src.len() / self.plane;
         let max_tap = self.taps.iter().copied().max().unwrap_or(0);
-        let mut row_tmp = [0.0f32; CHUNK];
-        for r in 0..oh {
-            let drow = &mut dst[r * ow..(r + 1) * ow];
+        // Stride 1: two output rows at a time (see `chunk2`), the last one alone when `oh` is odd.
+        let pair = s == 1 && self.g.kh * self.g.kw > 1;
+        debug_assert!(
+            !pair || self.taps.iter().enumerate().all(|(t, &o)| o == t / self.g.kw * self.pw + t % self.g.kw)
+        );
+        let mut row_tmp = [[0.0f32; CHUNK]; 2];
+        let mut r = 0;
+        while r < oh {
+            let rows = if pair && r + 1 < oh { 2 } else { 1 };
             let mut c0 = 0;
             while c0 < ow {
                 let n = (ow - c0).min(CHUNK);
                 let first = s * r * self.pw + c0;
-                assert!(first + max_tap + CHUNK <= self.plane);
-                // SAFETY: every load is at `first + taps[t] + LANES·v` (LANES·v < 16) in one of
-                // the `cpg` planes of `src`, below `first + max_tap + 16 ≤ plane` (asserted);
-                // stores go to `drow[c0..c0 + 16]` (c0 + 16 ≤ ow) or `row_tmp`.
+                assert!(first + (rows - 1) * self.pw + max_tap + CHUNK <= self.plane);
+                // Full chunks go straight to the output rows, partial ones through `row_tmp`.
+                let to: [*mut f32; 2] = core::array::from_fn(|i| {
+                    if n == CHUNK && i < rows {
+                        dst[(r + i) * ow + c0..][..CHUNK].as_mut_ptr().cast()
+                    } else {
+                        row_tmp[i].as_mut_ptr()
+                    }
+                });
+                // SAFETY: every load is at `first + (row pair's second row: pw) + taps[t] +
+                // LANES·v` (LANES·v < 16) in one of the `cpg` planes of `src`, below
+                // `first + (rows − 1)·pw + max_tap + 16 ≤ plane` (asserted); stores go to
+                // `to[i]`: 16 values of output row r + i (c0 + 16 ≤ ow) or of `row_tmp[i]`.
                 unsafe {
                     let p = src.as_ptr().add(first);
-                    if n <= CHUNK / 2 {
-                        let acc = chunk::<V, NARROW>(p, self.plane, cpg, &self.taps, wk, bias, gelu);
-                        for (v, a) in acc.iter().enumerate() {
-                            a.store(row_tmp.as_mut_ptr().add(V::LANES * v));
+                    let (kh, kw, pw) = (self.g.kh, self.g.kw, self.pw);
+                    match (rows, n <= CHUNK / 2) {
+                        (1, true) => store(&chunk::<V, NARROW>(p, self.plane, cpg, &self.taps, wk, bias, gelu), to[0]),
+                        (1, false) => store(&chunk::<V, WIDE>(p, self.plane, cpg, &self.taps, wk, bias, gelu), to[0]),
+                        (_, true) => {
+                            let [a, b] = chunk2::<V, NARROW>(p, self.plane, cpg, [kh, kw, pw], wk, bias, gelu);
+                            store(&a, to[0]);
+                            store(&b, to[1]);
                         }
-                    } else {
-                        let acc = chunk::<V, WIDE>(p, self.plane, cpg, &self.taps, wk, bias, gelu);
-                        let to =
-                            if n == CHUNK { drow.as_mut_ptr().add(c0).cast::<f32>() } else { row_tmp.as_mut_ptr() };
-                        for (v, a) in acc.iter().enumerate() {
-                            a.store(to.add(V::LANES * v));
+                        (_, false) => {
+                            let [a, b] = chunk2::<V, WIDE>(p, self.plane, cpg, [kh, kw, pw], wk, bias, gelu);
+                            store(&a, to[0]);
+                            store(&b, to[1]);
                         }
                     }
                 }
                 if n < CHUNK {
-                    for (d, &v) in drow[c0..c0 + n].iter_mut().zip(&row_tmp[..n]) {
-                        *d = MaybeUninit::new(v);
+                    for (i, tmp) in row_tmp.iter().enumerate().take(rows) {
+                        for (d, &v) in dst[(r + i) * ow + c0..][..n].iter_mut().zip(tmp) {
+                            *d = MaybeUninit::new(v);
+                        }
                     }
                 }
                 c0 += n;
             }
+            r += rows;
         }
+    }
+}
+
+/// Stores `N` vectors at `to`.
+///
+/// # Safety
+/// `to` must be valid for writing `N·LANES` values.
+#[inline(always)]
+unsafe fn store<V: Vector, const N: usize>(acc: &[V; N], to: *mut f32) {
+    for (v, a) in acc.iter().enumerate() {
+        unsafe { a.store(to.add(V::LANES * v)) };
+    }
+}
+
+/// `dst[k] = src[2k]` for every `k` (`src` holds at least `2·dst.len() − 1` values): the
+/// column phases of stride-2 convolutions, 4 values per pair of vector loads (the stem's 3×3
+/// and depthwise convolutions pad ~1.6 M values this way per 256×256 image).
+fn every_other(src: &[f32], dst: &mut [MaybeUninit<f32>]) {
+    let n = dst.len();
+    assert!(n == 0 || 2 * n - 1 <= src.len());
+    let mut k = 0;
+    while k + 4 <= n && 2 * k + 8 <= src.len() {
+        // SAFETY: reads `src[2k..2k + 8]` and writes `dst[k..k + 4]`, both in bounds (checked).
+        unsafe {
+            let p = src.as_ptr().add(2 * k);
+            F32x4::load(p).even_lanes(F32x4::load(p.add(4))).store(dst.as_mut_ptr().add(k).cast());
+        }
+        k += 4;
+    }
+    for (d, &v) in dst[k..].iter_mut().zip(src[2 * k..].iter().step_by(2)) {
+        *d = MaybeUninit::new(v);
     }
 }
 
@@ -329,6 +382,65 @@ unsafe fn chunk<V: Vector, const N: usize>(
         }
     }
     acc
+}
+
+/// [`chunk`] for two output rows at once, stride 1, kernel `kh × kw`, padded rows `pw` apart:
+/// the second row's tap `(dy, dx)` reads the input row of the first's `(dy + 1, dx)`, so each
+/// vector loaded serves both rows' accumulators, and their `2·N` independent sums hide the
+/// multiply-add's latency (4 chains of one row at a time left half of it exposed). Each output
+/// adds its taps in [`chunk`]'s order: the same values.
+///
+/// # Safety
+/// As [`chunk`]'s for taps `dy·pw + dx` with `dy ≤ kh` (one row further).
+#[cfg_attr(not(all(target_arch = "wasm32", feature = "relaxed-simd")), inline(always))]
+#[cfg_attr(all(target_arch = "wasm32", feature = "relaxed-simd"), target_feature(enable = "relaxed-simd"))]
+unsafe fn chunk2<V: Vector, const N: usize>(
+    src: *const f32,
+    plane: usize,
+    cpg: usize,
+    [kh, kw, pw]: [usize; 3],
+    wk: &[f32],
+    bias: f32,
+    gelu: bool,
+) -> [[V; N]; 2] {
+    let mut top = [V::splat(bias); N];
+    let mut bottom = [V::splat(bias); N];
+    for ci in 0..cpg {
+        let base = unsafe { src.add(ci * plane) };
+        let w = &wk[ci * kh * kw..(ci + 1) * kh * kw];
+        // Input row i: tap (i, dx) of the first output row (i < kh), (i − 1, dx) of the second (i ≥ 1).
+        for (dx, &t) in w[..kw].iter().enumerate() {
+            let t = V::splat(t);
+            let p = unsafe { base.add(dx) };
+            for (v, a) in top.iter_mut().enumerate() {
+                *a = t.mul_add(unsafe { V::load(p.add(V::LANES * v)) }, *a);
+            }
+        }
+        for i in 1..kh {
+            for dx in 0..kw {
+                let (t0, t1) = (V::splat(w[i * kw + dx]), V::splat(w[(i - 1) * kw + dx]));
+                let p = unsafe { base.add(i * pw + dx) };
+                for v in 0..N {
+                    let x = unsafe { V::load(p.add(V::LANES * v)) };
+                    top[v] = t0.mul_add(x, top[v]);
+                    bottom[v] = t1.mul_add(x, bottom[v]);
+                }
+            }
+        }
+        for dx in 0..kw {
+            let t = V::splat(w[(kh - 1) * kw + dx]);
+            let p = unsafe { base.add(kh * pw + dx) };
+            for (v, a) in bottom.iter_mut().enumerate() {
+                *a = t.mul_add(unsafe { V::load(p.add(V::LANES * v)) }, *a);
+            }
+        }
+    }
+    if gelu {
+        for a in top.iter_mut().chain(&mut bottom) {
+            *a = self::gelu(*a);
+        }
+    }
+    [top, bottom]
 }
 
 #[cfg(test)]
@@ -404,6 +516,8 @@ mod tests {
             (2, 5, 1, 77, 5, 1, 11, 1, 0, 5, 5),    // text 1×11
             (1, 4, 12, 12, 8, 3, 3, 1, 1, 1, 4),    // final conv: multiplier 2
             (2, 16, 32, 32, 16, 7, 7, 1, 3, 3, 16), // split over threads with `rayon`
+            (1, 6, 7, 19, 6, 3, 5, 1, 1, 2, 2),     // 3 planes per group, 3×5, odd rows, 16 + 3 columns
+            (1, 2, 6, 8, 2, 2, 3, 1, 0, 1, 2),      // even kernel height, no row padding
         ];
         for (i, &shape) in shapes.iter().enumerate() {
             let (g, x, wt, bias) = case(shape);
@@ -417,6 +531,24 @@ mod tests {
                 let act = conv2d_direct_on(isa, &x, &wt, Some(&bias), &g, true);
                 let err = crate::cpu::max_error(&act, &want_gelu);
                 assert!(err < 1e-4, "shape {i} with GELU on {isa:?}: error {err}");
+            }
+        }
+    }
+
+    /// The stride-2 column phases: every other value, vector and scalar tail, from either phase
+    /// of rows of every length up to 21.
+    #[test]
+    fn every_other_takes_the_even_values() {
+        let src: Vec<f32> = (0..21).map(|v| v as f32 * 1.5 - 7.0).collect();
+        for len in 0..=src.len() {
+            for first in 0..2.min(len + 1) {
+                let row = &src[first..len];
+                let n = row.len().div_ceil(2);
+                let mut dst = vec![MaybeUninit::new(f32::NAN); n];
+                every_other(row, &mut dst);
+                let got: Vec<f32> = dst.iter().map(|v| unsafe { v.assume_init() }).collect();
+                let want: Vec<f32> = row.iter().copied().step_by(2).collect();
+                assert_eq!(crate::cpu::max_error(&got, &want), 0.0, "length {len} from {first}");
             }
         }
     }

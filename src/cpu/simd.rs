@@ -201,6 +201,22 @@ impl F32x4 {
         self * b + c
     }
 
+    /// The even lanes of `self` then of `o`: `[self0, self2, o0, o2]` (every other value of 8
+    /// consecutive ones).
+    #[inline(always)]
+    pub fn even_lanes(self, o: Self) -> Self {
+        #[cfg(target_arch = "wasm32")]
+        return Self(arch::i32x4_shuffle::<0, 2, 4, 6>(self.0, o.0));
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: SSE baseline.
+        return Self(unsafe { arch::_mm_shuffle_ps::<0b10_00_10_00>(self.0, o.0) });
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON baseline.
+        return Self(unsafe { arch::vuzp1q_f32(self.0, o.0) });
+        #[cfg(not(any(target_arch = "wasm32", target_arch = "x86_64", target_arch = "aarch64")))]
+        return Self([self.0[0], self.0[2], o.0[0], o.0[2]]);
+    }
+
     /// Sum of the lanes.
     #[inline(always)]
     pub fn sum(self) -> f32 {

@@ -11,7 +11,7 @@
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 
-use super::layers::{conv2d, conv2d_config, gelu};
+use super::layers::{conv2d, conv2d_config};
 use super::squeeze_excite::{SqueezeExcite, SqueezeExciteConfig};
 use crate::cpu;
 use crate::weights::VarBuilder;
@@ -64,10 +64,7 @@ impl ReparamConv {
         match &self.se {
             // The activation fused into the convolution.
             None => cpu::conv2d(&self.conv, x, self.act),
-            Some(se) => {
-                let x = se.forward(cpu::conv2d(&self.conv, x, false));
-                if self.act { gelu(x) } else { x }
-            }
+            Some(se) => se.forward(cpu::conv2d(&self.conv, x, false), self.act),
         }
     }
 }

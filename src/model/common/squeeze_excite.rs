@@ -37,10 +37,10 @@ impl SqueezeExciteConfig {
 }
 
 impl SqueezeExcite {
-    /// Gates `x` `[B, C, H, W]` channel-wise.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    /// Gates `x` `[B, C, H, W]` channel-wise, then GELU when `gelu` (in the same pass).
+    pub fn forward(&self, x: Tensor<4>, gelu: bool) -> Tensor<4> {
         let s = x.clone().mean_dims(&[2, 3]);
         let s = sigmoid(cpu::conv2d(&self.fc2, relu(cpu::conv2d(&self.fc1, s, false)), false));
-        x * s
+        cpu::scale_channels(x, s, gelu)
     }
 }
