@@ -126,7 +126,7 @@ fn tensor_report(
             (4..=8u32)
                 .rev()
                 .map(|bits| {
-                    let q = quantize::quantise(t.shape(), &values, bits, group, columns);
+                    let q = quantize::quantise(t.shape(), &values, bits, group, columns, 0);
                     format!("{:.4}", quantize::worst_channel_error(&values, &q.to_f32(), row))
                 })
                 .collect::<Vec<_>>()
@@ -134,7 +134,7 @@ fn tensor_report(
         };
         let mut one = base.clone();
         match only_bits {
-            Some(bits) if row % 32 == 0 => one.insert(name, quantize::quantise(t.shape(), &values, bits, 32, true)),
+            Some(bits) if row % 32 == 0 => one.insert(name, quantize::quantise(t.shape(), &values, bits, 32, true, 0)),
             Some(_) => continue,
             None => one.insert(name, q),
         };
@@ -236,12 +236,16 @@ fn main() {
         .split(',')
         .map(|d| d.parse().unwrap())
         .collect();
-    let mut photo_paths: Vec<PathBuf> = std::fs::read_dir(&photos_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "png"))
-        .collect();
-    photo_paths.sort();
+    // the photos (PNG files of the folder), then their crops (its `crops/` folder, when there is one)
+    let pngs = |dir: &Path| -> Vec<PathBuf> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "png")).collect())
+            .unwrap_or_default();
+        paths.sort();
+        paths
+    };
+    let originals = pngs(&photos_dir);
+    let photo_paths: Vec<PathBuf> = originals.iter().cloned().chain(pngs(&photos_dir.join("crops"))).collect();
     let photos: Vec<(Vec<u8>, usize, usize)> = photo_paths.iter().map(|p| load_image_file(p).unwrap()).collect();
     let texts: Vec<String> =
         TEMPLATES.iter().flat_map(|t| labels().into_iter().map(move |l| t.replace("{}", l))).collect();
@@ -293,10 +297,14 @@ fn main() {
                     (e["data_offsets"][1].as_u64().unwrap() - e["data_offsets"][0].as_u64().unwrap()) as usize
                 })
             };
+            let shapes: std::collections::BTreeMap<String, Vec<usize>> =
+                serde_json::from_str(header["__metadata__"]["shapes"].as_str().unwrap()).unwrap();
             let mut kinds = std::collections::BTreeMap::<String, (usize, usize)>::new();
             for (name, stored) in &storage {
-                let shape: Vec<usize> =
-                    header[name]["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+                // a bit-packed tensor's shape is in `shapes` (its stored one is its bytes')
+                let shape: Vec<usize> = shapes.get(name).cloned().unwrap_or_else(|| {
+                    header[name]["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect()
+                });
                 let row = shape.iter().skip(1).product::<usize>().max(1);
                 let parts: Vec<&str> = stored.split(':').collect();
                 let kind = match parts.as_slice() {
@@ -304,13 +312,13 @@ fn main() {
                     ["f16"] => "f16".to_string(),
                     [int, group, rest @ ..] => {
                         let per = if group.parse::<usize>().unwrap() == row { "per channel" } else { "per group" };
-                        format!("{int} {per}{}", if rest.is_empty() { "" } else { " + columns" })
+                        format!("{int} {per}{}", rest.iter().map(|r| format!(" + {r}")).collect::<String>())
                     }
                     _ => panic!("unknown storage {stored}"),
                 };
                 let e = kinds.entry(kind).or_default();
                 e.0 += 1;
-                e.1 += [String::new(), ".scales".into(), ".columns".into()]
+                e.1 += [String::new(), ".scales".into(), ".columns".into(), ".exact".into(), ".exact_at".into()]
                     .iter()
                     .map(|s| entry_bytes(&format!("{name}{s}")))
                     .sum::<usize>();
@@ -340,10 +348,8 @@ fn main() {
             eprint!("{table}");
         }
     }
-    // the photos, without their crops (`<photo>-<corner>.png`, tools/compact-accuracy.sh)
-    let stems: Vec<String> =
-        photo_paths.iter().map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
-    let names: Vec<&String> = stems.iter().filter(|s| !s.contains('-')).collect();
+    // the photos, without their crops
+    let names: Vec<String> = originals.iter().map(|p| p.file_stem().unwrap().to_string_lossy().into_owned()).collect();
     let section = format!(
         "## Compact files\n\nMeasured by `tools/compact-accuracy.sh`: each model's checkpoint (random weights whose BatchNorm statistics look trained: \
 `tools/gen_fixtures.py --full --trained-bn`, running_var log-normal over four decades, 2% near-dead channels) converted by `MobileClip::convert` \
@@ -356,7 +362,8 @@ kernels have trained-looking channel and column scales after folding but not tra
 scikit-image's, and top-1 agreement over 100 labels on random weights measures how often near-ties survive, not a trained model's \
 zero-shot accuracy (a photo whose best label leads the next by less than a storage moves its image–text cosines is a tie that storage may flip; `full_size_accuracy_bars` prints the smallest and the median lead, and both margins of a disagreement). `auto`'s tolerances are set on these two fixtures. The crops share their photo's content: they add near-ties to flip, not independent scenes. \
 Integer storage: `int<k>` = k-bit symmetric integers (k = 4 … 8; below 8 bit-packed), one scale per channel or per group of 256 … 32 values of a channel, \
-optionally per-column factors; scales and factors stored as halves. The int8 rows (one scale per channel for every weight) are the floor of weight-only \
+optionally per-column factors and with each row's one or two largest values kept apart (`exact`: stored as halves with their indices); scales and factors stored as halves. \
+`f16 per channel`: halves times a power-of-two scale per channel (for kernels whose near-dead channels plain halves flush). The int8 rows (one scale per channel for every weight) are the floor of weight-only \
 int8; `auto` takes fewer bits only where a tensor's measured error allows it, which on these trained-looking statistics is rare in the image towers \
 (their tolerance is tight: 4–7 bits measure 2–18x int8's error per channel).\n\n{table}",
         photos.len(),

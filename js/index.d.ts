@@ -118,8 +118,9 @@ export interface ConvertOptions {
   /**
    * Storage of the matrices and kernels (default "auto"): "f32" (embeddings bit-identical to the
    * checkpoint's), "f16", "int8" (weight-only, per-channel scales), or "auto" (per tensor, the
-   * smallest of f16 and 4- to 8-bit integers per channel or per group that keeps its error within
-   * bounds). Computation stays f32.
+   * smallest of f16, halves with a scale per channel, and 4- to 8-bit integers per channel or per
+   * group (in a folded identity, with each row's largest values kept apart) that keeps its error
+   * within bounds). Computation stays f32.
    */
   dtype?: 'f32' | 'f16' | 'int8' | 'auto';
   /** Which towers to keep (default "both"): "image" for tagging with label packs, "text", "both". */

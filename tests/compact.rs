@@ -63,53 +63,75 @@ fn f32_files_load_without_a_model_name_to_identical_embeddings() {
     }
 }
 
-/// Files of the format's first version (`tests/fixtures/compact/v1`: written before sub-8-bit
-/// storage and half scales, by the conversion of that day, 527107d) still load: the `f32` one to
-/// the checkpoint's embeddings bit for bit, the `auto` image tower within the bar, each tensor
-/// of the `int8` one to the values its bytes and `F32` scales say.
-#[test]
-fn version_1_files_still_load() {
+/// The files of an older version of the format (`tests/fixtures/compact/v<version>`) still
+/// load: the `f32` one to the checkpoint's embeddings bit for bit, the `auto` image tower within
+/// the bar. Returns the folder, the embeddings, and the images' reference input.
+fn older_files_load(version: u32) -> (std::path::PathBuf, Vec<Vec<f32>>, Io) {
     let (config, bytes) = fixture("v2-mci0");
     let dir = fixtures_root().join("v2-mci0");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compact/v1");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/compact/v{version}"));
     let direct = MobileClip::from_bytes(config, bytes, Device::flex()).unwrap();
     let want = embeddings(&direct, &dir);
-    let f32_file = std::fs::read(root.join("v2-mci0-f32.safetensors")).unwrap();
-    let (header, _) = split(&f32_file);
-    assert_eq!(header["__metadata__"]["version"], "1");
-    let loaded = MobileClip::load(None, f32_file, Device::flex()).unwrap();
-    assert_eq!(embeddings(&loaded, &dir), want);
+    for file in ["v2-mci0-f32.safetensors", "v2-mci0-auto-image.safetensors"] {
+        let bytes = std::fs::read(root.join(file)).unwrap();
+        let (header, _) = split(&bytes);
+        assert_eq!(header["__metadata__"]["version"], version.to_string(), "{file}");
+    }
+    let loaded = MobileClip::load(None, std::fs::read(root.join("v2-mci0-f32.safetensors")).unwrap(), Device::flex());
+    assert_eq!(embeddings(&loaded.unwrap(), &dir), want);
     let io = read_io(&dir);
+    let loaded =
+        MobileClip::load(None, std::fs::read(root.join("v2-mci0-auto-image.safetensors")).unwrap(), Device::flex());
+    let loaded = loaded.unwrap();
+    assert_eq!(loaded.towers(), Towers::Image);
+    let got = loaded.encode_pixels(&io.image, io.n_images).unwrap();
+    assert!(min_cosine(&want.0, &got) >= 0.999, "v{version} auto: {}", min_cosine(&want.0, &got));
+    (root, want.0, io)
+}
+
+/// Files of the format's first version (`tests/fixtures/compact/v1`: written before sub-8-bit
+/// storage and half scales, by the conversion of that day, 527107d) still load (see
+/// [`older_files_load`]), and each tensor of the `int8` one to the values its bytes and `F32`
+/// scales say.
+#[test]
+fn version_1_files_still_load() {
+    let (root, want, io) = older_files_load(1);
     // int8 with one scale per channel everywhere is no dtype with a bar (0.9955 on this noise
     // image): its tensors are checked value by value below
-    for (file, bar) in [("v2-mci0-auto-image.safetensors", 0.999), ("v2-mci0-int8-image.safetensors", 0.99)] {
-        let bytes = std::fs::read(root.join(file)).unwrap();
-        let loaded = MobileClip::load(None, bytes.clone(), Device::flex()).unwrap();
-        assert_eq!(loaded.towers(), Towers::Image);
-        let got = loaded.encode_pixels(&io.image, io.n_images).unwrap();
-        assert!(min_cosine(&want.0, &got) >= bar, "{file}: {}", min_cosine(&want.0, &got));
-        // the int8 file's tensors are the values its int8 bytes and f32 scales say
-        let (info, fused) = compact::read(Checkpoint::from_bytes(bytes.clone()).unwrap()).unwrap();
-        assert_eq!(info.dtype, file.split('-').nth(2).unwrap());
-        let (header, data) = split(&bytes);
-        let int8: Vec<_> = fused.iter().filter(|(_, t)| t.storage().kind().starts_with("int8:")).collect();
-        assert_eq!(int8.is_empty(), file.contains("auto"), "{file}");
-        for (name, t) in int8 {
-            let range = |n: &str| {
-                let o = &header[n]["data_offsets"];
-                &data[o[0].as_u64().unwrap() as usize..o[1].as_u64().unwrap() as usize]
-            };
-            assert_eq!(header[&format!("{name}.scales")]["dtype"], "F32");
-            let scales: Vec<f32> =
-                range(&format!("{name}.scales")).chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
-            let per = t.numel() / scales.len();
-            let want: Vec<f32> =
-                range(name).iter().enumerate().map(|(i, &q)| f32::from(q as i8) * scales[i / per]).collect();
-            if !t.storage().kind().ends_with(":columns") {
-                assert_eq!(t.to_f32(), want, "{file}: {name}");
-            }
+    let file = "v2-mci0-int8-image.safetensors";
+    let bytes = std::fs::read(root.join(file)).unwrap();
+    let loaded = MobileClip::load(None, bytes.clone(), Device::flex()).unwrap();
+    let got = loaded.encode_pixels(&io.image, io.n_images).unwrap();
+    assert!(min_cosine(&want, &got) >= 0.99, "{file}: {}", min_cosine(&want, &got));
+    // the int8 file's tensors are the values its int8 bytes and f32 scales say
+    let (info, fused) = compact::read(Checkpoint::from_bytes(bytes.clone()).unwrap()).unwrap();
+    assert_eq!(info.dtype, "int8");
+    let (header, data) = split(&bytes);
+    let int8: Vec<_> = fused.iter().filter(|(_, t)| t.storage().kind().starts_with("int8:")).collect();
+    assert!(!int8.is_empty());
+    for (name, t) in int8 {
+        let range = |n: &str| {
+            let o = &header[n]["data_offsets"];
+            &data[o[0].as_u64().unwrap() as usize..o[1].as_u64().unwrap() as usize]
+        };
+        assert_eq!(header[&format!("{name}.scales")]["dtype"], "F32");
+        let scales: Vec<f32> =
+            range(&format!("{name}.scales")).chunks(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        let per = t.numel() / scales.len();
+        let want: Vec<f32> =
+            range(name).iter().enumerate().map(|(i, &q)| f32::from(q as i8) * scales[i / per]).collect();
+        if !t.storage().kind().ends_with(":columns") {
+            assert_eq!(t.to_f32(), want, "{file}: {name}");
         }
     }
+}
+
+/// Files of the format's second version (`tests/fixtures/compact/v2`: bit-packed integers and
+/// half scales, no scaled halves or values kept apart; written by c5e750d) still load (see
+/// [`older_files_load`]).
+#[test]
+fn version_2_files_still_load() {
+    older_files_load(2);
 }
 
 #[test]
@@ -285,7 +307,7 @@ fn reduced_storage_meets_the_accuracy_bars() {
 /// `MOBILECLIP_ACCURACY_PHOTOS` (`target/accuracy-photos`) and the 100 labels of
 /// `tests/fixtures/labels.txt` ("a photo of a {}."): f16 cosine ≥ 0.9999, `auto` ≥ 0.999
 /// (images) and ≥ 0.998 (texts), zero-shot top-1 agreement with f32 ≥ 99 % for both.
-/// `tools/compact-accuracy.sh` writes scikit-image's 20 photos and 5 crops of each (120 images:
+/// `tools/compact-accuracy.sh` writes scikit-image's 20 photos and 5 crops of each in `crops/` (120 images:
 /// with 20, one near-tie between two random labels decides the 99 %). On these random-weight
 /// towers a photo's best label leads the next by 1.5e-4 at least and 1.9e-2 at the median
 /// (MobileCLIP-S0), so a storage that moves the image embedding by 1 − cos ≈ 3e-4 flips a few:
@@ -295,13 +317,17 @@ fn reduced_storage_meets_the_accuracy_bars() {
 #[ignore = "full-size fixtures: set MOBILECLIP_ACCURACY_FIXTURES and MOBILECLIP_ACCURACY_PHOTOS"]
 fn full_size_accuracy_bars() {
     let dir = |var: &str| std::path::PathBuf::from(std::env::var(var).unwrap_or_else(|_| panic!("set {var}")));
-    let mut photo_paths: Vec<_> = std::fs::read_dir(dir("MOBILECLIP_ACCURACY_PHOTOS"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "png"))
-        .collect();
-    photo_paths.sort();
+    // the photos (PNG files of the folder), then their crops (its `crops/` folder)
+    let pngs = |dir: std::path::PathBuf| {
+        let mut paths: Vec<_> = std::fs::read_dir(dir)
+            .map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "png")).collect())
+            .unwrap_or_default();
+        paths.sort();
+        paths
+    };
+    let mut photo_paths = pngs(dir("MOBILECLIP_ACCURACY_PHOTOS"));
     assert!(photo_paths.len() >= 20, "20 photos or more");
+    photo_paths.extend(pngs(dir("MOBILECLIP_ACCURACY_PHOTOS").join("crops")));
     let photos: Vec<_> = photo_paths.iter().map(|p| mobileclip_wasm::preprocess::load_image_file(p).unwrap()).collect();
     let views: Vec<ImageView> =
         photos.iter().map(|(rgb, w, h)| ImageView::new(rgb, *w, *h, PixelFormat::Rgb8).unwrap()).collect();
@@ -426,7 +452,7 @@ fn damaged_or_inconsistent_files_are_refused_with_a_code() {
         .expect("an int8 tensor without column factors");
 
     // Versions and formats this build does not read.
-    refused(with_metadata(&file, "version", |v| *v = "3".into()), "INVALID_WEIGHTS", "version \"3\"");
+    refused(with_metadata(&file, "version", |v| *v = "4".into()), "INVALID_WEIGHTS", "version \"4\"");
     refused(with_metadata(&file, "version", |v| *v = "0".into()), "INVALID_WEIGHTS", "version \"0\"");
     refused(with_metadata(&file, "version", |v| *v = "two".into()), "INVALID_WEIGHTS", "version \"two\"");
     // a version 1 file has no `shapes` (and a version 2 file must have it)

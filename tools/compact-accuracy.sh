@@ -3,8 +3,9 @@
 # BENCHMARKS.md (benches/compact.rs; run by tools/bench.sh, or alone). Generates, once, full-size checkpoints whose BatchNorm
 # statistics look trained (tools/gen_fixtures.py --full --trained-bn, cached in
 # target/accuracy-fixtures) and exports scikit-image's 20 bundled photos (from the reference venv,
-# nothing downloaded) and 5 crops of each (4 corners and the centre, 60 % of each side: 120
-# images, so that the 99 % top-1 bar allows one near-tie to flip) to target/accuracy-photos.
+# nothing downloaded) to target/accuracy-photos and 5 crops of each (4 corners and the centre, 60 % of
+# each side: 120 images, so that the 99 % top-1 bar allows one near-tie to flip) to its crops/ folder
+# (the bench counts what is in crops/ as crops, whatever the files are named).
 #   MOBILECLIP_ACCURACY_MODELS   comma-separated configs (default: MobileCLIP-S0,MobileCLIP2-S0)
 #   MOBILECLIP_REFERENCE         Apple's ml-mobileclip checkout (default: gen_fixtures.py's)
 # tools/compact-accuracy.sh --sizes DIR   instead: only the sizes, every model folder of DIR (e.g. the
@@ -26,8 +27,8 @@ for m in ${models//,/ }; do
   [ -f "$out/$m/io.safetensors" ] || "$py" tools/gen_fixtures.py --full --trained-bn --no-reload-check --out "$out" --models "$m" \
     ${MOBILECLIP_REFERENCE:+--reference "$MOBILECLIP_REFERENCE"}
 done
-if [ ! -f "$photos/.done-crops" ]; then
-  rm -rf "$photos" && mkdir -p "$photos"
+if [ ! -f "$photos/.done-crops-folder" ]; then
+  rm -rf "$photos" && mkdir -p "$photos/crops"
   "$py" - "$photos" <<'PY'
 import sys
 from pathlib import Path
@@ -49,8 +50,8 @@ for name, arr in photos.items():
     corners = {"nw": (0, 0), "ne": (w - cw, 0), "sw": (0, h - ch), "se": (w - cw, h - ch),
                "c": ((w - cw) // 2, (h - ch) // 2)}
     for tag, (x, y) in corners.items():
-        image.crop((x, y, x + cw, y + ch)).save(out / f"{name}-{tag}.png")
-(out / ".done-crops").write_text("")
+        image.crop((x, y, x + cw, y + ch)).save(out / "crops" / f"{name}-{tag}.png")
+(out / ".done-crops-folder").write_text("")
 PY
 fi
 # Only the requested models' folders are measured.

@@ -119,8 +119,9 @@ enum Command {
         #[arg(long)]
         weights: PathBuf,
         /// Storage of matrices and kernels: f32 (bit-identical embeddings), f16, int8 (one
-        /// scale per output channel), or auto (per tensor, the smallest of f16 and 4- to 8-bit
-        /// integers per channel or per group that keeps its error within bounds).
+        /// scale per output channel), or auto (per tensor, the smallest of f16, halves with a
+        /// scale per channel, and 4- to 8-bit integers per channel or per group (in a folded
+        /// identity, with each row's largest values kept apart) that keeps its error within bounds).
         #[arg(long, default_value = "auto")]
         dtype: String,
         /// Which towers to keep: image, text or both.

@@ -138,18 +138,42 @@ impl Checkpoint {
         }
     }
 
-    /// Reads an `int8` tensor (row-major; a `uint8` one as its bytes), leaving it in the
-    /// checkpoint.
+    /// Reads an `int8` tensor (row-major), leaving it in the checkpoint.
     pub fn read_i8(&self, name: &str) -> Result<Vec<i8>> {
+        self.read_elements(name, DType::I8, |[b]| b as i8)
+    }
+
+    /// Reads a `uint8` tensor (row-major: a compact file's bit-packed values), leaving it in the
+    /// checkpoint.
+    pub fn read_u8(&self, name: &str) -> Result<Vec<u8>> {
+        self.read_elements(name, DType::U8, |[b]| b)
+    }
+
+    /// Reads an `int32` tensor (row-major: a compact file's indices), leaving it in the
+    /// checkpoint.
+    pub fn read_i32(&self, name: &str) -> Result<Vec<i32>> {
+        self.read_elements(name, DType::I32, i32::from_le_bytes)
+    }
+
+    /// Reads a tensor of dtype `want` (refusing any other), of `N`-byte little-endian elements,
+    /// each through `from`.
+    fn read_elements<T, const N: usize>(&self, name: &str, want: DType, from: impl Fn([u8; N]) -> T) -> Result<Vec<T>> {
         let e = self.entry(name)?;
-        if !matches!(e.dtype, DType::I8 | DType::U8) {
-            return Err(Error::WeightsMismatch(format!("tensor `{name}` has dtype {:?}, expected I8 or U8", e.dtype)));
+        if e.dtype != want {
+            return Err(Error::WeightsMismatch(format!("tensor `{name}` has dtype {:?}, expected {want:?}", e.dtype)));
         }
         let past_end = || Error::WeightsFormat(format!("tensor `{name}` reaches past the end of its storage"));
+        let element = |bytes: &[u8], i: usize| -> Option<T> {
+            Some(from(bytes.get(i.checked_mul(N)?..(i + 1).checked_mul(N)?)?.try_into().ok()?))
+        };
         match &self.parts[e.part] {
             Part::Raw(bytes) => match contiguous(e) {
-                Some(range) => Ok(bytes.get(range).ok_or_else(past_end)?.iter().map(|&b| b as i8).collect()),
-                None => Self::read_strided(e, |i| bytes.get(i).map(|&b| b as i8).ok_or_else(past_end)),
+                Some(range) => {
+                    let stored = range.end.checked_mul(N).and_then(|end| bytes.get(range.start * N..end));
+                    let stored = stored.ok_or_else(past_end)?;
+                    Ok(stored.chunks_exact(N).map(|b| from(b.try_into().expect("N bytes"))).collect())
+                }
+                None => Self::read_strided(e, |i| element(bytes, i).ok_or_else(past_end)),
             },
             Part::F32(_) => unreachable!("only float storages are converted"),
             Part::Gone => Err(taken(name)),
@@ -181,6 +205,23 @@ impl Checkpoint {
     /// [`Checkpoint::read_i8`], releasing the storage once no other tensor views it.
     pub fn take_i8(&mut self, name: &str) -> Result<Vec<i8>> {
         let out = self.read_i8(name);
+        self.release_after(name, out)
+    }
+
+    /// [`Checkpoint::read_u8`], releasing the storage once no other tensor views it.
+    pub fn take_u8(&mut self, name: &str) -> Result<Vec<u8>> {
+        let out = self.read_u8(name);
+        self.release_after(name, out)
+    }
+
+    /// [`Checkpoint::read_i32`], releasing the storage once no other tensor views it.
+    pub fn take_i32(&mut self, name: &str) -> Result<Vec<i32>> {
+        let out = self.read_i32(name);
+        self.release_after(name, out)
+    }
+
+    /// `out` (read from tensor `name`), its storage released when the read succeeded.
+    fn release_after<T>(&mut self, name: &str, out: Result<T>) -> Result<T> {
         if out.is_ok() {
             let part = self.entries[name].part;
             self.release(part);
@@ -342,4 +383,31 @@ pub(super) fn state_dict(root: Value) -> Result<Vec<(String, TensorRef)>> {
         }
     }
     Err(Error::WeightsFormat("the checkpoint holds no tensors (expected a state dict)".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each integer reader takes its own dtype and names the one it found otherwise (a compact
+    /// file's `I8` values, bit-packed `U8` bytes, `I32` indices).
+    #[test]
+    fn integer_readers_take_only_their_dtype() {
+        use safetensors::{Dtype, tensor::TensorView};
+        let (i8s, u8s) = ([0xffu8, 1, 0x80], [0xffu8, 1, 0x80]);
+        let i32s: Vec<u8> = [-2i32, 70000].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let views = [
+            ("a", TensorView::new(Dtype::I8, vec![3], &i8s).unwrap()),
+            ("b", TensorView::new(Dtype::U8, vec![3], &u8s).unwrap()),
+            ("c", TensorView::new(Dtype::I32, vec![2], &i32s).unwrap()),
+        ];
+        let ckpt = Checkpoint::from_bytes(safetensors::serialize(views, None).unwrap()).unwrap();
+        assert_eq!(ckpt.read_i8("a").unwrap(), [-1, 1, -128]);
+        assert_eq!(ckpt.read_u8("b").unwrap(), [255, 1, 128]);
+        assert_eq!(ckpt.read_i32("c").unwrap(), [-2, 70000]);
+        let refused = |r: Result<Vec<u8>>| r.map(|_| ()).unwrap_err().to_string();
+        assert!(refused(ckpt.read_u8("a")).contains("has dtype I8, expected U8"));
+        assert!(ckpt.read_i8("b").unwrap_err().to_string().contains("has dtype U8, expected I8"));
+        assert!(ckpt.read_i32("a").unwrap_err().to_string().contains("expected I32"));
+    }
 }

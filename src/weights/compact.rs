@@ -2,19 +2,19 @@
 //! safetensors, each matrix and kernel stored as `f32`, `f16` or 2- to 8-bit integers with their
 //! scales, with the model's config inside so that loading needs no model name.
 //!
-//! # Format (version 2)
+//! # Format (version 3)
 //!
 //! A safetensors file whose `__metadata__` holds (all values strings, as safetensors requires):
 //!
 //! | key | value |
 //! |---|---|
 //! | `format` | `mobileclip-wasm/compact` |
-//! | `version` | `2` |
+//! | `version` | `3` |
 //! | `config` | the full model config as canonical JSON ([`ModelConfig::canonical_json`]: the same bytes however the config was given) |
 //! | `towers` | `image`, `text` or `both`: which towers' tensors the file holds (`logit_scale` always) |
 //! | `dtype` | what it was converted with: `f32`, `f16`, `int8` or `auto` (informative) |
 //! | `source_sha256` | hex sha256 of the published checkpoint it was converted from |
-//! | `storage` | JSON object: each fused tensor's name → `f32`, `f16`, `int<k>:<group>` or `int<k>:<group>:columns` (`k` in 2 … 8 bits) |
+//! | `storage` | JSON object: each fused tensor's name → `f32`, `f16`, `f16:<group>`, or `int<k>:<group>` (`k` in 2 … 8 bits) followed by `:columns`, `:exact` or both in that order |
 //! | `shapes` | JSON object: each bit-packed tensor's name (`int<k>`, `k` < 8) → its shape |
 //! | `crc32` | JSON object: every stored tensor's name → CRC-32 (8 hex digits) of its bytes |
 //!
@@ -29,11 +29,17 @@
 //! into a `U8` vector of ⌈numel · k / 8⌉ bytes (their shape in `shapes`): value `i` is the `k`
 //! bits from bit `i · k` of the stream (bit `b` is bit `b mod 8` of byte `b / 8`, least
 //! significant first), read as an unsigned number `u`, and `q = u − (2^(k-1) − 1)` (so all
-//! zero bits is the most negative value); the unused bits of the last byte are zero. Nothing
-//! else may be stored.
+//! zero bits is the most negative value); the unused bits of the last byte are zero. An
+//! `…:exact` integer tensor keeps some values apart from its integers: `N.exact` (`F16`, or `F32`
+//! when one of them is not a half) holds them and `N.exact_at` (`I32`, as long, strictly
+//! increasing) their flat indices; value `i` at such an index is that value (its integer is 0).
+//! An `f16:<group>` tensor (scaled halves) holds `F16` values `h` of the tensor's shape and
+//! `N.scales` (`F16` or `F32`, one per `group` consecutive values of a row): value `i` is
+//! `h[i] · N.scales[i / group]`. Nothing else may be stored.
 //!
-//! Version 1 (written before sub-8-bit storage) is version 2 without `shapes`, `int<k>` for
-//! `k` < 8, or `F16` scales and factors: this build reads both.
+//! Version 2 is version 3 without `f16:<group>` or `:exact`; version 1 (written before sub-8-bit
+//! storage) is version 2 without `shapes`, `int<k>` for `k` < 8, or `F16` scales and factors:
+//! this build reads all three.
 //!
 //! A file whose version this build does not read, whose metadata or storage do not add up, or
 //! whose bytes do not have their CRC-32s is refused with `INVALID_WEIGHTS`; one whose tensors do
@@ -53,11 +59,15 @@ use crate::error::{Error, Result};
 /// The `format` metadata value of a compact file.
 pub const FORMAT: &str = "mobileclip-wasm/compact";
 /// The format version this build writes (it also reads the versions before it, from 1).
-pub const VERSION: u32 = 2;
-/// Suffix of the tensor holding an `int8` tensor's scales.
+pub const VERSION: u32 = 3;
+/// Suffix of the tensor holding an integer or scaled-half tensor's scales.
 const SCALES: &str = ".scales";
-/// Suffix of the tensor holding an `int8` tensor's column factors.
+/// Suffix of the tensor holding an integer tensor's column factors.
 const COLUMNS: &str = ".columns";
+/// Suffix of the tensor holding the values an integer tensor keeps apart.
+const EXACT: &str = ".exact";
+/// Suffix of the tensor holding the flat indices of those values.
+const EXACT_AT: &str = ".exact_at";
 
 /// Which towers a model (or a compact file) has.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -266,7 +276,9 @@ pub fn write(config: &ModelConfig, fused: &FusedWeights, options: &ConvertOption
         let shape = t.shape().to_vec();
         match t.storage() {
             Storage::F32(v) => entries.push(entry(tensor.into(), Part::Values, "F32", shape, 4 * v.len())),
-            Storage::F16(v) => entries.push(entry(tensor.into(), Part::Values, "F16", shape, 2 * v.len())),
+            Storage::F16(v) | Storage::ScaledF16 { values: v, .. } => {
+                entries.push(entry(tensor.into(), Part::Values, "F16", shape, 2 * v.len()))
+            }
             Storage::Int { bits: 8, values, .. } => {
                 entries.push(entry(tensor.into(), Part::Values, "I8", shape, values.len()))
             }
@@ -276,13 +288,21 @@ pub fn write(config: &ModelConfig, fused: &FusedWeights, options: &ConvertOption
                 shapes.insert(tensor.to_string(), shape);
             }
         }
-        if let Storage::Int { scales, columns, .. } = t.storage() {
-            let factors = |v: &[f32]| if half_exact(v) { ("F16", 2 * v.len()) } else { ("F32", 4 * v.len()) };
+        let factors = |v: &[f32]| if half_exact(v) { ("F16", 2 * v.len()) } else { ("F32", 4 * v.len()) };
+        if let Storage::Int { scales, .. } | Storage::ScaledF16 { scales, .. } = t.storage() {
             let (dtype, len) = factors(scales);
             entries.push(entry(format!("{tensor}{SCALES}"), Part::Scales, dtype, vec![scales.len()], len));
+        }
+        if let Storage::Int { columns, exact, .. } = t.storage() {
             if !columns.is_empty() {
                 let (dtype, len) = factors(columns);
                 entries.push(entry(format!("{tensor}{COLUMNS}"), Part::Columns, dtype, vec![columns.len()], len));
+            }
+            if !exact.is_empty() {
+                let (dtype, len) = factors(&exact_values(exact));
+                entries.push(entry(format!("{tensor}{EXACT}"), Part::Exact, dtype, vec![exact.len()], len));
+                let n = exact.len();
+                entries.push(entry(format!("{tensor}{EXACT_AT}"), Part::ExactAt, "I32", vec![n], 4 * n));
             }
         }
     }
@@ -349,18 +369,34 @@ enum Part {
     Scales,
     /// An integer tensor's column factors.
     Columns,
+    /// The values an integer tensor keeps apart.
+    Exact,
+    /// Their flat indices.
+    ExactAt,
 }
 
 /// The little-endian bytes of one part of a stored tensor.
 fn part_bytes(storage: &Storage, part: Part) -> Vec<u8> {
     match (storage, part) {
         (Storage::F32(v), _) => le_bytes(v),
-        (Storage::F16(v), _) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        (Storage::F16(v), _) | (Storage::ScaledF16 { values: v, .. }, Part::Values) => {
+            v.iter().flat_map(|x| x.to_le_bytes()).collect()
+        }
         (Storage::Int { bits: 8, values, .. }, Part::Values) => values.iter().map(|&q| q as u8).collect(),
         (Storage::Int { bits, values, .. }, Part::Values) => pack(values, *bits),
-        (Storage::Int { scales, .. }, Part::Scales) => factor_bytes(scales),
+        (Storage::Int { scales, .. } | Storage::ScaledF16 { scales, .. }, Part::Scales) => factor_bytes(scales),
         (Storage::Int { columns, .. }, Part::Columns) => factor_bytes(columns),
+        (Storage::Int { exact, .. }, Part::Exact) => factor_bytes(&exact_values(exact)),
+        (Storage::Int { exact, .. }, Part::ExactAt) => {
+            exact.iter().flat_map(|&(i, _)| (i as i32).to_le_bytes()).collect()
+        }
+        (Storage::ScaledF16 { .. }, _) => unreachable!("scaled halves have values and scales only"),
     }
+}
+
+/// The values of an integer storage's `exact` list.
+fn exact_values(exact: &[(u32, f32)]) -> Vec<f32> {
+    exact.iter().map(|&(_, v)| v).collect()
 }
 
 /// Scales or column factors as a file stores them: halves when they all are, else `f32`.
@@ -426,6 +462,21 @@ fn invalid(msg: impl fmt::Display) -> Error {
     Error::WeightsFormat(format!("compact model file: {msg}"))
 }
 
+/// The vector `{name}{suffix}` of a compact file of `version` (scales, column factors, values
+/// kept apart): `F32`, or `F16` from version 2.
+fn float_vector(ckpt: &mut Checkpoint, name: &str, suffix: &str, version: u32) -> Result<Vec<f32>> {
+    let n = format!("{name}{suffix}");
+    let float = match ckpt.dtype(&n) {
+        Some(DType::F32) => true,
+        Some(DType::F16) => version >= 2,
+        _ => false,
+    };
+    if !float || ckpt.shape(&n).map(<[usize]>::len) != Some(1) {
+        return Err(invalid(format!("`{n}` is missing or not a vector of F32 or F16")));
+    }
+    ckpt.take_f32(&n)
+}
+
 /// Reads a compact file (see [`is_compact`]): what it says about itself, and its fused tensors
 /// (`int8` ones kept as stored, turned into `f32` when a module takes them; `f16` ones were
 /// turned into `f32` as they were read, exactly).
@@ -468,8 +519,11 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
     }
     for name in &names {
         let listed = storage.contains_key(name)
-            || name.strip_suffix(SCALES).and_then(|n| storage.get(n)).is_some_and(|s| s.starts_with("int"))
-            || name.strip_suffix(COLUMNS).and_then(|n| storage.get(n)).is_some_and(|s| s.ends_with(":columns"));
+            || name.strip_suffix(SCALES).and_then(|n| storage.get(n)).is_some_and(|s| s.contains(':'))
+            || name.strip_suffix(COLUMNS).and_then(|n| storage.get(n)).is_some_and(|s| s.contains(":columns"))
+            || [EXACT, EXACT_AT]
+                .iter()
+                .any(|x| name.strip_suffix(x).and_then(|n| storage.get(n)).is_some_and(|s| s.ends_with(":exact")));
         if !listed {
             return Err(invalid(format!("tensor `{name}` is not in its storage table")));
         }
@@ -503,6 +557,14 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
                 dtype_is(DType::F16)?;
                 Storage::F32(ckpt.take_f32(name)?)
             }
+            scaled if scaled.starts_with("f16:") => {
+                let unknown = || invalid(format!("tensor `{name}` has an unknown storage {kind:?}"));
+                let group = scaled[4..].parse::<usize>().ok().filter(|_| version >= 3).ok_or_else(unknown)?;
+                dtype_is(DType::F16)?;
+                // the halves came from F16 bytes: back to halves exactly
+                let values = ckpt.take_f32(name)?.into_iter().map(half::f16::from_f32).collect();
+                Storage::ScaledF16 { values, scales: float_vector(&mut ckpt, name, SCALES, version)?, group }
+            }
             int => {
                 let unknown = || invalid(format!("tensor `{name}` has an unknown storage {kind:?}"));
                 let (bits, spec) = int.strip_prefix("int").and_then(|s| s.split_once(':')).ok_or_else(unknown)?;
@@ -510,6 +572,12 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
                 if bits < 8 && version < 2 {
                     return Err(unknown());
                 }
+                // `<group>`, then `:columns` and `:exact` (version 3), each at most once, in that order
+                let (spec, exact) = match spec.strip_suffix(":exact") {
+                    Some(g) if version >= 3 => (g, true),
+                    Some(_) => return Err(unknown()),
+                    None => (spec, false),
+                };
                 let (group, columns) = match spec.strip_suffix(":columns") {
                     Some(g) => (g, true),
                     None => (spec, false),
@@ -523,27 +591,29 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
                     shape =
                         shapes.get(name).ok_or_else(|| invalid(format!("`{name}` has no shape in `shapes`")))?.clone();
                     let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
-                    let bytes: Vec<u8> = ckpt.take_i8(name)?.into_iter().map(|b| b as u8).collect();
+                    let bytes = ckpt.take_u8(name)?;
                     numel
                         .filter(|_| stored_shape.len() == 1)
                         .and_then(|n| unpack(&bytes, bits, n))
                         .ok_or_else(|| invalid(format!("tensor `{name}`: its bytes are not {shape:?} packed {kind}")))?
                 };
-                let mut vector = |suffix: &str| {
-                    let n = format!("{name}{suffix}");
-                    let float = match ckpt.dtype(&n) {
-                        Some(DType::F32) => true,
-                        Some(DType::F16) => version >= 2,
-                        _ => false,
-                    };
-                    if !float || ckpt.shape(&n).map(<[usize]>::len) != Some(1) {
-                        return Err(invalid(format!("`{n}` is missing or not a vector of F32 or F16")));
+                let columns = if columns { float_vector(&mut ckpt, name, COLUMNS, version)? } else { Vec::new() };
+                let scales = float_vector(&mut ckpt, name, SCALES, version)?;
+                let exact = if exact {
+                    let kept = float_vector(&mut ckpt, name, EXACT, version)?;
+                    let at = format!("{name}{EXACT_AT}");
+                    if ckpt.dtype(&at) != Some(DType::I32) || ckpt.shape(&at) != Some(&[kept.len()][..]) {
+                        return Err(invalid(format!(
+                            "`{at}` is missing or not an I32 vector as long as `{name}{EXACT}`"
+                        )));
                     }
-                    ckpt.take_f32(&n)
+                    let at = ckpt.take_i32(&at)?;
+                    // a negative index becomes one no tensor has: FusedTensor::new refuses it
+                    at.into_iter().map(|i| u32::try_from(i).unwrap_or(u32::MAX)).zip(kept).collect()
+                } else {
+                    Vec::new()
                 };
-                let columns = if columns { vector(COLUMNS)? } else { Vec::new() };
-                let scales = vector(SCALES)?;
-                Storage::Int { bits, values, scales, group, columns }
+                Storage::Int { bits, values, scales, group, columns, exact }
             }
         };
         let t = FusedTensor::new(shape.clone(), stored).ok_or_else(|| {
@@ -618,22 +688,48 @@ mod tests {
                 let row = numel / shape[0];
                 let values: Vec<f32> =
                     (0..numel).map(|j| ((j * 31 + i) as f32 * 0.37).sin() * (1 + j % 5) as f32).collect();
-                let mut t = quantize::quantise(&shape, &values, bits, group, columns);
+                // values kept apart: none, or one or two per row (the last shapes)
+                let mut t = quantize::quantise(&shape, &values, bits, group, columns, i / 2);
                 if i == 3 {
                     // a scale that is not a half: the file keeps them all in f32
-                    let Storage::Int { values, mut scales, columns, .. } = t.storage().clone() else { panic!() };
+                    let Storage::Int { values, mut scales, columns, exact, .. } = t.storage().clone() else { panic!() };
                     scales[0] = 1.0 / 3.0;
-                    t = FusedTensor::new(shape.clone(), Storage::Int { bits, values, scales, group, columns }).unwrap();
+                    t = FusedTensor::new(shape.clone(), Storage::Int { bits, values, scales, group, columns, exact })
+                        .unwrap();
                 }
-                assert_eq!(t.storage().kind(), format!("int{bits}:{group}{}", if columns { ":columns" } else { "" }));
+                let exact = if i >= 2 { ":exact" } else { "" };
+                assert_eq!(
+                    t.storage().kind(),
+                    format!("int{bits}:{group}{}{exact}", if columns { ":columns" } else { "" })
+                );
                 assert!(row.is_multiple_of(group));
                 let name = format!("visual.t{bits}_{i}.weight");
                 want.push((name.clone(), t.clone()));
                 fused.insert(&name, t);
             }
         }
+        // scaled halves: channels decades apart, one under half's normal range
+        let values: Vec<f32> = (0..4 * 9).map(|j| (j as f32 * 0.61).cos() * 10f32.powi(-3 * (j / 9))).collect();
+        let t = quantize::scaled_f16(&[4, 9], &values);
+        assert_eq!(t.storage().kind(), "f16:9");
+        want.push(("visual.scaled.weight".into(), t.clone()));
+        fused.insert("visual.scaled.weight", t);
         let options = ConvertOptions { precision: Precision::Auto, towers: Towers::Image, ..Default::default() };
         let file = write(&config, &fused, &options, &"0".repeat(64));
+        // a version-2 file has neither scaled halves nor values kept apart
+        let as_version_2 = |fused: &FusedWeights| {
+            let mut file = write(&config, fused, &options, &"0".repeat(64));
+            let key = br#""version":"3""#;
+            let at = file.windows(key.len()).position(|w| w == key).expect("the version in the header");
+            file[at + key.len() - 2] = b'2';
+            read(Checkpoint::from_bytes(&file).unwrap()).map(|_| ()).unwrap_err().to_string()
+        };
+        let e = as_version_2(&fused);
+        assert!(e.contains("`visual.scaled.weight` has an unknown storage"), "{e}");
+        let mut without_scaled = fused.clone();
+        without_scaled.remove("visual.scaled.weight");
+        let e = as_version_2(&without_scaled);
+        assert!(e.contains("`visual.t2_2.weight` has an unknown storage \"int2:5:exact\""), "{e}");
         let (info, back) = read(Checkpoint::from_bytes(&file).unwrap()).unwrap();
         assert_eq!(info.towers, Towers::Image);
         for (name, t) in want {

@@ -56,6 +56,18 @@ pub enum Storage {
     F32(Vec<f32>),
     /// Row-major IEEE half values.
     F16(Vec<half::f16>),
+    /// Row-major IEEE half values, each times its group's scale: value `i` is
+    /// `values[i] * scales[i / group]` (`group` divides the row length). A kernel whose
+    /// channels are decades apart (a near-dead channel after a BatchNorm was folded into it)
+    /// keeps its smallest channels, which plain halves flush to zero or to a few subnormal bits.
+    ScaledF16 {
+        /// The values divided by their group's scale, as halves.
+        values: Vec<half::f16>,
+        /// One scale per group, in group order.
+        scales: Vec<f32>,
+        /// Values per scale.
+        group: usize,
+    },
     /// Symmetric `bits`-bit integers (2 … 8) with one scale per group: the tensor's rows (its
     /// first dimension: a convolution's or linear layer's output channels, an embedding's
     /// tokens) are cut into groups of `group` consecutive values (`group` divides the row
@@ -75,6 +87,11 @@ pub enum Storage {
         group: usize,
         /// Empty, or one factor per column (the row length).
         columns: Vec<f32>,
+        /// Values kept apart from the integers, as `(flat index, value)` in increasing index
+        /// order: the value at each index is this one (its integer is 0 and takes no part in its
+        /// group's scale). A channel dominated by one tap (a re-parameterised identity, a 1×1
+        /// convolution's diagonal) gives its other taps the whole integer range this way.
+        exact: Vec<(u32, f32)>,
     },
 }
 
@@ -97,20 +114,31 @@ impl Storage {
         match self {
             Storage::F32(v) => 4 * v.len(),
             Storage::F16(v) => 2 * v.len(),
-            Storage::Int { bits, values, scales, columns, .. } => {
-                (values.len() * *bits as usize).div_ceil(8) + factor_bytes(scales) + factor_bytes(columns)
+            Storage::ScaledF16 { values, scales, .. } => 2 * values.len() + factor_bytes(scales),
+            Storage::Int { bits, values, scales, columns, exact, .. } => {
+                let exact_values: Vec<f32> = exact.iter().map(|e| e.1).collect();
+                (values.len() * *bits as usize).div_ceil(8)
+                    + factor_bytes(scales)
+                    + factor_bytes(columns)
+                    + 4 * exact.len()
+                    + factor_bytes(&exact_values)
             }
         }
     }
 
-    /// The storage's name in a compact file's metadata: `f32`, `f16`, `int<bits>:<group>` or
-    /// `int<bits>:<group>:columns`.
+    /// The storage's name in a compact file's metadata: `f32`, `f16`, `f16:<group>` (scaled
+    /// halves), or `int<bits>:<group>` followed by `:columns` when there are column factors and
+    /// `:exact` when values are kept apart.
     pub fn kind(&self) -> String {
         match self {
             Storage::F32(_) => "f32".into(),
             Storage::F16(_) => "f16".into(),
-            Storage::Int { bits, group, columns, .. } if columns.is_empty() => format!("int{bits}:{group}"),
-            Storage::Int { bits, group, .. } => format!("int{bits}:{group}:columns"),
+            Storage::ScaledF16 { group, .. } => format!("f16:{group}"),
+            Storage::Int { bits, group, columns, exact, .. } => format!(
+                "int{bits}:{group}{}{}",
+                if columns.is_empty() { "" } else { ":columns" },
+                if exact.is_empty() { "" } else { ":exact" }
+            ),
         }
     }
 }
@@ -133,11 +161,18 @@ impl FusedTensor {
     /// shape (a count that differs, a group that does not divide the rows, scales missing).
     pub fn new(shape: Vec<usize>, storage: Storage) -> Option<Self> {
         let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
+        let row = if shape.is_empty() { 1 } else { numel / shape[0].max(1) };
         let fits = match &storage {
             Storage::F32(v) => v.len() == numel,
             Storage::F16(v) => v.len() == numel,
-            Storage::Int { bits, values, scales, group, columns } => {
-                let row = if shape.is_empty() { 1 } else { numel / shape[0].max(1) };
+            Storage::ScaledF16 { values, scales, group } => {
+                values.len() == numel
+                    && *group > 0
+                    && row.is_multiple_of(*group)
+                    && scales.len() == numel / group
+                    && scales.iter().all(|s| s.is_finite() && *s >= 0.0)
+            }
+            Storage::Int { bits, values, scales, group, columns, exact } => {
                 let max = (1i32 << ((*bits).clamp(2, 8) - 1)) - 1;
                 (2..=8).contains(bits)
                     && values.len() == numel
@@ -147,6 +182,8 @@ impl FusedTensor {
                     && (columns.is_empty() || columns.len() == row)
                     && values.iter().all(|&q| i32::from(q).abs() <= max)
                     && scales.iter().chain(columns.iter()).all(|s| s.is_finite() && *s >= 0.0)
+                    && exact.windows(2).all(|w| w[0].0 < w[1].0)
+                    && exact.iter().all(|&(i, v)| (i as usize) < numel && values[i as usize] == 0 && v.is_finite())
             }
         };
         fits.then_some(Self { shape, storage })
@@ -173,7 +210,10 @@ impl FusedTensor {
         let data = match self.storage {
             Storage::F32(data) => data,
             Storage::F16(values) => f16_values(&values),
-            Storage::Int { values, scales, group, columns, .. } => dequantise(&values, &scales, group, &columns),
+            Storage::ScaledF16 { values, scales, group } => scaled_f16_values(&values, &scales, group),
+            Storage::Int { values, scales, group, columns, exact, .. } => {
+                dequantise(&values, &scales, group, &columns, &exact)
+            }
         };
         HostTensor { shape: self.shape, data }
     }
@@ -184,7 +224,10 @@ impl FusedTensor {
         match &self.storage {
             Storage::F32(data) => data.clone(),
             Storage::F16(values) => f16_values(values),
-            Storage::Int { values, scales, group, columns, .. } => dequantise(values, scales, *group, columns),
+            Storage::ScaledF16 { values, scales, group } => scaled_f16_values(values, scales, *group),
+            Storage::Int { values, scales, group, columns, exact, .. } => {
+                dequantise(values, scales, *group, columns, exact)
+            }
         }
     }
 }
@@ -194,13 +237,22 @@ fn f16_values(values: &[half::f16]) -> Vec<f32> {
     values.iter().map(|v| super::pickle::f16_to_f32(v.to_bits())).collect()
 }
 
+/// Scaled halves as `f32`: each value times its group's scale.
+fn scaled_f16_values(values: &[half::f16], scales: &[f32], group: usize) -> Vec<f32> {
+    let mut data = f16_values(values);
+    for (d, &s) in data.chunks_exact_mut(group).zip(scales) {
+        d.iter_mut().for_each(|v| *v *= s);
+    }
+    data
+}
+
 /// Quantised values times their group's scale (and their column's factor, when there are any), in
 /// one pass into a preallocated output: a group at a time, so that the inner loops are plain
 /// slice maps the compiler vectorises (SIMD128 in wasm). Each value is `(q · scale) · column`,
 /// the order [`Storage::Int`] documents, so the result is the same bit for bit whatever the
 /// chunking. The storage was checked by [`FusedTensor::new`]: `group` divides the rows, one
 /// scale per group, `columns` empty or a row long.
-fn dequantise(values: &[i8], scales: &[f32], group: usize, columns: &[f32]) -> Vec<f32> {
+fn dequantise(values: &[i8], scales: &[f32], group: usize, columns: &[f32], exact: &[(u32, f32)]) -> Vec<f32> {
     let mut data = Vec::with_capacity(values.len());
     if columns.is_empty() {
         for (q, &s) in values.chunks_exact(group).zip(scales) {
@@ -215,6 +267,9 @@ fn dequantise(values: &[i8], scales: &[f32], group: usize, columns: &[f32]) -> V
         }
     }
     debug_assert_eq!(data.len(), values.len(), "an integer storage checked by FusedTensor::new");
+    for &(i, v) in exact {
+        data[i as usize] = v;
+    }
     data
 }
 

@@ -1,7 +1,9 @@
-//! Lower-precision storage of fused tensors for compact model files: `f16`, and weight-only
-//! symmetric integers of 4 … 8 bits with one scale per output channel or per group of a
-//! channel's values (scales and column factors rounded to halves where they are normal halves,
-//! so that a file keeps them in two bytes).
+//! Lower-precision storage of fused tensors for compact model files: `f16`, halves with a
+//! power-of-two scale per output channel (channels under half's normal range, near-dead ones
+//! after folding), and weight-only symmetric integers of 4 … 8 bits with one scale per output
+//! channel or per group of a channel's values, optionally with each row's one or two largest
+//! values kept apart (scales, column factors and the values kept apart rounded to halves where
+//! they are normal halves, so that a file keeps them in two bytes).
 //! Compute stays `f32`: the values are turned back into `f32` when a module is built
 //! ([`FusedTensor::into_host`]).
 //!
@@ -12,7 +14,9 @@
 //! once BatchNorms are folded into them, have channels dominated by one tap: a 1×1 convolution
 //! whose re-parameterised identity branch normalises its own input channel gets a diagonal that
 //! is large exactly where that input is small, so the dominant tap and the rest carry the
-//! output alike, and one scale for the channel leaves the rest at zero. Measured on a full-size
+//! output alike, and one scale for the channel leaves the rest at zero (keeping that tap apart,
+//! exact, gives the rest the whole integer range: S0's last downsampling 1×1 convolution goes
+//! from f16 to int8 so). Measured on a full-size
 //! MobileCLIP2-S0 with trained-looking BatchNorms: the plain row error let the last stage's
 //! downsampling 1×1 convolution (512×512, 92 % of its rows led by the diagonal) take int8 per
 //! channel, and that tensor alone cost 5.1e-3 of image cosine, the whole miss of the bar.
@@ -52,7 +56,9 @@ pub enum Precision {
     /// Symmetric int8, one scale per output channel (first dimension).
     Int8,
     /// Per tensor, the smallest of 4- to 8-bit integers per channel or per group (256 … 32
-    /// values), each with or without per-column factors (channels of 64 values or more), f16
+    /// values), each with or without per-column factors (channels of 64 values or more; in a
+    /// folded identity that nothing else fits, with 1 … 2 values of each row kept apart), f16,
+    /// halves with a power-of-two scale per channel,
     /// and f32 whose measured error is within the tensor's share of the tower's [`Tolerance`].
     #[default]
     Auto,
@@ -128,6 +134,9 @@ const GROUPS: [usize; 4] = [256, 128, 64, 32];
 /// Bits per value `auto` tries, fewest first (8 is [`Precision::Int8`]'s).
 const BITS: [u32; 5] = [4, 5, 6, 7, 8];
 
+/// The most taps of each row `auto` keeps apart from the integers (0 … this many).
+const EXACT: usize = 2;
+
 /// The shortest output channel `auto` stores as integers. Shorter ones (depthwise kernels,
 /// stems, the 1×1 convolutions of narrow stages) are where a re-parameterised block's identity
 /// or a folded BatchNorm leaves one tap dominant, and an error the channel's own norm hides
@@ -158,44 +167,93 @@ fn to_half(x: f32) -> f32 {
 /// the rows' scales (a kernel whose input side carries a folded BatchNorm has columns decades
 /// apart; moving all of it into the factors leaves rows that do not follow the columns' pattern
 /// worse off than before).
-fn column_factors(values: &[f32], row: usize) -> Vec<f32> {
+/// The values a row's `exact` largest taps keep apart count as zero here.
+fn column_factors(values: &[f32], row: usize, exact: usize) -> Vec<f32> {
     let rows = (values.len() / row) as f64;
     let mut sum = vec![0f64; row];
     for r in values.chunks(row) {
-        sum.iter_mut().zip(r).for_each(|(s, &v)| *s += f64::from(v).powi(2));
+        let apart = taps(r, exact);
+        sum.iter_mut().zip(r).enumerate().filter(|(j, _)| !apart.contains(j)).for_each(|(_, (s, &v))| {
+            *s += f64::from(v).powi(2);
+        });
     }
     sum.iter().map(|s| to_half((s / rows).sqrt().sqrt() as f32)).collect()
 }
 
-/// One integer storage: bits per value, values per scale, and whether there are column
-/// factors.
+/// The places in `row` of its `k` largest values by magnitude (the first of equal ones), in
+/// increasing order: the taps an integer storage keeps apart ([`Storage::Int`]'s `exact`).
+fn taps(row: &[f32], k: usize) -> Vec<usize> {
+    // one pass, the k largest so far in decreasing order (k is at most [`EXACT`])
+    let mut best: Vec<usize> = Vec::with_capacity(k + 1);
+    for (j, v) in row.iter().enumerate() {
+        let m = v.abs();
+        if best.len() < k || best.last().is_some_and(|&b| m > row[b].abs()) {
+            let at = best.iter().position(|&b| m > row[b].abs()).unwrap_or(best.len());
+            best.insert(at, j);
+            best.truncate(k);
+        }
+    }
+    best.sort_unstable();
+    best
+}
+
+/// Whether `values` (rows of `row` values) is a square kernel (as many rows as values per row:
+/// a 1×1 convolution or a matrix from a width to itself) more than half of whose rows have their
+/// largest magnitude on the diagonal: a folded identity branch.
+fn identity_led(values: &[f32], row: usize) -> bool {
+    if row == 0 || values.len() != row * row {
+        return false;
+    }
+    let led = values.chunks(row).enumerate().filter(|(i, r)| taps(r, 1) == [*i]).count();
+    2 * led > row
+}
+
+/// One integer storage: bits per value, values per scale, whether there are column factors,
+/// and how many taps of each row are kept apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Form {
     bits: u32,
     group: usize,
     columns: bool,
+    exact: usize,
+}
+
+/// A storage `auto` weighs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Candidate {
+    Int(Form),
+    F16,
+    ScaledF16,
 }
 
 /// `bits`-bit storage of whole rows (`values` holds whole rows of `row` values) with one scale
 /// per `group` consecutive values of a row ([`to_half`]), each value divided by its column's
-/// factor first (when `factors` is not empty): calls `each(value, stored)` for every value in
-/// order, once per group with the group's scale first (`group_scale`).
+/// factor first (when `factors` is not empty), the `exact` largest taps of each row kept apart
+/// ([`taps`]: stored as 0, out of their group's scale): calls `each(value, stored, apart)` for
+/// every value in order, once per group with the group's scale first (`group_scale`).
+#[allow(clippy::too_many_arguments)]
 fn quantise_groups(
     values: &[f32],
     row: usize,
     group: usize,
     bits: u32,
     factors: &[f32],
+    exact: usize,
     mut group_scale: impl FnMut(f32),
-    mut each: impl FnMut(f32, i8),
+    mut each: impl FnMut(f32, i8, bool),
 ) {
     let top = ((1i32 << (bits - 1)) - 1) as f32;
     // one group divided by its columns' factors at a time (not a copy of the whole tensor)
     let mut scaled = vec![0f32; group];
+    let mut apart = Vec::new();
     for (i, chunk) in values.chunks(group).enumerate() {
         let at = i * group % row;
+        if at == 0 {
+            apart = taps(&values[i * group..i * group + row], exact);
+        }
         for (j, (s, &v)) in scaled.iter_mut().zip(chunk).enumerate() {
             *s = match factors.get(at + j) {
+                _ if apart.contains(&(at + j)) => 0.0,
                 Some(&c) if c > 0.0 => v / c,
                 Some(_) => 0.0,
                 None => v,
@@ -203,22 +261,44 @@ fn quantise_groups(
         }
         let scale = to_half(scaled.iter().fold(0f32, |m, v| m.max(v.abs())) / top);
         group_scale(scale);
-        for (&s, &v) in scaled.iter().zip(chunk) {
-            each(v, if scale > 0.0 { (s / scale).round().clamp(-top, top) as i8 } else { 0 });
+        for (j, (&s, &v)) in scaled.iter().zip(chunk).enumerate() {
+            each(
+                v,
+                if scale > 0.0 { (s / scale).round().clamp(-top, top) as i8 } else { 0 },
+                apart.contains(&(at + j)),
+            );
         }
     }
 }
 
 /// `values` quantised to `bits`-bit integers (2 … 8) with one scale per `group` consecutive
 /// values of a row, after dividing each column by the square root of its root-mean-square over
-/// the rows when `columns` is set (those factors are stored with it).
-pub fn quantise(shape: &[usize], values: &[f32], bits: u32, group: usize, columns: bool) -> FusedTensor {
+/// the rows when `columns` is set (those factors are stored with it), the `exact` largest values
+/// of each row kept apart (as halves where they are normal halves).
+pub fn quantise(shape: &[usize], values: &[f32], bits: u32, group: usize, columns: bool, exact: usize) -> FusedTensor {
     let row = row_len(shape);
-    let factors: Vec<f32> = if columns { column_factors(values, row) } else { Vec::new() };
+    let factors: Vec<f32> = if columns { column_factors(values, row, exact) } else { Vec::new() };
     let mut q = Vec::with_capacity(values.len());
     let mut scales = Vec::with_capacity(values.len() / group);
-    quantise_groups(values, row, group, bits, &factors, |s| scales.push(s), |_, v| q.push(v));
-    FusedTensor::new(shape.to_vec(), Storage::Int { bits, values: q, scales, group, columns: factors })
+    let mut kept = Vec::new();
+    quantise_groups(
+        values,
+        row,
+        group,
+        bits,
+        &factors,
+        exact,
+        |s| scales.push(s),
+        |v, stored, apart| {
+            if apart {
+                kept.push((q.len() as u32, to_half(v)));
+                q.push(0);
+            } else {
+                q.push(stored);
+            }
+        },
+    );
+    FusedTensor::new(shape.to_vec(), Storage::Int { bits, values: q, scales, group, columns: factors, exact: kept })
         .expect("groups divide the rows")
 }
 
@@ -226,6 +306,28 @@ pub fn quantise(shape: &[usize], values: &[f32], bits: u32, group: usize, column
 pub fn f16(shape: &[usize], values: &[f32]) -> FusedTensor {
     let v = values.iter().map(|&x| half::f16::from_f32(x)).collect();
     FusedTensor::new(shape.to_vec(), Storage::F16(v)).expect("same count")
+}
+
+/// The scale [`scaled_f16`] gives a channel whose largest magnitude is `max`: the power of two
+/// at or above it (1 for an all-zero channel), so that dividing by it is exact and the halves
+/// keep a half's relative precision, whatever the channel's magnitude.
+fn channel_scale(max: f32) -> f32 {
+    if max > 0.0 && max.is_finite() { 2f32.powi(max.log2().ceil() as i32) } else { 1.0 }
+}
+
+/// `values` as IEEE halves times one power-of-two scale per output channel
+/// ([`Storage::ScaledF16`]): what plain halves lose (channels under 2⁻¹⁴, where halves turn
+/// subnormal or zero) is kept.
+pub fn scaled_f16(shape: &[usize], values: &[f32]) -> FusedTensor {
+    let row = row_len(shape);
+    let mut halves = Vec::with_capacity(values.len());
+    let mut scales = Vec::with_capacity(values.len() / row);
+    for r in values.chunks(row) {
+        let s = channel_scale(r.iter().fold(0f32, |m, v| m.max(v.abs())));
+        scales.push(s);
+        halves.extend(r.iter().map(|&x| half::f16::from_f32(x / s)));
+    }
+    FusedTensor::new(shape.to_vec(), Storage::ScaledF16 { values: halves, scales, group: row }).expect("same count")
 }
 
 /// The worst relative error over the output channels (rows of `row` values), fed value by
@@ -285,16 +387,16 @@ pub fn worst_channel_error(original: &[f32], approx: &[f32], row: usize) -> f64 
     w.worst
 }
 
-/// [`worst_channel_error`] of `form` (f16 when `None`), computed as the values are stored,
-/// without storing them (`columns`: the values' [`column_factors`], used where the form has
-/// them). It stops at the first channel whose error is over `limit` (and returns that error):
-/// most of the candidates `auto` measures miss in their first channels.
-fn error_of(values: &[f32], row: usize, form: Option<Form>, columns: &[f32], limit: f64) -> f64 {
+/// [`worst_channel_error`] of `candidate`, computed as the values are stored, without storing
+/// them (`columns[k]`: the values' [`column_factors`] with `k` taps of each row kept apart, used
+/// where the form has them). It stops at the first channel whose error is over `limit` (and
+/// returns that error): most of the candidates `auto` measures miss in their first channels.
+fn error_of(values: &[f32], row: usize, candidate: Candidate, columns: &[Vec<f32>], limit: f64) -> f64 {
     let mut w = WorstChannel::new(row);
     for rows in values.chunks(row * (4096 / row).max(1)) {
-        match form {
-            Some(Form { bits, group, columns: with_columns }) => {
-                let factors = if with_columns { columns } else { &[] };
+        match candidate {
+            Candidate::Int(Form { bits, group, columns: with_columns, exact }) => {
+                let factors = if with_columns { &columns[exact][..] } else { &[] };
                 let (scale, mut at) = (std::cell::Cell::new(0f32), 0);
                 quantise_groups(
                     rows,
@@ -302,15 +404,22 @@ fn error_of(values: &[f32], row: usize, form: Option<Form>, columns: &[f32], lim
                     group,
                     bits,
                     factors,
+                    exact,
                     |s| scale.set(s),
-                    |v, q| {
+                    |v, q, apart| {
                         let f = factors.get(at % row).copied().unwrap_or(1.0);
-                        w.add(v, f32::from(q) * scale.get() * f);
+                        w.add(v, if apart { to_half(v) } else { f32::from(q) * scale.get() * f });
                         at += 1;
                     },
                 );
             }
-            None => rows.iter().for_each(|&x| w.add(x, half::f16::from_f32(x).to_f32())),
+            Candidate::F16 => rows.iter().for_each(|&x| w.add(x, half::f16::from_f32(x).to_f32())),
+            Candidate::ScaledF16 => {
+                for r in rows.chunks(row) {
+                    let s = channel_scale(r.iter().fold(0f32, |m, v| m.max(v.abs())));
+                    r.iter().for_each(|&x| w.add(x, half::f16::from_f32(x / s).to_f32() * s));
+                }
+            }
         }
         if w.worst > limit {
             break;
@@ -331,33 +440,64 @@ pub fn store(t: FusedTensor, precision: Precision, tolerance: f64) -> FusedTenso
     let row = row_len(&shape);
     match precision {
         Precision::F16 => f16(&shape, &values),
-        Precision::Int8 => quantise(&shape, &values, 8, row, false),
+        Precision::Int8 => quantise(&shape, &values, 8, row, false, 0),
         Precision::F32 => unreachable!("returned above"),
         Precision::Auto => {
-            // Every candidate with its size (scales and column factors as halves), smallest
-            // first (f16 before an integer storage whose scales and factors outweigh it, as in a
-            // small tensor); the first within tolerance wins.
-            let numel = values.len();
+            // Every candidate with its size (scales, column factors and values kept apart as
+            // halves), smallest first (f16 before an integer storage whose scales and factors
+            // outweigh it, as in a small tensor); the first within tolerance wins.
+            let (numel, rows) = (values.len(), values.len() / row);
             let groups = std::iter::once(row)
                 .chain(GROUPS.into_iter().filter(|&g| g < row && row.is_multiple_of(g)))
                 .filter(|_| row >= MIN_INT_ROW);
             let forms = groups.flat_map(|group| {
-                BITS.into_iter().flat_map(move |bits| [false, true].map(|columns| Form { bits, group, columns }))
-            });
-            let mut candidates: Vec<(usize, Option<Form>)> = forms
-                .map(|f| {
-                    let bytes =
-                        (numel * f.bits as usize).div_ceil(8) + 2 * (numel / f.group + if f.columns { row } else { 0 });
-                    (bytes, Some(f))
+                BITS.into_iter().flat_map(move |bits| {
+                    (0..=EXACT).flat_map(move |exact| [false, true].map(|columns| Form { bits, group, columns, exact }))
                 })
-                .chain(std::iter::once((2 * numel, None)))
+            });
+            let mut candidates: Vec<(usize, Candidate)> = forms
+                .map(|f| {
+                    let bytes = (numel * f.bits as usize).div_ceil(8)
+                        + 2 * (numel / f.group + if f.columns { row } else { 0 })
+                        + 6 * rows * f.exact;
+                    (bytes, Candidate::Int(f))
+                })
+                .chain([(2 * numel, Candidate::F16), (2 * numel + 4 * rows, Candidate::ScaledF16)])
                 .collect();
-            candidates.sort_by_key(|&(bytes, f)| (bytes, f.map(|f| f.bits)));
-            let columns = if row >= MIN_INT_ROW { column_factors(&values, row) } else { Vec::new() };
-            let fits = |f: Option<Form>| error_of(&values, row, f, &columns, tolerance) <= tolerance;
-            match candidates.into_iter().map(|(_, f)| f).find(|&f| fits(f)) {
-                Some(Some(Form { bits, group, columns })) => quantise(&shape, &values, bits, group, columns),
-                Some(None) => f16(&shape, &values),
+            candidates.sort_by_key(|&(bytes, c)| (bytes, if let Candidate::Int(f) = c { f.bits } else { 16 }));
+            let identity = identity_led(&values, row);
+            // column factors for each number of values kept apart that a candidate may use
+            let columns: Vec<Vec<f32>> = (0..=EXACT)
+                .map(|k| {
+                    let used = row >= MIN_INT_ROW && (k == 0 || identity);
+                    if used { column_factors(&values, row, k) } else { Vec::new() }
+                })
+                .collect();
+            let fits = |c: Candidate| error_of(&values, row, c, &columns, tolerance) <= tolerance;
+            // Values kept apart only in a folded identity (a square kernel most of whose rows are
+            // led by their diagonal, as a re-parameterised block's identity branch leaves it),
+            // and only where no other integer storage meets the tolerance (the diagonal would
+            // leave it in halves). Elsewhere (widening the groups of tensors integers already
+            // fit, or MobileCLIP2-S0's last attention qkv) they measured within tolerance per
+            // channel but cost MobileCLIP2-S0's image embeddings 1e-3 of cosine: error the
+            // per-channel measure does not see.
+            let apart = |c: &Candidate| matches!(c, Candidate::Int(f) if f.exact > 0);
+            candidates.retain(|(_, c)| identity || !apart(c));
+            let plain = candidates.iter().filter(|(_, c)| !apart(c)).find(|(_, c)| fits(*c)).copied();
+            let chosen = match plain {
+                Some((_, Candidate::Int(f))) => Some(Candidate::Int(f)),
+                other => {
+                    let limit = other.map_or(usize::MAX, |(bytes, _)| bytes);
+                    let kept = candidates.iter().filter(|(b, c)| apart(c) && *b < limit).find(|(_, c)| fits(*c));
+                    kept.or(other.as_ref()).map(|&(_, c)| c)
+                }
+            };
+            match chosen {
+                Some(Candidate::Int(Form { bits, group, columns, exact })) => {
+                    quantise(&shape, &values, bits, group, columns, exact)
+                }
+                Some(Candidate::F16) => f16(&shape, &values),
+                Some(Candidate::ScaledF16) => scaled_f16(&shape, &values),
                 None => FusedTensor::f32(shape, values),
             }
         }
@@ -371,7 +511,7 @@ mod tests {
     #[test]
     fn int8_round_trips_within_half_a_step() {
         let values: Vec<f32> = (0..64).map(|i| ((i * 37 % 64) as f32 - 31.5) * 0.013).collect();
-        let t = quantise(&[4, 16], &values, 8, 8, false);
+        let t = quantise(&[4, 16], &values, 8, 8, false, 0);
         let back = t.to_f32();
         let Storage::Int { scales, group, .. } = t.storage() else { panic!() };
         assert_eq!((*group, scales.len()), (8, 8));
@@ -388,7 +528,7 @@ mod tests {
         for bits in 2..=8 {
             for group in [45, 15, 9, 5] {
                 for columns in [false, true] {
-                    let t = quantise(&[7, 5, 9], &values, bits, group, columns);
+                    let t = quantise(&[7, 5, 9], &values, bits, group, columns, 0);
                     let Storage::Int { scales, columns: factors, values: q, .. } = t.storage() else { panic!() };
                     let top = (1 << (bits - 1)) - 1;
                     assert!(q.iter().all(|&v| i32::from(v).abs() <= top));
@@ -431,8 +571,8 @@ mod tests {
         // Column factors: a kernel whose columns differ in scale by decades (a BatchNorm folded
         // on its input side) keeps its small columns.
         let cols: Vec<f32> = (0..4 * 64).map(|i| ((i * 31 % 17) as f32 - 8.0) * 10f32.powi(i % 64 % 4 - 2)).collect();
-        let with = worst_channel_error(&cols, &quantise(&[4, 64], &cols, 8, 64, true).to_f32(), 64);
-        let without = worst_channel_error(&cols, &quantise(&[4, 64], &cols, 8, 64, false).to_f32(), 64);
+        let with = worst_channel_error(&cols, &quantise(&[4, 64], &cols, 8, 64, true, 0).to_f32(), 64);
+        let without = worst_channel_error(&cols, &quantise(&[4, 64], &cols, 8, 64, false, 0).to_f32(), 64);
         assert!(with < without * 0.6, "with column factors {with}, without {without}");
     }
 
@@ -445,15 +585,69 @@ mod tests {
         let values: Vec<f32> = (0..n * n)
             .map(|i| if i / n == i % n { 100.0 } else { ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.2 })
             .collect();
-        let per_channel = quantise(&[n, n], &values, 8, n, false).to_f32();
+        let per_channel = quantise(&[n, n], &values, 8, n, false, 0).to_f32();
         let rows =
             |v: &[f32]| v.chunks(n).map(|r| r.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>()).collect::<Vec<_>>();
         let diff: Vec<f32> = values.iter().zip(&per_channel).map(|(a, b)| a - b).collect();
         let plain = rows(&diff).iter().zip(rows(&values)).map(|(e, w)| (e / w).sqrt()).fold(0.0, f64::max);
         assert!(plain < 0.01, "the plain row error {plain} would accept int8 per channel");
         assert!(worst_channel_error(&values, &per_channel, n) > 0.5);
+        // Kept apart, the diagonal leaves the other taps the whole integer range.
         let auto = store(FusedTensor::f32(vec![n, n], values.clone()), Precision::Auto, 0.01);
+        let Storage::Int { exact, bits, .. } = auto.storage() else { panic!("{}", auto.storage().kind()) };
+        assert!(*bits <= 8 && auto.storage().kind().ends_with(":exact"), "{}", auto.storage().kind());
+        let diagonal: Vec<(u32, f32)> = (0..n).map(|i| ((i * n + i) as u32, 100.0)).collect();
+        assert_eq!(exact, &diagonal);
+        assert!(worst_channel_error(&values, &auto.to_f32(), n) <= 0.01);
+        assert!(auto.storage().bytes() < n * n * 2, "smaller than f16");
+        // The same rows in a kernel that is not square (not a folded identity) keep nothing
+        // apart: halves.
+        let small = |i: usize| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.2;
+        let wide: Vec<f32> = values
+            .chunks(n)
+            .enumerate()
+            .flat_map(|(i, r)| r.iter().copied().chain((0..n).map(move |j| small(i * n + j + 7))))
+            .collect();
+        let auto = store(FusedTensor::f32(vec![n, 2 * n], wide), Precision::Auto, 0.01);
         assert_eq!(auto.storage().kind(), "f16");
+        // Without them (as version 2 stored it), no integer storage meets the tolerance.
+        let rows_apart = |exact| quantise(&[n, n], &values, 8, 32, true, exact).to_f32();
+        assert!(worst_channel_error(&values, &rows_apart(0), n) > 0.01);
+        assert!(worst_channel_error(&values, &rows_apart(1), n) <= 0.01);
+    }
+
+    #[test]
+    fn channels_under_the_half_range_keep_their_values_in_scaled_halves() {
+        // 3x3 kernels, channels from 1 down to 1e-9 (a near-dead channel after folding): plain
+        // halves flush the small ones; one power-of-two scale per channel keeps them.
+        let values: Vec<f32> = (0..6 * 9).map(|i| (i as f32 * 0.77).sin() * 10f32.powi(-(i / 9) * 9 / 5)).collect();
+        let plain = worst_channel_error(&values, &f16(&[6, 1, 3, 3], &values).to_f32(), 9);
+        assert!(plain > 0.1, "plain halves {plain}");
+        let t = FusedTensor::f32(vec![6, 1, 3, 3], values.clone());
+        let auto = store(t, Precision::Auto, 1e-3);
+        assert_eq!(auto.storage().kind(), "f16:9");
+        assert!(worst_channel_error(&values, &auto.to_f32(), 9) < 1e-3);
+        let Storage::ScaledF16 { scales, .. } = auto.storage() else { panic!() };
+        assert!(scales.iter().all(|s| s.log2().fract() == 0.0), "powers of two: {scales:?}");
+        assert_eq!(auto.storage().bytes(), 2 * 54 + 4 * 6, "halves, and f32 scales (not all are halves)");
+    }
+
+    #[test]
+    fn values_kept_apart_must_fit_their_tensor() {
+        let int = |exact: Vec<(u32, f32)>| {
+            let values = vec![0i8, 1, 0, -1];
+            FusedTensor::new(
+                vec![2, 2],
+                Storage::Int { bits: 8, values, scales: vec![1.0; 2], group: 2, columns: vec![], exact },
+            )
+        };
+        assert!(int(vec![(0, 5.0), (2, -3.0)]).is_some());
+        assert_eq!(int(vec![(0, 5.0), (2, -3.0)]).unwrap().to_f32(), [5.0, 1.0, -3.0, -1.0]);
+        assert!(int(vec![(4, 5.0)]).is_none(), "past the end");
+        assert!(int(vec![(1, 5.0)]).is_none(), "over a non-zero integer");
+        assert!(int(vec![(2, 5.0), (0, 1.0)]).is_none(), "out of order");
+        assert!(int(vec![(0, 5.0), (0, 1.0)]).is_none(), "twice");
+        assert!(int(vec![(0, f32::NAN)]).is_none(), "not finite");
     }
 
     #[test]
@@ -471,17 +665,22 @@ mod tests {
     #[test]
     fn auto_takes_the_smallest_storage_within_tolerance() {
         // 2 channels of 64: int8 with one scale per 32 values and column factors takes
-        // 128 + 4 · (4 + 64) = 400 bytes, more than f16's 256; per channel (136 bytes) misses a
-        // tight tolerance, so f16 wins over the larger int8 that would also meet it.
+        // 128 + 4 · (4 + 64) = 400 bytes, more than f16's 256; a tolerance no integer storage
+        // smaller than f16 meets (per channel, 136 bytes, or with values kept apart) gives f16.
         let values: Vec<f32> =
             (0..128).map(|i| (i as f32 * 1.618).sin() * if i % 64 == 5 { 3.0 } else { 1.0 }).collect();
         let t = FusedTensor::f32(vec![2, 64], values.clone());
-        let per_channel = worst_channel_error(&values, &quantise(&[2, 64], &values, 8, 64, false).to_f32(), 64);
-        let grouped = worst_channel_error(&values, &quantise(&[2, 64], &values, 8, 32, true).to_f32(), 64);
-        let tight = (per_channel + grouped.max(1e-3)) / 2.0;
-        assert!(grouped < tight && tight < per_channel, "{grouped} {tight} {per_channel}");
+        let error = |q: FusedTensor| worst_channel_error(&values, &q.to_f32(), 64);
+        let per_channel = error(quantise(&[2, 64], &values, 8, 64, false, 0));
+        let grouped = error(quantise(&[2, 64], &values, 8, 32, true, 0));
+        let apart = error(quantise(&[2, 64], &values, 8, 64, false, 2));
+        let tight = 0.002;
+        assert!(tight < apart.min(per_channel).min(grouped), "{grouped} {apart} {per_channel}");
         assert_eq!(store(t.clone(), Precision::Auto, tight).storage().kind(), "f16");
-        assert_eq!(store(t.clone(), Precision::Auto, per_channel).storage().kind(), "int8:64");
+        // what per channel meets, auto meets in as few bytes or fewer
+        let auto = store(t.clone(), Precision::Auto, per_channel);
+        assert!(error(auto.clone()) <= per_channel);
+        assert!(auto.storage().bytes() <= quantise(&[2, 64], &values, 8, 64, false, 0).storage().bytes());
     }
 
     #[test]
