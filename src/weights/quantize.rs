@@ -183,6 +183,9 @@ fn column_factors(values: &[f32], row: usize, exact: usize) -> Vec<f32> {
 /// The places in `row` of its `k` largest values by magnitude (the first of equal ones), in
 /// increasing order: the taps an integer storage keeps apart ([`Storage::Int`]'s `exact`).
 fn taps(row: &[f32], k: usize) -> Vec<usize> {
+    if k == 0 {
+        return Vec::new(); // most candidates keep nothing apart: no pass over the row
+    }
     // one pass, the k largest so far in decreasing order (k is at most [`EXACT`])
     let mut best: Vec<usize> = Vec::with_capacity(k + 1);
     for (j, v) in row.iter().enumerate() {
@@ -308,10 +311,11 @@ pub fn f16(shape: &[usize], values: &[f32]) -> FusedTensor {
     FusedTensor::new(shape.to_vec(), Storage::F16(v)).expect("same count")
 }
 
-/// The scale [`scaled_f16`] gives a channel whose largest magnitude is `max`: the power of two
-/// at or above it (1 for an all-zero channel), so that dividing by it is exact and the halves
-/// keep a half's relative precision, whatever the channel's magnitude.
-fn channel_scale(max: f32) -> f32 {
+/// The scale [`scaled_f16`] gives a channel (`row`, its values): the power of two at or above
+/// its largest magnitude (1 for an all-zero channel), so that dividing by it is exact and the
+/// halves keep a half's relative precision, whatever the channel's magnitude.
+fn channel_scale(row: &[f32]) -> f32 {
+    let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
     if max > 0.0 && max.is_finite() { 2f32.powi(max.log2().ceil() as i32) } else { 1.0 }
 }
 
@@ -323,7 +327,7 @@ pub fn scaled_f16(shape: &[usize], values: &[f32]) -> FusedTensor {
     let mut halves = Vec::with_capacity(values.len());
     let mut scales = Vec::with_capacity(values.len() / row);
     for r in values.chunks(row) {
-        let s = channel_scale(r.iter().fold(0f32, |m, v| m.max(v.abs())));
+        let s = channel_scale(r);
         scales.push(s);
         halves.extend(r.iter().map(|&x| half::f16::from_f32(x / s)));
     }
@@ -416,7 +420,7 @@ fn error_of(values: &[f32], row: usize, candidate: Candidate, columns: &[Vec<f32
             Candidate::F16 => rows.iter().for_each(|&x| w.add(x, half::f16::from_f32(x).to_f32())),
             Candidate::ScaledF16 => {
                 for r in rows.chunks(row) {
-                    let s = channel_scale(r.iter().fold(0f32, |m, v| m.max(v.abs())));
+                    let s = channel_scale(r);
                     r.iter().for_each(|&x| w.add(x, half::f16::from_f32(x / s).to_f32() * s));
                 }
             }
