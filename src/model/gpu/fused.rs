@@ -216,8 +216,7 @@ fn product_at<F: Float>(x: &Tensor<F>, w: &Tensor<F>, dims: &Dims, #[comptime] t
     let mut xs = Shared::<[F]>::new_slice(TILE * TILE);
     let mut ws = Shared::<[F]>::new_slice(TILE * TILE);
     let (ty, tx) = (UNIT_POS_Y as usize, UNIT_POS_X as usize);
-    let row = CUBE_POS_Y as usize * TILE + ty;
-    let col = CUBE_POS_X as usize * TILE + tx;
+    let (row, col) = (out_row(), out_col());
     let mut acc = F::new(0.0);
     let tiles = (inner + TILE - 1) / TILE;
     for t in 0..tiles {
@@ -232,6 +231,18 @@ fn product_at<F: Float>(x: &Tensor<F>, w: &Tensor<F>, dims: &Dims, #[comptime] t
         sync_cube();
     }
     acc
+}
+
+/// The output row of this unit in a linear kernel (`TILE × TILE` units per workgroup).
+#[cube]
+fn out_row() -> usize {
+    CUBE_POS_Y as usize * TILE + UNIT_POS_Y as usize
+}
+
+/// The output column of this unit in a linear kernel.
+#[cube]
+fn out_col() -> usize {
+    CUBE_POS_X as usize * TILE + UNIT_POS_X as usize
 }
 
 /// The sizes of a product: `x` `[rows, inner]` · `w` `[inner, cols]`.
@@ -255,8 +266,7 @@ fn linear_kernel<F: Float>(
     #[define(F)] _dtype: ElemType,
 ) {
     let acc = product_at::<F>(x, w, &dims, transposed);
-    let (row, col, cols) =
-        (CUBE_POS_Y as usize * TILE + UNIT_POS_Y as usize, CUBE_POS_X as usize * TILE + UNIT_POS_X as usize, dims.cols);
+    let (row, col, cols) = (out_row(), out_col(), dims.cols);
     if row < dims.rows && col < cols {
         let y = acc + bias[col];
         if gelu {
@@ -281,8 +291,7 @@ fn linear_add_kernel<F: Float>(
     #[define(F)] _dtype: ElemType,
 ) {
     let acc = product_at::<F>(x, w, &dims, transposed);
-    let (row, col, cols) =
-        (CUBE_POS_Y as usize * TILE + UNIT_POS_Y as usize, CUBE_POS_X as usize * TILE + UNIT_POS_X as usize, dims.cols);
+    let (row, col, cols) = (out_row(), out_col(), dims.cols);
     if row < dims.rows && col < cols {
         out[row * cols + col] = acc + bias[col] + residual[row * cols + col];
     }
