@@ -114,3 +114,98 @@ fn no_adapter_is_a_coded_error() {
     }
     std::fs::remove_dir_all(&runtime_dir).unwrap();
 }
+
+/// The blocks this crate's fused GPU kernels stand in for, on the GPU against the CPU, each on
+/// both sides of the limit that picks the fused kernel (the kernels' launches say which side
+/// ran): a RepMixer block whose mixer and FFN depthwise convolutions fit one kernel (3×3 then
+/// 7×7 over a map no tile divides; the text tower's 1×11 pair) and one whose do not (a 15×15 FFN
+/// kernel); squeeze-excite within and beyond the kernel's channels. Their 1×1 convolutions run
+/// fused at every size (here over 77 to 286 positions, widths no tile divides).
+#[test]
+fn fused_kernels_on_both_sides_of_their_limits() {
+    use burn::tensor::{Device, Tensor, TensorData};
+    use mobileclip_wasm::model::common::repmixer::RepMixerBlockConfig;
+    use mobileclip_wasm::model::common::squeeze_excite::SqueezeExciteConfig;
+    use mobileclip_wasm::weights::{FusedTensor, FusedWeights, VarBuilder};
+
+    let gpu_device = device();
+    let mut seed = 7u32;
+    let mut values = move |n: usize, scale: f32| -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0) * scale
+            })
+            .collect()
+    };
+    // Runs `forward` on the CPU and the GPU over the same input `[B, C, H, W]` and weights; the
+    // names of the kernels the GPU launched.
+    let mut compare = |what: &str,
+                       dims: [usize; 4],
+                       weights: &[(&str, Vec<usize>)],
+                       forward: &dyn Fn(&VarBuilder, Tensor<4>) -> Tensor<4>| {
+        let mut fused = FusedWeights::new();
+        for (name, shape) in weights {
+            let n = shape.iter().product();
+            let fan_in: usize = shape[1..].iter().product();
+            fused.insert(*name, FusedTensor::f32(shape.clone(), values(n, 1.0 / (fan_in.max(1) as f32).sqrt())));
+        }
+        let input = values(dims.iter().product(), 1.0);
+        let run = |device: &Device| {
+            let vb = VarBuilder::new(fused.clone(), device.clone());
+            let x = Tensor::<4>::from_data(TensorData::new(input.clone(), dims), device);
+            forward(&vb, x).into_data().try_to_vec::<f32>().unwrap()
+        };
+        let want = run(&Device::flex());
+        let (got, launches) = gpu::count_launches(|| run(&gpu_device));
+        let top = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+        let d = want.iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            want.len() == got.len() && d <= 1e-5 * top,
+            "{what}: GPU and CPU differ by {d:e} (largest value {top})"
+        );
+        launches.by_kernel.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>()
+    };
+    let launched = |kernels: &[String], name: &str| kernels.iter().any(|k| k.contains(name));
+
+    let repmixer = |c: usize, hidden: usize, k: [usize; 2], ffn: [usize; 2]| {
+        let weights = vec![
+            ("token_mixer.reparam_conv.weight", vec![c, 1, k[0], k[1]]),
+            ("token_mixer.reparam_conv.bias", vec![c]),
+            ("mlp.conv.conv.weight", vec![c, 1, ffn[0], ffn[1]]),
+            ("mlp.conv.conv.bias", vec![c]),
+            ("mlp.fc1.weight", vec![hidden, c, 1, 1]),
+            ("mlp.fc1.bias", vec![hidden]),
+            ("mlp.fc2.weight", vec![c, hidden, 1, 1]),
+            ("mlp.fc2.bias", vec![c]),
+        ];
+        let forward =
+            move |vb: &VarBuilder, x: Tensor<4>| RepMixerBlockConfig::new(c, hidden, k, ffn).load(vb).forward(x);
+        (weights, forward)
+    };
+    for (what, dims, k, ffn, fits) in [
+        ("RepMixer 3×3 + 7×7", [2, 16, 11, 13], [3, 3], [7, 7], true),
+        ("RepMixer 1×11 + 1×11", [1, 16, 1, 77], [1, 11], [1, 11], true),
+        ("RepMixer 3×3 + 15×15", [1, 16, 9, 9], [3, 3], [15, 15], false),
+    ] {
+        let (weights, forward) = repmixer(dims[1], 40, k, ffn);
+        let kernels = compare(what, dims, &weights, &forward);
+        assert_eq!(launched(&kernels, "depthwise_pair"), fits, "{what}: {kernels:?}");
+        assert_eq!(launched(&kernels, "conv2d"), !fits, "{what}: {kernels:?}");
+        assert!(launched(&kernels, "linear_add_kernel"), "{what}: {kernels:?}");
+    }
+
+    for (what, c, reduced, fits) in
+        [("squeeze-excite, 24 channels", 24, 8, true), ("squeeze-excite, 3100 channels", 3100, 4, false)]
+    {
+        let weights = vec![
+            ("fc1.weight", vec![reduced, c, 1, 1]),
+            ("fc1.bias", vec![reduced]),
+            ("fc2.weight", vec![c, reduced, 1, 1]),
+            ("fc2.bias", vec![c]),
+        ];
+        let forward = move |vb: &VarBuilder, x: Tensor<4>| SqueezeExciteConfig::new(c).load(vb).forward(x, true);
+        let kernels = compare(what, [2, c, 5, 6], &weights, &forward);
+        assert_eq!(launched(&kernels, "squeeze_excite"), fits, "{what}: {kernels:?}");
+    }
+}

@@ -7,6 +7,7 @@
 //! channels-last from one convolution to the next: the copies disappear.
 
 use burn::module::Param;
+use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::weights::HostTensor;
@@ -155,15 +156,6 @@ pub fn linear<const D: usize>(
     fused_linear(x, weight.val(), bias, gelu, residual, false)
 }
 
-/// The most positions (B·H·W) a 1×1 convolution runs through [`pointwise_conv`] at: this crate's
-/// product kernel (16×16 tiles, one output per unit) saves the dispatches of the bias and the
-/// activation or residual, but on large products burn's tiled matmul is several times faster
-/// (a full-size MobileCLIP-S0 image with every 1×1 convolution fused took 4.5× longer on
-/// Chromium's SwiftShader). Up to this many rows (the text towers' 77 tokens, the image towers'
-/// last stage) the dispatches saved are worth more; no hardware GPU has measured where the two
-/// cross.
-pub const FUSED_CONV_ROWS: usize = 128;
-
 /// A 1×1 convolution (stride 1, no padding, one group) of `x` `[B, I, H, W]` with `weight`
 /// `[O, I, 1, 1]` and `bias`, then exact GELU when `gelu`, plus `residual` `[B, O, H, W]`: one
 /// kernel over the channels-last tokens (callers check [`fused_kernels`]).
@@ -177,6 +169,103 @@ pub fn pointwise_conv(
     let [_, _, h, w] = x.dims();
     let out = fused_linear(as_tokens(x), weight.val(), bias, gelu, residual.map(as_tokens), true);
     as_image(out, [h, w])
+}
+
+/// Whether a squeeze-excite over `channels` channels reduced to `reduced` runs in one kernel
+/// ([`squeeze_excite`]; the kernel keeps both in the workgroup's shared memory).
+pub fn squeeze_excite_fits(channels: usize, reduced: usize) -> bool {
+    #[cfg(any(feature = "webgpu", feature = "wgpu"))]
+    {
+        channels + reduced <= fused::MAX_SE_CHANNELS
+    }
+    #[cfg(not(any(feature = "webgpu", feature = "wgpu")))]
+    {
+        let _ = (channels, reduced);
+        false
+    }
+}
+
+/// Squeeze-excite of `x` `[B, C, H, W]` in one kernel: `x · sigmoid(fc2(relu(fc1(mean over
+/// H, W))))` per image and channel, then exact GELU when `gelu` (callers check
+/// [`fused_kernels`] and [`squeeze_excite_fits`]; `fc1`, `fc2` 1×1 convolutions with biases).
+pub fn squeeze_excite(x: Tensor<4>, fc1: &Conv2d, fc2: &Conv2d, gelu: bool) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    #[cfg(any(feature = "webgpu", feature = "wgpu"))]
+    {
+        use burn::backend::Dispatch;
+        let bias = |conv: &Conv2d| conv.bias.as_ref().expect("squeeze-excite convolutions have biases").val();
+        let out = <Dispatch as fused::FusedOps>::squeeze_excite(
+            as_tokens(x).into_dispatch(),
+            fc1.weight.val().into_dispatch(),
+            bias(fc1).into_dispatch(),
+            fc2.weight.val().into_dispatch(),
+            bias(fc2).into_dispatch(),
+            gelu,
+        );
+        as_image(Tensor::from_dispatch(out), [h, w])
+    }
+    #[cfg(not(any(feature = "webgpu", feature = "wgpu")))]
+    {
+        let _ = (fc1, fc2, gelu, h, w);
+        unreachable!("no GPU in this build: {:?}", x.device())
+    }
+}
+
+/// Whether [`depthwise_pair`] takes `first` then `second`: depthwise convolutions (one channel
+/// per group, as many out as in), odd kernels, stride 1, zero padding of half the kernel,
+/// biases, small enough kernels for the workgroup's shared memory.
+pub fn depthwise_pair_fits(first: &Conv2d, second: &Conv2d) -> bool {
+    #[cfg(any(feature = "webgpu", feature = "wgpu"))]
+    {
+        let plain = |c: &Conv2d| {
+            let [o, i, kh, kw] = c.weight.dims();
+            let half = burn::nn::PaddingConfig2d::Explicit(kh / 2, kw / 2, kh / 2, kw / 2);
+            i == 1
+                && c.groups == o
+                && kh % 2 == 1
+                && kw % 2 == 1
+                && c.stride == [1, 1]
+                && c.dilation == [1, 1]
+                && c.padding == half
+                && c.bias.is_some()
+        };
+        let taps = |c: &Conv2d| [c.kernel_size[0], c.kernel_size[1]];
+        plain(first)
+            && plain(second)
+            && first.weight.dims()[0] == second.weight.dims()[0]
+            && fused::pair_shared_values(taps(first), taps(second)) <= fused::MAX_PAIR_SHARED
+    }
+    #[cfg(not(any(feature = "webgpu", feature = "wgpu")))]
+    {
+        let _ = (first, second);
+        false
+    }
+}
+
+/// Two depthwise convolutions in a row over `x` `[B, C, H, W]` in one kernel (callers check
+/// [`fused_kernels`] and [`depthwise_pair_fits`]): `(first(x), second(first(x)))`.
+pub fn depthwise_pair(x: Tensor<4>, first: &Conv2d, second: &Conv2d) -> (Tensor<4>, Tensor<4>) {
+    let [b, _, _, _] = x.dims();
+    #[cfg(any(feature = "webgpu", feature = "wgpu"))]
+    {
+        use burn::backend::Dispatch;
+        let bias = |conv: &Conv2d| conv.bias.as_ref().expect("checked by depthwise_pair_fits").val();
+        let out = <Dispatch as fused::FusedOps>::depthwise_pair(
+            x.permute([0, 2, 3, 1]).into_dispatch(),
+            first.weight.val().into_dispatch(),
+            bias(first).into_dispatch(),
+            second.weight.val().into_dispatch(),
+            bias(second).into_dispatch(),
+        );
+        let out = Tensor::<4>::from_dispatch(out);
+        let half = |at: usize| out.clone().narrow(0, at, b).permute([0, 3, 1, 2]);
+        (half(0), half(b))
+    }
+    #[cfg(not(any(feature = "webgpu", feature = "wgpu")))]
+    {
+        let _ = (first, second, b);
+        unreachable!("no GPU in this build: {:?}", x.device())
+    }
 }
 
 /// [`linear`] (`transposed`: `weight` is a 1×1 convolution's `[out, in, 1, 1]`).

@@ -48,7 +48,19 @@ impl ConvFfn {
 
     /// `residual + forward(x)`, the residual added in the last convolution.
     pub fn forward_add(&self, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
-        forward_conv_add(&self.fc2, self.hidden(x), residual)
+        self.pointwise_add(cpu::conv2d(&self.conv, x, false), residual)
+    }
+
+    /// The depthwise convolution (it may run fused with what comes before it on a GPU: see
+    /// [`Self::pointwise_add`]).
+    pub fn depthwise(&self) -> &Conv2d {
+        &self.conv
+    }
+
+    /// [`Self::forward_add`] after the depthwise convolution: `residual + fc2(gelu(fc1(y)))`,
+    /// `y` the depthwise convolution's output.
+    pub fn pointwise_add(&self, y: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+        forward_conv_add(&self.fc2, forward_conv(&self.fc1, y, true), residual)
     }
 
     /// [`Self::forward_add`] with `x` as the residual, at one position per image (`at[i]`

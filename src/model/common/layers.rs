@@ -91,7 +91,7 @@ pub fn forward_linear_add<const D: usize>(layer: &Linear, x: Tensor<D>, residual
 /// [`crate::cpu::conv2d`] (this crate's CPU kernels on flex, burn's ops elsewhere).
 pub fn forward_conv(conv: &Conv2d, x: Tensor<4>, gelu: bool) -> Tensor<4> {
     match &conv.bias {
-        Some(bias) if is_pointwise(conv, &x) && gpu::fused_kernels(&x) => {
+        Some(bias) if is_pointwise(conv) && gpu::fused_kernels(&x) => {
             gpu::pointwise_conv(x, &conv.weight, bias, gelu, None)
         }
         _ => crate::cpu::conv2d(conv, x, gelu),
@@ -102,20 +102,15 @@ pub fn forward_conv(conv: &Conv2d, x: Tensor<4>, gelu: bool) -> Tensor<4> {
 /// otherwise [`crate::cpu::conv2d_add`].
 pub fn forward_conv_add(conv: &Conv2d, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
     match &conv.bias {
-        Some(bias) if is_pointwise(conv, &x) && gpu::fused_kernels(&x) => {
+        Some(bias) if is_pointwise(conv) && gpu::fused_kernels(&x) => {
             gpu::pointwise_conv(x, &conv.weight, bias, false, Some(residual))
         }
         _ => crate::cpu::conv2d_add(conv, x, residual),
     }
 }
 
-/// Whether `conv` is a 1×1 convolution with stride 1, no padding and one group, over few enough
-/// positions (`x` `[B, I, H, W]`: B·H·W at most [`gpu::FUSED_CONV_ROWS`]) for the fused kernel.
-fn is_pointwise(conv: &Conv2d, x: &Tensor<4>) -> bool {
-    let [b, _, h, w] = x.dims();
-    if b * h * w > gpu::FUSED_CONV_ROWS {
-        return false;
-    }
+/// Whether `conv` is a 1×1 convolution with stride 1, no padding and one group.
+fn is_pointwise(conv: &Conv2d) -> bool {
     let unpadded = matches!(conv.padding, PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0));
     conv.kernel_size == [1, 1] && conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1 && unpadded
 }

@@ -59,6 +59,11 @@ impl ReparamConvConfig {
 }
 
 impl ReparamConv {
+    /// The convolution alone, when the block is nothing more (no squeeze-excite, no activation).
+    pub fn plain_conv(&self) -> Option<&Conv2d> {
+        (self.se.is_none() && !self.act).then_some(&self.conv)
+    }
+
     /// Applies conv, SE and activation.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         match &self.se {

@@ -9,6 +9,7 @@ use burn::prelude::*;
 
 use super::convffn::{ConvFfn, ConvFfnConfig};
 use super::reparam_conv::{ReparamConv, ReparamConvConfig};
+use crate::model::gpu;
 use crate::weights::VarBuilder;
 
 /// Metaformer block with RepMixer: `x = mixer(x); x + layer_scale * ffn(x)` (the layer scale
@@ -48,6 +49,14 @@ impl RepMixerBlockConfig {
 impl RepMixerBlock {
     /// `[B, C, H, W]` → `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        // On a GPU the mixer and the FFN's depthwise convolution run as one kernel.
+        if let Some(mixer) = self.token_mixer.plain_conv()
+            && gpu::fused_kernels(&x)
+            && gpu::depthwise_pair_fits(mixer, self.mlp.depthwise())
+        {
+            let (x, y) = gpu::depthwise_pair(x, mixer, self.mlp.depthwise());
+            return self.mlp.pointwise_add(y, x);
+        }
         let x = self.token_mixer.forward(x);
         self.mlp.forward_add(x.clone(), x)
     }

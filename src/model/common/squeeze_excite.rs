@@ -1,5 +1,6 @@
 //! Squeeze-and-excite: v1's `SEBlock` (`reduce`/`expand`) and timm's `SqueezeExcite`
-//! (`fc1`/`fc2`) compute the same thing: `x * sigmoid(fc2(relu(fc1(mean_hw(x)))))`.
+//! (`fc1`/`fc2`) compute the same thing: `x * sigmoid(fc2(relu(fc1(mean_hw(x)))))`; on a GPU
+//! in one kernel ([`gpu::squeeze_excite`]).
 
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
@@ -7,6 +8,7 @@ use burn::tensor::activation::{relu, sigmoid};
 
 use super::layers::{conv2d, conv2d_config};
 use crate::cpu;
+use crate::model::gpu;
 use crate::weights::VarBuilder;
 
 /// Squeeze-and-excite gate over channels.
@@ -39,6 +41,10 @@ impl SqueezeExciteConfig {
 impl SqueezeExcite {
     /// Gates `x` `[B, C, H, W]` channel-wise, then GELU when `gelu` (in the same pass).
     pub fn forward(&self, x: Tensor<4>, gelu: bool) -> Tensor<4> {
+        let [reduced, channels, _, _] = self.fc1.weight.dims();
+        if gpu::fused_kernels(&x) && gpu::squeeze_excite_fits(channels, reduced) {
+            return gpu::squeeze_excite(x, &self.fc1, &self.fc2, gelu);
+        }
         let s = x.clone().mean_dims(&[2, 3]);
         let s = sigmoid(cpu::conv2d(&self.fc2, relu(cpu::conv2d(&self.fc1, s, false)), false));
         cpu::scale_channels(x, s, gelu)
