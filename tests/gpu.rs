@@ -38,6 +38,7 @@ fn full_size_models_on_gpu() {
     let device = device();
     for dir in full_fixture_dirs() {
         for (file, di, dt) in check_fixture_on(&dir, &device) {
+            eprintln!("{}/{file}: image max |Δ| {di:.1e}, text {dt:.1e}", dir.display());
             assert!(di <= TOL && dt <= TOL, "{}/{file} on the GPU: image {di:e}, text {dt:e}", dir.display());
         }
     }

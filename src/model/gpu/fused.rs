@@ -2,7 +2,11 @@
 //! LayerNorm in one kernel (one workgroup per row: mean, variance, scale and shift), and
 //! multi-head attention in one kernel (one workgroup per query row and head: scores, mask,
 //! softmax and the weighted sum of the values, read straight from the packed projection, so no
-//! copies split or merge the heads).
+//! copies split or merge the heads), linear layers and 1×1 convolutions with their bias and
+//! GELU or residual (each unit a 4×4 block of outputs in registers), squeeze-excite (one
+//! workgroup per image: pooling, both small products, the gate and the scaling), and a
+//! RepMixer's two depthwise convolutions in a row (one workgroup per tile of the map and group
+//! of channels, the first convolution's output around the tile kept in shared memory).
 //!
 //! They reach burn's tensors through burn's backend extension: [`FusedOps`] is implemented for
 //! `CubeBackend` (the kernels), and `#[backend_extension(Cube, Fusion)]` generates the lazy
