@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use mobileclip_wasm::preprocess::{ImageView, PixelFormat, load_image_file};
-use mobileclip_wasm::weights::{Checkpoint, ConvertOptions, Precision, Tolerance, Towers, compact};
+use mobileclip_wasm::weights::{Checkpoint, ConvertOptions, Precision, Sensitivity, Tolerance, Towers, compact};
 use mobileclip_wasm::{MobileClip, ModelConfig};
 
 mod common;
@@ -91,8 +91,9 @@ fn tensor_report(
     want: &[Vec<f32>],
     tolerance: Tolerance,
 ) {
-    use mobileclip_wasm::weights::{fuse_published, quantize};
-    let (config, _, fused) = fuse_published(Checkpoint::from_bytes(bytes).unwrap(), config).unwrap();
+    use mobileclip_wasm::weights::{fuse_published, quantize, sensitivity};
+    let (config, arch, fused) = fuse_published(Checkpoint::from_bytes(bytes).unwrap(), config).unwrap();
+    let ratios = sensitivity::measure(&arch, &config.preprocess, &fused).unwrap();
     let options = ConvertOptions { precision: Precision::F32, towers: Towers::Image, tolerance };
     let image_cosine = |fused: &mobileclip_wasm::weights::FusedWeights| {
         let file = compact::write(&config, fused, &options, &"0".repeat(64));
@@ -102,20 +103,20 @@ fn tensor_report(
         let got = model.encode_images(&views).unwrap();
         min_median(want, &got).0
     };
-    let base: mobileclip_wasm::weights::FusedWeights = compact::store(fused.clone(), &options);
+    let base: mobileclip_wasm::weights::FusedWeights = compact::store(fused.clone(), &options, &Sensitivity::default());
     let list_only = std::env::var("MOBILECLIP_ACCURACY_TENSORS").is_ok_and(|v| v == "list");
     // `MOBILECLIP_ACCURACY_TENSORS=<bits>`: the tensor alone stored at that many bits, one scale
     // per 32 values with column factors (where 32 divides its rows), instead of int8 per channel
     let only_bits: Option<u32> = std::env::var("MOBILECLIP_ACCURACY_TENSORS").ok().and_then(|v| v.parse().ok());
     eprintln!(
-        "| tensor | shape | tolerance | auto | auto bytes | worst err int8/int7/int6/int5/int4 per channel | same, per 32 + columns | image cos min, only it int8/channel |"
+        "| tensor | shape | sensitivity / median | tolerance | auto | auto bytes | worst err int8/int7/int6/int5/int4 per channel | same, per 32 + columns | image cos min, only it int8/channel |"
     );
     for (name, t) in fused.iter().filter(|(n, _)| n.starts_with("visual.")) {
         let q = quantize::store(t.clone(), Precision::Int8, 0.0);
         if q.storage().kind() == "f32" {
             continue;
         }
-        let tol = tolerance.for_tensor(name, t.numel());
+        let tol = tolerance.for_tensor(name, t.numel(), ratios.get(name));
         let auto = quantize::store(t.clone(), Precision::Auto, tol);
         let row = t.numel() / t.shape()[0];
         let values = t.to_f32();
@@ -139,8 +140,9 @@ fn tensor_report(
             None => one.insert(name, q),
         };
         eprintln!(
-            "| {name} | {:?} | {tol:.4} | {} | {} | {} | {} | {:.6} |",
+            "| {name} | {:?} | {} | {tol:.4} | {} | {} | {} | {} | {:.6} |",
             t.shape(),
+            ratios.get(name),
             auto.storage().kind(),
             auto.storage().bytes(),
             errs(row, false),
@@ -177,10 +179,11 @@ fn sizes(dir: &Path, tolerance: Tolerance) {
         let path = checkpoint(dir);
         let bytes = std::fs::read(&path).unwrap();
         let checkpoint_mb = mb(bytes.len());
-        let (config, _, fused) = fuse_published(Checkpoint::from_bytes(bytes).unwrap(), &config).unwrap();
+        let (config, arch, fused) = fuse_published(Checkpoint::from_bytes(bytes).unwrap(), &config).unwrap();
+        let ratios = mobileclip_wasm::weights::sensitivity::measure(&arch, &config.preprocess, &fused).unwrap();
         for precision in [Precision::F32, Precision::F16, Precision::Int8, Precision::Auto] {
             let options = ConvertOptions { precision, towers: Towers::Both, tolerance };
-            let stored = compact::store(fused.clone(), &options);
+            let stored = compact::store(fused.clone(), &options, &ratios);
             let size = |towers: Towers| {
                 let mut part = stored.clone();
                 part.retain(|n, _| towers.keeps(n));
@@ -253,7 +256,7 @@ fn main() {
     dirs.sort();
 
     let mut table = String::from(
-        "| model | dtype | both towers (MB) | image tower (MB) | image cosine min / median | text cosine min / median | zero-shot top-1 agreement | storage (tensors) |\n|---|---|---|---|---|---|---|---|\n",
+        "| model | dtype | both towers (MB) | image tower (MB) | image cosine min / median | text cosine min / median | zero-shot top-1 agreement (image tower alone / text tower alone) | storage (tensors) |\n|---|---|---|---|---|---|---|---|\n",
     );
     for dir in dirs.iter().filter(|d| d.join("config.json").exists()) {
         let config = ModelConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
@@ -282,10 +285,23 @@ fn main() {
         for (precision, tolerance) in runs {
             eprintln!("{}: {precision} {tolerance:?}", config.name);
             let options = ConvertOptions { precision, towers: Towers::Both, tolerance };
-            let file = MobileClip::convert(&config, bytes.clone(), &options).unwrap();
-            let image_only =
-                MobileClip::convert(&config, bytes.clone(), &ConvertOptions { towers: Towers::Image, ..options })
-                    .unwrap();
+            // `MOBILECLIP_ACCURACY_SENSITIVITY=1`: `auto` weighed by the measured sensitivity
+            // (src/weights/sensitivity.rs), as convert would with it
+            let convert = |towers: Towers| {
+                let options = ConvertOptions { towers, ..options };
+                if std::env::var("MOBILECLIP_ACCURACY_SENSITIVITY").is_ok_and(|v| v == "1") {
+                    use mobileclip_wasm::weights::{fuse_published, sensitivity};
+                    let (config, arch, fused) =
+                        fuse_published(Checkpoint::from_bytes(&bytes).unwrap(), &config).unwrap();
+                    let ratios = sensitivity::measure(&arch, &config.preprocess, &fused).unwrap();
+                    let mut stored = compact::store(fused, &options, &ratios);
+                    stored.retain(|n, _| towers.keeps(n));
+                    compact::write(&config, &stored, &options, &compact::sha256_hex(&bytes))
+                } else {
+                    MobileClip::convert(&config, bytes.clone(), &options).unwrap()
+                }
+            };
+            let (file, image_only) = (convert(Towers::Both), convert(Towers::Image));
             // the storage the file says it holds (a read turns f16 into f32 at once), with each
             // tensor's bytes (values, scales, column factors) from the header's offsets
             let n = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
@@ -329,10 +345,15 @@ fn main() {
             let (imin, imed) = min_median(&want.images, &got.images);
             let (tmin, tmed) = min_median(&want.texts, &got.texts);
             let got_top1 = top1(&got.images, &got.labels);
-            let agree = want_top1.iter().zip(&got_top1).filter(|(a, b)| a == b).count();
+            let agreeing = |top: &[usize]| want_top1.iter().zip(top).filter(|(a, b)| a == b).count();
+            let agree = agreeing(&got_top1);
+            // which tower's error flips the disagreements: this storage's image tower with f32's
+            // labels, and f32's images with this storage's labels
+            let (image_alone, text_alone) =
+                (agreeing(&top1(&got.images, &want.labels)), agreeing(&top1(&want.images, &got.labels)));
             writeln!(
                 table,
-                "| {} | {precision}{} | {} | {} | {imin:.6} / {imed:.6} | {tmin:.6} / {tmed:.6} | {agree}/{} | {} |",
+                "| {} | {precision}{} | {} | {} | {imin:.6} / {imed:.6} | {tmin:.6} / {tmed:.6} | {agree}/{} ({image_alone} / {text_alone}) | {} |",
                 config.name,
                 if tolerances.len() > 1 && precision == Precision::Auto {
                     format!(" ({}, {})", tolerance.image, tolerance.text)
@@ -354,7 +375,8 @@ fn main() {
         "## Compact files\n\nMeasured by `tools/compact-accuracy.sh`: each model's checkpoint (random weights whose BatchNorm statistics look trained: \
 `tools/gen_fixtures.py --full --trained-bn`, running_var log-normal over four decades, 2% near-dead channels) converted by `MobileClip::convert` \
 at each dtype; cosine of each embedding to the checkpoint's own (f32) over {} images ({} of scikit-image's bundled photos: {}; and 5 crops of each, its 4 corners and its centre at 60 % of each side) and {} texts \
-({} labels × {} prompt templates); zero-shot top-1 = each photo's best of the {} labels (\"a photo of a {{}}.\") agrees with f32's. \
+({} labels × {} prompt templates); zero-shot top-1 = each photo's best of the {} labels (\"a photo of a {{}}.\") agrees with f32's; in brackets, the same with only the image tower at this dtype \
+(its images against f32's labels) and with only the text tower (f32's images against its labels): which tower's error flips the disagreements. \
 `auto` tolerances (worst per-channel relative error, the larger of ‖w − ŵ‖ / ‖w‖ and the same over the channel's values besides its largest, \
 of a tensor of 2^18 values or more; a tensor of n values gets √(n / 2^18) of it): image {}, text {}. Sizes in MB (10^6 bytes). Vectors (biases, norms) stay f32 in every file.\n\n\
 What these fixtures cannot show: their weights are random (Gaussian, fan-in scaled), only their BatchNorm statistics look trained, so the \
