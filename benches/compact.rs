@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use mobileclip_wasm::preprocess::{ImageView, PixelFormat, load_image_file};
-use mobileclip_wasm::weights::{Checkpoint, ConvertOptions, Precision, Sensitivity, Tolerance, Towers, compact};
+use mobileclip_wasm::weights::{Checkpoint, ConvertOptions, Precision, Tolerance, Towers, compact};
 use mobileclip_wasm::{MobileClip, ModelConfig};
 
 mod common;
@@ -91,9 +91,8 @@ fn tensor_report(
     want: &[Vec<f32>],
     tolerance: Tolerance,
 ) {
-    use mobileclip_wasm::weights::{fuse_published, quantize, sensitivity};
-    let (config, arch, fused) = fuse_published(Checkpoint::from_bytes(bytes).unwrap(), config).unwrap();
-    let ratios = sensitivity::measure(&arch, &config.preprocess, &fused).unwrap();
+    use mobileclip_wasm::weights::{fuse_published, quantize};
+    let (config, _, fused) = fuse_published(Checkpoint::from_bytes(bytes).unwrap(), config).unwrap();
     let options = ConvertOptions { precision: Precision::F32, towers: Towers::Image, tolerance };
     let image_cosine = |fused: &mobileclip_wasm::weights::FusedWeights| {
         let file = compact::write(&config, fused, &options, &"0".repeat(64));
@@ -103,20 +102,20 @@ fn tensor_report(
         let got = model.encode_images(&views).unwrap();
         min_median(want, &got).0
     };
-    let base: mobileclip_wasm::weights::FusedWeights = compact::store(fused.clone(), &options, &Sensitivity::default());
+    let base: mobileclip_wasm::weights::FusedWeights = compact::store(fused.clone(), &options);
     let list_only = std::env::var("MOBILECLIP_ACCURACY_TENSORS").is_ok_and(|v| v == "list");
     // `MOBILECLIP_ACCURACY_TENSORS=<bits>`: the tensor alone stored at that many bits, one scale
     // per 32 values with column factors (where 32 divides its rows), instead of int8 per channel
     let only_bits: Option<u32> = std::env::var("MOBILECLIP_ACCURACY_TENSORS").ok().and_then(|v| v.parse().ok());
     eprintln!(
-        "| tensor | shape | sensitivity / median | tolerance | auto | auto bytes | worst err int8/int7/int6/int5/int4 per channel | same, per 32 + columns | image cos min, only it int8/channel |"
+        "| tensor | shape | tolerance | auto | auto bytes | worst err int8/int7/int6/int5/int4 per channel | same, per 32 + columns | image cos min, only it int8/channel |"
     );
     for (name, t) in fused.iter().filter(|(n, _)| n.starts_with("visual.")) {
         let q = quantize::store(t.clone(), Precision::Int8, 0.0);
         if q.storage().kind() == "f32" {
             continue;
         }
-        let tol = tolerance.for_tensor(name, t.numel(), ratios.get(name));
+        let tol = tolerance.for_tensor(name, t.numel());
         let auto = quantize::store(t.clone(), Precision::Auto, tol);
         let row = t.numel() / t.shape()[0];
         let values = t.to_f32();
@@ -140,9 +139,8 @@ fn tensor_report(
             None => one.insert(name, q),
         };
         eprintln!(
-            "| {name} | {:?} | {} | {tol:.4} | {} | {} | {} | {} | {:.6} |",
+            "| {name} | {:?} | {tol:.4} | {} | {} | {} | {} | {:.6} |",
             t.shape(),
-            ratios.get(name),
             auto.storage().kind(),
             auto.storage().bytes(),
             errs(row, false),
@@ -179,11 +177,10 @@ fn sizes(dir: &Path, tolerance: Tolerance) {
         let path = checkpoint(dir);
         let bytes = std::fs::read(&path).unwrap();
         let checkpoint_mb = mb(bytes.len());
-        let (config, arch, fused) = fuse_published(Checkpoint::from_bytes(bytes).unwrap(), &config).unwrap();
-        let ratios = mobileclip_wasm::weights::sensitivity::measure(&arch, &config.preprocess, &fused).unwrap();
+        let (config, _, fused) = fuse_published(Checkpoint::from_bytes(bytes).unwrap(), &config).unwrap();
         for precision in [Precision::F32, Precision::F16, Precision::Int8, Precision::Auto] {
             let options = ConvertOptions { precision, towers: Towers::Both, tolerance };
-            let stored = compact::store(fused.clone(), &options, &ratios);
+            let stored = compact::store(fused.clone(), &options);
             let size = |towers: Towers| {
                 let mut part = stored.clone();
                 part.retain(|n, _| towers.keeps(n));
@@ -285,21 +282,8 @@ fn main() {
         for (precision, tolerance) in runs {
             eprintln!("{}: {precision} {tolerance:?}", config.name);
             let options = ConvertOptions { precision, towers: Towers::Both, tolerance };
-            // `MOBILECLIP_ACCURACY_SENSITIVITY=1`: `auto` weighed by the measured sensitivity
-            // (src/weights/sensitivity.rs), as convert would with it
             let convert = |towers: Towers| {
-                let options = ConvertOptions { towers, ..options };
-                if std::env::var("MOBILECLIP_ACCURACY_SENSITIVITY").is_ok_and(|v| v == "1") {
-                    use mobileclip_wasm::weights::{fuse_published, sensitivity};
-                    let (config, arch, fused) =
-                        fuse_published(Checkpoint::from_bytes(&bytes).unwrap(), &config).unwrap();
-                    let ratios = sensitivity::measure(&arch, &config.preprocess, &fused).unwrap();
-                    let mut stored = compact::store(fused, &options, &ratios);
-                    stored.retain(|n, _| towers.keeps(n));
-                    compact::write(&config, &stored, &options, &compact::sha256_hex(&bytes))
-                } else {
-                    MobileClip::convert(&config, bytes.clone(), &options).unwrap()
-                }
+                MobileClip::convert(&config, bytes.clone(), &ConvertOptions { towers, ..options }).unwrap()
             };
             let (file, image_only) = (convert(Towers::Both), convert(Towers::Image));
             // the storage the file says it holds (a read turns f16 into f32 at once), with each

@@ -301,68 +301,6 @@ fn reduced_storage_meets_the_accuracy_bars() {
     }
 }
 
-/// `auto` spends bytes by measured sensitivity: a ConvFFN's second 1×1 convolution (what it
-/// adds to the residual stream), scaled by 1/16 (its weight-space errors, relative to its own
-/// values and with power-of-two scale steps, stay the same) so that it hardly moves the
-/// embeddings, is measured less sensitive, gets a looser tolerance and coarser storage; at its
-/// own scale it is measured more sensitive and gets finer storage.
-#[test]
-fn a_sensitive_tensor_gets_finer_storage() {
-    use mobileclip_wasm::weights::{FusedTensor, Tolerance, fuse_published, sensitivity};
-    let (config, bytes) = fixture("v1-mci-mct");
-    let (config, arch, fused) = fuse_published(Checkpoint::from_bytes(bytes).unwrap(), &config).unwrap();
-    let measured = sensitivity::measure(&arch, &config.preprocess, &fused).unwrap();
-    assert!(measured.ratios().len() >= 3, "probed: {:?}", measured.ratios());
-    assert!(measured.ratios().keys().all(|n| n.starts_with("visual.")));
-    // the probed residual-branch output most sensitive at its own scale
-    let (name, _) = measured
-        .ratios()
-        .iter()
-        .filter(|(n, _)| n.ends_with("mlp.fc2.weight"))
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .expect("a probed ConvFFN fc2");
-    let t = fused.get(name).unwrap().clone();
-    let mut quiet = fused.clone();
-    let small: Vec<f32> = t.to_f32().iter().map(|v| v / 16.0).collect();
-    quiet.insert(name.as_str(), FusedTensor::f32(t.shape().to_vec(), small));
-    let quieted = sensitivity::measure(&arch, &config.preprocess, &quiet).unwrap();
-    println!("{name}: {} at its scale, {} scaled by 1/16", measured.get(name), quieted.get(name));
-    assert!(measured.get(name) >= 4.0 * quieted.get(name), "{} vs {}", measured.get(name), quieted.get(name));
-    // a tolerance under which these small tensors take integers at all
-    let options = ConvertOptions {
-        precision: Precision::Auto,
-        towers: Towers::Image,
-        tolerance: Tolerance { image: 0.1, text: 0.1 },
-    };
-    let bytes_of = |fused: &mobileclip_wasm::weights::FusedWeights, s: &sensitivity::Sensitivity| {
-        let stored = compact::store(fused.clone(), &options, s);
-        let t = stored.get(name).unwrap();
-        (t.storage().bytes(), t.storage().kind())
-    };
-    let (sensitive, kind) = bytes_of(&fused, &measured);
-    let (insensitive, quiet_kind) = bytes_of(&quiet, &quieted);
-    println!("{name}: {kind} ({sensitive} bytes) at its scale, {quiet_kind} ({insensitive} bytes) scaled");
-    assert!(sensitive > insensitive, "{kind} ({sensitive} bytes) vs {quiet_kind} ({insensitive} bytes)");
-}
-
-/// The sensitivity probe is deterministic (synthetic images, the folded model on the CPU), and
-/// so is `auto`'s storage weighed by it.
-#[test]
-fn the_sensitivity_probe_is_deterministic() {
-    use mobileclip_wasm::weights::{fuse_published, sensitivity};
-    let (config, bytes) = fixture("v2-mci0");
-    let stored = || {
-        let (config, arch, fused) = fuse_published(Checkpoint::from_bytes(&bytes).unwrap(), &config).unwrap();
-        let ratios = sensitivity::measure(&arch, &config.preprocess, &fused).unwrap();
-        let options = ConvertOptions { precision: Precision::Auto, towers: Towers::Image, ..Default::default() };
-        let file = compact::write(&config, &compact::store(fused, &options, &ratios), &options, &"0".repeat(64));
-        (ratios, file)
-    };
-    let (ratios, file) = stored();
-    assert!(!ratios.ratios().is_empty());
-    assert_eq!((ratios, file), stored());
-}
-
 /// The bars at full size, where they are set: every model folder of
 /// `MOBILECLIP_ACCURACY_FIXTURES` (checkpoints with trained-looking BatchNorm statistics, as
 /// `tools/compact-accuracy.sh` writes them to `target/accuracy-fixtures`) against the photos of

@@ -52,7 +52,7 @@ use std::str::FromStr;
 use super::fused::half_exact;
 use super::pickle::DType;
 use super::quantize::{self, Precision, Tolerance};
-use super::{Checkpoint, FusedTensor, FusedWeights, Sensitivity, Storage, WeightsReader};
+use super::{Checkpoint, FusedTensor, FusedWeights, Storage, WeightsReader};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 
@@ -235,9 +235,7 @@ pub fn convert_stream(config: &ModelConfig, reader: WeightsReader, options: &Con
     }
     // stored with the description the model is built from (open_clip's, for such a v1 checkpoint)
     let (config, arch, fused) = super::fuse_published(ckpt, config)?;
-    // `auto` by the weight-space rule alone: weighing it by the measured sensitivity
-    // (super::sensitivity) measured worse on the photos (see that module's doc)
-    let mut stored = store(fused, options, &Sensitivity::default());
+    let mut stored = store(fused, options);
     for tower in [Towers::Image, Towers::Text].into_iter().filter(|t| options.towers.keeps_tower(*t)) {
         let (checked, back) = crate::model::clip::Clip::check(&arch, stored, tower);
         checked?;
@@ -246,17 +244,16 @@ pub fn convert_stream(config: &ModelConfig, reader: WeightsReader, options: &Con
     Ok(write(&config, &stored, options, &source_sha256))
 }
 
-/// The fused tensors of `options.towers`, stored at `options.precision` (`auto` weighing each
-/// tensor's error by its measured `sensitivity`, see [`super::sensitivity`]), with the folding's
+/// The fused tensors of `options.towers`, stored at `options.precision`, with the folding's
 /// problems and folded names kept (they are reported with the modules' own when the result is
 /// built).
-pub fn store(mut fused: FusedWeights, options: &ConvertOptions, sensitivity: &Sensitivity) -> FusedWeights {
+pub fn store(mut fused: FusedWeights, options: &ConvertOptions) -> FusedWeights {
     let (problems, folded) = (std::mem::take(&mut fused.problems), std::mem::take(&mut fused.folded));
     let mut stored: FusedWeights = fused
         .into_iter()
         .filter(|(name, _)| options.towers.keeps(name))
         .map(|(name, t)| {
-            let tolerance = options.tolerance.for_tensor(&name, t.numel(), sensitivity.get(&name));
+            let tolerance = options.tolerance.for_tensor(&name, t.numel());
             let s = quantize::store(t, options.precision, tolerance);
             (name, s)
         })

@@ -23,7 +23,6 @@ pub mod names;
 mod pickle;
 mod problems;
 pub mod quantize;
-pub mod sensitivity;
 mod stream;
 mod var_builder;
 
@@ -31,7 +30,6 @@ pub use checkpoint::{Checkpoint, Format};
 pub use compact::{CompactInfo, ConvertOptions, Towers};
 pub use fused::{FusedTensor, FusedWeights, HostTensor, Storage};
 pub use quantize::{Precision, Tolerance};
-pub use sensitivity::Sensitivity;
 pub use stream::WeightsReader;
 pub use var_builder::VarBuilder;
 
