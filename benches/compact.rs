@@ -253,7 +253,7 @@ fn main() {
     dirs.sort();
 
     let mut table = String::from(
-        "| model | dtype | both towers (MB) | image tower (MB) | image cosine min / median | text cosine min / median | zero-shot top-1 agreement | storage (tensors) |\n|---|---|---|---|---|---|---|---|\n",
+        "| model | dtype | both towers (MB) | image tower (MB) | image cosine min / median | text cosine min / median | zero-shot top-1 agreement (image tower alone / text tower alone) | storage (tensors) |\n|---|---|---|---|---|---|---|---|\n",
     );
     for dir in dirs.iter().filter(|d| d.join("config.json").exists()) {
         let config = ModelConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
@@ -282,10 +282,10 @@ fn main() {
         for (precision, tolerance) in runs {
             eprintln!("{}: {precision} {tolerance:?}", config.name);
             let options = ConvertOptions { precision, towers: Towers::Both, tolerance };
-            let file = MobileClip::convert(&config, bytes.clone(), &options).unwrap();
-            let image_only =
-                MobileClip::convert(&config, bytes.clone(), &ConvertOptions { towers: Towers::Image, ..options })
-                    .unwrap();
+            let convert = |towers: Towers| {
+                MobileClip::convert(&config, bytes.clone(), &ConvertOptions { towers, ..options }).unwrap()
+            };
+            let (file, image_only) = (convert(Towers::Both), convert(Towers::Image));
             // the storage the file says it holds (a read turns f16 into f32 at once), with each
             // tensor's bytes (values, scales, column factors) from the header's offsets
             let n = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize;
@@ -329,10 +329,15 @@ fn main() {
             let (imin, imed) = min_median(&want.images, &got.images);
             let (tmin, tmed) = min_median(&want.texts, &got.texts);
             let got_top1 = top1(&got.images, &got.labels);
-            let agree = want_top1.iter().zip(&got_top1).filter(|(a, b)| a == b).count();
+            let agreeing = |top: &[usize]| want_top1.iter().zip(top).filter(|(a, b)| a == b).count();
+            let agree = agreeing(&got_top1);
+            // which tower's error flips the disagreements: this storage's image tower with f32's
+            // labels, and f32's images with this storage's labels
+            let (image_alone, text_alone) =
+                (agreeing(&top1(&got.images, &want.labels)), agreeing(&top1(&want.images, &got.labels)));
             writeln!(
                 table,
-                "| {} | {precision}{} | {} | {} | {imin:.6} / {imed:.6} | {tmin:.6} / {tmed:.6} | {agree}/{} | {} |",
+                "| {} | {precision}{} | {} | {} | {imin:.6} / {imed:.6} | {tmin:.6} / {tmed:.6} | {agree}/{} ({image_alone} / {text_alone}) | {} |",
                 config.name,
                 if tolerances.len() > 1 && precision == Precision::Auto {
                     format!(" ({}, {})", tolerance.image, tolerance.text)
@@ -354,7 +359,8 @@ fn main() {
         "## Compact files\n\nMeasured by `tools/compact-accuracy.sh`: each model's checkpoint (random weights whose BatchNorm statistics look trained: \
 `tools/gen_fixtures.py --full --trained-bn`, running_var log-normal over four decades, 2% near-dead channels) converted by `MobileClip::convert` \
 at each dtype; cosine of each embedding to the checkpoint's own (f32) over {} images ({} of scikit-image's bundled photos: {}; and 5 crops of each, its 4 corners and its centre at 60 % of each side) and {} texts \
-({} labels × {} prompt templates); zero-shot top-1 = each photo's best of the {} labels (\"a photo of a {{}}.\") agrees with f32's. \
+({} labels × {} prompt templates); zero-shot top-1 = each photo's best of the {} labels (\"a photo of a {{}}.\") agrees with f32's; in brackets, the same with only the image tower at this dtype \
+(its images against f32's labels) and with only the text tower (f32's images against its labels): which tower's error flips the disagreements. \
 `auto` tolerances (worst per-channel relative error, the larger of ‖w − ŵ‖ / ‖w‖ and the same over the channel's values besides its largest, \
 of a tensor of 2^18 values or more; a tensor of n values gets √(n / 2^18) of it): image {}, text {}. Sizes in MB (10^6 bytes). Vectors (biases, norms) stay f32 in every file.\n\n\
 What these fixtures cannot show: their weights are random (Gaussian, fan-in scaled), only their BatchNorm statistics look trained, so the \

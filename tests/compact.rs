@@ -508,6 +508,50 @@ fn damaged_or_inconsistent_files_are_refused_with_a_code() {
     assert_eq!(e.code(), "INVALID_ARGUMENT");
 }
 
+/// `file` with one more tensor `name` (`dtype`, `shape`, its little-endian `bytes` appended to
+/// the data) and its checksum listed: a well-formed addition, stray unless the storage table
+/// says what it is part of.
+fn with_tensor(file: &[u8], name: &str, dtype: &str, shape: &[usize], bytes: &[u8]) -> Vec<u8> {
+    let file = with_json_metadata(file, "crc32", |c| c[name] = format!("{:08x}", crc32fast::hash(bytes)).into());
+    let (mut header, mut data) = split(&file);
+    let offsets = [data.len(), data.len() + bytes.len()];
+    header.insert(name.into(), serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": offsets}));
+    data.extend(bytes);
+    join(&header, &data)
+}
+
+/// A stored tensor that is neither listed in the storage table nor a part the parser took for a
+/// listed tensor (whatever its name says) is refused, by its name.
+#[test]
+fn a_stray_tensor_is_refused_by_name() {
+    let (config, bytes) = fixture("v1-mci-mct");
+    let file = convert(&config, &bytes, Precision::Int8, Towers::Both);
+    let (header, _) = split(&file);
+    let storage: serde_json::Value = serde_json::from_str(header["__metadata__"]["storage"].as_str().unwrap()).unwrap();
+    let kind = |name: &str| storage[name].as_str().unwrap().to_string();
+    let int8 = storage.as_object().unwrap().keys().find(|k| kind(k.as_str()).starts_with("int8:")).unwrap().clone();
+    let vector = storage.as_object().unwrap().keys().find(|k| kind(k.as_str()) == "f32").unwrap().clone();
+    let shape: Vec<usize> = serde_json::from_value(header[&int8]["shape"].clone()).unwrap();
+    let row: usize = shape[1..].iter().product();
+    let ones: Vec<u8> = (0..row).flat_map(|_| 1f32.to_le_bytes()).collect();
+    // The addition itself is well formed: listed as the int8 tensor's column factors (all 1), it loads.
+    let columns = with_tensor(&file, &format!("{int8}.columns"), "F32", &[row], &ones);
+    let listed =
+        with_json_metadata(&columns, "storage", |s| s[&int8] = format!("{}:columns", kind(int8.as_str())).into());
+    MobileClip::load(None, listed, Device::flex()).unwrap();
+    // Not listed so: column factors of a tensor without them, scales of an f32 vector, values
+    // kept apart of a tensor that keeps none, a name of no tensor.
+    let strays = [
+        (format!("{int8}.columns"), columns),
+        (format!("{vector}.scales"), with_tensor(&file, &format!("{vector}.scales"), "F32", &[1], &ones[..4])),
+        (format!("{int8}.exact"), with_tensor(&file, &format!("{int8}.exact"), "F32", &[1], &ones[..4])),
+        ("visual.extra".to_string(), with_tensor(&file, "visual.extra", "F32", &[1], &ones[..4])),
+    ];
+    for (name, stray) in strays {
+        refused(stray, "INVALID_WEIGHTS", &format!("tensor `{name}` is stored but is not in its storage table"));
+    }
+}
+
 #[test]
 fn integrity_names_the_digest() {
     // FIPS 180-2's test vector: sha256("abc"), in base64.

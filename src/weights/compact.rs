@@ -45,7 +45,7 @@
 //! whose bytes do not have their CRC-32s is refused with `INVALID_WEIGHTS`; one whose tensors do
 //! not fit the model its config describes with `WEIGHTS_MISMATCH`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -464,23 +464,40 @@ fn invalid(msg: impl fmt::Display) -> Error {
 
 /// The vector `{name}{suffix}` of a compact file of `version` (scales, column factors, values
 /// kept apart): `F32`, or `F16` from version 2.
-fn float_vector(ckpt: &mut Checkpoint, name: &str, suffix: &str, version: u32) -> Result<Vec<f32>> {
+fn float_vector(ckpt: &mut Parsed, name: &str, suffix: &str, version: u32) -> Result<Vec<f32>> {
     let n = format!("{name}{suffix}");
-    let float = match ckpt.dtype(&n) {
+    let float = match ckpt.ckpt.dtype(&n) {
         Some(DType::F32) => true,
         Some(DType::F16) => version >= 2,
         _ => false,
     };
-    if !float || ckpt.shape(&n).map(<[usize]>::len) != Some(1) {
+    if !float || ckpt.ckpt.shape(&n).map(<[usize]>::len) != Some(1) {
         return Err(invalid(format!("`{n}` is missing or not a vector of F32 or F16")));
     }
-    ckpt.take_f32(&n)
+    ckpt.take(&n, Checkpoint::take_f32)
+}
+
+/// A compact file's tensors as [`read`] parses them, each one taken noted: what is left
+/// afterwards belongs to no tensor the storage table lists (the parser, not a second reading of
+/// the storage kinds, says what a listed tensor is made of).
+struct Parsed {
+    ckpt: Checkpoint,
+    taken: BTreeSet<String>,
+}
+
+impl Parsed {
+    /// The tensor `name` taken out by `take` (one of [`Checkpoint`]'s `take_*`), noted as taken.
+    fn take<T>(&mut self, name: &str, take: impl FnOnce(&mut Checkpoint, &str) -> Result<T>) -> Result<T> {
+        let out = take(&mut self.ckpt, name)?;
+        self.taken.insert(name.to_string());
+        Ok(out)
+    }
 }
 
 /// Reads a compact file (see [`is_compact`]): what it says about itself, and its fused tensors
 /// (`int8` ones kept as stored, turned into `f32` when a module takes them; `f16` ones were
 /// turned into `f32` as they were read, exactly).
-pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
+pub fn read(ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
     let meta = ckpt.metadata();
     let get = |key: &str| meta.get(key).ok_or_else(|| invalid(format!("its metadata has no `{key}`")));
     let format = get("format")?;
@@ -512,21 +529,13 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
         None => BTreeMap::new(),
     };
 
-    // Every stored tensor is listed, has its checksum, and is a tensor or an int8 tensor's scales.
+    // Every stored tensor has its checksum (and the checksums are of stored tensors); that each
+    // is a listed tensor or one of its parts is known once they are parsed (below).
     let names: Vec<String> = ckpt.names().map(String::from).collect();
     if crc.len() != names.len() {
         return Err(invalid(format!("it stores {} tensors but lists {} checksums", names.len(), crc.len())));
     }
     for name in &names {
-        let listed = storage.contains_key(name)
-            || name.strip_suffix(SCALES).and_then(|n| storage.get(n)).is_some_and(|s| s.contains(':'))
-            || name.strip_suffix(COLUMNS).and_then(|n| storage.get(n)).is_some_and(|s| s.contains(":columns"))
-            || [EXACT, EXACT_AT]
-                .iter()
-                .any(|x| name.strip_suffix(x).and_then(|n| storage.get(n)).is_some_and(|s| s.ends_with(":exact")));
-        if !listed {
-            return Err(invalid(format!("tensor `{name}` is not in its storage table")));
-        }
         let want = crc.get(name).ok_or_else(|| invalid(format!("tensor `{name}` has no checksum")))?;
         let got = format!("{:08x}", ckpt.crc32(name).expect("a compact file's checksums are computed as it is read"));
         if &got != want {
@@ -535,12 +544,13 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
             )));
         }
     }
+    let mut ckpt = Parsed { ckpt, taken: BTreeSet::new() };
     let mut fused = FusedWeights::new();
     for (name, kind) in &storage {
         let stored_shape =
-            ckpt.shape(name).ok_or_else(|| invalid(format!("tensor `{name}` is listed but not stored")))?.to_vec();
+            ckpt.ckpt.shape(name).ok_or_else(|| invalid(format!("tensor `{name}` is listed but not stored")))?.to_vec();
         let dtype_is = |want: DType| {
-            let got = ckpt.dtype(name).expect("stored");
+            let got = ckpt.ckpt.dtype(name).expect("stored");
             if got == want {
                 Ok(())
             } else {
@@ -551,18 +561,18 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
         let stored = match kind.as_str() {
             "f32" => {
                 dtype_is(DType::F32)?;
-                Storage::F32(ckpt.take_f32(name)?)
+                Storage::F32(ckpt.take(name, Checkpoint::take_f32)?)
             }
             "f16" => {
                 dtype_is(DType::F16)?;
-                Storage::F32(ckpt.take_f32(name)?)
+                Storage::F32(ckpt.take(name, Checkpoint::take_f32)?)
             }
             scaled if scaled.starts_with("f16:") => {
                 let unknown = || invalid(format!("tensor `{name}` has an unknown storage {kind:?}"));
                 let group = scaled[4..].parse::<usize>().ok().filter(|_| version >= 3).ok_or_else(unknown)?;
                 dtype_is(DType::F16)?;
                 // the halves came from F16 bytes: back to halves exactly
-                let values = ckpt.take_f32(name)?.into_iter().map(half::f16::from_f32).collect();
+                let values = ckpt.take(name, Checkpoint::take_f32)?.into_iter().map(half::f16::from_f32).collect();
                 Storage::ScaledF16 { values, scales: float_vector(&mut ckpt, name, SCALES, version)?, group }
             }
             int => {
@@ -585,13 +595,13 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
                 let group = group.parse::<usize>().map_err(|_| unknown())?;
                 let values = if bits == 8 {
                     dtype_is(DType::I8)?;
-                    ckpt.take_i8(name)?
+                    ckpt.take(name, Checkpoint::take_i8)?
                 } else {
                     dtype_is(DType::U8)?;
                     shape =
                         shapes.get(name).ok_or_else(|| invalid(format!("`{name}` has no shape in `shapes`")))?.clone();
                     let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
-                    let bytes = ckpt.take_u8(name)?;
+                    let bytes = ckpt.take(name, Checkpoint::take_u8)?;
                     numel
                         .filter(|_| stored_shape.len() == 1)
                         .and_then(|n| unpack(&bytes, bits, n))
@@ -602,12 +612,12 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
                 let exact = if exact {
                     let kept = float_vector(&mut ckpt, name, EXACT, version)?;
                     let at = format!("{name}{EXACT_AT}");
-                    if ckpt.dtype(&at) != Some(DType::I32) || ckpt.shape(&at) != Some(&[kept.len()][..]) {
+                    if ckpt.ckpt.dtype(&at) != Some(DType::I32) || ckpt.ckpt.shape(&at) != Some(&[kept.len()][..]) {
                         return Err(invalid(format!(
                             "`{at}` is missing or not an I32 vector as long as `{name}{EXACT}`"
                         )));
                     }
-                    let at = ckpt.take_i32(&at)?;
+                    let at = ckpt.take(&at, Checkpoint::take_i32)?;
                     // a negative index becomes one no tensor has: FusedTensor::new refuses it
                     at.into_iter().map(|i| u32::try_from(i).unwrap_or(u32::MAX)).zip(kept).collect()
                 } else {
@@ -620,6 +630,12 @@ pub fn read(mut ckpt: Checkpoint) -> Result<(CompactInfo, FusedWeights)> {
             invalid(format!("tensor `{name}` {shape:?}: its values or scales do not fit its storage {kind}"))
         })?;
         fused.insert(name.clone(), t);
+    }
+    // every stored tensor was taken as a listed tensor or one of its parts: anything else is stray
+    if let Some(stray) = names.iter().find(|n| !ckpt.taken.contains(*n)) {
+        return Err(invalid(format!(
+            "tensor `{stray}` is stored but is not in its storage table, nor a part (scales, column factors, values kept apart) of a tensor it lists as such"
+        )));
     }
     // what `shapes` lists was read as bit-packed (integers of fewer than 8 bits), nothing else
     let packed =
