@@ -23,7 +23,7 @@ use wasm_bindgen::prelude::*;
 use burn::tensor::Device;
 
 use crate::preprocess::{ImageView, PixelFormat};
-use crate::weights::{Checkpoint, ConvertOptions, WeightsReader, compact};
+use crate::weights::{Checkpoint, WeightsReader, compact};
 use crate::{BatchSize, Error, MobileClip, ModelConfig, zero_shot};
 
 #[cfg(feature = "webgpu")]
@@ -184,7 +184,8 @@ pub fn check_labels(labels: Vec<String>, templates: Vec<String>) -> Result<(), J
 #[wasm_bindgen(js_name = convertStream)]
 pub fn convert_stream(model: &str, weights: WasmWeights, dtype: &str, towers: &str) -> Result<Vec<u8>, JsValue> {
     let convert = || -> crate::Result<Vec<u8>> {
-        let options = ConvertOptions { precision: dtype.parse()?, towers: towers.parse()?, ..Default::default() };
+        let options =
+            crate::weights::ConvertOptions { precision: dtype.parse()?, towers: towers.parse()?, ..Default::default() };
         compact::convert_stream(&ModelConfig::from_name_or_json(model)?, weights.reader, &options)
     };
     convert().map_err(|e| js_error(&e))
