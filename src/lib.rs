@@ -27,7 +27,7 @@ pub mod label_pack;
 pub mod model;
 pub mod preprocess;
 pub mod tokenizer;
-#[cfg(all(feature = "web", target_arch = "wasm32"))]
+#[cfg(all(feature = "wasm-api", target_arch = "wasm32"))]
 pub mod web;
 pub mod weights;
 pub mod zero_shot;
@@ -43,7 +43,7 @@ use model::clip::{Clip, ImageEncoder, l2_normalize};
 use model::text::TextEncoder;
 use preprocess::{ImageView, preprocess};
 use tokenizer::ClipTokenizer;
-use weights::{Checkpoint, ConvertOptions, FusedWeights, Towers, WeightsReader, compact};
+use weights::{Checkpoint, FusedWeights, Towers, WeightsReader, compact};
 use zero_shot::LabelScore;
 
 /// The file at `path` read through a [`WeightsReader`] in 8 MiB chunks.
@@ -251,15 +251,21 @@ impl MobileClip {
     /// Converts a published checkpoint of `config`'s model into a compact model file's bytes:
     /// its fused inference tensors, stored as `options` say (`f32` gives bit-identical
     /// embeddings), with the config inside, so that [`MobileClip::load`] needs no model name.
-    /// See [`weights::compact`] for the format.
-    pub fn convert(config: &ModelConfig, checkpoint: Vec<u8>, options: &ConvertOptions) -> Result<Vec<u8>> {
+    /// See [`weights::compact`] for the format. Needs the flex CPU backend (cargo feature
+    /// `flex`), on which each tower is built to check it.
+    #[cfg(feature = "flex")]
+    pub fn convert(config: &ModelConfig, checkpoint: Vec<u8>, options: &weights::ConvertOptions) -> Result<Vec<u8>> {
         compact::convert(config, checkpoint, options)
     }
 
     /// [`MobileClip::convert`] of the checkpoint file at `path`, streamed from the file as
     /// [`MobileClip::load_file`] does (never held whole).
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn convert_file(config: &ModelConfig, path: &std::path::Path, options: &ConvertOptions) -> Result<Vec<u8>> {
+    #[cfg(all(feature = "flex", not(target_arch = "wasm32")))]
+    pub fn convert_file(
+        config: &ModelConfig,
+        path: &std::path::Path,
+        options: &weights::ConvertOptions,
+    ) -> Result<Vec<u8>> {
         compact::convert_stream(config, read_file(path)?, options)
     }
 

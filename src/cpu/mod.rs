@@ -1,8 +1,9 @@
 //! Fast CPU kernels for burn's flex device, behind the few operations the models use: a
 //! convolution or linear layer with its activation (and residual) fused, GELU, and multi-head
 //! attention on a packed `qkv`. Each takes and returns burn tensors: on flex (f32) it runs this
-//! module's kernels on the tensors' memory; on any other device (WebGPU) it runs burn's ops, so
-//! the model code has one forward pass for both.
+//! module's kernels on the tensors' memory (`flex.rs`, cargo feature `flex`); on any
+//! other device (WebGPU) it runs burn's ops, so the model code has one forward pass for both.
+//! A build without flex (the WebGPU module) always takes burn's ops.
 //!
 //! Why: in the browser (wasm SIMD128, one thread) burn flex spent its time on GELU through
 //! libm's scalar `erff`, depthwise and grouped convolutions through im2col + per-group gemm or
@@ -12,21 +13,19 @@
 
 pub mod attention;
 pub mod conv;
+#[cfg(feature = "flex")]
+mod flex;
 pub mod gemm;
 pub mod math;
 pub mod par;
 pub mod simd;
 
-use burn::backend::flex::FlexTensor;
-use burn::backend::{BackendTensor, DispatchDevice, DispatchTensor, DispatchTensorKind};
+use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
-use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::DType;
 use core::ops::Range;
 
-use conv::ConvGeometry;
-use gemm::{Bias, Epilogue, Mat, PANEL, Packed, Rhs};
+use gemm::PANEL;
 
 /// The largest `|got − want|` over two equally long slices, a NaN counting as infinite
 /// (`f32::max` would skip it: a value read before it was written, or never written, must fail
@@ -37,78 +36,31 @@ pub(crate) fn max_error(got: &[f32], want: &[f32]) -> f32 {
     got.iter().zip(want).map(|(x, y)| (x - y).abs()).fold(0.0, |e, d| if d.is_nan() { f32::INFINITY } else { e.max(d) })
 }
 
-/// Whether `device` is flex's (where these kernels run).
+/// Whether `device` is flex's (where these kernels run; never in a build without flex).
 pub fn is_flex(device: &burn::tensor::Device) -> bool {
-    matches!(device.as_dispatch(), DispatchDevice::Flex(_))
+    #[cfg(feature = "flex")]
+    {
+        matches!(device.as_dispatch(), burn::backend::DispatchDevice::Flex(_))
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = device;
+        false
+    }
 }
 
 /// Whether `t` is an f32 tensor on the flex device (where these kernels run).
 pub fn on_flex<const D: usize>(t: &Tensor<D>) -> bool {
-    is_flex(&t.device()) && t.dtype() == DType::F32
-}
-
-/// The flex primitive of an f32 tensor on flex, contiguous from offset 0 (zero-copy when it
-/// already is).
-fn primitive<const D: usize>(t: Tensor<D>) -> FlexTensor {
-    #[allow(unreachable_patterns)] // the only variant in the CPU module
-    let f = match t.into_dispatch().kind {
-        DispatchTensorKind::Flex(BackendTensor::Float(f)) => f,
-        _ => unreachable!("checked by on_flex"),
-    };
-    if f.is_contiguous() && f.layout().start_offset() == 0 { f } else { f.to_contiguous() }
-}
-
-/// The values of a primitive from [`primitive`].
-fn values(f: &FlexTensor) -> &[f32] {
-    f.as_slice::<f32>().expect("a contiguous f32 tensor")
-}
-
-/// A flex tensor of `shape` owning `data`.
-fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
-    let f = FlexTensor::from_data(TensorData::new(data, shape));
-    Tensor::from_dispatch(DispatchTensor {
-        kind: DispatchTensorKind::Flex(BackendTensor::Float(f)),
-        autodiff: Default::default(),
-    })
-}
-
-/// The values of a parameter tensor (no copy).
-fn param<const D: usize>(p: &burn::module::Param<Tensor<D>>) -> FlexTensor {
-    primitive(p.val())
-}
-
-/// A flex tensor from its primitive.
-fn from_flex<const D: usize>(f: FlexTensor) -> Tensor<D> {
-    Tensor::from_dispatch(DispatchTensor {
-        kind: DispatchTensorKind::Flex(BackendTensor::Float(f)),
-        autodiff: Default::default(),
-    })
-}
-
-/// Applies `f` to the values of `x` (a primitive from [`primitive`]): in place where `x` holds
-/// its memory alone, else on a copy.
-fn map_values<const D: usize>(mut x: FlexTensor, shape: [usize; D], f: impl FnOnce(&mut [f32])) -> Tensor<D> {
-    let n = shape.iter().product::<usize>();
-    match x.try_storage_mut::<f32>() {
-        Some(data) => {
-            f(&mut data[..n]);
-            from_flex(x)
-        }
-        None => {
-            let mut data = values(&x)[..n].to_vec();
-            f(&mut data);
-            tensor(data, shape)
-        }
-    }
+    is_flex(&t.device()) && t.dtype() == burn::tensor::DType::F32
 }
 
 /// Exact GELU (in place where `x` holds its memory alone).
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if !on_flex(&x) {
-        return burn::tensor::activation::gelu(x);
+    #[cfg(feature = "flex")]
+    if on_flex(&x) {
+        return flex::gelu(x);
     }
-    let shape: [usize; D] = x.dims();
-    map_values(primitive(x), shape, math::gelu_in_place)
+    burn::tensor::activation::gelu(x)
 }
 
 /// `x · s` with one factor per image and channel (`x` `[B, C, H, W]`, `s` `[B, C, 1, 1]`: a
@@ -116,24 +68,13 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// its memory alone (burn's broadcast product, then a GELU pass over a copy, took 1.5 % of a
 /// MobileCLIP-S0 image on one thread in Chromium).
 pub fn scale_channels(x: Tensor<4>, s: Tensor<4>, gelu: bool) -> Tensor<4> {
-    let [b, c, h, w] = x.dims();
+    let [b, c, _, _] = x.dims();
     assert_eq!(s.dims(), [b, c, 1, 1], "one factor per image and channel");
-    if !on_flex(&x) || !on_flex(&s) {
-        return unfused(x * s, gelu, None);
+    #[cfg(feature = "flex")]
+    if on_flex(&x) && on_flex(&s) {
+        return flex::scale_channels(x, s, gelu);
     }
-    let s = primitive(s);
-    let factors = values(&s);
-    let plane = h * w;
-    map_values(primitive(x), [b, c, h, w], |data| {
-        let ranges = par::ranges(b * c, par::parts(data.len()), 1);
-        let cuts: Vec<usize> = ranges.iter().skip(1).map(|r| r.start * plane).collect();
-        let pieces = par::split_at(data, &cuts);
-        par::run(ranges.into_iter().map(|r| r.start).zip(pieces).collect(), |(first, piece)| {
-            for (x, &f) in piece.chunks_exact_mut(plane.max(1)).zip(&factors[first..]) {
-                math::scale_in_place(x, f, gelu);
-            }
-        });
-    })
+    unfused(x * s, gelu, None)
 }
 
 /// burn's ops for what the kernels would fuse: `y`, then GELU when `gelu`, plus `residual`.
@@ -156,62 +97,11 @@ pub fn conv2d_add(conv: &Conv2d, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4>
 }
 
 fn conv2d_impl(conv: &Conv2d, x: Tensor<4>, gelu: bool, residual: Option<Tensor<4>>) -> Tensor<4> {
-    let [b, cin, h, w] = x.dims();
-    let [cout, cpg, kh, kw] = conv.weight.dims();
-    let pads = match conv.padding {
-        PaddingConfig2d::Explicit(top, left, bottom, right) if top == bottom && left == right => Some((top, left)),
-        PaddingConfig2d::Valid => Some((0, 0)),
-        _ => None,
-    };
-    let supported = on_flex(&x)
-        && conv.dilation == [1, 1]
-        && conv.stride[0] == conv.stride[1]
-        && pads.is_some()
-        && (residual.is_none() || kh * kw == 1);
-    let Some((pad_h, pad_w)) = pads.filter(|_| supported) else {
-        return unfused(conv.forward(x), gelu, residual);
-    };
-    let g =
-        ConvGeometry { batch: b, cin, h, w, cout, kh, kw, stride: conv.stride[0], pad_h, pad_w, groups: conv.groups };
-    let weight = param(&conv.weight);
-    let bias = conv.bias.as_ref().map(param);
-    let bias = bias.as_ref().map(values);
-    let (oh, ow) = (g.out_h(), g.out_w());
-    if kh * kw == 1 && g.stride == 1 && pad_h == 0 && pad_w == 0 && g.groups == 1 {
-        // 1×1: per image, out[cout, hw] = W[cout, cin] · x[cin, hw].
-        let xs = primitive(x);
-        let res = residual.map(primitive);
-        let hw = h * w;
-        // Written once by the products (nothing zeroed first).
-        let mut out = Vec::with_capacity(b * cout * hw);
-        let dst = &mut out.spare_capacity_mut()[..b * cout * hw];
-        for i in 0..b {
-            let ep = Epilogue {
-                bias: bias.map_or(Bias::None, Bias::Row),
-                gelu,
-                residual: res.as_ref().map(|r| (&values(r)[i * cout * hw..(i + 1) * cout * hw], hw)),
-                scale: 1.0,
-            };
-            gemm::gemm_uninit(
-                [cout, hw, cin],
-                Mat::rows(values(&weight), cin),
-                Mat::rows(&values(&xs)[i * cin * hw..(i + 1) * cin * hw], hw),
-                &mut dst[i * cout * hw..(i + 1) * cout * hw],
-                hw,
-                &ep,
-            );
-        }
-        // SAFETY: the products wrote every value of each image's cout × hw block (rows hw apart).
-        unsafe { out.set_len(b * cout * hw) };
-        return tensor(out, [b, cout, oh, ow]);
+    #[cfg(feature = "flex")]
+    if on_flex(&x) {
+        return flex::conv2d(conv, x, gelu, residual);
     }
-    if cpg <= 4 {
-        let xs = primitive(x);
-        let out = conv::conv2d_direct(values(&xs), values(&weight), bias, &g, gelu);
-        return tensor(out, [b, cout, oh, ow]);
-    }
-    let y = conv.forward(x);
-    if gelu { self::gelu(y) } else { y }
+    unfused(conv.forward(x), gelu, residual)
 }
 
 /// The output width of `l` for inputs `inp` wide, and whether its weight is stored packed: a
@@ -254,59 +144,22 @@ fn linear_impl<const D: usize>(
     let inp = x.dims()[D - 1];
     let (width, packed) = linear_width(l, inp);
     assert!(cols.end <= width, "columns {cols:?} of a {width}-wide linear layer");
-    if !on_flex(&x) {
-        assert!(!packed, "packed weights off flex");
-        let y = if cols.len() == width {
-            l.forward(x)
-        } else {
-            let w = l.weight.val().narrow(1, cols.start, cols.len()).unsqueeze::<D>();
-            let y = x.matmul(w);
-            match &l.bias {
-                Some(b) => y + b.val().narrow(0, cols.start, cols.len()).unsqueeze::<D>(),
-                None => y,
-            }
-        };
-        return unfused(y, gelu, residual);
+    #[cfg(feature = "flex")]
+    if on_flex(&x) {
+        return flex::linear(l, cols, x, [inp, width], packed, gelu, residual);
     }
-    let mut shape: [usize; D] = x.dims();
-    let out_dim = cols.len();
-    let rows = shape[..D - 1].iter().product::<usize>();
-    let weight = param(&l.weight);
-    let bias = l.bias.as_ref().map(param);
-    let w: Rhs = if packed {
-        Packed::new(values(&weight), inp, width).columns(cols.clone()).into()
+    assert!(!packed, "packed weights off flex");
+    let y = if cols.len() == width {
+        l.forward(x)
     } else {
-        Mat::rows(&values(&weight)[cols.start..], width).into()
+        let w = l.weight.val().narrow(1, cols.start, cols.len()).unsqueeze::<D>();
+        let y = x.matmul(w);
+        match &l.bias {
+            Some(b) => y + b.val().narrow(0, cols.start, cols.len()).unsqueeze::<D>(),
+            None => y,
+        }
     };
-    let out = row_product(
-        primitive(x),
-        [rows, out_dim, inp],
-        w,
-        bias.as_ref().map(|b| &values(b)[cols.start..]),
-        gelu,
-        residual.map(primitive),
-    );
-    shape[D - 1] = out_dim;
-    tensor(out, shape)
-}
-
-/// `act(x · w + bias) + residual` for `x` `[rows, in]` (flex values), `w` an `in × out` view,
-/// one bias value per output column: `[rows, out]` values.
-fn row_product(
-    x: FlexTensor,
-    [rows, out, inp]: [usize; 3],
-    w: Rhs,
-    bias: Option<&[f32]>,
-    gelu: bool,
-    residual: Option<FlexTensor>,
-) -> Vec<f32> {
-    let ep = Epilogue {
-        bias: bias.map_or(Bias::None, Bias::Col),
-        gelu,
-        residual: residual.as_ref().map(|r| (values(r), out)),
-        scale: 1.0,
-    };
-    gemm::product([rows, out, inp], Mat::rows(values(&x), inp), w, &ep)
+    unfused(y, gelu, residual)
 }
 
 /// A 1×1 convolution applied to rows of channels, `[R, in]` → `[R, out]`: GELU after it when
@@ -314,50 +167,45 @@ fn row_product(
 pub fn pointwise(conv: &Conv2d, x: Tensor<2>, gelu: bool, residual: Option<Tensor<2>>) -> Tensor<2> {
     let [cout, cin, kh, kw] = conv.weight.dims();
     assert!(kh * kw == 1 && conv.groups == 1, "a 1×1 convolution without groups");
-    if !on_flex(&x) {
-        let y = x.matmul(conv.weight.val().reshape([cout, cin]).transpose());
-        let y = match &conv.bias {
-            Some(b) => y + b.val().unsqueeze::<2>(),
-            None => y,
-        };
-        return unfused(y, gelu, residual);
+    #[cfg(feature = "flex")]
+    if on_flex(&x) {
+        return flex::pointwise(conv, x, [cout, cin], gelu, residual);
     }
-    let rows = x.dims()[0];
-    let weight = param(&conv.weight);
-    let bias = conv.bias.as_ref().map(param);
-    let out = row_product(
-        primitive(x),
-        [rows, cout, cin],
-        Mat::transposed(values(&weight), cin).into(),
-        bias.as_ref().map(values),
-        gelu,
-        residual.map(primitive),
-    );
-    tensor(out, [rows, cout])
+    let y = x.matmul(conv.weight.val().reshape([cout, cin]).transpose());
+    let y = match &conv.bias {
+        Some(b) => y + b.val().unsqueeze::<2>(),
+        None => y,
+    };
+    unfused(y, gelu, residual)
 }
 
 /// Multi-head attention over `qkv` `[B, N, 3·C]` (`[3, heads, head_dim]` along the last axis),
 /// causal or not; `[B, N, C]`. Only for tensors on flex (see [`on_flex`]).
 pub fn attention(qkv: Tensor<3>, heads: usize, causal: bool) -> Tensor<3> {
-    let [b, n, c3] = qkv.dims();
-    let x = primitive(qkv);
-    let out = attention::attention(values(&x), b, n, c3 / 3, heads, causal);
-    tensor(out, [b, n, c3 / 3])
+    #[cfg(feature = "flex")]
+    {
+        flex::attention(qkv, heads, causal)
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (heads, causal);
+        unreachable!("no flex in this build: {:?}", qkv.device())
+    }
 }
 
 /// Multi-head attention of queries `q` `[B, R, C]` over keys and values `kv` `[B, N, 2·C]`
 /// (`[2, heads, head_dim]` along the last axis); `positions` (causal attention): each query
 /// row's position in its sequence. `[B, R, C]`. Only for tensors on flex (see [`on_flex`]).
 pub fn attention_rows(q: Tensor<3>, kv: Tensor<3>, heads: usize, positions: Option<&[usize]>) -> Tensor<3> {
-    let [b, r, c] = q.dims();
-    let n = kv.dims()[1];
-    assert_eq!(kv.dims(), [b, n, 2 * c]);
-    let (q, kv) = (primitive(q), primitive(kv));
-    let rows = |data, ld, offset| attention::Rows { data, ld, offset };
-    let (qs, kvs) = (values(&q), values(&kv));
-    let out =
-        attention::attend(rows(qs, c, 0), rows(kvs, 2 * c, 0), rows(kvs, 2 * c, c), [b, r, n], c, heads, positions);
-    tensor(out, [b, r, c])
+    #[cfg(feature = "flex")]
+    {
+        flex::attention_rows(q, kv, heads, positions)
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = (kv, heads, positions);
+        unreachable!("no flex in this build: {:?}", q.device())
+    }
 }
 
 #[cfg(test)]

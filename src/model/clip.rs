@@ -56,6 +56,7 @@ impl Clip {
     /// file holding them would, and gives them back: the tower is built (on the CPU) from copies
     /// of its tensors taken one at a time, so this holds the weights and that tower's `f32`
     /// parameters, never a second copy of the weights. Another tower's tensors are left alone.
+    #[cfg(feature = "flex")]
     pub fn check(arch: &Architecture, weights: FusedWeights, tower: Towers) -> (Result<()>, FusedWeights) {
         let vb = VarBuilder::checking(weights, tower, Device::flex());
         drop(Self::build(arch, &vb, tower));

@@ -23,7 +23,7 @@ use wasm_bindgen::prelude::*;
 use burn::tensor::Device;
 
 use crate::preprocess::{ImageView, PixelFormat};
-use crate::weights::{Checkpoint, ConvertOptions, WeightsReader, compact};
+use crate::weights::{Checkpoint, WeightsReader, compact};
 use crate::{BatchSize, Error, MobileClip, ModelConfig, zero_shot};
 
 #[cfg(feature = "webgpu")]
@@ -91,7 +91,8 @@ fn token_rows(ids: &[u32], count: usize) -> crate::Result<Vec<Vec<u32>>> {
 }
 
 /// The CPU backend compiled in: flex by default; ndarray with the `ndarray` feature (built only
-/// to compare the two in the browser benchmark).
+/// to compare the two in the browser benchmark). None in the WebGPU module.
+#[cfg(feature = "flex")]
 fn cpu_device() -> Device {
     #[cfg(feature = "ndarray")]
     {
@@ -107,7 +108,13 @@ fn cpu_device() -> Device {
 /// The device for a backend name: `"cpu"`, or `"webgpu"` once [`gpu::init_webgpu`] succeeded.
 fn device_for(backend: &str) -> Result<Device, JsValue> {
     match backend {
+        #[cfg(feature = "flex")]
         "cpu" => Ok(cpu_device()),
+        #[cfg(not(feature = "flex"))]
+        "cpu" => Err(error_with_code(
+            "INVALID_ARGUMENT",
+            "this module is the WebGPU build; the CPU backend is in the package's cpu modules",
+        )),
         #[cfg(feature = "webgpu")]
         "webgpu" => gpu::device(),
         #[cfg(not(feature = "webgpu"))]
@@ -172,11 +179,13 @@ pub fn check_labels(labels: Vec<String>, templates: Vec<String>) -> Result<(), J
 /// compact file's bytes ([`compact::convert_stream`]), as `mobileclip convert` does: `model` a
 /// shipped model name or a config as JSON text, `dtype` `f32` / `f16` / `int8` / `auto`,
 /// `towers` `image` / `text` / `both`. Synchronous: the package calls it on the
-/// single-threaded CPU module (in a worker with the worker helper).
+/// single-threaded CPU module (in a worker with the worker helper); the WebGPU module has none.
+#[cfg(feature = "flex")]
 #[wasm_bindgen(js_name = convertStream)]
 pub fn convert_stream(model: &str, weights: WasmWeights, dtype: &str, towers: &str) -> Result<Vec<u8>, JsValue> {
     let convert = || -> crate::Result<Vec<u8>> {
-        let options = ConvertOptions { precision: dtype.parse()?, towers: towers.parse()?, ..Default::default() };
+        let options =
+            crate::weights::ConvertOptions { precision: dtype.parse()?, towers: towers.parse()?, ..Default::default() };
         compact::convert_stream(&ModelConfig::from_name_or_json(model)?, weights.reader, &options)
     };
     convert().map_err(|e| js_error(&e))

@@ -52,7 +52,7 @@ use std::str::FromStr;
 use super::fused::half_exact;
 use super::pickle::DType;
 use super::quantize::{self, Precision, Tolerance};
-use super::{Checkpoint, FusedTensor, FusedWeights, Storage, WeightsReader};
+use super::{Checkpoint, FusedTensor, FusedWeights, Storage};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 
@@ -211,8 +211,9 @@ pub fn is_compact(ckpt: &Checkpoint) -> bool {
 
 /// Converts a published checkpoint of `config`'s model into a compact file's bytes (see
 /// [`convert_stream`]; the bytes are read as one chunk).
+#[cfg(feature = "flex")]
 pub fn convert(config: &ModelConfig, checkpoint: Vec<u8>, options: &ConvertOptions) -> Result<Vec<u8>> {
-    let mut reader = WeightsReader::with_size(Some(checkpoint.len() as u64));
+    let mut reader = super::WeightsReader::with_size(Some(checkpoint.len() as u64));
     reader.push(&checkpoint)?;
     drop(checkpoint);
     convert_stream(config, reader, options)
@@ -224,8 +225,10 @@ pub fn convert(config: &ModelConfig, checkpoint: Vec<u8>, options: &ConvertOptio
 /// each tower written checked to build the model exactly (every tensor present, of its shape,
 /// nothing left over: [`Clip::check`](crate::model::clip::Clip::check)), then written. What it
 /// holds at most is about the fused tensors and the file (or, while a tower is checked, the
-/// stored tensors and that tower's `f32` parameters), never the checkpoint twice.
-pub fn convert_stream(config: &ModelConfig, reader: WeightsReader, options: &ConvertOptions) -> Result<Vec<u8>> {
+/// stored tensors and that tower's `f32` parameters), never the checkpoint twice. Needs the flex
+/// CPU backend (cargo feature `flex`), on which each tower is built to check it.
+#[cfg(feature = "flex")]
+pub fn convert_stream(config: &ModelConfig, reader: super::WeightsReader, options: &ConvertOptions) -> Result<Vec<u8>> {
     let (ckpt, digest) = reader.finish()?;
     let source_sha256 = hex(&digest);
     if is_compact(&ckpt) {
