@@ -98,7 +98,7 @@ pub(super) fn conv2d(conv: &Conv2d, x: Tensor<4>, gelu: bool, residual: Option<T
         PaddingConfig2d::Valid => Some((0, 0)),
         _ => None,
     };
-    let supported = conv.dilation == [1, 1] && conv.stride[0] == conv.stride[1] && (residual.is_none() || kh * kw == 1);
+    let supported = conv.dilation == [1, 1] && conv.stride[0] == conv.stride[1];
     let Some((pad_h, pad_w)) = pads.filter(|_| supported) else {
         return unfused(conv.forward(x), gelu, residual);
     };
@@ -139,10 +139,11 @@ pub(super) fn conv2d(conv: &Conv2d, x: Tensor<4>, gelu: bool, residual: Option<T
     if cpg <= 4 {
         let xs = primitive(x);
         let out = direct::conv2d_direct(values(&xs), values(&weight), bias, &g, gelu);
-        return tensor(out, [b, cout, oh, ow]);
+        // (the GELU is applied: only the residual is left)
+        return super::unfused(tensor(out, [b, cout, oh, ow]), false, residual);
     }
     let y = conv.forward(x);
-    if gelu { self::gelu(y) } else { y }
+    super::unfused(if gelu { self::gelu(y) } else { y }, false, residual)
 }
 
 /// [`super::linear`]'s columns `cols` (`x` on flex, `[.., inp]`; the layer `width` wide, its

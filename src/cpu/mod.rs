@@ -249,4 +249,38 @@ mod tests {
             }
         }
     }
+
+    /// `conv2d_add` adds the residual on every path flex takes (the 1×1 product's epilogue, the
+    /// direct kernel of small groups, burn's convolution), and `conv2d` with GELU likewise,
+    /// against burn's ops (a strided or grouped 1×1 once lost its residual).
+    #[test]
+    fn conv2d_add_adds_the_residual_on_every_path() {
+        use burn::nn::PaddingConfig2d;
+        use burn::nn::conv::Conv2dConfig;
+        let device = burn::tensor::Device::flex();
+        // (channels in, out, kernel, stride, padding, groups): the 1×1 product, a strided 1×1,
+        // a grouped 1×1, a depthwise 3×3 (direct kernel), a dense 3×3 (burn's)
+        for (cin, cout, k, stride, pad, groups) in
+            [(8, 12, 1, 1, 0, 1), (8, 12, 1, 2, 0, 1), (8, 8, 1, 1, 0, 4), (8, 8, 3, 1, 1, 8), (8, 6, 3, 1, 1, 1)]
+        {
+            let conv = Conv2dConfig::new([cin, cout], [k, k])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+                .with_groups(groups)
+                .init(&device);
+            let (h, w) = (7, 6);
+            let xs: Vec<f32> = (0..2 * cin * h * w).map(|v| ((v * 29 % 83) as f32 - 41.0) / 13.0).collect();
+            let x = flex_tensor(xs, [2, cin, h, w]);
+            let want = conv.forward(x.clone());
+            let rs: Vec<f32> = (0..want.shape().num_elements()).map(|v| (v % 7) as f32 - 3.0).collect();
+            let r = flex_tensor(rs, want.dims());
+            let close = |got: Tensor<4>, want: Tensor<4>, what: &str| {
+                let (got, want) = (got.into_data().to_vec::<f32>().unwrap(), want.into_data().to_vec::<f32>().unwrap());
+                let err = max_error(&got, &want);
+                assert!(err < 1e-4, "{what}, {cin}→{cout} {k}×{k} stride {stride} groups {groups}: error {err}");
+            };
+            close(conv2d_add(&conv, x.clone(), r.clone()), want.clone() + r, "with the residual");
+            close(conv2d(&conv, x, true), burn::tensor::activation::gelu(want), "with GELU");
+        }
+    }
 }
