@@ -275,7 +275,8 @@ mod tests {
             let rs: Vec<f32> = (0..want.shape().num_elements()).map(|v| (v % 7) as f32 - 3.0).collect();
             let r = flex_tensor(rs, want.dims());
             let close = |got: Tensor<4>, want: Tensor<4>, what: &str| {
-                let (got, want) = (got.into_data().to_vec::<f32>().unwrap(), want.into_data().to_vec::<f32>().unwrap());
+                let (got, want) =
+                    (got.into_data().try_to_vec::<f32>().unwrap(), want.into_data().try_to_vec::<f32>().unwrap());
                 let err = max_error(&got, &want);
                 assert!(err < 1e-4, "{what}, {cin}→{cout} {k}×{k} stride {stride} groups {groups}: error {err}");
             };
