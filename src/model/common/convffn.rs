@@ -43,7 +43,7 @@ impl ConvFfnConfig {
 impl ConvFfn {
     /// `[B, C, H, W]` → `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        forward_conv(&self.fc2, self.hidden(x), false)
+        forward_conv(&self.fc2, self.hidden(cpu::conv2d(&self.conv, x, false)), false)
     }
 
     /// `residual + forward(x)`, the residual added in the last convolution.
@@ -60,7 +60,7 @@ impl ConvFfn {
     /// [`Self::forward_add`] after the depthwise convolution: `residual + fc2(gelu(fc1(y)))`,
     /// `y` the depthwise convolution's output.
     pub fn pointwise_add(&self, y: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
-        forward_conv_add(&self.fc2, forward_conv(&self.fc1, y, true), residual)
+        forward_conv_add(&self.fc2, self.hidden(y), residual)
     }
 
     /// [`Self::forward_add`] with `x` as the residual, at one position per image (`at[i]`
@@ -78,8 +78,8 @@ impl ConvFfn {
         cpu::pointwise(&self.fc2, y, false, Some(pick(x)))
     }
 
-    /// `gelu(fc1(conv(x)))`.
-    fn hidden(&self, x: Tensor<4>) -> Tensor<4> {
-        forward_conv(&self.fc1, cpu::conv2d(&self.conv, x, false), true)
+    /// `gelu(fc1(y))`, `y` the depthwise convolution's output.
+    fn hidden(&self, y: Tensor<4>) -> Tensor<4> {
+        forward_conv(&self.fc1, y, true)
     }
 }
