@@ -209,4 +209,16 @@ fn fused_kernels_on_both_sides_of_their_limits() {
         let kernels = compare(what, [2, c, 5, 6], &weights, &forward);
         assert_eq!(launched(&kernels, "squeeze_excite"), fits, "{what}: {kernels:?}");
     }
+
+    // A 1×1 convolution (+ GELU) over more positions than one dispatch dimension holds row
+    // blocks of the product kernel (65,535 × 32 rows: a batch of ~512 images at S0's first
+    // stage): the blocks wrap into a second dimension, every row computed.
+    let (cin, cout) = (3, 5);
+    let weights = [("weight", vec![cout, cin, 1, 1]), ("bias", vec![cout])];
+    let forward = |vb: &VarBuilder, x: Tensor<4>| {
+        use mobileclip_wasm::model::common::layers::{conv2d, conv2d_config, forward_conv};
+        forward_conv(&conv2d(vb, &conv2d_config([cin, cout], [1, 1])), x, true)
+    };
+    let kernels = compare("1×1 convolution over 2,102,500 positions", [1, cin, 1450, 1450], &weights, &forward);
+    assert!(launched(&kernels, "linear_kernel"), "{kernels:?}");
 }

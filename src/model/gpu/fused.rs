@@ -262,10 +262,12 @@ fn product_block<F: Float>(
     }
 }
 
-/// The first output row of this unit's block in a linear kernel.
+/// The first output row of this unit's block in a linear kernel (the row blocks run along Y,
+/// then Z: see [`tiles`]).
 #[cube]
 fn first_row() -> usize {
-    (CUBE_POS_Y as usize * UNITS + UNIT_POS_Y as usize) * SPAN
+    let block = CUBE_POS_Z as usize * CUBE_COUNT_Y as usize + CUBE_POS_Y as usize;
+    (block * UNITS + UNIT_POS_Y as usize) * SPAN
 }
 
 /// The first output column of this unit's block in a linear kernel.
@@ -869,8 +871,17 @@ impl Product {
     }
 }
 
-/// The workgroups covering a `rows × cols` output, `UNITS · SPAN` square each.
+/// The most workgroups along one dimension of a dispatch (WebGPU's default
+/// `maxComputeWorkgroupsPerDimension`).
+const MAX_GROUPS: usize = 65_535;
+
+/// The workgroups covering a `rows × cols` output, `UNITS · SPAN` square each: the row blocks
+/// along Y, wrapping into Z past [`MAX_GROUPS`] (a 1×1 convolution over a large batch's
+/// positions: S0's first stage passes it at about 512 images), the blocks past the last row
+/// writing nothing.
 fn tiles(rows: usize, cols: usize) -> CubeCount {
     let side = UNITS * SPAN;
-    CubeCount::Static(cols.div_ceil(side) as u32, rows.div_ceil(side) as u32, 1)
+    let blocks = rows.div_ceil(side).max(1);
+    let y = blocks.min(MAX_GROUPS);
+    CubeCount::Static(cols.div_ceil(side) as u32, y as u32, blocks.div_ceil(y) as u32)
 }
