@@ -139,12 +139,12 @@ fn full_size_half_precision() {
 }
 
 /// A text call in `f16` runs on this crate's fused kernels as in `f32` (LayerNorm, attention,
-/// linear layers; the RepMixer's depthwise pair in "mct" towers): as many kernel launches, but
-/// for the widening of the features to `f32`.
+/// linear layers; the RepMixer's depthwise pair in "mct" towers), in no more launches (the
+/// widening of the features to `f32` fuses into the normalisation's element-wise kernel).
 #[test]
 fn half_precision_keeps_the_fused_kernels() {
-    let _gpu = exclusive();
     use ComputePrecision::{F16, F32};
+    let _gpu = exclusive();
     for name in ["v2-mci0", "v1-mci-mct"] {
         let dir = fixtures_root().join(name);
         let path = &fixture_checkpoints(&dir)[0];
@@ -157,20 +157,14 @@ fn half_precision_keeps_the_fused_kernels() {
             launches
         };
         let (full, half) = (launches(F32), launches(F16));
-        eprintln!(
-            "{name} text, launches per call: f32 {} {:?}; f16 {} {:?}",
-            full.total(),
-            full.by_kernel,
-            half.total(),
-            half.by_kernel
-        );
+        eprintln!("{name} text, launches per call: f32 {}, f16 {}", full.total(), half.total());
         let ours = |l: &gpu::Launches| {
             ["layer_norm_kernel", "attention_kernel", "linear_kernel", "linear_add_kernel", "depthwise_pair_kernel"]
                 .map(|base| l.by_kernel.iter().filter(|(k, _)| k.contains(base)).map(|(_, n)| n).sum::<usize>())
         };
         assert!(ours(&full).iter().sum::<usize>() > 0, "{name}: no fused kernel launched in f32: {:?}", full.by_kernel);
         assert_eq!(ours(&half), ours(&full), "{name}: this crate's kernels launched in f16 and in f32");
-        assert!(half.total() <= full.total() + 1, "{name}: f16 text {} launches, f32 {}", half.total(), full.total());
+        assert!(half.total() <= full.total(), "{name}: f16 text {} launches, f32 {}", half.total(), full.total());
     }
 }
 
