@@ -54,7 +54,7 @@ export function describe(v) {
 
 /** The options of each method (unknown ones are refused: a typo must not pass silently). */
 export const OPTIONS = {
-  load: ['model', 'weights', 'integrity', 'backend', 'threads', 'onProgress', 'signal'],
+  load: ['model', 'weights', 'integrity', 'backend', 'threads', 'precision', 'onProgress', 'signal'],
   encode: ['onProgress', 'signal'],
   labelEmbeddings: ['templates', 'reuse', 'onProgress', 'signal'],
   zeroShot: ['templates', 'topK', 'onProgress', 'signal'],
@@ -64,6 +64,14 @@ export const OPTIONS = {
 /** What `convert` can store matrices and kernels as, and which towers it can keep. */
 export const DTYPES = ['f32', 'f16', 'int8', 'auto'];
 export const TOWERS = ['image', 'text', 'both'];
+
+/** What `load` can compute in (on WebGPU; the CPU computes in f32). */
+export const PRECISIONS = ['auto', 'f32', 'f16'];
+
+/** Checks `load`'s `precision` option (INVALID_ARGUMENT). */
+export function checkPrecision(precision) {
+  if (!PRECISIONS.includes(precision)) throw invalid(`precision must be ${PRECISIONS.map((p) => `'${p}'`).join(', ')}, got ${typeof precision === 'string' ? JSON.stringify(precision) : describe(precision)}`);
+}
 
 /**
  * Checks `convert`'s options (the main-thread API and the worker helper, before any work):

@@ -101,6 +101,15 @@ export interface LoadOptions {
    * asked for); 1 is the single-threaded module. `threads` says how many run, `backendReason` why one.
    */
   threads?: number | 'auto';
+  /**
+   * What the model computes in on WebGPU. Default "auto": 16-bit floats for text towers and ViT
+   * image towers where the adapter offers `shader-f16` (their embeddings measured within cosine
+   * 0.9999 of 32-bit), 32-bit for convolutional image towers; "f16": every tower where the adapter
+   * offers it; "f32": 32-bit everywhere. Without `shader-f16`, and on the CPU, every tower
+   * computes in 32-bit, without an error: `precision` says what each tower got. Embeddings are
+   * `Float32Array`s either way. Another value rejects with INVALID_ARGUMENT.
+   */
+  precision?: 'auto' | 'f32' | 'f16';
   /** Download progress in bytes (`total` is 0 when the server sends no length). */
   onProgress?: (progress: { loaded: number; total: number }) => void;
   signal?: AbortSignal;
@@ -218,9 +227,13 @@ export interface ClipModel {
   /** "both", or "image" / "text" for a model loaded from a one-tower compact file (the other
    * tower's calls reject with NO_TEXT_TOWER / NO_IMAGE_TOWER). */
   readonly towers: 'both' | 'image' | 'text';
-  /** Bytes the model's parameters hold in wasm memory (f32, whatever the file stored): what
-   * loading it needs at least (a streamed load peaks within 15 % above it, BENCHMARKS.md). */
+  /** Bytes the model's parameters hold (f32 on the CPU, whatever the file stored; 2 per value in a
+   * tower computing in f16 on WebGPU): what loading it needs at least (a streamed load peaks within
+   * 15 % above it, BENCHMARKS.md). */
   readonly parameterBytes: number;
+  /** What each tower computes in ("f16" only on WebGPU with `shader-f16`, see `LoadOptions.precision`);
+   * null for the tower a one-tower compact file does not hold. */
+  readonly precision: { image: 'f32' | 'f16' | null; text: 'f32' | 'f16' | null };
   /** `sha256-<base64>` of the weights file loaded (a Subresource Integrity hash; for a compact file, of that file).
    * Label packs carry the checkpoint's id (for a compact file, its source checkpoint's), so packs of a checkpoint
    * work on every compact file converted from it. */

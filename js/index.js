@@ -6,7 +6,7 @@
 
 import initCpu, * as cpu from './cpu/mobileclip_wasm.js';
 import {
-  abortable, aborted, breathe, checkConvert, checkDownload, checkEmbedding, checkOptions, DEFAULT_TEMPLATES, describe, disposed, imageSources,
+  abortable, aborted, breathe, checkConvert, checkDownload, checkEmbedding, checkOptions, checkPrecision, DEFAULT_TEMPLATES, describe, disposed, imageSources,
   isA, isTrap, labelList, MobileClipError, OPTIONS, readChunk, report, textList, throwIfAborted, toError, toRgba, TRAP_FOR_TESTS,
 } from './common.js';
 import { LabelPack } from './label-pack.js';
@@ -309,19 +309,21 @@ export class MobileClip {
   #backend; // 'cpu' | 'webgpu'
   #reason; // why this backend (on the CPU, why not WebGPU); backendReason adds the threads
   #threads; // the `threads` option, for a reload on the CPU
+  #precision; // the `precision` option, for a reload
   #cpu = null; // on the CPU: { threaded, threads } of the module #raw lives in
   #glue; // the wasm-bindgen exports of that module
   #weights; // the checkpoint (a Blob), to reload from after a trap or a lost GPU device
   #instance = cpuInstance; // the CPU instance #raw lives in
   #lost = null; // on WebGPU: { promise, reject } settled when the device is lost
 
-  constructor(raw, { config, weights, weightsId, backend, reason, threads, cpu: cpuModule, glue }) {
+  constructor(raw, { config, weights, weightsId, backend, reason, threads, precision, cpu: cpuModule, glue }) {
     this.#raw = raw;
     this.#config = config;
     this.#weights = weights;
     this.#backend = backend;
     this.#reason = reason;
     this.#threads = threads;
+    this.#precision = precision;
     this.#cpu = cpuModule ?? null;
     this.#glue = glue;
     this.#info = { name: raw.name, towers: raw.towers, parameterBytes: raw.parameterBytes, packId: raw.labelPackId, embedDim: raw.embedDim, imageSize: raw.imageSize, logitScale: raw.logitScale, weightsId, imageBatch: raw.imageBatch, textBatch: raw.textBatch };
@@ -345,12 +347,17 @@ export class MobileClip {
    * @param {'auto'|'cpu'|'webgpu'} [options.backend]
    * @param {number|'auto'} [options.threads] CPU threads (default 'auto': the device's cores, up
    *   to 8, where the page is cross-origin isolated; 1 otherwise)
+   * @param {'auto'|'f32'|'f16'} [options.precision] what WebGPU computes in (default 'auto':
+   *   16-bit floats for text and ViT image towers where the adapter offers `shader-f16`, 32-bit
+   *   otherwise; 'f16' every tower where it is offered; the CPU computes in f32). `precision` says
+   *   what each tower got.
    * @param {(p: {loaded: number, total: number}) => void} [options.onProgress]
    * @param {AbortSignal} [options.signal]
    */
   static async load(options) {
     try {
-      const { model, weights, integrity, backend = 'auto', threads = 'auto', onProgress, signal } = checkOptions(options, 'load', OPTIONS.load);
+      const { model, weights, integrity, backend = 'auto', threads = 'auto', precision = 'auto', onProgress, signal } = checkOptions(options, 'load', OPTIONS.load);
+      checkPrecision(precision);
       if (!['auto', 'cpu', 'webgpu'].includes(backend)) throw new MobileClipError('INVALID_ARGUMENT', `backend must be 'auto', 'cpu' or 'webgpu', got ${JSON.stringify(backend)}`);
       if (threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1 && threads <= 64)) throw new MobileClipError('INVALID_ARGUMENT', `threads must be 'auto' or a whole number from 1 to 64, got ${typeof threads === 'number' ? threads : JSON.stringify(threads) ?? describe(threads)}`);
       if (weights === undefined) throw new MobileClipError('INVALID_ARGUMENT', 'options.weights is required (a URL or the checkpoint bytes)');
@@ -367,8 +374,8 @@ export class MobileClip {
       try {
         const { reader, kept } = await streamWeights(glue, source, onProgress, signal);
         throwIfAborted(signal);
-        raw = await glue.WasmModel.loadStream(config, reader, on, integrity);
-        return new MobileClip(raw, { config, weights: kept, weightsId: raw.weightsId, backend: on, reason: chosen.reason, threads, cpu: chosen.cpu, glue });
+        raw = await glue.WasmModel.loadStream(config, reader, on, integrity, precision);
+        return new MobileClip(raw, { config, weights: kept, weightsId: raw.weightsId, backend: on, reason: chosen.reason, threads, precision, cpu: chosen.cpu, glue });
       } catch (e) {
         if (isTrap(e) && !chosen.gpu) replaceInstance(chosen.cpu.threaded, e);
         throw e;
@@ -428,7 +435,7 @@ export class MobileClip {
   async #loadOnCpu() {
     const chosen = await chooseCpu(this.#threads);
     const { reader } = await streamWeights(chosen.glue, await openWeights(this.#weights));
-    const raw = await chosen.glue.WasmModel.loadStream(this.#config, reader, 'cpu', this.#info.weightsId);
+    const raw = await chosen.glue.WasmModel.loadStream(this.#config, reader, 'cpu', this.#info.weightsId, this.#precision);
     this.#instance = cpuInstance;
     this.#cpu = chosen;
     this.#glue = chosen.glue;
@@ -539,6 +546,11 @@ export class MobileClip {
   get labelPackId() { return this.#raw ? this.#info.packId : undefined; }
   /** How many images and texts go through the model at once: the parts of a long call. */
   get batchSize() { return this.#raw ? { images: this.#info.imageBatch, texts: this.#info.textBatch } : undefined; }
+  /**
+   * What each tower computes in: `{ image, text }`, 'f32' or 'f16' ('f16' only on WebGPU with
+   * `shader-f16`), null for a tower a one-tower compact file does not hold.
+   */
+  get precision() { return this.#raw ? this.#raw.precision : undefined; }
   /** CPU threads computing: 1, or the threaded module's pool size; 0 on WebGPU. */
   get threads() { return this.#raw ? (this.#backend === 'cpu' ? this.#cpu.threads : 0) : undefined; }
 

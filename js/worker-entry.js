@@ -26,11 +26,11 @@ async function handle({ id, op, ...args }, signal) {
       // Bytes become a Blob first: the model keeps it (no second copy) and it goes back to the
       // calling side, which restarts the worker from it if the wasm instance ever traps.
       const weights = args.weights instanceof ArrayBuffer || ArrayBuffer.isView(args.weights) ? new Blob([args.weights]) : args.weights;
-      clip = await MobileClip.load({ model: args.model, weights, integrity: args.integrity, backend: args.backend, threads: args.threads, onProgress: progress, signal });
-      const { backend, backendReason, threads, name, towers, parameterBytes, embedDim, imageSize, logitScale, weightsId, labelPackId, batchSize } = clip;
+      clip = await MobileClip.load({ model: args.model, weights, integrity: args.integrity, backend: args.backend, threads: args.threads, precision: args.precision, onProgress: progress, signal });
+      const { backend, backendReason, threads, precision, name, towers, parameterBytes, embedDim, imageSize, logitScale, weightsId, labelPackId, batchSize } = clip;
       return {
         result: {
-          backend, backendReason, threads, name, towers, parameterBytes, embedDim, imageSize, logitScale, weightsId, labelPackId, batchSize,
+          backend, backendReason, threads, precision, name, towers, parameterBytes, embedDim, imageSize, logitScale, weightsId, labelPackId, batchSize,
           workerDraws: canDraw(), weights: weights instanceof Blob ? weights : null,
         },
       };

@@ -6,7 +6,7 @@
 // and a fresh worker loads the model again from the kept weights for the calls that follow.
 
 import {
-  abortable, aborted, checkConvert, checkEmbedding, checkOptions, describe, disposed, imageSource, imageSources, isA, labelList,
+  abortable, aborted, checkConvert, checkEmbedding, checkOptions, checkPrecision, describe, disposed, imageSource, imageSources, isA, labelList,
   MobileClipError, OPTIONS, readResponse, report, textList, throwIfAborted, toError, toRgba, TRAP_FOR_TESTS, yieldTurn,
 } from './common.js';
 import { LabelPack, similarity } from './index.js';
@@ -90,10 +90,10 @@ function firstAnswer(worker, message, transfer, { onProgress, signal }) {
  * Starts a worker and loads the model in it: `{ worker, info }`. Aborting, or a failure,
  * terminates the worker.
  */
-async function startWorker({ model, weights, transfer = [], integrity, backend, threads, onProgress, signal }) {
+async function startWorker({ model, weights, transfer = [], integrity, backend, threads, precision, onProgress, signal }) {
   const worker = newWorker();
   try {
-    const info = await firstAnswer(worker, { op: 'load', model, weights, integrity, backend, threads }, transfer, { onProgress, signal });
+    const info = await firstAnswer(worker, { op: 'load', model, weights, integrity, backend, threads, precision }, transfer, { onProgress, signal });
     return { worker, info };
   } catch (e) {
     worker.terminate();
@@ -109,7 +109,7 @@ export class MobileClipWorker {
   #worker; // null while a replacement starts, and after dispose()
   #starting = null; // promise of the replacement worker, after a trap
   #disposed = false;
-  #source; // { model, weights (URL or Blob), integrity, backend, threads }: what a replacement worker loads
+  #source; // { model, weights (URL or Blob), integrity, backend, threads, precision }: what a replacement worker loads
   #info;
   #calls = new Map(); // id → { resolve, reject, onProgress, post() }
   #nextId = 1;
@@ -128,16 +128,17 @@ export class MobileClipWorker {
    */
   static async load(options) {
     try {
-      const { model, weights, integrity, backend = 'auto', threads = 'auto', onProgress, signal } = checkOptions(options, 'load', OPTIONS.load);
+      const { model, weights, integrity, backend = 'auto', threads = 'auto', precision = 'auto', onProgress, signal } = checkOptions(options, 'load', OPTIONS.load);
+      checkPrecision(precision);
       throwIfAborted(signal);
       const [w, transfer] = await weightsPart(weights, onProgress, signal);
       throwIfAborted(signal);
       const cfg = model === undefined || typeof model === 'string' ? model : JSON.parse(JSON.stringify(model));
-      const { worker, info } = await startWorker({ model: cfg, weights: w, transfer, integrity, backend, threads, onProgress, signal });
+      const { worker, info } = await startWorker({ model: cfg, weights: w, transfer, integrity, backend, threads, precision, onProgress, signal });
       // The worker gives back a Blob of byte weights; URLs and Blobs are kept as given.
       const kept = info.weights ?? w;
       delete info.weights;
-      return new MobileClipWorker(worker, info, { model: cfg, weights: kept, integrity, backend, threads });
+      return new MobileClipWorker(worker, info, { model: cfg, weights: kept, integrity, backend, threads, precision });
     } catch (e) {
       throw toError(e);
     }
@@ -271,6 +272,8 @@ export class MobileClipWorker {
   get labelPackId() { return this.#disposed ? undefined : this.#info.labelPackId; }
   get batchSize() { return this.#disposed ? undefined : this.#info.batchSize; }
   get threads() { return this.#disposed ? undefined : this.#info.threads; }
+  /** What each tower computes in, as `MobileClip`'s `precision`. */
+  get precision() { return this.#disposed ? undefined : this.#info.precision; }
 
   /** L2-normalised embedding of one image source. */
   async encodeImage(src, options) {

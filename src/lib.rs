@@ -25,6 +25,7 @@ pub mod error;
 pub mod gpu;
 pub mod label_pack;
 pub mod model;
+pub mod precision;
 pub mod preprocess;
 pub mod tokenizer;
 #[cfg(all(feature = "wasm-api", target_arch = "wasm32"))]
@@ -37,6 +38,7 @@ use burn::prelude::*;
 pub use config::ModelConfig;
 pub use error::{Error, Result};
 pub use label_pack::LabelPack;
+pub use precision::{ComputePrecision, Placement, Precisions, TowerPrecision};
 
 use config::Architecture;
 use model::clip::{Clip, ImageEncoder, l2_normalize};
@@ -111,6 +113,7 @@ pub struct MobileClip {
     model: Clip,
     tokenizer: ClipTokenizer,
     device: Device,
+    precision: Precisions,
     weights_id: String,
     source_weights_id: Option<String>,
     batch: BatchSize,
@@ -145,8 +148,10 @@ pub(crate) fn sha256_id(digest: &[u8; 32]) -> String {
 
 impl MobileClip {
     /// Loads a model from checkpoint bytes (PyTorch zip or safetensors, train-time or
-    /// re-parameterised, or a compact file of this model) onto `device`.
-    pub fn from_bytes(config: ModelConfig, weights: Vec<u8>, device: Device) -> Result<Self> {
+    /// re-parameterised, or a compact file of this model) onto `device`: a [`Device`]
+    /// (precision [`ComputePrecision::Auto`]) or a [`Placement`] (`(device, precision)`), as for
+    /// every loading function; [`MobileClip::precision`] says what each tower computes in.
+    pub fn from_bytes(config: ModelConfig, weights: Vec<u8>, device: impl Into<Placement>) -> Result<Self> {
         Self::load(Some(config), weights, device)
     }
 
@@ -154,14 +159,14 @@ impl MobileClip {
     /// config is inside it, so `config` may be `None`, and when given must describe the same
     /// model) or a published checkpoint (which needs `config`). Its weights id is
     /// [`weights_id`] of these bytes.
-    pub fn load(config: Option<ModelConfig>, weights: Vec<u8>, device: Device) -> Result<Self> {
+    pub fn load(config: Option<ModelConfig>, weights: Vec<u8>, device: impl Into<Placement>) -> Result<Self> {
         let id = weights_id(&weights);
         Self::load_with_id(config, weights, id, device)
     }
 
     /// Loads a model from a checkpoint file.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn from_file(config: ModelConfig, path: &std::path::Path, device: Device) -> Result<Self> {
+    pub fn from_file(config: ModelConfig, path: &std::path::Path, device: impl Into<Placement>) -> Result<Self> {
         Self::load_file(Some(config), path, device)
     }
 
@@ -169,7 +174,11 @@ impl MobileClip {
     /// published checkpoint (`config` needed), as [`MobileClip::load`]. The file is streamed
     /// through a [`WeightsReader`] in 8 MiB chunks, never held whole.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn load_file(config: Option<ModelConfig>, path: &std::path::Path, device: Device) -> Result<Self> {
+    pub fn load_file(
+        config: Option<ModelConfig>,
+        path: &std::path::Path,
+        device: impl Into<Placement>,
+    ) -> Result<Self> {
         Self::load_stream(config, read_file(path)?, None, device)
     }
 
@@ -181,7 +190,7 @@ impl MobileClip {
         config: Option<ModelConfig>,
         reader: WeightsReader,
         integrity: Option<&str>,
-        device: Device,
+        device: impl Into<Placement>,
     ) -> Result<Self> {
         let (ckpt, digest) = reader.finish()?;
         let id = sha256_id(&digest);
@@ -200,7 +209,7 @@ impl MobileClip {
         config: Option<ModelConfig>,
         weights: Vec<u8>,
         weights_id: String,
-        device: Device,
+        device: impl Into<Placement>,
     ) -> Result<Self> {
         Self::load_checkpoint(config, Checkpoint::from_bytes(weights)?, weights_id, device)
     }
@@ -211,8 +220,9 @@ impl MobileClip {
         config: Option<ModelConfig>,
         ckpt: Checkpoint,
         weights_id: String,
-        device: Device,
+        device: impl Into<Placement>,
     ) -> Result<Self> {
+        let device = device.into();
         if compact::is_compact(&ckpt) {
             let (info, fused) = compact::read(ckpt)?;
             let arch = info.config.resolve()?;
@@ -243,9 +253,14 @@ impl MobileClip {
     /// Builds a model from fused inference tensors (what [`weights::fuse_checkpoint`] makes of a
     /// checkpoint, or a file that holds them). `weights_id` names the weights for label packs:
     /// [`weights_id`] of the file the tensors came from.
-    pub fn from_fused(config: ModelConfig, weights: FusedWeights, weights_id: String, device: Device) -> Result<Self> {
+    pub fn from_fused(
+        config: ModelConfig,
+        weights: FusedWeights,
+        weights_id: String,
+        device: impl Into<Placement>,
+    ) -> Result<Self> {
         let arch = config.resolve()?;
-        Self::build(config, arch, weights, Towers::Both, WeightsIds { own: weights_id, source: None }, device)
+        Self::build(config, arch, weights, Towers::Both, WeightsIds { own: weights_id, source: None }, device.into())
     }
 
     /// Converts a published checkpoint of `config`'s model into a compact model file's bytes:
@@ -275,27 +290,40 @@ impl MobileClip {
         weights: FusedWeights,
         towers: Towers,
         ids: WeightsIds,
-        device: Device,
+        Placement { device, precision }: Placement,
     ) -> Result<Self> {
-        let model = Clip::load(&arch, weights, towers, &device)?;
+        let f16 = precision::offers_f16(&device);
+        let precision = Precisions {
+            image: towers.has_image().then(|| precision.resolve(precision::TowerKind::image(&arch.image), f16)),
+            text: towers.has_text().then(|| precision.resolve(precision::TowerKind::Text, f16)),
+        };
+        let model = Clip::load(&arch, weights, towers, &device, precision)?;
         Ok(Self {
             config,
             arch,
             model,
             tokenizer: ClipTokenizer::new()?,
             device,
+            precision,
             weights_id: ids.own,
             source_weights_id: ids.source,
             batch: BatchSize::default(),
         })
     }
 
-    /// Bytes the model's parameters hold (`f32`, both towers or the one loaded): what a load
-    /// needs at least, the measure of its peak memory.
+    /// Bytes the model's parameters hold (4 per value in an `f32` tower, 2 in an `f16` one; both
+    /// towers or the one loaded): what a load needs at least, the measure of its peak memory.
     pub fn parameter_bytes(&self) -> usize {
+        let bytes = |p: Option<TowerPrecision>| p.map_or(0, |p| p.dtype().size());
         let image = self.model.image.as_ref().map_or(0, burn::module::Module::num_params);
         let text = self.model.text.as_ref().map_or(0, burn::module::Module::num_params);
-        4 * (image + text)
+        bytes(self.precision.image) * image + bytes(self.precision.text) * text
+    }
+
+    /// What each tower computes in (see [`ComputePrecision`]): `f16` only on a GPU that offers
+    /// it, where it was asked for (explicitly, or by `auto` for text and ViT towers).
+    pub fn precision(&self) -> Precisions {
+        self.precision
     }
 
     /// Which towers the model has (one only when loaded from a one-tower compact file).
@@ -582,7 +610,9 @@ impl MobileClip {
     fn image_forward(&self, pixels: &[f32], batch: usize) -> Result<Tensor<2>> {
         let tower = self.image_tower()?;
         let s = self.config.preprocess.image_size;
-        Ok(l2_normalize(tower.forward(model::gpu::pixels(pixels, batch, s, &self.device))))
+        let dtype = self.precision.image.map_or(burn::tensor::DType::F32, TowerPrecision::dtype);
+        let x = model::gpu::pixels(pixels, batch, s, (&self.device, dtype));
+        Ok(l2_normalize(tower.forward(x)))
     }
 
     /// L2-normalised text embeddings `[B, E]` of checked token sequences, on the device

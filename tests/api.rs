@@ -143,3 +143,22 @@ fn the_weights_id_is_the_sri_sha256_of_the_file() {
     let bytes = std::fs::read(common::fixtures_root().join("v2-mci0/model.safetensors")).unwrap();
     assert_eq!(m.weights_id(), weights_id(&bytes));
 }
+
+/// On the CPU backend every precision asked for computes in `f32`, without an error (the issue:
+/// f16 absent means f32, no crash), and says so.
+#[test]
+fn the_cpu_computes_in_f32_whatever_the_precision_asked() {
+    use mobileclip_wasm::{ComputePrecision, Precisions, TowerPrecision};
+    let dir = common::fixtures_root().join("v2-vit-b");
+    let config = ModelConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let f32_towers = Precisions { image: Some(TowerPrecision::F32), text: Some(TowerPrecision::F32) };
+    let pixels = vec![0.25; 3 * config.preprocess.image_size.pow(2)];
+    let mut first = None;
+    for precision in [ComputePrecision::F32, ComputePrecision::Auto, ComputePrecision::F16] {
+        let m = MobileClip::from_file(config.clone(), &dir.join("model.safetensors"), (Device::flex(), precision))
+            .unwrap_or_else(|e| panic!("{precision}: {e}"));
+        assert_eq!(m.precision(), f32_towers, "{precision}");
+        let e = m.encode_pixels(&pixels, 1).unwrap();
+        assert_eq!(first.get_or_insert_with(|| e.clone()), &e, "{precision}: other embeddings than f32's");
+    }
+}

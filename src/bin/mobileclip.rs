@@ -14,7 +14,7 @@ use mobileclip_wasm::preprocess::{ImageView, PixelFormat, load_image_file};
 use mobileclip_wasm::tokenizer::ClipTokenizer;
 use mobileclip_wasm::weights::ConvertOptions;
 use mobileclip_wasm::zero_shot::DEFAULT_TEMPLATE;
-use mobileclip_wasm::{Error, LabelPack, MobileClip, ModelConfig, Result};
+use mobileclip_wasm::{ComputePrecision, Error, LabelPack, MobileClip, ModelConfig, Result, TowerPrecision};
 use serde::Serialize;
 
 #[derive(Parser)]
@@ -28,6 +28,11 @@ struct Cli {
     /// builds with the cargo feature `wgpu` only).
     #[arg(long, global = true, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
+    /// What the model computes in: `auto` (16-bit floats for text and ViT image towers on a GPU
+    /// that offers them, 32-bit elsewhere), `f32`, or `f16` (every tower, where the GPU offers
+    /// 16-bit floats; 32-bit otherwise, without an error). `info` says what each tower got.
+    #[arg(long, global = true, default_value = "auto")]
+    precision: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -158,6 +163,17 @@ enum Command {
     },
     /// List the shipped model configs and where their published weights are (one line per file).
     Models,
+    /// Load a model and print what it is as JSON: its name, towers, embedding dimension, backend,
+    /// and what each tower computes in (`precision`: `f32`, `f16`, or null for a tower the file
+    /// does not hold).
+    Info {
+        /// Model name or config JSON path (not needed for a compact file).
+        #[arg(long)]
+        model: Option<String>,
+        /// Checkpoint file, or a compact file.
+        #[arg(long)]
+        weights: PathBuf,
+    },
     /// Print the GPU adapter `--backend wgpu` runs on, as JSON: its name, graphics API and kind,
     /// whether it is a software one (Mesa's lavapipe, SwiftShader, WARP) and whether it offers
     /// 16-bit floats (`shader-f16`). Choose another with the environment variable
@@ -200,6 +216,9 @@ struct BenchLine<'a> {
     /// GPU kernel launches (compute dispatches) of one call; absent on the CPU.
     #[serde(skip_serializing_if = "Option::is_none")]
     launches: Option<usize>,
+    /// What the tower of the call computes in (`f32` or `f16`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    precision: Option<String>,
 }
 
 /// GPU kernel launches by kernel name, in first-launch order.
@@ -246,7 +265,8 @@ fn bench(
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         let image = time_calls(iters, backend, || m.encode_pixels(&pixels, batch).map(drop))?;
         let text = time_calls(iters, backend, || m.encode_texts(&texts).map(drop))?;
-        for (call, (ms, by_kernel)) in [("image", image), ("text", text)] {
+        let precision = m.precision();
+        for (call, (ms, by_kernel), tower) in [("image", image, precision.image), ("text", text, precision.text)] {
             if kernels && let Some(k) = &by_kernel {
                 let mut err = io::stderr().lock();
                 let _ = writeln!(err, "{} {call}, batch {batch}: kernels launched per call", m.config().name);
@@ -263,6 +283,7 @@ fn bench(
                 ms_per_call: ms,
                 ms_per_item: ms / batch as f64,
                 launches,
+                precision: tower.map(|p| p.to_string()),
             };
             writeln!(out, "{}", serde_json::to_string(&line).expect("serialisable"))?;
             out.flush()?;
@@ -300,9 +321,11 @@ fn template_list(templates: &[String]) -> Vec<&str> {
     if templates.is_empty() { vec![DEFAULT_TEMPLATE] } else { templates.iter().map(String::as_str).collect() }
 }
 
-fn load_model(model: Option<&str>, weights: &Path, backend: Backend) -> Result<MobileClip> {
+/// Loads a model for a command: `precision` is the `--precision` option.
+fn load_model(model: Option<&str>, weights: &Path, backend: Backend, precision: &str) -> Result<MobileClip> {
+    let precision: ComputePrecision = precision.parse()?;
     let config = model.map(load_config).transpose()?;
-    MobileClip::load_file(config, weights, backend.device()?)
+    MobileClip::load_file(config, weights, (backend.device()?, precision))
 }
 
 fn embed_files(model: &MobileClip, paths: &[PathBuf]) -> Result<Vec<Vec<f32>>> {
@@ -339,7 +362,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
             if images.is_empty() && texts.is_empty() {
                 return Err(Error::InvalidArgument("give at least one --image or --text".into()).into());
             }
-            let m = load_model(model.as_deref(), &weights, cli.backend)?;
+            let m = load_model(model.as_deref(), &weights, cli.backend, &cli.precision)?;
             let image_embeddings = embed_files(&m, &images)?;
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let text_embeddings = if refs.is_empty() { Vec::new() } else { m.encode_texts(&refs)? };
@@ -347,7 +370,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
             writeln!(out, "{}", serde_json::to_string(&output).expect("serialisable"))?;
         }
         Command::ZeroShot { model, weights, image, labels, pack, templates, top_k, json } => {
-            let m = load_model(model.as_deref(), &weights, cli.backend)?;
+            let m = load_model(model.as_deref(), &weights, cli.backend, &cli.precision)?;
             let pack = match (pack, labels) {
                 (Some(path), _) => LabelPack::from_bytes(&read(&path)?)?,
                 (None, Some(labels)) => {
@@ -386,7 +409,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
             let text = String::from_utf8(read(&labels)?)
                 .map_err(|_| Error::InvalidArgument(format!("{} is not UTF-8 text", labels.display())))?;
             let labels: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-            let m = load_model(model.as_deref(), &weights, cli.backend)?;
+            let m = load_model(model.as_deref(), &weights, cli.backend, &cli.precision)?;
             // Progress on a terminal only: piped stderr keeps the one-line error contract.
             let tty = io::stderr().is_terminal();
             let progress = |done: usize, total: usize| {
@@ -412,7 +435,7 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
             if iters == 0 || iters > 1000 {
                 return Err(Error::InvalidArgument(format!("--iters takes 1 to 1000, got {iters}")).into());
             }
-            let m = load_model(model.as_deref(), &weights, cli.backend)?;
+            let m = load_model(model.as_deref(), &weights, cli.backend, &cli.precision)?;
             bench(&m, cli.backend, &batches, iters, kernels, out)?;
         }
         Command::Adapter => {
@@ -426,6 +449,19 @@ fn run(cli: Cli, out: &mut impl Write) -> Result<(), Failure> {
             {
                 Backend::Wgpu.device()?;
             }
+        }
+        Command::Info { model, weights } => {
+            let m = load_model(model.as_deref(), &weights, cli.backend, &cli.precision)?;
+            let tower = |p: Option<TowerPrecision>| p.map(|p| p.to_string());
+            let precision = m.precision();
+            let info = serde_json::json!({
+                "model": m.config().name,
+                "towers": m.towers().to_string(),
+                "embed_dim": m.embed_dim(),
+                "backend": if cli.backend == Backend::Cpu { "cpu" } else { "wgpu" },
+                "precision": { "image": tower(precision.image), "text": tower(precision.text) },
+            });
+            writeln!(out, "{info}")?;
         }
         Command::Models => {
             for name in ModelConfig::builtin_names() {

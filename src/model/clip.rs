@@ -1,12 +1,14 @@
 //! The CLIP pair of towers (`clip.py` `CLIP`, open_clip `CustomTextCLIP`) and its loading.
 
 use burn::prelude::*;
+use burn::tensor::DType;
 
 use super::image::mci::FastVit;
 use super::image::vit::VisionTransformer;
 use super::text::TextEncoder;
 use crate::config::{Architecture, ImageArch};
 use crate::error::Result;
+use crate::precision::{Precisions, TowerPrecision};
 use crate::weights::{FusedWeights, Towers, VarBuilder};
 
 /// The image tower.
@@ -43,11 +45,18 @@ pub struct Clip {
 }
 
 impl Clip {
-    /// Builds `towers` from fused weights (`visual.*`, `text.*`, `logit_scale`); every missing,
-    /// mis-shaped or unexpected tensor (a tower not asked for included) is reported in one error.
-    pub fn load(arch: &Architecture, weights: FusedWeights, towers: Towers, device: &Device) -> Result<Self> {
+    /// Builds `towers` from fused weights (`visual.*`, `text.*`, `logit_scale`), each tower's
+    /// parameters in its `precision`; every missing, mis-shaped or unexpected tensor (a tower
+    /// not asked for included) is reported in one error.
+    pub fn load(
+        arch: &Architecture,
+        weights: FusedWeights,
+        towers: Towers,
+        device: &Device,
+        precision: Precisions,
+    ) -> Result<Self> {
         let vb = VarBuilder::new(weights, device.clone());
-        let clip = Self::build(arch, &vb, towers);
+        let clip = Self::build(arch, &vb, towers, precision);
         vb.finish()?;
         Ok(clip)
     }
@@ -59,23 +68,32 @@ impl Clip {
     #[cfg(feature = "flex")]
     pub fn check(arch: &Architecture, weights: FusedWeights, tower: Towers) -> (Result<()>, FusedWeights) {
         let vb = VarBuilder::checking(weights, tower, Device::flex());
-        drop(Self::build(arch, &vb, tower));
+        drop(Self::build(arch, &vb, tower, Precisions { image: None, text: None }));
         vb.finish_checking()
     }
 
-    fn build(arch: &Architecture, vb: &VarBuilder, towers: Towers) -> Self {
-        let image = towers.has_image().then(|| match &arch.image {
-            ImageArch::FastVit(a) => ImageEncoder::FastVit(FastVit::load(a, arch.embed_dim, &vb.pp("visual"))),
-            ImageArch::Vit(a) => ImageEncoder::Vit(VisionTransformer::load(a, arch.embed_dim, &vb.pp("visual"))),
+    /// `precision`: each tower's (`None`: `f32`).
+    fn build(arch: &Architecture, vb: &VarBuilder, towers: Towers, precision: Precisions) -> Self {
+        let scope =
+            |name: &str, p: Option<TowerPrecision>| vb.pp(name).with_dtype(p.map_or(DType::F32, TowerPrecision::dtype));
+        let image = towers.has_image().then(|| {
+            let vb = scope("visual", precision.image);
+            match &arch.image {
+                ImageArch::FastVit(a) => ImageEncoder::FastVit(FastVit::load(a, arch.embed_dim, &vb)),
+                ImageArch::Vit(a) => ImageEncoder::Vit(VisionTransformer::load(a, arch.embed_dim, &vb)),
+            }
         });
-        let text = towers.has_text().then(|| TextEncoder::load(&arch.text, arch.embed_dim, &vb.pp("text")));
+        let text =
+            towers.has_text().then(|| TextEncoder::load(&arch.text, arch.embed_dim, &scope("text", precision.text)));
         let raw = vb.host("logit_scale", &[1]).data[0];
         Self { image, text, logit_scale: raw.exp().clamp(0.0, 100.0) }
     }
 }
 
-/// L2-normalises rows of `[B, E]`, as `F.normalize(x, dim=-1)` (eps 1e-12).
+/// L2-normalises rows of `[B, E]`, as `F.normalize(x, dim=-1)` (eps 1e-12), in `f32` (the
+/// features of an `f16` tower are widened first: embeddings are always `f32`).
 pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
+    let x = x.cast(DType::F32);
     let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
     x / norm
 }

@@ -8,9 +8,9 @@
 
 use burn::module::Param;
 use burn::nn::conv::Conv2d;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor, TensorCreationOptions, TensorData};
 
-use crate::weights::HostTensor;
+use crate::weights::{HostTensor, VarBuilder};
 
 /// Whether `device` is a GPU (a cubecl device), where the layouts of this module apply.
 pub fn is_gpu(device: &Device) -> bool {
@@ -26,8 +26,8 @@ pub fn is_gpu(device: &Device) -> bool {
 }
 
 /// A `[O, I, kh, kw]` convolution kernel as a parameter stored channels-last (`[O, kh, kw, I]`
-/// in memory), viewed as `[O, I, kh, kw]`.
-pub fn channels_last_kernel(kernel: HostTensor, device: &Device) -> Param<Tensor<4>> {
+/// in memory), viewed as `[O, I, kh, kw]`, uploaded by `vb` (its device and element type).
+pub fn channels_last_kernel(kernel: HostTensor, vb: &VarBuilder) -> Param<Tensor<4>> {
     let [o, i, kh, kw] = kernel.shape[..] else { panic!("a convolution kernel is 4-d") };
     let mut data = vec![0.0; kernel.data.len()];
     for oo in 0..o {
@@ -39,16 +39,18 @@ pub fn channels_last_kernel(kernel: HostTensor, device: &Device) -> Param<Tensor
             }
         }
     }
-    let t = Tensor::<4>::from_data(TensorData::new(data, [o, kh, kw, i]), device);
+    let t: Tensor<4> = vb.upload(HostTensor { shape: vec![o, kh, kw, i], data });
     Param::from_tensor(t.permute([0, 3, 1, 2]))
 }
 
-/// Preprocessed pixels (`batch` CHW images) as a `[B, 3, S, S]` tensor on `device`: on a GPU
-/// an NCHW view of channels-last memory (rearranged on the host, so the first convolution needs
-/// no copy), elsewhere NCHW.
-pub fn pixels(pixels: &[f32], batch: usize, size: usize, device: &Device) -> Tensor<4> {
-    if !is_gpu(device) {
-        return Tensor::from_data(TensorData::new(pixels.to_vec(), [batch, 3, size, size]), device);
+/// Preprocessed pixels (`batch` CHW images) as a `[B, 3, S, S]` tensor on a device (`on`: the
+/// device, and the element type of the tower they go into, converted on the host): on a GPU an
+/// NCHW view of channels-last memory (rearranged on the host, so the first convolution needs no
+/// copy), elsewhere NCHW.
+pub fn pixels(pixels: &[f32], batch: usize, size: usize, on: impl Into<TensorCreationOptions>) -> Tensor<4> {
+    let on = on.into();
+    if !is_gpu(&on.device) {
+        return Tensor::from_data(TensorData::new(pixels.to_vec(), [batch, 3, size, size]), on);
     }
     let plane = size * size;
     let mut hwc = vec![0.0; pixels.len()];
@@ -59,7 +61,7 @@ pub fn pixels(pixels: &[f32], batch: usize, size: usize, device: &Device) -> Ten
             }
         }
     }
-    Tensor::<4>::from_data(TensorData::new(hwc, [batch, size, size, 3]), device).permute([0, 3, 1, 2])
+    Tensor::<4>::from_data(TensorData::new(hwc, [batch, size, size, 3]), on).permute([0, 3, 1, 2])
 }
 
 #[cfg(any(feature = "webgpu", feature = "wgpu"))]
@@ -69,9 +71,10 @@ mod fused;
 /// memory, of which WebGPU guarantees 16 KiB); longer sequences run on burn's ops.
 pub const MAX_ATTENTION_KEYS: usize = 2048;
 
-/// Whether `t` runs on this crate's fused GPU kernels (`fused.rs`): an f32 tensor on a GPU.
+/// Whether `t` runs on this crate's fused GPU kernels (`fused.rs`): an `f32` or `f16` tensor on
+/// a GPU (the kernels read and write the tensors' type and compute in `f32`).
 pub fn fused_kernels<const D: usize>(t: &Tensor<D>) -> bool {
-    is_gpu(&t.device()) && t.dtype() == burn::tensor::DType::F32
+    is_gpu(&t.device()) && matches!(t.dtype(), DType::F32 | DType::F16)
 }
 
 /// LayerNorm of `x` over its last axis in one kernel (callers check [`fused_kernels`]).
@@ -125,7 +128,8 @@ pub fn attention_rows(q: Tensor<3>, kv: Tensor<3>, heads: usize, positions: Opti
         Some(p) => p.iter().map(|&p| (p + 1) as f32).collect(),
         None => vec![n as f32; b * r],
     };
-    let limits = Tensor::<1>::from_data(TensorData::new(limits, [b * r]), &q.device());
+    // In the queries' type (whole numbers up to MAX_ATTENTION_KEYS: exact in f16 too).
+    let limits = Tensor::<1>::from_data(TensorData::new(limits, [b * r]), (&q.device(), q.dtype()));
     #[cfg(any(feature = "webgpu", feature = "wgpu"))]
     {
         use burn::backend::Dispatch;

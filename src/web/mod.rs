@@ -24,7 +24,7 @@ use burn::tensor::Device;
 
 use crate::preprocess::{ImageView, PixelFormat};
 use crate::weights::{Checkpoint, WeightsReader, compact};
-use crate::{BatchSize, Error, MobileClip, ModelConfig, zero_shot};
+use crate::{BatchSize, ComputePrecision, Error, MobileClip, ModelConfig, zero_shot};
 
 #[cfg(feature = "webgpu")]
 mod gpu;
@@ -125,6 +125,11 @@ fn device_for(backend: &str) -> Result<Device, JsValue> {
             Err(error_with_code("INVALID_ARGUMENT", &format!("backend must be \"cpu\" or \"webgpu\", got {other:?}")))
         }
     }
+}
+
+/// The `precision` option of a load (`"auto"`, `"f32"` or `"f16"`; `auto` when not given).
+fn precision_option(precision: Option<String>) -> Result<ComputePrecision, JsValue> {
+    precision.as_deref().map_or(Ok(ComputePrecision::Auto), str::parse).map_err(|e| js_error(&e))
 }
 
 /// Bytes of linear memory this module instance holds (it only grows).
@@ -243,15 +248,17 @@ impl WasmModel {
     /// safetensors) or of a compact file; `backend` `"cpu"` or `"webgpu"` (after `initWebGpu`
     /// resolved); `weightsId` the bytes' SRI sha256 ([`crate::weights_id`]); `integrity`, when
     /// given, `"sha256-<base64>"`: checked against `weightsId` before anything is parsed
-    /// (`INTEGRITY_MISMATCH`).
+    /// (`INTEGRITY_MISMATCH`); `precision` `"auto"` (the default), `"f32"` or `"f16"` (see
+    /// [`ComputePrecision`]; `f32` where the device has no `f16`, without an error).
     pub fn load(
         model: Option<String>,
         weights: Vec<u8>,
         backend: &str,
         weights_id: String,
         integrity: Option<String>,
+        precision: Option<String>,
     ) -> Result<Promise, JsValue> {
-        let device = device_for(backend)?;
+        let device = (device_for(backend)?, precision_option(precision)?);
         let config = model.as_deref().map(ModelConfig::from_name_or_json).transpose().map_err(|e| js_error(&e))?;
         compute(
             move || async move {
@@ -278,8 +285,9 @@ impl WasmModel {
         weights: WasmWeights,
         backend: &str,
         integrity: Option<String>,
+        precision: Option<String>,
     ) -> Result<Promise, JsValue> {
-        let device = device_for(backend)?;
+        let device = (device_for(backend)?, precision_option(precision)?);
         let config = model.as_deref().map(ModelConfig::from_name_or_json).transpose().map_err(|e| js_error(&e))?;
         let reader = weights.reader;
         compute(
@@ -306,7 +314,21 @@ impl WasmModel {
         self.inner.towers().to_string()
     }
 
-    /// Bytes the model's parameters hold (`f32`): what its load needs at least.
+    /// What each tower computes in: `{ image, text }`, each `"f32"` or `"f16"`, or `null` for a
+    /// tower the model does not have ([`MobileClip::precision`]).
+    #[wasm_bindgen(getter)]
+    pub fn precision(&self) -> JsValue {
+        let p = self.inner.precision();
+        let object = js_sys::Object::new();
+        for (tower, precision) in [("image", p.image), ("text", p.text)] {
+            let value = precision.map_or(JsValue::NULL, |p| p.to_string().into());
+            let _ = Reflect::set(&object, &tower.into(), &value);
+        }
+        object.into()
+    }
+
+    /// Bytes the model's parameters hold (4 per value in an `f32` tower, 2 in an `f16` one):
+    /// what its load needs at least.
     #[wasm_bindgen(getter, js_name = parameterBytes)]
     pub fn parameter_bytes(&self) -> f64 {
         self.inner.parameter_bytes() as f64

@@ -4,9 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use burn::module::Param;
-use burn::tensor::{Device, Tensor, TensorData};
-
 /// A tensor in host memory, row-major `f32`: what folding computes on and what modules are
 /// built from.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,17 +18,6 @@ impl HostTensor {
     /// A tensor of zeros.
     pub fn zeros(shape: &[usize]) -> Self {
         Self { shape: shape.to_vec(), data: vec![0.0; shape.iter().product()] }
-    }
-
-    /// Uploads to `device` as a `D`-dimensional tensor (moving the values, no copy on the host).
-    pub fn into_tensor<const D: usize>(self, device: &Device) -> Tensor<D> {
-        assert_eq!(self.shape.len(), D, "rank mismatch when uploading a weight");
-        Tensor::from_data(TensorData::new(self.data, self.shape), device)
-    }
-
-    /// Uploads to `device` as a parameter.
-    pub fn into_param<const D: usize>(self, device: &Device) -> Param<Tensor<D>> {
-        Param::from_tensor(self.into_tensor(device))
     }
 
     /// Transposes a 2-d tensor.

@@ -1,6 +1,7 @@
 //! [`VarBuilder`]: the scoped reader modules are built through (candle's `VarBuilder` is the
 //! model): `vb.pp("stages").pp(i)` names a sub-module, `vb.param("weight", [o, i])` takes a
-//! tensor of [`FusedWeights`] by its full name and uploads it to the device.
+//! tensor of [`FusedWeights`] by its full name and uploads it to the device, in the scope's
+//! element type (`vb.pp("text").with_dtype(DType::F16)`: a tower computing in `f16`).
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -8,7 +9,7 @@ use std::fmt::Display;
 use std::rc::Rc;
 
 use burn::module::Param;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor, TensorData};
 
 use super::problems::Problems;
 use super::{FusedWeights, HostTensor, Towers};
@@ -41,6 +42,8 @@ struct State {
 pub struct VarBuilder {
     shared: Rc<Shared>,
     prefix: String,
+    /// The element type tensors are uploaded in (`f32` unless a scope says otherwise).
+    dtype: DType,
 }
 
 impl VarBuilder {
@@ -57,12 +60,26 @@ impl VarBuilder {
     }
 
     fn with(state: State, device: Device) -> Self {
-        Self { shared: Rc::new(Shared { device, state: RefCell::new(state) }), prefix: String::new() }
+        Self {
+            shared: Rc::new(Shared { device, state: RefCell::new(state) }),
+            prefix: String::new(),
+            dtype: DType::F32,
+        }
     }
 
-    /// The sub-scope `name` (a module name or an index).
+    /// The sub-scope `name` (a module name or an index), uploading in this scope's element type.
     pub fn pp(&self, name: impl Display) -> Self {
-        Self { shared: Rc::clone(&self.shared), prefix: self.path(name) }
+        Self { shared: Rc::clone(&self.shared), prefix: self.path(name), dtype: self.dtype }
+    }
+
+    /// This scope, uploading its tensors (and its sub-scopes') as `dtype` (a float type).
+    pub fn with_dtype(&self, dtype: DType) -> Self {
+        Self { dtype, ..self.clone() }
+    }
+
+    /// The element type this scope uploads tensors in.
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     /// The full name of `name` in this scope.
@@ -113,7 +130,14 @@ impl VarBuilder {
 
     /// Takes the tensor `name` of `shape` onto the device.
     pub fn tensor<const D: usize>(&self, name: &str, shape: [usize; D]) -> Tensor<D> {
-        self.host(name, &shape).into_tensor(self.device())
+        self.upload(self.host(name, &shape))
+    }
+
+    /// Uploads a host tensor (a weight as the model rearranged it) to the device, in this scope's
+    /// element type (converted on the host).
+    pub fn upload<const D: usize>(&self, t: HostTensor) -> Tensor<D> {
+        assert_eq!(t.shape.len(), D, "rank mismatch when uploading a weight");
+        Tensor::from_data(TensorData::new(t.data, t.shape), (self.device(), self.dtype))
     }
 
     /// Takes the tensor `name` of `shape` onto the device as a module parameter.

@@ -6,7 +6,7 @@ pub mod hostile;
 
 use std::path::{Path, PathBuf};
 
-use mobileclip_wasm::{MobileClip, ModelConfig};
+use mobileclip_wasm::{MobileClip, ModelConfig, Placement};
 
 /// Tolerance of the acceptance bar: max |Δ| on L2-normalised embeddings, fp32 CPU.
 pub const TOL: f32 = 1e-4;
@@ -85,14 +85,11 @@ pub fn full_fixture_dirs() -> Vec<PathBuf> {
 /// Loads every checkpoint of the fixture and compares both towers with the reference outputs.
 /// Returns a report line per checkpoint: (file, image max |Δ|, text max |Δ|).
 pub fn check_fixture(dir: &Path) -> Vec<(String, f32, f32)> {
-    check_fixture_on(dir, &burn::tensor::Device::flex())
+    check_fixture_on(dir, &burn::tensor::Device::flex().into())
 }
 
-/// [`check_fixture`] on a given device.
-pub fn check_fixture_on(dir: &Path, device: &burn::tensor::Device) -> Vec<(String, f32, f32)> {
-    let config = ModelConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
-    let io = read_io(dir);
-    let mut report = Vec::new();
+/// The checkpoints of a fixture folder (`model*.pt|.safetensors|.bin`), sorted.
+pub fn fixture_checkpoints(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -103,13 +100,28 @@ pub fn check_fixture_on(dir: &Path, device: &burn::tensor::Device) -> Vec<(Strin
         .collect();
     files.sort();
     assert!(!files.is_empty(), "no checkpoints in {}", dir.display());
-    for path in files {
+    files
+}
+
+/// The checkpoint `path` of the fixture folder `dir` loaded `on` a device (in a precision): the
+/// model, and its image and text embeddings of the fixture's inputs.
+pub fn embed_fixture(dir: &Path, path: &Path, on: &Placement) -> (MobileClip, Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let config = ModelConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    let io = read_io(dir);
+    let model = MobileClip::from_file(config, path, on.clone()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let img = model.encode_pixels(&io.image, io.n_images).unwrap();
+    let txt = model.encode_tokens(&io.tokens).unwrap();
+    (model, img, txt)
+}
+
+/// [`check_fixture`] on a given device, in a given precision.
+pub fn check_fixture_on(dir: &Path, on: &Placement) -> Vec<(String, f32, f32)> {
+    let io = read_io(dir);
+    let mut report = Vec::new();
+    for path in fixture_checkpoints(dir) {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let suffix = if name.contains("reparam") { "_reparam" } else { "" };
-        let model = MobileClip::from_file(config.clone(), &path, device.clone())
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let img = model.encode_pixels(&io.image, io.n_images).unwrap();
-        let txt = model.encode_tokens(&io.tokens).unwrap();
+        let (model, img, txt) = embed_fixture(dir, &path, on);
         let di = max_abs_diff(&img, &io.tensors[&format!("image_embeddings{suffix}")]);
         let dt = max_abs_diff(&txt, &io.tensors[&format!("text_embeddings{suffix}")]);
         if let Some(scale) = io.tensors.get("logit_scale_exp") {

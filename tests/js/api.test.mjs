@@ -239,6 +239,19 @@ test('the weights id is the SRI sha256 of the checkpoint', () => {
   assert.equal(clip.threads, 1);
 });
 
+test("precision: the CPU computes in f32 whatever is asked (no error); a bad value is INVALID_ARGUMENT", async () => {
+  assert.deepEqual(clip.precision, { image: 'f32', text: 'f32' });
+  const half = await MobileClip.load({ model: config, weights: bytes, backend: 'cpu', precision: 'f16' });
+  assert.deepEqual(half.precision, { image: 'f32', text: 'f32' });
+  const img = image(3);
+  assert.deepEqual(await half.encodeImage(img), await clip.encodeImage(img));
+  half.dispose();
+  for (const bad of ['F16', 'bf16', 16, null]) {
+    await code(MobileClip.load({ model: config, weights: bytes, precision: bad }), 'INVALID_ARGUMENT', /precision must be 'auto', 'f32', 'f16', got/);
+  }
+  assert.equal(clip.precision.text, 'f32', 'the model works after the refusals');
+});
+
 test('a trap of the wasm instance: INTERNAL once, then every model reloads transparently', async () => {
   const other = await MobileClip.load({ model: small, weights: new Uint8Array(await readFile(`${dir}/model.safetensors`)) });
   const img = image(5);

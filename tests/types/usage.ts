@@ -7,6 +7,8 @@ export async function use(canvas: HTMLCanvasElement, signal: AbortSignal): Promi
   const clip = await MobileClip.load({ model: 'MobileCLIP-S0', weights: '/s0.pt', backend: 'auto', onProgress: ({ loaded, total }) => loaded / total, signal });
   const backend: 'cpu' | 'webgpu' = clip.backend;
   const why: string = clip.backendReason;
+  const half = await MobileClip.load({ weights: '/s0.pt', precision: 'f16' });
+  const computes: 'f32' | 'f16' | null = half.precision.text ?? clip.precision.image;
   const image: Float32Array = await clip.encodeImage(canvas, { signal });
   const images: Float32Array[] = await clip.encodeImages([canvas, { data: new Uint8Array(4), width: 1, height: 1 }], { onProgress: ({ done, total }) => done / total });
   const one: Float32Array = await clip.encodeText('a cat');
@@ -21,6 +23,8 @@ export async function use(canvas: HTMLCanvasElement, signal: AbortSignal): Promi
   const compact = await MobileClip.load({ weights: '/s0-image.safetensors', integrity: 'sha256-abc' });
   const converted: Uint8Array = await MobileClip.convert({ model: 'MobileCLIP-S0', weights: '/s0.pt', dtype: 'auto', towers: 'image', onProgress: ({ loaded }) => loaded, signal });
   const inWorker: Uint8Array = await MobileClipWorker.convert({ model: { name: 'x' }, weights: converted, dtype: 'f16' });
+  // @ts-expect-error: precision is auto, f32 or f16
+  await MobileClipWorker.load({ weights: converted, precision: 'f64' });
   // @ts-expect-error: dtype is one of f32, f16, int8, auto
   await MobileClip.convert({ model: 'MobileCLIP-S0', weights: inWorker, dtype: 'bf16' });
   // @ts-expect-error: convert needs the checkpoint's model
@@ -45,5 +49,5 @@ export async function use(canvas: HTMLCanvasElement, signal: AbortSignal): Promi
   await clip.labelEmbeddings(['x'], { templates: 'a {}' });
   // @ts-expect-error: raw is not part of the API
   void clip.raw;
-  return `${backend} ${tags[0].label} ${direct[0].score} ${s} ${batch} ${(await modelNames()).length}`;
+  return `${backend} ${computes} ${tags[0].label} ${direct[0].score} ${s} ${batch} ${(await modelNames()).length}`;
 }

@@ -1,7 +1,7 @@
 //! burn layers built from fused weights: the `Conv2d`, `Linear` and `LayerNorm` the blocks are
 //! made of, each described by burn's own config and read from a [`VarBuilder`] scope.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::{Int, Tensor, TensorData};
@@ -23,7 +23,7 @@ pub fn conv2d(vb: &VarBuilder, config: &Conv2dConfig) -> Conv2d {
     let shape = [cout, cin / config.groups, kh, kw];
     Conv2d {
         weight: if gpu::is_gpu(vb.device()) {
-            gpu::channels_last_kernel(vb.host("weight", &shape), vb.device())
+            gpu::channels_last_kernel(vb.host("weight", &shape), vb)
         } else {
             vb.param("weight", shape)
         },
@@ -46,7 +46,7 @@ pub fn linear(vb: &VarBuilder, config: &LinearConfig) -> Linear {
 pub fn linear_named(vb: &VarBuilder, [weight, bias]: [&str; 2], config: &LinearConfig) -> Linear {
     let (inp, out) = (config.d_input, config.d_output);
     let w = vb.host(weight, &[out, inp]).transpose();
-    Linear { weight: w.into_param(vb.device()), bias: config.bias.then(|| vb.param(bias, [out])) }
+    Linear { weight: Param::from_tensor(vb.upload(w)), bias: config.bias.then(|| vb.param(bias, [out])) }
 }
 
 /// [`linear_named`] for a layer that runs only through [`crate::cpu::linear`] and its kin
@@ -65,7 +65,7 @@ pub fn packed_linear(vb: &VarBuilder, [weight, bias]: [&str; 2], config: &Linear
     let data = gemm::pack(gemm::Mat::transposed(&w.data, inp), inp, out);
     drop(w);
     let packed = HostTensor { shape: vec![out / gemm::PANEL * inp, gemm::PANEL], data };
-    Linear { weight: packed.into_param(vb.device()), bias: config.bias.then(|| vb.param(bias, [out])) }
+    Linear { weight: Param::from_tensor(vb.upload(packed)), bias: config.bias.then(|| vb.param(bias, [out])) }
 }
 
 /// `layer(x)`, then GELU when `gelu`: on a GPU one kernel ([`gpu::linear`]), elsewhere

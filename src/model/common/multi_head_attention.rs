@@ -22,7 +22,7 @@ pub fn multi_head_attention(qkv: Tensor<3>, heads: usize, causal: bool) -> Tenso
     let qkv = qkv.reshape([b, n, 3, heads, hd]).permute([2, 0, 3, 1, 4]);
     let take = |i: usize| qkv.clone().narrow(0, i, 1).reshape([b, heads, n, hd]);
     let positions: Vec<usize> = (0..n).collect();
-    let mask = causal.then(|| causal_mask(&positions, n, &device).reshape([1, 1, n, n]));
+    let mask = causal.then(|| causal_mask(&positions, n, (&device, qkv.dtype())).reshape([1, 1, n, n]));
     attend(take(0), take(1), take(2), mask)
 }
 
@@ -43,7 +43,7 @@ pub fn attention_rows(q: Tensor<3>, kv: Tensor<3>, heads: usize, positions: Opti
     let hd = c / heads;
     let kv = kv.reshape([b, n, 2, heads, hd]).permute([2, 0, 3, 1, 4]);
     let take = |i: usize| kv.clone().narrow(0, i, 1).reshape([b, heads, n, hd]);
-    let mask = positions.map(|p| causal_mask(p, n, &device).reshape([b, 1, r, n]));
+    let mask = positions.map(|p| causal_mask(p, n, (&device, q.dtype())).reshape([b, 1, r, n]));
     attend(q.reshape([b, r, heads, hd]).swap_dims(1, 2), take(0), take(1), mask)
 }
 
@@ -61,9 +61,9 @@ fn attend(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Option<Tensor<4>>) -> 
 }
 
 /// The additive causal mask `[positions.len(), n]`: row `i` 0 up to column `positions[i]`, −∞
-/// after (burn's ops; the CPU kernel needs none).
-fn causal_mask(positions: &[usize], n: usize, device: &Device) -> Tensor<2> {
+/// after (burn's ops; the CPU kernel needs none), on `on`'s device in the scores' type.
+fn causal_mask(positions: &[usize], n: usize, on: impl Into<burn::tensor::TensorCreationOptions>) -> Tensor<2> {
     let data: Vec<f32> =
         positions.iter().flat_map(|&p| (0..n).map(move |j| if j > p { f32::NEG_INFINITY } else { 0.0 })).collect();
-    Tensor::from_data(TensorData::new(data, [positions.len(), n]), device)
+    Tensor::from_data(TensorData::new(data, [positions.len(), n]), on)
 }

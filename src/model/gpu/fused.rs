@@ -13,6 +13,11 @@
 //! implementation for burn's fusion backend (the kernel is recorded in the fusion stream like any
 //! other operation, and runs when its output is needed) and the routing from `Tensor`'s dispatch.
 //! Only the GPU builds (features `webgpu`, `wgpu`) compile this module; the CPU modules never see it.
+//!
+//! Every kernel takes tensors of one float type `F`, `f32` or `f16` (a tower computing in half
+//! precision, see [`crate::precision`]), reads them widened to `f32`, computes in `f32` (sums,
+//! LayerNorm's statistics, softmax, GELU, the gate) and rounds only what it writes to `F`: for
+//! `f32` tensors the casts are no-ops.
 
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::tensor::FloatTensor;
@@ -61,28 +66,29 @@ fn layer_norm_kernel<F: Float>(
     epsilon: f32,
     #[define(F)] _dtype: ElemType,
 ) {
-    let mut red = Shared::<[F]>::new_slice(BLOCK);
+    let mut red = Shared::<[f32]>::new_slice(BLOCK);
     let row = CUBE_POS_X as usize * width;
     let unit = UNIT_POS_X as usize;
-    let mut sum = F::new(0.0);
+    let mut sum = f32::new(0.0);
     let mut i = unit;
     while i < width {
-        sum += x[row + i];
+        sum += f32::cast_from(x[row + i]);
         i += BLOCK;
     }
-    let mean = reduce_block::<F>(&mut red, sum, false) / F::cast_from(width as u32);
-    let mut squares = F::new(0.0);
+    let mean = reduce_block::<f32>(&mut red, sum, false) / f32::cast_from(width as u32);
+    let mut squares = f32::new(0.0);
     let mut i = unit;
     while i < width {
-        let d = x[row + i] - mean;
+        let d = f32::cast_from(x[row + i]) - mean;
         squares += d * d;
         i += BLOCK;
     }
-    let var = reduce_block::<F>(&mut red, squares, false) / F::cast_from(width as u32);
-    let scale = F::new(1.0) / (var + F::cast_from(epsilon)).sqrt();
+    let var = reduce_block::<f32>(&mut red, squares, false) / f32::cast_from(width as u32);
+    let scale = f32::new(1.0) / (var + epsilon).sqrt();
     let mut i = unit;
     while i < width {
-        out[row + i] = (x[row + i] - mean) * scale * gamma[i] + beta[i];
+        let y = (f32::cast_from(x[row + i]) - mean) * scale * f32::cast_from(gamma[i]) + f32::cast_from(beta[i]);
+        out[row + i] = F::cast_from(y);
         i += BLOCK;
     }
 }
@@ -117,9 +123,9 @@ fn attend_row<F: Float>(
     #[comptime] head_dim: usize,
     #[comptime] max_keys: usize,
 ) {
-    let mut query = Shared::<[F]>::new_slice(head_dim);
-    let mut scores = Shared::<[F]>::new_slice(max_keys);
-    let mut red = Shared::<[F]>::new_slice(BLOCK);
+    let mut query = Shared::<[f32]>::new_slice(head_dim);
+    let mut scores = Shared::<[f32]>::new_slice(max_keys);
+    let mut red = Shared::<[f32]>::new_slice(BLOCK);
     let unit = UNIT_POS_X as usize;
     let row = CUBE_POS_X as usize;
     let seq = CUBE_POS_Y as usize / layout.heads;
@@ -128,26 +134,26 @@ fn attend_row<F: Float>(
     let q_at = q_row * layout.q_stride + layout.q_col + head * head_dim;
     let mut d = unit;
     while d < head_dim {
-        query[d] = q[q_at + d] * F::cast_from(scale);
+        query[d] = f32::cast_from(q[q_at + d]) * scale;
         d += BLOCK;
     }
     sync_cube();
     let first_key = seq * layout.keys;
     let k_at = layout.k_col + head * head_dim;
-    let mut best = F::new(-3.0e38);
+    let mut best = f32::new(-3.0e38);
     let mut j = unit;
     while j < limit {
         let at = (first_key + j) * layout.kv_stride + k_at;
-        let mut s = F::new(0.0);
+        let mut s = f32::new(0.0);
         for d in 0..head_dim {
-            s += query[d] * kv[at + d];
+            s += query[d] * f32::cast_from(kv[at + d]);
         }
         scores[j] = s;
-        best = F::max(best, s);
+        best = f32::max(best, s);
         j += BLOCK;
     }
-    let best = reduce_block::<F>(&mut red, best, true);
-    let mut total = F::new(0.0);
+    let best = reduce_block::<f32>(&mut red, best, true);
+    let mut total = f32::new(0.0);
     let mut j = unit;
     while j < limit {
         let p = (scores[j] - best).exp();
@@ -155,16 +161,16 @@ fn attend_row<F: Float>(
         total += p;
         j += BLOCK;
     }
-    let total = reduce_block::<F>(&mut red, total, false);
+    let total = reduce_block::<f32>(&mut red, total, false);
     let v_at = layout.v_col + head * head_dim;
     let out_at = q_row * layout.heads * head_dim + head * head_dim;
     let mut d = unit;
     while d < head_dim {
-        let mut acc = F::new(0.0);
+        let mut acc = f32::new(0.0);
         for j in 0..limit {
-            acc += scores[j] * kv[(first_key + j) * layout.kv_stride + v_at + d];
+            acc += scores[j] * f32::cast_from(kv[(first_key + j) * layout.kv_stride + v_at + d]);
         }
-        out[out_at + d] = acc / total;
+        out[out_at + d] = F::cast_from(acc / total);
         d += BLOCK;
     }
 }
@@ -215,7 +221,7 @@ const SPAN: usize = 4;
 const UNITS: usize = 8;
 
 /// `x·w` over this unit's `SPAN × SPAN` outputs (rows from [`first_row`], columns from
-/// [`first_col`]), into `acc` (`acc[i·SPAN + j]`: row `i`, column `j` of the block): `x`
+/// [`first_col`]), summed in `f32` into `acc` (`acc[i·SPAN + j]`: row `i`, column `j` of the block): `x`
 /// `[rows, inner]` and `w` `[inner, cols]` (`transposed`: `w` holds `[cols, inner]`, a 1×1
 /// convolution's kernel), both contiguous. Rows and columns past the edges read the last ones
 /// (their outputs are not written), so every load is in bounds without a branch.
@@ -224,7 +230,7 @@ fn product_block<F: Float>(
     x: &Tensor<F>,
     w: &Tensor<F>,
     dims: &Dims,
-    acc: &mut Array<F>,
+    acc: &mut Array<f32>,
     #[comptime] transposed: bool,
 ) {
     let (rows, inner, cols) = (dims.rows, dims.inner, dims.cols);
@@ -239,21 +245,21 @@ fn product_block<F: Float>(
     }
     #[unroll]
     for i in 0..SPAN * SPAN {
-        acc[i] = F::new(0.0);
+        acc[i] = f32::new(0.0);
     }
     let mut w_step = cols;
     if transposed {
         w_step = 1;
     }
-    let mut a = Array::<F>::new(SPAN);
+    let mut a = Array::<f32>::new(SPAN);
     for k in 0..inner {
         #[unroll]
         for i in 0..SPAN {
-            a[i] = x[x_at[i] + k];
+            a[i] = f32::cast_from(x[x_at[i] + k]);
         }
         #[unroll]
         for j in 0..SPAN {
-            let b = w[w_at[j] + k * w_step];
+            let b = f32::cast_from(w[w_at[j] + k * w_step]);
             #[unroll]
             for i in 0..SPAN {
                 acc[i * SPAN + j] += a[i] * b;
@@ -296,7 +302,7 @@ fn linear_kernel<F: Float>(
     #[comptime] transposed: bool,
     #[define(F)] _dtype: ElemType,
 ) {
-    let mut acc = Array::<F>::new(SPAN * SPAN);
+    let mut acc = Array::<f32>::new(SPAN * SPAN);
     product_block::<F>(x, w, &dims, &mut acc, transposed);
     let (row, col, cols) = (first_row(), first_col(), dims.cols);
     #[unroll]
@@ -304,11 +310,11 @@ fn linear_kernel<F: Float>(
         #[unroll]
         for j in 0..SPAN {
             if row + i < dims.rows && col + j < cols {
-                let y = acc[i * SPAN + j] + bias[col + j];
+                let y = acc[i * SPAN + j] + f32::cast_from(bias[col + j]);
                 if gelu {
-                    out[(row + i) * cols + col + j] = gelu_of::<F>(y);
+                    out[(row + i) * cols + col + j] = F::cast_from(gelu_of::<f32>(y));
                 } else {
-                    out[(row + i) * cols + col + j] = y;
+                    out[(row + i) * cols + col + j] = F::cast_from(y);
                 }
             }
         }
@@ -317,8 +323,8 @@ fn linear_kernel<F: Float>(
 
 /// Exact (erf) GELU of `y`.
 #[cube]
-fn gelu_of<F: Float>(y: F) -> F {
-    y * F::new(0.5) * (F::new(1.0) + (y * F::new(core::f32::consts::FRAC_1_SQRT_2)).erf())
+fn gelu_of<A: Float>(y: A) -> A {
+    y * A::new(0.5) * (A::new(1.0) + (y * A::new(core::f32::consts::FRAC_1_SQRT_2)).erf())
 }
 
 /// `x·w + bias + residual`: `out` `[rows, cols]`.
@@ -333,7 +339,7 @@ fn linear_add_kernel<F: Float>(
     #[comptime] transposed: bool,
     #[define(F)] _dtype: ElemType,
 ) {
-    let mut acc = Array::<F>::new(SPAN * SPAN);
+    let mut acc = Array::<f32>::new(SPAN * SPAN);
     product_block::<F>(x, w, &dims, &mut acc, transposed);
     let (row, col, cols) = (first_row(), first_col(), dims.cols);
     #[unroll]
@@ -342,7 +348,8 @@ fn linear_add_kernel<F: Float>(
         for j in 0..SPAN {
             if row + i < dims.rows && col + j < cols {
                 let at = (row + i) * cols + col + j;
-                out[at] = acc[i * SPAN + j] + bias[col + j] + residual[at];
+                out[at] =
+                    F::cast_from(acc[i * SPAN + j] + f32::cast_from(bias[col + j]) + f32::cast_from(residual[at]));
             }
         }
     }
@@ -373,47 +380,47 @@ fn squeeze_excite_kernel<F: Float>(
     #[comptime] gelu: bool,
     #[define(F)] _dtype: ElemType,
 ) {
-    let mut gate = Shared::<[F]>::new_slice(channels);
-    let mut hidden = Shared::<[F]>::new_slice(reduced);
+    let mut gate = Shared::<[f32]>::new_slice(channels);
+    let mut hidden = Shared::<[f32]>::new_slice(reduced);
     let unit = UNIT_POS_X as usize;
     let first = CUBE_POS_X as usize * plane * channels;
     let mut c = unit;
     while c < channels {
-        let mut sum = F::new(0.0);
+        let mut sum = f32::new(0.0);
         for p in 0..plane {
-            sum += x[first + p * channels + c];
+            sum += f32::cast_from(x[first + p * channels + c]);
         }
-        gate[c] = sum / F::cast_from(plane as u32);
+        gate[c] = sum / f32::cast_from(plane as u32);
         c += SE_BLOCK;
     }
     sync_cube();
     let mut r = unit;
     while r < reduced {
-        let mut y = b1[r];
+        let mut y = f32::cast_from(b1[r]);
         for k in 0..channels {
-            y += w1[r * channels + k] * gate[k];
+            y += f32::cast_from(w1[r * channels + k]) * gate[k];
         }
-        hidden[r] = F::max(y, F::new(0.0));
+        hidden[r] = f32::max(y, f32::new(0.0));
         r += SE_BLOCK;
     }
     sync_cube();
     let mut c = unit;
     while c < channels {
-        let mut y = b2[c];
+        let mut y = f32::cast_from(b2[c]);
         for k in 0..reduced {
-            y += w2[c * reduced + k] * hidden[k];
+            y += f32::cast_from(w2[c * reduced + k]) * hidden[k];
         }
-        gate[c] = F::new(1.0) / (F::new(1.0) + (F::new(0.0) - y).exp());
+        gate[c] = f32::new(1.0) / (f32::new(1.0) + (f32::new(0.0) - y).exp());
         c += SE_BLOCK;
     }
     sync_cube();
     let mut i = unit;
     while i < plane * channels {
-        let y = x[first + i] * gate[i % channels];
+        let y = f32::cast_from(x[first + i]) * gate[i % channels];
         if gelu {
-            out[first + i] = gelu_of::<F>(y);
+            out[first + i] = F::cast_from(gelu_of::<f32>(y));
         } else {
-            out[first + i] = y;
+            out[first + i] = F::cast_from(y);
         }
         i += SE_BLOCK;
     }
@@ -474,8 +481,8 @@ fn depthwise_pair_kernel<F: Float>(
     let (m1y, m1x) = comptime!((k1h / 2 + k2h / 2, k1w / 2 + k2w / 2));
     let (mid_h, mid_w) = comptime!((PAIR_TILE + 2 * m2y, PAIR_TILE + 2 * m2x));
     let (in_h, in_w) = comptime!((PAIR_TILE + 2 * m1y, PAIR_TILE + 2 * m1x));
-    let mut input = Shared::<[F]>::new_slice(comptime!(in_h * in_w * PAIR_CHANNELS));
-    let mut mid = Shared::<[F]>::new_slice(comptime!(mid_h * mid_w * PAIR_CHANNELS));
+    let mut input = Shared::<[f32]>::new_slice(comptime!(in_h * in_w * PAIR_CHANNELS));
+    let mut mid = Shared::<[f32]>::new_slice(comptime!(mid_h * mid_w * PAIR_CHANNELS));
     let (height, width, channels) = (map.height, map.width, map.channels);
     let y0 = (CUBE_POS_X as usize / map.tiles_x) * PAIR_TILE;
     let x0 = (CUBE_POS_X as usize % map.tiles_x) * PAIR_TILE;
@@ -488,9 +495,9 @@ fn depthwise_pair_kernel<F: Float>(
         let (c, ry, rx) = (i % PAIR_CHANNELS, i / PAIR_CHANNELS / in_w, (i / PAIR_CHANNELS) % in_w);
         let (y, x_, ch) = (y0 + ry, x0 + rx, c0 + c);
         input[i] = if y >= m1y && y - m1y < height && x_ >= m1x && x_ - m1x < width && ch < channels {
-            x[image + ((y - m1y) * width + x_ - m1x) * channels + ch]
+            f32::cast_from(x[image + ((y - m1y) * width + x_ - m1x) * channels + ch])
         } else {
-            F::new(0.0)
+            f32::new(0.0)
         };
         i += CUBE_DIM_X as usize;
     }
@@ -500,19 +507,20 @@ fn depthwise_pair_kernel<F: Float>(
     while i < mid_h * mid_w * PAIR_CHANNELS {
         let (c, ry, rx) = (i % PAIR_CHANNELS, i / PAIR_CHANNELS / mid_w, (i / PAIR_CHANNELS) % mid_w);
         let (y, x_, ch) = (y0 + ry, x0 + rx, c0 + c);
-        let mut v = F::new(0.0);
+        let mut v = f32::new(0.0);
         if y >= m2y && y - m2y < height && x_ >= m2x && x_ - m2x < width && ch < channels {
-            v = b1[ch];
+            v = f32::cast_from(b1[ch]);
             #[unroll]
             for dy in 0..k1h {
                 #[unroll]
                 for dx in 0..k1w {
-                    v += input[((ry + dy) * in_w + rx + dx) * PAIR_CHANNELS + c] * w1[ch * k1h * k1w + dy * k1w + dx];
+                    v += input[((ry + dy) * in_w + rx + dx) * PAIR_CHANNELS + c]
+                        * f32::cast_from(w1[ch * k1h * k1w + dy * k1w + dx]);
                 }
             }
             let (ty, tx) = (ry - m2y, rx - m2x);
             if ry >= m2y && rx >= m2x && ty < PAIR_TILE && tx < PAIR_TILE {
-                out[image + ((y - m2y) * width + x_ - m2x) * channels + ch] = v;
+                out[image + ((y - m2y) * width + x_ - m2x) * channels + ch] = F::cast_from(v);
             }
         }
         mid[i] = v;
@@ -526,15 +534,16 @@ fn depthwise_pair_kernel<F: Float>(
         let (c, ty, tx) = (i % PAIR_CHANNELS, i / PAIR_CHANNELS / PAIR_TILE, (i / PAIR_CHANNELS) % PAIR_TILE);
         let (y, x_, ch) = (y0 + ty, x0 + tx, c0 + c);
         if y < height && x_ < width && ch < channels {
-            let mut v = b2[ch];
+            let mut v = f32::cast_from(b2[ch]);
             #[unroll]
             for dy in 0..k2h {
                 #[unroll]
                 for dx in 0..k2w {
-                    v += mid[((ty + dy) * mid_w + tx + dx) * PAIR_CHANNELS + c] * w2[ch * k2h * k2w + dy * k2w + dx];
+                    v += mid[((ty + dy) * mid_w + tx + dx) * PAIR_CHANNELS + c]
+                        * f32::cast_from(w2[ch * k2h * k2w + dy * k2w + dx]);
                 }
             }
-            out[second + image + (y * width + x_) * channels + ch] = v;
+            out[second + image + (y * width + x_) * channels + ch] = F::cast_from(v);
         }
         i += CUBE_DIM_X as usize;
     }
@@ -665,9 +674,10 @@ fn empty_like(like: &CubeTensor, shape: Shape) -> CubeTensor {
     empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), shape, like.dtype)
 }
 
-/// Runs `launch` with the elements of `dtype`, which must be f32 (the callers check).
-fn f32_only(dtype: DType) -> ElemType {
-    assert_eq!(dtype, DType::F32, "the fused GPU kernels run in f32");
+/// The kernels' element type `F` for tensors of `dtype`: `f32` or `f16` (the callers check with
+/// `model::gpu::fused_kernels`).
+fn float_elem(dtype: DType) -> ElemType {
+    assert!(matches!(dtype, DType::F32 | DType::F16), "the fused GPU kernels take f32 or f16 tensors, not {dtype:?}");
     dtype_to_storage_type(dtype)
 }
 
@@ -677,7 +687,7 @@ impl FusedOps for CubeBackend {
         let width = *x.meta.shape().last().expect("a LayerNorm input has an axis");
         let rows = x.meta.num_elements() / width;
         let out = empty_like(&x, x.meta.shape().clone());
-        let elem = f32_only(x.dtype);
+        let elem = float_elem(x.dtype);
         layer_norm_kernel::launch(
             &x.client.clone(),
             CubeCount::Static(rows as u32, 1, 1),
@@ -699,7 +709,7 @@ impl FusedOps for CubeBackend {
         let (c, head_dim) = (c3 / 3, c3 / 3 / heads);
         let layout = LayoutLaunch::new(c3, c3, 0, c, 2 * c, n, n, heads);
         let out = empty_like(&qkv, Shape::new([b, n, c]));
-        let elem = f32_only(qkv.dtype);
+        let elem = float_elem(qkv.dtype);
         attention_kernel::launch(
             &qkv.client.clone(),
             CubeCount::Static(n as u32, (b * heads) as u32, 1),
@@ -723,7 +733,7 @@ impl FusedOps for CubeBackend {
         let head_dim = c / heads;
         let layout = LayoutLaunch::new(c, 2 * c, 0, 0, c, r, n, heads);
         let out = empty_like(&q, Shape::new([b, r, c]));
-        let elem = f32_only(q.dtype);
+        let elem = float_elem(q.dtype);
         attention_rows_kernel::launch(
             &q.client.clone(),
             CubeCount::Static(r as u32, (b * heads) as u32, 1),
@@ -753,7 +763,7 @@ impl FusedOps for CubeBackend {
         let (fc1, fc2) = (kernel_rows(fc1), kernel_rows(fc2));
         let reduced = fc1.meta.shape()[0];
         let out = empty_like(&x, x.meta.shape().clone());
-        let elem = f32_only(x.dtype);
+        let elem = float_elem(x.dtype);
         squeeze_excite_kernel::launch(
             &x.client.clone(),
             CubeCount::Static(b as u32, 1, 1),
@@ -780,7 +790,7 @@ impl FusedOps for CubeBackend {
         let (k1, k2) = (taps(&w1), taps(&w2));
         let tiles_x = width.div_ceil(PAIR_TILE);
         let out = empty_like(&x, pair_shape(x.meta.shape()));
-        let elem = f32_only(x.dtype);
+        let elem = float_elem(x.dtype);
         depthwise_pair_kernel::launch(
             &x.client.clone(),
             CubeCount::Static(
@@ -866,7 +876,7 @@ impl Product {
         let [inner, cols] = inner_cols(weight.meta.shape(), transposed);
         let rows = x.meta.num_elements() / inner;
         let out = empty_like(&x, linear_shape(x.meta.shape(), weight.meta.shape(), &transposed));
-        let elem = f32_only(x.dtype);
+        let elem = float_elem(x.dtype);
         Product { x, weight, out, dims: [rows, inner, cols], elem }
     }
 }

@@ -91,11 +91,10 @@ impl VisionTransformer {
         let patches = side * side;
         let n_pos = patches + usize::from(arch.pos_includes_cls);
         let cls_token = vb.param("cls_token", [1, 1, d]);
-        let pos_embed = match arch.pos_table_len {
+        let pos_embed = Param::from_tensor(vb.upload(match arch.pos_table_len {
             Some(len) => resample_rows(vb.host("pos_embed", &[1, len, d]), patches),
             None => vb.host("pos_embed", &[1, n_pos, d]),
-        }
-        .into_param(vb.device());
+        }));
         let ln = LayerNormConfig::new(d).with_epsilon(arch.ln_eps);
         let norm_pre = arch.pre_norm.then(|| layer_norm(&vb.pp("norm_pre"), &ln));
         let layer = TransformerLayerConfig::new(d, arch.num_heads, (d as f64 * arch.mlp_ratio) as usize)
