@@ -74,7 +74,12 @@ pub const MAX_ATTENTION_KEYS: usize = 2048;
 /// Whether `t` runs on this crate's fused GPU kernels (`fused.rs`): an `f32` or `f16` tensor on
 /// a GPU (the kernels read and write the tensors' type and compute in `f32`).
 pub fn fused_kernels<const D: usize>(t: &Tensor<D>) -> bool {
-    is_gpu(&t.device()) && matches!(t.dtype(), DType::F32 | DType::F16)
+    is_gpu(&t.device()) && fused_dtype(t.dtype())
+}
+
+/// The element types the fused kernels take (one list for the routing and the kernels' check).
+fn fused_dtype(dtype: DType) -> bool {
+    matches!(dtype, DType::F32 | DType::F16)
 }
 
 /// LayerNorm of `x` over its last axis in one kernel (callers check [`fused_kernels`]).

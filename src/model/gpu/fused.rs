@@ -677,7 +677,7 @@ fn empty_like(like: &CubeTensor, shape: Shape) -> CubeTensor {
 /// The kernels' element type `F` for tensors of `dtype`: `f32` or `f16` (the callers check with
 /// `model::gpu::fused_kernels`).
 fn float_elem(dtype: DType) -> ElemType {
-    assert!(matches!(dtype, DType::F32 | DType::F16), "the fused GPU kernels take f32 or f16 tensors, not {dtype:?}");
+    assert!(super::fused_dtype(dtype), "the fused GPU kernels take f32 or f16 tensors, not {dtype:?}");
     dtype_to_storage_type(dtype)
 }
 
