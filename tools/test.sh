@@ -18,7 +18,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# step TITLE: starts a step, after printing how long the previous one took (and the total so far)
+t0=$(date +%s) t_step=$t0
+step() {
+  local now=$(date +%s)
+  [ "$now" = "$t0" ] || printf '==> took %d s (%d s so far)\n' $((now - t_step)) $((now - t0))
+  t_step=$now
+  printf '\n==> %s\n' "$*"
+}
 
 # Native builds with the GPU path (cargo feature wgpu: burn-wgpu, fusion), so that one build serves
 # the CPU tests and the GPU parity tests (tests/gpu.rs, on Mesa's lavapipe: .ci/run installs it);
@@ -30,8 +37,9 @@ native=(--release)
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (all targets, warnings are errors; native with the GPU path, and the wasm adapter)"
+step "cargo clippy (all targets, warnings are errors; native with the GPU path)"
 cargo clippy "${native[@]}" --all-targets -- -D warnings
+step "cargo clippy, the wasm adapter (WebGPU module; threaded module)"
 # the wasm adapter with the WebGPU module's features (a superset of the CPU module's), and with the
 # threaded module's (its pool; stable checks it, only the build needs nightly's atomics std)
 cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features webgpu -- -D warnings
@@ -40,8 +48,9 @@ cargo clippy --target wasm32-unknown-unknown --release --no-default-features --f
 step "cargo test --release --features wgpu (unit, tokenizer, preprocessing, small-model parity on the CPU and on lavapipe)"
 cargo test "${native[@]}"
 
-step "wasm package (pkg/): build, Node tests, browser tests in Chromium, Firefox and WebKit (CPU, WebGPU, npm pack into plain and webpack 5 apps, the worker helper), the extension and the demo page in Chromium"
+step "wasm package (pkg/): tools/build-wasm.sh (CPU modules: SIMD128, relaxed SIMD, threaded; the WebGPU module)"
 tools/build-wasm.sh
+step "the package in Node and in Chromium, Firefox and WebKit; npm pack; the extension; the worker"
 node_modules/.bin/tsc -p tests/types/tsconfig.json # the TypeScript declarations, as a user's strict code sees them
 node --test tests/js/
 node tests/browser/run.mjs
@@ -51,6 +60,7 @@ node tests/worker/run.mjs
 # a random-weight full-size MobileCLIP-S0 (written once, kept in target/): the threads suite (in the
 # three engines: Firefox runs the threaded module, WebKitGTK must fall back to one thread), the
 # demo page end to end, the quick benchmark
+step "threads suite and demo page on a full-size random-weight MobileCLIP-S0"
 s0=target/bench-fixtures/MobileCLIP-S0
 [ -f "$s0/io.safetensors" ] || "$(tools/setup-venv.sh)" tools/gen_fixtures.py --full --no-reload-check --out target/bench-fixtures --models MobileCLIP-S0
 node tests/browser/run.mjs threads
@@ -79,3 +89,4 @@ if [ "$models" != "none" ]; then
     MOBILECLIP_ENGINES=chromium node tests/browser/run.mjs full
   fi
 fi
+step "done"
