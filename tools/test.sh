@@ -34,22 +34,32 @@ step() {
 native=(--release)
 [ "${MOBILECLIP_NATIVE_GPU:-1}" = 0 ] || native+=(--features wgpu)
 
+# Clippy's lints ride on the builds: every stable cargo build below compiles this crate with
+# clippy-driver, as `cargo clippy` does (RUSTC_WORKSPACE_WRAPPER; warnings are errors), but with code
+# generation, so the dependencies are compiled once for the tests instead of once more in check
+# mode for the lints (a cold `cargo clippy` re-checks all of burn, wgpu and cubecl, natively and
+# for wasm). Only this crate goes through clippy-driver; the threaded module, built with nightly,
+# does not (tools/build-wasm.sh) and is linted by a check below. Every cargo command of this script
+# keeps the same two variables, so none recompiles this crate without them.
+export RUSTC_WORKSPACE_WRAPPER
+RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver)
+export CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (all targets, warnings are errors; native with the GPU path)"
-cargo clippy "${native[@]}" --all-targets -- -D warnings
-step "cargo clippy, the wasm adapter (WebGPU module; threaded module)"
-# the wasm adapter with the WebGPU module's features (a superset of the CPU module's), and with the
-# threaded module's (its pool; stable checks it, only the build needs nightly's atomics std)
-cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features webgpu -- -D warnings
-cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features threads,relaxed-simd -- -D warnings
+step "native build of all targets with clippy's lints (warnings are errors; with the GPU path)"
+cargo test "${native[@]}" --all-targets --no-run
 
 step "cargo test --release --features wgpu (unit, tokenizer, preprocessing, small-model parity on the CPU and on lavapipe)"
 cargo test "${native[@]}"
 
-step "wasm package (pkg/): tools/build-wasm.sh (CPU modules: SIMD128, relaxed SIMD, threaded; the WebGPU module)"
+step "wasm package (pkg/): tools/build-wasm.sh (CPU modules: SIMD128, relaxed SIMD, threaded; the WebGPU module), linted as built"
 tools/build-wasm.sh
+# the threaded module's own code (its pool), which the stable builds above do not compile: checked
+# on stable (only its build needs nightly's atomics std)
+cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features threads,relaxed-simd -- -D warnings
+
 step "the package in Node and in Chromium, Firefox and WebKit; npm pack; the extension; the worker"
 node_modules/.bin/tsc -p tests/types/tsconfig.json # the TypeScript declarations, as a user's strict code sees them
 node --test tests/js/
