@@ -130,7 +130,9 @@ fn check_half_precision(dir: &std::path::Path) {
                 "{file}: f16-weights image tower: {ab} parameter bytes (f32: {fb}), max |Δ| to the reference {d:.1e}"
             );
             assert!(d <= F16_WEIGHTS_TOL, "{file}: auto's f16-weights image tower differs from the reference by {d:e}");
-            assert!(2 * ab > fb && 10 * ab < 7 * fb, "{file}: f16-weights image tower {ab} bytes, f32 {fb}");
+            // Fewer bytes, not half: what burn's own operations take stays f32 (a small fixture's
+            // stem, large depthwise kernels and head are a larger share than a full-size model's).
+            assert!(2 * ab > fb && ab < fb, "{file}: f16-weights image tower {ab} bytes, f32 {fb}");
         } else {
             assert_eq!(2 * ab, fb, "{file}: the f16 ViT image tower's parameter bytes");
         }
