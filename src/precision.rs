@@ -50,8 +50,10 @@ pub enum TowerPrecision {
     F16,
     /// 32-bit activations and arithmetic, with the parameters this crate's fused GPU kernels
     /// read held as 16-bit floats (the others `f32`): an image tower's weights in about half
-    /// the memory, its embeddings within rounding of the weights of `f32`'s. What `auto` gives a
-    /// convolutional image tower (never a text tower).
+    /// the memory, its embeddings within rounding of the weights of `f32`'s (measured on
+    /// lavapipe, random-weight full-size models: MobileCLIP-S0's image tower 24.0 MB instead of
+    /// 45.4 MB at cosine 0.9999986 to `f32`, MobileCLIP2-S0's the same bytes at 0.9999985). What
+    /// `auto` gives a convolutional image tower (never a text tower).
     F16Weights,
 }
 
