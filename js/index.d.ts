@@ -67,6 +67,9 @@ export type ImageSource =
   | HTMLImageElement
   | HTMLVideoElement;
 
+/** What a tower computes in: 32-bit, 16-bit, or 32-bit arithmetic on 16-bit weights. */
+export type TowerPrecision = 'f32' | 'f16' | 'f16-weights';
+
 export type WeightsSource = string | URL | Response | Blob | ReadableStream<Uint8Array> | ArrayBuffer | ArrayBufferView;
 
 export interface LoadOptions {
@@ -104,8 +107,10 @@ export interface LoadOptions {
   /**
    * What the model computes in on WebGPU. Default "auto": 16-bit floats for text towers and ViT
    * image towers where the adapter offers `shader-f16` (their embeddings measured within cosine
-   * 0.9999 of 32-bit), 32-bit for convolutional image towers; "f16": every tower where the adapter
-   * offers it; "f32": 32-bit everywhere. Without `shader-f16`, and on the CPU, every tower
+   * 0.9999 of 32-bit), and for convolutional image towers 32-bit arithmetic with most of their
+   * weights held in 16-bit ("f16-weights": about half the memory, embeddings within rounding of
+   * the weights); "f16": every tower in 16-bit where the adapter offers it; "f32": 32-bit
+   * everywhere. Without `shader-f16`, and on the CPU, every tower
    * computes in 32-bit, without an error: `precision` says what each tower got. Embeddings are
    * `Float32Array`s either way. Another value rejects with INVALID_ARGUMENT.
    */
@@ -227,13 +232,14 @@ export interface ClipModel {
   /** "both", or "image" / "text" for a model loaded from a one-tower compact file (the other
    * tower's calls reject with NO_TEXT_TOWER / NO_IMAGE_TOWER). */
   readonly towers: 'both' | 'image' | 'text';
-  /** Bytes the model's parameters hold (f32 on the CPU, whatever the file stored; 2 per value in a
-   * tower computing in f16 on WebGPU): what loading it needs at least (a streamed load peaks within
+  /** Bytes the model's parameters hold (f32 on the CPU, whatever the file stored; 2 per value held
+   * in f16 on WebGPU: see `precision`): what loading it needs at least (a streamed load peaks within
    * 15 % above it, BENCHMARKS.md). */
   readonly parameterBytes: number;
-  /** What each tower computes in ("f16" only on WebGPU with `shader-f16`, see `LoadOptions.precision`);
-   * null for the tower a one-tower compact file does not hold. */
-  readonly precision: { image: 'f32' | 'f16' | null; text: 'f32' | 'f16' | null };
+  /** What each tower computes in ("f16", and "f16-weights": 32-bit arithmetic on 16-bit weights, only
+   * on WebGPU with `shader-f16`, see `LoadOptions.precision`); null for the tower a one-tower compact
+   * file does not hold. */
+  readonly precision: { image: TowerPrecision | null; text: TowerPrecision | null };
   /** `sha256-<base64>` of the weights file loaded (a Subresource Integrity hash; for a compact file, of that file).
    * Label packs carry the checkpoint's id (for a compact file, its source checkpoint's), so packs of a checkpoint
    * work on every compact file converted from it. */

@@ -348,7 +348,8 @@ export class MobileClip {
    * @param {number|'auto'} [options.threads] CPU threads (default 'auto': the device's cores, up
    *   to 8, where the page is cross-origin isolated; 1 otherwise)
    * @param {'auto'|'f32'|'f16'} [options.precision] what WebGPU computes in (default 'auto':
-   *   16-bit floats for text and ViT image towers where the adapter offers `shader-f16`, 32-bit
+   *   16-bit floats for text and ViT image towers where the adapter offers `shader-f16`, and for
+   *   the weights of convolutional image towers, which compute in 32-bit ('f16-weights'); 32-bit
    *   otherwise; 'f16' every tower where it is offered; the CPU computes in f32). `precision` says
    *   what each tower got.
    * @param {(p: {loaded: number, total: number}) => void} [options.onProgress]
@@ -547,8 +548,9 @@ export class MobileClip {
   /** How many images and texts go through the model at once: the parts of a long call. */
   get batchSize() { return this.#raw ? { images: this.#info.imageBatch, texts: this.#info.textBatch } : undefined; }
   /**
-   * What each tower computes in: `{ image, text }`, 'f32' or 'f16' ('f16' only on WebGPU with
-   * `shader-f16`), null for a tower a one-tower compact file does not hold.
+   * What each tower computes in: `{ image, text }`, 'f32', 'f16' or 'f16-weights' (32-bit
+   * arithmetic on 16-bit weights; both only on WebGPU with `shader-f16`), null for a tower a
+   * one-tower compact file does not hold.
    */
   get precision() { return this.#raw ? this.#raw.precision : undefined; }
   /** CPU threads computing: 1, or the threaded module's pool size; 0 on WebGPU. */

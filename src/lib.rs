@@ -311,17 +311,40 @@ impl MobileClip {
         })
     }
 
-    /// Bytes the model's parameters hold (4 per value in an `f32` tower, 2 in an `f16` one; both
-    /// towers or the one loaded): what a load needs at least, the measure of its peak memory.
+    /// Bytes the model's parameters hold (4 per value in `f32`, 2 in `f16`, as each is stored:
+    /// see [`TowerPrecision`]; both towers or the one loaded): what a load needs at least, the
+    /// measure of its peak memory.
     pub fn parameter_bytes(&self) -> usize {
-        let bytes = |p: Option<TowerPrecision>| p.map_or(0, |p| p.dtype().size());
-        let image = self.model.image.as_ref().map_or(0, burn::module::Module::num_params);
-        let text = self.model.text.as_ref().map_or(0, burn::module::Module::num_params);
-        bytes(self.precision.image) * image + bytes(self.precision.text) * text
+        self.tower_parameter_bytes(Towers::Both)
     }
 
-    /// What each tower computes in (see [`ComputePrecision`]): `f16` only on a GPU that offers
-    /// it, where it was asked for (explicitly, or by `auto` for text and ViT towers).
+    /// [`Self::parameter_bytes`] of `towers` only (0 for a tower the model does not have).
+    pub fn tower_parameter_bytes(&self, towers: Towers) -> usize {
+        /// Sums the bytes of the parameters it visits, each in its element type.
+        struct Bytes(usize);
+        impl burn::module::ModuleVisitor for Bytes {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                let t = param.val();
+                self.0 += t.shape().num_elements() * t.dtype().size();
+            }
+        }
+        let mut bytes = Bytes(0);
+        if towers.has_image()
+            && let Some(image) = &self.model.image
+        {
+            image.visit(&mut bytes);
+        }
+        if towers.has_text()
+            && let Some(text) = &self.model.text
+        {
+            text.visit(&mut bytes);
+        }
+        bytes.0
+    }
+
+    /// What each tower computes in (see [`ComputePrecision`]): `f16` (or `f16-weights`) only on
+    /// a GPU that offers it, where it was asked for (explicitly, or by `auto`: `f16` for text and
+    /// ViT towers, `f16-weights` for convolutional image towers).
     pub fn precision(&self) -> Precisions {
         self.precision
     }

@@ -7,9 +7,16 @@
 //!
 //! Half precision is a GPU matter: on a GPU whose adapter offers 16-bit floats in shaders
 //! (WebGPU's `shader-f16`), a tower can hold its parameters and activations as `f16` and compute
-//! with them, halving memory traffic. Where the feature is missing, and on the CPU backend, every
-//! tower computes in `f32`, without an error, whatever was asked for; [`crate::MobileClip::precision`]
-//! says what was chosen. Embeddings are returned as `f32` either way.
+//! with them, halving memory traffic ([`TowerPrecision::F16`]). Where that rounding costs too
+//! much (the convolutional image towers, see [`ComputePrecision::Auto`]), a tower can instead
+//! keep `f32` activations and arithmetic and hold only the parameters this crate's fused GPU
+//! kernels read in `f16` ([`TowerPrecision::F16Weights`]: the 1×1 convolutions and linear
+//! layers, squeeze-excite, the depthwise pairs, LayerNorm; most of the bytes), widened as they
+//! are read; the parameters burn's own operations take (the other convolutions, the projection)
+//! stay `f32`, so no cast runs per call. Where the feature is missing, and on the CPU backend,
+//! every tower computes in `f32`, without an error, whatever was asked for;
+//! [`crate::MobileClip::precision`] says what was chosen. Embeddings are returned as `f32`
+//! either way.
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,9 +29,10 @@ use crate::error::{Error, Result};
 /// The precision asked for at load.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ComputePrecision {
-    /// `f16` for the towers measured to keep their embeddings within cosine 0.9999 of `f32`
-    /// (text towers and ViT image towers) where the device offers `f16`; `f32` otherwise
-    /// (convolutional image towers: MobileCLIP-S0's measured 0.99985).
+    /// Where the device offers `f16`: [`TowerPrecision::F16`] for the towers measured to keep
+    /// their embeddings within cosine 0.9999 of `f32` in it (text towers and ViT image towers),
+    /// [`TowerPrecision::F16Weights`] for the others (convolutional image towers, which missed
+    /// that bar in full `f16` on some architectures: 0.998401 on a small MCi3); `f32` elsewhere.
     #[default]
     Auto,
     /// `f32` everywhere.
@@ -40,6 +48,13 @@ pub enum TowerPrecision {
     F32,
     /// 16-bit floats (parameters and activations; this crate's fused GPU kernels sum in `f32`).
     F16,
+    /// 32-bit activations and arithmetic, with the parameters this crate's fused GPU kernels
+    /// read held as 16-bit floats (the others `f32`): an image tower's weights in about half
+    /// the memory, its embeddings within rounding of the weights of `f32`'s (measured on
+    /// lavapipe, random-weight full-size models: MobileCLIP-S0's image tower 24.0 MB instead of
+    /// 45.4 MB at cosine 0.9999986 to `f32`, MobileCLIP2-S0's the same bytes at 0.9999985). What
+    /// `auto` gives a convolutional image tower (never a text tower).
+    F16Weights,
 }
 
 /// The kinds of towers, as far as their precision goes.
@@ -67,21 +82,31 @@ impl ComputePrecision {
     /// What a tower of `kind` computes in on a device that offers `f16` arithmetic (`f16`; see
     /// [`offers_f16`]) or not.
     pub fn resolve(self, kind: TowerKind, f16: bool) -> TowerPrecision {
-        let half = match self {
-            ComputePrecision::F32 => false,
-            ComputePrecision::F16 => true,
-            ComputePrecision::Auto => kind != TowerKind::ConvImage,
-        };
-        if half && f16 { TowerPrecision::F16 } else { TowerPrecision::F32 }
+        match self {
+            _ if !f16 => TowerPrecision::F32,
+            ComputePrecision::F32 => TowerPrecision::F32,
+            ComputePrecision::F16 => TowerPrecision::F16,
+            ComputePrecision::Auto if kind == TowerKind::ConvImage => TowerPrecision::F16Weights,
+            ComputePrecision::Auto => TowerPrecision::F16,
+        }
     }
 }
 
 impl TowerPrecision {
-    /// The tensors' element type.
+    /// The activations' element type, and the parameters' that burn's own operations take.
     pub fn dtype(self) -> DType {
         match self {
-            TowerPrecision::F32 => DType::F32,
+            TowerPrecision::F32 | TowerPrecision::F16Weights => DType::F32,
             TowerPrecision::F16 => DType::F16,
+        }
+    }
+
+    /// The element type of the parameters this crate's fused GPU kernels read (see
+    /// [`crate::weights::VarBuilder::fused`]): [`Self::dtype`], but `f16` for [`TowerPrecision::F16Weights`].
+    pub fn weights_dtype(self) -> DType {
+        match self {
+            TowerPrecision::F32 => DType::F32,
+            TowerPrecision::F16 | TowerPrecision::F16Weights => DType::F16,
         }
     }
 }
@@ -121,6 +146,7 @@ impl fmt::Display for TowerPrecision {
         f.write_str(match self {
             TowerPrecision::F32 => "f32",
             TowerPrecision::F16 => "f16",
+            TowerPrecision::F16Weights => "f16-weights",
         })
     }
 }
@@ -161,8 +187,9 @@ impl From<(Device, ComputePrecision)> for Placement {
 mod tests {
     use super::*;
 
-    /// `auto` halves text and ViT towers only, explicit `f16` every tower, and neither where the
-    /// device has no `f16` (no error: `f32` then).
+    /// `auto` halves text and ViT towers and only the fused kernels' weights of convolutional
+    /// image towers, explicit `f16` every tower, and none of it where the device has no `f16`
+    /// (no error: `f32` then).
     #[test]
     fn what_each_request_gives_per_tower_kind() {
         use ComputePrecision::*;
@@ -171,7 +198,7 @@ mod tests {
         for (asked, kind, with, without) in [
             (Auto, Text, P::F16, P::F32),
             (Auto, VitImage, P::F16, P::F32),
-            (Auto, ConvImage, P::F32, P::F32),
+            (Auto, ConvImage, P::F16Weights, P::F32),
             (F16, Text, P::F16, P::F32),
             (F16, VitImage, P::F16, P::F32),
             (F16, ConvImage, P::F16, P::F32),
@@ -181,6 +208,20 @@ mod tests {
         ] {
             assert_eq!(asked.resolve(kind, true), with, "{asked} {kind:?} with f16");
             assert_eq!(asked.resolve(kind, false), without, "{asked} {kind:?} without f16");
+        }
+    }
+
+    /// What each tower precision stores its activations and its fused kernels' weights in, and
+    /// how it is named.
+    #[test]
+    fn element_types_and_names() {
+        use TowerPrecision as P;
+        for (p, activations, weights, name) in [
+            (P::F32, DType::F32, DType::F32, "f32"),
+            (P::F16, DType::F16, DType::F16, "f16"),
+            (P::F16Weights, DType::F32, DType::F16, "f16-weights"),
+        ] {
+            assert_eq!((p.dtype(), p.weights_dtype(), p.to_string().as_str()), (activations, weights, name), "{p:?}");
         }
     }
 

@@ -29,8 +29,9 @@ struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Backend::Cpu)]
     backend: Backend,
     /// What the model computes in: `auto` (16-bit floats for text and ViT image towers on a GPU
-    /// that offers them, 32-bit elsewhere), `f32`, or `f16` (every tower, where the GPU offers
-    /// 16-bit floats; 32-bit otherwise, without an error). `info` says what each tower got.
+    /// that offers them, and for the weights of convolutional image towers, which compute in
+    /// 32-bit: `f16-weights`; 32-bit elsewhere), `f32`, or `f16` (every tower, where the GPU
+    /// offers 16-bit floats; 32-bit otherwise, without an error). `info` says what each tower got.
     #[arg(long, global = true, default_value = "auto")]
     precision: String,
     #[command(subcommand)]
@@ -164,8 +165,8 @@ enum Command {
     /// List the shipped model configs and where their published weights are (one line per file).
     Models,
     /// Load a model and print what it is as JSON: its name, towers, embedding dimension, backend,
-    /// and what each tower computes in (`precision`: `f32`, `f16`, or null for a tower the file
-    /// does not hold).
+    /// and what each tower computes in (`precision`: `f32`, `f16`, `f16-weights`, or null for a
+    /// tower the file does not hold).
     Info {
         /// Model name or config JSON path (not needed for a compact file).
         #[arg(long)]
@@ -216,7 +217,7 @@ struct BenchLine<'a> {
     /// GPU kernel launches (compute dispatches) of one call; absent on the CPU.
     #[serde(skip_serializing_if = "Option::is_none")]
     launches: Option<usize>,
-    /// What the tower of the call computes in (`f32` or `f16`).
+    /// What the tower of the call computes in (`f32`, `f16` or `f16-weights`).
     #[serde(skip_serializing_if = "Option::is_none")]
     precision: Option<String>,
 }

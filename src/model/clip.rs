@@ -75,7 +75,7 @@ impl Clip {
     /// `precision`: each tower's (`None`: `f32`).
     fn build(arch: &Architecture, vb: &VarBuilder, towers: Towers, precision: Precisions) -> Self {
         let scope =
-            |name: &str, p: Option<TowerPrecision>| vb.pp(name).with_dtype(p.map_or(DType::F32, TowerPrecision::dtype));
+            |name: &str, p: Option<TowerPrecision>| vb.pp(name).with_precision(p.unwrap_or(TowerPrecision::F32));
         let image = towers.has_image().then(|| {
             let vb = scope("visual", precision.image);
             match &arch.image {

@@ -7,7 +7,7 @@
 //! channels-last from one convolution to the next: the copies disappear.
 
 use burn::module::Param;
-use burn::nn::conv::Conv2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{DType, Device, Tensor, TensorCreationOptions, TensorData};
 
 use crate::weights::{HostTensor, VarBuilder};
@@ -72,7 +72,9 @@ mod fused;
 pub const MAX_ATTENTION_KEYS: usize = 2048;
 
 /// Whether `t` runs on this crate's fused GPU kernels (`fused.rs`): an `f32` or `f16` tensor on
-/// a GPU (the kernels read and write the tensors' type and compute in `f32`).
+/// a GPU (the kernels read and write the tensors' type and compute in `f32`; the parameters
+/// they read are `f32` or `f16` of their own, `f16` beside `f32` activations in a tower with
+/// [`crate::TowerPrecision::F16Weights`]).
 pub fn fused_kernels<const D: usize>(t: &Tensor<D>) -> bool {
     is_gpu(&t.device()) && fused_dtype(t.dtype())
 }
@@ -220,29 +222,29 @@ pub fn squeeze_excite(x: Tensor<4>, fc1: &Conv2d, fc2: &Conv2d, gelu: bool) -> T
     }
 }
 
-/// Whether [`depthwise_pair`] takes `first` then `second`: depthwise convolutions (one channel
-/// per group, as many out as in), odd kernels, stride 1, zero padding of half the kernel,
-/// biases, small enough kernels for the workgroup's shared memory.
-pub fn depthwise_pair_fits(first: &Conv2d, second: &Conv2d) -> bool {
+/// Whether [`depthwise_pair`] takes convolutions `first` then `second` (their configs; decided
+/// at load): depthwise convolutions (one channel per group, as many out as in), odd kernels,
+/// stride 1, zero padding of half the kernel, biases, small enough kernels for the workgroup's
+/// shared memory. Never in a build without a GPU.
+pub fn depthwise_pair_fits(first: &Conv2dConfig, second: &Conv2dConfig) -> bool {
     #[cfg(any(feature = "webgpu", feature = "wgpu"))]
     {
-        let plain = |c: &Conv2d| {
-            let [o, i, kh, kw] = c.weight.dims();
+        let plain = |c: &Conv2dConfig| {
+            let ([i, o], [kh, kw]) = (c.channels, c.kernel_size);
             let half = burn::nn::PaddingConfig2d::Explicit(kh / 2, kw / 2, kh / 2, kw / 2);
-            i == 1
+            i == o
                 && c.groups == o
                 && kh % 2 == 1
                 && kw % 2 == 1
                 && c.stride == [1, 1]
                 && c.dilation == [1, 1]
                 && c.padding == half
-                && c.bias.is_some()
+                && c.bias
         };
-        let taps = |c: &Conv2d| [c.kernel_size[0], c.kernel_size[1]];
         plain(first)
             && plain(second)
-            && first.weight.dims()[0] == second.weight.dims()[0]
-            && fused::pair_shared_values(taps(first), taps(second)) <= fused::MAX_PAIR_SHARED
+            && first.channels == second.channels
+            && fused::pair_shared_values(first.kernel_size, second.kernel_size) <= fused::MAX_PAIR_SHARED
     }
     #[cfg(not(any(feature = "webgpu", feature = "wgpu")))]
     {
@@ -252,7 +254,7 @@ pub fn depthwise_pair_fits(first: &Conv2d, second: &Conv2d) -> bool {
 }
 
 /// Two depthwise convolutions in a row over `x` `[B, C, H, W]` in one kernel (callers check
-/// [`fused_kernels`] and [`depthwise_pair_fits`]): `(first(x), second(first(x)))`.
+/// [`fused_kernels`], and [`depthwise_pair_fits`] at load): `(first(x), second(first(x)))`.
 pub fn depthwise_pair(x: Tensor<4>, first: &Conv2d, second: &Conv2d) -> (Tensor<4>, Tensor<4>) {
     let [b, _, _, _] = x.dims();
     #[cfg(any(feature = "webgpu", feature = "wgpu"))]

@@ -314,8 +314,8 @@ impl WasmModel {
         self.inner.towers().to_string()
     }
 
-    /// What each tower computes in: `{ image, text }`, each `"f32"` or `"f16"`, or `null` for a
-    /// tower the model does not have ([`MobileClip::precision`]).
+    /// What each tower computes in: `{ image, text }`, each `"f32"`, `"f16"` or `"f16-weights"`,
+    /// or `null` for a tower the model does not have ([`MobileClip::precision`]).
     #[wasm_bindgen(getter)]
     pub fn precision(&self) -> JsValue {
         let p = self.inner.precision();
@@ -327,7 +327,7 @@ impl WasmModel {
         object.into()
     }
 
-    /// Bytes the model's parameters hold (4 per value in an `f32` tower, 2 in an `f16` one):
+    /// Bytes the model's parameters hold (4 per value in `f32`, 2 in `f16`, as each is stored):
     /// what its load needs at least.
     #[wasm_bindgen(getter, js_name = parameterBytes)]
     pub fn parameter_bytes(&self) -> f64 {

@@ -1,7 +1,8 @@
 //! [`VarBuilder`]: the scoped reader modules are built through (candle's `VarBuilder` is the
 //! model): `vb.pp("stages").pp(i)` names a sub-module, `vb.param("weight", [o, i])` takes a
 //! tensor of [`FusedWeights`] by its full name and uploads it to the device, in the scope's
-//! element type (`vb.pp("text").with_dtype(DType::F16)`: a tower computing in `f16`).
+//! element type (`vb.pp("text").with_precision(TowerPrecision::F16)`: a tower computing in
+//! `f16`; `vb.fused()`: the scope of parameters only this crate's fused GPU kernels read).
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -14,6 +15,7 @@ use burn::tensor::{DType, Device, Tensor, TensorData};
 use super::problems::Problems;
 use super::{FusedWeights, HostTensor, Towers};
 use crate::error::{Error, Result};
+use crate::precision::TowerPrecision;
 
 struct Shared {
     device: Device,
@@ -44,6 +46,8 @@ pub struct VarBuilder {
     prefix: String,
     /// The element type tensors are uploaded in (`f32` unless a scope says otherwise).
     dtype: DType,
+    /// The element type of [`VarBuilder::fused`]'s scope.
+    fused_dtype: DType,
 }
 
 impl VarBuilder {
@@ -64,17 +68,29 @@ impl VarBuilder {
             shared: Rc::new(Shared { device, state: RefCell::new(state) }),
             prefix: String::new(),
             dtype: DType::F32,
+            fused_dtype: DType::F32,
         }
     }
 
-    /// The sub-scope `name` (a module name or an index), uploading in this scope's element type.
+    /// The sub-scope `name` (a module name or an index), uploading in this scope's element types.
     pub fn pp(&self, name: impl Display) -> Self {
-        Self { shared: Rc::clone(&self.shared), prefix: self.path(name), dtype: self.dtype }
+        Self { prefix: self.path(name), ..self.clone() }
     }
 
-    /// This scope, uploading its tensors (and its sub-scopes') as `dtype` (a float type).
-    pub fn with_dtype(&self, dtype: DType) -> Self {
-        Self { dtype, ..self.clone() }
+    /// This scope for a tower computing in `precision`: its tensors (and its sub-scopes') are
+    /// uploaded as [`TowerPrecision::dtype`], those of [`Self::fused`] scopes as
+    /// [`TowerPrecision::weights_dtype`].
+    pub fn with_precision(&self, precision: TowerPrecision) -> Self {
+        Self { dtype: precision.dtype(), fused_dtype: precision.weights_dtype(), ..self.clone() }
+    }
+
+    /// This scope for parameters that only this crate's fused GPU kernels read (every forward
+    /// of the layer runs on them: the caller checks the kernel's limits at load), which read
+    /// them in their own element type: uploaded as the tower's [`TowerPrecision::weights_dtype`]
+    /// (`f16` in an `f32` tower computing with [`TowerPrecision::F16Weights`]). A parameter that
+    /// burn's operations may take must not come from it: they need the activations' type.
+    pub fn fused(&self) -> Self {
+        Self { dtype: self.fused_dtype, ..self.clone() }
     }
 
     /// The element type this scope uploads tensors in.

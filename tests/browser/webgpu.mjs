@@ -92,11 +92,12 @@ function minCosine(a, b) {
   return Math.min(...a.map((x, i) => dot(x, b[i]) / Math.sqrt(dot(x, x) * dot(b[i], b[i]))));
 }
 
-await check("precision: 'f16' and 'auto' compute in f16 where the adapter offers shader-f16, else in f32 without an error", async () => {
+await check("precision: 'f16' and 'auto' compute in f16 (or on f16 weights) where the adapter offers shader-f16, else in f32 without an error", async () => {
   const half = adapter.features.has('shader-f16') ? 'f16' : 'f32';
   const seen = [`shader-f16 ${half === 'f16' ? 'offered' : 'absent'}`];
-  // v2-mci0: a convolutional image tower ('auto' keeps it in f32); v1-vit-base-causal: ViT.
-  for (const [name, file, autoImage] of [['v2-mci0', 'model.safetensors', 'f32'], ['v1-vit-base-causal', 'model_reparam.pt', half]]) {
+  // v2-mci0: a convolutional image tower ('auto' computes it in f32 on f16 weights); v1-vit-base-causal: ViT.
+  const weightsOnly = half === 'f16' ? 'f16-weights' : 'f32';
+  for (const [name, file, autoImage] of [['v2-mci0', 'model.safetensors', weightsOnly], ['v1-vit-base-causal', 'model_reparam.pt', half]]) {
     const io = await safetensors(fx(name, 'io.safetensors'));
     const load = async (precision) => MobileClip.load({ model: await config(name), weights: await bytes(name, file), backend: 'webgpu', precision });
     const embed = async (m) => [await m.encodePixels(io.image.data, io.image.shape[0]), await m.encodeTokens(Uint32Array.from(io.tokens.data), io.tokens.shape[0])];

@@ -1,6 +1,6 @@
 // A TypeScript user of the package: compiled by tests/types/run.mjs with `tsc --strict --noEmit`
 // against js/index.d.ts and js/worker.d.ts (what pkg/ ships). Lines marked @ts-expect-error must fail.
-import { LabelPack, MobileClip, MobileClipError, type MobileClipErrorCode, modelNames, similarity, wasmMemoryBytes } from 'mobileclip-wasm';
+import { LabelPack, MobileClip, MobileClipError, type MobileClipErrorCode, type TowerPrecision, modelNames, similarity, wasmMemoryBytes } from 'mobileclip-wasm';
 import { MobileClipWorker } from 'mobileclip-wasm/worker';
 
 export async function use(canvas: HTMLCanvasElement, signal: AbortSignal): Promise<string> {
@@ -8,7 +8,10 @@ export async function use(canvas: HTMLCanvasElement, signal: AbortSignal): Promi
   const backend: 'cpu' | 'webgpu' = clip.backend;
   const why: string = clip.backendReason;
   const half = await MobileClip.load({ weights: '/s0.pt', precision: 'f16' });
-  const computes: 'f32' | 'f16' | null = half.precision.text ?? clip.precision.image;
+  const computes: 'f32' | 'f16' | 'f16-weights' | null = half.precision.text ?? clip.precision.image;
+  const tower: TowerPrecision | null = computes;
+  // @ts-expect-error: a tower may compute on f16 weights ('f16-weights')
+  const twoOnly: 'f32' | 'f16' | null = clip.precision.image;
   const image: Float32Array = await clip.encodeImage(canvas, { signal });
   const images: Float32Array[] = await clip.encodeImages([canvas, { data: new Uint8Array(4), width: 1, height: 1 }], { onProgress: ({ done, total }) => done / total });
   const one: Float32Array = await clip.encodeText('a cat');

@@ -1,10 +1,10 @@
 //! Convolutional FFN (`mci.py` `ConvFFN`, timm `ConvMlp`, text `repmixer.py` `ConvFFN`):
 //! depthwise conv (its BatchNorm folded), 1×1 expand, GELU, 1×1 project.
 
-use burn::nn::conv::Conv2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 
-use super::layers::{conv2d, conv2d_config, forward_conv, forward_conv_add, select_rows};
+use super::layers::{conv2d, conv2d_config, forward_conv, forward_conv_add, fused_conv2d, select_rows};
 use crate::cpu;
 use crate::weights::VarBuilder;
 
@@ -31,12 +31,25 @@ pub struct ConvFfnConfig {
 impl ConvFfnConfig {
     /// Loads `conv.conv`, `fc1` and `fc2`.
     pub fn load(&self, vb: &VarBuilder) -> ConvFfn {
+        self.load_paired(vb, false)
+    }
+
+    /// [`Self::load`]; `paired`: the depthwise convolution runs only in the fused GPU kernel of
+    /// a RepMixer's depthwise pair (see [`Self::depthwise`]), its parameters from the scope's
+    /// [`VarBuilder::fused`].
+    pub fn load_paired(&self, vb: &VarBuilder, paired: bool) -> ConvFfn {
         let (c, h) = (self.channels, self.hidden);
+        let depthwise = vb.pp("conv").pp("conv");
         ConvFfn {
-            conv: conv2d(&vb.pp("conv").pp("conv"), &conv2d_config([c, c], self.kernel_size).with_groups(c)),
-            fc1: conv2d(&vb.pp("fc1"), &conv2d_config([c, h], [1, 1])),
-            fc2: conv2d(&vb.pp("fc2"), &conv2d_config([h, c], [1, 1])),
+            conv: conv2d(&if paired { depthwise.fused() } else { depthwise }, &self.depthwise_config()),
+            fc1: fused_conv2d(&vb.pp("fc1"), &conv2d_config([c, h], [1, 1])),
+            fc2: fused_conv2d(&vb.pp("fc2"), &conv2d_config([h, c], [1, 1])),
         }
+    }
+
+    /// The depthwise convolution's config.
+    pub fn depthwise_config(&self) -> Conv2dConfig {
+        conv2d_config([self.channels, self.channels], self.kernel_size).with_groups(self.channels)
     }
 }
 

@@ -68,6 +68,13 @@ pub fn packed_linear(vb: &VarBuilder, [weight, bias]: [&str; 2], config: &Linear
     Linear { weight: Param::from_tensor(vb.upload(packed)), bias: config.bias.then(|| vb.param(bias, [out])) }
 }
 
+/// [`packed_linear`] for a layer that runs only through [`forward_linear`] and
+/// [`forward_linear_add`]: with a bias, which those run on the fused GPU kernel alone, its
+/// parameters come from the scope's [`VarBuilder::fused`].
+pub fn fused_linear(vb: &VarBuilder, names: [&str; 2], config: &LinearConfig, pack: bool) -> Linear {
+    packed_linear(&if config.bias { vb.fused() } else { vb.clone() }, names, config, pack)
+}
+
 /// `layer(x)`, then GELU when `gelu`: on a GPU one kernel ([`gpu::linear`]), elsewhere
 /// [`crate::cpu::linear`] (this crate's CPU kernels on flex, burn's ops otherwise).
 pub fn forward_linear<const D: usize>(layer: &Linear, x: Tensor<D>, gelu: bool) -> Tensor<D> {
@@ -84,6 +91,15 @@ pub fn forward_linear_add<const D: usize>(layer: &Linear, x: Tensor<D>, residual
         Some(bias) if gpu::fused_kernels(&x) => gpu::linear(x, &layer.weight, bias, false, Some(residual)),
         _ => crate::cpu::linear_add(layer, x, residual),
     }
+}
+
+/// [`conv2d`] for a convolution that runs only through [`forward_conv`] and
+/// [`forward_conv_add`]: a 1×1 one with a bias, which those run on the fused GPU kernel alone,
+/// takes its parameters from the scope's [`VarBuilder::fused`].
+pub fn fused_conv2d(vb: &VarBuilder, config: &Conv2dConfig) -> Conv2d {
+    let c = config;
+    let fused = c.bias && pointwise(c.kernel_size, c.stride, c.dilation, c.groups, &c.padding);
+    conv2d(&if fused { vb.fused() } else { vb.clone() }, config)
 }
 
 /// `conv(x)`, then GELU when `gelu`: on a GPU a 1×1 convolution (stride 1, no padding, one
@@ -111,8 +127,19 @@ pub fn forward_conv_add(conv: &Conv2d, x: Tensor<4>, residual: Tensor<4>) -> Ten
 
 /// Whether `conv` is a 1×1 convolution with stride 1, no padding and one group.
 fn is_pointwise(conv: &Conv2d) -> bool {
-    let unpadded = matches!(conv.padding, PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0));
-    conv.kernel_size == [1, 1] && conv.stride == [1, 1] && conv.dilation == [1, 1] && conv.groups == 1 && unpadded
+    pointwise(conv.kernel_size, conv.stride, conv.dilation, conv.groups, &conv.padding)
+}
+
+/// Whether a convolution of this geometry is a 1×1 one with stride 1, no padding and one group.
+fn pointwise(
+    kernel_size: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+    padding: &PaddingConfig2d,
+) -> bool {
+    let unpadded = matches!(padding, PaddingConfig2d::Valid | PaddingConfig2d::Explicit(0, 0, 0, 0));
+    kernel_size == [1, 1] && stride == [1, 1] && dilation == [1, 1] && groups == 1 && unpadded
 }
 
 /// The projection of an image tower into the joint space, in the scope `head`: Apple's v1
@@ -144,8 +171,10 @@ impl Norm {
     }
 }
 
-/// A LayerNorm as `config` describes it, from `weight` and `bias`.
+/// A LayerNorm as `config` describes it, from `weight` and `bias` (on a GPU only the fused
+/// kernel reads them: [`VarBuilder::fused`]).
 pub fn layer_norm(vb: &VarBuilder, config: &LayerNormConfig) -> Norm {
+    let vb = vb.fused();
     let mut ln = config.init(vb.device());
     ln.gamma = vb.param("weight", [config.d_model]);
     ln.beta = Some(vb.param("bias", [config.d_model]));

@@ -8,10 +8,10 @@
 //!   the kernel;
 //! - a RepCPE (`mci.py` `RepCPE`, timm `RepConditionalPosEnc`): the same, 7×7.
 
-use burn::nn::conv::Conv2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
 
-use super::layers::{conv2d, conv2d_config, forward_conv};
+use super::layers::{conv2d, conv2d_config, forward_conv, fused_conv2d};
 use super::squeeze_excite::{SqueezeExcite, SqueezeExciteConfig};
 use crate::cpu;
 use crate::weights::VarBuilder;
@@ -48,13 +48,20 @@ pub struct ReparamConvConfig {
 }
 
 impl ReparamConvConfig {
+    /// The convolution's config.
+    pub fn conv_config(&self) -> Conv2dConfig {
+        conv2d_config([self.in_chs, self.out_chs], self.kernel_size)
+            .with_stride([self.stride, self.stride])
+            .with_groups(self.groups)
+    }
+
     /// Loads `reparam_conv` (and `se`) of the scope `vb`.
     pub fn load(&self, vb: &VarBuilder) -> ReparamConv {
-        let conv = conv2d_config([self.in_chs, self.out_chs], self.kernel_size)
-            .with_stride([self.stride, self.stride])
-            .with_groups(self.groups);
+        let (conv, vb_conv) = (self.conv_config(), vb.pp("reparam_conv"));
         let se = self.use_se.then(|| SqueezeExciteConfig::new(self.out_chs).load(&vb.pp("se")));
-        ReparamConv { conv: conv2d(&vb.pp("reparam_conv"), &conv), se, act: self.use_act }
+        // Without squeeze-excite the convolution runs through `forward_conv` alone.
+        let conv = if se.is_some() { conv2d(&vb_conv, &conv) } else { fused_conv2d(&vb_conv, &conv) };
+        ReparamConv { conv, se, act: self.use_act }
     }
 }
 

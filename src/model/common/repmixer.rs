@@ -18,6 +18,9 @@ use crate::weights::VarBuilder;
 pub struct RepMixerBlock {
     token_mixer: ReparamConv,
     mlp: ConvFfn,
+    /// Whether the mixer and the FFN's depthwise convolution fit the fused GPU kernel of the
+    /// pair ([`gpu::depthwise_pair_fits`]), decided at load: on a GPU only it reads them then.
+    paired: bool,
 }
 
 /// Config of [`RepMixerBlock`].
@@ -34,14 +37,18 @@ pub struct RepMixerBlockConfig {
 }
 
 impl RepMixerBlockConfig {
-    /// Loads `token_mixer` and `mlp`.
+    /// Loads `token_mixer` and `mlp` (the depthwise pair's parameters from the scope's
+    /// [`VarBuilder::fused`] when it fits the fused kernel).
     pub fn load(&self, vb: &VarBuilder) -> RepMixerBlock {
+        let mixer =
+            ReparamConvConfig::new(self.dim, self.dim, self.kernel_size).with_groups(self.dim).with_use_act(false);
+        let ffn = ConvFfnConfig::new(self.dim, self.hidden, self.ffn_kernel_size);
+        let paired = gpu::depthwise_pair_fits(&mixer.conv_config(), &ffn.depthwise_config());
+        let mixer_vb = vb.pp("token_mixer");
         RepMixerBlock {
-            token_mixer: ReparamConvConfig::new(self.dim, self.dim, self.kernel_size)
-                .with_groups(self.dim)
-                .with_use_act(false)
-                .load(&vb.pp("token_mixer")),
-            mlp: ConvFfnConfig::new(self.dim, self.hidden, self.ffn_kernel_size).load(&vb.pp("mlp")),
+            token_mixer: mixer.load(&if paired { mixer_vb.fused() } else { mixer_vb }),
+            mlp: ffn.load_paired(&vb.pp("mlp"), paired),
+            paired,
         }
     }
 }
@@ -50,9 +57,9 @@ impl RepMixerBlock {
     /// `[B, C, H, W]` → `[B, C, H, W]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         // On a GPU the mixer and the FFN's depthwise convolution run as one kernel.
-        if let Some(mixer) = self.token_mixer.plain_conv()
+        if self.paired
+            && let Some(mixer) = self.token_mixer.plain_conv()
             && gpu::fused_kernels(&x)
-            && gpu::depthwise_pair_fits(mixer, self.mlp.depthwise())
         {
             let (x, y) = gpu::depthwise_pair(x, mixer, self.mlp.depthwise());
             return self.mlp.pointwise_add(y, x);

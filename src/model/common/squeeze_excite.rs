@@ -27,10 +27,12 @@ pub struct SqueezeExciteConfig {
 }
 
 impl SqueezeExciteConfig {
-    /// Loads `fc1` / `fc2` (1×1 convolutions).
+    /// Loads `fc1` / `fc2` (1×1 convolutions; when they fit the fused GPU kernel, from the
+    /// scope's [`VarBuilder::fused`]: only that kernel reads them then).
     pub fn load(&self, vb: &VarBuilder) -> SqueezeExcite {
         let c = self.channels;
         let rd = vb.shape("fc1.weight").map_or(c / 16, |s| s[0]).max(1);
+        let vb = if gpu::squeeze_excite_fits(c, rd) { vb.fused() } else { vb.clone() };
         SqueezeExcite {
             fc1: conv2d(&vb.pp("fc1"), &conv2d_config([c, rd], [1, 1])),
             fc2: conv2d(&vb.pp("fc2"), &conv2d_config([rd, c], [1, 1])),

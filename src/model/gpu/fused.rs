@@ -14,10 +14,12 @@
 //! other operation, and runs when its output is needed) and the routing from `Tensor`'s dispatch.
 //! Only the GPU builds (features `webgpu`, `wgpu`) compile this module; the CPU modules never see it.
 //!
-//! Every kernel takes tensors of one float type `F`, `f32` or `f16` (a tower computing in half
-//! precision, see [`crate::precision`]), reads them widened to `f32`, computes in `f32` (sums,
-//! LayerNorm's statistics, softmax, GELU, the gate) and rounds only what it writes to `F`: for
-//! `f32` tensors the casts are no-ops.
+//! Every kernel takes activations of one float type `F`, `f32` or `f16` (a tower computing in
+//! half precision, see [`crate::precision`]), and the kernels with parameters (weights, biases,
+//! LayerNorm's scale and shift) take those in a float type `W` of their own, `f32` or `f16`
+//! (`f16` beside `f32` activations: [`crate::TowerPrecision::F16Weights`]); they read both
+//! widened to `f32`, compute in `f32` (sums, LayerNorm's statistics, softmax, GELU, the gate) and
+//! round only what they write to `F`: for `f32` tensors the casts are no-ops.
 
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::tensor::FloatTensor;
@@ -57,14 +59,14 @@ fn reduce_block<F: Float>(red: &mut Shared<[F]>, value: F, #[comptime] max: bool
 
 /// LayerNorm of each `width`-long row of `x` (contiguous): one workgroup per row.
 #[cube(launch)]
-fn layer_norm_kernel<F: Float>(
+fn layer_norm_kernel<F: Float, W: Float>(
     x: &Tensor<F>,
-    gamma: &Tensor<F>,
-    beta: &Tensor<F>,
+    gamma: &Tensor<W>,
+    beta: &Tensor<W>,
     out: &mut Tensor<F>,
     width: usize,
     epsilon: f32,
-    #[define(F)] _dtype: ElemType,
+    #[define(F, W)] _dtypes: [ElemType; 2],
 ) {
     let mut red = Shared::<[f32]>::new_slice(BLOCK);
     let row = CUBE_POS_X as usize * width;
@@ -226,9 +228,9 @@ const UNITS: usize = 8;
 /// convolution's kernel), both contiguous. Rows and columns past the edges read the last ones
 /// (their outputs are not written), so every load is in bounds without a branch.
 #[cube]
-fn product_block<F: Float>(
+fn product_block<F: Float, W: Float>(
     x: &Tensor<F>,
-    w: &Tensor<F>,
+    w: &Tensor<W>,
     dims: &Dims,
     acc: &mut Array<f32>,
     #[comptime] transposed: bool,
@@ -292,18 +294,18 @@ struct Dims {
 
 /// `x·w + bias`, then exact GELU when `gelu`: `out` `[rows, cols]`.
 #[cube(launch)]
-fn linear_kernel<F: Float>(
+fn linear_kernel<F: Float, W: Float>(
     x: &Tensor<F>,
-    w: &Tensor<F>,
-    bias: &Tensor<F>,
+    w: &Tensor<W>,
+    bias: &Tensor<W>,
     out: &mut Tensor<F>,
     dims: Dims,
     #[comptime] gelu: bool,
     #[comptime] transposed: bool,
-    #[define(F)] _dtype: ElemType,
+    #[define(F, W)] _dtypes: [ElemType; 2],
 ) {
     let mut acc = Array::<f32>::new(SPAN * SPAN);
-    product_block::<F>(x, w, &dims, &mut acc, transposed);
+    product_block::<F, W>(x, w, &dims, &mut acc, transposed);
     let (row, col, cols) = (first_row(), first_col(), dims.cols);
     #[unroll]
     for i in 0..SPAN {
@@ -329,18 +331,18 @@ fn gelu_of<A: Float>(y: A) -> A {
 
 /// `x·w + bias + residual`: `out` `[rows, cols]`.
 #[cube(launch)]
-fn linear_add_kernel<F: Float>(
+fn linear_add_kernel<F: Float, W: Float>(
     x: &Tensor<F>,
-    w: &Tensor<F>,
-    bias: &Tensor<F>,
+    w: &Tensor<W>,
+    bias: &Tensor<W>,
     residual: &Tensor<F>,
     out: &mut Tensor<F>,
     dims: Dims,
     #[comptime] transposed: bool,
-    #[define(F)] _dtype: ElemType,
+    #[define(F, W)] _dtypes: [ElemType; 2],
 ) {
     let mut acc = Array::<f32>::new(SPAN * SPAN);
-    product_block::<F>(x, w, &dims, &mut acc, transposed);
+    product_block::<F, W>(x, w, &dims, &mut acc, transposed);
     let (row, col, cols) = (first_row(), first_col(), dims.cols);
     #[unroll]
     for i in 0..SPAN {
@@ -367,18 +369,18 @@ pub const MAX_SE_CHANNELS: usize = 3072;
 /// `sigmoid(w2·that + b2)` (`w2` `[channels, reduced]`), and `x` scaled by it per channel, then
 /// exact GELU when `gelu`, into `out`.
 #[cube(launch)]
-fn squeeze_excite_kernel<F: Float>(
+fn squeeze_excite_kernel<F: Float, W: Float>(
     x: &Tensor<F>,
-    w1: &Tensor<F>,
-    b1: &Tensor<F>,
-    w2: &Tensor<F>,
-    b2: &Tensor<F>,
+    w1: &Tensor<W>,
+    b1: &Tensor<W>,
+    w2: &Tensor<W>,
+    b2: &Tensor<W>,
     out: &mut Tensor<F>,
     plane: usize,
     #[comptime] channels: usize,
     #[comptime] reduced: usize,
     #[comptime] gelu: bool,
-    #[define(F)] _dtype: ElemType,
+    #[define(F, W)] _dtypes: [ElemType; 2],
 ) {
     let mut gate = Shared::<[f32]>::new_slice(channels);
     let mut hidden = Shared::<[f32]>::new_slice(reduced);
@@ -462,19 +464,19 @@ struct Map {
 /// `w2` `[C, k2h·k2w]`.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
-fn depthwise_pair_kernel<F: Float>(
+fn depthwise_pair_kernel<F: Float, W: Float>(
     x: &Tensor<F>,
-    w1: &Tensor<F>,
-    b1: &Tensor<F>,
-    w2: &Tensor<F>,
-    b2: &Tensor<F>,
+    w1: &Tensor<W>,
+    b1: &Tensor<W>,
+    w2: &Tensor<W>,
+    b2: &Tensor<W>,
     out: &mut Tensor<F>,
     map: Map,
     #[comptime] k1h: usize,
     #[comptime] k1w: usize,
     #[comptime] k2h: usize,
     #[comptime] k2w: usize,
-    #[define(F)] _dtype: ElemType,
+    #[define(F, W)] _dtypes: [ElemType; 2],
 ) {
     // Margins: of `mid` around the tile, of the input around `mid`.
     let (m2y, m2x) = comptime!((k2h / 2, k2w / 2));
@@ -681,13 +683,21 @@ fn float_elem(dtype: DType) -> ElemType {
     dtype_to_storage_type(dtype)
 }
 
+/// The kernels' element type `W` of a layer's `parameters` (its weights and biases, uploaded in
+/// one type: see `VarBuilder::fused`).
+fn parameters_elem(parameters: &[&CubeTensor]) -> ElemType {
+    let dtype = parameters[0].dtype;
+    assert!(parameters.iter().all(|p| p.dtype == dtype), "a layer's parameters in one type");
+    float_elem(dtype)
+}
+
 impl FusedOps for CubeBackend {
     fn layer_norm(x: CubeTensor, gamma: CubeTensor, beta: CubeTensor, epsilon: f32) -> CubeTensor {
         let x = into_contiguous(x);
         let width = *x.meta.shape().last().expect("a LayerNorm input has an axis");
         let rows = x.meta.num_elements() / width;
         let out = empty_like(&x, x.meta.shape().clone());
-        let elem = float_elem(x.dtype);
+        let elems = [float_elem(x.dtype), parameters_elem(&[&gamma, &beta])];
         layer_norm_kernel::launch(
             &x.client.clone(),
             CubeCount::Static(rows as u32, 1, 1),
@@ -698,7 +708,7 @@ impl FusedOps for CubeBackend {
             out.clone().into_tensor_arg(),
             width,
             epsilon,
-            elem,
+            elems,
         );
         out
     }
@@ -763,7 +773,7 @@ impl FusedOps for CubeBackend {
         let (fc1, fc2) = (kernel_rows(fc1), kernel_rows(fc2));
         let reduced = fc1.meta.shape()[0];
         let out = empty_like(&x, x.meta.shape().clone());
-        let elem = float_elem(x.dtype);
+        let elems = [float_elem(x.dtype), parameters_elem(&[&fc1, &b1, &fc2, &b2])];
         squeeze_excite_kernel::launch(
             &x.client.clone(),
             CubeCount::Static(b as u32, 1, 1),
@@ -778,7 +788,7 @@ impl FusedOps for CubeBackend {
             channels,
             reduced,
             gelu,
-            elem,
+            elems,
         );
         out
     }
@@ -790,7 +800,7 @@ impl FusedOps for CubeBackend {
         let (k1, k2) = (taps(&w1), taps(&w2));
         let tiles_x = width.div_ceil(PAIR_TILE);
         let out = empty_like(&x, pair_shape(x.meta.shape()));
-        let elem = float_elem(x.dtype);
+        let elems = [float_elem(x.dtype), parameters_elem(&[&w1, &b1, &w2, &b2])];
         depthwise_pair_kernel::launch(
             &x.client.clone(),
             CubeCount::Static(
@@ -810,13 +820,13 @@ impl FusedOps for CubeBackend {
             k1.1,
             k2.0,
             k2.1,
-            elem,
+            elems,
         );
         out
     }
 
     fn linear(x: CubeTensor, weight: CubeTensor, bias: CubeTensor, gelu: bool, transposed: bool) -> CubeTensor {
-        let Product { x, weight, out, dims: [rows, inner, cols], elem } = Product::new(x, weight, transposed);
+        let Product { x, weight, out, dims: [rows, inner, cols], elems } = Product::new(x, weight, &bias, transposed);
         linear_kernel::launch(
             &x.client.clone(),
             tiles(rows, cols),
@@ -828,7 +838,7 @@ impl FusedOps for CubeBackend {
             DimsLaunch::new(rows, inner, cols),
             gelu,
             transposed,
-            elem,
+            elems,
         );
         out
     }
@@ -840,7 +850,7 @@ impl FusedOps for CubeBackend {
         residual: CubeTensor,
         transposed: bool,
     ) -> CubeTensor {
-        let Product { x, weight, out, dims: [rows, inner, cols], elem } = Product::new(x, weight, transposed);
+        let Product { x, weight, out, dims: [rows, inner, cols], elems } = Product::new(x, weight, &bias, transposed);
         let residual = into_contiguous(residual).into_tensor_arg();
         linear_add_kernel::launch(
             &x.client.clone(),
@@ -853,31 +863,31 @@ impl FusedOps for CubeBackend {
             out.clone().into_tensor_arg(),
             DimsLaunch::new(rows, inner, cols),
             transposed,
-            elem,
+            elems,
         );
         out
     }
 }
 
 /// The operands of a linear kernel: `x` and the weight as the kernel reads them, the output,
-/// `[rows, inner, cols]` and the element type.
+/// `[rows, inner, cols]` and the element types (of `x`, of the weight and bias).
 struct Product {
     x: CubeTensor,
     weight: CubeTensor,
     out: CubeTensor,
     dims: [usize; 3],
-    elem: ElemType,
+    elems: [ElemType; 2],
 }
 
 impl Product {
-    fn new(x: CubeTensor, weight: CubeTensor, transposed: bool) -> Self {
+    fn new(x: CubeTensor, weight: CubeTensor, bias: &CubeTensor, transposed: bool) -> Self {
         let x = into_contiguous(x);
         let weight = if transposed { kernel_rows(weight) } else { into_contiguous(weight) };
         let [inner, cols] = inner_cols(weight.meta.shape(), transposed);
         let rows = x.meta.num_elements() / inner;
         let out = empty_like(&x, linear_shape(x.meta.shape(), weight.meta.shape(), &transposed));
-        let elem = float_elem(x.dtype);
-        Product { x, weight, out, dims: [rows, inner, cols], elem }
+        let elems = [float_elem(x.dtype), parameters_elem(&[&weight, bias])];
+        Product { x, weight, out, dims: [rows, inner, cols], elems }
     }
 }
 

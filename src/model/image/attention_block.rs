@@ -11,7 +11,7 @@ use burn::prelude::*;
 use crate::config::{CONV_FFN_KERNEL, LN_EPS, NormKind};
 use crate::cpu::gemm;
 use crate::model::common::convffn::{ConvFfn, ConvFfnConfig};
-use crate::model::common::layers::{Norm, forward_linear, forward_linear_add, layer_norm, packed_linear};
+use crate::model::common::layers::{Norm, forward_linear, forward_linear_add, fused_linear, layer_norm};
 use crate::model::common::multi_head_attention::multi_head_attention;
 use crate::model::gpu;
 use crate::weights::VarBuilder;
@@ -52,7 +52,7 @@ impl AttentionBlockConfig {
         };
         let mixer = vb.pp("token_mixer");
         // Both run only through `forward_linear*`: their weights packed once for the CPU kernel.
-        let linear = |vb: &VarBuilder, config| packed_linear(vb, ["weight", "bias"], &config, gemm::PACKS_WEIGHTS);
+        let linear = |vb: &VarBuilder, config| fused_linear(vb, ["weight", "bias"], &config, gemm::PACKS_WEIGHTS);
         AttentionBlock {
             norm,
             qkv: linear(&mixer.pp("qkv"), LinearConfig::new(d, 3 * d).with_bias(qkv_bias)),
