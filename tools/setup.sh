@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building the npm package and the demo needs, when missing: the wasm32 Rust
 # target, the pinned nightly toolchain of the threaded module (with rust-src, about 40 s to
-# download), wasm-bindgen-cli of the version in Cargo.lock (about 8 minutes to build cold) and the
+# download), wasm-bindgen-cli of the version in Cargo.lock (about 3 minutes to build cold on 2 cores) and the
 # npm devDependencies (webpack, playwright-core, puppeteer-core); for the browser tests, the
 # three engines from Debian (setup_browsers). Needs Rust (rustup) and Node.js >= 20.9.
 # The native build (CLI, tests) also needs cmake and nasm: the CLI's JPEG decoder,
