@@ -69,10 +69,13 @@ module() {
 # as wasm-bindgen's thread support expects) and exports the thread-local-storage hooks each
 # worker's instantiation calls; `cargo rustc` passes those to the final crate only. The memory
 # declares a 4 GiB maximum: a shared memory cannot grow past it, and the large models need more
-# than rustc's 1 GiB default. Never through a stable clippy-driver (tools/test.sh sets one as
-# RUSTC_WORKSPACE_WRAPPER for the stable builds): it cannot compile against nightly's std.
+# than rustc's 1 GiB default. Where a build is linted (tools/test.sh sets a stable clippy-driver as
+# RUSTC_WORKSPACE_WRAPPER), this one goes through the nightly's own clippy-driver: the stable one
+# cannot compile against nightly's std.
 threaded_module() { # <cargo features> <folder>
-  env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS RUSTFLAGS="-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals -C link-arg=--max-memory=4294967296" \
+  local lint=()
+  [ -z "${RUSTC_WORKSPACE_WRAPPER:-}" ] || lint=("RUSTC_WORKSPACE_WRAPPER=$(rustup which --toolchain "$MOBILECLIP_NIGHTLY" clippy-driver)")
+  env -u RUSTC_WORKSPACE_WRAPPER "${lint[@]}" RUSTFLAGS="-C target-feature=+simd128,+atomics,+bulk-memory,+mutable-globals -C link-arg=--max-memory=4294967296" \
     cargo "+$MOBILECLIP_NIGHTLY" rustc -Z build-std=panic_abort,std --target wasm32-unknown-unknown --release \
     --no-default-features --features "$1" --lib -- \
     -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--export=__wasm_init_tls \

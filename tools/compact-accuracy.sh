@@ -12,13 +12,12 @@
 #   full-size fixtures of tools/gen_fixtures.py --full) x dtype x towers, into the "## Compact file
 #   sizes" section; MOBILECLIP_SIZE_MODELS (comma-separated) picks some
 set -euo pipefail
-# with the GPU path, as tools/test.sh builds natively: the bench shares that build's dependencies
-# (with the default features alone, cargo would build most of them again)
-features=(--features wgpu)
+# cargo bench with the default features, as tools/bench.sh's native benchmark (cargo bench --bench
+# native): the two share one build of the dependencies
 if [ "${1:-}" = --sizes ]; then
   dir=$(cd "${2:?--sizes DIR}" && pwd)
   cd "$(dirname "$0")/.."
-  MOBILECLIP_SIZE_FIXTURES="$dir" exec cargo bench "${features[@]}" --bench compact
+  MOBILECLIP_SIZE_FIXTURES="$dir" exec cargo bench --bench compact
 fi
 cd "$(dirname "$0")/.."
 models=${MOBILECLIP_ACCURACY_MODELS:-MobileCLIP-S0,MobileCLIP2-S0}
@@ -61,4 +60,4 @@ fi
 sel=target/accuracy-selected
 rm -rf "$sel" && mkdir -p "$sel"
 for m in ${models//,/ }; do ln -s "$PWD/$out/$m" "$sel/$m"; done
-MOBILECLIP_ACCURACY_FIXTURES="$PWD/$sel" MOBILECLIP_ACCURACY_PHOTOS="$PWD/$photos" cargo bench "${features[@]}" --bench compact
+MOBILECLIP_ACCURACY_FIXTURES="$PWD/$sel" MOBILECLIP_ACCURACY_PHOTOS="$PWD/$photos" cargo bench --bench compact

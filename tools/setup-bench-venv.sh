@@ -12,6 +12,10 @@ ref=$("$root/tools/setup-venv.sh")
 dir=${1:-${MOBILECLIP_BENCH_VENV:-$root/.venv-bench}}
 req="$root/tools/requirements-bench.txt"
 stamp="$dir/.requirements-bench.txt"
+# one creator at a time (.ci/run starts this in the background; the benchmark's call waits here)
+mkdir -p "$(dirname "$dir")"
+exec 9>"$dir.lock"
+flock 9
 if [ ! -x "$dir/bin/python" ] || ! cmp -s "$req" "$stamp"; then
   rm -rf "$dir"
   python3 -m venv "$dir" >&2

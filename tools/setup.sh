@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building the npm package and the demo needs, when missing: the wasm32 Rust
-# target, the pinned nightly toolchain of the threaded module (with rust-src, about 40 s to
-# download), wasm-bindgen-cli of the version in Cargo.lock (about 3 minutes to build cold on 2 cores) and the
-# npm devDependencies (webpack, playwright-core, puppeteer-core); for the browser tests, the
-# three engines from Debian (setup_browsers). Needs Rust (rustup) and Node.js >= 20.9.
+# target, the pinned nightly toolchain of the threaded module (with rust-src, and clippy to lint
+# it as it is built; about 40 s to download), wasm-bindgen-cli of the version in Cargo.lock (3-6
+# minutes to build cold on 2 cores) and the npm devDependencies (webpack, playwright-core,
+# puppeteer-core); for the browser tests, the three engines from Debian (setup_browsers). Needs Rust (rustup) and Node.js >= 20.9.
 # The native build (CLI, tests) also needs cmake and nasm: the CLI's JPEG decoder,
 # libjpeg-turbo, is built from source (setup_native, Debian packages).
 # Sourced by .ci/run, tools/demo.sh and tools/build-wasm.sh; `tools/setup.sh` runs setup_native,
@@ -35,8 +35,10 @@ setup_wasm() {
   rustup target add wasm32-unknown-unknown >/dev/null
   if [ ! -d "$(rustc "+$MOBILECLIP_NIGHTLY" --print sysroot 2>/dev/null)/lib/rustlib/src/rust/library" ] ||
     ! rustc "+$MOBILECLIP_NIGHTLY" --print target-libdir --target wasm32-unknown-unknown >/dev/null 2>&1; then
-    echo "installing the $MOBILECLIP_NIGHTLY toolchain with rust-src (threaded module)" >&2
-    rustup toolchain install "$MOBILECLIP_NIGHTLY" --profile minimal --component rust-src --target wasm32-unknown-unknown
+    echo "installing the $MOBILECLIP_NIGHTLY toolchain with rust-src and clippy (threaded module)" >&2
+    rustup toolchain install "$MOBILECLIP_NIGHTLY" --profile minimal --component rust-src --component clippy --target wasm32-unknown-unknown
+  elif ! rustup which --toolchain "$MOBILECLIP_NIGHTLY" clippy-driver >/dev/null 2>&1; then
+    rustup component add clippy --toolchain "$MOBILECLIP_NIGHTLY"
   fi
   local wb
   wb=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')

@@ -31,16 +31,20 @@ step() {
 # the CPU tests and the GPU parity tests (tests/gpu.rs, on Mesa's lavapipe: .ci/run installs it);
 # the feature changes the features of most native dependencies, so a second, CPU-only build would
 # rebuild nearly all of them. MOBILECLIP_NATIVE_GPU=0 builds and tests natively without it.
-native=(--release)
+# Cargo.toml's profile `suite`: release for this crate and the CPU code its tests run hot, the
+# other dependencies at optimisation level 1 (target/suite/; the CLI there is the one the Node
+# tests run, MOBILECLIP_CLI).
+native=(--profile suite)
 [ "${MOBILECLIP_NATIVE_GPU:-1}" = 0 ] || native+=(--features wgpu)
+export MOBILECLIP_CLI="${CARGO_TARGET_DIR:-$PWD/target}/suite/mobileclip"
 
 # Clippy's lints ride on the builds: every stable cargo build below compiles this crate with
 # clippy-driver, as `cargo clippy` does (RUSTC_WORKSPACE_WRAPPER; warnings are errors), but with code
 # generation, so the dependencies are compiled once for the tests instead of once more in check
 # mode for the lints (a cold `cargo clippy` re-checks all of burn, wgpu and cubecl, natively and
-# for wasm). Only this crate goes through clippy-driver; the threaded module, built with nightly,
-# does not (tools/build-wasm.sh) and is linted by a check below. Every cargo command of this script
-# keeps the same two variables, so none recompiles this crate without them.
+# for wasm). Only this crate goes through clippy-driver; the threaded module, built with the
+# pinned nightly, goes through that toolchain's clippy-driver (tools/build-wasm.sh). Every cargo
+# command of this script keeps the same two variables, so none recompiles this crate without them.
 export RUSTC_WORKSPACE_WRAPPER
 RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver)
 export CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__
@@ -51,14 +55,11 @@ cargo fmt --all -- --check
 step "native build of all targets with clippy's lints (warnings are errors; with the GPU path)"
 cargo test "${native[@]}" --all-targets --no-run
 
-step "cargo test --release --features wgpu (unit, tokenizer, preprocessing, small-model parity on the CPU and on lavapipe)"
+step "cargo test --profile suite --features wgpu (unit, tokenizer, preprocessing, small-model parity on the CPU and on lavapipe)"
 cargo test "${native[@]}"
 
 step "wasm package (pkg/): tools/build-wasm.sh (CPU modules: SIMD128, relaxed SIMD, threaded; the WebGPU module), linted as built"
 tools/build-wasm.sh
-# the threaded module's own code (its pool), which the stable builds above do not compile: checked
-# on stable (only its build needs nightly's atomics std)
-cargo clippy --target wasm32-unknown-unknown --release --no-default-features --features threads,relaxed-simd -- -D warnings
 
 step "the package in Node and in Chromium, Firefox and WebKit; npm pack; the extension; the worker"
 node_modules/.bin/tsc -p tests/types/tsconfig.json # the TypeScript declarations, as a user's strict code sees them
@@ -76,8 +77,11 @@ s0=target/bench-fixtures/MobileCLIP-S0
 node tests/browser/run.mjs threads
 node tests/demo/run.mjs "$s0/model.pt"
 
-step "quick side-by-side benchmark (figures printed, never asserted: the harness must not rot)"
-MOBILECLIP_BENCH_SKIP_PKG=1 tools/bench.sh --quick
+# In Chromium only (every runtime, 1 and 2 threads, the exports, parity, the batch benchmark): in
+# the three engines, with its venv's install, it took 484 s of a cold run's 90 minutes; the full
+# benchmark (tools/bench.sh) runs the three.
+step "quick side-by-side benchmark in Chromium (figures printed, never asserted: the harness must not rot)"
+MOBILECLIP_ENGINES=chromium MOBILECLIP_BENCH_SKIP_PKG=1 tools/bench.sh --quick
 
 models=${MOBILECLIP_FULL_MODELS:-shipped}
 if [ "$models" = "shipped" ]; then models=$(cd configs && ls *.json | sed 's/\.json$//' | paste -sd, -); fi

@@ -158,7 +158,8 @@ test('packs of another model or other weights are refused; garbage bytes are INV
 });
 
 test('label packs move between the CLI and the package', async () => {
-  const exe = join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'release', 'mobileclip');
+  // the CLI tools/test.sh builds (MOBILECLIP_CLI), else a release build's
+  const exe = process.env.MOBILECLIP_CLI ?? join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'release', 'mobileclip');
   assert.ok(existsSync(exe), `${exe} is missing: cargo build --release`);
   const tmp = await mkdtemp(join(tmpdir(), 'mobileclip-pack-'));
   try {
