@@ -3,7 +3,8 @@
 # target, the pinned nightly toolchain of the threaded module (with rust-src, and clippy to lint
 # it as it is built; about 40 s to download), wasm-bindgen-cli of the version in Cargo.lock (3-6
 # minutes to build cold on 2 cores) and the npm devDependencies (webpack, playwright-core,
-# puppeteer-core); for the browser tests, the three engines from Debian (setup_browsers). Needs Rust (rustup) and Node.js >= 20.9.
+# puppeteer-core); for the browser tests, the three engines from Debian (setup_browsers). Needs
+# Rust (rustup) and Node.js >= 20.9.
 # The native build (CLI, tests) also needs cmake and nasm: the CLI's JPEG decoder,
 # libjpeg-turbo, is built from source (setup_native, Debian packages).
 # Sourced by .ci/run, tools/demo.sh and tools/build-wasm.sh; `tools/setup.sh` runs setup_native,

@@ -77,9 +77,9 @@ s0=target/bench-fixtures/MobileCLIP-S0
 node tests/browser/run.mjs threads
 node tests/demo/run.mjs "$s0/model.pt"
 
-# In Chromium only (every runtime, 1 and 2 threads, the exports, parity, the batch benchmark): in
-# the three engines, with its venv's install, it took 484 s of a cold run's 90 minutes; the full
-# benchmark (tools/bench.sh) runs the three.
+# In Chromium only (every runtime, 1 and 2 threads, the exports, parity, the batch benchmark): 175 s
+# here, where the three engines with the venv's install took 484 s of a cold run (on a machine
+# shared with a build); the full benchmark (tools/bench.sh) runs the three.
 step "quick side-by-side benchmark in Chromium (figures printed, never asserted: the harness must not rot)"
 MOBILECLIP_ENGINES=chromium MOBILECLIP_BENCH_SKIP_PKG=1 tools/bench.sh --quick
 

@@ -160,7 +160,7 @@ test('packs of another model or other weights are refused; garbage bytes are INV
 test('label packs move between the CLI and the package', async () => {
   // the CLI tools/test.sh builds (MOBILECLIP_CLI), else a release build's
   const exe = process.env.MOBILECLIP_CLI ?? join(process.env.CARGO_TARGET_DIR ?? join(root, 'target'), 'release', 'mobileclip');
-  assert.ok(existsSync(exe), `${exe} is missing: cargo build --release`);
+  assert.ok(existsSync(exe), `${exe} is missing: ${process.env.MOBILECLIP_CLI ? 'tools/test.sh builds it' : 'cargo build --release'}`);
   const tmp = await mkdtemp(join(tmpdir(), 'mobileclip-pack-'));
   try {
     await writeFile(join(tmp, 'config.json'), JSON.stringify(config));
